@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""PyTorch side of build/bench.sh: the same cases as test/MLNetMedSeg.Bench, on the same libtorch.
+
+Prints one line per case: "<case> <median_ms>". Run with Debian's /usr/bin/python3 + python3-torch.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+
+
+def block(i, o):
+    return nn.Sequential(
+        nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True),
+        nn.Conv2d(o, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
+
+
+class UNet(nn.Module):
+    """Encoder widths 32/64/128/256/512, four 2x down-samplings, 2x2 transposed-conv up, 1x1 head (7.76 M params)."""
+
+    def __init__(self, cin=3, widths=(32, 64, 128, 256, 512)):
+        super().__init__()
+        self.down = nn.ModuleList([block(cin, widths[0])] + [block(widths[i], widths[i + 1]) for i in range(4)])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(4))])
+        self.dec = nn.ModuleList([block(2 * widths[i], widths[i]) for i in reversed(range(4))])
+        self.head = nn.Conv2d(widths[0], 1, 1)
+
+    def forward(self, x):
+        skips = []
+        for k, b in enumerate(self.down):
+            x = b(x)
+            if k < 4:
+                skips.append(x)
+                x = torch.max_pool2d(x, 2)
+        for up, dec in zip(self.up, self.dec):
+            x = up(x)
+            x = dec(torch.cat([x, skips.pop()], 1))
+        return self.head(x)
+
+
+def soft_dice_loss(logits, target, eps=1.0):
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum()
+    return 1 - (2 * inter + eps) / (p.sum() + target.sum() + eps)
+
+
+def median_ms(fn, warmup, iters):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def unet_case(bf16, warmup, iters, size, batch):
+    torch.manual_seed(0)
+    net = UNet()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.rand(batch, 3, size, size)
+    y = (torch.rand(batch, 1, size, size) > 0.5).float()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        if bf16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = net(x)
+            loss = soft_dice_loss(out.float(), y)
+        else:
+            loss = soft_dice_loss(net(x), y)
+        loss.backward()
+        opt.step()
+
+    return median_ms(step, warmup, iters)
+
+
+def tiny_ops_case(warmup, iters, n_ops):
+    a = torch.rand(16)
+    b = torch.rand(16)
+    c = torch.rand(16)
+
+    def loop():
+        for _ in range(n_ops // 2):
+            y = a * b + c  # two elementwise ops per iteration
+        return y
+
+    return median_ms(loop, warmup, iters)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case", choices=["unet_train_step", "unet_train_step_bf16", "tiny_ops"])
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--ops", type=int, default=10000)
+    a = ap.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    if a.case == "tiny_ops":
+        ms = tiny_ops_case(a.warmup, a.iters, a.ops)
+    else:
+        ms = unet_case(a.case.endswith("bf16"), a.warmup, a.iters, a.size, a.batch)
+    print(f"{a.case} {ms:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+using MLNetMedSeg.Torch;
+
+namespace MLNetMedSeg.Pipeline;
+
+/// <summary>
+/// What a transformer writes when saved: its entry header (signature, version written, oldest version that can read
+/// it, loader name), options as JSON, weights as safetensors, and child transformers. One context per model entry.
+/// </summary>
+public abstract class ModelSaveContext
+{
+    /// <summary>
+    /// Declares this entry: <paramref name="signature"/> names the registered loader (e.g. "MEDSEG.RESIZE");
+    /// <paramref name="version"/> is the format version written; <paramref name="oldestReadableVersion"/> the oldest
+    /// loader version that can still read it.
+    /// </summary>
+    public abstract void WriteHeader(string signature, int version, int oldestReadableVersion);
+
+    /// <summary>Writes an options object as JSON (System.Text.Json, public properties).</summary>
+    public abstract void WriteOptions<T>(T options);
+
+    /// <summary>Writes named tensors as a safetensors entry called <paramref name="name"/>.</summary>
+    public abstract void WriteTensors(string name, IReadOnlyDictionary<string, Tensor> tensors);
+
+    /// <summary>Writes a UTF-8 text entry.</summary>
+    public abstract void WriteText(string name, string text);
+
+    /// <summary>Saves a nested transformer (chains, stages that embed a network stage) under <paramref name="name"/>.</summary>
+    public abstract void WriteChild(string name, ITransformer child);
+}
+
+/// <summary>What a loader reads back: the mirror of <see cref="ModelSaveContext"/>, with validation.</summary>
+public abstract class ModelLoadContext
+{
+    /// <summary>The context of the application loading the model (device, logging).</summary>
+    public abstract MedSegContext Context { get; }
+
+    /// <summary>The signature written in the entry's header.</summary>
+    public abstract string Signature { get; }
+
+    /// <summary>The format version the entry was written with.</summary>
+    public abstract int Version { get; }
+
+    public abstract T ReadOptions<T>();
+
+    /// <summary>
+    /// Reads a safetensors entry onto <paramref name="device"/> (default: the context's). When
+    /// <paramref name="expectedShapes"/> is given, every listed tensor must be present with exactly that shape.
+    /// </summary>
+    public abstract Dictionary<string, Tensor> ReadTensors(string name, Device? device = null, IReadOnlyDictionary<string, long[]>? expectedShapes = null);
+
+    public abstract string ReadText(string name);
+
+    public abstract ITransformer ReadChild(string name);
+}

@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using System.Globalization;
+using MLNetMedSeg.Bench;
+using MLNetMedSeg.Torch;
+using static MLNetMedSeg.Torch.torch;
+
+// The C# side of build/bench.sh. Usage: MLNetMedSeg.Bench <case> [--threads N] [--warmup N] [--iters N]
+//   [--size N] [--batch N] [--ops N]. Prints "<case> <median_ms>" like build/bench/bench_torch.py.
+var opts = new Dictionary<string, int> { ["threads"] = 0, ["warmup"] = 3, ["iters"] = 10, ["size"] = 128, ["batch"] = 8, ["ops"] = 10000 };
+if (args.Length < 1) { Console.Error.WriteLine("usage: MLNetMedSeg.Bench unet_train_step|unet_train_step_bf16|tiny_ops [--threads N] ..."); return 2; }
+string benchCase = args[0];
+for (int k = 1; k + 1 < args.Length; k += 2)
+{
+    string key = args[k].TrimStart('-');
+    if (!opts.ContainsKey(key)) { Console.Error.WriteLine($"unknown option {args[k]}"); return 2; }
+    opts[key] = int.Parse(args[k + 1], CultureInfo.InvariantCulture);
+}
+if (opts["threads"] > 0) set_num_threads(opts["threads"]);
+
+double ms = benchCase switch
+{
+    "unet_train_step" => UNetCase(bf16: false),
+    "unet_train_step_bf16" => UNetCase(bf16: true),
+    "tiny_ops" => TinyOpsCase(),
+    _ => throw new ArgumentException($"unknown case '{benchCase}'"),
+};
+Console.WriteLine($"{benchCase} {ms.ToString("F3", CultureInfo.InvariantCulture)}");
+return 0;
+
+double MedianMs(Action fn)
+{
+    for (int k = 0; k < opts["warmup"]; k++) fn();
+    var times = new List<double>();
+    for (int k = 0; k < opts["iters"]; k++)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        fn();
+        times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+    }
+    times.Sort();
+    int n = times.Count;
+    return n % 2 == 1 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+}
+
+double UNetCase(bool bf16)
+{
+    using var g = new Generator(0);
+    BenchUNet net;
+    using (nn.init.UseGenerator(g)) net = new BenchUNet();
+    using var _net = net;
+    using var opt = optim.Adam(net.parameters(), lr: 1e-3);
+    int b = opts["batch"], s = opts["size"];
+    using var x = rand([b, 3, s, s], generator: g);
+    using var r = rand([b, 1, s, s], generator: g);
+    using var y = (r > 0.5).to(ScalarType.Float32);
+
+    void Step()
+    {
+        using var scope = NewDisposeScope();
+        opt.zero_grad();
+        Tensor loss;
+        if (bf16)
+        {
+            Tensor logits;
+            using (autocast(DeviceType.CPU, ScalarType.BFloat16)) logits = net.call(x);
+            loss = SoftDiceLoss(logits.to(ScalarType.Float32), y);
+        }
+        else loss = SoftDiceLoss(net.call(x), y);
+        loss.backward();
+        opt.step();
+    }
+    return MedianMs(Step);
+}
+
+static Tensor SoftDiceLoss(Tensor logits, Tensor target, double eps = 1.0)
+{
+    var p = logits.sigmoid();
+    var inter = (p * target).sum();
+    return 1 - (2 * inter + eps) / (p.sum() + target.sum() + eps);
+}
+
+double TinyOpsCase()
+{
+    using var g = new Generator(0);
+    using var a = rand([16], generator: g);
+    using var b = rand([16], generator: g);
+    using var c = rand([16], generator: g);
+    int n = opts["ops"] / 2;
+    void Loop()
+    {
+        for (int k = 0; k < n; k++)
+        {
+            using var ab = a * b;   // two elementwise ops per iteration, each result freed at once
+            using var y = ab + c;
+        }
+    }
+    return MedianMs(Loop);
+}
