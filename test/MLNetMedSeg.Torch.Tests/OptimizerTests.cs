@@ -296,6 +296,13 @@ public class OptimizerTests
         opt.step();
         Assert.AreEqual(-1.1f, a.ToArray<float>()[0], 1e-6f);
         Assert.ThrowsException<ArgumentException>(() => opt.add_param_group([a]));
+        using var c = torch.nn.Parameter(torch.zeros(1));
+        var g = opt.add_param_group([c], (SGDOptions o) => { o.momentum = 0.9; o.lr = 0.5; });
+        Assert.AreEqual(0.9, ((SGDOptions)g.Options).momentum);
+        Assert.AreEqual(0.0, ((SGDOptions)opt.ParamGroups[0].Options).momentum, "groups hold their own copies");
+        using var d = torch.nn.Parameter(torch.zeros(1));
+        var wrongType = Assert.ThrowsException<ArgumentException>(() => opt.add_param_group([d], (AdamOptions o) => o.lr = 1));
+        StringAssert.Contains(wrongType.Message, "SGD uses SGDOptions, not AdamOptions");
         Assert.ThrowsException<ArgumentException>(() => torch.optim.SGD(Array.Empty<Parameter>(), lr: 0.1));
         Assert.ThrowsException<ArgumentOutOfRangeException>(() => torch.optim.Adam([b], lr: -1));
         Assert.ThrowsException<ArgumentException>(() => torch.optim.SGD([b], lr: 0.1, nesterov: true));

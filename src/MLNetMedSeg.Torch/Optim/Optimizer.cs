@@ -142,6 +142,18 @@ public abstract class Optimizer : IDisposable
         return AddGroup(parameters, options);
     }
 
+    /// <summary>
+    /// Adds a group of parameters with the default options, changed through the optimizer's own options type, e.g.
+    /// <c>adam.add_param_group(ps, (AdamOptions o) =&gt; o.weight_decay = 0)</c>. Throws when TOptions is not that type.
+    /// </summary>
+    public ParamGroup add_param_group<TOptions>(IEnumerable<Parameter> parameters, Action<TOptions> configure) where TOptions : OptimizerOptions
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        if (Defaults is not TOptions)
+            throw new ArgumentException($"{GetType().Name} uses {Defaults.GetType().Name}, not {typeof(TOptions).Name}", nameof(configure));
+        return add_param_group(parameters, o => configure((TOptions)o));
+    }
+
     private ParamGroup AddGroup(IEnumerable<Parameter> parameters, OptimizerOptions options)
     {
         ArgumentNullException.ThrowIfNull(parameters);
