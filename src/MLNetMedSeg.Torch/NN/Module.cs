@@ -174,16 +174,21 @@ public static partial class torch
             // -------------------------------------------------- state
 
             /// <summary>
-            /// Parameters and persistent buffers by dotted name, in registration order. The tensors are the module's
+            /// Parameters and persistent buffers by dotted name, in PyTorch's order (per module, depth first: its parameters,
+            /// its buffers, then its submodules; each in registration order). The tensors are the module's
             /// own (not copies): do not dispose them.
             /// </summary>
             public IReadOnlyDictionary<string, Tensor> state_dict()
             {
+                // PyTorch's order: each module's own parameters, then its persistent buffers, then its children, depth first.
                 var d = new OrderedStateDict();
-                foreach (var (n, p) in named_parameters()) d.Add(n, p);
                 foreach (var (prefix, m) in named_modules())
+                {
+                    foreach (var (n, p) in m._parameters)
+                        if (p is not null) d.Add(prefix.Length == 0 ? n : prefix + "." + n, p);
                     foreach (var (n, b, persistent) in m._buffers)
                         if (b is not null && persistent) d.Add(prefix.Length == 0 ? n : prefix + "." + n, b);
+                }
                 return d;
             }
 
