@@ -418,6 +418,11 @@ public partial class FunctionalTests
         Assert.AreEqual(CeWeightedMean, F.cross_entropy(x, target, cw).item<double>(), 1e-12);
         Assert.AreEqual(CeWeightedSum, F.cross_entropy(x, target, cw, reduction: Reduction.Sum).item<double>(), 1e-12);
         Assert.AreEqual(CeSmoothMean, F.cross_entropy(x, target, cw, label_smoothing: 0.2).item<double>(), 1e-12);
+        // both positional orders (brief: ..., ignore_index, label_smoothing, reduction; PyTorch: ..., ignore_index, reduction, label_smoothing)
+        Assert.AreEqual(CeSmoothMean, F.cross_entropy(x, target, cw, -100, 0.2, Reduction.Mean).item<double>(), 1e-12);
+        Assert.AreEqual(CeSmoothMean, F.cross_entropy(x, target, cw, -100, Reduction.Mean, 0.2).item<double>(), 1e-12);
+        Assert.AreEqual(F.cross_entropy(x, target, cw, -100, Reduction.Sum, 0.2).item<double>(),
+            F.cross_entropy(x, target, cw, -100, 0.2, Reduction.Sum).item<double>());
         var clamped = torch.tensor(new long[] { 0, 2, 1, 1, 2, 0, 0, 1 }, [2, 2, 2]);
         Assert.AreEqual(CeIgnore1Mean, F.cross_entropy(x, clamped, ignore_index: 1).item<double>(), 1e-12);
         // class-probability targets: softmax(T(3,11,[2,3,2,2]), 1)

@@ -103,12 +103,17 @@ public static partial class torch
         /// <summary>Passes its input through.</summary>
         public static Modules.Identity Identity() => new();
 
+        /// <summary>max(0, x); with inplace, overwrites the input.</summary>
         public static Modules.ReLU ReLU(bool inplace = false) => new(inplace);
+        /// <summary>Leaky ReLU with the given negative slope (default 0.01).</summary>
         public static Modules.LeakyReLU LeakyReLU(double negative_slope = 0.01, bool inplace = false) => new(negative_slope, inplace);
+        /// <summary>x * sigmoid(x).</summary>
         public static Modules.SiLU SiLU(bool inplace = false) => new(inplace);
         /// <summary>GELU; approximate "none" (exact) or "tanh".</summary>
         public static Modules.GELU GELU(string approximate = "none") => new(approximate);
+        /// <summary>1 / (1 + exp(-x)).</summary>
         public static Modules.Sigmoid Sigmoid() => new();
+        /// <summary>Hyperbolic tangent.</summary>
         public static Modules.Tanh Tanh() => new();
         /// <summary>Softmax along <paramref name="dim"/>.</summary>
         public static Modules.Softmax Softmax(long dim) => new(dim);

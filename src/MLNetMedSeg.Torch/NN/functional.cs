@@ -58,14 +58,14 @@ public static partial class torch
         /// <summary>Stateless neural-network functions, as torch.nn.functional.</summary>
         public static partial class functional
         {
-            private static Tensor Wrap(int status, IntPtr r)
+            private static Tensor NnWrap(int status, IntPtr r)
             {
                 LibTorch.Check(status);
                 return new Tensor(r);
             }
 
-            private static TensorHandle H(Tensor? t) => t?.Handle ?? TensorHandle.Null;
-            private static long N(long[]? a) => a?.Length ?? 0;
+            private static TensorHandle NnOpt(Tensor? t) => t?.Handle ?? TensorHandle.Null;
+            private static long NnLen(long[]? a) => a?.Length ?? 0;
 
             // ------------------------------------------------------------ activations
 
@@ -105,7 +105,7 @@ public static partial class torch
 
             /// <summary>y = x W^T + b. input (*, in_features), weight (out_features, in_features), bias (out_features) or null.</summary>
             public static Tensor linear(Tensor input, Tensor weight, Tensor? bias = null)
-                => Wrap(LibTorch.mt_nn_linear(input.Handle, weight.Handle, H(bias), out var r), r);
+                => NnWrap(LibTorch.mt_nn_linear(input.Handle, weight.Handle, NnOpt(bias), out var r), r);
 
             /// <summary>
             /// 2-D convolution (cross-correlation). input (N, C_in, H, W) or (C_in, H, W); weight (C_out, C_in / groups, kH, kW);
@@ -113,8 +113,8 @@ public static partial class torch
             /// </summary>
             public static Tensor conv2d(Tensor input, Tensor weight, Tensor? bias = null, long[]? stride = null, long[]? padding = null,
                 long[]? dilation = null, long groups = 1)
-                => Wrap(LibTorch.mt_nn_conv2d(input.Handle, weight.Handle, H(bias), stride, N(stride), padding, N(padding),
-                    dilation, N(dilation), groups, out var r), r);
+                => NnWrap(LibTorch.mt_nn_conv2d(input.Handle, weight.Handle, NnOpt(bias), stride, NnLen(stride), padding, NnLen(padding),
+                    dilation, NnLen(dilation), groups, out var r), r);
 
             /// <summary>
             /// 2-D transposed convolution. weight (C_in, C_out / groups, kH, kW). Output size per dimension:
@@ -122,16 +122,16 @@ public static partial class torch
             /// </summary>
             public static Tensor conv_transpose2d(Tensor input, Tensor weight, Tensor? bias = null, long[]? stride = null, long[]? padding = null,
                 long[]? output_padding = null, long groups = 1, long[]? dilation = null)
-                => Wrap(LibTorch.mt_nn_conv_transpose2d(input.Handle, weight.Handle, H(bias), stride, N(stride), padding, N(padding),
-                    output_padding, N(output_padding), groups, dilation, N(dilation), out var r), r);
+                => NnWrap(LibTorch.mt_nn_conv_transpose2d(input.Handle, weight.Handle, NnOpt(bias), stride, NnLen(stride), padding, NnLen(padding),
+                    output_padding, NnLen(output_padding), groups, dilation, NnLen(dilation), out var r), r);
 
             // ------------------------------------------------------------ pooling
 
             /// <summary>2-D max pooling; stride defaults to kernel_size, padding to 0, dilation to 1.</summary>
             public static Tensor max_pool2d(Tensor input, long[] kernel_size, long[]? stride = null, long[]? padding = null,
                 long[]? dilation = null, bool ceil_mode = false)
-                => Wrap(LibTorch.mt_nn_max_pool2d(input.Handle, kernel_size, kernel_size.Length, stride, N(stride), padding, N(padding),
-                    dilation, N(dilation), ceil_mode, out var r), r);
+                => NnWrap(LibTorch.mt_nn_max_pool2d(input.Handle, kernel_size, kernel_size.Length, stride, NnLen(stride), padding, NnLen(padding),
+                    dilation, NnLen(dilation), ceil_mode, out var r), r);
 
             /// <summary>
             /// 2-D average pooling; stride defaults to kernel_size, padding to 0. count_include_pad: zero padding counts in the
@@ -141,25 +141,25 @@ public static partial class torch
                 bool ceil_mode = false, bool count_include_pad = true, long? divisor_override = null)
             {
                 if (divisor_override is <= 0) throw new ArgumentOutOfRangeException(nameof(divisor_override), divisor_override, "divisor must be positive");
-                return Wrap(LibTorch.mt_nn_avg_pool2d(input.Handle, kernel_size, kernel_size.Length, stride, N(stride), padding, N(padding),
+                return NnWrap(LibTorch.mt_nn_avg_pool2d(input.Handle, kernel_size, kernel_size.Length, stride, NnLen(stride), padding, NnLen(padding),
                     ceil_mode, count_include_pad, divisor_override ?? 0, out var r), r);
             }
 
             /// <summary>Average pooling to a fixed output size (H_out, W_out) (one value = square).</summary>
             public static Tensor adaptive_avg_pool2d(Tensor input, long[] output_size)
             {
-                var s = Pair(output_size, nameof(output_size));
-                return Wrap(LibTorch.mt_nn_adaptive_avg_pool2d(input.Handle, s, s.Length, out var r), r);
+                var s = NnPair(output_size, nameof(output_size));
+                return NnWrap(LibTorch.mt_nn_adaptive_avg_pool2d(input.Handle, s, s.Length, out var r), r);
             }
 
             /// <summary>Max pooling to a fixed output size (H_out, W_out) (one value = square).</summary>
             public static Tensor adaptive_max_pool2d(Tensor input, long[] output_size)
             {
-                var s = Pair(output_size, nameof(output_size));
-                return Wrap(LibTorch.mt_nn_adaptive_max_pool2d(input.Handle, s, s.Length, out var r), r);
+                var s = NnPair(output_size, nameof(output_size));
+                return NnWrap(LibTorch.mt_nn_adaptive_max_pool2d(input.Handle, s, s.Length, out var r), r);
             }
 
-            private static long[] Pair(long[] v, string name)
+            private static long[] NnPair(long[] v, string name)
             {
                 ArgumentNullException.ThrowIfNull(v, name);
                 return v.Length switch
@@ -179,15 +179,15 @@ public static partial class torch
             /// </summary>
             public static Tensor batch_norm(Tensor input, Tensor? running_mean, Tensor? running_var, Tensor? weight = null, Tensor? bias = null,
                 bool training = false, double momentum = 0.1, double eps = 1e-5)
-                => Wrap(LibTorch.mt_nn_batch_norm(input.Handle, H(running_mean), H(running_var), H(weight), H(bias), training, momentum, eps, out var r), r);
+                => NnWrap(LibTorch.mt_nn_batch_norm(input.Handle, NnOpt(running_mean), NnOpt(running_var), NnOpt(weight), NnOpt(bias), training, momentum, eps, out var r), r);
 
             /// <summary>Group normalization: channels of (N, C, ...) split into num_groups groups normalized separately; weight/bias (C).</summary>
             public static Tensor group_norm(Tensor input, long num_groups, Tensor? weight = null, Tensor? bias = null, double eps = 1e-5)
-                => Wrap(LibTorch.mt_nn_group_norm(input.Handle, num_groups, H(weight), H(bias), eps, out var r), r);
+                => NnWrap(LibTorch.mt_nn_group_norm(input.Handle, num_groups, NnOpt(weight), NnOpt(bias), eps, out var r), r);
 
             /// <summary>Layer normalization over the trailing dimensions given by normalized_shape; weight/bias of that shape.</summary>
             public static Tensor layer_norm(Tensor input, long[] normalized_shape, Tensor? weight = null, Tensor? bias = null, double eps = 1e-5)
-                => Wrap(LibTorch.mt_nn_layer_norm(input.Handle, normalized_shape, normalized_shape.Length, H(weight), H(bias), eps, out var r), r);
+                => NnWrap(LibTorch.mt_nn_layer_norm(input.Handle, normalized_shape, normalized_shape.Length, NnOpt(weight), NnOpt(bias), eps, out var r), r);
 
             // ------------------------------------------------------------ dropout and embedding
 
@@ -197,11 +197,11 @@ public static partial class torch
             /// <paramref name="generator"/> (null = the global generator), so a seeded generator reproduces it.
             /// </summary>
             public static Tensor dropout(Tensor input, double p = 0.5, bool training = true, Generator? generator = null)
-                => Wrap(LibTorch.mt_nn_dropout(input.Handle, p, training, false, generator?.Handle ?? GeneratorHandle.Null, out var r), r);
+                => NnWrap(LibTorch.mt_nn_dropout(input.Handle, p, training, false, generator?.Handle ?? GeneratorHandle.Null, out var r), r);
 
             /// <summary>Channel dropout: zeroes whole (N, C) planes of (N, C, H, W) with probability p, scaling the rest by 1/(1-p).</summary>
             public static Tensor dropout2d(Tensor input, double p = 0.5, bool training = true, Generator? generator = null)
-                => Wrap(LibTorch.mt_nn_dropout(input.Handle, p, training, true, generator?.Handle ?? GeneratorHandle.Null, out var r), r);
+                => NnWrap(LibTorch.mt_nn_dropout(input.Handle, p, training, true, generator?.Handle ?? GeneratorHandle.Null, out var r), r);
 
             /// <summary>
             /// Looks up rows of <paramref name="weight"/> (num_embeddings, dim) by integer <paramref name="indices"/> (any shape);
@@ -211,7 +211,7 @@ public static partial class torch
             {
                 long pad = padding_idx ?? -1;
                 if (padding_idx is < 0) pad = weight.size(0) + padding_idx.Value;
-                return Wrap(LibTorch.mt_nn_embedding(indices.Handle, weight.Handle, pad, out var r), r);
+                return NnWrap(LibTorch.mt_nn_embedding(indices.Handle, weight.Handle, pad, out var r), r);
             }
 
             // ------------------------------------------------------------ resampling
@@ -233,7 +233,7 @@ public static partial class torch
                     throw new ArgumentException("align_corners can only be set with the interpolating modes bilinear, bicubic and trilinear", nameof(align_corners));
                 int ac = align_corners.HasValue ? (align_corners.Value ? 1 : 0) : -1;
                 if (mode != InterpolationMode.Nearest && ac < 0) ac = 0;
-                return Wrap(LibTorch.mt_nn_interpolate(input.Handle, size, N(size), scale_factor, scale_factor?.Length ?? 0, (int)mode, ac, out var r), r);
+                return NnWrap(LibTorch.mt_nn_interpolate(input.Handle, size, NnLen(size), scale_factor, scale_factor?.Length ?? 0, (int)mode, ac, out var r), r);
             }
 
             /// <summary>
@@ -241,7 +241,7 @@ public static partial class torch
             /// (N, H, W, 2); theta (N, 3, 4) with size (N, C, D, H, W) gives (N, D, H, W, 3). Coordinates are in [-1, 1].
             /// </summary>
             public static Tensor affine_grid(Tensor theta, long[] size, bool align_corners = false)
-                => Wrap(LibTorch.mt_nn_affine_grid(theta.Handle, size, size.Length, align_corners, out var r), r);
+                => NnWrap(LibTorch.mt_nn_affine_grid(theta.Handle, size, size.Length, align_corners, out var r), r);
 
             /// <summary>
             /// Samples input (N, C, H, W) at grid (N, H_out, W_out, 2) locations (x, y in [-1, 1]) -> (N, C, H_out, W_out);
@@ -249,7 +249,7 @@ public static partial class torch
             /// </summary>
             public static Tensor grid_sample(Tensor input, Tensor grid, GridSampleMode mode = GridSampleMode.Bilinear,
                 GridPaddingMode padding_mode = GridPaddingMode.Zeros, bool align_corners = false)
-                => Wrap(LibTorch.mt_nn_grid_sample(input.Handle, grid.Handle, (int)mode, (int)padding_mode, align_corners, out var r), r);
+                => NnWrap(LibTorch.mt_nn_grid_sample(input.Handle, grid.Handle, (int)mode, (int)padding_mode, align_corners, out var r), r);
 
             // ------------------------------------------------------------ losses
 
@@ -258,7 +258,7 @@ public static partial class torch
             /// broadcast to the target's shape (e.g. a per-pixel weight map), or null.
             /// </summary>
             public static Tensor binary_cross_entropy(Tensor input, Tensor target, Tensor? weight = null, Reduction reduction = Reduction.Mean)
-                => Wrap(LibTorch.mt_nn_binary_cross_entropy(input.Handle, target.Handle, H(weight), (int)reduction, out var r), r);
+                => NnWrap(LibTorch.mt_nn_binary_cross_entropy(input.Handle, target.Handle, NnOpt(weight), (int)reduction, out var r), r);
 
             /// <summary>
             /// Sigmoid + binary cross-entropy in one numerically stable step, on logits x:
@@ -267,15 +267,15 @@ public static partial class torch
             /// </summary>
             public static Tensor binary_cross_entropy_with_logits(Tensor input, Tensor target, Tensor? weight = null, Tensor? pos_weight = null,
                 Reduction reduction = Reduction.Mean)
-                => Wrap(LibTorch.mt_nn_binary_cross_entropy_with_logits(input.Handle, target.Handle, H(weight), H(pos_weight), (int)reduction, out var r), r);
+                => NnWrap(LibTorch.mt_nn_binary_cross_entropy_with_logits(input.Handle, target.Handle, NnOpt(weight), NnOpt(pos_weight), (int)reduction, out var r), r);
 
             /// <summary>Squared error (x - y)^2 (input and target broadcast).</summary>
             public static Tensor mse_loss(Tensor input, Tensor target, Reduction reduction = Reduction.Mean)
-                => Wrap(LibTorch.mt_nn_mse_loss(input.Handle, target.Handle, (int)reduction, out var r), r);
+                => NnWrap(LibTorch.mt_nn_mse_loss(input.Handle, target.Handle, (int)reduction, out var r), r);
 
             /// <summary>Absolute error |x - y| (input and target broadcast).</summary>
             public static Tensor l1_loss(Tensor input, Tensor target, Reduction reduction = Reduction.Mean)
-                => Wrap(LibTorch.mt_nn_l1_loss(input.Handle, target.Handle, (int)reduction, out var r), r);
+                => NnWrap(LibTorch.mt_nn_l1_loss(input.Handle, target.Handle, (int)reduction, out var r), r);
 
             /// <summary>
             /// Cross-entropy of logits input (N, C, ...) or (C) against class indices (N, ...) (int64) or class probabilities
@@ -283,11 +283,19 @@ public static partial class torch
             /// by the total weight of the counted targets); label_smoothing in [0, 1] mixes the target with the uniform distribution.
             /// </summary>
             public static Tensor cross_entropy(Tensor input, Tensor target, Tensor? weight = null, long ignore_index = -100,
-                Reduction reduction = Reduction.Mean, double label_smoothing = 0)
+                double label_smoothing = 0, Reduction reduction = Reduction.Mean)
+                => cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing);
+
+            /// <summary>
+            /// <see cref="cross_entropy(Tensor, Tensor, Tensor?, long, double, Reduction)"/> with PyTorch's positional order
+            /// (reduction before label_smoothing).
+            /// </summary>
+            public static Tensor cross_entropy(Tensor input, Tensor target, Tensor? weight, long ignore_index, Reduction reduction,
+                double label_smoothing = 0)
             {
                 if (label_smoothing < 0 || label_smoothing > 1)
                     throw new ArgumentOutOfRangeException(nameof(label_smoothing), label_smoothing, "label_smoothing must be between 0.0 and 1.0");
-                return Wrap(LibTorch.mt_nn_cross_entropy(input.Handle, target.Handle, H(weight), (int)reduction, ignore_index, label_smoothing, out var r), r);
+                return NnWrap(LibTorch.mt_nn_cross_entropy(input.Handle, target.Handle, NnOpt(weight), (int)reduction, ignore_index, label_smoothing, out var r), r);
             }
 
             /// <summary>
@@ -296,7 +304,7 @@ public static partial class torch
             /// </summary>
             public static Tensor nll_loss(Tensor input, Tensor target, Tensor? weight = null, long ignore_index = -100,
                 Reduction reduction = Reduction.Mean)
-                => Wrap(LibTorch.mt_nn_nll_loss(input.Handle, target.Handle, H(weight), (int)reduction, ignore_index, out var r), r);
+                => NnWrap(LibTorch.mt_nn_nll_loss(input.Handle, target.Handle, NnOpt(weight), (int)reduction, ignore_index, out var r), r);
         }
     }
 }
