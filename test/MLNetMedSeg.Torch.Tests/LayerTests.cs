@@ -377,6 +377,17 @@ public partial class LayerTests
         for (int k = 0; k < a.Length; k++) CollectionAssert.AreEqual(a[k], b[k], $"parameter {k} with the same seed");
         Assert.IsTrue(Enumerable.Range(0, a.Length).Any(k => !a[k].SequenceEqual(c[k])), "another seed gives other weights");
 
+        // Tensor.uniform_/normal_ without a generator also draw from the scope's generator
+        using (var gs = new Generator(31))
+        using (var gr = new Generator(31))
+        using (torch.nn.init.UseGenerator(gs))
+        {
+            var u = torch.empty([6]).uniform_().ToArray<float>();
+            var n = torch.empty([6]).normal_().ToArray<float>();
+            CollectionAssert.AreEqual(torch.empty([6]).uniform_(generator: gr).ToArray<float>(), u);
+            CollectionAssert.AreEqual(torch.empty([6]).normal_(generator: gr).ToArray<float>(), n);
+        }
+
         // nested scopes restore the outer generator
         using var outer = new Generator(1);
         using var inner = new Generator(2);
