@@ -29,6 +29,19 @@ public class CoreTests
     }
 
     [TestMethod]
+    public void FactoriesHonourRequiresGrad()
+    {
+        using var scope = torch.NewDisposeScope();
+        Assert.IsTrue(torch.zeros([2], requires_grad: true).requires_grad);
+        Assert.IsTrue(torch.ones([2], requires_grad: true).requires_grad);
+        Assert.IsTrue(torch.full([2], 3.0, requires_grad: true).requires_grad);
+        Assert.IsTrue(torch.tensor(1.5, requires_grad: true).requires_grad);
+        Assert.IsTrue(torch.linspace(0, 1, 3, requires_grad: true).requires_grad);
+        Assert.IsTrue(torch.zeros_like(torch.ones(2), requires_grad: true).requires_grad);
+        Assert.IsFalse(torch.zeros([2]).requires_grad);
+    }
+
+    [TestMethod]
     public void ShapeMismatchThrowsTorchExceptionWithLibtorchText()
     {
         using var scope = torch.NewDisposeScope();

@@ -289,20 +289,25 @@ MT_API int32_t mt_tensor_is_inference(mt_tensor t, bool* out) { MT_TRY *out = mt
 
 // ---------------------------------------------------------------- creation
 
-#define MT_OPTS mt::options(dtype, device_type, device_index, requires_grad)
+// at:: factory functions ignore TensorOptions::requires_grad (only torch:: ones honour it): set it afterwards.
+#define MT_OPTS mt::options(dtype, device_type, device_index)
+static inline mt_tensor finish(at::Tensor t, bool requires_grad) {
+  if (requires_grad) t.set_requires_grad(true);
+  return mt::wrap(std::move(t));
+}
 #define MT_CREATE_ARGS int32_t dtype, int32_t device_type, int32_t device_index, bool requires_grad, mt_tensor* out
 
 MT_API int32_t mt_empty(const int64_t* shape, int64_t ndim, MT_CREATE_ARGS) {
-  MT_TRY *out = mt::wrap(at::empty(mt::ints(shape, ndim), MT_OPTS)); MT_END
+  MT_TRY *out = finish(at::empty(mt::ints(shape, ndim), MT_OPTS), requires_grad); MT_END
 }
 MT_API int32_t mt_zeros(const int64_t* shape, int64_t ndim, MT_CREATE_ARGS) {
-  MT_TRY *out = mt::wrap(at::zeros(mt::ints(shape, ndim), MT_OPTS)); MT_END
+  MT_TRY *out = finish(at::zeros(mt::ints(shape, ndim), MT_OPTS), requires_grad); MT_END
 }
 MT_API int32_t mt_ones(const int64_t* shape, int64_t ndim, MT_CREATE_ARGS) {
-  MT_TRY *out = mt::wrap(at::ones(mt::ints(shape, ndim), MT_OPTS)); MT_END
+  MT_TRY *out = finish(at::ones(mt::ints(shape, ndim), MT_OPTS), requires_grad); MT_END
 }
 MT_API int32_t mt_full(const int64_t* shape, int64_t ndim, mt_scalar value, MT_CREATE_ARGS) {
-  MT_TRY *out = mt::wrap(at::full(mt::ints(shape, ndim), mt::scalar(value), MT_OPTS)); MT_END
+  MT_TRY *out = finish(at::full(mt::ints(shape, ndim), mt::scalar(value), MT_OPTS), requires_grad); MT_END
 }
 // Random creation draws from `gen` (NULL = the device's default generator).
 MT_API int32_t mt_rand(const int64_t* shape, int64_t ndim, mt_generator gen, MT_CREATE_ARGS) {
@@ -329,29 +334,29 @@ MT_API int32_t mt_randperm(int64_t n, mt_generator gen, MT_CREATE_ARGS) {
   MT_TRY *out = mt::wrap(at::randperm(n, mt::opt_gen(gen), mt::options(dtype, device_type, device_index))); MT_END
 }
 MT_API int32_t mt_arange(mt_scalar start, mt_scalar end, mt_scalar step, MT_CREATE_ARGS) {
-  MT_TRY *out = mt::wrap(at::arange(mt::scalar(start), mt::scalar(end), mt::scalar(step), MT_OPTS)); MT_END
+  MT_TRY *out = finish(at::arange(mt::scalar(start), mt::scalar(end), mt::scalar(step), MT_OPTS), requires_grad); MT_END
 }
 MT_API int32_t mt_linspace(double start, double end, int64_t steps, MT_CREATE_ARGS) {
-  MT_TRY *out = mt::wrap(at::linspace(start, end, steps, MT_OPTS)); MT_END
+  MT_TRY *out = finish(at::linspace(start, end, steps, MT_OPTS), requires_grad); MT_END
 }
 MT_API int32_t mt_eye(int64_t n, int64_t m, MT_CREATE_ARGS) {
-  MT_TRY *out = mt::wrap(at::eye(n, m, MT_OPTS)); MT_END
+  MT_TRY *out = finish(at::eye(n, m, MT_OPTS), requires_grad); MT_END
 }
 
 // *_like: dtype < 0 keeps the input's dtype.
 #define MT_LIKE_OPTS(t) \
-  (dtype < 0 ? t.options() : t.options().dtype(mt::dtype(dtype))).requires_grad(requires_grad)
+  (dtype < 0 ? t.options() : t.options().dtype(mt::dtype(dtype)))
 MT_API int32_t mt_zeros_like(mt_tensor a, int32_t dtype, bool requires_grad, mt_tensor* out) {
-  MT_TRY const auto& t = mt::T(a); *out = mt::wrap(at::zeros_like(t, MT_LIKE_OPTS(t))); MT_END
+  MT_TRY const auto& t = mt::T(a); *out = finish(at::zeros_like(t, MT_LIKE_OPTS(t)), requires_grad); MT_END
 }
 MT_API int32_t mt_ones_like(mt_tensor a, int32_t dtype, bool requires_grad, mt_tensor* out) {
-  MT_TRY const auto& t = mt::T(a); *out = mt::wrap(at::ones_like(t, MT_LIKE_OPTS(t))); MT_END
+  MT_TRY const auto& t = mt::T(a); *out = finish(at::ones_like(t, MT_LIKE_OPTS(t)), requires_grad); MT_END
 }
 MT_API int32_t mt_empty_like(mt_tensor a, int32_t dtype, bool requires_grad, mt_tensor* out) {
-  MT_TRY const auto& t = mt::T(a); *out = mt::wrap(at::empty_like(t, MT_LIKE_OPTS(t))); MT_END
+  MT_TRY const auto& t = mt::T(a); *out = finish(at::empty_like(t, MT_LIKE_OPTS(t)), requires_grad); MT_END
 }
 MT_API int32_t mt_full_like(mt_tensor a, mt_scalar value, int32_t dtype, bool requires_grad, mt_tensor* out) {
-  MT_TRY const auto& t = mt::T(a); *out = mt::wrap(at::full_like(t, mt::scalar(value), MT_LIKE_OPTS(t))); MT_END
+  MT_TRY const auto& t = mt::T(a); *out = finish(at::full_like(t, mt::scalar(value), MT_LIKE_OPTS(t)), requires_grad); MT_END
 }
 MT_API int32_t mt_rand_like(mt_tensor a, mt_generator gen, int32_t dtype, mt_tensor* out) {
   MT_TRY
