@@ -151,10 +151,12 @@ static std::vector<at::indexing::TensorIndex> make_indices(const int32_t* kinds,
       case 2: v.emplace_back(p[0]); break;
       case 3: v.emplace_back(p[0] != 0); break;
       case 4: {
+        // Absent parts take Python's defaults for a positive step (0, end, 1); libtorch rejects other steps.
+        // Plain int64 arguments convert to Slice's optional<int64_t> (1.13) and optional<SymInt> (2.x) alike.
         int32_t h = has[k];
-        c10::optional<int64_t> start = (h & 1) ? c10::optional<int64_t>(p[0]) : c10::nullopt;
-        c10::optional<int64_t> stop = (h & 2) ? c10::optional<int64_t>(p[1]) : c10::nullopt;
-        c10::optional<int64_t> step = (h & 4) ? c10::optional<int64_t>(p[2]) : c10::nullopt;
+        int64_t start = (h & 1) ? p[0] : 0;
+        int64_t stop = (h & 2) ? p[1] : INDEX_MAX;
+        int64_t step = (h & 4) ? p[2] : 1;
         v.emplace_back(Slice(start, stop, step));
         break;
       }
