@@ -45,4 +45,54 @@ public partial class Tensor
     public static Tensor operator /(Tensor a, Tensor b) => a.div(b);
     public static Tensor operator /(Tensor a, Scalar b) => a.div(b);
     public static Tensor operator /(Scalar a, Tensor b) => Wrap(LibTorch.mt_rdiv_scalar(b.Handle, a, out var r), r);
+
+    /// <summary>Elementwise negation (same as <see cref="neg()"/>).</summary>
+    public static Tensor operator -(Tensor a) => a.neg();
+    /// <summary>Python-style remainder (same as <see cref="remainder(Tensor)"/>).</summary>
+    public static Tensor operator %(Tensor a, Tensor b) => a.remainder(b);
+    /// <summary>Python-style remainder (same as <see cref="remainder(Scalar)"/>).</summary>
+    public static Tensor operator %(Tensor a, Scalar b) => a.remainder(b);
+
+    // Comparisons return bool tensors. == and != are deliberately not overloaded (they stay reference
+    // equality); use eq/ne for elementwise equality.
+    /// <summary>Elementwise a &lt; b (bool tensor).</summary>
+    public static Tensor operator <(Tensor a, Tensor b) => a.lt(b);
+    /// <summary>Elementwise a &gt; b (bool tensor).</summary>
+    public static Tensor operator >(Tensor a, Tensor b) => a.gt(b);
+    /// <summary>Elementwise a &lt;= b (bool tensor).</summary>
+    public static Tensor operator <=(Tensor a, Tensor b) => a.le(b);
+    /// <summary>Elementwise a &gt;= b (bool tensor).</summary>
+    public static Tensor operator >=(Tensor a, Tensor b) => a.ge(b);
+    /// <summary>Elementwise a &lt; b (bool tensor).</summary>
+    public static Tensor operator <(Tensor a, Scalar b) => a.lt(b);
+    /// <summary>Elementwise a &gt; b (bool tensor).</summary>
+    public static Tensor operator >(Tensor a, Scalar b) => a.gt(b);
+    /// <summary>Elementwise a &lt;= b (bool tensor).</summary>
+    public static Tensor operator <=(Tensor a, Scalar b) => a.le(b);
+    /// <summary>Elementwise a &gt;= b (bool tensor).</summary>
+    public static Tensor operator >=(Tensor a, Scalar b) => a.ge(b);
+    /// <summary>Elementwise a &lt; b (bool tensor).</summary>
+    public static Tensor operator <(Scalar a, Tensor b) => b.gt(a);
+    /// <summary>Elementwise a &gt; b (bool tensor).</summary>
+    public static Tensor operator >(Scalar a, Tensor b) => b.lt(a);
+    /// <summary>Elementwise a &lt;= b (bool tensor).</summary>
+    public static Tensor operator <=(Scalar a, Tensor b) => b.ge(a);
+    /// <summary>Elementwise a &gt;= b (bool tensor).</summary>
+    public static Tensor operator >=(Scalar a, Tensor b) => b.le(a);
+
+    // Bitwise operators: on bool tensors they are logical and/or/xor/not.
+    /// <summary>Bitwise (for bool tensors: logical) AND.</summary>
+    public static Tensor operator &(Tensor a, Tensor b) => a.bitwise_and(b);
+    /// <summary>Bitwise (for bool tensors: logical) OR.</summary>
+    public static Tensor operator |(Tensor a, Tensor b) => a.bitwise_or(b);
+    /// <summary>Bitwise (for bool tensors: logical) XOR.</summary>
+    public static Tensor operator ^(Tensor a, Tensor b) => a.bitwise_xor(b);
+    /// <summary>Bitwise AND with a scalar.</summary>
+    public static Tensor operator &(Tensor a, Scalar b) => a.bitwise_and(b);
+    /// <summary>Bitwise OR with a scalar.</summary>
+    public static Tensor operator |(Tensor a, Scalar b) => a.bitwise_or(b);
+    /// <summary>Bitwise XOR with a scalar.</summary>
+    public static Tensor operator ^(Tensor a, Scalar b) => a.bitwise_xor(b);
+    /// <summary>Bitwise (for bool tensors: logical) NOT.</summary>
+    public static Tensor operator ~(Tensor a) => a.bitwise_not();
 }
