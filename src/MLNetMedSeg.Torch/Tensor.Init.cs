@@ -28,15 +28,4 @@ public partial class Tensor
         LibTorch.Check(LibTorch.mt_nn_normal_(Handle, mean, std, g?.Handle ?? GeneratorHandle.Null, false));
         return this;
     }
-
-    /// <summary>
-    /// Fills this tensor in place with 1 (probability <paramref name="p"/>) or 0 draws; returns this. Generator resolution
-    /// as in <see cref="uniform_"/>.
-    /// </summary>
-    public Tensor bernoulli_(double p = 0.5, Generator? generator = null)
-    {
-        var g = generator ?? torch.nn.init.CurrentGenerator;
-        LibTorch.Check(LibTorch.mt_nn_bernoulli_(Handle, p, g?.Handle ?? GeneratorHandle.Null));
-        return this;
-    }
 }

@@ -66,5 +66,4 @@ internal static partial class LibTorch
     [LibraryImport(Lib)] internal static partial int mt_nn_uniform_(TensorHandle t, double from, double to, GeneratorHandle gen, [MarshalAs(UnmanagedType.U1)] bool noGrad);
     [LibraryImport(Lib)] internal static partial int mt_nn_normal_(TensorHandle t, double mean, double std, GeneratorHandle gen, [MarshalAs(UnmanagedType.U1)] bool noGrad);
     [LibraryImport(Lib)] internal static partial int mt_nn_constant_(TensorHandle t, Scalar value, [MarshalAs(UnmanagedType.U1)] bool noGrad);
-    [LibraryImport(Lib)] internal static partial int mt_nn_bernoulli_(TensorHandle t, double p, GeneratorHandle gen);
 }

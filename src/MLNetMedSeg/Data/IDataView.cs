@@ -25,7 +25,7 @@ public interface IDataView
 
 /// <summary>
 /// Reads rows one at a time. Tensor values belong to the cursor: they stay valid until the next
-/// <see cref="MoveNext"/> or <see cref="Dispose"/> and are then freed (clone one to keep it).
+/// <see cref="MoveNext"/> or <see cref="Dispose()"/> and are then freed (clone one to keep it).
 /// </summary>
 public abstract class DataViewRowCursor : IDisposable
 {

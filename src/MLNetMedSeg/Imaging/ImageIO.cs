@@ -52,7 +52,7 @@ public static partial class ImageIO
     }
 
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] private static partial int mi_read(string path, out MiImage image);
-    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] private static unsafe partial int mi_write_png(string path, void* data, int width, int height, int channels, int bitDepth);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] private static partial int mi_write_png(string path, IntPtr data, int width, int height, int channels, int bitDepth);
     [LibraryImport(Lib)] private static partial void mi_free(IntPtr p);
     [LibraryImport(Lib)] private static partial IntPtr mi_last_error();
 
@@ -157,7 +157,11 @@ public static partial class ImageIO
     {
         if ((long)width * height * channels != pixels.Length)
             throw new ArgumentException($"WritePng('{path}'): {pixels.Length} bytes do not make a {width}x{height}x{channels} image", nameof(pixels));
-        fixed (byte* p = pixels) WriteAtomic(path, tmp => mi_write_png(tmp, p, width, height, channels, 8));
+        fixed (byte* p = pixels)
+        {
+            IntPtr data = (IntPtr)p;
+            WriteAtomic(path, tmp => mi_write_png(tmp, data, width, height, channels, 8));
+        }
     }
 
     /// <summary>Writes interleaved 16-bit pixels (H×W×C) as a 16-bit PNG, atomically.</summary>
@@ -165,7 +169,11 @@ public static partial class ImageIO
     {
         if ((long)width * height * channels != pixels.Length)
             throw new ArgumentException($"WritePng16('{path}'): {pixels.Length} samples do not make a {width}x{height}x{channels} image", nameof(pixels));
-        fixed (ushort* p = pixels) WriteAtomic(path, tmp => mi_write_png(tmp, p, width, height, channels, 16));
+        fixed (ushort* p = pixels)
+        {
+            IntPtr data = (IntPtr)p;
+            WriteAtomic(path, tmp => mi_write_png(tmp, data, width, height, channels, 16));
+        }
     }
 
     private static void WriteAtomic(string path, Func<string, int> write)

@@ -28,9 +28,3 @@ MT_API int32_t mt_nn_constant_(mt_tensor t, mt_scalar value, bool no_grad) {
   MT_END
 }
 
-MT_API int32_t mt_nn_bernoulli_(mt_tensor t, double p, mt_generator gen) {
-  MT_TRY
-  if (!(p >= 0 && p <= 1)) throw std::invalid_argument("bernoulli_ expects 0 <= p <= 1, but got p=" + std::to_string(p));
-  mt::T(t).bernoulli_(p, mt::opt_gen(gen));
-  MT_END
-}
