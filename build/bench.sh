@@ -1,22 +1,44 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: our binding (test/MLNetMedSeg.Bench, Release) against PyTorch on the same libtorch
-# (/usr/bin/python3 + Debian's python3-torch), same threads, same sizes, in one run.
-# Prints one line per case: BENCH <case> ours_ms=<median> pytorch_ms=<median> ratio=<ours/pytorch>
-# Options (environment): BENCH_THREADS (default: nproc), BENCH_ITERS (10), BENCH_WARMUP (3), BENCH_CASES.
+# (/usr/bin/python3 + Debian's python3-torch), same threads, same sizes, in one run. Each case runs in
+# BENCH_ROUNDS alternating rounds (ours, PyTorch, ours, ...) to spread machine noise evenly; each round reports the
+# median step time and the line gives the median of the round medians.
+# Prints one line per case:  BENCH <case> ours_ms=<median> pytorch_ms=<median> ratio=<ours/pytorch>
+# and, for tiny_ops, the same loop written in C++ against libtorch (no binding at all) as the attainable floor.
+# Environment: BENCH_THREADS (default nproc), BENCH_ITERS (10), BENCH_WARMUP (3), BENCH_ROUNDS (3), BENCH_CASES.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash build/setup.sh >/dev/null
 threads=${BENCH_THREADS:-$(nproc)}
 iters=${BENCH_ITERS:-10}
 warmup=${BENCH_WARMUP:-3}
+rounds=${BENCH_ROUNDS:-3}
 cases=${BENCH_CASES:-"unet_train_step unet_train_step_bf16 tiny_ops"}
 dotnet build test/MLNetMedSeg.Bench -c Release --nologo -v q >/dev/null
 ours_bin=test/MLNetMedSeg.Bench/bin/Release/net10.0/MLNetMedSeg.Bench
-echo "# threads=$threads iters=$iters warmup=$warmup libtorch=$(dpkg-query -W -f='${Version}' libtorch-dev) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+floor_bin=artifacts/bench/tiny_ops_floor
+mkdir -p artifacts/bench
+if [ ! -x "$floor_bin" ] || [ build/bench/tiny_ops_floor.cpp -nt "$floor_bin" ]; then
+  g++ -O2 -std=c++17 build/bench/tiny_ops_floor.cpp -o "$floor_bin" -ltorch -ltorch_cpu -lc10
+fi
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "# threads=$threads iters=$iters warmup=$warmup rounds=$rounds libtorch=$(dpkg-query -W -f='${Version}' libtorch-dev) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 for c in $cases; do
   args=(--threads "$threads" --iters "$iters" --warmup "$warmup")
-  ours=$("$ours_bin" "$c" "${args[@]}" | awk '{print $2}')
-  theirs=$(/usr/bin/python3 build/bench/bench_torch.py "$c" "${args[@]}" | awk '{print $2}')
+  ours_all=""; theirs_all=""
+  for ((r = 0; r < rounds; r++)); do
+    ours_all+="$("$ours_bin" "$c" "${args[@]}" | awk '{print $2}')"$'\n'
+    theirs_all+="$(/usr/bin/python3 build/bench/bench_torch.py "$c" "${args[@]}" | awk '{print $2}')"$'\n'
+  done
+  ours=$(printf '%s' "$ours_all" | median)
+  theirs=$(printf '%s' "$theirs_all" | median)
   ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')
   echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio"
+  if [ "$c" = tiny_ops ]; then
+    fl_all=""
+    for ((r = 0; r < rounds; r++)); do fl_all+="$("$floor_bin" "$threads" "$iters" "$warmup" | awk '{print $2}')"$'\n'; done
+    fl=$(printf '%s' "$fl_all" | median)
+    echo "# tiny_ops floor: the same loop in C++ on libtorch = ${fl} ms (best possible ratio $(awk -v a="$fl" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }'); our binding overhead = $(awk -v a="$ours" -v f="$fl" 'BEGIN { printf "%.2f", (a - f) * 1000 / 10000 }') us/op)"
+  fi
 done

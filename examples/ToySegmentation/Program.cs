@@ -1,14 +1,17 @@
 using System.Globalization;
 using System.Text;
+using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Torch;
 using Spectre.Console;
 using static MLNetMedSeg.Torch.torch;
 
 // A first taste of the binding: a small CNN learns to segment bright discs in noisy synthetic images.
-// Usage: dotnet run --project examples/ToySegmentation -c Release [-- --epochs N --seed S --device cpu|cuda]
+// Usage: dotnet run --project examples/ToySegmentation -c Release [-- --epochs N --seed S --device cpu|cuda --out DIR]
+// Writes DIR/predictions.png (image | ground truth | prediction for 4 held-out cases; default DIR artifacts/demo).
 int epochs = 30;
 ulong seed = 42;
 string deviceName = "cpu";
+string outDir = Path.Combine("artifacts", "demo");
 for (int k = 0; k + 1 < args.Length; k += 2)
 {
     switch (args[k])
@@ -16,6 +19,7 @@ for (int k = 0; k + 1 < args.Length; k += 2)
         case "--epochs": epochs = int.Parse(args[k + 1], CultureInfo.InvariantCulture); break;
         case "--seed": seed = ulong.Parse(args[k + 1], CultureInfo.InvariantCulture); break;
         case "--device": deviceName = args[k + 1]; break;
+        case "--out": outDir = args[k + 1]; break;
         default: Console.Error.WriteLine($"unknown option {args[k]}"); return 2;
     }
 }
@@ -98,6 +102,16 @@ using (NewDisposeScope())
         sb.Append('\n');
     }
     Console.Write(sb.ToString());
+
+    // The same as a picture: one row per case, image | ground truth | prediction, upscaled 4x.
+    var rows = new List<Tensor>();
+    for (int i = 0; i < 4; i++)
+        rows.Add(torch.cat([vx[i], vy[i], pred[i]], 2));
+    var grid = torch.cat(rows, 1).unsqueeze(0);
+    var big = nn.functional.interpolate(grid, scale_factor: [4.0], mode: InterpolationMode.Nearest)[0];
+    string png = Path.Combine(outDir, "predictions.png");
+    ImageIO.WritePng(png, big.cpu());
+    AnsiConsole.MarkupLine($"wrote [blue]{png}[/] (rows: held-out cases; columns: image, ground truth, prediction)");
 }
 return 0;
 
