@@ -163,10 +163,11 @@ public static class SurfaceDistance
         if (q is < 0 or > 100 || double.IsNaN(q)) throw new ArgumentOutOfRangeException(nameof(q), q, "the percentile must be in [0, 100]");
         if (values.Length == 0) return double.NaN;
         Array.Sort(values);
-        double pos = q / 100.0 * (values.Length - 1);
-        int lo = (int)Math.Floor(pos);
+        double scaled = q * (values.Length - 1); // rank × 100, exact for integer q
+        int lo = (int)Math.Floor(scaled / 100.0);
+        if ((double)lo * 100 > scaled) lo--;
         int hi = Math.Min(lo + 1, values.Length - 1);
-        double frac = pos - lo;
+        double frac = (scaled - 100.0 * lo) / 100.0;
         return frac == 0 ? values[lo] : values[lo] + frac * (values[hi] - values[lo]);
     }
 
