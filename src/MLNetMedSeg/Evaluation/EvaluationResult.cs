@@ -35,7 +35,9 @@ public sealed class ClassImageMetrics
 
     /// <summary>The class value (1 = foreground for binary masks).</summary>
     public int Class { get; }
+    /// <summary>The class's display name.</summary>
     public string ClassName { get; }
+    /// <summary>tp/fp/fn/tn of this image and class.</summary>
     public ConfusionCounts Counts { get; }
     /// <summary>Metrics of this image and class; NaN where 0/0 under Ignore, or HD95 undefined.</summary>
     public MetricValues Metrics { get; }
@@ -53,6 +55,7 @@ public sealed class ImageMetrics
     public int Index { get; }
     /// <summary>The row's id (Id column) or its position.</summary>
     public string Id { get; }
+    /// <summary>One entry per evaluated class, in <see cref="EvaluationResult.Classes"/> order.</summary>
     public IReadOnlyList<ClassImageMetrics> Classes { get; }
     /// <summary>Per metric, the mean over the evaluated classes whose value is defined (the value itself for binary).</summary>
     public MetricValues Mean { get; }
@@ -66,7 +69,9 @@ public sealed class ClassMetrics
         Class = cls; Name = name; Counts = counts; Micro = micro; PerImageMean = perImageMean; Dropped = dropped;
     }
 
+    /// <summary>The class value.</summary>
     public int Class { get; }
+    /// <summary>The class's display name.</summary>
     public string Name { get; }
     /// <summary>Counts summed over all images.</summary>
     public ConfusionCounts Counts { get; }

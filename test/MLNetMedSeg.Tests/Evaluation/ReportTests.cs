@@ -148,4 +148,41 @@ public class ReportTests
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         }
     }
+
+    [TestMethod]
+    public void MultiClassOverlaysColourEachClass()
+    {
+        using var scope = torch.NewDisposeScope();
+        var gt = new[] { Labels("0000", "0110", "0220", "0000"), Labels("1100", "1100", "0000", "0000") };
+        var pr = new[] { Labels("0000", "0110", "0200", "0000"), Labels("1100", "1100", "0000", "0000") };
+        using var view = MLNetMedSeg.Data.InMemoryDataView.Create(
+            ("Id", MLNetMedSeg.Data.TextColumnType.Instance, new[] { "m0", "m1" }),
+            ("Image", MLNetMedSeg.Data.TensorColumnType.Image(), new[] { torch.zeros(1, 4, 4), torch.ones(1, 4, 4) }),
+            ("Mask", MLNetMedSeg.Data.TensorColumnType.ClassMask(), gt),
+            ("Predicted", MLNetMedSeg.Data.TensorColumnType.ClassMask(), pr));
+        var r = new MLNetMedSeg.Pipeline.MedSegContext(seed: 1).Evaluation.EvaluateMultiClass(view, 3, "Mask", "Predicted");
+        // m0: class 1 perfect (IoU 1), class 2 tp 1 fn 1 (IoU 1/2) → 3/4; m1: class 1 perfect, class 2 absent (1) → 1.
+        Assert.AreEqual(0.75, r.Images[0].Mean.IoU, 1e-12);
+        Assert.AreEqual(1.0, r.Images[1].Mean.IoU, 1e-12);
+        string dir = Path.Combine(Path.GetTempPath(), "medseg-eval-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var paths = r.WriteOverlays(dir, view, worst: 1, best: 1, metric: SegmentationMetric.IoU);
+            CollectionAssert.AreEqual(new[] { "worst-01-m0-iou0.7500.png", "best-01-m1-iou1.0000.png" }, paths.Select(Path.GetFileName).ToArray());
+            var img = MLNetMedSeg.Imaging.ImageIO.Read(paths[0]);
+            Assert.AreEqual(12, img.Width);
+            Assert.AreEqual(4, img.Height);
+            byte[] Px(int y, int x) => img.Pixels8!.AsSpan((y * 12 + x) * 3, 3).ToArray();
+            CollectionAssert.AreEqual(new byte[] { 255, 255, 255 }, Px(1, 4 + 1));   // GT panel, class 1: white
+            CollectionAssert.AreEqual(new byte[] { 230, 25, 75 }, Px(2, 4 + 2));     // GT panel, class 2: palette colour
+            CollectionAssert.AreEqual(new byte[] { 0, 0, 0 }, Px(2, 8 + 2));         // prediction panel: background there
+            CollectionAssert.AreEqual(new byte[] { 0, 255, 0 }, Px(2, 2));           // image panel: GT contour only
+            CollectionAssert.AreEqual(new byte[] { 255, 255, 0 }, Px(1, 1));         // both contours
+            CollectionAssert.AreEqual(new byte[] { 0, 0, 0 }, Px(0, 0));             // the (black) image
+        }
+        finally
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        }
+    }
 }
