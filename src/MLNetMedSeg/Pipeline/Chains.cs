@@ -109,9 +109,14 @@ public sealed class TransformerChain<TLast> : ITransformer, IDisposable, IReadOn
     private bool _disposed;
 
     /// <summary>A chain of transformers with explicit scopes (<see cref="TransformerScope.None"/>: the transformer's default scope).</summary>
-    public TransformerChain(IEnumerable<(ITransformer Transformer, TransformerScope Scope)> transformers)
+    /// <param name="transformers">The transformers in order, with their scopes.</param>
+    /// <param name="appliesIn">Which transformers <see cref="Transform"/> applies: those whose scope intersects this (default Scoring).</param>
+    public TransformerChain(IEnumerable<(ITransformer Transformer, TransformerScope Scope)> transformers, TransformerScope appliesIn = TransformerScope.Scoring)
     {
         ArgumentNullException.ThrowIfNull(transformers);
+        if (appliesIn == TransformerScope.None || (appliesIn & ~TransformerScope.Everything) != 0)
+            throw new ArgumentOutOfRangeException(nameof(appliesIn), appliesIn, "must be a non-empty combination of Training, Testing and Scoring");
+        AppliesIn = appliesIn;
         _items = transformers.Select((t, i) =>
         {
             if (t.Transformer is null) throw new ArgumentException($"transformer {i} is null", nameof(transformers));
@@ -123,6 +128,12 @@ public sealed class TransformerChain<TLast> : ITransformer, IDisposable, IReadOn
 
     /// <summary>A chain of transformers, each with its default scope.</summary>
     public TransformerChain(params ITransformer[] transformers) : this(transformers.Select(t => (t, TransformerScope.None))) { }
+
+    /// <summary>
+    /// The scope this chain transforms for: <see cref="Transform"/> applies the transformers whose scope intersects it.
+    /// <see cref="TransformerScope.Scoring"/> for fitted pipelines; <see cref="GetModelFor"/> sets it to its argument.
+    /// </summary>
+    public TransformerScope AppliesIn { get; }
 
     /// <summary>The last transformer (e.g. the trained model); throws on an empty chain.</summary>
     public TLast LastTransformer => _items.Length == 0
@@ -137,7 +148,7 @@ public sealed class TransformerChain<TLast> : ITransformer, IDisposable, IReadOn
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    /// <summary>The schema <see cref="Transform"/> produces: propagated through the transformers whose scope includes Scoring.</summary>
+    /// <summary>The schema <see cref="Transform"/> produces: propagated through the transformers that apply in <see cref="AppliesIn"/>.</summary>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
@@ -145,14 +156,17 @@ public sealed class TransformerChain<TLast> : ITransformer, IDisposable, IReadOn
         for (int i = 0; i < _items.Length; i++)
         {
             var (xf, scope) = _items[i];
-            if ((scope & TransformerScope.Scoring) == 0) continue;
+            if ((scope & AppliesIn) == 0) continue;
             try { s = xf.GetOutputSchema(s); }
             catch (SchemaException ex) { throw new SchemaException($"chain stage {i} ({xf.GetType().Name}): {ex.Message}", ex.ColumnName); }
         }
         return s;
     }
 
-    /// <summary>Applies the transformers whose scope includes <see cref="TransformerScope.Scoring"/>, in order, after checking the schema.</summary>
+    /// <summary>
+    /// Applies, in order and after checking the schema, the transformers whose scope intersects <see cref="AppliesIn"/>
+    /// (for a fitted pipeline: those whose scope includes <see cref="TransformerScope.Scoring"/>).
+    /// </summary>
     public IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
@@ -160,16 +174,21 @@ public sealed class TransformerChain<TLast> : ITransformer, IDisposable, IReadOn
         GetOutputSchema(input.Schema);
         var dv = input;
         foreach (var (xf, scope) in _items)
-            if ((scope & TransformerScope.Scoring) != 0) dv = xf.Transform(dv);
+            if ((scope & AppliesIn) != 0) dv = xf.Transform(dv);
         return dv;
     }
 
     /// <summary>
-    /// A chain of the transformers whose scope intersects <paramref name="scope"/> (sharing them with this chain:
-    /// dispose only one of the two).
+    /// The model for <paramref name="scope"/>: a chain of the transformers whose scope intersects it, whose
+    /// <see cref="Transform"/> applies all of them (e.g. <c>GetModelFor(Training)</c> includes the augmenters). The
+    /// transformers are shared with this chain: dispose only one of the two.
     /// </summary>
-    public TransformerChain<ITransformer> GetModelFor(TransformerScope scope) =>
-        new(_items.Where(t => (t.Scope & scope) != 0));
+    public TransformerChain<ITransformer> GetModelFor(TransformerScope scope)
+    {
+        if (scope == TransformerScope.None || (scope & ~TransformerScope.Everything) != 0)
+            throw new ArgumentOutOfRangeException(nameof(scope), scope, "must be a non-empty combination of Training, Testing and Scoring");
+        return new(_items.Where(t => (t.Scope & scope) != 0), scope);
+    }
 
     /// <summary>Writes the chain: its stage list (child names and scopes) as options and each transformer as a child entry.</summary>
     public void Save(ModelSaveContext context)
@@ -179,6 +198,7 @@ public sealed class TransformerChain<TLast> : ITransformer, IDisposable, IReadOn
         context.WriteHeader(TransformerChain.LoaderSignature, TransformerChain.CurrentVersion, 1);
         var options = new TransformerChain.ChainOptions
         {
+            AppliesIn = AppliesIn,
             Stages = _items.Select((t, i) => new TransformerChain.StageInfo { Name = TransformerChain.ChildName(i), Scope = t.Scope }).ToList(),
         };
         context.WriteOptions(options);
@@ -210,6 +230,9 @@ public static class TransformerChain
     public sealed class ChainOptions
     {
         public List<StageInfo> Stages { get; set; } = [];
+
+        /// <summary>See <see cref="TransformerChain{TLast}.AppliesIn"/>.</summary>
+        public TransformerScope AppliesIn { get; set; } = TransformerScope.Scoring;
     }
 
     /// <summary>One stage: its child entry name and scope.</summary>
@@ -235,7 +258,9 @@ public static class TransformerChain
                     throw new InvalidDataException($"chain stage '{stage.Name}': invalid scope {(int)stage.Scope}");
                 items.Add((context.ReadChild(stage.Name), stage.Scope));
             }
-            return new TransformerChain<ITransformer>(items);
+            if (options.AppliesIn == TransformerScope.None || (options.AppliesIn & ~TransformerScope.Everything) != 0)
+                throw new InvalidDataException($"chain: invalid appliesIn {(int)options.AppliesIn}");
+            return new TransformerChain<ITransformer>(items, options.AppliesIn);
         }
         catch
         {
