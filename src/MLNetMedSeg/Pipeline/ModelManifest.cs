@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
@@ -107,16 +106,8 @@ public sealed class ModelManifest
         Converters = { new JsonStringEnumConverter() },
     };
 
-    /// <summary>The library version written into new files.</summary>
-    public static string CurrentLibraryVersion
-    {
-        get
-        {
-            var asm = typeof(ModelManifest).Assembly;
-            return asm.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
-                ?? asm.GetName().Version?.ToString() ?? "0.0.0";
-        }
-    }
+    /// <summary>The library's assembly version, written into new files.</summary>
+    public static string CurrentLibraryVersion => typeof(ModelManifest).Assembly.GetName().Version?.ToString() ?? "0.0.0.0";
 
     /// <summary>The input schema as a <see cref="DataViewSchema"/>.</summary>
     /// <exception cref="FormatException">A column's type description cannot be parsed.</exception>

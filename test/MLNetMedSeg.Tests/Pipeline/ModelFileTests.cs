@@ -94,6 +94,26 @@ public class ModelFileTests
     }
 
     [TestMethod]
+    public void EmptyChain_AndSchemaAnnotations_RoundTrip()
+    {
+        var schema = new DataViewSchema.Builder()
+            .AddColumn("Image", TensorColumnType.Image(3, 32, 32), new Dictionary<string, string> { ["role"] = "image" })
+            .AddColumn("Mask", TensorColumnType.ClassMask())
+            .AddColumn("Fold", NumberColumnType.Instance)
+            .ToSchema();
+        string path = PathOf("empty.zip");
+        _ctx.Model.Save(new TransformerChain<ITransformer>(), schema, path);
+        using var loaded = (TransformerChain<ITransformer>)_ctx.Model.Load(path, out var back);
+        Assert.AreEqual(0, loaded.Count);
+        Assert.AreEqual(schema.ToString(), back.ToString());
+        Assert.AreEqual("Image: Tensor<Float32>[3,32,32], Mask: Tensor<Int64>[?,?], Fold: Number", back.ToString());
+        Assert.AreEqual("image", back["Image"].Annotations["role"]);
+        Assert.AreEqual(0, back["Mask"].Annotations.Count);
+        Assert.AreEqual(ModelManifest.CurrentLibraryVersion, _ctx.Model.ReadManifest(path).LibraryVersion);
+        Assert.AreEqual(typeof(ModelManifest).Assembly.GetName().Version!.ToString(), ModelManifest.CurrentLibraryVersion);
+    }
+
+    [TestMethod]
     public void StreamOverloads_RoundTrip()
     {
         using var scope = torch.NewDisposeScope();
