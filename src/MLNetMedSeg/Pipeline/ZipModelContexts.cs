@@ -68,7 +68,7 @@ internal sealed class ZipModelWriter(ZipArchive archive)
     {
         if (Hashes.ContainsKey(path)) throw new InvalidOperationException($"model entry '{path}' was already written");
         var entry = Archive.CreateEntry(path, level);
-        entry.LastWriteTime = new DateTimeOffset(1980, 1, 1, 0, 0, 0, TimeSpan.Zero); // reproducible bytes
+        entry.LastWriteTime = new DateTimeOffset(2000, 1, 1, 0, 0, 0, TimeSpan.Zero); // reproducible bytes
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         using (var s = entry.Open())
         using (var hs = new HashingStream(s, hash))
