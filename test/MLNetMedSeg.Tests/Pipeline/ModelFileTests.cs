@@ -114,6 +114,39 @@ public class ModelFileTests
     }
 
     [TestMethod]
+    public void NestedChain_RoundTrip_WritesNestedFolders()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var data = TestStages.RandomImages();
+        var inner = new AddConstantEstimator("Image", 0.5f).Append(new MeanCenterEstimator()).Fit(data);
+        var outer = new TransformerChain<MeanCenterTransformer>(
+            [(inner, TransformerScope.Everything), (new MeanCenterEstimator("Image", "Centered2").Fit(data), TransformerScope.None)]);
+        using (outer)
+        {
+            string path = PathOf("nested.zip");
+            _ctx.Model.Save(outer, data.Schema, path);
+            using (var zip = ZipFile.OpenRead(path))
+            {
+                Assert.IsNotNull(zip.GetEntry("Model/stage_000/stage_001/mean.safetensors"));
+                Assert.IsNotNull(zip.GetEntry("Model/stage_001/mean.safetensors"));
+            }
+            using var loaded = (TransformerChain<ITransformer>)_ctx.Model.Load(path, out _);
+            var loadedInner = (TransformerChain<ITransformer>)loaded[0].Transformer;
+            Assert.AreEqual(TransformerScope.Training, loadedInner[0].Scope);
+            AssertIdenticalViews(outer.Transform(data), loaded.Transform(data));
+        }
+    }
+
+    [TestMethod]
+    public void ChainOptionsWithAnInvalidScope_AreCorrupt()
+    {
+        string path = SaveGood();
+        RewriteEntry(path, "Model/options.json", t => t.Replace("\"scope\": \"Training\"", "\"scope\": 64"), fixHash: true);
+        var ex = AssertLoadFails(path, ModelFileError.Corrupt, "Model");
+        StringAssert.Contains(ex.Message, "invalid scope 64");
+    }
+
+    [TestMethod]
     public void StreamOverloads_RoundTrip()
     {
         using var scope = torch.NewDisposeScope();
