@@ -17,7 +17,7 @@ public sealed class SchemaEditedView : IDataView
         ArgumentNullException.ThrowIfNull(source);
         _source = source;
         _column = column;
-        source.Schema[column].ToString(); // throws SchemaException when absent
+        _ = source.Schema[column]; // throws SchemaException naming the column when absent
         var b = new DataViewSchema.Builder(source.Schema);
         if (newType is null)
         {

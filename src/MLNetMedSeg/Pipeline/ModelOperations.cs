@@ -90,6 +90,7 @@ public static class ModelOperationsCatalogExtensions
     /// <param name="catalog">The model catalog of the loading application's context.</param>
     /// <param name="path">The model file.</param>
     /// <param name="inputSchema">The schema of the data the model was saved for.</param>
+    /// <exception cref="FileNotFoundException"><paramref name="path"/> does not exist.</exception>
     /// <exception cref="InvalidDataException">The file is not a (valid) model file; the message names the file and entry, and <see cref="ModelFileErrors.GetModelFileError"/> tells the kind of problem.</exception>
     public static ITransformer Load(this ModelOperationsCatalog catalog, string path, out DataViewSchema inputSchema)
     {
