@@ -15,6 +15,8 @@ public sealed record ImageMaskPair(string Id, string ImagePath, string MaskPath)
 /// binary, or int64 [H,W] class mask with a value→class map), ImagePath and MaskPath. Files are decoded only when a
 /// cursor asks for Image or Mask; a corrupt file fails then, naming the file. Binary masks are thresholded and their
 /// non-binary pixels counted per file (<see cref="NonBinaryMaskPixels"/>: the total over the masks read so far).
+/// An image and its mask of different sizes fail (naming both files and sizes) when both of the row's Image and Mask
+/// have been read.
 /// </summary>
 public sealed class ImageMaskDataView : RowDataView
 {

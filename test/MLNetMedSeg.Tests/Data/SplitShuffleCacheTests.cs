@@ -176,3 +176,51 @@ public sealed class SplitShuffleCacheTests
         Assert.AreEqual(before, torch.LiveTensorCount, "the cache frees its tensors when disposed");
     }
 }
+
+/// <summary>Splits and shuffles of views without random row access (a streaming source).</summary>
+[TestClass]
+public sealed class StreamingSourceSplitTests
+{
+    /// <summary>Forwards cursors only: no <see cref="IRowAccessDataView"/>.</summary>
+    private sealed class StreamingView(IDataView inner, bool canShuffle) : IDataView
+    {
+        public DataViewSchema Schema => inner.Schema;
+        public long? GetRowCount() => null;
+        public bool CanShuffle => canShuffle;
+        public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null) => inner.GetRowCursor(columnsNeeded, rand);
+    }
+
+    private static InMemoryDataView Ids(int n) => InMemoryDataView.Create(
+        ("Id", TextColumnType.Instance, Enumerable.Range(0, n).Select(i => $"r{i:D2}").ToList()));
+
+    [TestMethod]
+    public void SplitOfAStreamingViewIsLazyButNotShufflable()
+    {
+        using var data = Ids(20);
+        var stream = new StreamingView(data, canShuffle: false);
+        var ctx = new MedSegContext(seed: 1);
+        var split = ctx.Data.TrainValidationTestSplit(stream, seed: 3);
+        var tr = split.Train.GetTextColumn("Id");
+        var va = split.Validation.GetTextColumn("Id");
+        var te = split.Test.GetTextColumn("Id");
+        Assert.AreEqual((16, 2, 2), (tr.Count, va.Count, te.Count));
+        CollectionAssert.AreEquivalent(data.GetTextColumn("Id"), tr.Concat(va).Concat(te).ToList());
+        // Same rows as the split of the indexable view with the same seed.
+        CollectionAssert.AreEqual(ctx.Data.TrainValidationTestSplit(data, seed: 3).Test.GetTextColumn("Id"), te);
+        Assert.IsFalse(split.Train.CanShuffle);
+        Assert.ThrowsException<InvalidOperationException>(() => split.Train.GetBatches(["Id"], 4, new Random(1)).ToList());
+        Assert.ThrowsException<InvalidOperationException>(() => ctx.Data.Shuffle(stream, seed: 1));
+    }
+
+    [TestMethod]
+    public void ShuffleOfAShufflableStreamingViewIsSeeded()
+    {
+        using var data = Ids(20);
+        var stream = new StreamingView(data, canShuffle: true);
+        var ctx = new MedSegContext(seed: 1);
+        var a = ctx.Data.Shuffle(stream, seed: 9).GetTextColumn("Id");
+        CollectionAssert.AreEqual(a, ctx.Data.Shuffle(stream, seed: 9).GetTextColumn("Id"));
+        CollectionAssert.AreNotEqual(a, ctx.Data.Shuffle(stream, seed: 10).GetTextColumn("Id"));
+        CollectionAssert.AreEquivalent(data.GetTextColumn("Id"), a);
+    }
+}
