@@ -14,5 +14,5 @@ public interface IRowAccessDataView : IDataView
     /// A cursor visiting exactly the rows <paramref name="rows"/> (indices into this view, 0-based), in that order;
     /// <see cref="DataViewRowCursor.Position"/> counts from 0 along <paramref name="rows"/>.
     /// </summary>
-    DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, IReadOnlyList<long> rows);
+    DataViewRowCursor GetIndexedRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, IReadOnlyList<long> rows);
 }

@@ -72,12 +72,12 @@ public sealed class MappedDataView : IRowAccessDataView
         return new Cursor(this, needed, _source.GetRowCursor(SourceColumns(needed), rand));
     }
 
-    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, IReadOnlyList<long> rows)
+    public DataViewRowCursor GetIndexedRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, IReadOnlyList<long> rows)
     {
         if (_source is not IRowAccessDataView ra)
             throw new InvalidOperationException("the source of this mapped view has no random row access; cache it first (ctx.Data.Cache)");
         var needed = columnsNeeded.ToArray();
-        return new Cursor(this, needed, ra.GetRowCursor(SourceColumns(needed), rows));
+        return new Cursor(this, needed, ra.GetIndexedRowCursor(SourceColumns(needed), rows));
     }
 
     /// <summary>

@@ -37,7 +37,7 @@ public abstract class RowDataView : IRowAccessDataView
     }
 
     /// <summary>A cursor visiting exactly the source rows <paramref name="rows"/>, in that order (see <see cref="IRowAccessDataView"/>).</summary>
-    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, IReadOnlyList<long> rows)
+    public DataViewRowCursor GetIndexedRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, IReadOnlyList<long> rows)
     {
         long n = RowCount;
         var order = new long[rows.Count];

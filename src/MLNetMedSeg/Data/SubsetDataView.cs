@@ -40,14 +40,14 @@ public sealed class SubsetDataView : IRowAccessDataView
 
     public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
     {
-        if (rand is null) return _source.GetRowCursor(columnsNeeded, _rows);
+        if (rand is null) return _source.GetIndexedRowCursor(columnsNeeded, _rows);
         var perm = RowDataView.Permutation(_rows.Length, rand);
         var order = new long[_rows.Length];
         for (int k = 0; k < order.Length; k++) order[k] = _rows[perm[k]];
-        return _source.GetRowCursor(columnsNeeded, order);
+        return _source.GetIndexedRowCursor(columnsNeeded, order);
     }
 
-    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, IReadOnlyList<long> rows)
+    public DataViewRowCursor GetIndexedRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, IReadOnlyList<long> rows)
     {
         var order = new long[rows.Count];
         for (int k = 0; k < order.Length; k++)
@@ -56,7 +56,7 @@ public sealed class SubsetDataView : IRowAccessDataView
             if (r < 0 || r >= _rows.Length) throw new ArgumentOutOfRangeException(nameof(rows), r, $"row {r} is outside 0..{_rows.Length - 1}");
             order[k] = _rows[r];
         }
-        return _source.GetRowCursor(columnsNeeded, order);
+        return _source.GetIndexedRowCursor(columnsNeeded, order);
     }
 }
 

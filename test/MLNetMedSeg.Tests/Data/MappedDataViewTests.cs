@@ -64,7 +64,7 @@ public sealed class MappedDataViewTests
         }
         CollectionAssert.AreEqual(Read(src, new Random(4), "Id"), Read(view, new Random(4), "Tag"));
         Assert.IsTrue(view.HasRowAccess);
-        using var cur = view.GetRowCursor([view.Schema["Tag"]], new long[] { 5, 0, 5 });
+        using var cur = view.GetIndexedRowCursor([view.Schema["Tag"]], new long[] { 5, 0, 5 });
         var got = new List<string>();
         while (cur.MoveNext()) got.Add(cur.GetText("Tag"));
         CollectionAssert.AreEqual(new[] { "r5", "r0", "r5" }, got);
