@@ -241,7 +241,7 @@ public static class DataCatalogExtensions
     public static IDataView SelectRows(this DataCatalog catalog, IDataView data, IReadOnlyList<long> rows)
     {
         ArgumentNullException.ThrowIfNull(data);
-        if (data is IRowAccessDataView ra && (data is not MappedDataView mv || mv.HasRowAccess)) return new SubsetDataView(ra, rows);
+        if (MappedDataView.HasIndexedAccess(data)) return new SubsetDataView((IRowAccessDataView)data, rows);
         var sorted = rows.ToArray();
         if (sorted.Distinct().Count() != sorted.Length || !sorted.Zip(sorted.Skip(1)).All(p => p.First < p.Second))
             throw new InvalidOperationException("this view has no random row access: rows can only be selected once each, in source order; cache it first (ctx.Data.Cache)");
@@ -318,8 +318,11 @@ public static class DataCatalogExtensions
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(data);
         int s = SeedOrDerived(catalog, seed, "Shuffle");
-        if (data is IRowAccessDataView ra && (data is not MappedDataView mv || mv.HasRowAccess))
+        if (MappedDataView.HasIndexedAccess(data))
+        {
+            var ra = (IRowAccessDataView)data;
             return new SubsetDataView(ra, RowDataView.Permutation(ra.RowCount, new Random(s)));
+        }
         if (data.CanShuffle) return new SeededShuffleDataView(data, s);
         throw new InvalidOperationException("this view cannot be shuffled; cache it first (ctx.Data.Cache)");
     }

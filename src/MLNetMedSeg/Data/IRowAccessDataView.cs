@@ -3,7 +3,8 @@ namespace MLNetMedSeg.Data;
 /// <summary>
 /// A data view whose rows can be visited in any given order by index, without reading the others: the basis of
 /// lazy, shufflable subsets (splits, k-fold, seeded shuffles). <see cref="RowDataView"/> implements it, and
-/// <see cref="MappedDataView"/> does whenever its source does.
+/// <see cref="MappedDataView"/> does whenever its source does (it implements the interface always; ask
+/// <see cref="MappedDataView.HasIndexedAccess"/> whether a view really has row access).
 /// </summary>
 public interface IRowAccessDataView : IDataView
 {

@@ -64,7 +64,10 @@ public sealed class MappedDataView : IRowAccessDataView
     public bool CanShuffle => _source.CanShuffle;
 
     /// <summary>True when the source gives random row access (then so does this view).</summary>
-    public bool HasRowAccess => _source is IRowAccessDataView;
+    public bool HasRowAccess => HasIndexedAccess(_source);
+
+    /// <summary>True when <paramref name="view"/> can give <see cref="IRowAccessDataView.GetIndexedRowCursor"/> cursors (a mapped view only when its sources can).</summary>
+    public static bool HasIndexedAccess(IDataView view) => view is MappedDataView m ? m.HasRowAccess : view is IRowAccessDataView;
 
     public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
     {
@@ -74,7 +77,7 @@ public sealed class MappedDataView : IRowAccessDataView
 
     public DataViewRowCursor GetIndexedRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, IReadOnlyList<long> rows)
     {
-        if (_source is not IRowAccessDataView ra)
+        if (!HasRowAccess || _source is not IRowAccessDataView ra)
             throw new InvalidOperationException("the source of this mapped view has no random row access; cache it first (ctx.Data.Cache)");
         var needed = columnsNeeded.ToArray();
         return new Cursor(this, needed, ra.GetIndexedRowCursor(SourceColumns(needed), rows));

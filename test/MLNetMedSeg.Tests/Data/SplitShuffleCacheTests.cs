@@ -210,6 +210,14 @@ public sealed class StreamingSourceSplitTests
         Assert.IsFalse(split.Train.CanShuffle);
         Assert.ThrowsException<InvalidOperationException>(() => split.Train.GetBatches(["Id"], 4, new Random(1)).ToList());
         Assert.ThrowsException<InvalidOperationException>(() => ctx.Data.Shuffle(stream, seed: 1));
+
+        // Mapped views over a streaming source (two levels) have no row access either, and splits still work.
+        var m1 = new MappedDataView(stream, [new MappedColumn("A", TextColumnType.Instance, ["Id"], c => c.GetText("Id") + "a")]);
+        var m2 = new MappedDataView(m1, [new MappedColumn("B", TextColumnType.Instance, ["A"], c => c.GetText("A") + "b")]);
+        Assert.IsFalse(m2.HasRowAccess);
+        var s2 = ctx.Data.TrainValidationTestSplit(m2, seed: 3);
+        CollectionAssert.AreEqual(te.Select(t => t + "ab").ToList(), s2.Test.GetTextColumn("B"));
+        Assert.ThrowsException<InvalidOperationException>(() => m2.GetIndexedRowCursor([m2.Schema["B"]], new long[] { 0 }));
     }
 
     [TestMethod]
