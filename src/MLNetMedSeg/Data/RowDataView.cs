@@ -7,7 +7,7 @@ namespace MLNetMedSeg.Data;
 /// Implement <see cref="RowCount"/> and <see cref="ComputeValue"/>; cursors, shuffling and tensor ownership are
 /// handled here. Tensors returned by <see cref="ComputeValue"/> are taken over by the cursor.
 /// </summary>
-public abstract class RowDataView : IDataView
+public abstract class RowDataView : IRowAccessDataView
 {
     protected RowDataView(DataViewSchema schema) => Schema = schema;
 
@@ -33,6 +33,20 @@ public abstract class RowDataView : IDataView
             for (long k = 0; k < n; k++) order[k] = k;
         }
         else order = Permutation(n, rand);
+        return new Cursor(this, columnsNeeded, order);
+    }
+
+    /// <summary>A cursor visiting exactly the source rows <paramref name="rows"/>, in that order (see <see cref="IRowAccessDataView"/>).</summary>
+    public DataViewRowCursor GetIndexedRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, IReadOnlyList<long> rows)
+    {
+        long n = RowCount;
+        var order = new long[rows.Count];
+        for (int k = 0; k < order.Length; k++)
+        {
+            long r = rows[k];
+            if (r < 0 || r >= n) throw new ArgumentOutOfRangeException(nameof(rows), r, $"row {r} is outside 0..{n - 1}");
+            order[k] = r;
+        }
         return new Cursor(this, columnsNeeded, order);
     }
 

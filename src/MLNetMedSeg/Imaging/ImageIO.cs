@@ -4,6 +4,9 @@ using MLNetMedSeg.Torch;
 
 namespace MLNetMedSeg.Imaging;
 
+/// <summary>Compression of TIFF files written by <see cref="ImageIO.WriteTiff(string, Tensor, int, TiffCompression)"/>.</summary>
+public enum TiffCompression { None = 0, Deflate = 1 }
+
 /// <summary>File formats the codecs read.</summary>
 public enum ImageFormat { Jpeg = 1, Png = 2, Tiff = 3 }
 
@@ -37,7 +40,7 @@ public sealed class ImageFileException(string path, string reason)
 }
 
 /// <summary>
-/// Reads JPEG, PNG (8/16-bit, gray/RGB) and TIFF, writes PNG — through Debian's libjpeg-turbo, libpng and libtiff
+/// Reads JPEG, PNG (8/16-bit, gray/RGB) and TIFF, writes PNG, JPEG and TIFF — through Debian's libjpeg-turbo, libpng and libtiff
 /// (native/imaging.c). The format is detected from the file content.
 /// </summary>
 public static partial class ImageIO
@@ -53,6 +56,8 @@ public static partial class ImageIO
 
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] private static partial int mi_read(string path, out MiImage image);
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] private static partial int mi_write_png(string path, IntPtr data, int width, int height, int channels, int bitDepth);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] private static partial int mi_write_jpeg(string path, IntPtr data, int width, int height, int channels, int quality);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] private static partial int mi_write_tiff(string path, IntPtr data, int width, int height, int channels, int bitDepth, int compression);
     [LibraryImport(Lib)] private static partial void mi_free(IntPtr p);
     [LibraryImport(Lib)] private static partial IntPtr mi_last_error();
 
@@ -174,6 +179,120 @@ public static partial class ImageIO
             IntPtr data = (IntPtr)p;
             WriteAtomic(path, tmp => mi_write_png(tmp, data, width, height, channels, 16));
         }
+    }
+
+    /// <summary>
+    /// Writes a [C,H,W] (C = 1 or 3) or [H,W] tensor as a baseline JPEG of the given <paramref name="quality"/> (1..100):
+    /// float values in [0,1] are scaled to 8 bits (clamped and rounded), uint8 is written as is. Atomic, as <see cref="WritePng(string, Tensor)"/>.
+    /// JPEG is lossy: reading the file back gives values close to, not equal to, the tensor's.
+    /// </summary>
+    public static void WriteJpeg(string path, Tensor image, int quality = 95)
+    {
+        var (pixels, w, h, c) = ToInterleaved8(path, "WriteJpeg", image, [1, 3]);
+        WriteJpeg(path, pixels, w, h, c, quality);
+    }
+
+    /// <summary>Writes interleaved 8-bit gray or RGB pixels (H×W×C, C = 1 or 3) as JPEG, atomically.</summary>
+    public static unsafe void WriteJpeg(string path, ReadOnlySpan<byte> pixels, int width, int height, int channels, int quality = 95)
+    {
+        if (quality is < 1 or > 100) throw new ArgumentOutOfRangeException(nameof(quality), quality, $"WriteJpeg('{path}'): quality must be in 1..100");
+        if (channels is not (1 or 3)) throw new ArgumentException($"WriteJpeg('{path}'): JPEG takes 1 or 3 channels, got {channels}", nameof(channels));
+        if ((long)width * height * channels != pixels.Length)
+            throw new ArgumentException($"WriteJpeg('{path}'): {pixels.Length} bytes do not make a {width}x{height}x{channels} image", nameof(pixels));
+        fixed (byte* p = pixels)
+        {
+            IntPtr data = (IntPtr)p;
+            WriteAtomic(path, tmp => mi_write_jpeg(tmp, data, width, height, channels, quality));
+        }
+    }
+
+    /// <summary>
+    /// Writes a [C,H,W] (C = 1, 2, 3 or 4) or [H,W] tensor as a TIFF of <paramref name="bitDepth"/> 8 or 16 bits per sample:
+    /// float values in [0,1] are scaled to full scale (clamped and rounded); uint8 is written as is (8-bit only).
+    /// Atomic, as <see cref="WritePng(string, Tensor)"/>.
+    /// </summary>
+    public static void WriteTiff(string path, Tensor image, int bitDepth = 8, TiffCompression compression = TiffCompression.Deflate)
+    {
+        if (bitDepth == 8)
+        {
+            var (pixels, w, h, c) = ToInterleaved8(path, "WriteTiff", image, [1, 2, 3, 4]);
+            WriteTiff(path, pixels, w, h, c, compression);
+        }
+        else if (bitDepth == 16)
+        {
+            var (pixels, w, h, c) = ToInterleaved16(path, "WriteTiff", image);
+            WriteTiff16(path, pixels, w, h, c, compression);
+        }
+        else throw new ArgumentOutOfRangeException(nameof(bitDepth), bitDepth, $"WriteTiff('{path}'): bitDepth must be 8 or 16");
+    }
+
+    /// <summary>Writes interleaved 8-bit pixels (H×W×C, C = 1..4) as TIFF, atomically.</summary>
+    public static unsafe void WriteTiff(string path, ReadOnlySpan<byte> pixels, int width, int height, int channels, TiffCompression compression = TiffCompression.Deflate)
+    {
+        if ((long)width * height * channels != pixels.Length)
+            throw new ArgumentException($"WriteTiff('{path}'): {pixels.Length} bytes do not make a {width}x{height}x{channels} image", nameof(pixels));
+        fixed (byte* p = pixels)
+        {
+            IntPtr data = (IntPtr)p;
+            WriteAtomic(path, tmp => mi_write_tiff(tmp, data, width, height, channels, 8, (int)compression));
+        }
+    }
+
+    /// <summary>Writes interleaved 16-bit pixels (H×W×C, C = 1..4) as a 16-bit TIFF, atomically.</summary>
+    public static unsafe void WriteTiff16(string path, ReadOnlySpan<ushort> pixels, int width, int height, int channels, TiffCompression compression = TiffCompression.Deflate)
+    {
+        if ((long)width * height * channels != pixels.Length)
+            throw new ArgumentException($"WriteTiff16('{path}'): {pixels.Length} samples do not make a {width}x{height}x{channels} image", nameof(pixels));
+        fixed (ushort* p = pixels)
+        {
+            IntPtr data = (IntPtr)p;
+            WriteAtomic(path, tmp => mi_write_tiff(tmp, data, width, height, channels, 16, (int)compression));
+        }
+    }
+
+    /// <summary>
+    /// Writes a [C,H,W] (C = 1..4) or [H,W] float tensor in [0,1] as a 16-bit PNG (values scaled to 0..65535, clamped
+    /// and rounded), atomically.
+    /// </summary>
+    public static void WritePng16(string path, Tensor image)
+    {
+        var (pixels, w, h, c) = ToInterleaved16(path, "WritePng16", image);
+        WritePng16(path, pixels, w, h, c);
+    }
+
+    private static Tensor ToChw(string path, string op, Tensor image, int[] allowedChannels)
+    {
+        var t = image.detach().cpu();
+        if (t.dim() == 2) t = t.unsqueeze(0);
+        if (t.dim() != 3 || !allowedChannels.Contains((int)t.size(0)))
+            throw new ArgumentException($"{op}('{path}'): expected a [C,H,W] tensor with C in {{{string.Join(",", allowedChannels)}}} or [H,W], got [{string.Join(",", image.shape)}]", nameof(image));
+        return t;
+    }
+
+    private static (byte[] Pixels, int Width, int Height, int Channels) ToInterleaved8(string path, string op, Tensor image, int[] allowedChannels)
+    {
+        using var scope = torch.NewDisposeScope();
+        var t = ToChw(path, op, image, allowedChannels);
+        Tensor bytes = t.dtype == ScalarType.Byte ? t
+            : torch.is_floating_point(t.dtype) ? (t.to(ScalarType.Float32).clamp(0, 1) * 255).round().to(ScalarType.Byte)
+            : throw new ArgumentException($"{op}('{path}'): unsupported dtype {t.dtype} (use float in [0,1] or uint8)", nameof(image));
+        var hwc = bytes.permute(1, 2, 0).contiguous();
+        var shape = hwc.shape;
+        return (hwc.ToArray<byte>(), (int)shape[1], (int)shape[0], (int)shape[2]);
+    }
+
+    private static (ushort[] Pixels, int Width, int Height, int Channels) ToInterleaved16(string path, string op, Tensor image)
+    {
+        using var scope = torch.NewDisposeScope();
+        var t = ToChw(path, op, image, [1, 2, 3, 4]);
+        if (!torch.is_floating_point(t.dtype))
+            throw new ArgumentException($"{op}('{path}'): 16-bit output takes a float tensor in [0,1], got {t.dtype}", nameof(image));
+        var hwc = (t.to(ScalarType.Float32).clamp(0, 1) * 65535).round().to(ScalarType.Int32).permute(1, 2, 0).contiguous();
+        var shape = hwc.shape;
+        var ints = hwc.ToArray<int>();
+        var samples = new ushort[ints.Length];
+        for (int k = 0; k < ints.Length; k++) samples[k] = (ushort)ints[k];
+        return (samples, (int)shape[1], (int)shape[0], (int)shape[2]);
     }
 
     private static void WriteAtomic(string path, Func<string, int> write)

@@ -282,3 +282,83 @@ MI_API int32_t mi_write_png(const char* path, const void* data, int32_t width, i
   if (fclose(f) != 0) { set_error("cannot finish writing the file"); return 1; }
   return 0;
 }
+
+/* Writes 8-bit interleaved gray (1 channel) or RGB (3 channels) pixels as a baseline JPEG at quality 1..100. */
+MI_API int32_t mi_write_jpeg(const char* path, const void* data, int32_t width, int32_t height, int32_t channels, int32_t quality) {
+  if (width <= 0 || height <= 0 || (channels != 1 && channels != 3)) {
+    set_error("invalid JPEG geometry %dx%dx%d (channels must be 1 or 3)", width, height, channels);
+    return 1;
+  }
+  if (quality < 1 || quality > 100) { set_error("JPEG quality %d is outside 1..100", quality); return 1; }
+  FILE* volatile f = fopen(path, "wb");
+  if (!f) { set_error("cannot create the file"); return 1; }
+  struct jpeg_compress_struct cinfo;
+  struct jpeg_err jerr;
+  cinfo.err = jpeg_std_error(&jerr.mgr);
+  jerr.mgr.error_exit = jpeg_error_exit;
+  jerr.mgr.emit_message = jpeg_silent;
+  if (setjmp(jerr.jump)) {
+    jpeg_destroy_compress(&cinfo);
+    fclose(f);
+    return 1;
+  }
+  jpeg_create_compress(&cinfo);
+  jpeg_stdio_dest(&cinfo, f);
+  cinfo.image_width = (JDIMENSION)width;
+  cinfo.image_height = (JDIMENSION)height;
+  cinfo.input_components = channels;
+  cinfo.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_quality(&cinfo, quality, TRUE);
+  jpeg_start_compress(&cinfo, TRUE);
+  size_t stride = (size_t)width * channels;
+  while (cinfo.next_scanline < cinfo.image_height) {
+    JSAMPROW row = (JSAMPROW)((const unsigned char*)data + (size_t)cinfo.next_scanline * stride);
+    jpeg_write_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  if (fclose(f) != 0) { set_error("cannot finish writing the file"); return 1; }
+  return 0;
+}
+
+/* Writes 8- or 16-bit interleaved gray (1), gray+alpha (2), RGB (3) or RGBA (4) pixels as a strip TIFF.
+ * compression: 0 none, 1 deflate (zlib). 16-bit data is native-endian. */
+MI_API int32_t mi_write_tiff(const char* path, const void* data, int32_t width, int32_t height, int32_t channels, int32_t bit_depth, int32_t compression) {
+  if (width <= 0 || height <= 0 || channels < 1 || channels > 4 || (bit_depth != 8 && bit_depth != 16)) {
+    set_error("invalid image geometry %dx%dx%d at %d bits", width, height, channels, bit_depth);
+    return 1;
+  }
+  if (compression != 0 && compression != 1) { set_error("unknown TIFF compression %d (0 none, 1 deflate)", compression); return 1; }
+  TIFFSetErrorHandler(tiff_error);
+  TIFFSetWarningHandler(tiff_warning);
+  t_tiff_failed = 0;
+  TIFF* tif = TIFFOpen(path, "w");
+  if (!tif) { if (!t_tiff_failed) set_error("TIFF: cannot create the file"); return 1; }
+  TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, (uint32_t)width);
+  TIFFSetField(tif, TIFFTAG_IMAGELENGTH, (uint32_t)height);
+  TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, (uint16_t)channels);
+  TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, (uint16_t)bit_depth);
+  TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, (uint16_t)SAMPLEFORMAT_UINT);
+  TIFFSetField(tif, TIFFTAG_PLANARCONFIG, (uint16_t)PLANARCONFIG_CONTIG);
+  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, (uint16_t)(channels >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK));
+  TIFFSetField(tif, TIFFTAG_ORIENTATION, (uint16_t)ORIENTATION_TOPLEFT);
+  if (channels == 2 || channels == 4) {
+    uint16_t extra = EXTRASAMPLE_UNASSALPHA;
+    TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, (uint16_t)1, &extra);
+  }
+  TIFFSetField(tif, TIFFTAG_COMPRESSION, (uint16_t)(compression == 1 ? COMPRESSION_ADOBE_DEFLATE : COMPRESSION_NONE));
+  size_t stride = (size_t)width * channels * (bit_depth / 8);
+  TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, TIFFDefaultStripSize(tif, (uint32_t)-1));
+  if (t_tiff_failed) { TIFFClose(tif); return 1; }
+  for (int32_t y = 0; y < height; ++y) {
+    if (TIFFWriteScanline(tif, (unsigned char*)data + (size_t)y * stride, (uint32_t)y, 0) < 0 || t_tiff_failed) {
+      if (!t_tiff_failed) set_error("TIFF: cannot write scanline %d", y);
+      TIFFClose(tif);
+      return 1;
+    }
+  }
+  TIFFClose(tif);
+  if (t_tiff_failed) return 1;
+  return 0;
+}

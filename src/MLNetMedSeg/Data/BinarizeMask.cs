@@ -1,0 +1,101 @@
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Torch;
+
+namespace MLNetMedSeg.Data;
+
+/// <summary>Options of the mask binarization stage (<see cref="BinarizeMaskCatalogExtensions.BinarizeMask"/>).</summary>
+public sealed class BinarizeMaskOptions
+{
+    /// <summary>A value above the threshold becomes 1, else 0. Default 0.5 (the papers' mIoU/mDice threshold; half of full scale).</summary>
+    public double Threshold { get; set; } = 0.5;
+
+    /// <summary>The mask column (float32 [1,H,W]). Default "Mask".</summary>
+    public string Column { get; set; } = "Mask";
+
+    internal BinarizeMaskOptions Copy() => (BinarizeMaskOptions)MemberwiseClone();
+}
+
+/// <summary>Thresholds a float mask (e.g. one resized bilinearly, or a soft label) to {0,1}. Fit only checks the schema.</summary>
+public sealed class BinarizeMaskEstimator : IEstimator<BinarizeMaskTransformer>
+{
+    private readonly BinarizeMaskOptions _options;
+
+    public BinarizeMaskEstimator(BinarizeMaskOptions options) => _options = new BinarizeMaskTransformer(options).Options;
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => new BinarizeMaskTransformer(_options).GetOutputSchema(inputSchema);
+
+    public BinarizeMaskTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    {
+        var t = new BinarizeMaskTransformer(_options);
+        t.GetOutputSchema(input.Schema);
+        return t;
+    }
+}
+
+/// <summary>Maps a float32 [1,H,W] mask to {0,1} (value &gt; threshold → 1), lazily.</summary>
+public sealed class BinarizeMaskTransformer : ITransformer
+{
+    /// <summary>The signature of this stage's model entries.</summary>
+    public const string LoaderSignature = "MEDSEG.BINARIZEMASK";
+    private const int Version = 1;
+    private const string Name = "BinarizeMask";
+
+    public BinarizeMaskTransformer(BinarizeMaskOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!double.IsFinite(options.Threshold)) throw new ArgumentOutOfRangeException(nameof(options.Threshold), options.Threshold, "BinarizeMask: the threshold must be finite");
+        ArgumentException.ThrowIfNullOrEmpty(options.Column);
+        Options = options.Copy();
+    }
+
+    /// <summary>The options (a copy).</summary>
+    public BinarizeMaskOptions Options { get; }
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
+
+    private (DataViewSchema Schema, MappedColumn Column) Plan(DataViewSchema input)
+    {
+        string col = Options.Column;
+        var t = (TensorColumnType)input.RequireTensor(col, TensorColumnType.BinaryMask(), Name).Type;
+        var type = TensorColumnType.BinaryMask(t.Shape[1], t.Shape[2]);
+        double th = Options.Threshold;
+        var mc = new MappedColumn(col, type, [col], cur => Binarize(cur.GetTensor(col), th));
+        return (new DataViewSchema.Builder(input).AddColumn(col, type).ToSchema(), mc);
+    }
+
+    /// <summary>1 where <paramref name="mask"/> &gt; <paramref name="threshold"/>, else 0 (float32).</summary>
+    public static Tensor Binarize(Tensor mask, double threshold)
+    {
+        using var scope = torch.NewDisposeScope();
+        return mask.gt(threshold).to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    public IDataView Transform(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        return new MappedDataView(input, [Plan(input.Schema).Column]);
+    }
+
+    public void Save(ModelSaveContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        context.WriteHeader(LoaderSignature, Version, 1);
+        context.WriteOptions(Options);
+    }
+
+    /// <summary>Rebuilds a saved transformer (registered under <see cref="LoaderSignature"/>).</summary>
+    public static BinarizeMaskTransformer Load(ModelLoadContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (context.Version > Version) throw new InvalidDataException($"{LoaderSignature}: model entry version {context.Version} is newer than this library reads ({Version})");
+        return new BinarizeMaskTransformer(context.ReadOptions<BinarizeMaskOptions>());
+    }
+}
+
+/// <summary>The mask binarization stage on <c>ctx.Data</c>.</summary>
+public static class BinarizeMaskCatalogExtensions
+{
+    /// <summary>Thresholds a float32 [1,H,W] mask column to {0,1} (value &gt; <paramref name="threshold"/> → 1).</summary>
+    public static BinarizeMaskEstimator BinarizeMask(this DataCatalog catalog, double threshold = 0.5, string column = "Mask")
+        => new(new BinarizeMaskOptions { Threshold = threshold, Column = column });
+}

@@ -1,0 +1,140 @@
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Torch;
+
+namespace MLNetMedSeg.Data;
+
+/// <summary>Options of the mask value → class stage (<see cref="MapMaskValuesCatalogExtensions.MapMaskValues"/>).</summary>
+public sealed class MapMaskValuesOptions
+{
+    /// <summary>
+    /// Mask value → class index, e.g. {0:0, 128:1, 255:2}. For a float mask the value is round(x · <see cref="Scale"/>)
+    /// (the 8-bit value for a mask read from an 8-bit file); for an int64 mask it is the stored value. A value not in
+    /// the map is an error naming the row and the value.
+    /// </summary>
+    public Dictionary<int, long> Map { get; set; } = [];
+
+    /// <summary>Full-scale value of float masks in [0,1]. Default 255 (8-bit files).</summary>
+    public double Scale { get; set; } = 255;
+
+    /// <summary>The mask column (float32 [1,H,W] or int64 [H,W]); the output is an int64 [H,W] class mask. Default "Mask".</summary>
+    public string Column { get; set; } = "Mask";
+
+    internal MapMaskValuesOptions Copy()
+    {
+        var c = (MapMaskValuesOptions)MemberwiseClone();
+        c.Map = new Dictionary<int, long>(Map);
+        return c;
+    }
+}
+
+/// <summary>Turns a mask of raw values into a class-index mask by a value → class map. Fit only checks the schema.</summary>
+public sealed class MapMaskValuesEstimator : IEstimator<MapMaskValuesTransformer>
+{
+    private readonly MapMaskValuesOptions _options;
+
+    public MapMaskValuesEstimator(MapMaskValuesOptions options) => _options = new MapMaskValuesTransformer(options).Options;
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => new MapMaskValuesTransformer(_options).GetOutputSchema(inputSchema);
+
+    public MapMaskValuesTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    {
+        var t = new MapMaskValuesTransformer(_options);
+        t.GetOutputSchema(input.Schema);
+        return t;
+    }
+}
+
+/// <summary>Maps mask values to class indices (int64 [H,W]), lazily.</summary>
+public sealed class MapMaskValuesTransformer : ITransformer
+{
+    /// <summary>The signature of this stage's model entries.</summary>
+    public const string LoaderSignature = "MEDSEG.MAPMASKVALUES";
+    private const int Version = 1;
+    private const string Name = "MapMaskValues";
+
+    public MapMaskValuesTransformer(MapMaskValuesOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(options.Map);
+        if (options.Map.Count == 0) throw new ArgumentException("MapMaskValues: the map is empty", nameof(options));
+        foreach (var (k, v) in options.Map)
+            if (v < 0) throw new ArgumentOutOfRangeException(nameof(options), v, $"MapMaskValues: class {v} (for value {k}) is negative");
+        if (!(options.Scale > 0) || !double.IsFinite(options.Scale)) throw new ArgumentOutOfRangeException(nameof(options), options.Scale, "MapMaskValues: Scale must be positive");
+        ArgumentException.ThrowIfNullOrEmpty(options.Column);
+        Options = options.Copy();
+    }
+
+    /// <summary>The options (a copy).</summary>
+    public MapMaskValuesOptions Options { get; }
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
+
+    private (DataViewSchema Schema, MappedColumn Column) Plan(DataViewSchema input)
+    {
+        string col = Options.Column;
+        TransformHelpers.RequireMask(input, col, Name);
+        var t = (TensorColumnType)input[col].Type;
+        var type = TensorColumnType.ClassMask(t.Shape[^2], t.Shape[^1]);
+        var map = Options.Map.OrderBy(kv => kv.Key).ToArray();
+        double scale = Options.Scale;
+        var mc = new MappedColumn(col, type, [col], cur =>
+        {
+            try { return Apply(cur.GetTensor(col), map, scale); }
+            catch (InvalidDataException e) { throw new InvalidDataException($"{Name}: column '{col}', {MappedDataView.DescribeRow(cur)}: {e.Message}", e); }
+        });
+        return (new DataViewSchema.Builder(input).AddColumn(col, type).ToSchema(), mc);
+    }
+
+    /// <summary>Maps a float32 [1,H,W] (values round(x·scale)) or int64 [H,W] mask to an int64 [H,W] class mask.</summary>
+    /// <exception cref="InvalidDataException">A value is not in the map (the message gives the value).</exception>
+    public static Tensor Apply(Tensor mask, IReadOnlyList<KeyValuePair<int, long>> map, double scale = 255)
+    {
+        using var scope = torch.NewDisposeScope();
+        var values = mask.dim() == 3 ? (mask.squeeze(0).to(ScalarType.Float64) * scale).round().to(ScalarType.Int64) : mask.to(ScalarType.Int64);
+        var result = torch.zeros_like(values);
+        var covered = torch.zeros_like(values, ScalarType.Bool);
+        foreach (var (v, cls) in map)
+        {
+            var hit = values.eq(v);
+            result = result.masked_fill(hit, cls);
+            covered = covered.logical_or(hit);
+        }
+        var unknown = covered.logical_not();
+        if (unknown.any().item<bool>())
+        {
+            long bad = values.masked_select(unknown).ToArray<long>()[0];
+            long count = unknown.sum().item<long>();
+            throw new InvalidDataException($"mask value {bad} ({count} pixel(s) with unmapped values) is not in the map (mapped values: {string.Join(", ", map.Select(kv => kv.Key))})");
+        }
+        return result.MoveToOuterDisposeScope();
+    }
+
+    public IDataView Transform(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        return new MappedDataView(input, [Plan(input.Schema).Column]);
+    }
+
+    public void Save(ModelSaveContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        context.WriteHeader(LoaderSignature, Version, 1);
+        context.WriteOptions(Options);
+    }
+
+    /// <summary>Rebuilds a saved transformer (registered under <see cref="LoaderSignature"/>).</summary>
+    public static MapMaskValuesTransformer Load(ModelLoadContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (context.Version > Version) throw new InvalidDataException($"{LoaderSignature}: model entry version {context.Version} is newer than this library reads ({Version})");
+        return new MapMaskValuesTransformer(context.ReadOptions<MapMaskValuesOptions>());
+    }
+}
+
+/// <summary>The mask value → class stage on <c>ctx.Data</c>.</summary>
+public static class MapMaskValuesCatalogExtensions
+{
+    /// <summary>Maps mask values to class indices (e.g. {0:0, 128:1, 255:2}); float masks are read as round(x·255).</summary>
+    public static MapMaskValuesEstimator MapMaskValues(this DataCatalog catalog, IReadOnlyDictionary<int, long> map, string column = "Mask")
+        => new(new MapMaskValuesOptions { Map = new Dictionary<int, long>(map), Column = column });
+}

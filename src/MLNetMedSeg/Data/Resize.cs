@@ -1,0 +1,152 @@
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Torch;
+using F = MLNetMedSeg.Torch.torch.nn.functional;
+
+namespace MLNetMedSeg.Data;
+
+/// <summary>Options of the resize stage (<see cref="ResizeCatalogExtensions.Resize"/>).</summary>
+public sealed class ResizeOptions
+{
+    /// <summary>Output height in pixels. Default 256 (DASP and cDAL train polyp models at 256×256).</summary>
+    public int Height { get; set; } = 256;
+
+    /// <summary>Output width in pixels. Default 256.</summary>
+    public int Width { get; set; } = 256;
+
+    /// <summary>Image column (float32 [C,H,W]), resized bilinearly (align_corners = false, as PyTorch). Null: no image column. Default "Image".</summary>
+    public string? ImageColumn { get; set; } = "Image";
+
+    /// <summary>Mask column (float32 [1,H,W] or int64 [H,W]), resized by nearest neighbour so values stay labels. Null: no mask column. Default "Mask".</summary>
+    public string? MaskColumn { get; set; } = "Mask";
+
+    internal ResizeOptions Copy() => (ResizeOptions)MemberwiseClone();
+}
+
+/// <summary>Resizes images (bilinear) and masks (nearest) to a fixed size. Nothing to learn: Fit only checks the schema.</summary>
+public sealed class ResizeEstimator : IEstimator<ResizeTransformer>
+{
+    private readonly ResizeOptions _options;
+
+    public ResizeEstimator(ResizeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Copy();
+        ResizeTransformer.Validate(_options);
+    }
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => new ResizeTransformer(_options).GetOutputSchema(inputSchema);
+
+    public ResizeTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    {
+        var t = new ResizeTransformer(_options);
+        t.GetOutputSchema(input.Schema);
+        return t;
+    }
+}
+
+/// <summary>
+/// Resizes the image column bilinearly (torch.nn.functional.interpolate, align_corners = false) and the mask column by
+/// nearest neighbour, lazily, row by row.
+/// </summary>
+public sealed class ResizeTransformer : ITransformer
+{
+    /// <summary>The signature of this stage's model entries.</summary>
+    public const string LoaderSignature = "MEDSEG.RESIZE";
+    private const int Version = 1;
+    private const string Name = "Resize";
+
+    public ResizeTransformer(ResizeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Options = options.Copy();
+        Validate(Options);
+    }
+
+    /// <summary>The options (a copy: changing it does not change the transformer).</summary>
+    public ResizeOptions Options { get; }
+
+    internal static void Validate(ResizeOptions o)
+    {
+        if (o.Height < 1) throw new ArgumentOutOfRangeException(nameof(o.Height), o.Height, "Height must be positive");
+        if (o.Width < 1) throw new ArgumentOutOfRangeException(nameof(o.Width), o.Width, "Width must be positive");
+        if (o.ImageColumn is null && o.MaskColumn is null) throw new ArgumentException("Resize: give an image column, a mask column or both");
+    }
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
+
+    private (DataViewSchema Schema, List<MappedColumn> Columns) Plan(DataViewSchema input)
+    {
+        var b = new DataViewSchema.Builder(input);
+        var cols = new List<MappedColumn>();
+        long h = Options.Height, w = Options.Width;
+        if (Options.ImageColumn is string ic)
+        {
+            var t = (TensorColumnType)input.RequireTensor(ic, TensorColumnType.Image(), Name).Type;
+            var type = new TensorColumnType(ScalarType.Float32, TransformHelpers.WithSpatial(t.Shape, h, w));
+            b.AddColumn(ic, type);
+            cols.Add(new MappedColumn(ic, type, [ic], cur => ResizeImage(cur.GetTensor(ic), h, w)));
+        }
+        if (Options.MaskColumn is string mc)
+        {
+            if (mc == Options.ImageColumn) throw new ArgumentException($"Resize: the image and mask columns are both '{mc}'");
+            bool isClass = TransformHelpers.RequireMask(input, mc, Name);
+            var type = isClass ? TensorColumnType.ClassMask(h, w) : TensorColumnType.BinaryMask(h, w);
+            b.AddColumn(mc, type);
+            cols.Add(new MappedColumn(mc, type, [mc], cur => ResizeMask(cur.GetTensor(mc), h, w)));
+        }
+        return (b.ToSchema(), cols);
+    }
+
+    /// <summary>Bilinear resize of a [C,H,W] float image (align_corners = false, no antialiasing, as PyTorch's default).</summary>
+    public static Tensor ResizeImage(Tensor image, long height, long width)
+    {
+        using var scope = torch.NewDisposeScope();
+        var r = F.interpolate(image.unsqueeze(0), size: [height, width], mode: InterpolationMode.Bilinear, align_corners: false).squeeze(0);
+        return r.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Nearest-neighbour resize of a float32 [1,H,W] or int64 [H,W] mask (PyTorch's "nearest": floor of the scaled coordinate).</summary>
+    public static Tensor ResizeMask(Tensor mask, long height, long width)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor r;
+        if (mask.dim() == 2)
+            r = F.interpolate(mask.to(ScalarType.Float32).unsqueeze(0).unsqueeze(0), size: [height, width], mode: InterpolationMode.Nearest)
+                .squeeze(0).squeeze(0).to(mask.dtype);
+        else
+            r = F.interpolate(mask.unsqueeze(0), size: [height, width], mode: InterpolationMode.Nearest).squeeze(0);
+        return r.MoveToOuterDisposeScope();
+    }
+
+    public IDataView Transform(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        return new MappedDataView(input, Plan(input.Schema).Columns);
+    }
+
+    public void Save(ModelSaveContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        context.WriteHeader(LoaderSignature, Version, 1);
+        context.WriteOptions(Options);
+    }
+
+    /// <summary>Rebuilds a saved transformer (registered under <see cref="LoaderSignature"/>).</summary>
+    public static ResizeTransformer Load(ModelLoadContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (context.Version > Version) throw new InvalidDataException($"{LoaderSignature}: model entry version {context.Version} is newer than this library reads ({Version})");
+        return new ResizeTransformer(context.ReadOptions<ResizeOptions>());
+    }
+}
+
+/// <summary>The resize stage on <c>ctx.Data</c>.</summary>
+public static class ResizeCatalogExtensions
+{
+    /// <summary>
+    /// Resizes images bilinearly and masks by nearest neighbour to <paramref name="height"/>×<paramref name="width"/>.
+    /// Pass null for a column to leave it out (at least one is needed).
+    /// </summary>
+    public static ResizeEstimator Resize(this DataCatalog catalog, int height, int width, string? imageColumn = "Image", string? maskColumn = "Mask")
+        => new(new ResizeOptions { Height = height, Width = width, ImageColumn = imageColumn, MaskColumn = maskColumn });
+}
