@@ -59,6 +59,10 @@ public static class EstimatorWorkout
         ArgumentException.ThrowIfNullOrEmpty(requiredColumn);
         options ??= new WorkoutOptions();
         string name = estimator.GetType().Name;
+        // Free what earlier code left to finalizers first, so that their late release cannot move the count.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        torch.CollectGarbage();
         long baseline = torch.LiveTensorCount;
 
         // (b) missing / wrongly-typed columns: before anything is fitted.

@@ -37,7 +37,8 @@ public sealed class ConvertChannelsTransformer : ITransformer
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.CONVERTCHANNELS";
-    private const int Version = 1;
+    /// <summary>The model-entry format version this class writes and reads.</summary>
+    public const int CurrentVersion = 1;
     private const string Name = "ConvertChannels";
 
     public ConvertChannelsTransformer(ConvertChannelsOptions options)
@@ -91,7 +92,7 @@ public sealed class ConvertChannelsTransformer : ITransformer
     public void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        context.WriteHeader(LoaderSignature, Version, 1);
+        context.WriteHeader(LoaderSignature, CurrentVersion, 1);
         context.WriteOptions(Options);
     }
 
@@ -99,7 +100,7 @@ public sealed class ConvertChannelsTransformer : ITransformer
     public static ConvertChannelsTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        if (context.Version > Version) throw new InvalidDataException($"{LoaderSignature}: model entry version {context.Version} is newer than this library reads ({Version})");
+        if (context.Version > CurrentVersion) throw new InvalidDataException($"{LoaderSignature}: model entry version {context.Version} is newer than this library reads ({CurrentVersion})");
         return new ConvertChannelsTransformer(context.ReadOptions<ConvertChannelsOptions>());
     }
 }

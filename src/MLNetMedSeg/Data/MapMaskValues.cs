@@ -49,7 +49,8 @@ public sealed class MapMaskValuesTransformer : ITransformer
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.MAPMASKVALUES";
-    private const int Version = 1;
+    /// <summary>The model-entry format version this class writes and reads.</summary>
+    public const int CurrentVersion = 1;
     private const string Name = "MapMaskValues";
 
     public MapMaskValuesTransformer(MapMaskValuesOptions options)
@@ -118,7 +119,7 @@ public sealed class MapMaskValuesTransformer : ITransformer
     public void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        context.WriteHeader(LoaderSignature, Version, 1);
+        context.WriteHeader(LoaderSignature, CurrentVersion, 1);
         context.WriteOptions(Options);
     }
 
@@ -126,7 +127,7 @@ public sealed class MapMaskValuesTransformer : ITransformer
     public static MapMaskValuesTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        if (context.Version > Version) throw new InvalidDataException($"{LoaderSignature}: model entry version {context.Version} is newer than this library reads ({Version})");
+        if (context.Version > CurrentVersion) throw new InvalidDataException($"{LoaderSignature}: model entry version {context.Version} is newer than this library reads ({CurrentVersion})");
         return new MapMaskValuesTransformer(context.ReadOptions<MapMaskValuesOptions>());
     }
 }

@@ -52,7 +52,8 @@ public sealed class ResizeTransformer : ITransformer
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.RESIZE";
-    private const int Version = 1;
+    /// <summary>The model-entry format version this class writes and reads.</summary>
+    public const int CurrentVersion = 1;
     private const string Name = "Resize";
 
     public ResizeTransformer(ResizeOptions options)
@@ -127,7 +128,7 @@ public sealed class ResizeTransformer : ITransformer
     public void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        context.WriteHeader(LoaderSignature, Version, 1);
+        context.WriteHeader(LoaderSignature, CurrentVersion, 1);
         context.WriteOptions(Options);
     }
 
@@ -135,7 +136,7 @@ public sealed class ResizeTransformer : ITransformer
     public static ResizeTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        if (context.Version > Version) throw new InvalidDataException($"{LoaderSignature}: model entry version {context.Version} is newer than this library reads ({Version})");
+        if (context.Version > CurrentVersion) throw new InvalidDataException($"{LoaderSignature}: model entry version {context.Version} is newer than this library reads ({CurrentVersion})");
         return new ResizeTransformer(context.ReadOptions<ResizeOptions>());
     }
 }

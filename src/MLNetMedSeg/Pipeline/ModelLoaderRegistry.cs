@@ -18,6 +18,10 @@ public static class BuiltInModelLoaders
     public static IReadOnlyList<ModelLoader> All { get; } =
     [
         new(TransformerChain.LoaderSignature, TransformerChain.CurrentVersion, TransformerChain.Load),
+        new(Data.ResizeTransformer.LoaderSignature, Data.ResizeTransformer.CurrentVersion, Data.ResizeTransformer.Load),
+        new(Data.ConvertChannelsTransformer.LoaderSignature, Data.ConvertChannelsTransformer.CurrentVersion, Data.ConvertChannelsTransformer.Load),
+        new(Data.BinarizeMaskTransformer.LoaderSignature, Data.BinarizeMaskTransformer.CurrentVersion, Data.BinarizeMaskTransformer.Load),
+        new(Data.MapMaskValuesTransformer.LoaderSignature, Data.MapMaskValuesTransformer.CurrentVersion, Data.MapMaskValuesTransformer.Load),
     ];
 }
 
