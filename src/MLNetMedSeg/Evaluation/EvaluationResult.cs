@@ -274,6 +274,9 @@ public sealed partial class EvaluationResult
             w.WriteString("emptyMaskPolicy", Options.EmptyMaskPolicy.ToString());
             w.WriteBoolean("includeBackground", Options.IncludeBackground);
             w.WriteNumber("imageCount", ImageCount);
+            // The papers' headline figures (per-image means at the threshold), also found under aggregate.perImageMean.
+            if (double.IsNaN(MeanIoU)) w.WriteNull("mIoU"); else w.WriteNumber("mIoU", MeanIoU);
+            if (double.IsNaN(MeanDice)) w.WriteNull("mDice"); else w.WriteNumber("mDice", MeanDice);
             w.WriteStartObject("aggregate");
             WriteMetrics(w, "perImageMean", PerImageMean);
             WriteMetrics(w, "micro", Micro);

@@ -32,6 +32,8 @@ public class ReportTests
         Assert.AreEqual(2, root.GetProperty("imageCount").GetInt32());
         var agg = root.GetProperty("aggregate");
         Assert.AreEqual(0.5, agg.GetProperty("perImageMean").GetProperty("iou").GetDouble(), 1e-12);
+        Assert.AreEqual(0.5, root.GetProperty("mIoU").GetDouble(), 1e-12, "the papers' mIoU at the top level");
+        Assert.AreEqual(agg.GetProperty("perImageMean").GetProperty("dice").GetDouble(), root.GetProperty("mDice").GetDouble());
         Assert.AreEqual(1.6, agg.GetProperty("perImageMean").GetProperty("hd95").GetDouble(), 1e-9);
         Assert.AreEqual(JsonValueKind.Null, agg.GetProperty("micro").GetProperty("hd95").ValueKind);
         Assert.AreEqual(1, root.GetProperty("dropped").GetProperty("iou").GetInt32());

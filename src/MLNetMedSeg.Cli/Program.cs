@@ -1,0 +1,3 @@
+using MLNetMedSeg.Cli;
+
+return MedsegCli.Run(args, Console.Out, Console.Error);

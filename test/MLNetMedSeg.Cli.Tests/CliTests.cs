@@ -1,0 +1,113 @@
+using System.Text.Json;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Imaging;
+using MLNetMedSeg.Pipeline;
+
+namespace MLNetMedSeg.Cli.Tests;
+
+[TestClass]
+public sealed class CliTests
+{
+    private string _dir = "";
+
+    [TestInitialize]
+    public void Init() => Directory.CreateDirectory(_dir = Path.Combine(Path.GetTempPath(), $"medseg-cli-{Guid.NewGuid():N}"));
+
+    [TestCleanup]
+    public void Cleanup() => Directory.Delete(_dir, recursive: true);
+
+    private static (int code, string stdout, string stderr) Medseg(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = MedsegCli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    /// <summary>Writes a 0/255 mask PNG of size 4×4 whose foreground is the given (row, col) pixels.</summary>
+    private static void Mask(string path, params (int r, int c)[] on)
+    {
+        var px = new byte[16];
+        foreach (var (r, c) in on) px[r * 4 + c] = 255;
+        ImageIO.WritePng(path, px, 4, 4, 1);
+    }
+
+    [TestMethod]
+    public void EvaluatePredAgainstGtWritesPapersMetrics()
+    {
+        string pred = Path.Combine(_dir, "pred"), gt = Path.Combine(_dir, "gt");
+        Directory.CreateDirectory(pred);
+        Directory.CreateDirectory(gt);
+        // a: gt 4 pixels, pred 2 of them + 2 others → tp 2, fp 2, fn 2: IoU 2/6, Dice 4/8
+        Mask(Path.Combine(gt, "a.png"), (0, 0), (0, 1), (1, 0), (1, 1));
+        Mask(Path.Combine(pred, "a.png"), (0, 0), (0, 1), (3, 3), (3, 2));
+        // b: perfect
+        Mask(Path.Combine(gt, "b.png"), (2, 2));
+        Mask(Path.Combine(pred, "b.png"), (2, 2));
+        string json = Path.Combine(_dir, "out", "metrics.json");
+        var (code, stdout, stderr) = Medseg("evaluate", "--pred", pred, "--gt", gt, "--out", json);
+        Assert.AreEqual(0, code, stderr);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var root = doc.RootElement;
+        Assert.AreEqual((2.0 / 6 + 1) / 2, root.GetProperty("mIoU").GetDouble(), 1e-12);
+        Assert.AreEqual((4.0 / 8 + 1) / 2, root.GetProperty("mDice").GetDouble(), 1e-12);
+        Assert.AreEqual(3.0 / 7, root.GetProperty("aggregate").GetProperty("micro").GetProperty("iou").GetDouble(), 1e-12);
+        Assert.AreEqual("One", root.GetProperty("emptyMaskPolicy").GetString());
+        Assert.AreEqual(2, root.GetProperty("images").GetArrayLength());
+        StringAssert.Contains(stdout, "| IoU |");
+    }
+
+    [TestMethod]
+    public void EvaluateReportsUnmatchedFilesAndExitsNonZero()
+    {
+        string pred = Path.Combine(_dir, "pred"), gt = Path.Combine(_dir, "gt");
+        Directory.CreateDirectory(pred);
+        Directory.CreateDirectory(gt);
+        Mask(Path.Combine(gt, "a.png"), (0, 0));
+        Mask(Path.Combine(pred, "zz.png"), (0, 0));
+        var (code, _, stderr) = Medseg("evaluate", "--pred", pred, "--gt", gt, "--out", Path.Combine(_dir, "m.json"));
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "error:");
+        StringAssert.Contains(stderr, "zz.png");
+        Assert.IsFalse(File.Exists(Path.Combine(_dir, "m.json")));
+    }
+
+    [TestMethod]
+    public void UsageErrorsExitWithTwo()
+    {
+        var (code, _, stderr) = Medseg("evaluate", "--pred", "x");
+        Assert.AreEqual(2, code);
+        StringAssert.Contains(stderr, "--gt");
+        Assert.AreEqual(2, Medseg("evaluate", "--pred", "a", "--gt", "b", "--out", "c", "--empty-policy", "maybe").code);
+        Assert.AreEqual(2, Medseg("no-such-verb").code);
+    }
+
+    [TestMethod]
+    public void InfoDescribesStagesAndRejectsCorruptFiles()
+    {
+        var ctx = new MedSegContext(seed: 1);
+        using var data = InMemoryDataView.Create(("Image", TensorColumnType.Image(3), new List<Tensor> { torch.rand(3, 8, 8) }));
+        using var model = ctx.Data.Resize(4, 4, maskColumn: null).Append(ctx.Data.ConvertChannels(1)).Fit(data);
+        string file = Path.Combine(_dir, "model.zip");
+        ctx.Model.Save(model, data.Schema, file);
+
+        var (code, stdout, stderr) = Medseg("info", "--model", file);
+        Assert.AreEqual(0, code, stderr);
+        StringAssert.Contains(stdout, "MLNetMedSeg.Model");
+        StringAssert.Contains(stdout, "MEDSEG.CHAIN");
+        StringAssert.Contains(stdout, "MEDSEG.RESIZE");
+        StringAssert.Contains(stdout, "MEDSEG.CONVERTCHANNELS");
+        StringAssert.Contains(stdout, "Image: Tensor<Float32>[3,?,?]");
+
+        var bytes = File.ReadAllBytes(file);
+        string truncated = Path.Combine(_dir, "truncated.zip");
+        File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
+        (code, _, stderr) = Medseg("info", "--model", truncated);
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "truncated.zip");
+
+        (code, _, stderr) = Medseg("info", "--model", Path.Combine(_dir, "missing.zip"));
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "does not exist");
+    }
+}
