@@ -42,7 +42,9 @@ int32_t translate_exception() noexcept {
     // libtorch 1.13 reports CPU allocation failures as a plain c10::Error.
     const char* m = e.what_without_backtrace();
     set_error(m);
-    if (m && (std::strstr(m, "not enough memory") || std::strstr(m, "out of memory"))) return MT_ERR_OOM;
+    if (m && (std::strstr(m, "not enough memory") || std::strstr(m, "out of memory") ||
+              std::strstr(m, "can't allocate memory") || std::strstr(m, "Cannot allocate memory")))
+      return MT_ERR_OOM;
     return MT_ERR;
   } catch (const std::bad_alloc& e) {
     set_error("out of memory (std::bad_alloc)"); return MT_ERR_OOM;
