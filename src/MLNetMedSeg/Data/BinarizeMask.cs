@@ -16,21 +16,7 @@ public sealed class BinarizeMaskOptions
 }
 
 /// <summary>Thresholds a float mask (e.g. one resized bilinearly, or a soft label) to {0,1}. Fit only checks the schema.</summary>
-public sealed class BinarizeMaskEstimator : IEstimator<BinarizeMaskTransformer>
-{
-    private readonly BinarizeMaskOptions _options;
-
-    public BinarizeMaskEstimator(BinarizeMaskOptions options) => _options = new BinarizeMaskTransformer(options).Options;
-
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => new BinarizeMaskTransformer(_options).GetOutputSchema(inputSchema);
-
-    public BinarizeMaskTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
-    {
-        var t = new BinarizeMaskTransformer(_options);
-        t.GetOutputSchema(input.Schema);
-        return t;
-    }
-}
+public sealed class BinarizeMaskEstimator(BinarizeMaskOptions options) : TrivialEstimator<BinarizeMaskTransformer>(new BinarizeMaskTransformer(options));
 
 /// <summary>Maps a float32 [1,H,W] mask to {0,1} (value &gt; threshold → 1), lazily.</summary>
 public sealed class BinarizeMaskTransformer : ITransformer

@@ -16,21 +16,7 @@ public sealed class ConvertChannelsOptions
 }
 
 /// <summary>Converts images between gray and RGB. Nothing to learn: Fit only checks the schema.</summary>
-public sealed class ConvertChannelsEstimator : IEstimator<ConvertChannelsTransformer>
-{
-    private readonly ConvertChannelsOptions _options;
-
-    public ConvertChannelsEstimator(ConvertChannelsOptions options) => _options = new ConvertChannelsTransformer(options).Options;
-
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => new ConvertChannelsTransformer(_options).GetOutputSchema(inputSchema);
-
-    public ConvertChannelsTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
-    {
-        var t = new ConvertChannelsTransformer(_options);
-        t.GetOutputSchema(input.Schema);
-        return t;
-    }
-}
+public sealed class ConvertChannelsEstimator(ConvertChannelsOptions options) : TrivialEstimator<ConvertChannelsTransformer>(new ConvertChannelsTransformer(options));
 
 /// <summary>Converts the image column to 1 or 3 channels, lazily; images that already have them pass unchanged.</summary>
 public sealed class ConvertChannelsTransformer : ITransformer

@@ -28,21 +28,7 @@ public sealed class MapMaskValuesOptions
 }
 
 /// <summary>Turns a mask of raw values into a class-index mask by a value → class map. Fit only checks the schema.</summary>
-public sealed class MapMaskValuesEstimator : IEstimator<MapMaskValuesTransformer>
-{
-    private readonly MapMaskValuesOptions _options;
-
-    public MapMaskValuesEstimator(MapMaskValuesOptions options) => _options = new MapMaskValuesTransformer(options).Options;
-
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => new MapMaskValuesTransformer(_options).GetOutputSchema(inputSchema);
-
-    public MapMaskValuesTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
-    {
-        var t = new MapMaskValuesTransformer(_options);
-        t.GetOutputSchema(input.Schema);
-        return t;
-    }
-}
+public sealed class MapMaskValuesEstimator(MapMaskValuesOptions options) : TrivialEstimator<MapMaskValuesTransformer>(new MapMaskValuesTransformer(options));
 
 /// <summary>Maps mask values to class indices (int64 [H,W]), lazily.</summary>
 public sealed class MapMaskValuesTransformer : ITransformer

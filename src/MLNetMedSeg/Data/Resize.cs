@@ -23,26 +23,7 @@ public sealed class ResizeOptions
 }
 
 /// <summary>Resizes images (bilinear) and masks (nearest) to a fixed size. Nothing to learn: Fit only checks the schema.</summary>
-public sealed class ResizeEstimator : IEstimator<ResizeTransformer>
-{
-    private readonly ResizeOptions _options;
-
-    public ResizeEstimator(ResizeOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        _options = options.Copy();
-        ResizeTransformer.Validate(_options);
-    }
-
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => new ResizeTransformer(_options).GetOutputSchema(inputSchema);
-
-    public ResizeTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
-    {
-        var t = new ResizeTransformer(_options);
-        t.GetOutputSchema(input.Schema);
-        return t;
-    }
-}
+public sealed class ResizeEstimator(ResizeOptions options) : TrivialEstimator<ResizeTransformer>(new ResizeTransformer(options));
 
 /// <summary>
 /// Resizes the image column bilinearly (torch.nn.functional.interpolate, align_corners = false) and the mask column by
