@@ -6,7 +6,7 @@ namespace MLNetMedSeg.Segmentation.Networks;
 /// <summary>
 /// torchvision's ResNet BasicBlock: conv1 (3×3, stride s) → bn1 → relu → conv2 (3×3) → bn2, plus the identity or a
 /// downsample (1×1 conv stride s + BN), then ReLU. State-dict names as torchvision's (conv1, bn1, conv2, bn2,
-/// downsample.0, downsample.1). With a dilation With <paramref name="dilation"/> &gt; 1 bothgt; 1 both 3×3 convs are atrous (padding = dilation).
+/// downsample.0, downsample.1). With a dilation &gt; 1 both 3×3 convs are atrous (padding = dilation).
 /// </summary>
 public sealed class BasicBlock : nn.Module<Tensor, Tensor>
 {
