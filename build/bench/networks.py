@@ -262,7 +262,57 @@ def create(name, cin=3, classes=1):
     return ARCHITECTURES[name](cin=cin, classes=classes)
 
 
-if __name__ == "__main__":
+def _main():
     for n in ARCHITECTURES:
         net = create(n)
         print(n, sum(p.numel() for p in net.parameters()), tuple(net(torch.rand(2, 3, 33, 47)).shape))
+
+
+def deterministic_fill_(module):
+    """Overwrites every floating state-dict entry j (state-dict order) with v[k] = 0.5 sin(0.731 k + 1.3 j) / sqrt(fan)
+    (fan = product of the dims after the first; 1 for vectors); running_var gets 1 + 0.25 sin(...). The same function is
+    in test/MLNetMedSeg.Tests/Segmentation/Networks/TwinEquivalenceTests.cs: with it both sides hold identical weights
+    without a weights file, and their outputs can be compared."""
+    with torch.no_grad():
+        j = 0
+        for name, t in module.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            k = torch.arange(t.numel(), dtype=torch.float64)
+            s = torch.sin(0.731 * k + 1.3 * j)
+            if name.endswith("running_var"):
+                v = 1 + 0.25 * s
+            else:
+                fan = 1
+                for d in t.shape[1:]:
+                    fan *= d
+                v = 0.5 * s / fan ** 0.5
+            t.copy_(v.reshape(t.shape).to(t.dtype))
+            j += 1
+
+
+def twin_reference():
+    """Prints the reference numbers of TwinEquivalenceTests (small widths, eval mode, 2x3x33x47 input, 2 classes)."""
+    small = {
+        "UNet": lambda: UNet(3, 2, (8, 16, 32, 64)),
+        "UNetPlusPlus": lambda: UNetPlusPlus(3, 2, (8, 16, 32, 64)),
+        "LinkNet": lambda: LinkNet(3, 2, (16, 16, 32, 64, 64), (1, 1, 1, 1), 16),
+        "DeepLabV3Plus": lambda: DeepLabV3Plus(3, 2, (16, 16, 32, 64, 64), (1, 1, 1, 1), 16, 32, 16, (2, 4, 6), 0.0),
+    }
+    x = torch.sin(0.05 * torch.arange(2 * 3 * 33 * 47, dtype=torch.float64)).reshape(2, 3, 33, 47).float()
+    for name, make in small.items():
+        net = make()
+        deterministic_fill_(net)
+        net.eval()
+        with torch.no_grad():
+            y = net(x)
+        print(f'["{name}"] = ({y.double().sum().item():.6f}, {y.double().abs().sum().item():.6f}, '
+              f'{y[1, 0, 17, 23].item():.6f}, {y[0, 1, 32, 46].item():.6f}),')
+
+
+if __name__ == "__main__":
+    import sys as _sys
+    if len(_sys.argv) > 1 and _sys.argv[1] == "--twin-reference":
+        twin_reference()
+    else:
+        _main()

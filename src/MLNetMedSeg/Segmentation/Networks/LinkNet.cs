@@ -10,20 +10,23 @@ namespace MLNetMedSeg.Segmentation.Networks;
 /// </summary>
 public sealed class LinkNetDecoderBlock : nn.Module<Tensor, Tensor>
 {
-    private readonly nn.Sequential _seq;
+    private readonly nn.Sequential _reduce, _up, _expand;
 
     public LinkNetDecoderBlock(long inChannels, long outChannels) : base(nameof(LinkNetDecoderBlock))
     {
         long mid = inChannels / 4;
-        _seq = new nn.Sequential(
-            RegisterModule("0", Blocks.ConvBnRelu(inChannels, mid, 1, 0)),
-            RegisterModule("1", new nn.Sequential(
-                nn.ConvTranspose2d(mid, mid, 3, stride: 2, padding: 1, output_padding: 1, bias: false),
-                nn.BatchNorm2d(mid), nn.ReLU(inplace: true))),
-            RegisterModule("2", Blocks.ConvBnRelu(mid, outChannels, 1, 0)));
+        _reduce = RegisterModule("0", Blocks.ConvBnRelu(inChannels, mid, 1, 0));
+        _up = RegisterModule("1", new nn.Sequential(
+            nn.ConvTranspose2d(mid, mid, 3, stride: 2, padding: 1, output_padding: 1, bias: false),
+            nn.BatchNorm2d(mid), nn.ReLU(inplace: true)));
+        _expand = RegisterModule("2", Blocks.ConvBnRelu(mid, outChannels, 1, 0));
     }
 
-    public override Tensor forward(Tensor input) => _seq.call(input);
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        return _expand.call(_up.call(_reduce.call(input))).MoveToOuterDisposeScope();
+    }
 }
 
 /// <summary>
