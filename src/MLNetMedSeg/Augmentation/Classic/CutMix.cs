@@ -22,6 +22,10 @@ public sealed class CutMixOptions
 /// <param name="Applied">Whether the sample was augmented (drawn with the option's probability).</param>
 /// <param name="Lambda">λ ~ Beta(α, α); the unclipped box covers a (1 − λ) fraction of the image.</param>
 /// <param name="Source">Index of the sample in the batch the box is copied from (a random permutation).</param>
+/// <param name="Y0">First row of the box (inclusive).</param>
+/// <param name="Y1">End row of the box (exclusive).</param>
+/// <param name="X0">First column of the box (inclusive).</param>
+/// <param name="X1">End column of the box (exclusive).</param>
 public readonly record struct CutMixBox(bool Applied, double Lambda, long Source, long Y0, long Y1, long X0, long X1)
 {
     /// <summary>Box area in pixels (0 when not applied).</summary>
