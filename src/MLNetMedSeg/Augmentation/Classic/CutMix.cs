@@ -62,16 +62,15 @@ public sealed class CutMix : IBatchAugmentation
     {
         ArgumentNullException.ThrowIfNull(generator);
         var perm = BatchAug.Permutation(generator, n);
+        var u = BatchAug.Uniform(generator, 3 * n); // per sample: apply, centre row, centre column
         var boxes = new CutMixBox[n];
         for (long i = 0; i < n; i++)
         {
-            var u = BatchAug.Uniform(generator, 1)[0];
-            if (u >= Options.Probability) { boxes[i] = new CutMixBox(false, 1, i, 0, 0, 0, 0); continue; }
+            if (u[3 * i] >= Options.Probability) { boxes[i] = new CutMixBox(false, 1, i, 0, 0, 0, 0); continue; }
             double lam = BatchAug.SymmetricBeta(Options.Alpha, generator);
             double cutRat = Math.Sqrt(1 - lam);
             long cutH = (long)(height * cutRat), cutW = (long)(width * cutRat);
-            var c = BatchAug.Uniform(generator, 2);
-            long cy = BatchAug.Int(c[0], height), cx = BatchAug.Int(c[1], width);
+            long cy = BatchAug.Int(u[3 * i + 1], height), cx = BatchAug.Int(u[3 * i + 2], width);
             long y0 = Math.Clamp(cy - cutH / 2, 0, height), y1 = Math.Clamp(cy + cutH / 2, 0, height);
             long x0 = Math.Clamp(cx - cutW / 2, 0, width), x1 = Math.Clamp(cx + cutW / 2, 0, width);
             boxes[i] = new CutMixBox(true, lam, perm[i], y0, y1, x0, x1);

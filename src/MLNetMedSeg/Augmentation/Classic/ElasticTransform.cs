@@ -41,13 +41,16 @@ public sealed class ElasticTransform : IBatchAugmentation
 
     /// <summary>
     /// The smoothed, scaled displacement field of a batch, float32 [N,2,H,W] in pixels (channel 0: Δx, 1: Δy), on the
-    /// generator's device; what <see cref="Apply"/> draws (after its per-sample apply flags).
+    /// given <paramref name="device"/> (default: the generator's); what <see cref="Apply"/> draws (after its
+    /// per-sample apply flags). The uniform noise is drawn on the generator's device and smoothed on
+    /// <paramref name="device"/>.
     /// </summary>
-    public Tensor SampleDisplacement(long n, long height, long width, Generator generator)
+    public Tensor SampleDisplacement(long n, long height, long width, Generator generator, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(generator);
+        device ??= generator.Device;
         using var scope = torch.NewDisposeScope();
-        var d = torch.rand([n, 2, height, width], ScalarType.Float32, generator.Device, generator: generator) * 2.0 - 1.0;
+        var d = torch.rand([n, 2, height, width], ScalarType.Float32, generator.Device, generator: generator).to(device) * 2.0 - 1.0;
         if (Options.Sigma > 0)
         {
             long r = Math.Max(1, (long)Math.Ceiling(3 * Options.Sigma));
@@ -55,7 +58,7 @@ public sealed class ElasticTransform : IBatchAugmentation
             double sum = 0;
             for (long i = -r; i <= r; i++) sum += Math.Exp(-0.5 * i * i / (Options.Sigma * Options.Sigma));
             for (long i = -r; i <= r; i++) k[i + r] = (float)(Math.Exp(-0.5 * i * i / (Options.Sigma * Options.Sigma)) / sum);
-            var k1 = torch.tensor(k, [1, 1, 2 * r + 1, 1], generator.Device).expand(2, 1, 2 * r + 1, 1).contiguous();
+            var k1 = torch.tensor(k, [1, 1, 2 * r + 1, 1], device).expand(2, 1, 2 * r + 1, 1).contiguous();
             var k2 = k1.view(2, 1, 1, 2 * r + 1);
             d = torch.nn.functional.conv2d(d, k1, padding: [r, 0], groups: 2);
             d = torch.nn.functional.conv2d(d, k2, padding: [0, r], groups: 2);
@@ -70,7 +73,7 @@ public sealed class ElasticTransform : IBatchAugmentation
         using var scope = torch.NewDisposeScope();
         var device = images.device;
         var apply = BatchAug.Uniform(generator, n).Select(u => u < Options.Probability).ToArray();
-        var disp = SampleDisplacement(n, h, w, generator).to(device);
+        var disp = SampleDisplacement(n, h, w, generator, device);
         var xs = torch.arange(w, ScalarType.Float32, device).view(1, 1, w) + disp.narrow(1, 0, 1).squeeze(1);
         var ys = torch.arange(h, ScalarType.Float32, device).view(1, h, 1) + disp.narrow(1, 1, 1).squeeze(1);
         // align_corners = true: pixel centres 0 and W-1 map to -1 and +1.
