@@ -53,17 +53,29 @@ public sealed class ElasticTransform : IBatchAugmentation
         var d = torch.rand([n, 2, height, width], ScalarType.Float32, generator.Device, generator: generator).to(device) * 2.0 - 1.0;
         if (Options.Sigma > 0)
         {
-            long r = Math.Max(1, (long)Math.Ceiling(3 * Options.Sigma));
-            var k = new float[2 * r + 1];
-            double sum = 0;
-            for (long i = -r; i <= r; i++) sum += Math.Exp(-0.5 * i * i / (Options.Sigma * Options.Sigma));
-            for (long i = -r; i <= r; i++) k[i + r] = (float)(Math.Exp(-0.5 * i * i / (Options.Sigma * Options.Sigma)) / sum);
-            var k1 = torch.tensor(k, [1, 1, 2 * r + 1, 1], device).expand(2, 1, 2 * r + 1, 1).contiguous();
-            var k2 = k1.view(2, 1, 1, 2 * r + 1);
-            d = torch.nn.functional.conv2d(d, k1, padding: [r, 0], groups: 2);
-            d = torch.nn.functional.conv2d(d, k2, padding: [0, r], groups: 2);
+            // Separable Gaussian blur with zeros outside the image, as two matrix products with banded (Toeplitz)
+            // matrices: exactly a zero-padded convolution, and much faster on CPU than a depthwise conv2d.
+            d = GaussianBand(height, device).matmul(d).matmul(GaussianBand(width, device));
         }
         return (d * Options.Alpha).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The symmetric [size,size] matrix B with B[i,j] = g(i − j), g the normalised discrete Gaussian of standard
+    /// deviation σ truncated at ⌈3σ⌉, so that B·v is v convolved with g under zero padding.
+    /// </summary>
+    private Tensor GaussianBand(long size, Device device)
+    {
+        double sigma = Options.Sigma;
+        long r = Math.Max(1, (long)Math.Ceiling(3 * sigma));
+        var k = new double[2 * r + 1];
+        double sum = 0;
+        for (long i = -r; i <= r; i++) sum += k[i + r] = Math.Exp(-0.5 * i * i / (sigma * sigma));
+        var band = new float[size * size];
+        for (long i = 0; i < size; i++)
+        for (long j = Math.Max(0, i - r); j <= Math.Min(size - 1, i + r); j++)
+            band[i * size + j] = (float)(k[j - i + r] / sum);
+        return torch.tensor(band, [size, size], device);
     }
 
     /// <inheritdoc/>

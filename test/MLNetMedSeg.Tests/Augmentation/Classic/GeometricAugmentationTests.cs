@@ -193,6 +193,28 @@ public sealed class GeometricAugmentationTests
     }
 
     [TestMethod]
+    public void ElasticFieldIsTheUniformNoiseBlurredWithAZeroPaddedGaussian()
+    {
+        using var scope = torch.NewDisposeScope();
+        const double sigma = 1.5, alpha = 3;
+        using var g1 = new Generator(17);
+        var d = new ElasticTransform(new ElasticTransformOptions { Alpha = alpha, Sigma = sigma }).SampleDisplacement(3, 11, 13, g1);
+        using var g2 = new Generator(17);
+        var noise = torch.rand([3, 2, 11, 13], ScalarType.Float32, torch.CPU, generator: g2) * 2.0 - 1.0;
+        // Reference: a direct 2-D convolution with the 11x11 (radius ⌈3σ⌉ = 5) normalised Gaussian, zero padding.
+        const int r = 5;
+        var k = new float[2 * r + 1, 2 * r + 1];
+        double sum = 0;
+        for (int y = -r; y <= r; y++) for (int x = -r; x <= r; x++) sum += Math.Exp(-0.5 * (x * x + y * y) / (sigma * sigma));
+        var flat = new float[(2 * r + 1) * (2 * r + 1)];
+        for (int y = -r; y <= r; y++) for (int x = -r; x <= r; x++)
+            flat[(y + r) * (2 * r + 1) + x + r] = (float)(Math.Exp(-0.5 * (x * x + y * y) / (sigma * sigma)) / sum);
+        var kernel = torch.tensor(flat, [1, 1, 2 * r + 1, 2 * r + 1]).expand(2, 1, 2 * r + 1, 2 * r + 1).contiguous();
+        var expected = torch.nn.functional.conv2d(noise, kernel, padding: [r, r], groups: 2) * alpha;
+        Assert.IsTrue(d.allclose(expected, 1e-4, 1e-5), "separable banded blur = zero-padded 2-D Gaussian convolution");
+    }
+
+    [TestMethod]
     public void ElasticWithZeroProbabilityOrAlphaIsTheIdentity()
     {
         using var scope = torch.NewDisposeScope();
