@@ -4,6 +4,8 @@
 # BENCH_ROUNDS alternating rounds (ours, PyTorch, ours, ...) to spread machine noise evenly; each round reports the
 # median step time and the line gives the median of the round medians.
 # Prints one line per case:  BENCH <case> ours_ms=<median> pytorch_ms=<median> ratio=<ours/pytorch>
+# (seg_step_* cases add params=<count>: both sides report their parameter count and the run fails if they differ,
+# so the C# backbone and its PyTorch twin in build/bench/networks.py stay the same network)
 # and, for tiny_ops, the same loop written in C++ against libtorch (no binding at all) as the attainable floor.
 # Environment: BENCH_THREADS (default nproc), BENCH_ITERS (10), BENCH_WARMUP (3), BENCH_ROUNDS (3), BENCH_CASES.
 set -euo pipefail
@@ -13,7 +15,7 @@ threads=${BENCH_THREADS:-$(nproc)}
 iters=${BENCH_ITERS:-10}
 warmup=${BENCH_WARMUP:-3}
 rounds=${BENCH_ROUNDS:-3}
-cases=${BENCH_CASES:-"unet_train_step unet_train_step_bf16 tiny_ops"}
+cases=${BENCH_CASES:-"unet_train_step unet_train_step_bf16 tiny_ops seg_step_unet seg_step_unetpp seg_step_linknet seg_step_deeplabv3plus"}
 dotnet build test/MLNetMedSeg.Bench -c Release --nologo -v q >/dev/null
 ours_bin=test/MLNetMedSeg.Bench/bin/Release/net10.0/MLNetMedSeg.Bench
 floor_bin=artifacts/bench/tiny_ops_floor
@@ -26,15 +28,25 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 echo "# threads=$threads iters=$iters warmup=$warmup rounds=$rounds libtorch=$(dpkg-query -W -f='${Version}' libtorch-dev) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 for c in $cases; do
   args=(--threads "$threads" --iters "$iters" --warmup "$warmup")
-  ours_all=""; theirs_all=""
+  ours_all=""; theirs_all=""; ours_params=""; theirs_params=""
   for ((r = 0; r < rounds; r++)); do
-    ours_all+="$("$ours_bin" "$c" "${args[@]}" | awk '{print $2}')"$'\n'
-    theirs_all+="$(/usr/bin/python3 build/bench/bench_torch.py "$c" "${args[@]}" | awk '{print $2}')"$'\n'
+    line=$("$ours_bin" "$c" "${args[@]}")
+    ours_all+="$(awk '{print $2}' <<<"$line")"$'\n'; ours_params=$(awk '{print $3}' <<<"$line")
+    line=$(/usr/bin/python3 build/bench/bench_torch.py "$c" "${args[@]}")
+    theirs_all+="$(awk '{print $2}' <<<"$line")"$'\n'; theirs_params=$(awk '{print $3}' <<<"$line")
   done
   ours=$(printf '%s' "$ours_all" | median)
   theirs=$(printf '%s' "$theirs_all" | median)
   ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')
-  echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio"
+  if [ -n "$ours_params$theirs_params" ]; then
+    if [ "$ours_params" != "$theirs_params" ]; then
+      echo "BENCH $c ERROR: parameter counts differ: ours=$ours_params pytorch=$theirs_params (not the same network)" >&2
+      exit 1
+    fi
+    echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio params=$ours_params"
+  else
+    echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio"
+  fi
   if [ "$c" = tiny_ops ]; then
     fl_all=""
     for ((r = 0; r < rounds; r++)); do fl_all+="$("$floor_bin" "$threads" "$iters" "$warmup" | awk '{print $2}')"$'\n'; done

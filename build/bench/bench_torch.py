@@ -7,8 +7,17 @@ import argparse
 import statistics
 import time
 
+import os
+import sys
+
 import torch
 import torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import networks  # noqa: E402  (PyTorch twins of MLNetMedSeg.Segmentation.Networks)
+
+SEG_CASES = {"seg_step_unet": "unet", "seg_step_unetpp": "unetpp", "seg_step_linknet": "linknet",
+             "seg_step_deeplabv3plus": "deeplabv3plus"}
 
 
 def block(i, o):
@@ -78,6 +87,23 @@ def unet_case(bf16, warmup, iters, size, batch):
     return median_ms(step, warmup, iters)
 
 
+def seg_step_case(name, warmup, iters, size, batch):
+    """One training step (forward, soft-Dice loss, backward, Adam step) of a backbone twin; returns (ms, params)."""
+    torch.manual_seed(0)
+    net = networks.create(name)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.rand(batch, 3, size, size)
+    y = (torch.rand(batch, 1, size, size) > 0.5).float()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = soft_dice_loss(net(x), y)
+        loss.backward()
+        opt.step()
+
+    return median_ms(step, warmup, iters), sum(p.numel() for p in net.parameters())
+
+
 def tiny_ops_case(warmup, iters, n_ops):
     a = torch.rand(16)
     b = torch.rand(16)
@@ -93,7 +119,7 @@ def tiny_ops_case(warmup, iters, n_ops):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["unet_train_step", "unet_train_step_bf16", "tiny_ops"])
+    ap.add_argument("case", choices=["unet_train_step", "unet_train_step_bf16", "tiny_ops"] + list(SEG_CASES))
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
@@ -103,6 +129,10 @@ def main():
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
+    if a.case in SEG_CASES:
+        ms, params = seg_step_case(SEG_CASES[a.case], a.warmup, a.iters, a.size, a.batch)
+        print(f"{a.case} {ms:.3f} {params}")
+        return
     if a.case == "tiny_ops":
         ms = tiny_ops_case(a.warmup, a.iters, a.ops)
     else:

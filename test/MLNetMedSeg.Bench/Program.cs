@@ -1,13 +1,16 @@
 using System.Diagnostics;
 using System.Globalization;
 using MLNetMedSeg.Bench;
+using MLNetMedSeg.Segmentation.Networks;
 using MLNetMedSeg.Torch;
 using static MLNetMedSeg.Torch.torch;
 
 // The C# side of build/bench.sh. Usage: MLNetMedSeg.Bench <case> [--threads N] [--warmup N] [--iters N]
-//   [--size N] [--batch N] [--ops N]. Prints "<case> <median_ms>" like build/bench/bench_torch.py.
+//   [--size N] [--batch N] [--ops N]. Prints "<case> <median_ms>" like build/bench/bench_torch.py; the seg_step_* cases
+//   (one training step of a MLNetMedSeg.Segmentation.Networks backbone) add a third field, the parameter count, which
+//   build/bench.sh compares with the PyTorch twin's (build/bench/networks.py).
 var opts = new Dictionary<string, int> { ["threads"] = 0, ["warmup"] = 3, ["iters"] = 10, ["size"] = 128, ["batch"] = 8, ["ops"] = 10000 };
-if (args.Length < 1) { Console.Error.WriteLine("usage: MLNetMedSeg.Bench unet_train_step|unet_train_step_bf16|tiny_ops [--threads N] ..."); return 2; }
+if (args.Length < 1) { Console.Error.WriteLine("usage: MLNetMedSeg.Bench unet_train_step|unet_train_step_bf16|tiny_ops|seg_step_unet|seg_step_unetpp|seg_step_linknet|seg_step_deeplabv3plus [--threads N] ..."); return 2; }
 string benchCase = args[0];
 for (int k = 1; k + 1 < args.Length; k += 2)
 {
@@ -17,14 +20,19 @@ for (int k = 1; k + 1 < args.Length; k += 2)
 }
 if (opts["threads"] > 0) set_num_threads(opts["threads"]);
 
+long paramCount = -1;
 double ms = benchCase switch
 {
     "unet_train_step" => UNetCase(bf16: false),
     "unet_train_step_bf16" => UNetCase(bf16: true),
     "tiny_ops" => TinyOpsCase(),
+    "seg_step_unet" => SegStepCase(SegmentationArchitecture.UNet),
+    "seg_step_unetpp" => SegStepCase(SegmentationArchitecture.UNetPlusPlus),
+    "seg_step_linknet" => SegStepCase(SegmentationArchitecture.LinkNet),
+    "seg_step_deeplabv3plus" => SegStepCase(SegmentationArchitecture.DeepLabV3Plus),
     _ => throw new ArgumentException($"unknown case '{benchCase}'"),
 };
-Console.WriteLine($"{benchCase} {ms.ToString("F3", CultureInfo.InvariantCulture)}");
+Console.WriteLine($"{benchCase} {ms.ToString("F3", CultureInfo.InvariantCulture)}" + (paramCount >= 0 ? $" {paramCount}" : ""));
 return 0;
 
 double MedianMs(Action fn)
@@ -66,6 +74,30 @@ double UNetCase(bool bf16)
             loss = SoftDiceLoss(logits.to(ScalarType.Float32), y);
         }
         else loss = SoftDiceLoss(net.call(x), y);
+        loss.backward();
+        opt.step();
+    }
+    return MedianMs(Step);
+}
+
+// One training step (forward, soft-Dice loss, backward, Adam step) of a backbone with default options
+// (3 channels, binary), as seg_step_* in build/bench/bench_torch.py.
+double SegStepCase(SegmentationArchitecture arch)
+{
+    using var g = new Generator(0);
+    using var net = SegmentationNetworks.Create(new SegmentationNetworkOptions { Architecture = arch }, g);
+    paramCount = net.num_parameters();
+    using var opt = optim.Adam(net.parameters(), lr: 1e-3);
+    int b = opts["batch"], s = opts["size"];
+    using var x = rand([b, 3, s, s], generator: g);
+    using var r = rand([b, 1, s, s], generator: g);
+    using var y = (r > 0.5).to(ScalarType.Float32);
+
+    void Step()
+    {
+        using var scope = NewDisposeScope();
+        opt.zero_grad();
+        var loss = SoftDiceLoss(net.call(x), y);
         loss.backward();
         opt.step();
     }

@@ -1,0 +1,49 @@
+using MLNetMedSeg.Torch;
+using static MLNetMedSeg.Torch.torch;
+
+namespace MLNetMedSeg.Segmentation.Networks;
+
+/// <summary>Factory of the segmentation networks.</summary>
+public static class SegmentationNetworks
+{
+    /// <summary>
+    /// Builds the network <paramref name="options"/> describe (validated first). Initial weights are drawn from
+    /// <paramref name="generator"/> when given (through torch.nn.init.UseGenerator: the same seed gives the same
+    /// network), else from torch's global generator. Loads <see cref="SegmentationNetworkOptions.EncoderWeightsPath"/>
+    /// when set. The network is on the CPU in training mode; the caller owns (disposes) it.
+    /// </summary>
+    /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
+    public static SegmentationNetwork Create(SegmentationNetworkOptions options, Generator? generator = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        SegmentationNetwork net;
+        using (generator is null ? null : nn.init.UseGenerator(generator))
+            net = options.Architecture switch
+            {
+                SegmentationArchitecture.UNet => new UNet(options),
+                SegmentationArchitecture.UNetPlusPlus => new UNetPlusPlus(options),
+                SegmentationArchitecture.LinkNet => new LinkNet(options),
+                SegmentationArchitecture.DeepLabV3Plus => new DeepLabV3Plus(options),
+                _ => throw new ArgumentException($"unknown architecture {options.Architecture}", nameof(options)),
+            };
+        if (options.EncoderWeightsPath is { } path)
+        {
+            try { net.LoadEncoderWeights(path); }
+            catch { net.Dispose(); throw; }
+        }
+        return net;
+    }
+
+    /// <summary>The encoder <paramref name="options"/> describe (used by the networks' constructors).</summary>
+    public static SegmentationEncoder CreateEncoder(SegmentationNetworkOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var widths = options.ResolvedEncoderWidths;
+        return options.ResolvedEncoder == EncoderKind.Plain
+            ? new PlainEncoder(options.InChannels, widths)
+            : new ResNetEncoder(options.InChannels, widths, options.ResNetBlocks,
+                options.Architecture == SegmentationArchitecture.DeepLabV3Plus ? options.OutputStride : 32);
+    }
+}

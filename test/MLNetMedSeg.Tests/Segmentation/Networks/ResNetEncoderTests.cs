@@ -1,0 +1,232 @@
+using MLNetMedSeg.Segmentation.Networks;
+using MLNetMedSeg.Torch.Serialization;
+using static MLNetMedSeg.Torch.torch;
+
+namespace MLNetMedSeg.Tests.Segmentation.Networks;
+
+[TestClass]
+public sealed class ResNetEncoderTests
+{
+    private string _dir = "";
+
+    [TestInitialize]
+    public void Init() => Directory.CreateDirectory(_dir = Path.Combine(Path.GetTempPath(), "medseg-networks-" + Guid.NewGuid().ToString("N")));
+
+    [TestCleanup]
+    public void Cleanup() => Directory.Delete(_dir, recursive: true);
+
+    [TestMethod]
+    public void Resnet18StateDictHasTorchvisionsKeysShapesAndOrder()
+    {
+        using var scope = NewDisposeScope();
+        using var enc = new ResNetEncoder(3, [64, 64, 128, 256, 512], [2, 2, 2, 2]);
+        var expected = TorchvisionResNet18Keys.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(l => l.Split(' ')).Select(p => (key: p[0], shape: p[1] == "-" ? "" : p[1])).ToList();
+        var actual = enc.state_dict().Select(e => (key: e.Key, shape: string.Join("x", e.Value.shape))).ToList();
+        CollectionAssert.AreEqual(expected.Select(e => e.key).ToList(), actual.Select(e => e.key).ToList());
+        CollectionAssert.AreEqual(expected.Select(e => e.shape).ToList(), actual.Select(e => e.shape).ToList());
+        // torchvision: resnet18 has 11,689,512 parameters, resnet34 21,797,672; both have a 512*1000 + 1000 fc we omit.
+        Assert.AreEqual(11_689_512 - 513_000, enc.num_parameters());
+        using var r34 = new ResNetEncoder(3, [64, 64, 128, 256, 512], [3, 4, 6, 3]);
+        Assert.AreEqual(21_797_672 - 513_000, r34.num_parameters());
+        Assert.AreEqual(218 - 2, r34.state_dict().Count);
+        // The dilated (DeepLabv3+) variant keeps every key and shape, so ImageNet weights load into it too.
+        using var os16 = new ResNetEncoder(3, [64, 64, 128, 256, 512], [2, 2, 2, 2], outputStride: 16);
+        CollectionAssert.AreEqual(actual, os16.state_dict().Select(e => (key: e.Key, shape: string.Join("x", e.Value.shape))).ToList());
+    }
+
+    [TestMethod]
+    public void EncoderWeightsRoundTripThroughSafetensorsIgnoringTheClassifier()
+    {
+        using var scope = NewDisposeScope();
+        var opts = NetworkTestUtil.Small(SegmentationArchitecture.LinkNet);
+        using var g1 = new Generator(11);
+        using var g2 = new Generator(12);
+        using var source = SegmentationNetworks.Create(opts, g1);
+        using var target = SegmentationNetworks.Create(opts, g2);
+        // Give the source BN non-trivial running statistics, as trained weights have.
+        source.call(rand([2, 3, 32, 32], generator: g1));
+        var file = Path.Combine(_dir, "resnet.safetensors");
+        var export = source.Encoder.state_dict().ToDictionary(e => e.Key, e => e.Value);
+        export["fc.weight"] = randn([10, 64]);
+        export["fc.bias"] = randn([10]);
+        Safetensors.Save(export, file);
+
+        Assert.IsFalse(target.Encoder.state_dict()["conv1.weight"].equal(source.Encoder.state_dict()["conv1.weight"]));
+        var decoderBefore = target.state_dict().Where(e => !e.Key.StartsWith("encoder.")).ToDictionary(e => e.Key, e => e.Value.clone());
+        target.LoadEncoderWeights(file);
+        foreach (var (k, v) in source.Encoder.state_dict())
+            Assert.IsTrue(v.equal(target.Encoder.state_dict()[k]), $"{k} not loaded");
+        foreach (var (k, v) in decoderBefore)
+            Assert.IsTrue(v.equal(target.state_dict()[k]), $"{k} (not encoder) changed");
+
+        // The factory loads EncoderWeightsPath; a shallower encoder ignores the layers it does not have.
+        opts.EncoderWeightsPath = file;
+        using var viaFactory = SegmentationNetworks.Create(opts, g2);
+        Assert.IsTrue(viaFactory.Encoder.state_dict()["layer4.0.conv2.weight"].equal(source.Encoder.state_dict()["layer4.0.conv2.weight"]));
+        var shallow = NetworkTestUtil.Small(SegmentationArchitecture.LinkNet, depth: 3);
+        shallow.EncoderWeightsPath = file;
+        using var shallowNet = SegmentationNetworks.Create(shallow, g2);
+        Assert.IsTrue(shallowNet.Encoder.state_dict()["layer2.0.downsample.0.weight"].equal(source.Encoder.state_dict()["layer2.0.downsample.0.weight"]));
+    }
+
+    [TestMethod]
+    public void WrongWeightFilesGiveAClearError()
+    {
+        using var scope = NewDisposeScope();
+        using var net = SegmentationNetworks.Create(NetworkTestUtil.Small(SegmentationArchitecture.DeepLabV3Plus), new Generator(5));
+        var good = net.Encoder.state_dict().ToDictionary(e => e.Key, e => e.Value);
+
+        var bad = new Dictionary<string, Tensor>(good);
+        bad.Remove("layer1.0.conv1.weight");
+        bad["conv1.weight"] = zeros([16, 1, 7, 7]);
+        bad["layer9.0.conv1.weight"] = zeros([1]);
+        var file = Path.Combine(_dir, "bad.safetensors");
+        Safetensors.Save(bad, file);
+        var before = net.Encoder.state_dict()["bn1.weight"].clone();
+        var e = Assert.ThrowsException<InvalidDataException>(() => net.LoadEncoderWeights(file));
+        StringAssert.Contains(e.Message, file);
+        StringAssert.Contains(e.Message, "1 missing key(s): layer1.0.conv1.weight");
+        StringAssert.Contains(e.Message, "1 unexpected key(s): layer9.0.conv1.weight");
+        StringAssert.Contains(e.Message, "conv1.weight (expected [16, 3, 7, 7], file has [16, 1, 7, 7])");
+        Assert.IsTrue(before.equal(net.Encoder.state_dict()["bn1.weight"]), "a failed load must not change the weights");
+
+        var missingFile = Path.Combine(_dir, "nope.safetensors");
+        var fnf = Assert.ThrowsException<FileNotFoundException>(() => net.LoadEncoderWeights(missingFile));
+        StringAssert.Contains(fnf.Message, missingFile);
+
+        var junk = Path.Combine(_dir, "junk.safetensors");
+        File.WriteAllBytes(junk, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        var ide = Assert.ThrowsException<InvalidDataException>(() => net.LoadEncoderWeights(junk));
+        StringAssert.Contains(ide.Message, "junk.safetensors");
+
+        // Through the factory the half-built network is disposed and the error surfaces.
+        var opts = NetworkTestUtil.Small(SegmentationArchitecture.DeepLabV3Plus);
+        opts.EncoderWeightsPath = file;
+        Assert.ThrowsException<InvalidDataException>(() => SegmentationNetworks.Create(opts));
+    }
+
+    // torchvision resnet18 state_dict() without fc.weight/fc.bias (120 of its 122 entries), in its order: "key shape".
+    private const string TorchvisionResNet18Keys = """
+        conv1.weight 64x3x7x7
+        bn1.weight 64
+        bn1.bias 64
+        bn1.running_mean 64
+        bn1.running_var 64
+        bn1.num_batches_tracked -
+        layer1.0.conv1.weight 64x64x3x3
+        layer1.0.bn1.weight 64
+        layer1.0.bn1.bias 64
+        layer1.0.bn1.running_mean 64
+        layer1.0.bn1.running_var 64
+        layer1.0.bn1.num_batches_tracked -
+        layer1.0.conv2.weight 64x64x3x3
+        layer1.0.bn2.weight 64
+        layer1.0.bn2.bias 64
+        layer1.0.bn2.running_mean 64
+        layer1.0.bn2.running_var 64
+        layer1.0.bn2.num_batches_tracked -
+        layer1.1.conv1.weight 64x64x3x3
+        layer1.1.bn1.weight 64
+        layer1.1.bn1.bias 64
+        layer1.1.bn1.running_mean 64
+        layer1.1.bn1.running_var 64
+        layer1.1.bn1.num_batches_tracked -
+        layer1.1.conv2.weight 64x64x3x3
+        layer1.1.bn2.weight 64
+        layer1.1.bn2.bias 64
+        layer1.1.bn2.running_mean 64
+        layer1.1.bn2.running_var 64
+        layer1.1.bn2.num_batches_tracked -
+        layer2.0.conv1.weight 128x64x3x3
+        layer2.0.bn1.weight 128
+        layer2.0.bn1.bias 128
+        layer2.0.bn1.running_mean 128
+        layer2.0.bn1.running_var 128
+        layer2.0.bn1.num_batches_tracked -
+        layer2.0.conv2.weight 128x128x3x3
+        layer2.0.bn2.weight 128
+        layer2.0.bn2.bias 128
+        layer2.0.bn2.running_mean 128
+        layer2.0.bn2.running_var 128
+        layer2.0.bn2.num_batches_tracked -
+        layer2.0.downsample.0.weight 128x64x1x1
+        layer2.0.downsample.1.weight 128
+        layer2.0.downsample.1.bias 128
+        layer2.0.downsample.1.running_mean 128
+        layer2.0.downsample.1.running_var 128
+        layer2.0.downsample.1.num_batches_tracked -
+        layer2.1.conv1.weight 128x128x3x3
+        layer2.1.bn1.weight 128
+        layer2.1.bn1.bias 128
+        layer2.1.bn1.running_mean 128
+        layer2.1.bn1.running_var 128
+        layer2.1.bn1.num_batches_tracked -
+        layer2.1.conv2.weight 128x128x3x3
+        layer2.1.bn2.weight 128
+        layer2.1.bn2.bias 128
+        layer2.1.bn2.running_mean 128
+        layer2.1.bn2.running_var 128
+        layer2.1.bn2.num_batches_tracked -
+        layer3.0.conv1.weight 256x128x3x3
+        layer3.0.bn1.weight 256
+        layer3.0.bn1.bias 256
+        layer3.0.bn1.running_mean 256
+        layer3.0.bn1.running_var 256
+        layer3.0.bn1.num_batches_tracked -
+        layer3.0.conv2.weight 256x256x3x3
+        layer3.0.bn2.weight 256
+        layer3.0.bn2.bias 256
+        layer3.0.bn2.running_mean 256
+        layer3.0.bn2.running_var 256
+        layer3.0.bn2.num_batches_tracked -
+        layer3.0.downsample.0.weight 256x128x1x1
+        layer3.0.downsample.1.weight 256
+        layer3.0.downsample.1.bias 256
+        layer3.0.downsample.1.running_mean 256
+        layer3.0.downsample.1.running_var 256
+        layer3.0.downsample.1.num_batches_tracked -
+        layer3.1.conv1.weight 256x256x3x3
+        layer3.1.bn1.weight 256
+        layer3.1.bn1.bias 256
+        layer3.1.bn1.running_mean 256
+        layer3.1.bn1.running_var 256
+        layer3.1.bn1.num_batches_tracked -
+        layer3.1.conv2.weight 256x256x3x3
+        layer3.1.bn2.weight 256
+        layer3.1.bn2.bias 256
+        layer3.1.bn2.running_mean 256
+        layer3.1.bn2.running_var 256
+        layer3.1.bn2.num_batches_tracked -
+        layer4.0.conv1.weight 512x256x3x3
+        layer4.0.bn1.weight 512
+        layer4.0.bn1.bias 512
+        layer4.0.bn1.running_mean 512
+        layer4.0.bn1.running_var 512
+        layer4.0.bn1.num_batches_tracked -
+        layer4.0.conv2.weight 512x512x3x3
+        layer4.0.bn2.weight 512
+        layer4.0.bn2.bias 512
+        layer4.0.bn2.running_mean 512
+        layer4.0.bn2.running_var 512
+        layer4.0.bn2.num_batches_tracked -
+        layer4.0.downsample.0.weight 512x256x1x1
+        layer4.0.downsample.1.weight 512
+        layer4.0.downsample.1.bias 512
+        layer4.0.downsample.1.running_mean 512
+        layer4.0.downsample.1.running_var 512
+        layer4.0.downsample.1.num_batches_tracked -
+        layer4.1.conv1.weight 512x512x3x3
+        layer4.1.bn1.weight 512
+        layer4.1.bn1.bias 512
+        layer4.1.bn1.running_mean 512
+        layer4.1.bn1.running_var 512
+        layer4.1.bn1.num_batches_tracked -
+        layer4.1.conv2.weight 512x512x3x3
+        layer4.1.bn2.weight 512
+        layer4.1.bn2.bias 512
+        layer4.1.bn2.running_mean 512
+        layer4.1.bn2.running_var 512
+        layer4.1.bn2.num_batches_tracked -
+        """;
+}
