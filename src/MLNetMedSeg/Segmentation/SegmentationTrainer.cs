@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using MLNetMedSeg.Augmentation.Classic;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Evaluation;
 using MLNetMedSeg.Pipeline;
@@ -114,6 +115,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
         private Generator? _generator;
         private Dictionary<string, Tensor>? _best;
         private readonly SegmentationLoss _loss;
+        private readonly List<IBatchAugmentation> _augmentations = [];
 
         public Run(MedSegContext ctx, SegmentationTrainerOptions o, ulong seed, IDataView input, CancellationToken ct)
         {
@@ -124,6 +126,8 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             _ct = ct;
             _device = ctx.Device;
             _loss = new SegmentationLoss(o.Loss, o.Network.Classes);
+            if (o.Augmentation != ClassicAugmentationKind.None) _augmentations.Add(ClassicAugmentations.Create(o.Augmentation));
+            if (o.Augmentations is { } more) _augmentations.AddRange(more);
         }
 
         public SegmentationTransformer Execute()
@@ -255,7 +259,11 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             return sum / steps;
         }
 
-        private (Tensor x, Tensor y) Augment(Tensor x, Tensor y) => (x, y);
+        private (Tensor x, Tensor y) Augment(Tensor x, Tensor y)
+        {
+            foreach (var a in _augmentations) (x, y) = a.Apply(x, y, _generator!);
+            return (x, y);
+        }
 
         private double Validate(IDataView data)
         {
@@ -360,7 +368,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             return JsonSerializer.Serialize(f);
         }
 
-        private string AugmentationNames() => "";
+        private string AugmentationNames() => string.Join("+", _augmentations.Select(a => a.Name));
 
         public void Dispose()
         {

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using MLNetMedSeg.Augmentation.Classic;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Segmentation.Networks;
@@ -101,6 +102,16 @@ public sealed class SegmentationTrainerOptions
     public int BatchSize { get; set; } = 16;
 
     /// <summary>
+    /// The classic augmentation baseline of DASP Table 1 applied to every training batch on the fly, a new random
+    /// draw each time, from the trainer's generator (default <see cref="ClassicAugmentationKind.None"/>, "No Aug.").
+    /// </summary>
+    public ClassicAugmentationKind Augmentation { get; set; } = ClassicAugmentationKind.None;
+
+    /// <summary>Further batch augmentations applied, in order, after <see cref="Augmentation"/> (default null). Not saved.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<IBatchAugmentation>? Augmentations { get; set; }
+
+    /// <summary>
     /// Optional validation data (same image/mask columns), evaluated after every epoch with the per-image mean Dice
     /// (mDice, the papers' convention, threshold 0.5). Not saved with the model. Default null.
     /// </summary>
@@ -142,6 +153,7 @@ public sealed class SegmentationTrainerOptions
         var c = (SegmentationTrainerOptions)MemberwiseClone();
         c.Network = Network.Clone();
         c.Loss = Loss.Clone();
+        c.Augmentations = Augmentations?.ToArray();
         return c;
     }
 
@@ -157,6 +169,8 @@ public sealed class SegmentationTrainerOptions
         if (ProbabilityColumn == PredictedColumn) throw new ArgumentException("ProbabilityColumn and PredictedColumn must differ", nameof(PredictedColumn));
         if (SampleWeightColumn is "") throw new ArgumentException("SampleWeightColumn must be null or a column name", nameof(SampleWeightColumn));
         if (!Enum.IsDefined(SampleWeightMode)) throw new ArgumentException($"unknown SampleWeightMode {SampleWeightMode}", nameof(SampleWeightMode));
+        if (!Enum.IsDefined(Augmentation)) throw new ArgumentException($"unknown Augmentation {Augmentation}", nameof(Augmentation));
+        if (Augmentations is { } augs && augs.Any(a => a is null)) throw new ArgumentException("Augmentations must not hold null", nameof(Augmentations));
         if (!Enum.IsDefined(Optimizer)) throw new ArgumentException($"unknown Optimizer {Optimizer}", nameof(Optimizer));
         if (!Enum.IsDefined(Schedule)) throw new ArgumentException($"unknown Schedule {Schedule}", nameof(Schedule));
         if (!double.IsFinite(LearningRate) || LearningRate <= 0) throw new ArgumentException($"LearningRate must be > 0, got {LearningRate}", nameof(LearningRate));
