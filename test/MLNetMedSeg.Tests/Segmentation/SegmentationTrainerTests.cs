@@ -113,15 +113,16 @@ public sealed class SegmentationTrainerTests
     public void LearnsBinaryDiscs_HeldOutDiceFarAboveAllBackground()
     {
         var ctx = new MedSegContext(seed: 3);
-        using var train = Discs(64, 3);
+        using var train = Discs(48, 3);
         using var test = Discs(16, 33);
-        var o = Options(epochs: 12);
+        var o = Options(epochs: 8);
         o.Augmentation = ClassicAugmentationKind.Basic;
         using var model = ctx.Segmentation.Trainer(o).Fit(train);
         var res = Evaluate(ctx, model, test);
+        Console.WriteLine($"binary held-out mDice {res.MeanDice:F4}");
         // An all-background prediction scores Dice 0 on every image (each has a disc).
         Assert.IsTrue(res.MeanDice > 0.8, $"held-out mDice {res.MeanDice:F3}");
-        Assert.AreEqual(12, model.History.Count);
+        Assert.AreEqual(8, model.History.Count);
         Assert.IsTrue(model.History[^1].TrainLoss < model.History[0].TrainLoss, "the training loss did not fall");
     }
 
@@ -129,10 +130,11 @@ public sealed class SegmentationTrainerTests
     public void LearnsMultiClassDiscs()
     {
         var ctx = new MedSegContext(seed: 4);
-        using var train = Discs(64, 4, multiClass: true);
+        using var train = Discs(48, 4, multiClass: true);
         using var test = Discs(16, 44, multiClass: true);
-        using var model = ctx.Segmentation.Trainer(Options(3, epochs: 15)).Fit(train);
+        using var model = ctx.Segmentation.Trainer(Options(3, epochs: 10)).Fit(train);
         var res = Evaluate(ctx, model, test, 3);
+        Console.WriteLine($"multi-class held-out mDice {res.MeanDice:F4}");
         Assert.IsTrue(res.MeanDice > 0.6, $"held-out multi-class mDice {res.MeanDice:F3}");
     }
 
