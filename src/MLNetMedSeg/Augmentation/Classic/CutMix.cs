@@ -22,6 +22,10 @@ public sealed class CutMixOptions
 /// <param name="Applied">Whether the sample was augmented (drawn with the option's probability).</param>
 /// <param name="Lambda">λ ~ Beta(α, α); the unclipped box covers a (1 − λ) fraction of the image.</param>
 /// <param name="Source">Index of the sample in the batch the box is copied from (a random permutation).</param>
+/// <param name="Y0">First row of the box (inclusive).</param>
+/// <param name="Y1">End row of the box (exclusive).</param>
+/// <param name="X0">First column of the box (inclusive).</param>
+/// <param name="X1">End column of the box (exclusive).</param>
 public readonly record struct CutMixBox(bool Applied, double Lambda, long Source, long Y0, long Y1, long X0, long X1)
 {
     /// <summary>Box area in pixels (0 when not applied).</summary>
@@ -58,16 +62,15 @@ public sealed class CutMix : IBatchAugmentation
     {
         ArgumentNullException.ThrowIfNull(generator);
         var perm = BatchAug.Permutation(generator, n);
+        var u = BatchAug.Uniform(generator, 3 * n); // per sample: apply, centre row, centre column
         var boxes = new CutMixBox[n];
         for (long i = 0; i < n; i++)
         {
-            var u = BatchAug.Uniform(generator, 1)[0];
-            if (u >= Options.Probability) { boxes[i] = new CutMixBox(false, 1, i, 0, 0, 0, 0); continue; }
+            if (u[3 * i] >= Options.Probability) { boxes[i] = new CutMixBox(false, 1, i, 0, 0, 0, 0); continue; }
             double lam = BatchAug.SymmetricBeta(Options.Alpha, generator);
             double cutRat = Math.Sqrt(1 - lam);
             long cutH = (long)(height * cutRat), cutW = (long)(width * cutRat);
-            var c = BatchAug.Uniform(generator, 2);
-            long cy = BatchAug.Int(c[0], height), cx = BatchAug.Int(c[1], width);
+            long cy = BatchAug.Int(u[3 * i + 1], height), cx = BatchAug.Int(u[3 * i + 2], width);
             long y0 = Math.Clamp(cy - cutH / 2, 0, height), y1 = Math.Clamp(cy + cutH / 2, 0, height);
             long x0 = Math.Clamp(cx - cutW / 2, 0, width), x1 = Math.Clamp(cx + cutW / 2, 0, width);
             boxes[i] = new CutMixBox(true, lam, perm[i], y0, y1, x0, x1);

@@ -41,26 +41,41 @@ public sealed class ElasticTransform : IBatchAugmentation
 
     /// <summary>
     /// The smoothed, scaled displacement field of a batch, float32 [N,2,H,W] in pixels (channel 0: Δx, 1: Δy), on the
-    /// generator's device; what <see cref="Apply"/> draws (after its per-sample apply flags).
+    /// given <paramref name="device"/> (default: the generator's); what <see cref="Apply"/> draws (after its
+    /// per-sample apply flags). The uniform noise is drawn on the generator's device and smoothed on
+    /// <paramref name="device"/>.
     /// </summary>
-    public Tensor SampleDisplacement(long n, long height, long width, Generator generator)
+    public Tensor SampleDisplacement(long n, long height, long width, Generator generator, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(generator);
+        device ??= generator.Device;
         using var scope = torch.NewDisposeScope();
-        var d = torch.rand([n, 2, height, width], ScalarType.Float32, generator.Device, generator: generator) * 2.0 - 1.0;
+        var d = torch.rand([n, 2, height, width], ScalarType.Float32, generator.Device, generator: generator).to(device) * 2.0 - 1.0;
         if (Options.Sigma > 0)
         {
-            long r = Math.Max(1, (long)Math.Ceiling(3 * Options.Sigma));
-            var k = new float[2 * r + 1];
-            double sum = 0;
-            for (long i = -r; i <= r; i++) sum += Math.Exp(-0.5 * i * i / (Options.Sigma * Options.Sigma));
-            for (long i = -r; i <= r; i++) k[i + r] = (float)(Math.Exp(-0.5 * i * i / (Options.Sigma * Options.Sigma)) / sum);
-            var k1 = torch.tensor(k, [1, 1, 2 * r + 1, 1], generator.Device).expand(2, 1, 2 * r + 1, 1).contiguous();
-            var k2 = k1.view(2, 1, 1, 2 * r + 1);
-            d = torch.nn.functional.conv2d(d, k1, padding: [r, 0], groups: 2);
-            d = torch.nn.functional.conv2d(d, k2, padding: [0, r], groups: 2);
+            // Separable Gaussian blur with zeros outside the image, as two matrix products with banded (Toeplitz)
+            // matrices: exactly a zero-padded convolution, and much faster on CPU than a depthwise conv2d.
+            d = GaussianBand(height, device).matmul(d).matmul(GaussianBand(width, device));
         }
         return (d * Options.Alpha).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The symmetric [size,size] matrix B with B[i,j] = g(i − j), g the normalised discrete Gaussian of standard
+    /// deviation σ truncated at ⌈3σ⌉, so that B·v is v convolved with g under zero padding.
+    /// </summary>
+    private Tensor GaussianBand(long size, Device device)
+    {
+        double sigma = Options.Sigma;
+        long r = Math.Max(1, (long)Math.Ceiling(3 * sigma));
+        var k = new double[2 * r + 1];
+        double sum = 0;
+        for (long i = -r; i <= r; i++) sum += k[i + r] = Math.Exp(-0.5 * i * i / (sigma * sigma));
+        var band = new float[size * size];
+        for (long i = 0; i < size; i++)
+        for (long j = Math.Max(0, i - r); j <= Math.Min(size - 1, i + r); j++)
+            band[i * size + j] = (float)(k[j - i + r] / sum);
+        return torch.tensor(band, [size, size], device);
     }
 
     /// <inheritdoc/>
@@ -70,7 +85,7 @@ public sealed class ElasticTransform : IBatchAugmentation
         using var scope = torch.NewDisposeScope();
         var device = images.device;
         var apply = BatchAug.Uniform(generator, n).Select(u => u < Options.Probability).ToArray();
-        var disp = SampleDisplacement(n, h, w, generator).to(device);
+        var disp = SampleDisplacement(n, h, w, generator, device);
         var xs = torch.arange(w, ScalarType.Float32, device).view(1, 1, w) + disp.narrow(1, 0, 1).squeeze(1);
         var ys = torch.arange(h, ScalarType.Float32, device).view(1, h, 1) + disp.narrow(1, 1, 1).squeeze(1);
         // align_corners = true: pixel centres 0 and W-1 map to -1 and +1.

@@ -76,17 +76,18 @@ public sealed class RandomErasing : IBatchAugmentation
         long[] y0 = new long[n], y1 = new long[n], x0 = new long[n], x1 = new long[n];
         double logLo = Math.Log(o.MinAspect), logHi = Math.Log(o.MaxAspect);
         bool any = false;
+        var apply = BatchAug.Uniform(generator, n);
         for (long i = 0; i < n; i++)
         {
-            if (BatchAug.Uniform(generator, 1)[0] >= o.Probability) continue;
+            if (apply[i] >= o.Probability) continue;
+            var u = BatchAug.Uniform(generator, 4L * o.Attempts); // all attempts' draws at once
             for (int t = 0; t < o.Attempts; t++)
             {
-                var u = BatchAug.Uniform(generator, 4);
-                double area = h * w * (o.MinArea + (o.MaxArea - o.MinArea) * u[0]);
-                double ratio = Math.Exp(logLo + (logHi - logLo) * u[1]);
+                double area = h * w * (o.MinArea + (o.MaxArea - o.MinArea) * u[4 * t]);
+                double ratio = Math.Exp(logLo + (logHi - logLo) * u[4 * t + 1]);
                 long eh = (long)Math.Round(Math.Sqrt(area * ratio)), ew = (long)Math.Round(Math.Sqrt(area / ratio));
                 if (eh < 1 || ew < 1 || eh >= h || ew >= w) continue;
-                long y = BatchAug.Int(u[2], h - eh + 1), x = BatchAug.Int(u[3], w - ew + 1);
+                long y = BatchAug.Int(u[4 * t + 2], h - eh + 1), x = BatchAug.Int(u[4 * t + 3], w - ew + 1);
                 (y0[i], y1[i], x0[i], x1[i]) = (y, y + eh, x, x + ew);
                 any = true;
                 break;

@@ -28,6 +28,32 @@ public sealed class SegmentationNetworkShapeTests
     }
 
     [TestMethod]
+    public void BilinearUpsamplingVariantsGiveTheInputSizeWithoutTransposedConvs()
+    {
+        using var scope = NewDisposeScope();
+        using var g = new Generator(4);
+        foreach (var arch in new[] { SegmentationArchitecture.UNet, SegmentationArchitecture.UNetPlusPlus })
+        {
+            var opts = NetworkTestUtil.Small(arch, classes: 3);
+            opts.Upsampling = UpsamplingMode.Bilinear;
+            using var net = SegmentationNetworks.Create(opts, g);
+            Assert.IsFalse(net.state_dict().Keys.Any(k => k.Contains(".up.")), $"{arch}: bilinear mode has no up-convolutions");
+            var y = net.call(rand([2, 3, 33, 47], generator: g));
+            CollectionAssert.AreEqual(new long[] { 2, 3, 33, 47 }, y.shape, arch.ToString());
+            // Multi-class probabilities are a softmax over the channels; binary ones a sigmoid.
+            var p = SegmentationNetwork.Probabilities(y);
+            Assert.IsTrue(p.sum(1).allclose(ones([2, 33, 47]), 1e-5, 1e-5));
+            var z = rand([1, 1, 4, 4], generator: g);
+            Assert.IsTrue(SegmentationNetwork.Probabilities(z).equal(z.sigmoid()));
+        }
+        // U-Net, plain widths 8/16/32/64, bilinear: the decoder double convs take (deeper + skip) channels.
+        var u = NetworkTestUtil.Small(SegmentationArchitecture.UNet);
+        u.Upsampling = UpsamplingMode.Bilinear;
+        using var un = SegmentationNetworks.Create(u);
+        CollectionAssert.AreEqual(new long[] { 32, 64 + 32, 3, 3 }, un.state_dict()["decoder.blocks.0.conv.0.weight"].shape);
+    }
+
+    [TestMethod]
     public void DefaultWidthNetworksGiveTheInputSizeAndMatchTheirPyTorchTwinsParameterCounts()
     {
         using var scope = NewDisposeScope();
