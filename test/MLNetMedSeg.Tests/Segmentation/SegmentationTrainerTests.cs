@@ -136,6 +136,59 @@ public sealed class SegmentationTrainerTests
         var res = Evaluate(ctx, model, test, 3);
         Console.WriteLine($"multi-class held-out mDice {res.MeanDice:F4}");
         Assert.IsTrue(res.MeanDice > 0.6, $"held-out multi-class mDice {res.MeanDice:F3}");
+        using var scope = NewDisposeScope();
+        using var cur = model.Transform(test).GetRowCursor("Probability", "Predicted");
+        while (cur.MoveNext())
+        {
+            var p = cur.GetTensor("Probability");
+            Assert.IsTrue(p.sum(0).allclose(ones([Size, Size]), 1e-5, 1e-5), "softmax over the classes sums to 1");
+            Assert.IsTrue(cur.GetTensor("Predicted").equal(p.argmax(0)), "Predicted = argmax of Probability");
+        }
+    }
+
+    [TestMethod]
+    public void SampleWeightColumn_TrainingLossFollowsEq11()
+    {
+        // One batch holding every row, a learning rate of ~0: the first epoch's loss is the loss of the initial network
+        // (BatchNorm uses batch statistics in training mode), which the test recomputes from the per-image Dice losses.
+        using var data = Discs(9, 14, weights: true);
+        foreach (var mode in new[] { SampleWeightMode.IsAugmentedFlag, SampleWeightMode.Weight })
+        {
+            var ctx = new MedSegContext(seed: 14);
+            var o = Options(epochs: 1);
+            o.Loss = new SegmentationLossOptions { Kind = SegmentationLossKind.Dice };
+            o.BatchSize = 9;
+            o.LearningRate = 1e-12;
+            o.SampleWeightColumn = "IsAugmented";
+            o.SampleWeightMode = mode;
+            using var model = ctx.Segmentation.Trainer(o).Fit(data);
+            using var scope = NewDisposeScope();
+            using var cur = data.GetRowCursor("Image", "Mask", "IsAugmented");
+            var xs = new List<Tensor>();
+            var ys = new List<Tensor>();
+            var flags = new List<bool>();
+            while (cur.MoveNext())
+            {
+                xs.Add(cur.GetTensor("Image").clone());
+                ys.Add(cur.GetTensor("Mask").clone());
+                flags.Add(cur.GetNumber("IsAugmented") != 0);
+            }
+            model.Network.train();
+            double[] per;
+            using (no_grad())
+            {
+                var logits = model.Network.call(stack(xs));
+                var y = stack(ys);
+                per = Enumerable.Range(0, 9).Select(i => SegmentationLosses.SoftDice(logits.narrow(0, i, 1), y.narrow(0, i, 1)).item<double>()).ToArray();
+            }
+            model.Network.eval();
+            double real = per.Where((_, i) => !flags[i]).Average(), aug = per.Where((_, i) => flags[i]).Average();
+            double expected = mode == SampleWeightMode.IsAugmentedFlag
+                ? real + aug                                                  // Eq. 11: mean over real + mean over augmented
+                : per.Where((_, i) => flags[i]).Average();                    // weights 0/1: the mean over the flagged rows
+            Assert.AreEqual(expected, model.History[0].TrainLoss, 1e-5, $"{mode}");
+            Assert.AreNotEqual(per.Average(), model.History[0].TrainLoss, 1e-3, $"{mode}: the weights must change the loss");
+        }
     }
 
     [TestMethod]
@@ -236,6 +289,42 @@ public sealed class SegmentationTrainerTests
             Directory.Delete(straight, true);
             Directory.Delete(killed, true);
         }
+    }
+
+    [TestMethod]
+    public void SameSeed_SameModel_OtherSeed_OtherModel()
+    {
+        using var data = Discs(10, 15);
+        Dictionary<string, float[]> Train(int seed)
+        {
+            var ctx = new MedSegContext(seed: seed);
+            var o = Options(epochs: 2);
+            o.Augmentation = ClassicAugmentationKind.Basic;
+            using var m = ctx.Segmentation.Trainer(o).Fit(data);
+            return Weights(m);
+        }
+        var a = Train(15);
+        var b = Train(15);
+        var c = Train(16);
+        foreach (var (k, v) in a) CollectionAssert.AreEqual(v, b[k], $"weight {k} with the same seed");
+        Assert.IsTrue(a.Any(e => !e.Value.SequenceEqual(c[e.Key])), "another seed should give another model");
+    }
+
+    [TestMethod]
+    public void CorruptCheckpoint_IsAClearError()
+    {
+        using var data = Discs(4, 16);
+        string folder = TempFolder();
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "checkpoint.json"), "{ not json");
+            var ctx = new MedSegContext(seed: 16);
+            var o = Options(epochs: 1);
+            o.CheckpointFolder = folder;
+            var ex = Assert.ThrowsException<InvalidDataException>(() => ctx.Segmentation.Trainer(o).Fit(data));
+            StringAssert.Contains(ex.Message, "checkpoint.json");
+        }
+        finally { Directory.Delete(folder, true); }
     }
 
     [TestMethod]
