@@ -22,6 +22,7 @@ public static class BuiltInModelLoaders
         new(Data.ConvertChannelsTransformer.LoaderSignature, Data.ConvertChannelsTransformer.CurrentVersion, Data.ConvertChannelsTransformer.Load),
         new(Data.BinarizeMaskTransformer.LoaderSignature, Data.BinarizeMaskTransformer.CurrentVersion, Data.BinarizeMaskTransformer.Load),
         new(Data.MapMaskValuesTransformer.LoaderSignature, Data.MapMaskValuesTransformer.CurrentVersion, Data.MapMaskValuesTransformer.Load),
+        new(Segmentation.SegmentationTransformer.LoaderSignature, Segmentation.SegmentationTransformer.CurrentVersion, Segmentation.SegmentationTransformer.Load),
     ];
 }
 

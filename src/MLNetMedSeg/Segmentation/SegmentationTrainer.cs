@@ -1,0 +1,392 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using MLNetMedSeg.Augmentation.Classic;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Evaluation;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Segmentation.Losses;
+using MLNetMedSeg.Segmentation.Networks;
+using MLNetMedSeg.Torch;
+using MLNetMedSeg.Torch.Optim;
+
+namespace MLNetMedSeg.Segmentation;
+
+/// <summary>The loss became NaN or infinite: training diverged (lower the learning rate, check the data).</summary>
+public sealed class TrainingDivergedException(string message, int epoch, long step) : InvalidOperationException(message)
+{
+    /// <summary>The 1-based epoch of the step.</summary>
+    public int Epoch { get; } = epoch;
+
+    /// <summary>The 1-based step within the epoch.</summary>
+    public long Step { get; } = step;
+}
+
+/// <summary>
+/// Trains a segmentation network (U-Net, U-Net++, LinkNet, DeepLabv3+) on image/mask pairs, as DASP's last step
+/// (paper 000, §3.4): minimise L_sup (Eq. 11; real and augmented rows weighted through
+/// <see cref="SegmentationTrainerOptions.SampleWeightColumn"/>) with Adam. Batches come from
+/// <see cref="DataBatchExtensions.GetBatches"/> on the context's device, shuffled every epoch (the order of epoch e is
+/// drawn from a Random seeded by the trainer's seed and e, so a resumed run sees the same orders); each step runs
+/// in a dispose scope. Progress goes to <see cref="MedSegContext.Progress"/> and the log; with validation data the
+/// per-image mDice is computed after every epoch. Deterministic on the CPU given the context's seed (the seed is
+/// derived when the trainer is created: fitting the same trainer twice gives the same model).
+/// </summary>
+public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
+{
+    private const string Name = "SegmentationTrainer";
+    private readonly MedSegContext _context;
+    private readonly SegmentationTrainerOptions _options;
+    private readonly ulong _seed;
+
+    /// <param name="context">Seed, device, progress, log.</param>
+    /// <param name="options">The options (copied; validated now).</param>
+    public SegmentationTrainer(MedSegContext context, SegmentationTrainerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Clone();
+        _options.Validate();
+        _context = context;
+        _seed = context.DeriveSeed(Name);
+    }
+
+    /// <summary>The options (a copy).</summary>
+    public SegmentationTrainerOptions Options => _options.Clone();
+
+    /// <summary>Checks the image, mask and weight columns; returns the fitted transformer's output schema.</summary>
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        CheckTrainingSchema(inputSchema, _options);
+        return SegmentationTransformer.OutputSchema(inputSchema, ModelOptions(_options));
+    }
+
+    private static SegmentationModelOptions ModelOptions(SegmentationTrainerOptions o) => new()
+    {
+        Network = o.Network.Clone(), ImageColumn = o.ImageColumn, ProbabilityColumn = o.ProbabilityColumn,
+        PredictedColumn = o.PredictedColumn, TestTimeAugmentation = o.TestTimeAugmentation,
+    };
+
+    private static void CheckTrainingSchema(DataViewSchema schema, SegmentationTrainerOptions o)
+    {
+        var (h, w) = SegmentationTransformer.CheckImage(schema, o.ImageColumn, o.Network.InChannels, Name);
+        var mc = schema.GetColumnOrNull(o.MaskColumn) ?? throw new SchemaException(
+            $"{Name}: column '{o.MaskColumn}' was not found; the data has columns: {string.Join(", ", schema.Select(c => c.Name))}", o.MaskColumn);
+        bool binary = o.Network.Classes == 1;
+        var expected = binary ? TensorColumnType.BinaryMask(h, w) : TensorColumnType.ClassMask(h, w);
+        if (mc.Type is not TensorColumnType mt || mt.DType != expected.DType || mt.Shape.Length != expected.Shape.Length ||
+            mt.Shape.Zip(expected.Shape).Any(d => d.First >= 0 && d.Second >= 0 && d.First != d.Second))
+            throw new SchemaException(
+                $"{Name}: column '{o.MaskColumn}' has type {mc.Type} but the network's {(binary ? "binary head (Classes = 1) needs a binary mask" : $"{o.Network.Classes}-class head needs a class-index mask")} {expected}", o.MaskColumn);
+        if (o.SampleWeightColumn is { } wc) schema.Require(wc, NumberColumnType.Instance, Name);
+    }
+
+    /// <summary>
+    /// Trains (or resumes from <see cref="SegmentationTrainerOptions.CheckpointFolder"/>) and returns the fitted model.
+    /// Throws <see cref="SchemaException"/> before any work on a bad schema, <see cref="TrainingDivergedException"/>
+    /// on a NaN/infinite loss, <see cref="OperationCanceledException"/> when cancelled (the last completed epoch's
+    /// checkpoint stays in the folder).
+    /// </summary>
+    public SegmentationTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var o = _options;
+        CheckTrainingSchema(input.Schema, o);
+        if (o.ValidationData is { } vd) CheckTrainingSchema(vd.Schema, o);
+        if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled; cache it first (ctx.Data.Cache)");
+        cancellationToken.ThrowIfCancellationRequested();
+        using var run = new Run(_context, o, _seed, input, cancellationToken);
+        return run.Execute();
+    }
+
+    /// <summary>The state of one Fit call; disposes everything it made except the returned network.</summary>
+    private sealed class Run : IDisposable
+    {
+        private readonly MedSegContext _ctx;
+        private readonly SegmentationTrainerOptions _o;
+        private readonly ulong _seed;
+        private readonly IDataView _input;
+        private readonly CancellationToken _ct;
+        private readonly Device _device;
+        private SegmentationNetwork? _net;
+        private Optimizer? _optimizer;
+        private LRScheduler? _scheduler;
+        private Generator? _generator;
+        private Dictionary<string, Tensor>? _best;
+        private readonly SegmentationLoss _loss;
+        private readonly List<IBatchAugmentation> _augmentations = [];
+
+        public Run(MedSegContext ctx, SegmentationTrainerOptions o, ulong seed, IDataView input, CancellationToken ct)
+        {
+            _ctx = ctx;
+            _o = o;
+            _seed = seed;
+            _input = input;
+            _ct = ct;
+            _device = ctx.Device;
+            _loss = new SegmentationLoss(o.Loss, o.Network.Classes);
+            if (o.Augmentation != ClassicAugmentationKind.None) _augmentations.Add(ClassicAugmentations.Create(o.Augmentation));
+            if (o.Augmentations is { } more) _augmentations.AddRange(more);
+        }
+
+        public SegmentationTransformer Execute()
+        {
+            var o = _o;
+            using (var initGen = new Generator(MedSegContext.MixSeed(_seed, "init", 0)))
+                _net = SegmentationNetworks.Create(o.Network, initGen);
+            _net.to(_device);
+            _generator = new Generator(MedSegContext.MixSeed(_seed, "augment", 0), _device);
+            var parameters = _net.parameters().ToList();
+            var adam = new AdamOptions { lr = o.LearningRate, weight_decay = o.WeightDecay };
+            _optimizer = o.Optimizer == SegmentationOptimizer.AdamW ? new AdamW(parameters, adam) : new Adam(parameters, adam);
+            _scheduler = CreateScheduler(_optimizer, o);
+
+            int startEpoch = 0;
+            double? bestDice = null;
+            int bestEpoch = 0, sinceBest = 0;
+            var history = new List<SegmentationEpochRecord>();
+            string fingerprint = Fingerprint();
+            if (o.CheckpointFolder is { } folder && TrainingCheckpoint.TryRead(folder) is { } ck)
+            {
+                if (ck.Fingerprint != fingerprint)
+                    throw new InvalidOperationException(
+                        $"{Name}: the checkpoint in '{folder}' was written with other options or another seed; use an empty folder (or the same options and context seed) to resume");
+                Restore(ck, folder);
+                startEpoch = ck.Epoch;
+                bestDice = ck.BestDice;
+                bestEpoch = ck.BestEpoch;
+                sinceBest = ck.EpochsWithoutImprovement;
+                history.AddRange(ck.History);
+                _ctx.WriteLog(LogLevel.Info, Name, $"resuming from the checkpoint in '{folder}' after epoch {startEpoch}/{o.Epochs}");
+            }
+
+            long? rows = _input.GetRowCount();
+            long stepsPerEpoch = rows is long n ? (n + o.BatchSize - 1) / o.BatchSize : 0;
+            bool stop = o.ValidationData is not null && o.EarlyStoppingPatience is int p0 && sinceBest >= p0;
+            if (startEpoch < o.Epochs && !stop)
+            {
+                var tracker = new ProgressTracker(_ctx, Name, o.Epochs - startEpoch, stepsPerEpoch, _ct);
+                string[] columns = o.SampleWeightColumn is { } wc ? [o.ImageColumn, o.MaskColumn, wc] : [o.ImageColumn, o.MaskColumn];
+                for (int epoch = startEpoch + 1; epoch <= o.Epochs; epoch++)
+                {
+                    var sw = Stopwatch.StartNew();
+                    double lr = _optimizer.ParamGroups[0].lr;
+                    double meanLoss = TrainEpoch(epoch, columns, tracker);
+                    _scheduler?.step();
+                    double? dice = o.ValidationData is { } vd ? Validate(vd) : null;
+                    if (dice is double d)
+                    {
+                        if (bestDice is null || d > bestDice.Value)
+                        {
+                            bestDice = d;
+                            bestEpoch = epoch;
+                            sinceBest = 0;
+                            if (o.RestoreBestCheckpoint) KeepBest();
+                        }
+                        else sinceBest++;
+                    }
+                    var rec = new SegmentationEpochRecord(epoch, meanLoss, dice, lr, sw.Elapsed.TotalSeconds);
+                    history.Add(rec);
+                    _ctx.WriteLog(LogLevel.Info, Name, string.Create(CultureInfo.InvariantCulture,
+                        $"epoch {epoch}/{o.Epochs}: train loss {meanLoss:G5}{(dice is double dd ? $", val mDice {dd:F4} (best {bestDice:F4} at epoch {bestEpoch})" : "")}, lr {lr:G3}, {rec.Seconds:F1} s"));
+                    if (o.CheckpointFolder is { } f)
+                        WriteCheckpoint(f, new TrainingCheckpoint
+                        {
+                            Fingerprint = fingerprint, Epoch = epoch, BestDice = bestDice, BestEpoch = bestEpoch,
+                            EpochsWithoutImprovement = sinceBest, History = history,
+                        });
+                    tracker.EndEpoch();
+                    o.EpochCompleted?.Invoke(rec);
+                    if (o.ValidationData is not null && o.EarlyStoppingPatience is int p && sinceBest >= p)
+                    {
+                        _ctx.WriteLog(LogLevel.Info, Name, $"early stopping after epoch {epoch}: no better validation mDice for {p} epochs (best {bestDice:F4} at epoch {bestEpoch})");
+                        break;
+                    }
+                }
+            }
+
+            if (_best is not null && o.RestoreBestCheckpoint)
+            {
+                _net.load_state_dict(_best);
+                _ctx.WriteLog(LogLevel.Info, Name, string.Create(CultureInfo.InvariantCulture, $"restored the weights of epoch {bestEpoch} (validation mDice {bestDice:F4})"));
+            }
+            var model = ModelOptions(o);
+            var net = _net;
+            _net = null; // the transformer owns it now
+            try { return new SegmentationTransformer(_ctx, model, net, history); }
+            catch { net.Dispose(); throw; }
+        }
+
+        private double TrainEpoch(int epoch, string[] columns, ProgressTracker tracker)
+        {
+            var o = _o;
+            var net = _net!;
+            var opt = _optimizer!;
+            net.train();
+            var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", epoch) & 0x7FFFFFFF));
+            double sum = 0;
+            long steps = 0;
+            foreach (var batch in _input.GetBatches(columns, o.BatchSize, rand, _device, cancellationToken: _ct))
+            {
+                using var scope = torch.NewDisposeScope();
+                var x = batch[o.ImageColumn];
+                var y = batch[o.MaskColumn];
+                Tensor? w = null;
+                if (o.SampleWeightColumn is { } wc)
+                {
+                    var v = batch.Numbers(wc);
+                    w = o.SampleWeightMode == SampleWeightMode.IsAugmentedFlag
+                        ? SampleWeights.RealAndAugmented(v.Select(a => a != 0).ToArray(), _device)
+                        : SampleWeights.Normalized(v, _device);
+                }
+                (x, y) = Augment(x, y);
+                opt.zero_grad();
+                var logits = net.call(x);
+                var loss = _loss.Compute(logits, y, w);
+                double value = loss.item<double>();
+                steps++;
+                if (!double.IsFinite(value))
+                    throw new TrainingDivergedException(
+                        $"{Name}: the loss is {value.ToString(CultureInfo.InvariantCulture)} at epoch {epoch}, step {steps} (batch of {batch.Count} rows, lr {opt.ParamGroups[0].lr.ToString("G3", CultureInfo.InvariantCulture)}); training diverged — lower the learning rate or check the data for NaN/Inf values",
+                        epoch, steps);
+                loss.backward();
+                opt.step();
+                sum += value;
+                tracker.Step(value, batch.Count);
+            }
+            if (steps == 0) throw new InvalidOperationException($"{Name}: the training data has no rows");
+            return sum / steps;
+        }
+
+        private (Tensor x, Tensor y) Augment(Tensor x, Tensor y)
+        {
+            foreach (var a in _augmentations) (x, y) = a.Apply(x, y, _generator!);
+            return (x, y);
+        }
+
+        private double Validate(IDataView data)
+        {
+            var o = _o;
+            var net = _net!;
+            var eval = o.Network.Classes == 1
+                ? SegmentationEvaluator.Binary(new EvaluationOptions { ComputeHd95 = false })
+                : SegmentationEvaluator.MultiClass((int)o.Network.Classes, new EvaluationOptions { ComputeHd95 = false });
+            net.eval();
+            try
+            {
+                foreach (var batch in data.GetBatches([o.ImageColumn, o.MaskColumn], o.ValidationBatchSize, null, _device, cancellationToken: _ct))
+                {
+                    using var scope = torch.NewDisposeScope();
+                    using var mode = torch.inference_mode();
+                    var p = SegmentationTransformer.ProbabilitiesOf(net, batch[o.ImageColumn], false);
+                    eval.Add(p, batch[o.MaskColumn]);
+                }
+            }
+            finally { net.train(); }
+            if (eval.Count == 0) throw new InvalidOperationException($"{Name}: the validation data has no rows");
+            return eval.GetResult().MeanDice;
+        }
+
+        private void KeepBest()
+        {
+            DisposeBest();
+            _best = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            using (torch.no_grad())
+                foreach (var (k, t) in _net!.state_dict())
+                    _best[k] = t.detach().clone().DetachFromDisposeScope();
+        }
+
+        private void DisposeBest()
+        {
+            if (_best is null) return;
+            foreach (var t in _best.Values) t.Dispose();
+            _best = null;
+        }
+
+        private void WriteCheckpoint(string folder, TrainingCheckpoint ck)
+        {
+            using var scope = torch.NewDisposeScope();
+            var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            foreach (var (k, t) in _net!.state_dict()) tensors["net." + k] = t;
+            foreach (var (k, t) in _optimizer!.state_dict()) tensors["opt." + k] = t;
+            tensors["rng"] = _generator!.get_state();
+            if (_best is not null) foreach (var (k, t) in _best) tensors["best." + k] = t;
+            ck.Write(folder, tensors);
+        }
+
+        private void Restore(TrainingCheckpoint ck, string folder)
+        {
+            var all = ck.LoadTensors(folder);
+            try
+            {
+                Dictionary<string, Tensor> Part(string prefix) => all.Where(e => e.Key.StartsWith(prefix, StringComparison.Ordinal))
+                    .ToDictionary(e => e.Key[prefix.Length..], e => e.Value, StringComparer.Ordinal);
+                _net!.load_state_dict(Part("net."));
+                _optimizer!.load_state_dict(Part("opt."));
+                if (!all.TryGetValue("rng", out var rng)) throw new InvalidDataException($"{Name}: the checkpoint in '{folder}' has no generator state");
+                _generator!.set_state(rng);
+                var best = Part("best.");
+                if (best.Count > 0)
+                {
+                    DisposeBest();
+                    _best = best.ToDictionary(e => e.Key, e => e.Value.to(null, _device, copy: true).DetachFromDisposeScope(), StringComparer.Ordinal);
+                }
+                _scheduler?.step(ck.Epoch);
+            }
+            finally
+            {
+                foreach (var t in all.Values) t.Dispose();
+            }
+        }
+
+        private static LRScheduler? CreateScheduler(Optimizer opt, SegmentationTrainerOptions o)
+        {
+            int w = o.WarmupEpochs;
+            LRScheduler? main = o.Schedule switch
+            {
+                LearningRateSchedule.Cosine => new CosineAnnealingLR(opt, Math.Max(1, o.Epochs - w), o.MinLearningRate),
+                LearningRateSchedule.Step => new StepLR(opt, o.StepSize, o.StepGamma),
+                _ => null,
+            };
+            if (w == 0) return main;
+            var warm = new LinearWarmup(opt, w, 1.0 / (w + 1));
+            return main is null ? warm : new SequentialLR(opt, [warm, main], [w]);
+        }
+
+        private string Fingerprint()
+        {
+            var o = _o;
+            var f = new
+            {
+                Network = o.Network, o.ImageColumn, o.MaskColumn, o.SampleWeightColumn, o.SampleWeightMode, o.Loss, o.Optimizer,
+                o.LearningRate, o.WeightDecay, o.Schedule, o.WarmupEpochs, o.MinLearningRate, o.StepSize, o.StepGamma,
+                o.BatchSize, Seed = _seed.ToString(CultureInfo.InvariantCulture), Device = _device.ToString(),
+                Augmentations = AugmentationNames(), Validation = o.ValidationData is not null, o.RestoreBestCheckpoint,
+                o.EarlyStoppingPatience,
+            };
+            return JsonSerializer.Serialize(f);
+        }
+
+        private string AugmentationNames() => string.Join("+", _augmentations.Select(a => a.Name));
+
+        public void Dispose()
+        {
+            DisposeBest();
+            _net?.Dispose();
+            _optimizer?.Dispose();
+            _generator?.Dispose();
+        }
+    }
+}
+
+/// <summary>The segmentation trainer on <c>ctx.Segmentation</c>.</summary>
+public static class SegmentationCatalogExtensions
+{
+    /// <summary>A trainer of a segmentation network (see <see cref="SegmentationTrainerOptions"/> for the defaults and DASP's settings).</summary>
+    public static SegmentationTrainer Trainer(this SegmentationCatalog catalog, SegmentationTrainerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new SegmentationTrainer(catalog.Context, options ?? new SegmentationTrainerOptions());
+    }
+}

@@ -1,0 +1,459 @@
+using MLNetMedSeg.Augmentation.Classic;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Evaluation;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Losses;
+using MLNetMedSeg.Segmentation.Networks;
+using MLNetMedSeg.Testing;
+using static MLNetMedSeg.Torch.torch;
+
+namespace MLNetMedSeg.Tests.Segmentation;
+
+[TestClass]
+public sealed class SegmentationTrainerTests
+{
+    private const int Size = 32;
+
+    /// <summary>A tiny U-Net: 3 levels of 8/16/32 channels.</summary>
+    private static SegmentationNetworkOptions TinyNet(long classes = 1) => new()
+    {
+        Architecture = SegmentationArchitecture.UNet, Classes = classes, EncoderDepth = 3, EncoderWidths = [8, 16, 32],
+    };
+
+    private static SegmentationTrainerOptions Options(long classes = 1, int epochs = 2) => new()
+    {
+        Network = TinyNet(classes), Epochs = epochs, BatchSize = 8, LearningRate = 1e-2,
+        Loss = new SegmentationLossOptions { Kind = classes == 1 ? SegmentationLossKind.DiceBce : SegmentationLossKind.DiceCrossEntropy },
+    };
+
+    /// <summary>
+    /// n images 3×32×32 with one disc each (radius 5..9) on a noisy dark background. Binary: mask float32 [1,H,W]. Multi-class:
+    /// a reddish disc is class 1, a bluish one class 2 (mask int64 [H,W]). Optional "IsAugmented" column (every third row).
+    /// </summary>
+    private static InMemoryDataView Discs(int n, int seed, bool multiClass = false, bool weights = false, bool nanImage = false)
+    {
+        var rng = new Random(seed);
+        var images = new List<Tensor>();
+        var masks = new List<Tensor>();
+        var flags = new List<double>();
+        for (int k = 0; k < n; k++)
+        {
+            double r = 5 + rng.NextDouble() * 4;
+            double cy = r + rng.NextDouble() * (Size - 2 * r), cx = r + rng.NextDouble() * (Size - 2 * r);
+            int cls = multiClass ? 1 + rng.Next(2) : 1;
+            var tint = cls == 1 ? new[] { 0.9, 0.4, 0.2 } : new[] { 0.2, 0.4, 0.9 };
+            var img = new float[3 * Size * Size];
+            var m = new float[Size * Size];
+            var mc = new long[Size * Size];
+            for (int i = 0; i < Size; i++)
+                for (int j = 0; j < Size; j++)
+                {
+                    bool inside = (i + 0.5 - cy) * (i + 0.5 - cy) + (j + 0.5 - cx) * (j + 0.5 - cx) <= r * r;
+                    m[i * Size + j] = inside ? 1 : 0;
+                    mc[i * Size + j] = inside ? cls : 0;
+                    for (int c = 0; c < 3; c++)
+                        img[(c * Size + i) * Size + j] = (float)((inside ? tint[c] : 0.3) + 0.1 * (rng.NextDouble() - 0.5));
+                }
+            if (nanImage) img[5] = float.NaN;
+            images.Add(tensor(img, [3, Size, Size]));
+            masks.Add(multiClass ? tensor(mc, [Size, Size]) : tensor(m, [1, Size, Size]));
+            flags.Add(k % 3 == 2 ? 1 : 0);
+        }
+        var cols = new List<(string, ColumnType, System.Collections.IList)>
+        {
+            ("Image", TensorColumnType.Image(3, Size, Size), images),
+            ("Mask", multiClass ? TensorColumnType.ClassMask(Size, Size) : TensorColumnType.BinaryMask(Size, Size), masks),
+        };
+        if (weights) cols.Add(("IsAugmented", NumberColumnType.Instance, flags));
+        return InMemoryDataView.Create(cols.ToArray());
+    }
+
+    private static EvaluationResult Evaluate(MedSegContext ctx, SegmentationTransformer model, IDataView data, int classes = 1)
+    {
+        var scored = model.Transform(data);
+        return classes == 1 ? ctx.Evaluation.EvaluateBinary(scored) : ctx.Evaluation.EvaluateMultiClass(scored, classes);
+    }
+
+    private static Dictionary<string, float[]> Weights(SegmentationTransformer model) =>
+        model.Network.state_dict().ToDictionary(e => e.Key, e => e.Value.to(ScalarType.Float32).cpu().contiguous().ToArray<float>());
+
+    private static string TempFolder()
+    {
+        string f = Path.Combine(Path.GetTempPath(), "medseg-trainer-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(f);
+        return f;
+    }
+
+    [TestMethod]
+    public void Workout_TinyNetwork_TwoEpochs()
+    {
+        var ctx = new MedSegContext(seed: 1);
+        using var data = Discs(12, 1, weights: true);
+        var o = Options();
+        o.SampleWeightColumn = "IsAugmented";
+        var r = EstimatorWorkout.Run(ctx, ctx.Segmentation.Trainer(o), data, "Image",
+            new WorkoutOptions { MoreRequiredColumns = ["Mask", "IsAugmented"] });
+        Assert.AreEqual(12, r.Rows);
+        Assert.AreEqual(new TensorColumnType(ScalarType.Float32, [1, Size, Size]), r.OutputSchema["Probability"].Type);
+        Assert.AreEqual(TensorColumnType.BinaryMask(Size, Size), r.OutputSchema["Predicted"].Type);
+    }
+
+    [TestMethod]
+    public void Workout_MultiClass()
+    {
+        var ctx = new MedSegContext(seed: 2);
+        using var data = Discs(8, 2, multiClass: true);
+        var r = EstimatorWorkout.Run(ctx, ctx.Segmentation.Trainer(Options(3)), data, "Mask");
+        Assert.AreEqual(new TensorColumnType(ScalarType.Float32, [3, Size, Size]), r.OutputSchema["Probability"].Type);
+        Assert.AreEqual(TensorColumnType.ClassMask(Size, Size), r.OutputSchema["Predicted"].Type);
+    }
+
+    [TestMethod]
+    public void LearnsBinaryDiscs_HeldOutDiceFarAboveAllBackground()
+    {
+        var ctx = new MedSegContext(seed: 3);
+        using var train = Discs(48, 3);
+        using var test = Discs(16, 33);
+        var o = Options(epochs: 8);
+        o.Augmentation = ClassicAugmentationKind.Basic;
+        using var model = ctx.Segmentation.Trainer(o).Fit(train);
+        var res = Evaluate(ctx, model, test);
+        Console.WriteLine($"binary held-out mDice {res.MeanDice:F4}");
+        // An all-background prediction scores Dice 0 on every image (each has a disc).
+        Assert.IsTrue(res.MeanDice > 0.8, $"held-out mDice {res.MeanDice:F3}");
+        Assert.AreEqual(8, model.History.Count);
+        Assert.IsTrue(model.History[^1].TrainLoss < model.History[0].TrainLoss, "the training loss did not fall");
+    }
+
+    [TestMethod]
+    public void LearnsMultiClassDiscs()
+    {
+        var ctx = new MedSegContext(seed: 4);
+        using var train = Discs(48, 4, multiClass: true);
+        using var test = Discs(16, 44, multiClass: true);
+        using var model = ctx.Segmentation.Trainer(Options(3, epochs: 10)).Fit(train);
+        var res = Evaluate(ctx, model, test, 3);
+        Console.WriteLine($"multi-class held-out mDice {res.MeanDice:F4}");
+        Assert.IsTrue(res.MeanDice > 0.6, $"held-out multi-class mDice {res.MeanDice:F3}");
+        using var scope = NewDisposeScope();
+        using var cur = model.Transform(test).GetRowCursor("Probability", "Predicted");
+        while (cur.MoveNext())
+        {
+            var p = cur.GetTensor("Probability");
+            Assert.IsTrue(p.sum(0).allclose(ones([Size, Size]), 1e-5, 1e-5), "softmax over the classes sums to 1");
+            Assert.IsTrue(cur.GetTensor("Predicted").equal(p.argmax(0)), "Predicted = argmax of Probability");
+        }
+    }
+
+    [TestMethod]
+    public void SampleWeightColumn_TrainingLossFollowsEq11()
+    {
+        // One batch holding every row, a learning rate of ~0: the first epoch's loss is the loss of the initial network
+        // (BatchNorm uses batch statistics in training mode), which the test recomputes from the per-image Dice losses.
+        using var data = Discs(9, 14, weights: true);
+        foreach (var mode in new[] { SampleWeightMode.IsAugmentedFlag, SampleWeightMode.Weight })
+        {
+            var ctx = new MedSegContext(seed: 14);
+            var o = Options(epochs: 1);
+            o.Loss = new SegmentationLossOptions { Kind = SegmentationLossKind.Dice };
+            o.BatchSize = 9;
+            o.LearningRate = 1e-12;
+            o.SampleWeightColumn = "IsAugmented";
+            o.SampleWeightMode = mode;
+            using var model = ctx.Segmentation.Trainer(o).Fit(data);
+            using var scope = NewDisposeScope();
+            using var cur = data.GetRowCursor("Image", "Mask", "IsAugmented");
+            var xs = new List<Tensor>();
+            var ys = new List<Tensor>();
+            var flags = new List<bool>();
+            while (cur.MoveNext())
+            {
+                xs.Add(cur.GetTensor("Image").clone());
+                ys.Add(cur.GetTensor("Mask").clone());
+                flags.Add(cur.GetNumber("IsAugmented") != 0);
+            }
+            model.Network.train();
+            double[] per;
+            using (no_grad())
+            {
+                var logits = model.Network.call(stack(xs));
+                var y = stack(ys);
+                per = Enumerable.Range(0, 9).Select(i => SegmentationLosses.SoftDice(logits.narrow(0, i, 1), y.narrow(0, i, 1)).item<double>()).ToArray();
+            }
+            model.Network.eval();
+            double real = per.Where((_, i) => !flags[i]).Average(), aug = per.Where((_, i) => flags[i]).Average();
+            double expected = mode == SampleWeightMode.IsAugmentedFlag
+                ? real + aug                                                  // Eq. 11: mean over real + mean over augmented
+                : per.Where((_, i) => flags[i]).Average();                    // weights 0/1: the mean over the flagged rows
+            Assert.AreEqual(expected, model.History[0].TrainLoss, 1e-5, $"{mode}");
+            Assert.AreNotEqual(per.Average(), model.History[0].TrainLoss, 1e-3, $"{mode}: the weights must change the loss");
+        }
+    }
+
+    [TestMethod]
+    public void BestCheckpoint_IsRestored_AndEqualsTheBestValidationEpoch()
+    {
+        using var train = Discs(32, 5);
+        using var val = Discs(8, 55);
+        double[] Run(bool restore, out double finalDice, out List<SegmentationEpochRecord> history)
+        {
+            var ctx = new MedSegContext(seed: 5);
+            var o = Options(epochs: 6);
+            o.LearningRate = 3e-2;
+            o.ValidationData = val;
+            o.RestoreBestCheckpoint = restore;
+            using var m = ctx.Segmentation.Trainer(o).Fit(train);
+            history = m.History.ToList();
+            finalDice = Evaluate(ctx, m, val).MeanDice;
+            return m.History.Select(h => h.ValidationDice!.Value).ToArray();
+        }
+        var withRestore = Run(true, out double restored, out var h1);
+        var without = Run(false, out double last, out _);
+        CollectionAssert.AreEqual(without, withRestore, "both runs follow the same trajectory");
+        Assert.AreEqual(withRestore.Max(), restored, 1e-12, "restored weights give the best validation mDice");
+        Assert.AreEqual(without[^1], last, 1e-12, "without restore the model holds the last epoch's weights");
+        Assert.AreEqual(h1.First(h => h.ValidationDice == withRestore.Max()).Epoch, h1.MaxBy(h => h.ValidationDice)!.Epoch);
+    }
+
+    [TestMethod]
+    public void EarlyStopping_StopsAfterPatienceEpochsWithoutImprovement()
+    {
+        var ctx = new MedSegContext(seed: 6);
+        using var train = Discs(16, 6);
+        using var val = Discs(8, 66);
+        var o = Options(epochs: 10);
+        o.LearningRate = 1e-12; // the weights barely move: the validation mDice never improves on epoch 1
+        o.ValidationData = val;
+        o.EarlyStoppingPatience = 2;
+        using var m = ctx.Segmentation.Trainer(o).Fit(train);
+        Assert.AreEqual(3, m.History.Count);
+        Assert.AreEqual(1, m.BestEpoch!.Epoch);
+    }
+
+    [TestMethod]
+    public void ResumeAfterKill_GivesTheSameWeightsAsAStraightRun()
+    {
+        using var train = Discs(20, 7);
+        using var val = Discs(6, 77);
+        string straight = TempFolder(), killed = TempFolder();
+        try
+        {
+            SegmentationTrainerOptions Opts(string folder)
+            {
+                var o = Options(epochs: 4);
+                o.CheckpointFolder = folder;
+                o.Augmentation = ClassicAugmentationKind.CutMix;
+                o.Schedule = LearningRateSchedule.Cosine;
+                o.WarmupEpochs = 1;
+                o.ValidationData = val;
+                return o;
+            }
+            Dictionary<string, float[]> expected;
+            List<SegmentationEpochRecord> expectedHistory;
+            {
+                var ctx = new MedSegContext(seed: 7);
+                using var m = ctx.Segmentation.Trainer(Opts(straight)).Fit(train);
+                expected = Weights(m);
+                expectedHistory = m.History.ToList();
+            }
+            // "Kill" after epoch 2: cancel from the epoch callback; the epoch-2 checkpoint is on disk.
+            using (var cts = new CancellationTokenSource())
+            {
+                var ctx = new MedSegContext(seed: 7);
+                var o = Opts(killed);
+                o.EpochCompleted = r => { if (r.Epoch == 2) cts.Cancel(); };
+                Assert.ThrowsException<OperationCanceledException>(() => ctx.Segmentation.Trainer(o).Fit(train, cts.Token));
+            }
+            Assert.IsTrue(File.Exists(Path.Combine(killed, "checkpoint.json")));
+            {
+                var ctx = new MedSegContext(seed: 7);
+                var resumedEpochs = new List<int>();
+                var o = Opts(killed);
+                o.EpochCompleted = r => resumedEpochs.Add(r.Epoch);
+                using var m = ctx.Segmentation.Trainer(o).Fit(train);
+                CollectionAssert.AreEqual(new[] { 3, 4 }, resumedEpochs, "only epochs 3 and 4 run after resuming");
+                var got = Weights(m);
+                CollectionAssert.AreEquivalent(expected.Keys.ToList(), got.Keys.ToList());
+                foreach (var (k, v) in expected) CollectionAssert.AreEqual(v, got[k], $"weight {k}");
+                CollectionAssert.AreEqual(expectedHistory.Select(h => (h.Epoch, h.TrainLoss, h.ValidationDice, h.LearningRate)).ToList(),
+                    m.History.Select(h => (h.Epoch, h.TrainLoss, h.ValidationDice, h.LearningRate)).ToList());
+            }
+            // A different seed must not resume from this folder.
+            var other = new MedSegContext(seed: 8);
+            var ex = Assert.ThrowsException<InvalidOperationException>(() => other.Segmentation.Trainer(Opts(killed)).Fit(train));
+            StringAssert.Contains(ex.Message, "checkpoint");
+        }
+        finally
+        {
+            Directory.Delete(straight, true);
+            Directory.Delete(killed, true);
+        }
+    }
+
+    [TestMethod]
+    public void SameSeed_SameModel_OtherSeed_OtherModel()
+    {
+        using var data = Discs(10, 15);
+        Dictionary<string, float[]> Train(int seed)
+        {
+            var ctx = new MedSegContext(seed: seed);
+            var o = Options(epochs: 2);
+            o.Augmentation = ClassicAugmentationKind.Basic;
+            using var m = ctx.Segmentation.Trainer(o).Fit(data);
+            return Weights(m);
+        }
+        var a = Train(15);
+        var b = Train(15);
+        var c = Train(16);
+        foreach (var (k, v) in a) CollectionAssert.AreEqual(v, b[k], $"weight {k} with the same seed");
+        Assert.IsTrue(a.Any(e => !e.Value.SequenceEqual(c[e.Key])), "another seed should give another model");
+    }
+
+    [TestMethod]
+    public void CorruptCheckpoint_IsAClearError()
+    {
+        using var data = Discs(4, 16);
+        string folder = TempFolder();
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "checkpoint.json"), "{ not json");
+            var ctx = new MedSegContext(seed: 16);
+            var o = Options(epochs: 1);
+            o.CheckpointFolder = folder;
+            var ex = Assert.ThrowsException<InvalidDataException>(() => ctx.Segmentation.Trainer(o).Fit(data));
+            StringAssert.Contains(ex.Message, "checkpoint.json");
+        }
+        finally { Directory.Delete(folder, true); }
+    }
+
+    [TestMethod]
+    public void NaNLoss_ThrowsNamingEpochAndStep()
+    {
+        var ctx = new MedSegContext(seed: 9);
+        using var data = Discs(8, 9, nanImage: true);
+        var ex = Assert.ThrowsException<TrainingDivergedException>(() => ctx.Segmentation.Trainer(Options()).Fit(data));
+        Assert.AreEqual(1, ex.Epoch);
+        Assert.AreEqual(1, ex.Step);
+        StringAssert.Contains(ex.Message, "epoch 1, step 1");
+        StringAssert.Contains(ex.Message, "NaN");
+    }
+
+    [TestMethod]
+    public void SchemaErrors_NameTheColumn()
+    {
+        var ctx = new MedSegContext(seed: 10);
+        using var binary = Discs(4, 10);
+        using var classes = Discs(4, 10, multiClass: true);
+        // A binary mask for a 3-class head.
+        var e1 = Assert.ThrowsException<SchemaException>(() => ctx.Segmentation.Trainer(Options(3)).Fit(binary));
+        Assert.AreEqual("Mask", e1.ColumnName);
+        // A class mask for a binary head.
+        var e2 = Assert.ThrowsException<SchemaException>(() => ctx.Segmentation.Trainer(Options()).GetOutputSchema(classes.Schema));
+        Assert.AreEqual("Mask", e2.ColumnName);
+        // Wrong channel count.
+        var o = Options();
+        o.Network.InChannels = 1;
+        var e3 = Assert.ThrowsException<SchemaException>(() => ctx.Segmentation.Trainer(o).Fit(binary));
+        Assert.AreEqual("Image", e3.ColumnName);
+        StringAssert.Contains(e3.Message, "channels");
+        // Missing weight column.
+        var ow = Options();
+        ow.SampleWeightColumn = "Weight";
+        var e4 = Assert.ThrowsException<SchemaException>(() => ctx.Segmentation.Trainer(ow).Fit(binary));
+        Assert.AreEqual("Weight", e4.ColumnName);
+        // Validation data is checked too, before training.
+        var ov = Options();
+        ov.ValidationData = classes;
+        var e5 = Assert.ThrowsException<SchemaException>(() => ctx.Segmentation.Trainer(ov).Fit(binary));
+        Assert.AreEqual("Mask", e5.ColumnName);
+    }
+
+    [TestMethod]
+    public void TestTimeAugmentation_IsTheMeanOfTheThreeFlips()
+    {
+        var ctx = new MedSegContext(seed: 11);
+        using var data = Discs(4, 11);
+        var o = Options(epochs: 1);
+        o.TestTimeAugmentation = true;
+        using var model = ctx.Segmentation.Trainer(o).Fit(data);
+        using var scope = NewDisposeScope();
+        var scored = model.Transform(data);
+        using var cur = scored.GetRowCursor("Image", "Probability", "Predicted");
+        int rows = 0;
+        while (cur.MoveNext())
+        {
+            var x = cur.GetTensor("Image").unsqueeze(0);
+            Tensor expected;
+            using (inference_mode())
+            {
+                var net = model.Network;
+                var p0 = net.call(x).sigmoid();
+                var ph = net.call(x.flip(3)).sigmoid().flip(3);
+                var pv = net.call(x.flip(2)).sigmoid().flip(2);
+                expected = p0.add(ph).add(pv).div(3.0).squeeze(0);
+                Assert.IsFalse(p0.allclose(ph, 1e-4, 1e-4), "the flips should differ for an untrained-ish network");
+            }
+            var prob = cur.GetTensor("Probability");
+            Assert.IsTrue(prob.allclose(expected, 1e-5, 1e-6), "Probability = mean of identity, h-flip and v-flip");
+            Assert.IsTrue(cur.GetTensor("Predicted").equal(prob.ge(0.5).to(ScalarType.Float32)));
+            rows++;
+        }
+        Assert.AreEqual(4, rows);
+    }
+
+    [TestMethod]
+    public void NoTensorLeak_AcrossEpochs()
+    {
+        var ctx = new MedSegContext(seed: 12);
+        using var train = Discs(16, 12);
+        using var val = Discs(4, 122);
+        string folder = TempFolder();
+        try
+        {
+            var counts = new List<long>();
+            var o = Options(epochs: 5);
+            o.ValidationData = val;
+            o.Augmentation = ClassicAugmentationKind.Basic;
+            o.CheckpointFolder = folder;
+            o.EpochCompleted = _ =>
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                CollectGarbage();
+                counts.Add(LiveTensorCount);
+            };
+            using (ctx.Segmentation.Trainer(o).Fit(train)) { }
+            Assert.AreEqual(5, counts.Count);
+            // Adam's state and the best weights exist from epoch 1 on; later epochs must not add tensors.
+            Assert.AreEqual(counts[1], counts[4], $"live tensors per epoch: {string.Join(", ", counts)}");
+        }
+        finally { Directory.Delete(folder, true); }
+    }
+
+    [TestMethod]
+    public void SavedModel_PredictsBitIdentically_AndKeepsHistory()
+    {
+        var ctx = new MedSegContext(seed: 13);
+        using var data = Discs(6, 13);
+        string folder = TempFolder();
+        try
+        {
+            using var model = ctx.Segmentation.Trainer(Options(epochs: 2)).Fit(data);
+            string file = Path.Combine(folder, "model.zip");
+            ctx.Model.Save(model, data.Schema, file);
+            var loaded = ctx.Model.Load(file, out _);
+            try
+            {
+                var seg = loaded as SegmentationTransformer ?? throw new AssertFailedException($"loaded a {loaded.GetType().Name}");
+                Assert.AreEqual(2, seg.History.Count);
+                Assert.AreEqual(model.History[1].TrainLoss, seg.History[1].TrainLoss);
+                using var scope = NewDisposeScope();
+                var x = rand([3, 3, Size, Size], generator: new Generator(3));
+                Assert.IsTrue(model.PredictProbabilities(x).equal(seg.PredictProbabilities(x)));
+            }
+            finally { (loaded as IDisposable)?.Dispose(); }
+        }
+        finally { Directory.Delete(folder, true); }
+    }
+}
