@@ -14,8 +14,10 @@ public static class MedsegCli
         var console = new CliConsole(stdout, stderr);
         var root = new RootCommand("medseg: train, apply and evaluate medical image segmentation models (MLNetMedSeg)")
         {
-            InfoCommand.Create(console),
+            TrainCommand.Create(console),
+            PredictCommand.Create(console),
             EvaluateCommand.Create(console),
+            InfoCommand.Create(console),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -35,7 +37,7 @@ internal sealed class CliConsole(TextWriter output, TextWriter error)
     public TextWriter Err { get; } = error;
 
     /// <summary>Runs a verb's body: any exception becomes "error: message" on stderr and exit code 1.</summary>
-    public int Guard(Func<int> body)
+    public int Guard(Func<int> body, CancellationToken cancellationToken = default)
     {
         try
         {

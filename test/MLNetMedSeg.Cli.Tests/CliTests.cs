@@ -77,7 +77,10 @@ public sealed class CliTests
     {
         var (code, _, stderr) = Medseg("evaluate", "--pred", "x");
         Assert.AreEqual(2, code);
-        StringAssert.Contains(stderr, "--gt");
+        StringAssert.Contains(stderr, "--out");
+        (code, _, stderr) = Medseg("evaluate", "--pred", "x", "--out", "m.json");
+        Assert.AreEqual(1, code, "--pred without --gt is an error the verb reports");
+        StringAssert.Contains(stderr, "--pred and --gt");
         Assert.AreEqual(2, Medseg("evaluate", "--pred", "a", "--gt", "b", "--out", "c", "--empty-policy", "maybe").code);
         Assert.AreEqual(2, Medseg("no-such-verb").code);
     }

@@ -1,0 +1,113 @@
+using System.CommandLine;
+using System.Diagnostics;
+using MLNetMedSeg.Augmentation.Classic;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Torch;
+using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Networks;
+
+namespace MLNetMedSeg.Cli.Commands;
+
+/// <summary>
+/// <c>medseg train --data DIR [--val DIR] --backbone B --size N --epochs N [--batch N] [--augment A] [--seed N] --out MODEL.zip</c>:
+/// trains a segmenter on DIR/images + DIR/masks (matched by file stem) and saves one model file holding the image
+/// resize and the network. Without --val, a --val-fraction of DIR is held out (seeded) for the per-epoch validation
+/// Dice that picks the best epoch.
+/// </summary>
+internal static class TrainCommand
+{
+    internal static readonly string[] Backbones = ["unet", "unetpp", "linknet", "deeplabv3plus"];
+
+    internal static SegmentationArchitecture ParseBackbone(string s) => s switch
+    {
+        "unet" => SegmentationArchitecture.UNet,
+        "unetpp" => SegmentationArchitecture.UNetPlusPlus,
+        "linknet" => SegmentationArchitecture.LinkNet,
+        "deeplabv3plus" => SegmentationArchitecture.DeepLabV3Plus,
+        _ => throw new ArgumentException($"unknown backbone '{s}'; choose one of: {string.Join(", ", Backbones)}"),
+    };
+
+    public static Command Create(CliConsole console)
+    {
+        var data = new Option<string>("--data") { Description = "training folder with images/ and masks/ (matched by file stem)", Required = true };
+        var val = new Option<string?>("--val") { Description = "validation folder with images/ and masks/ (default: hold out --val-fraction of --data)" };
+        var valFraction = new Option<double>("--val-fraction") { Description = "fraction of --data held out for validation when --val is not given (0 = none)", DefaultValueFactory = _ => 0.1 };
+        var backbone = new Option<string>("--backbone") { Description = "network: unet, unetpp, linknet or deeplabv3plus", DefaultValueFactory = _ => "unet" };
+        backbone.AcceptOnlyFromAmong(Backbones);
+        var size = new Option<int>("--size") { Description = "images and masks are resized to size×size pixels", DefaultValueFactory = _ => 128 };
+        var epochs = new Option<int>("--epochs") { Description = "training epochs", DefaultValueFactory = _ => 20 };
+        var batch = new Option<int>("--batch") { Description = "batch size (DASP: 16)", DefaultValueFactory = _ => 16 };
+        var augment = new Option<string>("--augment") { Description = "classic augmentation: " + string.Join(", ", ClassicAugmentations.Choices), DefaultValueFactory = _ => "none" };
+        augment.AcceptOnlyFromAmong([.. ClassicAugmentations.Choices]);
+        var lr = new Option<double>("--lr") { Description = "Adam learning rate", DefaultValueFactory = _ => 1e-3 };
+        var seed = new Option<int>("--seed") { Description = "seed of every random choice (split, initial weights, shuffling, augmentation)", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+        var checkpoints = new Option<string?>("--checkpoints") { Description = "folder for per-epoch checkpoints; re-running with it resumes an interrupted run" };
+        var output = new Option<string>("--out") { Description = "the model file to write (.zip)", Required = true };
+        var cmd = new Command("train", "train a segmentation network on a folder of images and masks")
+        {
+            data, val, valFraction, backbone, size, epochs, batch, augment, lr, seed, device, checkpoints, output,
+        };
+        cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
+        {
+            var ctx = new MedSegContext(parse.GetValue(seed), torch.device(parse.GetValue(device)!));
+            ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
+            var bar = ConsoleProgressBar.AttachTo(ctx, console.Err);
+            int n = parse.GetValue(size);
+            if (n < 8) throw new ArgumentOutOfRangeException("--size", n, "--size must be at least 8");
+
+            var loader = new ImageMaskLoaderOptions { ImageChannels = 3 };
+            string dataDir = parse.GetRequiredValue(data);
+            var all = Load(ctx, dataDir, loader);
+            IDataView train = all, validation;
+            if (parse.GetValue(val) is { } valDir) validation = Load(ctx, valDir, loader);
+            else
+            {
+                double f = parse.GetValue(valFraction);
+                if (f is < 0 or >= 1) throw new ArgumentOutOfRangeException("--val-fraction", f, "--val-fraction must be in [0, 1)");
+                var split = ctx.Data.TrainValidationTestSplit(all, 1 - f, f, parse.GetValue(seed));
+                (train, validation) = (split.Train, split.Validation);
+            }
+
+            var resizeBoth = ctx.Data.Resize(n, n).Fit(train);
+            using var trainData = ctx.Data.Cache(resizeBoth.Transform(train), ct);
+            using var valData = validation.CountRows() > 0 ? ctx.Data.Cache(resizeBoth.Transform(validation), ct) : null;
+            console.Err.WriteLine($"training {parse.GetValue(backbone)} at {n}x{n} on {trainData.CountRows()} pairs, validating on {valData?.CountRows() ?? 0}");
+
+            var options = new SegmentationTrainerOptions
+            {
+                Network = new SegmentationNetworkOptions { Architecture = ParseBackbone(parse.GetValue(backbone)!), InChannels = 3, Classes = 1 },
+                Epochs = parse.GetValue(epochs),
+                BatchSize = parse.GetValue(batch),
+                LearningRate = parse.GetValue(lr),
+                Augmentation = ClassicAugmentations.Parse(parse.GetValue(augment)!),
+                ValidationData = valData,
+                CheckpointFolder = parse.GetValue(checkpoints),
+                EpochCompleted = r => console.Err.WriteLine(
+                    $"epoch {r.Epoch}: loss {r.TrainLoss:F4}" + (r.ValidationDice is double d ? $", validation mDice {d:F4}" : "") + $" ({r.Seconds:F1} s)"),
+            };
+            var clock = Stopwatch.StartNew();
+            using var segmenter = ctx.Segmentation.Trainer(options).Fit(trainData, ct);
+            bar.Complete();
+
+            // The saved model resizes images only: masks are not needed to predict.
+            var resizeImage = ctx.Data.Resize(n, n, maskColumn: null).Fit(train);
+            using var model = new TransformerChain<SegmentationTransformer>([(resizeImage, TransformerScope.Everything), (segmenter, TransformerScope.Everything)]);
+            var inputSchema = DataViewSchema.Create(("Id", TextColumnType.Instance), ("Image", TensorColumnType.Image(3)));
+            string outPath = parse.GetRequiredValue(output);
+            ctx.Model.Save(model, inputSchema, outPath);
+            var best = segmenter.BestEpoch;
+            console.Out.WriteLine($"trained {segmenter.History.Count} epochs in {clock.Elapsed.TotalSeconds:F0} s" +
+                (best is null ? "" : $"; best validation mDice {best.ValidationDice:F4} at epoch {best.Epoch}") + $"; model written to {outPath}");
+            return 0;
+        }, ct)));
+        return cmd;
+    }
+
+    internal static ImageMaskDataView Load(MedSegContext ctx, string dir, ImageMaskLoaderOptions options)
+    {
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"the data folder '{dir}' does not exist");
+        return ctx.Data.LoadImagesAndMasks(Path.Combine(dir, "images"), Path.Combine(dir, "masks"), options);
+    }
+}
