@@ -29,7 +29,9 @@ public sealed class TrainingDivergedException(string message, int epoch, long st
 /// <see cref="DataBatchExtensions.GetBatches"/> on the context's device, shuffled every epoch (the order of epoch e is
 /// drawn from a Random seeded by the trainer's seed and e, so a resumed run sees the same orders); each step runs
 /// in a dispose scope. Progress goes to <see cref="MedSegContext.Progress"/> and the log; with validation data the
-/// per-image mDice is computed after every epoch. Deterministic on the CPU given the context's seed (the seed is
+/// per-image mDice is computed after every epoch. Initial weights, batch orders, augmentations and dropout masks all
+/// come from seeds derived from the context's seed, never from torch's global generator: training is deterministic on
+/// the CPU given the context's seed (the seed is
 /// derived when the trainer is created: fitting the same trainer twice gives the same model).
 /// </summary>
 public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
@@ -137,6 +139,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
                 _net = SegmentationNetworks.Create(o.Network, initGen);
             _net.to(_device);
             _generator = new Generator(MedSegContext.MixSeed(_seed, "augment", 0), _device);
+            SetDropoutGenerator(_net, _generator);
             var parameters = _net.parameters().ToList();
             var adam = new AdamOptions { lr = o.LearningRate, weight_decay = o.WeightDecay };
             _optimizer = o.Optimizer == SegmentationOptimizer.AdamW ? new AdamW(parameters, adam) : new Adam(parameters, adam);
@@ -213,9 +216,24 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             }
             var model = ModelOptions(o);
             var net = _net;
+            SetDropoutGenerator(net, null); // the generator is disposed with this run
             _net = null; // the transformer owns it now
             try { return new SegmentationTransformer(_ctx, model, net, history); }
             catch { net.Dispose(); throw; }
+        }
+
+        /// <summary>
+        /// Dropout layers (DeepLabv3+'s ASPP) draw their masks from the trainer's generator rather than torch's global
+        /// one, so that training is reproducible from the context's seed and resumes exactly (the generator's state is
+        /// in the checkpoint).
+        /// </summary>
+        private static void SetDropoutGenerator(SegmentationNetwork net, Generator? generator)
+        {
+            foreach (var m in net.modules())
+            {
+                if (m is Torch.Modules.Dropout d) d.generator = generator;
+                else if (m is Torch.Modules.Dropout2d d2) d2.generator = generator;
+            }
         }
 
         private double TrainEpoch(int epoch, string[] columns, ProgressTracker tracker)

@@ -292,13 +292,21 @@ public sealed class SegmentationTrainerTests
     }
 
     [TestMethod]
-    public void SameSeed_SameModel_OtherSeed_OtherModel()
+    [DataRow(SegmentationArchitecture.UNet)]
+    [DataRow(SegmentationArchitecture.DeepLabV3Plus)] // ASPP dropout: its masks must come from the trainer's generator
+    public void SameSeed_SameModel_OtherSeed_OtherModel(SegmentationArchitecture arch)
     {
         using var data = Discs(10, 15);
         Dictionary<string, float[]> Train(int seed)
         {
             var ctx = new MedSegContext(seed: seed);
             var o = Options(epochs: 2);
+            if (arch == SegmentationArchitecture.DeepLabV3Plus)
+                o.Network = new SegmentationNetworkOptions
+                {
+                    Architecture = arch, EncoderWidths = [16, 16, 32, 64, 64], ResNetBlocks = [1, 1, 1, 1], DecoderWidths = [32],
+                    LowLevelChannels = 16, AtrousRates = [2, 4, 6], AsppDropout = 0.5,
+                };
             o.Augmentation = ClassicAugmentationKind.Basic;
             using var m = ctx.Segmentation.Trainer(o).Fit(data);
             return Weights(m);
