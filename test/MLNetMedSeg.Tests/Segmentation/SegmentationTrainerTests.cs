@@ -335,6 +335,46 @@ public sealed class SegmentationTrainerTests
         finally { Directory.Delete(folder, true); }
     }
 
+    private sealed class Collect(Action<TrainingProgress>? then = null) : IProgress<TrainingProgress>
+    {
+        public List<TrainingProgress> Reports { get; } = [];
+        public void Report(TrainingProgress value)
+        {
+            Reports.Add(value);
+            then?.Invoke(value);
+        }
+    }
+
+    [TestMethod]
+    public void Progress_Log_AndCancellationMidEpoch()
+    {
+        using var train = Discs(20, 17);
+        using var val = Discs(4, 177);
+        var ctx = new MedSegContext(seed: 17);
+        var progress = new Collect();
+        var log = new List<string>();
+        ctx.Progress = progress;
+        ctx.Log += (_, e) => log.Add(e.Message);
+        var o = Options(epochs: 2);
+        o.ValidationData = val;
+        using (ctx.Segmentation.Trainer(o).Fit(train)) { }
+        // 20 rows in batches of 8: 3 steps per epoch.
+        Assert.AreEqual(6, progress.Reports.Count);
+        CollectionAssert.AreEqual(new long[] { 1, 2, 3, 1, 2, 3 }, progress.Reports.Select(p => p.Step).ToArray());
+        CollectionAssert.AreEqual(new[] { 1, 1, 1, 2, 2, 2 }, progress.Reports.Select(p => p.Epoch).ToArray());
+        Assert.IsTrue(progress.Reports.All(p => p.Stage == "SegmentationTrainer" && p.StepsPerEpoch == 3 && p.Loss is double l && double.IsFinite(l)));
+        Assert.IsTrue(progress.Reports.Skip(1).All(p => p.ItemsPerSecond > 0 && p.Eta is not null));
+        Assert.AreEqual(2, log.Count(l => l.Contains("train loss") && l.Contains("val mDice")), string.Join("\n", log));
+
+        // Cancelling in the middle of epoch 1 stops at the next step.
+        using var cts = new CancellationTokenSource();
+        var ctx2 = new MedSegContext(seed: 17);
+        var p2 = new Collect(p => { if (p.Step == 2) cts.Cancel(); });
+        ctx2.Progress = p2;
+        Assert.ThrowsException<OperationCanceledException>(() => ctx2.Segmentation.Trainer(Options(epochs: 2)).Fit(train, cts.Token));
+        Assert.AreEqual(2, p2.Reports.Count);
+    }
+
     [TestMethod]
     public void NaNLoss_ThrowsNamingEpochAndStep()
     {
