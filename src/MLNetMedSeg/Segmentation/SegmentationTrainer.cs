@@ -88,7 +88,8 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
     /// Trains (or resumes from <see cref="SegmentationTrainerOptions.CheckpointFolder"/>) and returns the fitted model.
     /// Throws <see cref="SchemaException"/> before any work on a bad schema, <see cref="TrainingDivergedException"/>
     /// on a NaN/infinite loss, <see cref="OperationCanceledException"/> when cancelled (the last completed epoch's
-    /// checkpoint stays in the folder).
+    /// checkpoint stays in the folder). After a resume, progress reports count epochs from the resume point (the log
+    /// and <see cref="SegmentationEpochRecord"/>s use absolute epoch numbers).
     /// </summary>
     public SegmentationTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
     {
@@ -251,13 +252,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
                 var x = batch[o.ImageColumn];
                 var y = batch[o.MaskColumn];
                 Tensor? w = null;
-                if (o.SampleWeightColumn is { } wc)
-                {
-                    var v = batch.Numbers(wc);
-                    w = o.SampleWeightMode == SampleWeightMode.IsAugmentedFlag
-                        ? SampleWeights.RealAndAugmented(v.Select(a => a != 0).ToArray(), _device)
-                        : SampleWeights.Normalized(v, _device);
-                }
+                if (o.SampleWeightColumn is { } wc) w = SampleWeights.FromBatch(batch, wc, o.SampleWeightMode, _device);
                 (x, y) = Augment(x, y);
                 opt.zero_grad();
                 var logits = net.call(x);
