@@ -67,7 +67,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
     private static SegmentationModelOptions ModelOptions(SegmentationTrainerOptions o) => new()
     {
         Network = o.Network.Clone(), ImageColumn = o.ImageColumn, ProbabilityColumn = o.ProbabilityColumn,
-        PredictedColumn = o.PredictedColumn, TestTimeAugmentation = o.TestTimeAugmentation,
+        PredictedColumn = o.PredictedColumn, TestTimeAugmentation = o.TestTimeAugmentation, BatchSize = o.ValidationBatchSize,
     };
 
     private static void CheckTrainingSchema(DataViewSchema schema, SegmentationTrainerOptions o)

@@ -480,6 +480,35 @@ public sealed class SegmentationTrainerTests
     }
 
     [TestMethod]
+    public void OutputView_PredictsInBatches_LikeOneRowAtATime()
+    {
+        var ctx = new MedSegContext(seed: 18);
+        using var data = Discs(7, 18);
+        var o = Options(epochs: 1);
+        o.ValidationBatchSize = 3; // 7 rows: batches of 3, 3, 1
+        using var model = ctx.Segmentation.Trainer(o).Fit(data);
+        Assert.AreEqual(3, model.Options.BatchSize);
+        using var scope = NewDisposeScope();
+        var scored = model.Transform(data);
+        using var cur = scored.GetRowCursor("Image", "Mask", "Probability", "Predicted");
+        using var src = data.GetRowCursor("Image", "Mask");
+        int rows = 0;
+        while (cur.MoveNext())
+        {
+            Assert.IsTrue(src.MoveNext());
+            Assert.AreEqual(src.Position, cur.Position);
+            Assert.IsTrue(cur.GetTensor("Image").equal(src.GetTensor("Image")), "images pass through");
+            Assert.IsTrue(cur.GetTensor("Mask").equal(src.GetTensor("Mask")), "masks pass through");
+            var (p, m) = model.Predict(src.GetTensor("Image").unsqueeze(0));
+            Assert.IsTrue(cur.GetTensor("Probability").allclose(p.squeeze(0), 1e-5, 1e-6), $"row {rows}: batched = single-row probability");
+            Assert.IsTrue(cur.GetTensor("Predicted").equal(cur.GetTensor("Probability").ge(0.5).to(ScalarType.Float32)));
+            rows++;
+        }
+        Assert.IsFalse(src.MoveNext());
+        Assert.AreEqual(7, rows);
+    }
+
+    [TestMethod]
     public void SavedModel_PredictsBitIdentically_AndKeepsHistory()
     {
         var ctx = new MedSegContext(seed: 13);
