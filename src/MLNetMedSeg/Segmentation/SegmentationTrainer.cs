@@ -155,7 +155,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             {
                 if (ck.Fingerprint != fingerprint)
                     throw new InvalidOperationException(
-                        $"{Name}: the checkpoint in '{folder}' was written with other options or another seed; use an empty folder (or the same options and context seed) to resume");
+                        $"{Name}: the checkpoint in '{folder}' was written with other options, another seed or another device; use an empty folder (or the same options, context seed and device) to resume");
                 Restore(ck, folder);
                 startEpoch = ck.Epoch;
                 bestDice = ck.BestDice;
