@@ -29,7 +29,9 @@ public sealed class TrainingDivergedException(string message, int epoch, long st
 /// <see cref="DataBatchExtensions.GetBatches"/> on the context's device, shuffled every epoch (the order of epoch e is
 /// drawn from a Random seeded by the trainer's seed and e, so a resumed run sees the same orders); each step runs
 /// in a dispose scope. Progress goes to <see cref="MedSegContext.Progress"/> and the log; with validation data the
-/// per-image mDice is computed after every epoch. Deterministic on the CPU given the context's seed (the seed is
+/// per-image mDice is computed after every epoch. Initial weights, batch orders, augmentations and dropout masks all
+/// come from seeds derived from the context's seed, never from torch's global generator: training is deterministic on
+/// the CPU given the context's seed (the seed is
 /// derived when the trainer is created: fitting the same trainer twice gives the same model).
 /// </summary>
 public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
@@ -65,7 +67,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
     private static SegmentationModelOptions ModelOptions(SegmentationTrainerOptions o) => new()
     {
         Network = o.Network.Clone(), ImageColumn = o.ImageColumn, ProbabilityColumn = o.ProbabilityColumn,
-        PredictedColumn = o.PredictedColumn, TestTimeAugmentation = o.TestTimeAugmentation,
+        PredictedColumn = o.PredictedColumn, TestTimeAugmentation = o.TestTimeAugmentation, BatchSize = o.ValidationBatchSize,
     };
 
     private static void CheckTrainingSchema(DataViewSchema schema, SegmentationTrainerOptions o)
@@ -86,7 +88,8 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
     /// Trains (or resumes from <see cref="SegmentationTrainerOptions.CheckpointFolder"/>) and returns the fitted model.
     /// Throws <see cref="SchemaException"/> before any work on a bad schema, <see cref="TrainingDivergedException"/>
     /// on a NaN/infinite loss, <see cref="OperationCanceledException"/> when cancelled (the last completed epoch's
-    /// checkpoint stays in the folder).
+    /// checkpoint stays in the folder). After a resume, progress reports count epochs from the resume point (the log
+    /// and <see cref="SegmentationEpochRecord"/>s use absolute epoch numbers).
     /// </summary>
     public SegmentationTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
     {
@@ -137,6 +140,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
                 _net = SegmentationNetworks.Create(o.Network, initGen);
             _net.to(_device);
             _generator = new Generator(MedSegContext.MixSeed(_seed, "augment", 0), _device);
+            SetDropoutGenerator(_net, _generator);
             var parameters = _net.parameters().ToList();
             var adam = new AdamOptions { lr = o.LearningRate, weight_decay = o.WeightDecay };
             _optimizer = o.Optimizer == SegmentationOptimizer.AdamW ? new AdamW(parameters, adam) : new Adam(parameters, adam);
@@ -151,7 +155,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             {
                 if (ck.Fingerprint != fingerprint)
                     throw new InvalidOperationException(
-                        $"{Name}: the checkpoint in '{folder}' was written with other options or another seed; use an empty folder (or the same options and context seed) to resume");
+                        $"{Name}: the checkpoint in '{folder}' was written with other options, another seed or another device; use an empty folder (or the same options, context seed and device) to resume");
                 Restore(ck, folder);
                 startEpoch = ck.Epoch;
                 bestDice = ck.BestDice;
@@ -213,9 +217,24 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             }
             var model = ModelOptions(o);
             var net = _net;
+            SetDropoutGenerator(net, null); // the generator is disposed with this run
             _net = null; // the transformer owns it now
             try { return new SegmentationTransformer(_ctx, model, net, history); }
             catch { net.Dispose(); throw; }
+        }
+
+        /// <summary>
+        /// Dropout layers (DeepLabv3+'s ASPP) draw their masks from the trainer's generator rather than torch's global
+        /// one, so that training is reproducible from the context's seed and resumes exactly (the generator's state is
+        /// in the checkpoint).
+        /// </summary>
+        private static void SetDropoutGenerator(SegmentationNetwork net, Generator? generator)
+        {
+            foreach (var m in net.modules())
+            {
+                if (m is Torch.Modules.Dropout d) d.generator = generator;
+                else if (m is Torch.Modules.Dropout2d d2) d2.generator = generator;
+            }
         }
 
         private double TrainEpoch(int epoch, string[] columns, ProgressTracker tracker)
@@ -233,13 +252,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
                 var x = batch[o.ImageColumn];
                 var y = batch[o.MaskColumn];
                 Tensor? w = null;
-                if (o.SampleWeightColumn is { } wc)
-                {
-                    var v = batch.Numbers(wc);
-                    w = o.SampleWeightMode == SampleWeightMode.IsAugmentedFlag
-                        ? SampleWeights.RealAndAugmented(v.Select(a => a != 0).ToArray(), _device)
-                        : SampleWeights.Normalized(v, _device);
-                }
+                if (o.SampleWeightColumn is { } wc) w = SampleWeights.FromBatch(batch, wc, o.SampleWeightMode, _device);
                 (x, y) = Augment(x, y);
                 opt.zero_grad();
                 var logits = net.call(x);

@@ -131,7 +131,7 @@ public sealed class SegmentationTrainerOptions
     /// </summary>
     public string? CheckpointFolder { get; set; }
 
-    /// <summary>Batch size of validation and of <see cref="SegmentationTransformer.Predict"/> calls made by the trainer (default 16).</summary>
+    /// <summary>Batch size of validation and of the fitted model's output view (<see cref="SegmentationModelOptions.BatchSize"/>) (default 16).</summary>
     public int ValidationBatchSize { get; set; } = 16;
 
     /// <summary>Fitted model: average identity, horizontal-flip and vertical-flip predictions (default false).</summary>

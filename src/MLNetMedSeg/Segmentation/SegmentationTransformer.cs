@@ -27,6 +27,9 @@ public sealed class SegmentationModelOptions
     /// <summary>Average the identity, horizontal-flip and vertical-flip predictions (default false).</summary>
     public bool TestTimeAugmentation { get; set; }
 
+    /// <summary>Rows the output view predicts at once (default 8; see <see cref="SegmentationTransformer"/>).</summary>
+    public int BatchSize { get; set; } = 8;
+
     /// <summary>A copy.</summary>
     public SegmentationModelOptions Clone()
     {
@@ -40,9 +43,10 @@ public sealed class SegmentationModelOptions
 /// A fitted segmentation network (made by <see cref="SegmentationTrainer"/>). <see cref="Transform"/> adds
 /// <c>Probability</c> — float32 [1,H,W] sigmoid for a binary head, [C+1,H,W] softmax for a multi-class head — and
 /// <c>Predicted</c> — float32 [1,H,W] in {0,1} (probability ≥ 0.5) or int64 [H,W] (argmax). The output view is lazy
-/// and computes per row: the first read of either column of a row runs the network once on that image (on the
-/// context's device, eval mode, inference mode) and gives both columns, on the CPU; use <see cref="Predict"/> for
-/// batches. Owns its network: dispose it.
+/// and computes in batches: nothing runs until a cursor that asks for an output column moves; it then reads
+/// <see cref="SegmentationModelOptions.BatchSize"/> rows ahead and runs the network once on them (on the context's
+/// device, eval mode, inference mode), giving both columns on the CPU. A cursor that asks for neither output column
+/// runs nothing. <see cref="Predict"/> predicts a batch tensor directly. Owns its network: dispose it.
 /// </summary>
 public sealed class SegmentationTransformer : ITransformer, IDisposable
 {
@@ -71,6 +75,7 @@ public sealed class SegmentationTransformer : ITransformer, IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(network);
         if (!(options.Threshold is > 0 and < 1)) throw new ArgumentOutOfRangeException(nameof(options), options.Threshold, "Threshold must be in (0, 1)");
+        if (options.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, "BatchSize must be ≥ 1");
         Options = options.Clone();
         Options.Network.EncoderWeightsPath = null;
         if (network.Classes != Options.Network.Classes || network.InChannels != Options.Network.InChannels)
@@ -242,7 +247,12 @@ public sealed class SegmentationTransformer : ITransformer, IDisposable
         _network.Dispose();
     }
 
-    /// <summary>The lazy output view: passes the input through and computes both output columns with one forward per row.</summary>
+    /// <summary>
+    /// The output view: passes the input through and adds both output columns. A cursor that needs an output column
+    /// reads up to <see cref="SegmentationModelOptions.BatchSize"/> rows ahead from its source (keeping copies of their
+    /// requested values), runs the network once on their stacked images (row by row when their sizes differ) and then
+    /// serves the rows one at a time.
+    /// </summary>
     private sealed class SegmentationPredictionView(SegmentationTransformer owner, IDataView source, DataViewSchema schema) : IDataView
     {
         public DataViewSchema Schema { get; } = schema;
@@ -258,24 +268,117 @@ public sealed class SegmentationTransformer : ITransformer, IDisposable
             bool predict = needed.Any(c => c.Name == o.ProbabilityColumn || c.Name == o.PredictedColumn);
             var srcCols = new HashSet<string>(needed.Where(c => c.Name != o.ProbabilityColumn && c.Name != o.PredictedColumn).Select(c => c.Name));
             if (predict) srcCols.Add(o.ImageColumn);
-            return new Cursor(owner, this, needed, source.GetRowCursor(srcCols.Select(n => source.Schema[n]).ToArray(), rand));
+            var cols = srcCols.Select(n => source.Schema[n]).ToArray();
+            return new Cursor(owner, this, needed, cols, predict, source.GetRowCursor(cols, rand));
         }
 
-        private sealed class Cursor(SegmentationTransformer owner, SegmentationPredictionView view, DataViewSchema.Column[] needed, DataViewRowCursor src) : DataViewRowCursor
+        private sealed class Row(long position, Dictionary<string, object> values)
         {
-            private readonly bool[] _active = view.Schema.Select(c => needed.Any(n => n.Index == c.Index)).ToArray();
-            private Tensor? _prob, _pred;
-            private bool _disposed;
+            public long Position { get; } = position;
+            public Dictionary<string, object> Values { get; } = values;
+            public Tensor? Probability { get; set; }
+            public Tensor? Predicted { get; set; }
 
-            public override DataViewSchema Schema => view.Schema;
+            public void Dispose()
+            {
+                foreach (var v in Values.Values) (v as Tensor)?.Dispose();
+                Probability?.Dispose();
+                Predicted?.Dispose();
+            }
+        }
+
+        private sealed class Cursor : DataViewRowCursor
+        {
+            private readonly SegmentationTransformer _owner;
+            private readonly SegmentationPredictionView _view;
+            private readonly DataViewSchema.Column[] _srcCols;
+            private readonly bool _predict;
+            private readonly DataViewRowCursor _src;
+            private readonly bool[] _active;
+            private readonly Queue<Row> _ahead = new();
+            private Row? _current;
+            private bool _srcDone, _disposed;
+
+            public Cursor(SegmentationTransformer owner, SegmentationPredictionView view, DataViewSchema.Column[] needed,
+                DataViewSchema.Column[] srcCols, bool predict, DataViewRowCursor src)
+            {
+                _owner = owner;
+                _view = view;
+                _srcCols = srcCols;
+                _predict = predict;
+                _src = src;
+                _active = view.Schema.Select(c => needed.Any(n => n.Index == c.Index)).ToArray();
+            }
+
+            public override DataViewSchema Schema => _view.Schema;
 
             public override bool MoveNext()
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
-                Release();
-                bool ok = src.MoveNext();
-                Position = src.Position;
-                return ok;
+                _current?.Dispose();
+                _current = null;
+                if (!_predict)
+                {
+                    // Nothing to compute: a plain pass-through of the source cursor.
+                    bool ok = _src.MoveNext();
+                    Position = _src.Position;
+                    return ok;
+                }
+                if (_ahead.Count == 0 && !_srcDone) ReadAhead();
+                if (_ahead.Count == 0)
+                {
+                    Position = -1;
+                    return false;
+                }
+                _current = _ahead.Dequeue();
+                Position = _current.Position;
+                return true;
+            }
+
+            private void ReadAhead()
+            {
+                int n = Math.Max(1, _owner.Options.BatchSize);
+                var rows = new List<Row>(n);
+                try
+                {
+                    while (rows.Count < n)
+                    {
+                        if (!_src.MoveNext()) { _srcDone = true; break; }
+                        var values = new Dictionary<string, object>(StringComparer.Ordinal);
+                        var row = new Row(_src.Position, values);
+                        rows.Add(row);
+                        foreach (var c in _srcCols)
+                        {
+                            var v = _src.GetValue(c);
+                            values[c.Name] = v is Tensor t ? t.clone().DetachFromDisposeScope() : v;
+                        }
+                    }
+                    if (rows.Count == 0) return;
+                    string img = _owner.Options.ImageColumn;
+                    var images = rows.Select(r => (Tensor)r.Values[img]).ToList();
+                    foreach (var (t, r) in images.Zip(rows))
+                        if (t.dim() != 3) throw new InvalidOperationException($"{Name}: row {r.Position}: image must be [C,H,W], got [{string.Join(",", t.shape)}]");
+                    bool sameSize = images.All(t => t.shape.SequenceEqual(images[0].shape));
+                    var groups = sameSize ? [Enumerable.Range(0, rows.Count).ToArray()] : Enumerable.Range(0, rows.Count).Select(i => new[] { i }).ToList();
+                    foreach (var g in groups)
+                    {
+                        using var scope = torch.NewDisposeScope();
+                        var (p, m) = _owner.Predict(torch.stack(g.Select(i => images[i]).ToArray()));
+                        var pc = p.cpu();
+                        var mc = m.cpu();
+                        for (int k = 0; k < g.Length; k++)
+                        {
+                            rows[g[k]].Probability = pc.narrow(0, k, 1).squeeze(0).contiguous().clone().DetachFromDisposeScope();
+                            rows[g[k]].Predicted = mc.narrow(0, k, 1).squeeze(0).contiguous().clone().DetachFromDisposeScope();
+                        }
+                    }
+                    foreach (var r in rows) _ahead.Enqueue(r);
+                    rows.Clear();
+                }
+                finally
+                {
+                    foreach (var r in rows) r.Dispose();
+                }
             }
 
             public override bool IsColumnActive(DataViewSchema.Column column) => _active[column.Index];
@@ -284,38 +387,22 @@ public sealed class SegmentationTransformer : ITransformer, IDisposable
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
                 if (!_active[column.Index]) throw new InvalidOperationException($"column '{column.Name}' was not requested when the cursor was created");
-                var o = owner.Options;
-                if (column.Name == o.ProbabilityColumn || column.Name == o.PredictedColumn)
-                {
-                    if (_prob is null) Compute();
-                    return column.Name == o.ProbabilityColumn ? _prob! : _pred!;
-                }
-                return src.GetValue(src.Schema[column.Name]);
-            }
-
-            private void Compute()
-            {
-                using var scope = torch.NewDisposeScope();
-                var img = src.GetTensor(owner.Options.ImageColumn);
-                if (img.dim() != 3) throw new InvalidOperationException($"{Name}: row {Position}: image must be [C,H,W], got [{string.Join(",", img.shape)}]");
-                var (p, m) = owner.Predict(img.unsqueeze(0));
-                _prob = p.squeeze(0).cpu().contiguous().DetachFromDisposeScope();
-                _pred = m.squeeze(0).cpu().contiguous().DetachFromDisposeScope();
-            }
-
-            private void Release()
-            {
-                _prob?.Dispose();
-                _pred?.Dispose();
-                _prob = _pred = null;
+                if (!_predict) return _src.GetValue(_src.Schema[column.Name]);
+                var row = _current ?? throw new InvalidOperationException("the cursor is not on a row (call MoveNext first)");
+                var o = _owner.Options;
+                if (column.Name == o.ProbabilityColumn) return row.Probability!;
+                if (column.Name == o.PredictedColumn) return row.Predicted!;
+                return row.Values[column.Name];
             }
 
             protected override void Dispose(bool disposing)
             {
                 if (_disposed) return;
                 _disposed = true;
-                Release();
-                src.Dispose();
+                _current?.Dispose();
+                _current = null;
+                while (_ahead.Count > 0) _ahead.Dequeue().Dispose();
+                _src.Dispose();
             }
         }
     }

@@ -85,6 +85,17 @@ public sealed class SegmentationLossTests
         Assert.AreNotEqual(per.Average(), got, 1e-3);
         var bce = Enumerable.Range(0, 5).Select(i => SegmentationLosses.BinaryCrossEntropy(x.narrow(0, i, 1), y.narrow(0, i, 1)).item<double>()).ToArray();
         Assert.AreEqual((bce[0] + bce[2] + bce[3]) / 3 + (bce[1] + bce[4]) / 2, SegmentationLosses.BinaryCrossEntropy(x, y, w).item<double>(), 1e-6);
+        // Helper over a batch's Number column.
+        using (var view = MLNetMedSeg.Data.InMemoryDataView.Create(("W", MLNetMedSeg.Data.NumberColumnType.Instance, new List<double> { 0, 2, 0, 0, 1 })))
+        {
+            foreach (var batch in MLNetMedSeg.Data.DataBatchExtensions.GetBatches(view, ["W"], 5))
+            {
+                CollectionAssert.AreEqual(new[] { 1f / 3, 0.5f, 1f / 3, 1f / 3, 0.5f },
+                    SampleWeights.FromBatch(batch, "W", MLNetMedSeg.Segmentation.SampleWeightMode.IsAugmentedFlag).ToArray<float>());
+                CollectionAssert.AreEqual(new[] { 0f, 2f / 3, 0f, 0f, 1f / 3 },
+                    SampleWeights.FromBatch(batch, "W", MLNetMedSeg.Segmentation.SampleWeightMode.Weight).ToArray<float>());
+            }
+        }
         // Normalised weights: a weighted mean.
         var wn = SampleWeights.Normalized([1, 3, 0, 0, 0]);
         Assert.AreEqual(0.25 * per[0] + 0.75 * per[1], SegmentationLosses.SoftDice(x, y, wn).item<double>(), 1e-6);

@@ -292,13 +292,21 @@ public sealed class SegmentationTrainerTests
     }
 
     [TestMethod]
-    public void SameSeed_SameModel_OtherSeed_OtherModel()
+    [DataRow(SegmentationArchitecture.UNet)]
+    [DataRow(SegmentationArchitecture.DeepLabV3Plus)] // ASPP dropout: its masks must come from the trainer's generator
+    public void SameSeed_SameModel_OtherSeed_OtherModel(SegmentationArchitecture arch)
     {
         using var data = Discs(10, 15);
         Dictionary<string, float[]> Train(int seed)
         {
             var ctx = new MedSegContext(seed: seed);
             var o = Options(epochs: 2);
+            if (arch == SegmentationArchitecture.DeepLabV3Plus)
+                o.Network = new SegmentationNetworkOptions
+                {
+                    Architecture = arch, EncoderWidths = [16, 16, 32, 64, 64], ResNetBlocks = [1, 1, 1, 1], DecoderWidths = [32],
+                    LowLevelChannels = 16, AtrousRates = [2, 4, 6], AsppDropout = 0.5,
+                };
             o.Augmentation = ClassicAugmentationKind.Basic;
             using var m = ctx.Segmentation.Trainer(o).Fit(data);
             return Weights(m);
@@ -325,6 +333,46 @@ public sealed class SegmentationTrainerTests
             StringAssert.Contains(ex.Message, "checkpoint.json");
         }
         finally { Directory.Delete(folder, true); }
+    }
+
+    private sealed class Collect(Action<TrainingProgress>? then = null) : IProgress<TrainingProgress>
+    {
+        public List<TrainingProgress> Reports { get; } = [];
+        public void Report(TrainingProgress value)
+        {
+            Reports.Add(value);
+            then?.Invoke(value);
+        }
+    }
+
+    [TestMethod]
+    public void Progress_Log_AndCancellationMidEpoch()
+    {
+        using var train = Discs(20, 17);
+        using var val = Discs(4, 177);
+        var ctx = new MedSegContext(seed: 17);
+        var progress = new Collect();
+        var log = new List<string>();
+        ctx.Progress = progress;
+        ctx.Log += (_, e) => log.Add(e.Message);
+        var o = Options(epochs: 2);
+        o.ValidationData = val;
+        using (ctx.Segmentation.Trainer(o).Fit(train)) { }
+        // 20 rows in batches of 8: 3 steps per epoch.
+        Assert.AreEqual(6, progress.Reports.Count);
+        CollectionAssert.AreEqual(new long[] { 1, 2, 3, 1, 2, 3 }, progress.Reports.Select(p => p.Step).ToArray());
+        CollectionAssert.AreEqual(new[] { 1, 1, 1, 2, 2, 2 }, progress.Reports.Select(p => p.Epoch).ToArray());
+        Assert.IsTrue(progress.Reports.All(p => p.Stage == "SegmentationTrainer" && p.StepsPerEpoch == 3 && p.Loss is double l && double.IsFinite(l)));
+        Assert.IsTrue(progress.Reports.Skip(1).All(p => p.ItemsPerSecond > 0 && p.Eta is not null));
+        Assert.AreEqual(2, log.Count(l => l.Contains("train loss") && l.Contains("val mDice")), string.Join("\n", log));
+
+        // Cancelling in the middle of epoch 1 stops at the next step.
+        using var cts = new CancellationTokenSource();
+        var ctx2 = new MedSegContext(seed: 17);
+        var p2 = new Collect(p => { if (p.Step == 2) cts.Cancel(); });
+        ctx2.Progress = p2;
+        Assert.ThrowsException<OperationCanceledException>(() => ctx2.Segmentation.Trainer(Options(epochs: 2)).Fit(train, cts.Token));
+        Assert.AreEqual(2, p2.Reports.Count);
     }
 
     [TestMethod]
@@ -429,6 +477,35 @@ public sealed class SegmentationTrainerTests
             Assert.AreEqual(counts[1], counts[4], $"live tensors per epoch: {string.Join(", ", counts)}");
         }
         finally { Directory.Delete(folder, true); }
+    }
+
+    [TestMethod]
+    public void OutputView_PredictsInBatches_LikeOneRowAtATime()
+    {
+        var ctx = new MedSegContext(seed: 18);
+        using var data = Discs(7, 18);
+        var o = Options(epochs: 1);
+        o.ValidationBatchSize = 3; // 7 rows: batches of 3, 3, 1
+        using var model = ctx.Segmentation.Trainer(o).Fit(data);
+        Assert.AreEqual(3, model.Options.BatchSize);
+        using var scope = NewDisposeScope();
+        var scored = model.Transform(data);
+        using var cur = scored.GetRowCursor("Image", "Mask", "Probability", "Predicted");
+        using var src = data.GetRowCursor("Image", "Mask");
+        int rows = 0;
+        while (cur.MoveNext())
+        {
+            Assert.IsTrue(src.MoveNext());
+            Assert.AreEqual(src.Position, cur.Position);
+            Assert.IsTrue(cur.GetTensor("Image").equal(src.GetTensor("Image")), "images pass through");
+            Assert.IsTrue(cur.GetTensor("Mask").equal(src.GetTensor("Mask")), "masks pass through");
+            var (p, m) = model.Predict(src.GetTensor("Image").unsqueeze(0));
+            Assert.IsTrue(cur.GetTensor("Probability").allclose(p.squeeze(0), 1e-5, 1e-6), $"row {rows}: batched = single-row probability");
+            Assert.IsTrue(cur.GetTensor("Predicted").equal(cur.GetTensor("Probability").ge(0.5).to(ScalarType.Float32)));
+            rows++;
+        }
+        Assert.IsFalse(src.MoveNext());
+        Assert.AreEqual(7, rows);
     }
 
     [TestMethod]

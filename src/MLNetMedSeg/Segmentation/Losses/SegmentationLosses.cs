@@ -1,3 +1,4 @@
+using MLNetMedSeg.Data;
 using MLNetMedSeg.Torch;
 using static MLNetMedSeg.Torch.torch;
 
@@ -267,6 +268,30 @@ public static class SampleWeights
         int aug = isAugmented.Count(a => a), real = isAugmented.Count - aug;
         var w = isAugmented.Select(a => a ? 1f / aug : 1f / real).ToArray();
         return tensor(w, device: device);
+    }
+
+    /// <summary>
+    /// The weights of one batch from its Number column <paramref name="column"/>: with
+    /// <see cref="SampleWeightMode.IsAugmentedFlag"/> a value ≠ 0 marks an augmented row and the weights are
+    /// <see cref="RealAndAugmented"/>'s (Eq. 11); with <see cref="SampleWeightMode.Weight"/> the values are weights,
+    /// <see cref="Normalized"/> — a batch whose weights are all 0 gets zero weights (it adds nothing to the loss).
+    /// float32 [N] on <paramref name="device"/>.
+    /// </summary>
+    public static Tensor FromBatch(DataBatch batch, string column, Segmentation.SampleWeightMode mode, Device? device = null)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        ArgumentException.ThrowIfNullOrEmpty(column);
+        var v = batch.Numbers(column);
+        try
+        {
+            if (mode == Segmentation.SampleWeightMode.IsAugmentedFlag) return RealAndAugmented(v.Select(a => a != 0).ToArray(), device);
+            if (v.Length > 0 && v.All(a => a == 0)) return zeros([v.Length], ScalarType.Float32, device);
+            return Normalized(v, device);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new ArgumentException($"column '{column}', batch {batch.Index}: {ex.Message}", nameof(batch), ex);
+        }
     }
 
     /// <summary>
