@@ -42,50 +42,16 @@ internal static class LayerUtil
 /// (C_out, C_in / groups, kH, kW) and bias (C_out), initialised as PyTorch does (kaiming_uniform_ with a = sqrt(5), bias
 /// U(-1/sqrt(fan_in), 1/sqrt(fan_in))), drawing from the <see cref="torch.nn.init.UseGenerator"/> generator when one is set.
 /// </summary>
-public sealed class Conv2d : torch.nn.Module<Tensor, Tensor>
+public sealed class Conv2d : ConvNd
 {
-    private Parameter _weight;
-    private Parameter? _bias;
-
     public Conv2d(long in_channels, long out_channels, long[] kernel_size, long[]? stride = null, long[]? padding = null,
-        long[]? dilation = null, long groups = 1, bool bias = true) : base(nameof(Conv2d))
+        long[]? dilation = null, long groups = 1, bool bias = true)
+        : base(nameof(Conv2d), in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, transposed: false)
     {
-        LayerUtil.Positive(in_channels, nameof(in_channels));
-        LayerUtil.Positive(out_channels, nameof(out_channels));
-        LayerUtil.Positive(groups, nameof(groups));
-        if (in_channels % groups != 0) throw new ArgumentException($"in_channels ({in_channels}) must be divisible by groups ({groups})");
-        if (out_channels % groups != 0) throw new ArgumentException($"out_channels ({out_channels}) must be divisible by groups ({groups})");
-        this.in_channels = in_channels;
-        this.out_channels = out_channels;
-        this.kernel_size = LayerUtil.Pair(kernel_size, nameof(kernel_size));
-        this.stride = LayerUtil.Pair(stride ?? [1], nameof(stride));
-        this.padding = LayerUtil.Pair(padding ?? [0], nameof(padding));
-        this.dilation = LayerUtil.Pair(dilation ?? [1], nameof(dilation));
-        this.groups = groups;
-        _weight = RegisterParameter("weight", LayerUtil.NewParameter(out_channels, in_channels / groups, this.kernel_size[0], this.kernel_size[1]))!;
-        _bias = RegisterParameter("bias", bias ? LayerUtil.NewParameter(out_channels) : null);
-        reset_parameters();
     }
 
-    public long in_channels { get; }
-    public long out_channels { get; }
-    public long[] kernel_size { get; }
-    public long[] stride { get; }
-    public long[] padding { get; }
-    public long[] dilation { get; }
-    public long groups { get; }
-
-    /// <summary>(C_out, C_in / groups, kH, kW). Setting registers a new parameter (the old one is disposed).</summary>
-    public Parameter weight { get => _weight; set => _weight = RegisterParameter("weight", value ?? throw new ArgumentNullException(nameof(value)))!; }
-
-    /// <summary>(C_out), or null when created with bias: false.</summary>
-    public Parameter? bias { get => _bias; set => _bias = RegisterParameter("bias", value); }
-
-    /// <summary>Re-draws the weights with PyTorch's default initialisation.</summary>
-    public void reset_parameters() => LayerUtil.DefaultInit(_weight, _bias);
-
     public override Tensor forward(Tensor input)
-        => torch.nn.functional.conv2d(input, _weight, _bias, stride, padding, dilation, groups);
+        => torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation, groups);
 }
 
 /// <summary>
@@ -93,13 +59,33 @@ public sealed class Conv2d : torch.nn.Module<Tensor, Tensor>
 /// H_out = (H - 1) * stride - 2 * padding + dilation * (kH - 1) + output_padding + 1. Parameters: weight
 /// (C_in, C_out / groups, kH, kW) and bias (C_out), initialised as PyTorch does.
 /// </summary>
-public sealed class ConvTranspose2d : torch.nn.Module<Tensor, Tensor>
+public sealed class ConvTranspose2d : ConvNd
+{
+    public ConvTranspose2d(long in_channels, long out_channels, long[] kernel_size, long[]? stride = null, long[]? padding = null,
+        long[]? output_padding = null, long groups = 1, bool bias = true, long[]? dilation = null)
+        : base(nameof(ConvTranspose2d), in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, transposed: true)
+    {
+        this.output_padding = LayerUtil.Pair(output_padding ?? [0], nameof(output_padding));
+    }
+
+    public long[] output_padding { get; }
+
+    public override Tensor forward(Tensor input)
+        => torch.nn.functional.conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation);
+}
+
+/// <summary>
+/// What Conv2d and ConvTranspose2d share (as PyTorch's _ConvNd): argument checks, geometry, the weight and bias
+/// parameters and their default initialisation. The weight is (C_out, C_in / groups, kH, kW) for a convolution and
+/// (C_in, C_out / groups, kH, kW) for a transposed one.
+/// </summary>
+public abstract class ConvNd : torch.nn.Module<Tensor, Tensor>
 {
     private Parameter _weight;
     private Parameter? _bias;
 
-    public ConvTranspose2d(long in_channels, long out_channels, long[] kernel_size, long[]? stride = null, long[]? padding = null,
-        long[]? output_padding = null, long groups = 1, bool bias = true, long[]? dilation = null) : base(nameof(ConvTranspose2d))
+    private protected ConvNd(string name, long in_channels, long out_channels, long[] kernel_size, long[]? stride, long[]? padding,
+        long[]? dilation, long groups, bool bias, bool transposed) : base(name)
     {
         LayerUtil.Positive(in_channels, nameof(in_channels));
         LayerUtil.Positive(out_channels, nameof(out_channels));
@@ -111,10 +97,10 @@ public sealed class ConvTranspose2d : torch.nn.Module<Tensor, Tensor>
         this.kernel_size = LayerUtil.Pair(kernel_size, nameof(kernel_size));
         this.stride = LayerUtil.Pair(stride ?? [1], nameof(stride));
         this.padding = LayerUtil.Pair(padding ?? [0], nameof(padding));
-        this.output_padding = LayerUtil.Pair(output_padding ?? [0], nameof(output_padding));
         this.dilation = LayerUtil.Pair(dilation ?? [1], nameof(dilation));
         this.groups = groups;
-        _weight = RegisterParameter("weight", LayerUtil.NewParameter(in_channels, out_channels / groups, this.kernel_size[0], this.kernel_size[1]))!;
+        var (d0, d1) = transposed ? (in_channels, out_channels / groups) : (out_channels, in_channels / groups);
+        _weight = RegisterParameter("weight", LayerUtil.NewParameter(d0, d1, this.kernel_size[0], this.kernel_size[1]))!;
         _bias = RegisterParameter("bias", bias ? LayerUtil.NewParameter(out_channels) : null);
         reset_parameters();
     }
@@ -124,11 +110,10 @@ public sealed class ConvTranspose2d : torch.nn.Module<Tensor, Tensor>
     public long[] kernel_size { get; }
     public long[] stride { get; }
     public long[] padding { get; }
-    public long[] output_padding { get; }
     public long[] dilation { get; }
     public long groups { get; }
 
-    /// <summary>(C_in, C_out / groups, kH, kW).</summary>
+    /// <summary>The kernel. Setting registers a new parameter (the old one is disposed).</summary>
     public Parameter weight { get => _weight; set => _weight = RegisterParameter("weight", value ?? throw new ArgumentNullException(nameof(value)))!; }
 
     /// <summary>(C_out), or null when created with bias: false.</summary>
@@ -136,9 +121,6 @@ public sealed class ConvTranspose2d : torch.nn.Module<Tensor, Tensor>
 
     /// <summary>Re-draws the weights with PyTorch's default initialisation.</summary>
     public void reset_parameters() => LayerUtil.DefaultInit(_weight, _bias);
-
-    public override Tensor forward(Tensor input)
-        => torch.nn.functional.conv_transpose2d(input, _weight, _bias, stride, padding, output_padding, groups, dilation);
 }
 
 /// <summary>

@@ -78,16 +78,14 @@ public sealed class ConvertChannelsTransformer : ITransformer
     public void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        context.WriteHeader(LoaderSignature, CurrentVersion, 1);
-        context.WriteOptions(Options);
+        context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
     }
 
     /// <summary>Rebuilds a saved transformer (registered under <see cref="LoaderSignature"/>).</summary>
     public static ConvertChannelsTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        if (context.Version > CurrentVersion) throw new InvalidDataException($"{LoaderSignature}: model entry version {context.Version} is newer than this library reads ({CurrentVersion})");
-        return new ConvertChannelsTransformer(context.ReadOptions<ConvertChannelsOptions>());
+        return new ConvertChannelsTransformer(context.ReadOptions<ConvertChannelsOptions>(CurrentVersion));
     }
 }
 

@@ -105,16 +105,14 @@ public sealed class MapMaskValuesTransformer : ITransformer
     public void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        context.WriteHeader(LoaderSignature, CurrentVersion, 1);
-        context.WriteOptions(Options);
+        context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
     }
 
     /// <summary>Rebuilds a saved transformer (registered under <see cref="LoaderSignature"/>).</summary>
     public static MapMaskValuesTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        if (context.Version > CurrentVersion) throw new InvalidDataException($"{LoaderSignature}: model entry version {context.Version} is newer than this library reads ({CurrentVersion})");
-        return new MapMaskValuesTransformer(context.ReadOptions<MapMaskValuesOptions>());
+        return new MapMaskValuesTransformer(context.ReadOptions<MapMaskValuesOptions>(CurrentVersion));
     }
 }
 

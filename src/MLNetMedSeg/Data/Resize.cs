@@ -109,16 +109,14 @@ public sealed class ResizeTransformer : ITransformer
     public void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        context.WriteHeader(LoaderSignature, CurrentVersion, 1);
-        context.WriteOptions(Options);
+        context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
     }
 
     /// <summary>Rebuilds a saved transformer (registered under <see cref="LoaderSignature"/>).</summary>
     public static ResizeTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        if (context.Version > CurrentVersion) throw new InvalidDataException($"{LoaderSignature}: model entry version {context.Version} is newer than this library reads ({CurrentVersion})");
-        return new ResizeTransformer(context.ReadOptions<ResizeOptions>());
+        return new ResizeTransformer(context.ReadOptions<ResizeOptions>(CurrentVersion));
     }
 }
 

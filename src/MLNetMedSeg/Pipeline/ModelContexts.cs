@@ -26,6 +26,13 @@ public abstract class ModelSaveContext
 
     /// <summary>Saves a nested transformer (chains, stages that embed a network stage) under <paramref name="name"/>.</summary>
     public abstract void WriteChild(string name, ITransformer child);
+
+    /// <summary>The whole entry of a stage defined by its options alone: header (readable from version 1) and options.</summary>
+    public void WriteOptionsEntry<T>(string signature, int version, T options)
+    {
+        WriteHeader(signature, version, 1);
+        WriteOptions(options);
+    }
 }
 
 /// <summary>What a loader reads back: the mirror of <see cref="ModelSaveContext"/>, with validation.</summary>
@@ -41,6 +48,17 @@ public abstract class ModelLoadContext
     public abstract int Version { get; }
 
     public abstract T ReadOptions<T>();
+
+    /// <summary>
+    /// Reads the options after checking that the entry was not written by a newer format than
+    /// <paramref name="currentVersion"/> (the version the calling loader reads).
+    /// </summary>
+    public T ReadOptions<T>(int currentVersion)
+    {
+        if (Version > currentVersion)
+            throw new InvalidDataException($"{Signature}: model entry version {Version} is newer than this library reads ({currentVersion})");
+        return ReadOptions<T>();
+    }
 
     /// <summary>
     /// Reads a safetensors entry onto <paramref name="device"/> (default: the context's). When
