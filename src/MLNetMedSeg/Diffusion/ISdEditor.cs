@@ -1,0 +1,25 @@
+using MLNetMedSeg.Torch;
+
+namespace MLNetMedSeg.Diffusion;
+
+/// <summary>
+/// A mask-conditioned image diffusion model that can refine images with SDEdit (Meng et al.; DASP Eq. 1): the image is
+/// noised to step <c>depth</c> of the sampling schedule respaced to <c>respacedSteps</c> steps, then denoised back to
+/// step 0 with deterministic DDIM (η = 0) conditioned on the mask. The conditional image diffusion stage implements it;
+/// the Diff-PGD augmenter consumes it.
+/// </summary>
+public interface ISdEditor
+{
+    /// <summary>Number of image channels the model works on (3 for RGB).</summary>
+    int ImageChannels { get; }
+
+    /// <summary>
+    /// SDEdit a batch. <paramref name="images"/>: [N,C,H,W] float32 in [0,1]; <paramref name="masks"/>: [N,1,H,W]
+    /// float32 in {0,1} (the condition). Returns [N,C,H,W] in [0,1] on the images' device.
+    /// With <paramref name="differentiable"/> true the result keeps the autograd graph through the denoiser, so a loss
+    /// on it back-propagates to <paramref name="images"/> (Diff-PGD's full-gradient form); with false it is computed
+    /// without grad and detached. <paramref name="depth"/> = 0 returns the images unchanged. The forward noise is drawn
+    /// from <paramref name="generator"/> (or the global generator when null).
+    /// </summary>
+    Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null);
+}
