@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace MLNetMedSeg.Augmentation.Adversarial;
 
 /// <summary>The attack algorithm of <see cref="AdversarialAttack"/>.</summary>
@@ -121,6 +123,7 @@ public sealed class AdversarialAttackOptions
     public int BatchSize { get; set; } = 8;
 
     /// <summary>True when the method needs an <see cref="Diffusion.ISdEditor"/>.</summary>
+    [JsonIgnore]
     public bool NeedsSdEditor => Method == AdversarialAttackMethod.DiffPgd;
 
     /// <summary>DASP (paper 000, §3.3, §4.1): Diff-PGD, K = 10, γ = 1/255, no ε-ball, T^s = 3, σ² = 4, Eq. 10 loss (W, foreground only).</summary>

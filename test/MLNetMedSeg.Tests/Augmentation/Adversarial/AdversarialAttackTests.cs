@@ -24,7 +24,7 @@ public sealed class AdversarialAttackTests
         Assert.IsTrue(MaxAbs(r.Attacked, x) >= eps - 1e-6, "a full ε step somewhere");
         Assert.IsTrue(r.Attacked.min().item<float>() >= 0 && r.Attacked.max().item<float>() <= 1);
         double before = Loss(seg, x, y), after = Loss(seg, r.Attacked, y);
-        Assert.IsTrue(after > before * 1.01, $"FGSM raises the loss: {before} → {after}");
+        Assert.IsTrue(after > before * 1.1, $"FGSM raises the loss: {before} → {after}");
     }
 
     [TestMethod]
@@ -37,7 +37,7 @@ public sealed class AdversarialAttackTests
         var r = new AdversarialAttack(AdversarialAttackOptions.InverseFgsmPreset(eps)).Run(seg, x, y, 5);
         Assert.IsTrue(MaxAbs(r.Attacked, x) <= eps + 1e-6);
         double before = Loss(seg, x, y), after = Loss(seg, r.Attacked, y);
-        Assert.IsTrue(after < before * 0.99, $"Inverse FGSM lowers the loss: {before} → {after}");
+        Assert.IsTrue(after < before * 0.9, $"Inverse FGSM lowers the loss: {before} → {after}");
         var up = new AdversarialAttack(AdversarialAttackOptions.FgsmPreset(eps)).Run(seg, x, y, 5);
         // Away from the clip, the two steps are mirror images around x.
         var mid = up.Attacked.add(r.Attacked).div(2);
@@ -121,7 +121,7 @@ public sealed class AdversarialAttackTests
         o.Steps = 4;
         var r = new AdversarialAttack(o).Run(seg, x, y, 5);
         double before = Loss(seg, x, y), after = Loss(seg, r.Attacked, y);
-        Assert.IsTrue(after > before * 1.01, $"cross-entropy {before} → {after}");
+        Assert.IsTrue(after > before * 1.05, $"cross-entropy {before} → {after}");
         Assert.IsTrue(MaxAbs(r.Attacked, x) <= o.Epsilon + 1e-6);
 
         var dasp = AdversarialAttackOptions.Dasp();

@@ -96,7 +96,7 @@ internal static class AdversarialTestKit
         using var data = Discs(8, 21, multiClass: classes > 1);
         return ctx.Segmentation.Trainer(new SegmentationTrainerOptions
         {
-            Network = TinyNet(classes), Epochs = 15, BatchSize = 4, LearningRate = 2e-2,
+            Network = TinyNet(classes), Epochs = 6, BatchSize = 4, LearningRate = 3e-2,
             Loss = new MLNetMedSeg.Segmentation.Losses.SegmentationLossOptions
             {
                 Kind = classes == 1 ? MLNetMedSeg.Segmentation.Losses.SegmentationLossKind.DiceBce : MLNetMedSeg.Segmentation.Losses.SegmentationLossKind.DiceCrossEntropy,
