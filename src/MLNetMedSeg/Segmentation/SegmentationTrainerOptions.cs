@@ -148,7 +148,8 @@ public sealed class SegmentationTrainerOptions
     /// Online adversarial training (default null: off): every <see cref="OnlineAdversarialOptions.EveryEpochs"/> epochs
     /// the current network is attacked on every training row and each batch is trained together with its share of the
     /// attacked rows, with Eq. 11's loss (mean over the real rows + mean over the attacked rows). The attack options'
-    /// column names are not used (the trainer's are). With <see cref="SampleWeightColumn"/> set, the mode must be
+    /// column names are not used (the trainer's are); the classic augmentations apply to the joint batch. With
+    /// <see cref="SampleWeightColumn"/> set (real rows flagged as augmented stay so), the mode must be
     /// <see cref="SampleWeightMode.IsAugmentedFlag"/>. A resumed run regenerates the attacked rows at its first epoch.
     /// </summary>
     public OnlineAdversarialOptions? OnlineAttack { get; set; }

@@ -44,8 +44,9 @@ public sealed class AdversarialAttack
     public ISdEditor? SdEditor { get; }
 
     /// <summary>
-    /// Attacks a batch with a fitted segmenter: its network is switched to eval mode for the attack and every module's
-    /// previous mode restored afterwards; its weights are not changed. Images are moved to the segmenter's device.
+    /// Attacks a batch with a fitted segmenter: its network (without test-time augmentation) is switched to eval mode
+    /// for the attack and every module's previous mode restored afterwards; its weights are not changed. Images and
+    /// masks are moved to the segmenter's device; the results are on it.
     /// </summary>
     public AdversarialAttackResult Run(SegmentationTransformer segmenter, Tensor images, Tensor masks, ulong seed,
         IReadOnlyList<long>? rowKeys = null, CancellationToken cancellationToken = default)

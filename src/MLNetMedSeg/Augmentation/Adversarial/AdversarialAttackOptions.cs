@@ -129,7 +129,10 @@ public sealed class AdversarialAttackOptions
     /// <summary>DASP (paper 000, §3.3, §4.1): Diff-PGD, K = 10, γ = 1/255, no ε-ball, T^s = 3, σ² = 4, Eq. 10 loss (W, foreground only).</summary>
     public static AdversarialAttackOptions Dasp() => new();
 
-    /// <summary>Diff-PGD's own defaults (Xue et al.): ε = 16/255, γ = 2/255, K = 10, T^s = 3, plain BCE/CE loss (no W), every pixel.</summary>
+    /// <summary>
+    /// Diff-PGD's own budget (Xue et al.: ε = 16/255, α = 2/255, 10 iterations, DDIM-50 respacing) with DASP's SDEdit
+    /// depth T^s = 3, the plain BCE/CE loss (no W) on every pixel.
+    /// </summary>
     public static AdversarialAttackOptions DiffPgdPreset() => new()
     {
         Method = AdversarialAttackMethod.DiffPgd, Epsilon = 16.0 / 255, StepSize = 2.0 / 255, Steps = 10,

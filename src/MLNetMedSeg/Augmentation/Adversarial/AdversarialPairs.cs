@@ -73,8 +73,11 @@ public static class AdversarialPairs
             context.WriteLog(LogLevel.Warning, Name, $"{o.Method} without a random start is deterministic: its {p.Copies} copies of each row are identical");
         ulong seed = context.DeriveSeed(Name);
         string? id = p.IdColumn is { } ic && data.Schema.GetColumnOrNull(ic)?.Type is TextColumnType ? ic : null;
+        long batches = data.GetRowCount() is long n ? (n + o.BatchSize - 1) / o.BatchSize : 0;
+        var tracker = new ProgressTracker(context, Name, 1, batches * p.Copies, cancellationToken);
         using var collected = Collect(data, o.ImageColumn, o.MaskColumn, id, o.BatchSize, segmenter.Context.Device, p.Copies, p.IncludeReal, seed,
-            (x, y, s, keys) => attack.Run(segmenter, x, y, s, keys, cancellationToken), cancellationToken);
+            (x, y, s, keys) => attack.Run(segmenter, x, y, s, keys, cancellationToken), cancellationToken, tracker);
+        tracker.EndEpoch();
         return collected.ToView(o.ImageColumn, data.Schema[o.ImageColumn].Type, o.MaskColumn, data.Schema[o.MaskColumn].Type, id, p.IsAugmentedColumn);
     }
 
@@ -83,10 +86,11 @@ public static class AdversarialPairs
 
     /// <summary>
     /// Reads <paramref name="data"/> in order, in batches, and attacks each batch <paramref name="copies"/> times (copy c
-    /// seeded by (seed, c), row keys = row indices); keeps CPU copies of the real rows (when asked) and of the attacked ones.
+    /// seeded by (seed, c), row keys = row indices); keeps CPU copies of the real rows (when asked) and of the attacked
+    /// ones. Each attacked batch is a step of <paramref name="tracker"/> when one is given.
     /// </summary>
     internal static CollectedPairs Collect(IDataView data, string imageColumn, string maskColumn, string? idColumn, int batchSize, Device device,
-        int copies, bool includeReal, ulong seed, BatchAttack attack, CancellationToken ct)
+        int copies, bool includeReal, ulong seed, BatchAttack attack, CancellationToken ct, ProgressTracker? tracker = null)
     {
         string[] columns = idColumn is null ? [imageColumn, maskColumn] : [imageColumn, maskColumn, idColumn];
         var real = new CollectedPairs();
@@ -107,6 +111,7 @@ public static class AdversarialPairs
                     using var scope = torch.NewDisposeScope();
                     var r = attack(x, y, MedSegContext.MixSeed(seed, "copy", c), keys);
                     attacked[c].Add(r.Attacked, y, ids?.Select(s => s + "#adv" + c.ToString(CultureInfo.InvariantCulture)).ToArray(), 1);
+                    tracker?.Step(items: batch.Count);
                 }
                 row += batch.Count;
             }
