@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Augmentation.Classic;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Evaluation;
@@ -119,6 +120,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
         private Dictionary<string, Tensor>? _best;
         private readonly SegmentationLoss _loss;
         private readonly List<IBatchAugmentation> _augmentations = [];
+        private OnlineAdversarialAugmenter? _online;
 
         public Run(MedSegContext ctx, SegmentationTrainerOptions o, ulong seed, IDataView input, CancellationToken ct)
         {
@@ -141,6 +143,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             _net.to(_device);
             _generator = new Generator(MedSegContext.MixSeed(_seed, "augment", 0), _device);
             SetDropoutGenerator(_net, _generator);
+            if (o.OnlineAttack is { } online) _online = new OnlineAdversarialAugmenter(online, MedSegContext.MixSeed(_seed, "online-attack", 0));
             var parameters = _net.parameters().ToList();
             var adam = new AdamOptions { lr = o.LearningRate, weight_decay = o.WeightDecay };
             _optimizer = o.Optimizer == SegmentationOptimizer.AdamW ? new AdamW(parameters, adam) : new Adam(parameters, adam);
@@ -176,6 +179,8 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
                 {
                     var sw = Stopwatch.StartNew();
                     double lr = _optimizer.ParamGroups[0].lr;
+                    if (_online is { } on && on.IsDue(epoch))
+                        on.Regenerate(_ctx, _net, _net.call, _input, o.ImageColumn, o.MaskColumn, o.BatchSize, _device, epoch, _ct);
                     double meanLoss = TrainEpoch(epoch, columns, tracker);
                     _scheduler?.step();
                     double? dice = o.ValidationData is { } vd ? Validate(vd) : null;
@@ -246,6 +251,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", epoch) & 0x7FFFFFFF));
             double sum = 0;
             long steps = 0;
+            using var attacked = _online?.Batches(o.BatchSize, epoch, _device, _ct);
             foreach (var batch in _input.GetBatches(columns, o.BatchSize, rand, _device, cancellationToken: _ct))
             {
                 using var scope = torch.NewDisposeScope();
@@ -253,6 +259,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
                 var y = batch[o.MaskColumn];
                 Tensor? w = null;
                 if (o.SampleWeightColumn is { } wc) w = SampleWeights.FromBatch(batch, wc, o.SampleWeightMode, _device);
+                if (attacked is not null) (x, y, w) = OnlineAdversarialAugmenter.Join(batch, x, y, w, o.SampleWeightColumn, attacked, o.ImageColumn, o.MaskColumn, _device);
                 (x, y) = Augment(x, y);
                 opt.zero_grad();
                 var logits = net.call(x);
@@ -376,7 +383,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
                 o.LearningRate, o.WeightDecay, o.Schedule, o.WarmupEpochs, o.MinLearningRate, o.StepSize, o.StepGamma,
                 o.BatchSize, Seed = _seed.ToString(CultureInfo.InvariantCulture), Device = _device.ToString(),
                 Augmentations = AugmentationNames(), Validation = o.ValidationData is not null, o.RestoreBestCheckpoint,
-                o.EarlyStoppingPatience,
+                o.EarlyStoppingPatience, o.OnlineAttack,
             };
             return JsonSerializer.Serialize(f);
         }
@@ -386,6 +393,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
         public void Dispose()
         {
             DisposeBest();
+            _online?.Dispose();
             _net?.Dispose();
             _optimizer?.Dispose();
             _generator?.Dispose();

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Augmentation.Classic;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Segmentation.Losses;
@@ -143,6 +144,16 @@ public sealed class SegmentationTrainerOptions
     /// <summary>Output column of the predicted mask (default "Predicted").</summary>
     public string PredictedColumn { get; set; } = "Predicted";
 
+    /// <summary>
+    /// Online adversarial training (default null: off): every <see cref="OnlineAdversarialOptions.EveryEpochs"/> epochs
+    /// the current network is attacked on every training row and each batch is trained together with its share of the
+    /// attacked rows, with Eq. 11's loss (mean over the real rows + mean over the attacked rows). The attack options'
+    /// column names are not used (the trainer's are); the classic augmentations apply to the joint batch. With
+    /// <see cref="SampleWeightColumn"/> set (real rows flagged as augmented stay so), the mode must be
+    /// <see cref="SampleWeightMode.IsAugmentedFlag"/>. A resumed run regenerates the attacked rows at its first epoch.
+    /// </summary>
+    public OnlineAdversarialOptions? OnlineAttack { get; set; }
+
     /// <summary>Called after every completed epoch (after its checkpoint is written), e.g. to draw a live loss curve. Not saved.</summary>
     [JsonIgnore]
     public Action<SegmentationEpochRecord>? EpochCompleted { get; set; }
@@ -154,6 +165,7 @@ public sealed class SegmentationTrainerOptions
         c.Network = Network.Clone();
         c.Loss = Loss.Clone();
         c.Augmentations = Augmentations?.ToArray();
+        c.OnlineAttack = OnlineAttack?.Clone();
         return c;
     }
 
@@ -183,6 +195,12 @@ public sealed class SegmentationTrainerOptions
         if (!double.IsFinite(StepGamma) || StepGamma <= 0) throw new ArgumentException($"StepGamma must be > 0, got {StepGamma}", nameof(StepGamma));
         if (BatchSize < 1) throw new ArgumentException($"BatchSize must be ≥ 1, got {BatchSize}", nameof(BatchSize));
         if (ValidationBatchSize < 1) throw new ArgumentException($"ValidationBatchSize must be ≥ 1, got {ValidationBatchSize}", nameof(ValidationBatchSize));
+        if (OnlineAttack is { } online)
+        {
+            online.Validate();
+            if (SampleWeightColumn is not null && SampleWeightMode != SampleWeightMode.IsAugmentedFlag)
+                throw new ArgumentException("OnlineAttack trains with Eq. 11 and needs SampleWeightMode IsAugmentedFlag when SampleWeightColumn is set", nameof(OnlineAttack));
+        }
         if (EarlyStoppingPatience is < 1) throw new ArgumentException($"EarlyStoppingPatience must be ≥ 1 or null, got {EarlyStoppingPatience}", nameof(EarlyStoppingPatience));
     }
 }

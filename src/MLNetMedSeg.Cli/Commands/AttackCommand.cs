@@ -1,0 +1,198 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using MLNetMedSeg.Augmentation.Adversarial;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Evaluation;
+using MLNetMedSeg.Imaging;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Torch;
+
+namespace MLNetMedSeg.Cli.Commands;
+
+/// <summary>
+/// <c>medseg attack --model SEG.zip --data DIR --method fgsm|ifgsm|pgd|diffpgd|dasp [--eps E] [--steps K]
+/// [--step-size G] [--generator GEN.zip] --out OUTDIR</c>: attacks a trained binary segmenter on DIR/images + DIR/masks
+/// at the model's input size and writes the attacked pairs (OUTDIR/images/STEM.png, OUTDIR/masks/STEM.png as 0/255)
+/// and OUTDIR/attack.json with the model's clean and attacked mIoU / mDice (per-image means, the papers' convention).
+/// Amounts are in [0,1] pixel units and may be written as fractions ("16/255"). diffpgd and dasp need --generator, a
+/// model file holding a stage that implements <see cref="ISdEditor"/> (the conditional image diffusion stage).
+/// </summary>
+internal static class AttackCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var model = new Option<string>("--model") { Description = "a segmentation model file written by 'medseg train'", Required = true };
+        var data = new Option<string>("--data") { Description = "folder with images/ and masks/ (matched by file stem) to attack", Required = true };
+        var method = new Option<string>("--method") { Description = "attack: " + string.Join(", ", AdversarialAttackOptions.PresetNames), Required = true };
+        method.AcceptOnlyFromAmong([.. AdversarialAttackOptions.PresetNames]);
+        var eps = new Option<string?>("--eps") { Description = "ε in [0,1] units, e.g. 0.1 or 16/255: the FGSM step, or the PGD L∞ ball (default: the method's preset)" };
+        var steps = new Option<int?>("--steps") { Description = "PGD / Diff-PGD steps K (default: the preset's, 10)" };
+        var stepSize = new Option<string?>("--step-size") { Description = "PGD / Diff-PGD step γ in [0,1] units, e.g. 1/255 (default: the preset's)" };
+        var generator = new Option<string?>("--generator") { Description = "model file with the image diffusion stage used for SDEdit (required by diffpgd and dasp)" };
+        var depth = new Option<int?>("--sdedit-depth") { Description = "SDEdit depth T^s (default 3, DASP)" };
+        var respacing = new Option<int?>("--sdedit-steps") { Description = "steps the diffusion schedule is respaced to for SDEdit (default 50)" };
+        var batch = new Option<int>("--batch") { Description = "images attacked at once", DefaultValueFactory = _ => 8 };
+        var seed = new Option<int>("--seed") { Description = "seed of the random starts and SDEdit noise", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+        var output = new Option<string>("--out") { Description = "folder for images/, masks/ and attack.json", Required = true };
+        var cmd = new Command("attack", "attack a segmentation model (FGSM, Inverse FGSM, PGD, Diff-PGD, DASP) and write the attacked pairs and its clean vs attacked scores")
+        {
+            model, data, method, eps, steps, stepSize, generator, depth, respacing, batch, seed, device, output,
+        };
+        cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
+        {
+            var ctx = new MedSegContext(parse.GetValue(seed), torch.device(parse.GetValue(device)!));
+            ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
+            string name = parse.GetRequiredValue(method);
+            var options = AdversarialAttackOptions.Preset(name);
+            if (parse.GetValue(eps) is { } e) options.Epsilon = ParseAmount(e, "--eps");
+            if (parse.GetValue(steps) is int k) options.Steps = k;
+            if (parse.GetValue(stepSize) is { } g) options.StepSize = ParseAmount(g, "--step-size");
+            if (parse.GetValue(depth) is int d) options.SdEditDepth = d;
+            if (parse.GetValue(respacing) is int r) options.SdEditRespacing = r;
+            options.BatchSize = parse.GetValue(batch);
+            options.Validate();
+            string? generatorPath = parse.GetValue(generator);
+            if (options.NeedsSdEditor && generatorPath is null)
+                throw new ArgumentException($"--method {name} refines every step with SDEdit: give --generator, a model file with the image diffusion stage");
+
+            string modelPath = parse.GetRequiredValue(model);
+            if (!File.Exists(modelPath)) throw new FileNotFoundException($"model file '{modelPath}' does not exist");
+            var loaded = ctx.Model.Load(modelPath, out _);
+            ITransformer? generatorModel = null;
+            try
+            {
+                var (segmenter, size) = FindSegmenter(loaded, modelPath);
+                ISdEditor? sdEditor = null;
+                if (generatorPath is not null)
+                {
+                    if (!File.Exists(generatorPath)) throw new FileNotFoundException($"generator file '{generatorPath}' does not exist");
+                    generatorModel = ctx.Model.Load(generatorPath, out _);
+                    sdEditor = FindSdEditor(generatorModel, generatorPath);
+                }
+                IDataView pairs = TrainCommand.Load(ctx, parse.GetRequiredValue(data), new ImageMaskLoaderOptions { ImageChannels = 3 });
+                if (size is var (h, w)) pairs = ctx.Data.Resize(h, w).Fit(pairs).Transform(pairs);
+                var clock = Stopwatch.StartNew();
+                using var attacker = ctx.Augmentation.AdversarialAttack(segmenter, options, sdEditor).Fit(pairs, ct);
+                string outDir = parse.GetRequiredValue(output);
+                var (clean, attacked, count) = Write(attacker, segmenter, pairs, outDir, options, ct);
+                var report = new Dictionary<string, object?>
+                {
+                    ["method"] = name,
+                    ["model"] = Path.GetFullPath(modelPath),
+                    ["generator"] = generatorPath is null ? null : Path.GetFullPath(generatorPath),
+                    ["images"] = count,
+                    ["size"] = size is var (sh, sw) ? new[] { sh, sw } : null,
+                    ["seed"] = ctx.Seed,
+                    ["options"] = options,
+                    ["clean"] = Scores(clean),
+                    ["attacked"] = Scores(attacked),
+                    ["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2),
+                };
+                string json = Path.Combine(outDir, "attack.json");
+                EvaluateCommand.WriteAtomic(json, JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+                console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{name}: clean mIoU {clean.MeanIoU:F4} mDice {clean.MeanDice:F4}; attacked mIoU {attacked.MeanIoU:F4} mDice {attacked.MeanDice:F4}; {count} pairs written to {outDir} ({clock.Elapsed.TotalSeconds:F1} s)"));
+                return 0;
+            }
+            finally
+            {
+                (loaded as IDisposable)?.Dispose();
+                (generatorModel as IDisposable)?.Dispose();
+            }
+        }, ct)));
+        return cmd;
+    }
+
+    private static Dictionary<string, double?> Scores(EvaluationResult r) => new()
+    {
+        ["mIoU"] = double.IsNaN(r.MeanIoU) ? null : r.MeanIoU,
+        ["mDice"] = double.IsNaN(r.MeanDice) ? null : r.MeanDice,
+    };
+
+    /// <summary>Writes every attacked pair and scores the segmenter on the clean and the attacked images.</summary>
+    private static (EvaluationResult Clean, EvaluationResult Attacked, int Count) Write(AdversarialAttackTransformer attacker, SegmentationTransformer segmenter,
+        IDataView pairs, string outDir, AdversarialAttackOptions o, CancellationToken ct)
+    {
+        string images = Path.Combine(outDir, "images"), masks = Path.Combine(outDir, "masks");
+        Directory.CreateDirectory(images);
+        Directory.CreateDirectory(masks);
+        var clean = SegmentationEvaluator.Binary(new EvaluationOptions { ComputeHd95 = false });
+        var attacked = SegmentationEvaluator.Binary(new EvaluationOptions { ComputeHd95 = false });
+        int count = 0;
+        var view = attacker.Transform(pairs);
+        using var cursor = view.GetRowCursor("Id", o.ImageColumn, o.MaskColumn, o.AttackedImageColumn);
+        while (cursor.MoveNext())
+        {
+            ct.ThrowIfCancellationRequested();
+            using var scope = torch.NewDisposeScope();
+            string id = cursor.GetText("Id");
+            var x = cursor.GetTensor(o.ImageColumn);
+            var y = cursor.GetTensor(o.MaskColumn);
+            var xa = cursor.GetTensor(o.AttackedImageColumn);
+            ImageIO.WritePng(Path.Combine(images, id + ".png"), xa);
+            ImageIO.WritePng(Path.Combine(masks, id + ".png"), (y.ge(0.5).to(ScalarType.Byte) * 255).cpu());
+            var target = y.unsqueeze(0);
+            clean.Add(segmenter.PredictProbabilities(x.unsqueeze(0)), target, [id]);
+            attacked.Add(segmenter.PredictProbabilities(xa.unsqueeze(0)), target, [id]);
+            count++;
+        }
+        if (count == 0) throw new InvalidOperationException("the data folder has no image/mask pairs");
+        return (clean.GetResult(), attacked.GetResult(), count);
+    }
+
+    /// <summary>"0.1" or "16/255" → a value in (0, 1].</summary>
+    internal static double ParseAmount(string s, string option)
+    {
+        static bool Number(string t, out double v) => double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out v);
+        var parts = s.Split('/');
+        double value = parts.Length switch
+        {
+            1 when Number(parts[0], out double v) => v,
+            2 when Number(parts[0], out double a) && Number(parts[1], out double b) && b != 0 => a / b,
+            _ => throw new ArgumentException($"{option} '{s}' is not a number or a fraction like 16/255"),
+        };
+        if (!(value > 0 && value <= 1)) throw new ArgumentOutOfRangeException(option, value, $"{option} must be in (0, 1] (pixel values are in [0,1]; 16/255 is 16 grey levels)");
+        return value;
+    }
+
+    /// <summary>The binary segmenter of a model: the model itself, or a chain of resizes ending with it (returns the resize's size).</summary>
+    internal static (SegmentationTransformer Segmenter, (int H, int W)? Size) FindSegmenter(ITransformer model, string path)
+    {
+        SegmentationTransformer? segmenter = model as SegmentationTransformer;
+        (int, int)? size = null;
+        if (segmenter is null && model is IEnumerable<(ITransformer Transformer, TransformerScope Scope)> chain)
+        {
+            foreach (var (t, _) in chain)
+            {
+                if (segmenter is not null) throw new ArgumentException($"model '{path}': a {t.GetType().Name} follows the segmenter; 'attack' needs a model whose last stage is the segmenter");
+                switch (t)
+                {
+                    case SegmentationTransformer s: segmenter = s; break;
+                    case ResizeTransformer r: size = (r.Options.Height, r.Options.Width); break;
+                    default: throw new ArgumentException($"model '{path}': 'attack' runs the segmenter on resized images only; the stage {t.GetType().Name} is not supported before it");
+                }
+            }
+        }
+        if (segmenter is null) throw new ArgumentException($"model '{path}' holds no segmentation model ({model.GetType().Name})");
+        if (!segmenter.IsBinary) throw new ArgumentException($"model '{path}' has a {segmenter.Options.Network.Classes}-class head; 'attack' reads binary masks and needs a binary segmenter");
+        return (segmenter, size);
+    }
+
+    /// <summary>The stage of a loaded generator model that implements <see cref="ISdEditor"/> (the model itself or a chain stage).</summary>
+    internal static ISdEditor FindSdEditor(ITransformer model, string path)
+    {
+        if (model is ISdEditor sd) return sd;
+        if (model is IEnumerable<(ITransformer Transformer, TransformerScope Scope)> chain)
+        {
+            var stages = chain.Select(s => s.Transformer).ToList();
+            if (stages.OfType<ISdEditor>().FirstOrDefault() is { } found) return found;
+            throw new ArgumentException($"--generator '{path}': none of its stages ({string.Join(", ", stages.Select(s => s.GetType().Name))}) implements ISdEditor; give the image diffusion model");
+        }
+        throw new ArgumentException($"--generator '{path}': its {model.GetType().Name} does not implement ISdEditor; give the image diffusion model");
+    }
+}

@@ -1,0 +1,218 @@
+using System.Text.Json.Serialization;
+
+namespace MLNetMedSeg.Augmentation.Adversarial;
+
+/// <summary>The attack algorithm of <see cref="AdversarialAttack"/>.</summary>
+public enum AdversarialAttackMethod
+{
+    /// <summary>FGSM (Goodfellow et al.; paper 001 Eq. 1): one step x′ = clip(x + ε·sign(∇ₓL)) towards higher loss.</summary>
+    Fgsm,
+
+    /// <summary>Inverse FGSM (paper 001 Eq. 2): one step x′ = clip(x − ε·sign(∇ₓL)) towards lower loss.</summary>
+    InverseFgsm,
+
+    /// <summary>
+    /// PGD (Madry et al.; DASP §2 and Eq. 9): K steps x ← Π(x + γ·sign(∇ₓL)), Π the projection onto [0,1] and, when
+    /// <see cref="AdversarialAttackOptions.Epsilon"/> is set, onto the L∞ ball of radius ε around the clean image.
+    /// </summary>
+    Pgd,
+
+    /// <summary>
+    /// Diff-PGD (Xue et al., NeurIPS 2023; DASP Eq. 1 and 9): PGD whose loss is taken on the SDEdit-refined image
+    /// x_d = SDEdit(x + δ) (<see cref="Diffusion.ISdEditor"/>); the output is SDEdit(x + δ_K). DASP is this method with
+    /// the uncertainty-weighted foreground loss of Eq. 10 (<see cref="AdversarialAttackOptions.Dasp"/>).
+    /// </summary>
+    DiffPgd,
+}
+
+/// <summary>How Diff-PGD takes the gradient through SDEdit.</summary>
+public enum DiffPgdGradient
+{
+    /// <summary>
+    /// The cheaper form (Diff-PGD's "v1", its default): x_d = SDEdit(x + δ) is computed without autograd and the gradient
+    /// of the loss with respect to x_d is applied to δ. Default.
+    /// </summary>
+    Detached,
+
+    /// <summary>
+    /// The full gradient (Diff-PGD's "v2"): back-propagate through the denoiser steps of SDEdit to δ. T^s times the
+    /// memory and about twice the compute of <see cref="Detached"/>.
+    /// </summary>
+    Full,
+}
+
+/// <summary>
+/// Options of an adversarial attack on a segmenter. Images live in [0,1] (float32); every amount here (ε, γ) is in
+/// those units: the papers' "γ = 1" and "ε = 16" are in 0–255 units, i.e. 1/255 and 16/255 here.
+/// A new instance holds DASP's settings (paper 000, §4.1 "PGD steps K, noise strength γ, SDEdit timesteps T^s and the
+/// variance of g(·) were set to 10, 1, 3 and 4"): <see cref="AdversarialAttackMethod.DiffPgd"/>, K = 10, γ = 1/255,
+/// no ε-ball, T^s = 3, σ² = 4, the uncertainty-weighted foreground loss of Eq. 10. The static presets
+/// <see cref="Dasp"/>, <see cref="DiffPgdPreset"/>, <see cref="PgdPreset"/>, <see cref="FgsmPreset"/> and
+/// <see cref="InverseFgsmPreset"/> give each method's published defaults.
+/// </summary>
+public sealed class AdversarialAttackOptions
+{
+    /// <summary>The algorithm (default <see cref="AdversarialAttackMethod.DiffPgd"/>, as DASP).</summary>
+    public AdversarialAttackMethod Method { get; set; } = AdversarialAttackMethod.DiffPgd;
+
+    /// <summary>
+    /// FGSM / Inverse-FGSM: the step ε (required). PGD / Diff-PGD: the radius of the L∞ ball around the clean image the
+    /// iterate is projected onto, or null for no ball (only the [0,1] clip; DASP's Eq. 9 has none). In [0,1] units.
+    /// Default null (DASP).
+    /// </summary>
+    public double? Epsilon { get; set; }
+
+    /// <summary>PGD / Diff-PGD: the number of steps K (default 10, DASP §4.1). FGSM takes one step.</summary>
+    public int Steps { get; set; } = 10;
+
+    /// <summary>
+    /// PGD / Diff-PGD: the step size γ in [0,1] units (default 1/255: DASP's "γ = 1" is in 0–255 units).
+    /// </summary>
+    public double StepSize { get; set; } = 1.0 / 255;
+
+    /// <summary>
+    /// PGD / Diff-PGD: start from a uniform random point of the L∞ ball, x⁰ = clip(x + U(−r, r)) with r = ε (or γ when
+    /// there is no ball) (Madry et al.). Each row draws from its own seed. Default false (DASP starts at x̃).
+    /// </summary>
+    public bool RandomStart { get; set; }
+
+    /// <summary>
+    /// Weight the per-pixel loss with DASP's uncertainty map W = g(f(x̃)) = exp(−z²/(2σ²)), z the segmenter's logits on
+    /// the clean image (Eq. 10; multi-class: z = the margin between the two largest logits). Default true (DASP).
+    /// </summary>
+    public bool UncertaintyWeighting { get; set; } = true;
+
+    /// <summary>The variance σ² of the zero-mean Gaussian g(·) of the uncertainty map (default 4, DASP §4.1).</summary>
+    public double UncertaintyVariance { get; set; } = 4.0;
+
+    /// <summary>
+    /// Keep Eq. 10's ỹ factor: the loss is the mean over all pixels of ỹ·W·ℓ_bce, so only foreground pixels (ỹ = 1;
+    /// multi-class: class ≠ 0) are attacked. False gives the unrestricted mean of W·ℓ over every pixel. Default true
+    /// (the paper's formula).
+    /// </summary>
+    public bool ForegroundOnly { get; set; } = true;
+
+    /// <summary>Diff-PGD: the SDEdit depth T^s, in steps of the respaced schedule (default 3, DASP §4.1).</summary>
+    public int SdEditDepth { get; set; } = 3;
+
+    /// <summary>Diff-PGD: the number of steps the diffusion schedule is respaced to for SDEdit (default 50, Diff-PGD's DDIM-50).</summary>
+    public int SdEditRespacing { get; set; } = 50;
+
+    /// <summary>Diff-PGD: how the gradient goes through SDEdit (default <see cref="DiffPgdGradient.Detached"/>).</summary>
+    public DiffPgdGradient Gradient { get; set; } = DiffPgdGradient.Detached;
+
+    /// <summary>Image column read, float32 [C,H,W] in [0,1] (default "Image").</summary>
+    public string ImageColumn { get; set; } = "Image";
+
+    /// <summary>Mask column read (unchanged): float32 [1,H,W] {0,1} or int64 [H,W] class indices (default "Mask").</summary>
+    public string MaskColumn { get; set; } = "Mask";
+
+    /// <summary>Output column of the attacked image, float32 [C,H,W] in [0,1] (default "AttackedImage"); for Diff-PGD x̃₀ᴷ = SDEdit(x̃ᴷ).</summary>
+    public string AttackedImageColumn { get; set; } = "AttackedImage";
+
+    /// <summary>Optional output column of x̃ᴷ, the perturbed image before the final SDEdit (default null: not written; equals the attacked image for the other methods).</summary>
+    public string? PerturbedImageColumn { get; set; }
+
+    /// <summary>
+    /// Optional output column of the uncertainty map W, float32 [1,H,W] in (0,1] (default null: not written). W is then
+    /// computed even without <see cref="UncertaintyWeighting"/> (for display; the loss stays unweighted).
+    /// </summary>
+    public string? UncertaintyColumn { get; set; }
+
+    /// <summary>Rows attacked together (default 8).</summary>
+    public int BatchSize { get; set; } = 8;
+
+    /// <summary>True when the method needs an <see cref="Diffusion.ISdEditor"/>.</summary>
+    [JsonIgnore]
+    public bool NeedsSdEditor => Method == AdversarialAttackMethod.DiffPgd;
+
+    /// <summary>DASP (paper 000, §3.3, §4.1): Diff-PGD, K = 10, γ = 1/255, no ε-ball, T^s = 3, σ² = 4, Eq. 10 loss (W, foreground only).</summary>
+    public static AdversarialAttackOptions Dasp() => new();
+
+    /// <summary>
+    /// Diff-PGD's own budget (Xue et al.: ε = 16/255, α = 2/255, 10 iterations, DDIM-50 respacing) with DASP's SDEdit
+    /// depth T^s = 3, the plain BCE/CE loss (no W) on every pixel.
+    /// </summary>
+    public static AdversarialAttackOptions DiffPgdPreset() => new()
+    {
+        Method = AdversarialAttackMethod.DiffPgd, Epsilon = 16.0 / 255, StepSize = 2.0 / 255, Steps = 10,
+        UncertaintyWeighting = false, ForegroundOnly = false,
+    };
+
+    /// <summary>PGD with Diff-PGD's budget and a random start (Madry et al.): ε = 16/255, γ = 2/255, K = 10, plain loss.</summary>
+    public static AdversarialAttackOptions PgdPreset() => new()
+    {
+        Method = AdversarialAttackMethod.Pgd, Epsilon = 16.0 / 255, StepSize = 2.0 / 255, Steps = 10, RandomStart = true,
+        UncertaintyWeighting = false, ForegroundOnly = false,
+    };
+
+    /// <summary>FGSM as paper 001 trains with it: ε = 0.1 (its Table 2 also scores 0.05–0.2), plain loss.</summary>
+    public static AdversarialAttackOptions FgsmPreset(double epsilon = 0.1) => new()
+    {
+        Method = AdversarialAttackMethod.Fgsm, Epsilon = epsilon, Steps = 1, StepSize = epsilon,
+        UncertaintyWeighting = false, ForegroundOnly = false,
+    };
+
+    /// <summary>Inverse FGSM as paper 001 (Eq. 2): ε = 0.1, plain loss.</summary>
+    public static AdversarialAttackOptions InverseFgsmPreset(double epsilon = 0.1)
+    {
+        var o = FgsmPreset(epsilon);
+        o.Method = AdversarialAttackMethod.InverseFgsm;
+        return o;
+    }
+
+    /// <summary>The preset named <paramref name="name"/>: fgsm, ifgsm, pgd, diffpgd or dasp (the CLI's --method values).</summary>
+    public static AdversarialAttackOptions Preset(string name) => name switch
+    {
+        "fgsm" => FgsmPreset(),
+        "ifgsm" => InverseFgsmPreset(),
+        "pgd" => PgdPreset(),
+        "diffpgd" => DiffPgdPreset(),
+        "dasp" => Dasp(),
+        _ => throw new ArgumentException($"unknown attack '{name}'; choose one of: {string.Join(", ", PresetNames)}", nameof(name)),
+    };
+
+    /// <summary>The names <see cref="Preset"/> accepts.</summary>
+    public static IReadOnlyList<string> PresetNames { get; } = ["fgsm", "ifgsm", "pgd", "diffpgd", "dasp"];
+
+    /// <summary>A copy.</summary>
+    public AdversarialAttackOptions Clone() => (AdversarialAttackOptions)MemberwiseClone();
+
+    /// <summary>The step count actually taken (1 for FGSM / Inverse FGSM).</summary>
+    internal int EffectiveSteps => Method is AdversarialAttackMethod.Fgsm or AdversarialAttackMethod.InverseFgsm ? 1 : Steps;
+
+    /// <summary>The step size actually taken (ε for FGSM / Inverse FGSM).</summary>
+    internal double EffectiveStepSize => Method is AdversarialAttackMethod.Fgsm or AdversarialAttackMethod.InverseFgsm ? Epsilon!.Value : StepSize;
+
+    /// <summary>Checks every option; throws <see cref="ArgumentException"/> naming the offending one.</summary>
+    public void Validate()
+    {
+        if (!Enum.IsDefined(Method)) throw new ArgumentException($"unknown Method {Method}", nameof(Method));
+        if (!Enum.IsDefined(Gradient)) throw new ArgumentException($"unknown Gradient {Gradient}", nameof(Gradient));
+        bool oneStep = Method is AdversarialAttackMethod.Fgsm or AdversarialAttackMethod.InverseFgsm;
+        if (oneStep && Epsilon is null) throw new ArgumentException($"{Method} needs Epsilon (the step size ε)", nameof(Epsilon));
+        if (Epsilon is double e && (!double.IsFinite(e) || e <= 0)) throw new ArgumentException($"Epsilon must be > 0 or null, got {e}", nameof(Epsilon));
+        if (!oneStep)
+        {
+            if (Steps < 1) throw new ArgumentException($"Steps must be ≥ 1, got {Steps}", nameof(Steps));
+            if (!double.IsFinite(StepSize) || StepSize <= 0) throw new ArgumentException($"StepSize must be > 0, got {StepSize}", nameof(StepSize));
+        }
+        if (!double.IsFinite(UncertaintyVariance) || UncertaintyVariance <= 0)
+            throw new ArgumentException($"UncertaintyVariance must be > 0, got {UncertaintyVariance}", nameof(UncertaintyVariance));
+        if (NeedsSdEditor)
+        {
+            if (SdEditRespacing < 1) throw new ArgumentException($"SdEditRespacing must be ≥ 1, got {SdEditRespacing}", nameof(SdEditRespacing));
+            if (SdEditDepth < 1 || SdEditDepth > SdEditRespacing)
+                throw new ArgumentException($"SdEditDepth must be in 1..SdEditRespacing ({SdEditRespacing}), got {SdEditDepth}", nameof(SdEditDepth));
+        }
+        if (BatchSize < 1) throw new ArgumentException($"BatchSize must be ≥ 1, got {BatchSize}", nameof(BatchSize));
+        foreach (var (v, n) in new[] { (ImageColumn, nameof(ImageColumn)), (MaskColumn, nameof(MaskColumn)), (AttackedImageColumn, nameof(AttackedImageColumn)) })
+            if (string.IsNullOrEmpty(v)) throw new ArgumentException($"{n} must be a column name", n);
+        if (PerturbedImageColumn is "") throw new ArgumentException("PerturbedImageColumn must be null or a column name", nameof(PerturbedImageColumn));
+        if (UncertaintyColumn is "") throw new ArgumentException("UncertaintyColumn must be null or a column name", nameof(UncertaintyColumn));
+        var outputs = new[] { AttackedImageColumn, PerturbedImageColumn, UncertaintyColumn }.Where(c => c is not null).ToArray();
+        if (outputs.Distinct(StringComparer.Ordinal).Count() != outputs.Length)
+            throw new ArgumentException("AttackedImageColumn, PerturbedImageColumn and UncertaintyColumn must differ", nameof(AttackedImageColumn));
+        if (outputs.Contains(MaskColumn)) throw new ArgumentException($"an output column must not overwrite the mask column '{MaskColumn}'", nameof(MaskColumn));
+    }
+}

@@ -1,0 +1,189 @@
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Networks;
+using static MLNetMedSeg.Torch.torch;
+
+namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
+
+/// <summary>
+/// A small but real SDEdit stand-in for the tests (the diffusion stage comes from another issue): noise the image with
+/// Gaussian noise of standard deviation 0.01·depth drawn from the generator, then "denoise" it with two passes of a
+/// 3×3 box blur (border-normalised), clipped to [0,1]. Differentiable when asked, and an <see cref="ITransformer"/>
+/// (identity on data) so that it can be saved with the attack stage.
+/// </summary>
+internal sealed class BlurSdEditor(int channels = 3) : ISdEditor, ITransformer
+{
+    public const string LoaderSignature = "TEST.BLUR_SDEDITOR";
+
+    static BlurSdEditor() => ModelLoaderRegistry.Register(LoaderSignature, 1, Load);
+
+    /// <summary>Makes sure the loader is registered (runs the static constructor).</summary>
+    public static void EnsureRegistered() { }
+
+    public int ImageChannels { get; } = channels;
+
+    /// <summary>Times SdEdit was called.</summary>
+    public int Calls { get; private set; }
+
+    public static Tensor Blur(Tensor x)
+    {
+        for (int k = 0; k < 2; k++) x = nn.functional.avg_pool2d(x, [3, 3], [1, 1], [1, 1], count_include_pad: false);
+        return x;
+    }
+
+    public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null)
+    {
+        Calls++;
+        if (masks.dim() != 4 || masks.size(1) != 1) throw new ArgumentException("the condition must be [N,1,H,W]");
+        if (depth == 0) return images.alias();
+        using var scope = NewDisposeScope();
+        using var grad = set_grad_enabled(differentiable && is_grad_enabled());
+        var noisy = images.add(randn(images.shape, images.dtype, images.device, generator: generator).mul(0.01 * depth));
+        var r = Blur(noisy).clamp(0, 1);
+        if (!differentiable) r = r.detach();
+        return r.MoveToOuterDisposeScope();
+    }
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => inputSchema;
+
+    public IDataView Transform(IDataView input) => input;
+
+    public void Save(ModelSaveContext context) => context.WriteOptionsEntry(LoaderSignature, 1, new Saved { Channels = ImageChannels });
+
+    public static BlurSdEditor Load(ModelLoadContext context) => new(context.ReadOptions<Saved>(1).Channels);
+
+    public sealed class Saved
+    {
+        public int Channels { get; set; }
+    }
+}
+
+/// <summary>The same SDEdit stand-in without saving (not an ITransformer).</summary>
+internal sealed class UnsavedBlurSdEditor : ISdEditor
+{
+    private readonly BlurSdEditor _inner = new();
+
+    public int ImageChannels => _inner.ImageChannels;
+
+    public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null) =>
+        _inner.SdEdit(images, masks, respacedSteps, depth, differentiable, generator);
+}
+
+/// <summary>Tiny data and segmenters.</summary>
+internal static class AdversarialTestKit
+{
+    public const int Size = 16;
+
+    /// <summary>A tiny U-Net: 2 levels of 4/8 channels.</summary>
+    public static SegmentationNetworkOptions TinyNet(long classes = 1) => new()
+    {
+        Architecture = SegmentationArchitecture.UNet, Classes = classes, EncoderDepth = 2, EncoderWidths = [4, 8],
+    };
+
+    /// <summary>An untrained tiny segmenter with seeded weights (the attacks need only a differentiable network).</summary>
+    public static SegmentationTransformer Segmenter(MedSegContext ctx, long classes = 1, ulong seed = 3)
+    {
+        var options = new SegmentationModelOptions { Network = TinyNet(classes) };
+        using var g = new Generator(seed);
+        return new SegmentationTransformer(ctx, options, SegmentationNetworks.Create(options.Network, g));
+    }
+
+    private static SegmentationTransformer Train(long classes)
+    {
+        var ctx = new MedSegContext(seed: 21);
+        using var data = Discs(8, 21, multiClass: classes > 1);
+        return ctx.Segmentation.Trainer(new SegmentationTrainerOptions
+        {
+            Network = TinyNet(classes), Epochs = 6, BatchSize = 4, LearningRate = 3e-2,
+            Loss = new MLNetMedSeg.Segmentation.Losses.SegmentationLossOptions
+            {
+                Kind = classes == 1 ? MLNetMedSeg.Segmentation.Losses.SegmentationLossKind.DiceBce : MLNetMedSeg.Segmentation.Losses.SegmentationLossKind.DiceCrossEntropy,
+            },
+        }).Fit(data);
+    }
+
+    private static readonly Lazy<SegmentationTransformer> TrainedBinary = new(() => Train(1));
+    private static readonly Lazy<SegmentationTransformer> TrainedMultiClass = new(() => Train(3));
+
+    /// <summary>
+    /// A tiny segmenter (binary, or 3 classes) trained for a moment on discs, shared by the tests and never disposed:
+    /// unlike an untrained network its output depends clearly on the image, so attacks move its loss measurably.
+    /// </summary>
+    public static SegmentationTransformer TrainedSegmenter(long classes = 1) => classes == 1 ? TrainedBinary.Value : TrainedMultiClass.Value;
+
+    /// <summary>n images 3×16×16 with a disc each on a noisy background, binary masks (or class masks, classes 1–2).</summary>
+    public static InMemoryDataView Discs(int n, int seed, bool multiClass = false, bool ids = false)
+    {
+        var (images, masks) = DiscTensors(n, seed, multiClass);
+        var cols = new List<(string, ColumnType, System.Collections.IList)>();
+        if (ids) cols.Add(("Id", TextColumnType.Instance, Enumerable.Range(0, n).Select(i => $"case{i}").ToList()));
+        cols.Add(("Image", TensorColumnType.Image(3, Size, Size), images));
+        cols.Add(("Mask", multiClass ? TensorColumnType.ClassMask(Size, Size) : TensorColumnType.BinaryMask(Size, Size), masks));
+        return InMemoryDataView.Create(cols.ToArray());
+    }
+
+    /// <summary>The rows of <see cref="Discs"/> as lists of tensors (the caller owns them).</summary>
+    public static (List<Tensor> Images, List<Tensor> Masks) DiscTensors(int n, int seed, bool multiClass = false)
+    {
+        var rng = new Random(seed);
+        var images = new List<Tensor>();
+        var masks = new List<Tensor>();
+        for (int k = 0; k < n; k++)
+        {
+            double r = 3 + rng.NextDouble() * 2;
+            double cy = r + rng.NextDouble() * (Size - 2 * r), cx = r + rng.NextDouble() * (Size - 2 * r);
+            int cls = multiClass ? 1 + rng.Next(2) : 1;
+            var tint = cls == 1 ? new[] { 0.8, 0.45, 0.25 } : new[] { 0.25, 0.45, 0.8 };
+            var img = new float[3 * Size * Size];
+            var m = new float[Size * Size];
+            var mc = new long[Size * Size];
+            for (int i = 0; i < Size; i++)
+                for (int j = 0; j < Size; j++)
+                {
+                    bool inside = (i + 0.5 - cy) * (i + 0.5 - cy) + (j + 0.5 - cx) * (j + 0.5 - cx) <= r * r;
+                    m[i * Size + j] = inside ? 1 : 0;
+                    mc[i * Size + j] = inside ? cls : 0;
+                    for (int c = 0; c < 3; c++)
+                        img[(c * Size + i) * Size + j] = (float)((inside ? tint[c] : 0.35) + 0.1 * (rng.NextDouble() - 0.5));
+                }
+            images.Add(tensor(img, [3, Size, Size]));
+            masks.Add(multiClass ? tensor(mc, [Size, Size]) : tensor(m, [1, Size, Size]));
+        }
+        return (images, masks);
+    }
+
+    /// <summary>A batch of <see cref="Discs"/> rows: images [n,3,16,16], masks [n,1,16,16] (or int64 [n,16,16]).</summary>
+    public static (Tensor Images, Tensor Masks) Batch(int n, int seed, bool multiClass = false)
+    {
+        var (images, masks) = DiscTensors(n, seed, multiClass);
+        var x = stack(images.ToArray(), 0);
+        var y = stack(masks.ToArray(), 0);
+        foreach (var t in images.Concat(masks)) t.Dispose();
+        return (x, y);
+    }
+
+    /// <summary>The summed per-image attack loss of a segmenter (eval mode, no grad).</summary>
+    public static double Loss(SegmentationTransformer s, Tensor images, Tensor masks, Tensor? weights = null, bool foregroundOnly = false)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        s.Network.eval();
+        return MLNetMedSeg.Augmentation.Adversarial.AdversarialLoss.PerImage(s.Network.call(images), masks, weights, foregroundOnly).sum().item<double>();
+    }
+
+    public static float[] Values(Tensor t) => t.to(ScalarType.Float32).cpu().contiguous().reshape(-1).ToArray<float>();
+
+    public static double MaxAbs(Tensor a, Tensor b)
+    {
+        using var scope = NewDisposeScope();
+        return a.sub(b).abs().max().item<double>();
+    }
+
+    public static double MeanAbs(Tensor a, Tensor b)
+    {
+        using var scope = NewDisposeScope();
+        return a.sub(b).abs().mean().item<double>();
+    }
+}

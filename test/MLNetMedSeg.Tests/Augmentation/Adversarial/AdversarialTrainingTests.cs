@@ -1,0 +1,150 @@
+using MLNetMedSeg.Augmentation.Adversarial;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Losses;
+using static MLNetMedSeg.Tests.Augmentation.Adversarial.AdversarialTestKit;
+using static MLNetMedSeg.Torch.torch;
+
+namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
+
+[TestClass]
+public sealed class AdversarialTrainingTests
+{
+    private static SegmentationTrainerOptions TrainerOptions(int epochs = 1) => new()
+    {
+        Network = TinyNet(), Epochs = epochs, BatchSize = 4, LearningRate = 1e-2,
+        Loss = new SegmentationLossOptions { Kind = SegmentationLossKind.Dice },
+    };
+
+    private static float[] Weights(SegmentationTransformer m) =>
+        m.Network.state_dict().OrderBy(e => e.Key, StringComparer.Ordinal).SelectMany(e => Values(e.Value)).ToArray();
+
+    [TestMethod]
+    public void Offline_EmitsRealPlusTwoAttackedCopies_AndTrainsWithEq11()
+    {
+        using var scope = NewDisposeScope();
+        var ctx = new MedSegContext(seed: 1);
+        using var data = Discs(4, 1, ids: true);
+        using var seg = Segmenter(ctx);
+        var o = AdversarialAttackOptions.PgdPreset();
+        o.Steps = 2;
+        using var pairs = ctx.Augmentation.AdversarialPairs(data, seg, o);
+        Assert.AreEqual("Id, Image, Mask, IsAugmented", string.Join(", ", pairs.Schema.Select(c => c.Name)));
+        Assert.AreEqual(4 + 2 * 4, pairs.RowCount, "N + N′ with N′ = 2N");
+
+        var ids = new List<string>();
+        var flags = new List<double>();
+        var images = new List<float[]>();
+        var masks = new List<float[]>();
+        using (var cur = pairs.GetRowCursor("Id", "Image", "Mask", "IsAugmented"))
+            while (cur.MoveNext())
+            {
+                ids.Add(cur.GetText("Id"));
+                flags.Add(cur.GetNumber("IsAugmented"));
+                images.Add(Values(cur.GetTensor("Image")));
+                masks.Add(Values(cur.GetTensor("Mask")));
+            }
+        CollectionAssert.AreEqual(new double[] { 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1 }, flags);
+        Assert.AreEqual("case1#adv0", ids[5]);
+        Assert.AreEqual("case1#adv1", ids[9]);
+        for (int i = 0; i < 4; i++)
+        {
+            CollectionAssert.AreEqual(masks[i], masks[4 + i], "copy 0 keeps the mask");
+            CollectionAssert.AreEqual(masks[i], masks[8 + i], "copy 1 keeps the mask");
+            double d0 = images[i].Zip(images[4 + i], (a, b) => Math.Abs(a - b)).Max();
+            Assert.IsTrue(d0 > 0 && d0 <= 16.0 / 255 + 1e-6, $"row {i}: the attack moved the image within ε ({d0})");
+            Assert.IsFalse(images[4 + i].SequenceEqual(images[8 + i]), $"row {i}: the two copies start from different random points");
+        }
+
+        var options = TrainerOptions();
+        options.SampleWeightColumn = "IsAugmented";
+        using var model = ctx.Segmentation.Trainer(options).Fit(pairs);
+        Assert.IsTrue(double.IsFinite(model.History.Single().TrainLoss));
+    }
+
+    [TestMethod]
+    public void Offline_Dasp_CopiesDifferThroughSdEditNoise()
+    {
+        using var scope = NewDisposeScope();
+        var ctx = new MedSegContext(seed: 2);
+        using var data = Discs(2, 2);
+        using var seg = Segmenter(ctx);
+        var o = AdversarialAttackOptions.Dasp();
+        o.Steps = 2;
+        using var pairs = ctx.Augmentation.AdversarialPairs(data, seg, o, new BlurSdEditor(), new AdversarialPairsOptions { IncludeReal = false });
+        Assert.AreEqual(4, pairs.RowCount);
+        Assert.AreEqual("Image, Mask, IsAugmented", string.Join(", ", pairs.Schema.Select(c => c.Name)));
+        var images = new List<float[]>();
+        using (var cur = pairs.GetRowCursor("Image"))
+            while (cur.MoveNext()) images.Add(Values(cur.GetTensor("Image")));
+        Assert.IsFalse(images[0].SequenceEqual(images[2]));
+    }
+
+    [TestMethod]
+    public void Online_RegeneratesEveryNEpochs_AndChangesTraining()
+    {
+        using var scope = NewDisposeScope();
+        using var data = Discs(6, 3);
+        var logs = new List<string>();
+        SegmentationTransformer Train(OnlineAdversarialOptions? online)
+        {
+            var ctx = new MedSegContext(seed: 4);
+            ctx.Log += (_, e) => { if (e.Source == "OnlineAdversarialAugmenter") logs.Add(e.Message); };
+            var options = TrainerOptions(epochs: 3);
+            options.OnlineAttack = online;
+            return ctx.Segmentation.Trainer(options).Fit(data);
+        }
+        var fgsm = AdversarialAttackOptions.FgsmPreset(8.0 / 255);
+        using var plain = Train(null);
+        Assert.AreEqual(0, logs.Count);
+        using var online = Train(new OnlineAdversarialOptions { Attack = fgsm, EveryEpochs = 2, Copies = 1 });
+        Assert.AreEqual(2, logs.Count, string.Join("\n", logs));
+        StringAssert.StartsWith(logs[0], "epoch 1: 6 attacked rows");
+        StringAssert.StartsWith(logs[1], "epoch 3: 6 attacked rows");
+        Assert.AreEqual(3, online.History.Count);
+        Assert.IsTrue(online.History.All(r => double.IsFinite(r.TrainLoss)));
+        Assert.IsFalse(Weights(plain).SequenceEqual(Weights(online)), "the attacked rows took part in training");
+
+        logs.Clear();
+        using var again = Train(new OnlineAdversarialOptions { Attack = fgsm, EveryEpochs = 2, Copies = 1 });
+        CollectionAssert.AreEqual(Weights(online), Weights(again), "online training is deterministic from the context seed");
+    }
+
+    [TestMethod]
+    public void Online_Dasp_WithSdEditor_AndFlagColumn_Runs()
+    {
+        using var scope = NewDisposeScope();
+        var ctx = new MedSegContext(seed: 5);
+        var (images, masks) = DiscTensors(4, 5);
+        using var data = InMemoryDataView.Create(
+            ("Image", TensorColumnType.Image(3, Size, Size), images),
+            ("Mask", TensorColumnType.BinaryMask(Size, Size), masks),
+            ("IsAugmented", NumberColumnType.Instance, new List<double> { 0, 0, 1, 0 }));
+        var dasp = AdversarialAttackOptions.Dasp();
+        dasp.Steps = 2;
+        var editor = new BlurSdEditor();
+        var options = TrainerOptions();
+        options.SampleWeightColumn = "IsAugmented";
+        options.OnlineAttack = new OnlineAdversarialOptions { Attack = dasp, SdEditor = editor };
+        using var model = ctx.Segmentation.Trainer(options).Fit(data);
+        Assert.IsTrue(double.IsFinite(model.History.Single().TrainLoss));
+        Assert.AreEqual(2 * (2 + 1), editor.Calls, "two copies of one batch: SDEdit per step plus the final refinement");
+    }
+
+    [TestMethod]
+    public void Online_OptionsAreValidated()
+    {
+        var options = TrainerOptions();
+        options.OnlineAttack = new OnlineAdversarialOptions(); // DASP without an SDEdit model
+        var ex = Assert.ThrowsExactly<ArgumentException>(() => new MedSegContext(1).Segmentation.Trainer(options));
+        StringAssert.Contains(ex.Message, "SdEditor");
+        options.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.FgsmPreset() };
+        options.SampleWeightColumn = "W";
+        options.SampleWeightMode = SampleWeightMode.Weight;
+        Assert.ThrowsExactly<ArgumentException>(() => new MedSegContext(1).Segmentation.Trainer(options));
+        options.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.FgsmPreset(), EveryEpochs = 0 };
+        options.SampleWeightColumn = null;
+        Assert.ThrowsExactly<ArgumentException>(() => new MedSegContext(1).Segmentation.Trainer(options));
+    }
+}
