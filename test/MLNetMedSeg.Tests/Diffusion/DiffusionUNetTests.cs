@@ -5,9 +5,28 @@ using static MLNetMedSeg.Torch.torch;
 
 namespace MLNetMedSeg.Tests.Diffusion;
 
+/// <summary>
+/// The diffusion tests run libtorch single-threaded: on the shared 2-core test machine intra-op threads contend with
+/// other processes and make the tiny networks ~10× slower. The previous count is restored after each class.
+/// </summary>
+internal static class SingleThreaded
+{
+    private static int _previous;
+
+    public static void Enter() { _previous = get_num_threads(); set_num_threads(1); }
+
+    public static void Leave() { if (_previous > 0) set_num_threads(_previous); }
+}
+
 [TestClass]
 public sealed class DiffusionUNetTests
 {
+    [ClassInitialize]
+    public static void Init(TestContext _) => SingleThreaded.Enter();
+
+    [ClassCleanup]
+    public static void Cleanup() => SingleThreaded.Leave();
+
     /// <summary>A tiny network for 16 px inputs: widths 8, 16; attention at 8 px (level 1) and in the middle.</summary>
     internal static DiffusionUNetOptions Tiny(int inC = 1, int outC = 1, int cond = 0) => new()
     {

@@ -8,6 +8,12 @@ namespace MLNetMedSeg.Tests.Diffusion;
 [TestClass]
 public sealed class GaussianDiffusionTests
 {
+    [ClassInitialize]
+    public static void Init(TestContext _) => SingleThreaded.Enter();
+
+    [ClassCleanup]
+    public static void Cleanup() => SingleThreaded.Leave();
+
     private static readonly NoiseSchedule Two = NoiseSchedule.FromBetas([0.1, 0.2]);   // ᾱ = 0.9, 0.72
 
     /// <summary>A tiny conditional U-Net with its zero layers randomised (so its output depends on every input).</summary>
