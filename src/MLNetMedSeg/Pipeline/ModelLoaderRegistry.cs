@@ -24,6 +24,7 @@ public static class BuiltInModelLoaders
         new(Data.MapMaskValuesTransformer.LoaderSignature, Data.MapMaskValuesTransformer.CurrentVersion, Data.MapMaskValuesTransformer.Load),
         new(Segmentation.SegmentationTransformer.LoaderSignature, Segmentation.SegmentationTransformer.CurrentVersion, Segmentation.SegmentationTransformer.Load),
         new(Augmentation.Adversarial.AdversarialAttackTransformer.LoaderSignature, Augmentation.Adversarial.AdversarialAttackTransformer.CurrentVersion, Augmentation.Adversarial.AdversarialAttackTransformer.Load),
+        new(Diffusion.ImageDiffusionTransformer.LoaderSignature, Diffusion.ImageDiffusionTransformer.CurrentVersion, Diffusion.ImageDiffusionTransformer.Load),
     ];
 }
 
