@@ -25,6 +25,7 @@ public static class BuiltInModelLoaders
         new(Segmentation.SegmentationTransformer.LoaderSignature, Segmentation.SegmentationTransformer.CurrentVersion, Segmentation.SegmentationTransformer.Load),
         new(Augmentation.Adversarial.AdversarialAttackTransformer.LoaderSignature, Augmentation.Adversarial.AdversarialAttackTransformer.CurrentVersion, Augmentation.Adversarial.AdversarialAttackTransformer.Load),
         new(Diffusion.ImageDiffusionTransformer.LoaderSignature, Diffusion.ImageDiffusionTransformer.CurrentVersion, Diffusion.ImageDiffusionTransformer.Load),
+        new(Dasp.DaspTransformer.LoaderSignature, Dasp.DaspTransformer.CurrentVersion, Dasp.DaspTransformer.Load),
     ];
 }
 

@@ -251,7 +251,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", epoch) & 0x7FFFFFFF));
             double sum = 0;
             long steps = 0;
-            using var attacked = _online?.Batches(o.BatchSize, epoch, _device, _ct);
+            using var attacked = _online?.Batches(o.BatchSize, _input.GetRowCount(), epoch, _device, _ct);
             foreach (var batch in _input.GetBatches(columns, o.BatchSize, rand, _device, cancellationToken: _ct))
             {
                 using var scope = torch.NewDisposeScope();

@@ -28,6 +28,14 @@ public sealed class OnlineAdversarialOptions
     /// <summary>Attacked copies per real row (default 2: N′ = 2N, DASP §4.1).</summary>
     public int Copies { get; set; } = 2;
 
+    /// <summary>
+    /// The rows to attack (default null: the training rows themselves). DASP attacks its generated pairs {x̃, ỹ}
+    /// (§3.3), not the real ones: set this to them; their image and mask columns must carry the trainer's column names
+    /// and types. Copies·|Source| attacked rows are spread evenly over each epoch's real batches. Not saved.
+    /// </summary>
+    [JsonIgnore]
+    public IDataView? Source { get; set; }
+
     /// <summary>The SDEdit model Diff-PGD / DASP need (not saved).</summary>
     [JsonIgnore]
     public ISdEditor? SdEditor { get; set; }
@@ -79,7 +87,10 @@ internal sealed class OnlineAdversarialAugmenter : IDisposable
     /// <summary>True when epoch <paramref name="epoch"/> (1-based) starts with a regeneration (always when there is no set yet, e.g. after a resume).</summary>
     public bool IsDue(int epoch) => _attacked is null || (epoch - 1) % _options.EveryEpochs == 0;
 
-    /// <summary>Attacks <paramref name="network"/> (in eval mode, its modes restored after) on every row of <paramref name="input"/>.</summary>
+    /// <summary>
+    /// Attacks <paramref name="network"/> (in eval mode, its modes restored after) on every row of
+    /// <see cref="OnlineAdversarialOptions.Source"/>, or of <paramref name="input"/> when no source is set.
+    /// </summary>
     public void Regenerate(MedSegContext ctx, torch.nn.Module network, Func<Tensor, Tensor> logits, IDataView input, string imageColumn, string maskColumn,
         int batchSize, Device device, int epoch, CancellationToken ct)
     {
@@ -87,6 +98,7 @@ internal sealed class OnlineAdversarialAugmenter : IDisposable
         _attacked?.Dispose();
         _attacked = null;
         ulong seed = MedSegContext.MixSeed(_seed, "epoch", epoch);
+        input = _options.Source ?? input;
         using (ModuleModeScope.Eval(network))
         using (var pairs = AdversarialPairs.Collect(input, imageColumn, maskColumn, null, batchSize, device, _options.Copies, includeReal: false, seed,
                    (x, y, s, keys) => _attack.Run(logits, x, y, s, keys, ct), ct))
@@ -98,14 +110,22 @@ internal sealed class OnlineAdversarialAugmenter : IDisposable
     }
 
     /// <summary>
-    /// The attacked rows of one epoch in batches of <paramref name="realBatchSize"/>·Copies, shuffled with a seed of the
-    /// epoch: the n-th of them goes with the n-th real batch (both have ⌈N / batch⌉ batches).
+    /// The attacked rows of one epoch, shuffled with a seed of the epoch, in as many batches as the epoch has real
+    /// batches (⌈<paramref name="realRows"/> / <paramref name="realBatchSize"/>⌉): the n-th goes with the n-th real batch.
+    /// Without a source that is <paramref name="realBatchSize"/>·Copies rows per batch. When the real row count is not
+    /// known (<paramref name="realRows"/> null) the batches have <paramref name="realBatchSize"/>·Copies rows.
     /// </summary>
-    public IEnumerator<DataBatch> Batches(int realBatchSize, int epoch, Device device, CancellationToken ct)
+    public IEnumerator<DataBatch> Batches(int realBatchSize, long? realRows, int epoch, Device device, CancellationToken ct)
     {
         var view = _attacked ?? throw new InvalidOperationException($"{Name}: no attacked rows yet (Regenerate first)");
         var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", epoch) & 0x7FFFFFFF));
-        return view.GetBatches([_image, _mask], realBatchSize * _options.Copies, rand, device, cancellationToken: ct).GetEnumerator();
+        int size = realBatchSize * _options.Copies;
+        if (realRows is long n && n > 0)
+        {
+            long realBatches = (n + realBatchSize - 1) / realBatchSize;
+            size = (int)Math.Max(1, (view.RowCount + realBatches - 1) / realBatches);
+        }
+        return view.GetBatches([_image, _mask], size, rand, device, cancellationToken: ct).GetEnumerator();
     }
 
     /// <summary>

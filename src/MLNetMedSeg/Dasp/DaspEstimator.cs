@@ -1,0 +1,266 @@
+using System.Diagnostics;
+using System.Globalization;
+using MLNetMedSeg.Augmentation.Adversarial;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Torch;
+
+namespace MLNetMedSeg.Dasp;
+
+/// <summary>
+/// The DASP flow as one estimator (paper 000, Fig. 2): <see cref="Fit"/> trains the mask diffusion on the masks and the
+/// conditional image diffusion on the pairs, generates N′ = k·N pairs {x̃, ỹ}, and trains the segmenter on the real
+/// pairs plus the generated ones attacked with Diff-PGD and W (Eq. 9–11) — online by default: the generated images are
+/// re-attacked against the segmenter being trained every <see cref="DaspOptions.AttackEveryEpochs"/> epochs. The result
+/// is one <see cref="DaspTransformer"/> (the three fitted models), saved as one model file, that predicts masks.
+/// </summary>
+public sealed class DaspEstimator : IEstimator<DaspTransformer>
+{
+    private const string Name = "DASP";
+    private readonly MedSegContext _context;
+    private readonly DaspOptions _options;
+
+    /// <summary>Creates the flow (options are copied and validated).</summary>
+    public DaspEstimator(MedSegContext context, DaspOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        _context = context;
+        _options = (options ?? new DaspOptions()).Clone();
+        Wire(_options);
+        _options.Validate();
+    }
+
+    /// <summary>A copy of the options, with the column wiring the flow applies.</summary>
+    public DaspOptions Options => _options.Clone();
+
+    /// <summary>The input schema plus the segmenter's Probability and Predicted columns; checks the image and mask columns first.</summary>
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        new MaskDiffusionEstimator(_context, _options.MaskDiffusion).GetOutputSchema(inputSchema);
+        new ImageDiffusionEstimator(_context, ImageOptions(_options)).GetOutputSchema(inputSchema);
+        return new SegmentationTrainer(_context, _options.Segmentation).GetOutputSchema(inputSchema);
+    }
+
+    /// <summary>Runs the whole flow on real image/mask pairs. Progress goes to the context's progress sink, stage by stage.</summary>
+    public DaspTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        GetOutputSchema(input.Schema);
+        var o = _options;
+        var clock = Stopwatch.StartNew();
+        MaskDiffusionTransformer? masks = null;
+        ImageDiffusionTransformer? images = null;
+        InMemoryDataView? synthetic = null;
+        try
+        {
+            if (o.GeneratedMasks)
+            {
+                Log("1/4 training the Bernoulli mask diffusion");
+                masks = new MaskDiffusionEstimator(_context, o.MaskDiffusion).Fit(input, cancellationToken);
+            }
+            Log("2/4 training the mask-conditioned image diffusion");
+            images = new ImageDiffusionEstimator(_context, ImageOptions(o)).Fit(input, cancellationToken);
+            Log($"3/4 generating {o.SyntheticPerImage} pairs per real image");
+            synthetic = Generate(input, masks, images, cancellationToken);
+            Log($"4/4 training the segmenter on {input.GetRowCount()} real + {synthetic.RowCount} generated pairs"
+                + (o.Attack is null ? " (no attack)" : $" attacked with {Describe(o.Attack)}"));
+            var segmenter = TrainSegmenter(input, synthetic, images, cancellationToken);
+            try
+            {
+                if (o.FigureFolder is { } folder) DaspFigures.Write(folder, synthetic, segmenter, images, o, _context.DeriveSeed("dasp-figures"));
+                Log(string.Create(CultureInfo.InvariantCulture, $"done in {clock.Elapsed.TotalMinutes:F1} min"));
+                var result = new DaspTransformer(_context, o, masks, images, segmenter);
+                masks = null;
+                images = null;
+                return result;
+            }
+            catch
+            {
+                segmenter.Dispose();
+                throw;
+            }
+        }
+        finally
+        {
+            synthetic?.Dispose();
+            masks?.Dispose();
+            images?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The generated pairs: for each real row r and j &lt; k, the mask ỹ (mask diffusion sample j of row r, or the real
+    /// mask) and an image x̃ drawn for it with the image diffusion's noise of generated row r·k + j, in columns
+    /// <see cref="DaspOptions.ImageColumn"/> / <see cref="DaspOptions.MaskColumn"/>, on the CPU.
+    /// </summary>
+    internal InMemoryDataView Generate(IDataView input, MaskDiffusionTransformer? masks, ImageDiffusionTransformer images, CancellationToken ct)
+    {
+        var o = _options;
+        int k = o.SyntheticPerImage;
+        var xs = new List<Tensor>();
+        var ys = new List<Tensor>();
+        var pending = new List<Tensor>();
+        try
+        {
+            void Flush()
+            {
+                if (pending.Count == 0) return;
+                using var scope = torch.NewDisposeScope();
+                long first = ys.Count;
+                var gens = Enumerable.Range(0, pending.Count).Select(i => images.RowGenerator(first + i)).ToArray();
+                try
+                {
+                    var batch = torch.stack(pending.ToArray(), 0);
+                    var drawn = images.Sample(batch, gens).cpu();
+                    for (int i = 0; i < pending.Count; i++)
+                    {
+                        xs.Add(drawn[i].clone().DetachFromDisposeScope());
+                        ys.Add(pending[i]);
+                    }
+                    pending.Clear();
+                }
+                finally
+                {
+                    foreach (var g in gens) g.Dispose();
+                }
+            }
+
+            IDataView view = masks is null ? input : masks.Transform(input);
+            string maskColumn = masks is null ? o.MaskColumn : o.MaskDiffusion.OutputColumn;
+            using var cursor = view.GetRowCursor(maskColumn);
+            while (cursor.MoveNext())
+            {
+                ct.ThrowIfCancellationRequested();
+                // The mask diffusion's view already has k rows per input row; real masks are repeated k times.
+                int copies = masks is null ? k : 1;
+                for (int j = 0; j < copies; j++)
+                {
+                    pending.Add(cursor.GetTensor(maskColumn).cpu().clone().DetachFromDisposeScope());
+                    if (pending.Count == images.Options.TransformBatchSize) Flush();
+                }
+            }
+            Flush();
+            if (xs.Count == 0) throw new InvalidOperationException($"{Name}: the training data has no rows");
+            var result = InMemoryDataView.Create((o.ImageColumn, input.Schema[o.ImageColumn].Type, xs), (o.MaskColumn, input.Schema[o.MaskColumn].Type, ys));
+            xs.Clear();
+            ys.Clear();
+            return result;
+        }
+        finally
+        {
+            foreach (var t in xs) t.Dispose();
+            foreach (var t in ys) t.Dispose();
+            foreach (var t in pending) t.Dispose();
+        }
+    }
+
+    private SegmentationTransformer TrainSegmenter(IDataView real, InMemoryDataView synthetic, ImageDiffusionTransformer images, CancellationToken ct)
+    {
+        var o = _options;
+        var seg = o.Segmentation.Clone();
+        if (o.Attack is null)
+        {
+            // Table 2, rows 1–2: the generated pairs as they are, with Eq. 11's weights.
+            using var joint = Join(real, synthetic);
+            seg.SampleWeightColumn = FlagColumn;
+            seg.SampleWeightMode = SampleWeightMode.IsAugmentedFlag;
+            return new SegmentationTrainer(_context, seg).Fit(joint, ct);
+        }
+        if (o.AttackEveryEpochs > 0)
+        {
+            seg.OnlineAttack = new OnlineAdversarialOptions
+            {
+                Attack = o.Attack.Clone(), EveryEpochs = o.AttackEveryEpochs, Copies = 1, Source = synthetic, SdEditor = images,
+            };
+            return new SegmentationTrainer(_context, seg).Fit(real, ct);
+        }
+        // Offline: attack once against a segmenter trained on the real pairs, then train a fresh one on real + attacked.
+        using var first = new SegmentationTrainer(_context, seg).Fit(real, ct);
+        var attack = o.Attack.Clone();
+        attack.ImageColumn = o.ImageColumn;
+        attack.MaskColumn = o.MaskColumn;
+        using var attacked = AdversarialPairs.Generate(_context, synthetic, first, attack,
+            new AdversarialPairsOptions { Copies = 1, IncludeReal = false, IdColumn = null }, images, ct);
+        using var all = Join(real, attacked);
+        seg.SampleWeightColumn = FlagColumn;
+        seg.SampleWeightMode = SampleWeightMode.IsAugmentedFlag;
+        return new SegmentationTrainer(_context, seg).Fit(all, ct);
+    }
+
+    private const string FlagColumn = "IsAugmented";
+
+    /// <summary>Real rows (flag 0) followed by augmented rows (flag 1), image and mask columns only, on the CPU.</summary>
+    private InMemoryDataView Join(IDataView real, IDataView augmented)
+    {
+        var o = _options;
+        var xs = new List<Tensor>();
+        var ys = new List<Tensor>();
+        var flags = new List<double>();
+        try
+        {
+            foreach (var (view, flag) in new[] { (real, 0.0), (augmented, 1.0) })
+            {
+                using var cursor = view.GetRowCursor(o.ImageColumn, o.MaskColumn);
+                while (cursor.MoveNext())
+                {
+                    xs.Add(cursor.GetTensor(o.ImageColumn).cpu().clone().DetachFromDisposeScope());
+                    ys.Add(cursor.GetTensor(o.MaskColumn).cpu().clone().DetachFromDisposeScope());
+                    flags.Add(flag);
+                }
+            }
+            var result = InMemoryDataView.Create((o.ImageColumn, real.Schema[o.ImageColumn].Type, xs),
+                (o.MaskColumn, real.Schema[o.MaskColumn].Type, ys), (FlagColumn, NumberColumnType.Instance, flags));
+            xs.Clear();
+            ys.Clear();
+            return result;
+        }
+        finally
+        {
+            foreach (var t in xs) t.Dispose();
+            foreach (var t in ys) t.Dispose();
+        }
+    }
+
+    /// <summary>Points every part at the flow's columns.</summary>
+    private static void Wire(DaspOptions o)
+    {
+        o.MaskDiffusion.MaskColumn = o.MaskColumn;
+        o.MaskDiffusion.SamplesPerRow = o.SyntheticPerImage;
+        o.Segmentation.ImageColumn = o.ImageColumn;
+        o.Segmentation.MaskColumn = o.MaskColumn;
+        if (o.FigureFolder is { } f)
+        {
+            o.MaskDiffusion.SampleGridFolder ??= Path.Combine(f, "mask-diffusion");
+            o.ImageDiffusion.SampleGridFolder ??= Path.Combine(f, "image-diffusion");
+        }
+    }
+
+    /// <summary>The image diffusion's options: trained on (image, real mask), conditioned on the mask column when it transforms.</summary>
+    private static ImageDiffusionOptions ImageOptions(DaspOptions o)
+    {
+        var i = o.ImageDiffusion.Clone();
+        i.ImageColumn = o.ImageColumn;
+        i.MaskColumn = o.MaskColumn;
+        i.ConditionColumn = o.MaskColumn;
+        return i;
+    }
+
+    private static string Describe(AdversarialAttackOptions a) => string.Create(CultureInfo.InvariantCulture,
+        $"{a.Method}{(a.UncertaintyWeighting ? " + W" : "")} (K = {a.Steps}, γ = {a.StepSize * 255:G3}/255{(a.Method == AdversarialAttackMethod.DiffPgd ? $", T^s = {a.SdEditDepth}" : "")})");
+
+    private void Log(string message) => _context.WriteLog(LogLevel.Info, Name, message);
+}
+
+/// <summary>Catalog entry of the DASP flow.</summary>
+public static class DaspCatalogExtensions
+{
+    /// <summary>The whole DASP flow (mask diffusion → image diffusion → Diff-PGD with W → segmenter) as one estimator.</summary>
+    public static DaspEstimator Dasp(this SegmentationCatalog catalog, DaspOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new DaspEstimator(catalog.Context, options);
+    }
+}
