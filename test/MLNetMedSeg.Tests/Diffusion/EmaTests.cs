@@ -1,0 +1,60 @@
+using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Torch;
+using static MLNetMedSeg.Torch.torch;
+
+namespace MLNetMedSeg.Tests.Diffusion;
+
+[TestClass]
+public sealed class EmaTests
+{
+    [TestMethod]
+    public void UpdateIsTheExponentialAverageAndCopyToLoadsIt()
+    {
+        using var scope = NewDisposeScope();
+        using var net = nn.Linear(2, 1);
+        using (no_grad()) { net.weight.copy_(tensor(new float[] { 1, 2 }).reshape(1, 2)); net.bias!.fill_(0); }
+        using var ema = new ExponentialMovingAverage(net, decay: 0.9);
+        using (no_grad()) { net.weight.copy_(tensor(new float[] { 11, 12 }).reshape(1, 2)); net.bias!.fill_(10); }
+        ema.Update(net);
+        // 0.9·1 + 0.1·11 = 2, 0.9·2 + 0.1·12 = 3, 0.9·0 + 0.1·10 = 1.
+        CollectionAssert.AreEqual(new float[] { 2, 3 }, ema.State["weight"].ToArray<float>());
+        Assert.AreEqual(1f, ema.State["bias"].item<float>(), 1e-6f);
+        ema.Update(net);
+        Assert.AreEqual(0.9 * 2 + 0.1 * 11, ema.State["weight"].ToArray<float>()[0], 1e-5);
+        Assert.AreEqual(2, ema.Updates);
+
+        using var target = nn.Linear(2, 1);
+        ema.CopyTo(target);
+        Assert.IsTrue(target.weight.equal(ema.State["weight"]));
+        Assert.IsFalse(ReferenceEquals(target.weight, ema.State["weight"]), "the target keeps its own parameters");
+        ema.Update(net, decay: 0);
+        Assert.IsTrue(ema.State["weight"].equal(net.weight), "decay 0 copies the model");
+    }
+
+    [TestMethod]
+    public void ShadowIsIndependentOfTheModelAndFreedOnDispose()
+    {
+        using var scope = NewDisposeScope();
+        using var net = nn.BatchNorm2d(3);
+        long live = LiveTensorCount;
+        var ema = new ExponentialMovingAverage(net);
+        Assert.AreEqual(net.state_dict().Count, ema.State.Count, "parameters and buffers (running stats, num_batches_tracked)");
+        using (no_grad()) net.weight!.fill_(5);
+        Assert.AreEqual(1f, ema.State["weight"].ToArray<float>()[0], "a copy, not the model's tensor");
+        ema.Update(net, 0.5);
+        Assert.AreEqual(3f, ema.State["weight"].ToArray<float>()[0]);
+        ema.Dispose();
+        Assert.AreEqual(live, LiveTensorCount, "the shadow tensors are freed");
+        Assert.ThrowsException<ObjectDisposedException>(() => ema.Update(net));
+    }
+
+    [TestMethod]
+    public void UpdateWithAnotherModuleNamesTheEntry()
+    {
+        using var scope = NewDisposeScope();
+        using var a = nn.Linear(2, 1);
+        using var b = nn.Linear(3, 1);
+        using var ema = new ExponentialMovingAverage(a);
+        StringAssert.Contains(Assert.ThrowsException<ArgumentException>(() => ema.Update(b)).Message, "weight");
+    }
+}
