@@ -26,6 +26,7 @@ public static class BuiltInModelLoaders
         new(Augmentation.Adversarial.AdversarialAttackTransformer.LoaderSignature, Augmentation.Adversarial.AdversarialAttackTransformer.CurrentVersion, Augmentation.Adversarial.AdversarialAttackTransformer.Load),
         new(Diffusion.ImageDiffusionTransformer.LoaderSignature, Diffusion.ImageDiffusionTransformer.CurrentVersion, Diffusion.ImageDiffusionTransformer.Load),
         new(Dasp.DaspTransformer.LoaderSignature, Dasp.DaspTransformer.CurrentVersion, Dasp.DaspTransformer.Load),
+        new(Diffusion.MaskDiffusionTransformer.LoaderSignature, Diffusion.MaskDiffusionTransformer.CurrentVersion, Diffusion.MaskDiffusionTransformer.Load),
     ];
 }
 
