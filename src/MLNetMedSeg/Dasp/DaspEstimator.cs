@@ -138,7 +138,8 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>
                 int copies = masks is null ? k : 1;
                 for (int j = 0; j < copies; j++)
                 {
-                    pending.Add(cursor.GetTensor(maskColumn).cpu().clone().DetachFromDisposeScope());
+                    using (torch.NewDisposeScope())
+                        pending.Add(cursor.GetTensor(maskColumn).cpu().clone().DetachFromDisposeScope());
                     if (pending.Count == images.Options.TransformBatchSize) Flush();
                 }
             }
@@ -182,8 +183,8 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>
         var attack = o.Attack.Clone();
         attack.ImageColumn = o.ImageColumn;
         attack.MaskColumn = o.MaskColumn;
-        using var attacked = AdversarialPairs.Generate(_context, synthetic, first, attack,
-            new AdversarialPairsOptions { Copies = 1, IncludeReal = false, IdColumn = null }, images, ct);
+        using var attacked = AdversarialPairs.Generate(_context, synthetic, first, attack, images,
+            new AdversarialPairsOptions { Copies = 1, IncludeReal = false, IdColumn = null }, ct);
         using var all = Join(real, attacked);
         seg.SampleWeightColumn = FlagColumn;
         seg.SampleWeightMode = SampleWeightMode.IsAugmentedFlag;
@@ -206,6 +207,7 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>
                 using var cursor = view.GetRowCursor(o.ImageColumn, o.MaskColumn);
                 while (cursor.MoveNext())
                 {
+                    using var rowScope = torch.NewDisposeScope();
                     xs.Add(cursor.GetTensor(o.ImageColumn).cpu().clone().DetachFromDisposeScope());
                     ys.Add(cursor.GetTensor(o.MaskColumn).cpu().clone().DetachFromDisposeScope());
                     flags.Add(flag);

@@ -1,0 +1,126 @@
+using MLNetMedSeg.Augmentation.Adversarial;
+using MLNetMedSeg.Dasp;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Diffusion.Networks;
+using MLNetMedSeg.Evaluation;
+using MLNetMedSeg.Imaging;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Losses;
+using MLNetMedSeg.Testing;
+using MLNetMedSeg.Tests.Augmentation.Adversarial;
+using static MLNetMedSeg.Torch.torch;
+
+namespace MLNetMedSeg.Tests.Dasp;
+
+[TestClass]
+public sealed class DaspFlowTests
+{
+    private static DiffusionUNetOptions TinyUNet() => new()
+    {
+        BaseChannels = 16, ChannelMultipliers = [1, 2], AttentionResolutions = [], HeadChannels = 16, GroupNormGroups = 8,
+    };
+
+    /// <summary>Every part at toy size: 16 px discs, T = 50, two attack steps, SDEdit depth 2 of 10 respaced steps.</summary>
+    private static DaspOptions Tiny(string? figures = null, int segEpochs = 3) => new()
+    {
+        MaskDiffusion = new MaskDiffusionOptions
+        {
+            Network = TinyUNet(), Steps = 50, Epochs = 2, BatchSize = 8, LearningRate = 2e-3, EmaDecay = 0.99, SampleSteps = 5,
+        },
+        ImageDiffusion = new ImageDiffusionOptions
+        {
+            ImageChannels = 3, Network = TinyUNet(), TimeSteps = 50, Epochs = 2, BatchSize = 8, LearningRate = 2e-3, EmaDecay = 0.99,
+            SampleSteps = 5,
+        },
+        Segmentation = new SegmentationTrainerOptions
+        {
+            Network = AdversarialTestKit.TinyNet(), Epochs = segEpochs, BatchSize = 4, LearningRate = 3e-2,
+            Loss = new SegmentationLossOptions { Kind = SegmentationLossKind.DiceBce },
+        },
+        Attack = new AdversarialAttackOptions { Steps = 2, SdEditRespacing = 10, SdEditDepth = 2 },
+        SyntheticPerImage = 2,
+        FigureFolder = figures,
+        FigureCount = 3,
+    };
+
+    [TestMethod]
+    public void Workout_FitsSavesLoadsAndPredicts()
+    {
+        using var scope = NewDisposeScope();
+        var ctx = new MedSegContext(seed: 11);
+        using var data = AdversarialTestKit.Discs(8, 11);
+        var r = EstimatorWorkout.Run(ctx, ctx.Segmentation.Dasp(Tiny()), data, "Mask", new WorkoutOptions { MoreRequiredColumns = ["Image"] });
+        Assert.AreEqual(new TensorColumnType(ScalarType.Float32, [1, AdversarialTestKit.Size, AdversarialTestKit.Size]), r.OutputSchema["Predicted"].Type);
+        Assert.AreEqual(8, r.Rows);
+    }
+
+    [TestMethod]
+    public void Fit_WritesTheSampleGrid_AndGeneratesBinaryPairs()
+    {
+        using var scope = NewDisposeScope();
+        string dir = Directory.CreateTempSubdirectory("dasp-").FullName;
+        try
+        {
+            var ctx = new MedSegContext(seed: 12);
+            using var data = AdversarialTestKit.Discs(8, 12);
+            using var model = ctx.Segmentation.Dasp(Tiny(dir)).Fit(data);
+            var grid = ImageIO.ReadTensor(Path.Combine(dir, "dasp_samples.png"));
+            int s = AdversarialTestKit.Size;
+            CollectionAssert.AreEqual(new long[] { 3, 3 * (s + 2) - 2, 6 * s + 5 * 2 }, grid.shape);
+            Assert.IsTrue(File.Exists(Path.Combine(dir, "image-diffusion", "grid_final.png")) || Directory.EnumerateFiles(Path.Combine(dir, "image-diffusion")).Any());
+
+            var (x, y) = model.GeneratePairs(5);
+            CollectionAssert.AreEqual(new long[] { 5, 3, s, s }, x.shape);
+            CollectionAssert.AreEqual(new long[] { 5, 1, s, s }, y.shape);
+            Assert.IsTrue(y.eq(0).logical_or(y.eq(1)).all().item<bool>(), "generated masks are binary");
+            Assert.IsTrue(x.min().item<float>() >= 0 && x.max().item<float>() <= 1, "generated images are in [0,1]");
+            var (x2, y2) = model.GeneratePairs(5);
+            Assert.IsTrue(x.equal(x2) && y.equal(y2), "the same rows give the same pairs");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [TestMethod]
+    public void OfflineAttack_AndNoAttack_Run_AndTheSegmenterLearns()
+    {
+        using var scope = NewDisposeScope();
+        using var test = AdversarialTestKit.Discs(12, 99);
+        foreach (var (attack, every) in new (AdversarialAttackOptions?, int)[] { (null, 1), (new AdversarialAttackOptions { Steps = 2, SdEditRespacing = 10, SdEditDepth = 2 }, 0) })
+        {
+            var ctx = new MedSegContext(seed: 13);
+            using var data = AdversarialTestKit.Discs(12, 13);
+            var o = Tiny(segEpochs: 8);
+            o.Attack = attack;
+            o.AttackEveryEpochs = every;
+            o.GeneratedMasks = attack is not null; // also covers images drawn for the real masks
+            using var model = ctx.Segmentation.Dasp(o).Fit(data);
+            Assert.AreEqual(o.GeneratedMasks, model.MaskDiffusion is not null);
+            var result = ctx.Evaluation.EvaluateBinary(model.Transform(test));
+            // The trivial baseline (all background) scores Dice 0 on every disc.
+            Assert.IsTrue(result.MeanDice > 0.5, $"attack {attack?.Method.ToString() ?? "none"}, every {every}: held-out mDice {result.MeanDice:F3}");
+        }
+    }
+
+    [TestMethod]
+    public void Options_AreChecked_BeforeAnyWork()
+    {
+        var ctx = new MedSegContext(seed: 1);
+        var o = Tiny();
+        o.Segmentation.Network.Classes = 3;
+        Assert.AreEqual("Segmentation", Assert.ThrowsException<ArgumentException>(() => ctx.Segmentation.Dasp(o)).ParamName);
+        o = Tiny();
+        o.Segmentation.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.PgdPreset() };
+        Assert.AreEqual("Segmentation", Assert.ThrowsException<ArgumentException>(() => ctx.Segmentation.Dasp(o)).ParamName);
+        o = Tiny();
+        o.SyntheticPerImage = 0;
+        Assert.AreEqual("SyntheticPerImage", Assert.ThrowsException<ArgumentException>(() => ctx.Segmentation.Dasp(o)).ParamName);
+        using var data = AdversarialTestKit.Discs(2, 1);
+        var e = Assert.ThrowsException<SchemaException>(() => ctx.Segmentation.Dasp(Tiny()).Fit(SchemaEditedView.WithoutColumn(data, "Mask")));
+        StringAssert.Contains(e.Message, "Mask");
+    }
+}
