@@ -23,6 +23,15 @@ public sealed class AdversarialPairsOptions
     /// <summary>The Number column flagging attacked rows with 1 and real ones with 0 (default "IsAugmented"), for the trainer's Eq. 11.</summary>
     public string IsAugmentedColumn { get; set; } = "IsAugmented";
 
+    /// <summary>
+    /// The image column of the result (default null: the attack's <see cref="AdversarialAttackOptions.ImageColumn"/>),
+    /// e.g. "Image" when attacking DASP's synthetic "SyntheticImage" column.
+    /// </summary>
+    public string? OutputImageColumn { get; set; }
+
+    /// <summary>The mask column of the result (default null: the attack's <see cref="AdversarialAttackOptions.MaskColumn"/>).</summary>
+    public string? OutputMaskColumn { get; set; }
+
     /// <summary>A text column copied when the data has it; an attacked row's id is "id#advK" for copy K (default "Id").</summary>
     public string? IdColumn { get; set; } = "Id";
 
@@ -35,6 +44,8 @@ public sealed class AdversarialPairsOptions
         if (Copies < 1) throw new ArgumentException($"Copies must be ≥ 1, got {Copies}", nameof(Copies));
         if (string.IsNullOrEmpty(IsAugmentedColumn)) throw new ArgumentException("IsAugmentedColumn must be a column name", nameof(IsAugmentedColumn));
         if (IdColumn is "") throw new ArgumentException("IdColumn must be null or a column name", nameof(IdColumn));
+        if (OutputImageColumn is "") throw new ArgumentException("OutputImageColumn must be null or a column name", nameof(OutputImageColumn));
+        if (OutputMaskColumn is "") throw new ArgumentException("OutputMaskColumn must be null or a column name", nameof(OutputMaskColumn));
     }
 }
 
@@ -73,12 +84,16 @@ public static class AdversarialPairs
             context.WriteLog(LogLevel.Warning, Name, $"{o.Method} without a random start is deterministic: its {p.Copies} copies of each row are identical");
         ulong seed = context.DeriveSeed(Name);
         string? id = p.IdColumn is { } ic && data.Schema.GetColumnOrNull(ic)?.Type is TextColumnType ? ic : null;
+        string image = p.OutputImageColumn ?? o.ImageColumn, mask = p.OutputMaskColumn ?? o.MaskColumn;
+        var names = new[] { id, image, mask, p.IsAugmentedColumn }.OfType<string>().ToArray();
+        if (names.Distinct(StringComparer.Ordinal).Count() != names.Length)
+            throw new ArgumentException($"{Name}: the result's columns must have distinct names, got {string.Join(", ", names)}", nameof(pairs));
         long batches = data.GetRowCount() is long n ? (n + o.BatchSize - 1) / o.BatchSize : 0;
         var tracker = new ProgressTracker(context, Name, 1, batches * p.Copies, cancellationToken);
         using var collected = Collect(data, o.ImageColumn, o.MaskColumn, id, o.BatchSize, segmenter.Context.Device, p.Copies, p.IncludeReal, seed,
             (x, y, s, keys) => attack.Run(segmenter, x, y, s, keys, cancellationToken), cancellationToken, tracker);
         tracker.EndEpoch();
-        return collected.ToView(o.ImageColumn, data.Schema[o.ImageColumn].Type, o.MaskColumn, data.Schema[o.MaskColumn].Type, id, p.IsAugmentedColumn);
+        return collected.ToView(image, data.Schema[o.ImageColumn].Type, mask, data.Schema[o.MaskColumn].Type, id, p.IsAugmentedColumn);
     }
 
     /// <summary>An attack of one batch: images, masks, seed, row keys → result.</summary>

@@ -199,6 +199,58 @@ public sealed class AdversarialAttackTests
     }
 
     [TestMethod]
+    public void DiffPgd_GradientForms_MatchFiniteDifferences()
+    {
+        using var scope = NewDisposeScope();
+        // A noise-free SDEdit stand-in (the blur B) and the small nonlinear float64 "segmenter" of the FGSM check.
+        var a = tensor(new double[] { 1.5, -2.0 }, [1, 2, 1, 1]);
+        Tensor Logits(Tensor t) => t.mul(a).sum([1], keepdim: true).add(t.sum([1], keepdim: true).square().mul(0.5)).sub(0.7);
+        var rng = new Random(5);
+        var x = tensor(Enumerable.Range(0, 2 * 2 * 4 * 4).Select(_ => 0.3 + 0.4 * rng.NextDouble()).ToArray(), [2, 2, 4, 4]);
+        var y = tensor(Enumerable.Range(0, 2 * 4 * 4).Select(i => (double)(i % 3 == 0 ? 1 : 0)).ToArray(), [2, 1, 4, 4]);
+        var o = AdversarialAttackOptions.DiffPgdPreset();
+        o.Steps = 1;
+        o.StepSize = 0.01;
+        double L(Tensor t) => AdversarialLoss.PerImage(Logits(t), y, null, false).sum().item<double>();
+        double[] Fd(Func<Tensor, Tensor> f)
+        {
+            var flat = x.reshape(-1).ToArray<double>();
+            var g = new double[flat.Length];
+            for (int i = 0; i < flat.Length; i++)
+            {
+                using var inner = NewDisposeScope();
+                var p = (double[])flat.Clone();
+                var m = (double[])flat.Clone();
+                p[i] += 1e-6;
+                m[i] -= 1e-6;
+                g[i] = (L(f(tensor(p, x.shape))) - L(f(tensor(m, x.shape)))) / 2e-6;
+            }
+            return g;
+        }
+        void Check(DiffPgdGradient form, double[] fd)
+        {
+            o.Gradient = form;
+            var r = new AdversarialAttack(o, new BlurSdEditor(2, noisePerStep: 0)).Run(Logits, x, y, 0);
+            var step = r.Perturbed.sub(x).div(o.StepSize).reshape(-1).ToArray<double>();
+            int n = 0;
+            for (int i = 0; i < fd.Length; i++)
+            {
+                if (Math.Abs(fd[i]) < 1e-7) continue;
+                Assert.AreEqual(Math.Sign(fd[i]), Math.Sign(step[i]), $"{form}, element {i}: finite difference {fd[i]}, step {step[i]}");
+                n++;
+            }
+            Assert.IsTrue(n > 40, $"{form}: {n} elements checked");
+        }
+        // Full: the gradient of L(f(B(x))) with respect to x. Detached: the gradient of L(f(x_d)) at x_d = B(x).
+        var blurred = BlurSdEditor.Blur(x);
+        var full = Fd(t => BlurSdEditor.Blur(t));
+        var detached = Fd(t => t.sub(x).add(blurred));
+        Assert.IsTrue(full.Zip(detached).Count(p => Math.Sign(p.First) != Math.Sign(p.Second)) >= 5, "the two forms point in different directions here");
+        Check(DiffPgdGradient.Full, full);
+        Check(DiffPgdGradient.Detached, detached);
+    }
+
+    [TestMethod]
     public void Attack_DoesNotChangeTheSegmenter_RestoresItsMode_AndLeaksNothing()
     {
         var ctx = Ctx();

@@ -9,11 +9,11 @@ namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
 
 /// <summary>
 /// A small but real SDEdit stand-in for the tests (the diffusion stage comes from another issue): noise the image with
-/// Gaussian noise of standard deviation 0.01·depth drawn from the generator, then "denoise" it with two passes of a
+/// Gaussian noise of standard deviation <c>noisePerStep</c>·depth (default 0.01) drawn from the generator, then "denoise" it with two passes of a
 /// 3×3 box blur (border-normalised), clipped to [0,1]. Differentiable when asked, and an <see cref="ITransformer"/>
 /// (identity on data) so that it can be saved with the attack stage.
 /// </summary>
-internal sealed class BlurSdEditor(int channels = 3) : ISdEditor, ITransformer
+internal sealed class BlurSdEditor(int channels = 3, double noisePerStep = 0.01) : ISdEditor, ITransformer
 {
     public const string LoaderSignature = "TEST.BLUR_SDEDITOR";
 
@@ -40,7 +40,7 @@ internal sealed class BlurSdEditor(int channels = 3) : ISdEditor, ITransformer
         if (depth == 0) return images.alias();
         using var scope = NewDisposeScope();
         using var grad = set_grad_enabled(differentiable && is_grad_enabled());
-        var noisy = images.add(randn(images.shape, images.dtype, images.device, generator: generator).mul(0.01 * depth));
+        var noisy = images.add(randn(images.shape, images.dtype, images.device, generator: generator).mul(noisePerStep * depth));
         var r = Blur(noisy).clamp(0, 1);
         if (!differentiable) r = r.detach();
         return r.MoveToOuterDisposeScope();

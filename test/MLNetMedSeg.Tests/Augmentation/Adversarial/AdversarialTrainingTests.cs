@@ -72,12 +72,14 @@ public sealed class AdversarialTrainingTests
         using var seg = Segmenter(ctx);
         var o = AdversarialAttackOptions.Dasp();
         o.Steps = 2;
-        using var pairs = ctx.Augmentation.AdversarialPairs(data, seg, o, new BlurSdEditor(), new AdversarialPairsOptions { IncludeReal = false });
+        o.ImageColumn = "Image";
+        using var pairs = ctx.Augmentation.AdversarialPairs(data, seg, o, new BlurSdEditor(),
+            new AdversarialPairsOptions { IncludeReal = false, OutputImageColumn = "X", OutputMaskColumn = "Y" });
         Assert.AreEqual(4, pairs.RowCount);
-        Assert.AreEqual("Image, Mask, IsAugmented", string.Join(", ", pairs.Schema.Select(c => c.Name)));
+        Assert.AreEqual("X, Y, IsAugmented", string.Join(", ", pairs.Schema.Select(c => c.Name)));
         var images = new List<float[]>();
-        using (var cur = pairs.GetRowCursor("Image"))
-            while (cur.MoveNext()) images.Add(Values(cur.GetTensor("Image")));
+        using (var cur = pairs.GetRowCursor("X"))
+            while (cur.MoveNext()) images.Add(Values(cur.GetTensor("X")));
         Assert.IsFalse(images[0].SequenceEqual(images[2]));
     }
 
