@@ -19,6 +19,7 @@ public static class MedsegCli
             EvaluateCommand.Create(console),
             InfoCommand.Create(console),
             AttackCommand.Create(console),
+            DaspCommand.Create(console),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -163,7 +163,7 @@ internal static class AttackCommand
     /// <summary>The binary segmenter of a model: the model itself, or a chain of resizes ending with it (returns the resize's size).</summary>
     internal static (SegmentationTransformer Segmenter, (int H, int W)? Size) FindSegmenter(ITransformer model, string path)
     {
-        SegmentationTransformer? segmenter = model as SegmentationTransformer;
+        SegmentationTransformer? segmenter = model as SegmentationTransformer ?? (model as Dasp.DaspTransformer)?.Segmenter;
         (int, int)? size = null;
         if (segmenter is null && model is IEnumerable<(ITransformer Transformer, TransformerScope Scope)> chain)
         {
@@ -173,6 +173,7 @@ internal static class AttackCommand
                 switch (t)
                 {
                     case SegmentationTransformer s: segmenter = s; break;
+                    case Dasp.DaspTransformer d: segmenter = d.Segmenter; break;
                     case ResizeTransformer r: size = (r.Options.Height, r.Options.Width); break;
                     default: throw new ArgumentException($"model '{path}': 'attack' runs the segmenter on resized images only; the stage {t.GetType().Name} is not supported before it");
                 }
@@ -187,10 +188,12 @@ internal static class AttackCommand
     internal static ISdEditor FindSdEditor(ITransformer model, string path)
     {
         if (model is ISdEditor sd) return sd;
+        if (model is Dasp.DaspTransformer dasp) return dasp.ImageDiffusion;
         if (model is IEnumerable<(ITransformer Transformer, TransformerScope Scope)> chain)
         {
             var stages = chain.Select(s => s.Transformer).ToList();
             if (stages.OfType<ISdEditor>().FirstOrDefault() is { } found) return found;
+            if (stages.OfType<Dasp.DaspTransformer>().FirstOrDefault() is { } flow) return flow.ImageDiffusion;
             throw new ArgumentException($"--generator '{path}': none of its stages ({string.Join(", ", stages.Select(s => s.GetType().Name))}) implements ISdEditor; give the image diffusion model");
         }
         throw new ArgumentException($"--generator '{path}': its {model.GetType().Name} does not implement ISdEditor; give the image diffusion model");

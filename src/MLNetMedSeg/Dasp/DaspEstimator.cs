@@ -47,13 +47,30 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>
     /// <summary>Runs the whole flow on real image/mask pairs. Progress goes to the context's progress sink, stage by stage.</summary>
     public DaspTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
     {
+        var (masks, images) = FitGenerators(input, cancellationToken);
+        try
+        {
+            return FitWithGenerators(input, masks, images, ownsGenerators: true, cancellationToken);
+        }
+        catch
+        {
+            masks?.Dispose();
+            images.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Steps 1–2 alone: trains the mask diffusion (when <see cref="DaspOptions.GeneratedMasks"/>) and the image
+    /// diffusion on real pairs. The caller owns the results; <see cref="FitWithGenerators"/> reuses them, e.g. to compare
+    /// attacks on the same generated data (Table 2).
+    /// </summary>
+    public (MaskDiffusionTransformer? Masks, ImageDiffusionTransformer Images) FitGenerators(IDataView input, CancellationToken cancellationToken = default)
+    {
         ArgumentNullException.ThrowIfNull(input);
         GetOutputSchema(input.Schema);
         var o = _options;
-        var clock = Stopwatch.StartNew();
         MaskDiffusionTransformer? masks = null;
-        ImageDiffusionTransformer? images = null;
-        InMemoryDataView? synthetic = null;
         try
         {
             if (o.GeneratedMasks)
@@ -62,32 +79,46 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>
                 masks = new MaskDiffusionEstimator(_context, o.MaskDiffusion).Fit(input, cancellationToken);
             }
             Log("2/4 training the mask-conditioned image diffusion");
-            images = new ImageDiffusionEstimator(_context, ImageOptions(o)).Fit(input, cancellationToken);
-            Log($"3/4 generating {o.SyntheticPerImage} pairs per real image");
-            synthetic = Generate(input, masks, images, cancellationToken);
-            Log($"4/4 training the segmenter on {input.GetRowCount()} real + {synthetic.RowCount} generated pairs"
-                + (o.Attack is null ? " (no attack)" : $" attacked with {Describe(o.Attack)}"));
-            var segmenter = TrainSegmenter(input, synthetic, images, cancellationToken);
-            try
-            {
-                if (o.FigureFolder is { } folder) DaspFigures.Write(folder, synthetic, segmenter, images, o, _context.DeriveSeed("dasp-figures"));
-                Log(string.Create(CultureInfo.InvariantCulture, $"done in {clock.Elapsed.TotalMinutes:F1} min"));
-                var result = new DaspTransformer(_context, o, masks, images, segmenter);
-                masks = null;
-                images = null;
-                return result;
-            }
-            catch
-            {
-                segmenter.Dispose();
-                throw;
-            }
+            var images = new ImageDiffusionEstimator(_context, ImageOptions(o)).Fit(input, cancellationToken);
+            return (masks, images);
         }
-        finally
+        catch
         {
-            synthetic?.Dispose();
             masks?.Dispose();
-            images?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Steps 3–4 with given diffusion models: generates the pairs, attacks them and trains the segmenter. The result
+    /// owns the diffusion models when <paramref name="ownsGenerators"/> is true (otherwise they stay the caller's and must
+    /// outlive it). <paramref name="masks"/> may be null only when <see cref="DaspOptions.GeneratedMasks"/> is false.
+    /// </summary>
+    public DaspTransformer FitWithGenerators(IDataView input, MaskDiffusionTransformer? masks, ImageDiffusionTransformer images,
+        bool ownsGenerators, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(images);
+        GetOutputSchema(input.Schema);
+        var o = _options;
+        if (o.GeneratedMasks && masks is null)
+            throw new ArgumentException("GeneratedMasks is set: a fitted mask diffusion is required", nameof(masks));
+        var clock = Stopwatch.StartNew();
+        Log($"3/4 generating {o.SyntheticPerImage} pairs per real image");
+        using var synthetic = Generate(input, o.GeneratedMasks ? masks : null, images, cancellationToken);
+        Log($"4/4 training the segmenter on {input.GetRowCount()} real + {synthetic.RowCount} generated pairs"
+            + (o.Attack is null ? " (no attack)" : $" attacked with {Describe(o.Attack)}"));
+        var segmenter = TrainSegmenter(input, synthetic, images, cancellationToken);
+        try
+        {
+            if (o.FigureFolder is { } folder) DaspFigures.Write(folder, synthetic, segmenter, images, o, _context.DeriveSeed("dasp-figures"));
+            Log(string.Create(CultureInfo.InvariantCulture, $"segmenter trained in {clock.Elapsed.TotalMinutes:F1} min"));
+            return new DaspTransformer(_context, o, o.GeneratedMasks ? masks : null, images, segmenter, ownsGenerators);
+        }
+        catch
+        {
+            segmenter.Dispose();
+            throw;
         }
     }
 

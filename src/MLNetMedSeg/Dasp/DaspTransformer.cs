@@ -31,11 +31,16 @@ public sealed class DaspTransformer : ITransformer, IDisposable
     public const int CurrentVersion = 1;
 
     private bool _disposed;
+    private readonly bool _ownsGenerators;
 
-    /// <summary>Wraps fitted models; the transformer owns them.</summary>
+    /// <summary>
+    /// Wraps fitted models. The transformer owns the segmenter, and the diffusion models unless
+    /// <paramref name="ownsGenerators"/> is false (then they stay the caller's and must outlive it).
+    /// </summary>
     public DaspTransformer(MedSegContext context, DaspOptions options, MaskDiffusionTransformer? maskDiffusion,
-        ImageDiffusionTransformer imageDiffusion, SegmentationTransformer segmenter)
+        ImageDiffusionTransformer imageDiffusion, SegmentationTransformer segmenter, bool ownsGenerators = true)
     {
+        _ownsGenerators = ownsGenerators;
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(imageDiffusion);
@@ -135,12 +140,13 @@ public sealed class DaspTransformer : ITransformer, IDisposable
         }
     }
 
-    /// <summary>Frees the three models.</summary>
+    /// <summary>Frees the segmenter and, when it owns them, the diffusion models.</summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
         Segmenter.Dispose();
+        if (!_ownsGenerators) return;
         ImageDiffusion.Dispose();
         MaskDiffusion?.Dispose();
     }

@@ -1,0 +1,146 @@
+using System.CommandLine;
+using System.Globalization;
+using MLNetMedSeg.Augmentation.Adversarial;
+using MLNetMedSeg.Augmentation.Classic;
+using MLNetMedSeg.Dasp;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Diffusion.Networks;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Networks;
+using MLNetMedSeg.Torch;
+
+namespace MLNetMedSeg.Cli.Commands;
+
+/// <summary>
+/// <c>medseg dasp --data DIR [--size N] [--backbone B] [--epochs N] --out RUNDIR</c>: the whole DASP flow (mask diffusion →
+/// image diffusion → Diff-PGD with W → segmenter on real + attacked generated pairs) on a seeded train/test split of
+/// DIR, compared with the methods of <c>--methods</c> on the same split. Writes RUNDIR/metrics.json (DASP's held-out
+/// mIoU/mDice and every method's row), RUNDIR/comparison.md, RUNDIR/dasp_evaluation.json (per-image rows),
+/// RUNDIR/figures/ (the DASP sample grid and the diffusion models' grids) and RUNDIR/model.zip (the fitted flow).
+/// </summary>
+internal static class DaspCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var data = new Option<string>("--data") { Description = "folder with images/ and masks/ (matched by file stem)", Required = true };
+        var size = new Option<int>("--size") { Description = "images and masks are resized to size×size pixels", DefaultValueFactory = _ => 64 };
+        var backbone = new Option<string>("--backbone") { Description = "segmenter: unet, unetpp, linknet or deeplabv3plus", DefaultValueFactory = _ => "unet" };
+        backbone.AcceptOnlyFromAmong(TrainCommand.Backbones);
+        var widths = new Option<string?>("--widths") { Description = "segmenter encoder widths, shallow to deep, e.g. 16,32,64,128 (default: the backbone's 5 levels)" };
+        var epochs = new Option<int>("--epochs") { Description = "segmenter training epochs (DASP: 200)", DefaultValueFactory = _ => 20 };
+        var batch = new Option<int>("--batch") { Description = "segmenter batch size (DASP: 16)", DefaultValueFactory = _ => 16 };
+        var lr = new Option<double>("--lr") { Description = "segmenter Adam learning rate (DASP on Kvasir-SEG: 4e-3)", DefaultValueFactory = _ => 1e-3 };
+        var augment = new Option<string>("--augment") { Description = "classic augmentation used by every method: " + string.Join(", ", ClassicAugmentations.Choices), DefaultValueFactory = _ => "none" };
+        augment.AcceptOnlyFromAmong([.. ClassicAugmentations.Choices]);
+        var diffusionEpochs = new Option<int>("--diffusion-epochs") { Description = "training epochs of both diffusion models", DefaultValueFactory = _ => 40 };
+        var diffusionWidth = new Option<int>("--diffusion-width") { Description = "base channel width of the diffusion U-Nets (the papers' 128–256 px models use 128)", DefaultValueFactory = _ => 32 };
+        var timesteps = new Option<int>("--timesteps") { Description = "diffusion steps T of both models", DefaultValueFactory = _ => 1000 };
+        var sampleSteps = new Option<int>("--sample-steps") { Description = "respaced sampling steps (strided Bernoulli sampler, DDIM)", DefaultValueFactory = _ => 25 };
+        var synthetic = new Option<int>("--synthetic") { Description = "generated pairs per real image (DASP: 2, N′ = 2N)", DefaultValueFactory = _ => 2 };
+        var steps = new Option<int>("--attack-steps") { Description = "PGD steps K (DASP: 10)", DefaultValueFactory = _ => 10 };
+        var stepSize = new Option<string>("--step-size") { Description = "PGD step γ in [0,1] units (DASP's γ = 1 of 255)", DefaultValueFactory = _ => "1/255" };
+        var depth = new Option<int>("--sdedit-depth") { Description = "SDEdit depth T^s (DASP: 3)", DefaultValueFactory = _ => 3 };
+        var respacing = new Option<int>("--sdedit-steps") { Description = "steps the schedule is respaced to for SDEdit", DefaultValueFactory = _ => 50 };
+        var every = new Option<int>("--attack-every") { Description = "re-attack the generated images against the current segmenter every n epochs (0: once, offline)", DefaultValueFactory = _ => 2 };
+        var methods = new Option<string>("--methods") { Description = "comma-separated methods to compare: " + string.Join(", ", DaspExperiment.Methods.Keys), DefaultValueFactory = _ => "noaug,basic,dasp" };
+        var testFraction = new Option<double>("--test-fraction") { Description = "fraction of the data held out for the comparison", DefaultValueFactory = _ => 0.2 };
+        var seed = new Option<int>("--seed") { Description = "seed of every random choice", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+        var output = new Option<string>("--out") { Description = "run folder for metrics.json, comparison.md, figures/ and model.zip", Required = true };
+        var cmd = new Command("dasp", "run the whole DASP flow (mask diffusion → image diffusion → Diff-PGD with uncertainty → segmenter) and compare it with baselines")
+        {
+            data, size, backbone, widths, epochs, batch, lr, augment, diffusionEpochs, diffusionWidth, timesteps, sampleSteps, synthetic, steps, stepSize, depth,
+            respacing, every, methods, testFraction, seed, device, output,
+        };
+        cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
+        {
+            var ctx = new MedSegContext(parse.GetValue(seed), torch.device(parse.GetValue(device)!));
+            ctx.Log += (_, e) =>
+            {
+                if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}");
+                else if (e.Source is "DASP" or "DASP comparison") console.Err.WriteLine($"[{e.Source}] {e.Message}");
+            };
+            var bar = ConsoleProgressBar.AttachTo(ctx, console.Err);
+            int n = parse.GetValue(size);
+            if (n < 16 || n % 8 != 0) throw new ArgumentOutOfRangeException("--size", n, "--size must be a multiple of 8, at least 16");
+            double tf = parse.GetValue(testFraction);
+            if (tf is <= 0 or >= 1) throw new ArgumentOutOfRangeException("--test-fraction", tf, "--test-fraction must be in (0, 1)");
+            var methodList = parse.GetValue(methods)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            foreach (var m in methodList)
+                if (!DaspExperiment.Methods.ContainsKey(m))
+                    throw new ArgumentException($"--methods: unknown method '{m}'; choose from: {string.Join(", ", DaspExperiment.Methods.Keys)}");
+            string run = parse.GetRequiredValue(output);
+            Directory.CreateDirectory(run);
+            string figures = Path.Combine(run, "figures");
+
+            var flow = Flow(parse.GetValue(backbone)!, parse.GetValue(epochs), parse.GetValue(batch), parse.GetValue(lr), parse.GetValue(augment)!,
+                parse.GetValue(diffusionEpochs), parse.GetValue(diffusionWidth), parse.GetValue(timesteps), parse.GetValue(sampleSteps), n);
+            if (parse.GetValue(widths) is { } ws)
+            {
+                var list = ws.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                    .Select(v => long.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var c) && c > 0 ? c
+                        : throw new ArgumentException($"--widths: '{v}' is not a positive channel count")).ToArray();
+                if (list.Length < 2) throw new ArgumentException("--widths needs at least two levels");
+                flow.Segmentation.Network.EncoderDepth = list.Length;
+                flow.Segmentation.Network.EncoderWidths = list;
+            }
+            flow.SyntheticPerImage = parse.GetValue(synthetic);
+            flow.AttackEveryEpochs = parse.GetValue(every);
+            flow.FigureFolder = figures;
+            flow.Attack = AdversarialAttackOptions.Dasp();
+            flow.Attack.Steps = parse.GetValue(steps);
+            flow.Attack.StepSize = AttackCommand.ParseAmount(parse.GetValue(stepSize)!, "--step-size");
+            flow.Attack.SdEditDepth = parse.GetValue(depth);
+            flow.Attack.SdEditRespacing = parse.GetValue(respacing);
+
+            var all = TrainCommand.Load(ctx, parse.GetRequiredValue(data), new ImageMaskLoaderOptions { ImageChannels = 3 });
+            var split = ctx.Data.TrainValidationTestSplit(all, 1 - tf, 0, parse.GetValue(seed));
+            var resize = ctx.Data.Resize(n, n).Fit(split.Train);
+            using var train = ctx.Data.Cache(resize.Transform(split.Train), ct);
+            using var test = ctx.Data.Cache(resize.Transform(split.Test), ct);
+            console.Err.WriteLine($"DASP at {n}x{n}: {train.CountRows()} training pairs, {test.CountRows()} held out; methods: {string.Join(", ", methodList)}");
+
+            using var result = DaspExperiment.Run(ctx, train, test, flow, methodList, rowDone: r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{r.Method}: mIoU {r.MeanIoU:F4} mDice {r.MeanDice:F4} ({r.Seconds:F0} s)")), cancellationToken: ct);
+            bar.Complete();
+            EvaluateCommand.WriteAtomic(Path.Combine(run, "metrics.json"), result.ToJson());
+            EvaluateCommand.WriteAtomic(Path.Combine(run, "comparison.md"), result.ToMarkdown());
+            if (result.DaspEvaluation is { } ev) EvaluateCommand.WriteAtomic(Path.Combine(run, "dasp_evaluation.json"), ev.ToJson());
+            if (result.TakeModel() is { } model)
+            {
+                using var owned = model;
+                var resizeImage = ctx.Data.Resize(n, n, maskColumn: null).Fit(split.Train);
+                using var chain = new TransformerChain<DaspTransformer>([(resizeImage, TransformerScope.Everything), (owned, TransformerScope.Everything)]);
+                var inputSchema = DataViewSchema.Create(("Id", TextColumnType.Instance), ("Image", TensorColumnType.Image(3)));
+                ctx.Model.Save(chain, inputSchema, Path.Combine(run, "model.zip"));
+            }
+            console.Out.Write(result.ToMarkdown());
+            console.Out.WriteLine($"written to {run}: metrics.json, comparison.md, figures/" + (methodList.Contains("dasp") ? ", dasp_evaluation.json, model.zip" : ""));
+            return 0;
+        }, ct)));
+        return cmd;
+    }
+
+    /// <summary>The flow's options for the command's settings: both diffusion models get the same U-Net.</summary>
+    internal static DaspOptions Flow(string backbone, int epochs, int batch, double lr, string augment, int diffusionEpochs, int diffusionWidth,
+        int timesteps, int sampleSteps, int size)
+    {
+        var unet = new DiffusionUNetOptions
+        {
+            BaseChannels = diffusionWidth, ChannelMultipliers = [1, 2, 2], AttentionResolutions = [size / 4], ImageSize = size, HeadChannels = diffusionWidth,
+            GroupNormGroups = Math.Min(8, diffusionWidth),
+        };
+        return new DaspOptions
+        {
+            MaskDiffusion = new MaskDiffusionOptions { Network = unet.Clone(), Steps = timesteps, Epochs = diffusionEpochs, SampleSteps = sampleSteps },
+            ImageDiffusion = new ImageDiffusionOptions { Network = unet.Clone(), TimeSteps = timesteps, Epochs = diffusionEpochs, SampleSteps = sampleSteps, LearningRate = 5e-4 },
+            Segmentation = new SegmentationTrainerOptions
+            {
+                Network = new SegmentationNetworkOptions { Architecture = TrainCommand.ParseBackbone(backbone), InChannels = 3, Classes = 1 },
+                Epochs = epochs, BatchSize = batch, LearningRate = lr, Augmentation = ClassicAugmentations.Parse(augment),
+            },
+        };
+    }
+}

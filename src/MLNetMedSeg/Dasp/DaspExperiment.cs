@@ -1,0 +1,281 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using MLNetMedSeg.Augmentation.Adversarial;
+using MLNetMedSeg.Augmentation.Classic;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Evaluation;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Segmentation;
+
+namespace MLNetMedSeg.Dasp;
+
+/// <summary>One row of a comparison: a training recipe, its held-out scores (papers' per-image convention) and its time.</summary>
+/// <param name="Method">The method's short name (see <see cref="DaspExperiment.Methods"/>).</param>
+/// <param name="Description">What the method trains on.</param>
+/// <param name="MeanIoU">Held-out mIoU in [0,1].</param>
+/// <param name="MeanDice">Held-out mDice in [0,1].</param>
+/// <param name="Seconds">Training time of the segmenter, including its attacks (the shared diffusion training is reported once).</param>
+public sealed record DaspComparisonRow(string Method, string Description, double MeanIoU, double MeanDice, double Seconds);
+
+/// <summary>The outcome of <see cref="DaspExperiment.Run"/>. Owns the DASP model when one was trained: dispose it.</summary>
+public sealed class DaspExperimentResult : IDisposable
+{
+    internal DaspExperimentResult(IReadOnlyList<DaspComparisonRow> rows, double generatorSeconds, DaspTransformer? model, EvaluationResult? daspEvaluation)
+    {
+        Rows = rows;
+        GeneratorSeconds = generatorSeconds;
+        Model = model;
+        DaspEvaluation = daspEvaluation;
+    }
+
+    /// <summary>One row per method, in the order asked.</summary>
+    public IReadOnlyList<DaspComparisonRow> Rows { get; }
+
+    /// <summary>Seconds spent training the two diffusion models (shared by every generative method; 0 when none ran).</summary>
+    public double GeneratorSeconds { get; }
+
+    /// <summary>The fitted DASP flow (when "dasp" was among the methods), which owns the diffusion models.</summary>
+    public DaspTransformer? Model { get; private set; }
+
+    /// <summary>The full held-out evaluation of the DASP model (when it ran).</summary>
+    public EvaluationResult? DaspEvaluation { get; }
+
+    /// <summary>The comparison as a Markdown table (mIoU and mDice in %, as the papers print them).</summary>
+    public string ToMarkdown()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("| Method | Trained on | mIoU (%) | mDice (%) | Time (s) |");
+        sb.AppendLine("| --- | --- | ---: | ---: | ---: |");
+        foreach (var r in Rows)
+            sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.Method} | {r.Description} | {100 * r.MeanIoU:F2} | {100 * r.MeanDice:F2} | {r.Seconds:F0} |"));
+        if (GeneratorSeconds > 0)
+            sb.AppendLine().AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"Training the mask and image diffusion models (shared by the generative rows) took {GeneratorSeconds:F0} s."));
+        return sb.ToString();
+    }
+
+    /// <summary>The comparison as JSON: <c>methods</c> (rows with mIoU/mDice in [0,1]), <c>generator_seconds</c>, and <c>mIoU</c>/<c>mDice</c> of DASP when it ran.</summary>
+    public string ToJson()
+    {
+        var doc = new Dictionary<string, object?>
+        {
+            ["mIoU"] = DaspEvaluation?.MeanIoU,
+            ["mDice"] = DaspEvaluation?.MeanDice,
+            ["methods"] = Rows.Select(r => new Dictionary<string, object>
+            {
+                ["method"] = r.Method, ["description"] = r.Description, ["mIoU"] = r.MeanIoU, ["mDice"] = r.MeanDice,
+                ["seconds"] = Math.Round(r.Seconds, 1),
+            }).ToList(),
+            ["generator_seconds"] = Math.Round(GeneratorSeconds, 1),
+        };
+        return JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>Takes the DASP model out of the result (the caller then owns it).</summary>
+    public DaspTransformer? TakeModel()
+    {
+        var m = Model;
+        Model = null;
+        return m;
+    }
+
+    /// <summary>Frees the DASP model if it was not taken.</summary>
+    public void Dispose()
+    {
+        Model?.Dispose();
+        Model = null;
+    }
+}
+
+/// <summary>
+/// DASP's comparison (paper 000, Tables 1–2; paper 001, Table 1) on one train/test split: every method trains the same
+/// segmenter (<see cref="DaspOptions.Segmentation"/>) and is scored on the same held-out pairs. The diffusion models are
+/// trained once and shared by the generative methods.
+/// </summary>
+public static class DaspExperiment
+{
+    /// <summary>The methods and what each trains on.</summary>
+    public static IReadOnlyDictionary<string, string> Methods { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["noaug"] = "real pairs",
+        ["basic"] = "real pairs, random flips",
+        ["fgsm"] = "real + FGSM pairs against the No-Aug model (paper 001)",
+        ["ifgsm"] = "real + Inverse-FGSM pairs against the No-Aug model (paper 001)",
+        ["generated-y"] = "real + images generated for the real masks y",
+        ["generated"] = "real + generated pairs (ỹ, x̃), no attack",
+        ["pgd"] = "real + generated pairs, PGD with W (online)",
+        ["diffpgd"] = "real + generated pairs, Diff-PGD without W (online)",
+        ["dasp"] = "real + generated pairs, Diff-PGD with W (online): DASP",
+    };
+
+    /// <summary>
+    /// Trains every method in <paramref name="methods"/> on <paramref name="train"/> and scores it on
+    /// <paramref name="test"/>. <paramref name="flow"/> configures the diffusion models, the segmenter and DASP's attack
+    /// (FGSM/Inverse-FGSM use ε = <paramref name="fgsmEpsilon"/>). <paramref name="rowDone"/> is called after each method.
+    /// </summary>
+    public static DaspExperimentResult Run(MedSegContext context, IDataView train, IDataView test, DaspOptions flow,
+        IReadOnlyList<string> methods, double fgsmEpsilon = 0.1, Action<DaspComparisonRow>? rowDone = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(test);
+        ArgumentNullException.ThrowIfNull(flow);
+        ArgumentNullException.ThrowIfNull(methods);
+        if (methods.Count == 0) throw new ArgumentException("no methods to compare", nameof(methods));
+        foreach (var m in methods)
+            if (!Methods.ContainsKey(m))
+                throw new ArgumentException($"unknown method '{m}'; choose from: {string.Join(", ", Methods.Keys)}", nameof(methods));
+        new DaspEstimator(context, flow).GetOutputSchema(train.Schema);
+
+        var rows = new List<DaspComparisonRow>();
+        MaskDiffusionTransformer? masks = null;
+        ImageDiffusionTransformer? images = null;
+        SegmentationTransformer? noAug = null;
+        DaspTransformer? daspModel = null;
+        EvaluationResult? daspEval = null;
+        double generatorSeconds = 0;
+        try
+        {
+            foreach (var method in methods)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                context.WriteLog(LogLevel.Info, "DASP comparison", $"method '{method}': {Methods[method]}");
+                var clock = Stopwatch.StartNew();
+                SegmentationTransformer? segmenter = null;
+                DaspTransformer? dasp = null;
+                try
+                {
+                    switch (method)
+                    {
+                        case "noaug":
+                        case "basic":
+                            var o = flow.Segmentation.Clone();
+                            o.Augmentation = method == "basic" ? ClassicAugmentationKind.Basic : ClassicAugmentationKind.None;
+                            segmenter = context.Segmentation.Trainer(o).Fit(train, cancellationToken);
+                            break;
+                        case "fgsm":
+                        case "ifgsm":
+                            if (noAug is null)
+                            {
+                                var o0 = flow.Segmentation.Clone();
+                                o0.Augmentation = ClassicAugmentationKind.None;
+                                noAug = context.Segmentation.Trainer(o0).Fit(train, cancellationToken);
+                            }
+                            var attack = method == "fgsm" ? AdversarialAttackOptions.FgsmPreset(fgsmEpsilon) : AdversarialAttackOptions.InverseFgsmPreset(fgsmEpsilon);
+                            attack.ImageColumn = flow.ImageColumn;
+                            attack.MaskColumn = flow.MaskColumn;
+                            using (var pairs = AdversarialPairs.Generate(context, train, noAug, attack, null,
+                                       new AdversarialPairsOptions { Copies = 1, IdColumn = null }, cancellationToken))
+                            {
+                                var o1 = flow.Segmentation.Clone();
+                                o1.SampleWeightColumn = "IsAugmented";
+                                o1.SampleWeightMode = SampleWeightMode.IsAugmentedFlag;
+                                segmenter = context.Segmentation.Trainer(o1).Fit(pairs, cancellationToken);
+                            }
+                            break;
+                        default:
+                            var variant = Variant(flow, method);
+                            var estimator = new DaspEstimator(context, variant);
+                            if (images is null || (variant.GeneratedMasks && masks is null))
+                            {
+                                var g = Stopwatch.StartNew();
+                                var fit = new DaspEstimator(context, WithGeneratedMasks(flow, methods)).FitGenerators(train, cancellationToken);
+                                masks?.Dispose();
+                                images?.Dispose();
+                                (masks, images) = fit;
+                                generatorSeconds += g.Elapsed.TotalSeconds;
+                                clock.Restart();
+                            }
+                            dasp = estimator.FitWithGenerators(train, masks, images, ownsGenerators: false, cancellationToken);
+                            segmenter = dasp.Segmenter;
+                            break;
+                    }
+                    var eval = context.Evaluation.EvaluateBinary(segmenter.Transform(test), flow.MaskColumn);
+                    var row = new DaspComparisonRow(method, Methods[method], eval.MeanIoU, eval.MeanDice, clock.Elapsed.TotalSeconds);
+                    rows.Add(row);
+                    rowDone?.Invoke(row);
+                    if (method == "dasp")
+                    {
+                        daspModel?.Dispose();
+                        daspModel = dasp;
+                        dasp = null;
+                        daspEval = eval;
+                    }
+                    if (method == "noaug" && noAug is null && dasp is null)
+                    {
+                        noAug = segmenter;
+                        segmenter = null;
+                    }
+                }
+                finally
+                {
+                    if (dasp is not null) dasp.Dispose();
+                    else if (segmenter is not null && !ReferenceEquals(segmenter, daspModel?.Segmenter)) segmenter.Dispose();
+                }
+            }
+            DaspTransformer? result = null;
+            if (daspModel is not null)
+            {
+                // The result owns the models: rebuild the DASP transformer so that it owns the shared diffusion models too.
+                result = new DaspTransformer(context, daspModel.Options, daspModel.MaskDiffusion, daspModel.ImageDiffusion, daspModel.Segmenter, ownsGenerators: true);
+                masks = null;
+                images = null;
+                daspModel = null;
+            }
+            return new DaspExperimentResult(rows, generatorSeconds, result, daspEval);
+        }
+        finally
+        {
+            daspModel?.Dispose();
+            noAug?.Dispose();
+            masks?.Dispose();
+            images?.Dispose();
+        }
+    }
+
+    /// <summary>The flow's options for a generative method (Table 2's rows).</summary>
+    public static DaspOptions Variant(DaspOptions flow, string method)
+    {
+        var o = flow.Clone();
+        var dasp = flow.Attack ?? AdversarialAttackOptions.Dasp();
+        switch (method)
+        {
+            case "generated-y":
+                o.GeneratedMasks = false;
+                o.Attack = null;
+                break;
+            case "generated":
+                o.Attack = null;
+                break;
+            case "pgd":
+                o.Attack = dasp.Clone();
+                o.Attack.Method = AdversarialAttackMethod.Pgd;
+                o.Attack.UncertaintyWeighting = true;
+                break;
+            case "diffpgd":
+                o.Attack = dasp.Clone();
+                o.Attack.Method = AdversarialAttackMethod.DiffPgd;
+                o.Attack.UncertaintyWeighting = false;
+                break;
+            case "dasp":
+                o.Attack = dasp.Clone();
+                break;
+            default:
+                throw new ArgumentException($"'{method}' is not a generative method", nameof(method));
+        }
+        if (method != "dasp") o.FigureFolder = null;
+        return o;
+    }
+
+    /// <summary>Generators are trained once: with the mask diffusion whenever any method needs generated masks.</summary>
+    private static DaspOptions WithGeneratedMasks(DaspOptions flow, IReadOnlyList<string> methods)
+    {
+        var o = flow.Clone();
+        o.GeneratedMasks = methods.Any(m => m is "generated" or "pgd" or "diffpgd" or "dasp");
+        return o;
+    }
+}
