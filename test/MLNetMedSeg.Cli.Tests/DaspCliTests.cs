@@ -67,7 +67,11 @@ public sealed class DaspCliTests
         var rows = metrics.GetProperty("methods").EnumerateArray().Select(r => r.GetProperty("method").GetString()).ToArray();
         CollectionAssert.AreEqual(new[] { "noaug", "dasp" }, rows);
         Assert.IsTrue(metrics.GetProperty("generator_seconds").GetDouble() > 0);
-        StringAssert.Contains(File.ReadAllText(Path.Combine(run, "comparison.md")), "| noaug |");
+        var table = File.ReadAllText(Path.Combine(run, "comparison.md"));
+        StringAssert.Contains(table, "| noaug |");
+        StringAssert.Contains(table, "ε = 0.2");
+        foreach (var r in metrics.GetProperty("methods").EnumerateArray())
+            Assert.AreEqual(5, r.GetProperty("fgsm_robustness").GetArrayLength());
         Assert.IsTrue(File.Exists(Path.Combine(run, "figures", "dasp_samples.png")));
         Assert.IsTrue(File.Exists(Path.Combine(run, "dasp_evaluation.json")));
 

@@ -45,6 +45,7 @@ internal static class DaspCommand
         var respacing = new Option<int>("--sdedit-steps") { Description = "steps the schedule is respaced to for SDEdit", DefaultValueFactory = _ => 50 };
         var every = new Option<int>("--attack-every") { Description = "re-attack the generated images against the current segmenter every n epochs (0: once, offline)", DefaultValueFactory = _ => 2 };
         var methods = new Option<string>("--methods") { Description = "comma-separated methods to compare: " + string.Join(", ", DaspExperiment.Methods.Keys), DefaultValueFactory = _ => "noaug,basic,dasp" };
+        var robustness = new Option<bool>("--robustness") { Description = "also score every method under FGSM ε ∈ {0, 0.05, 0.1, 0.15, 0.2} (paper 001, Table 2)", DefaultValueFactory = _ => true };
         var testFraction = new Option<double>("--test-fraction") { Description = "fraction of the data held out for the comparison", DefaultValueFactory = _ => 0.2 };
         var seed = new Option<int>("--seed") { Description = "seed of every random choice", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
@@ -52,7 +53,7 @@ internal static class DaspCommand
         var cmd = new Command("dasp", "run the whole DASP flow (mask diffusion → image diffusion → Diff-PGD with uncertainty → segmenter) and compare it with baselines")
         {
             data, size, backbone, widths, epochs, batch, lr, augment, diffusionEpochs, diffusionWidth, timesteps, sampleSteps, synthetic, steps, stepSize, depth,
-            respacing, every, methods, testFraction, seed, device, output,
+            respacing, every, methods, robustness, testFraction, seed, device, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
@@ -102,7 +103,8 @@ internal static class DaspCommand
             using var test = ctx.Data.Cache(resize.Transform(split.Test), ct);
             console.Err.WriteLine($"DASP at {n}x{n}: {train.CountRows()} training pairs, {test.CountRows()} held out; methods: {string.Join(", ", methodList)}");
 
-            using var result = DaspExperiment.Run(ctx, train, test, flow, methodList, rowDone: r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            using var result = DaspExperiment.Run(ctx, train, test, flow, methodList,
+                robustnessEpsilons: parse.GetValue(robustness) ? AdversarialRobustness.PaperEpsilons : null, rowDone: r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{r.Method}: mIoU {r.MeanIoU:F4} mDice {r.MeanDice:F4} ({r.Seconds:F0} s)")), cancellationToken: ct);
             bar.Complete();
             EvaluateCommand.WriteAtomic(Path.Combine(run, "metrics.json"), result.ToJson());

@@ -18,7 +18,9 @@ namespace MLNetMedSeg.Dasp;
 /// <param name="MeanIoU">Held-out mIoU in [0,1].</param>
 /// <param name="MeanDice">Held-out mDice in [0,1].</param>
 /// <param name="Seconds">Training time of the segmenter, including its attacks (the shared diffusion training is reported once).</param>
-public sealed record DaspComparisonRow(string Method, string Description, double MeanIoU, double MeanDice, double Seconds);
+/// <param name="Robustness">Held-out scores under FGSM at each ε asked for (paper 001, Table 2), or null.</param>
+public sealed record DaspComparisonRow(string Method, string Description, double MeanIoU, double MeanDice, double Seconds,
+    IReadOnlyList<RobustnessPoint>? Robustness = null);
 
 /// <summary>The outcome of <see cref="DaspExperiment.Run"/>. Owns the DASP model when one was trained: dispose it.</summary>
 public sealed class DaspExperimentResult : IDisposable
@@ -55,6 +57,14 @@ public sealed class DaspExperimentResult : IDisposable
         if (GeneratorSeconds > 0)
             sb.AppendLine().AppendLine(string.Create(CultureInfo.InvariantCulture,
                 $"Training the mask and image diffusion models (shared by the generative rows) took {GeneratorSeconds:F0} s."));
+        if (Rows.FirstOrDefault(r => r.Robustness is not null)?.Robustness is { } eps)
+        {
+            sb.AppendLine().AppendLine("Held-out mDice (%) under FGSM of strength ε (paper 001, Table 2):").AppendLine();
+            sb.AppendLine("| Method | " + string.Join(" | ", eps.Select(p => string.Create(CultureInfo.InvariantCulture, $"ε = {p.Epsilon:G3}"))) + " |");
+            sb.AppendLine("| --- |" + string.Concat(eps.Select(_ => " ---: |")));
+            foreach (var r in Rows.Where(r => r.Robustness is not null))
+                sb.AppendLine($"| {r.Method} | " + string.Join(" | ", r.Robustness!.Select(p => string.Create(CultureInfo.InvariantCulture, $"{100 * p.MeanDice:F2}"))) + " |");
+        }
         return sb.ToString();
     }
 
@@ -69,6 +79,8 @@ public sealed class DaspExperimentResult : IDisposable
             {
                 ["method"] = r.Method, ["description"] = r.Description, ["mIoU"] = r.MeanIoU, ["mDice"] = r.MeanDice,
                 ["seconds"] = Math.Round(r.Seconds, 1),
+                ["fgsm_robustness"] = r.Robustness?.Select(p => new Dictionary<string, double> { ["epsilon"] = p.Epsilon, ["mIoU"] = p.MeanIoU, ["mDice"] = p.MeanDice }).ToList()
+                    ?? (object)Array.Empty<object>(),
             }).ToList(),
             ["generator_seconds"] = Math.Round(GeneratorSeconds, 1),
         };
@@ -115,10 +127,13 @@ public static class DaspExperiment
     /// <summary>
     /// Trains every method in <paramref name="methods"/> on <paramref name="train"/> and scores it on
     /// <paramref name="test"/>. <paramref name="flow"/> configures the diffusion models, the segmenter and DASP's attack
-    /// (FGSM/Inverse-FGSM use ε = <paramref name="fgsmEpsilon"/>). <paramref name="rowDone"/> is called after each method.
+    /// (FGSM/Inverse-FGSM use ε = <paramref name="fgsmEpsilon"/>). With <paramref name="robustnessEpsilons"/> each
+    /// segmenter is also scored on the held-out images attacked with FGSM at those strengths (paper 001, Table 2).
+    /// <paramref name="rowDone"/> is called after each method.
     /// </summary>
     public static DaspExperimentResult Run(MedSegContext context, IDataView train, IDataView test, DaspOptions flow,
-        IReadOnlyList<string> methods, double fgsmEpsilon = 0.1, Action<DaspComparisonRow>? rowDone = null, CancellationToken cancellationToken = default)
+        IReadOnlyList<string> methods, double fgsmEpsilon = 0.1, IReadOnlyList<double>? robustnessEpsilons = null,
+        Action<DaspComparisonRow>? rowDone = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(train);
@@ -195,7 +210,10 @@ public static class DaspExperiment
                             break;
                     }
                     var eval = context.Evaluation.EvaluateBinary(segmenter.Transform(test), flow.MaskColumn);
-                    var row = new DaspComparisonRow(method, Methods[method], eval.MeanIoU, eval.MeanDice, clock.Elapsed.TotalSeconds);
+                    double seconds = clock.Elapsed.TotalSeconds;
+                    var robustness = robustnessEpsilons is null ? null
+                        : AdversarialRobustness.UnderFgsm(segmenter, test, robustnessEpsilons, flow.ImageColumn, flow.MaskColumn, cancellationToken: cancellationToken);
+                    var row = new DaspComparisonRow(method, Methods[method], eval.MeanIoU, eval.MeanDice, seconds, robustness);
                     rows.Add(row);
                     rowDone?.Invoke(row);
                     if (method == "dasp")
