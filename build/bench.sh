@@ -9,6 +9,9 @@
 # and, for tiny_ops, the same loop written in C++ against libtorch (no binding at all) as the attainable floor.
 # The segmentation cases (seg_step_*) also print params= (both sides must agree: the same network) and
 # epochs_per_hour= (ours, for an 800-pair training set at 128 px, batch 8).
+# The diffusion cases (diffusion_train_step: one forward + MSE + backward + Adam step of the image diffusion stage's
+# default ADM U-Net at 64 px, batch 8; ddim50_sample: 50-step DDIM sampling of a batch of 8 at 64 px, the twin being
+# DiffusionUNet in build/bench/networks.py) print params= and images_per_s= for both sides instead.
 # Environment: BENCH_THREADS (default nproc), BENCH_ITERS (10), BENCH_WARMUP (3), BENCH_ROUNDS (3), BENCH_CASES.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +20,7 @@ threads=${BENCH_THREADS:-$(nproc)}
 iters=${BENCH_ITERS:-10}
 warmup=${BENCH_WARMUP:-3}
 rounds=${BENCH_ROUNDS:-3}
-cases=${BENCH_CASES:-"unet_train_step unet_train_step_bf16 tiny_ops seg_step_unet seg_step_unetpp seg_step_linknet seg_step_deeplabv3plus"}
+cases=${BENCH_CASES:-"unet_train_step unet_train_step_bf16 tiny_ops seg_step_unet seg_step_unetpp seg_step_linknet seg_step_deeplabv3plus diffusion_train_step ddim50_sample"}
 dotnet build test/MLNetMedSeg.Bench -c Release --nologo -v q >/dev/null
 ours_bin=test/MLNetMedSeg.Bench/bin/Release/net10.0/MLNetMedSeg.Bench
 floor_bin=artifacts/bench/tiny_ops_floor
@@ -44,6 +47,13 @@ for c in $cases; do
     if [ "$ours_params" != "$theirs_params" ]; then
       echo "BENCH $c ERROR: parameter counts differ: ours=$ours_params pytorch=$theirs_params (not the same network)" >&2
       exit 1
+    fi
+    if [[ "$c" == diffusion_* || "$c" == ddim* ]]; then
+      # Images per second: a batch of 8 per step (training) or per sampling run.
+      ips=$(awk -v a="$ours" 'BEGIN { printf "%.2f", 8000 / a }')
+      ips_t=$(awk -v a="$theirs" 'BEGIN { printf "%.2f", 8000 / a }')
+      echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio params=$ours_params images_per_s=$ips pytorch_images_per_s=$ips_t"
+      continue
     fi
     # Training throughput on Kvasir-SEG's 80% train split (800 pairs) at this case's size and batch (128 px, batch 8):
     # 100 steps per epoch.

@@ -12,6 +12,7 @@ import sys
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import networks  # noqa: E402  (PyTorch twins of MLNetMedSeg.Segmentation.Networks)
@@ -104,6 +105,69 @@ def seg_step_case(name, warmup, iters, size, batch):
     return median_ms(step, warmup, iters), sum(p.numel() for p in net.parameters())
 
 
+def linear_alphas_cumprod(steps=1000):
+    """NoiseSchedule.Create(Linear, 1000): beta from 1e-4 to 0.02 (float64), alpha-bar = cumprod(1 - beta)."""
+    betas = torch.linspace(1e-4, 0.02, steps, dtype=torch.float64)
+    return torch.cumprod(1 - betas, 0)
+
+
+def default_diffusion_net():
+    """ImageDiffusionOptions' default network: networks.DiffusionUNet defaults (3 + 1 mask channels in, 3 out, 64 px)."""
+    torch.manual_seed(0)
+    return networks.DiffusionUNet()
+
+
+def diffusion_train_step_case(warmup, iters, size, batch):
+    """One step of GaussianDiffusion.TrainingLoss (Eq. 8) + backward + Adam, as guided-diffusion's training_losses."""
+    net = default_diffusion_net()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    ab = linear_alphas_cumprod()
+    sqrt_ab, sqrt_1m_ab = ab.sqrt(), (1 - ab).sqrt()
+    x0 = torch.rand(batch, 3, size, size) * 2 - 1
+    cond = (torch.rand(batch, 1, size, size) > 0.5).float() * 2 - 1
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        t = torch.randint(0, 1000, (batch,))
+        noise = torch.randn_like(x0)
+        xt = sqrt_ab.float()[t].view(-1, 1, 1, 1) * x0 + sqrt_1m_ab.float()[t].view(-1, 1, 1, 1) * noise
+        loss = F.mse_loss(net(xt, t, cond), noise)
+        loss.backward()
+        opt.step()
+
+    return median_ms(step, warmup, iters), sum(p.numel() for p in net.parameters())
+
+
+def ddim50_sample_case(warmup, iters, size, batch):
+    """GaussianDiffusion.Sample with DDIM, 50 respaced steps, eta 0 (guided-diffusion's ddim_sample_loop)."""
+    net = default_diffusion_net()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("out_conv.weight") or name.endswith("proj.weight"):
+                p.normal_(0, 0.02)
+    net.eval()
+    ab = linear_alphas_cumprod()
+    keep = [int(torch.tensor(i * 999 / 49, dtype=torch.float64).add(0.5).floor().item()) for i in range(50)]
+    ab_s = [ab[k].item() for k in keep]
+    cond = (torch.rand(batch, 1, size, size) > 0.5).float() * 2 - 1
+
+    def sample():
+        with torch.no_grad():
+            x = torch.randn(batch, 3, size, size)
+            for i in reversed(range(50)):
+                a, a_prev = ab_s[i], (ab_s[i - 1] if i > 0 else 1.0)
+                eps = net(x, torch.full((batch,), keep[i], dtype=torch.long), cond)
+                x0 = ((x - eps * (1 - a) ** 0.5) * (1 / a ** 0.5)).clamp(-1, 1)
+                eps = (x - x0 * a ** 0.5) * (1 / (1 - a) ** 0.5)
+                x = x0 * a_prev ** 0.5 + eps * (1 - a_prev) ** 0.5
+        return x
+
+    return median_ms(sample, warmup, iters), sum(p.numel() for p in net.parameters())
+
+
+DIFFUSION_CASES = {"diffusion_train_step": diffusion_train_step_case, "ddim50_sample": ddim50_sample_case}
+
+
 def tiny_ops_case(warmup, iters, n_ops):
     a = torch.rand(16)
     b = torch.rand(16)
@@ -119,16 +183,21 @@ def tiny_ops_case(warmup, iters, n_ops):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["unet_train_step", "unet_train_step_bf16", "tiny_ops"] + list(SEG_CASES))
+    ap.add_argument("case", choices=["unet_train_step", "unet_train_step_bf16", "tiny_ops"] + list(SEG_CASES) + list(DIFFUSION_CASES))
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
-    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--size", type=int, default=None, help="128 px (segmentation cases), 64 px (diffusion cases)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--ops", type=int, default=10000)
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
+    if a.case in DIFFUSION_CASES:
+        ms, params = DIFFUSION_CASES[a.case](a.warmup, a.iters, a.size or 64, a.batch)
+        print(f"{a.case} {ms:.3f} {params}")
+        return
+    a.size = a.size or 128
     if a.case in SEG_CASES:
         ms, params = seg_step_case(SEG_CASES[a.case], a.warmup, a.iters, a.size, a.batch)
         print(f"{a.case} {ms:.3f} {params}")

@@ -4,6 +4,8 @@ the same modules, widths, kernel sizes, biases and forward order, so that build/
 (both sides print their parameter counts). Default options only need what the benchmark uses; the constructors take
 the same knobs as SegmentationNetworkOptions where the benchmark could vary them.
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -256,6 +258,152 @@ class DeepLabV3Plus(SegNet):
 
 
 ARCHITECTURES = {"unet": UNet, "unetpp": UNetPlusPlus, "linknet": LinkNet, "deeplabv3plus": DeepLabV3Plus}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Twin of MLNetMedSeg.Diffusion.Networks.DiffusionUNet (src/MLNetMedSeg/Diffusion/Networks/DiffusionUNet.cs): the ADM
+# U-Net with scale-shift residual blocks, multi-head attention and nearest + conv up-sampling; same modules, same
+# registration order and the same state-dict names, so the parameter counts (and weights) correspond one to one.
+
+class DiffusionResBlock(nn.Module):
+    def __init__(self, cin, cout, emb, groups, dropout):
+        super().__init__()
+        self.in_norm = nn.GroupNorm(groups, cin)
+        self.in_conv = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb, 2 * cout)
+        self.out_norm = nn.GroupNorm(groups, cout)
+        self.dropout = nn.Dropout(dropout)
+        self.out_conv = nn.Conv2d(cout, cout, 3, padding=1)
+        nn.init.zeros_(self.out_conv.weight)
+        nn.init.zeros_(self.out_conv.bias)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
+
+    def forward(self, x, emb):
+        h = self.in_conv(F.silu(self.in_norm(x)))
+        scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, 1)
+        h = self.out_norm(h) * (scale + 1) + shift
+        h = self.out_conv(self.dropout(F.silu(h)))
+        return (x if self.skip is None else self.skip(x)) + h
+
+
+class DiffusionAttentionBlock(nn.Module):
+    def __init__(self, channels, head_channels, groups):
+        super().__init__()
+        self.heads = channels // head_channels
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        d = c // self.heads
+        q, k, v = self.qkv(self.norm(x)).chunk(3, 1)
+        q, k, v = (t.reshape(n * self.heads, d, h * w) for t in (q, k, v))
+        weight = torch.bmm(q.transpose(1, 2), k).mul(1.0 / d ** 0.5).softmax(-1)
+        a = torch.bmm(v, weight.transpose(1, 2)).reshape(n, c, h, w)
+        return x + self.proj(a)
+
+
+class DiffusionDownsample(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.op = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class DiffusionUpsample(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, size=(x.shape[2] * 2, x.shape[3] * 2), mode="nearest"))
+
+
+class DiffusionUNetBlock(nn.Module):
+    def __init__(self, res=None, attn=None, resample=None):
+        super().__init__()
+        if res is not None:
+            self.res = res
+        if attn is not None:
+            self.attn = attn
+        if resample is not None:
+            setattr(self, "down" if isinstance(resample, DiffusionDownsample) else "up", resample)
+
+    def forward(self, x, emb):
+        if hasattr(self, "res"):
+            x = self.res(x, emb)
+        if hasattr(self, "attn"):
+            x = self.attn(x)
+        if hasattr(self, "down"):
+            x = self.down(x)
+        if hasattr(self, "up"):
+            x = self.up(x)
+        return x
+
+
+class DiffusionUNet(nn.Module):
+    """DiffusionUNetOptions' defaults: base 32, multipliers (1, 2, 2), one block per level, attention at 16 px of a
+    64 px input, head width 32, 8 groups; the image diffusion stage uses 3 image channels in and out, 1 mask channel."""
+
+    def __init__(self, cin=3, cout=3, cond=1, base=32, mults=(1, 2, 2), blocks=1, attn_res=(16,), head=32, groups=8,
+                 dropout=0.0, image_size=64):
+        super().__init__()
+        emb = 4 * base
+        levels = len(mults)
+        has_attn = [(image_size >> l) in attn_res for l in range(levels)]
+        self.time_embed = nn.Sequential(nn.Linear(base, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.input_conv = nn.Conv2d(cin + cond, base, 3, padding=1)
+        skips, ch = [base], base
+        self.down = nn.ModuleList()
+        for l, m in enumerate(mults):
+            width = base * m
+            for _ in range(blocks):
+                self.down.append(DiffusionUNetBlock(DiffusionResBlock(ch, width, emb, groups, dropout),
+                                                    DiffusionAttentionBlock(width, head, groups) if has_attn[l] else None))
+                ch = width
+                skips.append(ch)
+            if l != levels - 1:
+                self.down.append(DiffusionUNetBlock(resample=DiffusionDownsample(ch)))
+                skips.append(ch)
+        self.middle = nn.Module()
+        self.middle.res1 = DiffusionResBlock(ch, ch, emb, groups, dropout)
+        self.middle.attn = DiffusionAttentionBlock(ch, head, groups)
+        self.middle.res2 = DiffusionResBlock(ch, ch, emb, groups, dropout)
+        self.up = nn.ModuleList()
+        for l in reversed(range(levels)):
+            width = base * mults[l]
+            for i in range(blocks + 1):
+                skip = skips.pop()
+                self.up.append(DiffusionUNetBlock(
+                    DiffusionResBlock(ch + skip, width, emb, groups, dropout),
+                    DiffusionAttentionBlock(width, head, groups) if has_attn[l] else None,
+                    DiffusionUpsample(width) if l > 0 and i == blocks else None))
+                ch = width
+        self.out_norm = nn.GroupNorm(groups, ch)
+        self.out_conv = nn.Conv2d(ch, cout, 3, padding=1)
+        nn.init.zeros_(self.out_conv.weight)
+        nn.init.zeros_(self.out_conv.bias)
+        half = base // 2
+        self.register_buffer("freqs", torch.exp(torch.arange(half, dtype=torch.float32) * (-math.log(10000.0) / half)),
+                             persistent=False)
+
+    def forward(self, x, t, cond=None):
+        args = t.float()[:, None] * self.freqs[None]
+        emb = self.time_embed(torch.cat([args.cos(), args.sin()], 1).to(x.dtype))
+        h = self.input_conv(x if cond is None else torch.cat([x, cond], 1))
+        hs = [h]
+        for b in self.down:
+            h = b(h, emb)
+            hs.append(h)
+        h = self.middle.res2(self.middle.attn(self.middle.res1(h, emb)), emb)
+        for b in self.up:
+            h = b(torch.cat([h, hs.pop()], 1), emb)
+        return self.out_conv(F.silu(self.out_norm(h)))
 
 
 def create(name, cin=3, classes=1):

@@ -10,13 +10,15 @@ using static MLNetMedSeg.Torch.torch;
 //   (one training step of a MLNetMedSeg.Segmentation.Networks backbone) add a third field, the parameter count, which
 //   build/bench.sh compares with the PyTorch twin's (build/bench/networks.py).
 var opts = new Dictionary<string, int> { ["threads"] = 0, ["warmup"] = 3, ["iters"] = 10, ["size"] = 128, ["batch"] = 8, ["ops"] = 10000 };
-if (args.Length < 1) { Console.Error.WriteLine("usage: MLNetMedSeg.Bench unet_train_step|unet_train_step_bf16|tiny_ops|seg_step_unet|seg_step_unetpp|seg_step_linknet|seg_step_deeplabv3plus [--threads N] ..."); return 2; }
+if (args.Length < 1) { Console.Error.WriteLine("usage: MLNetMedSeg.Bench unet_train_step|unet_train_step_bf16|tiny_ops|seg_step_unet|seg_step_unetpp|seg_step_linknet|seg_step_deeplabv3plus|diffusion_train_step|ddim50_sample [--threads N] ..."); return 2; }
 string benchCase = args[0];
+var given = new HashSet<string>();
 for (int k = 1; k + 1 < args.Length; k += 2)
 {
     string key = args[k].TrimStart('-');
     if (!opts.ContainsKey(key)) { Console.Error.WriteLine($"unknown option {args[k]}"); return 2; }
     opts[key] = int.Parse(args[k + 1], CultureInfo.InvariantCulture);
+    given.Add(key);
 }
 if (opts["threads"] > 0) set_num_threads(opts["threads"]);
 
@@ -30,6 +32,8 @@ double ms = benchCase switch
     "seg_step_unetpp" => SegStepCase(SegmentationArchitecture.UNetPlusPlus),
     "seg_step_linknet" => SegStepCase(SegmentationArchitecture.LinkNet),
     "seg_step_deeplabv3plus" => SegStepCase(SegmentationArchitecture.DeepLabV3Plus),
+    "diffusion_train_step" => Diffusion(DiffusionCases.TrainStep),
+    "ddim50_sample" => Diffusion(DiffusionCases.Ddim50),
     _ => throw new ArgumentException($"unknown case '{benchCase}'"),
 };
 Console.WriteLine($"{benchCase} {ms.ToString("F3", CultureInfo.InvariantCulture)}" + (paramCount >= 0 ? $" {paramCount}" : ""));
@@ -48,6 +52,15 @@ double MedianMs(Action fn)
     times.Sort();
     int n = times.Count;
     return n % 2 == 1 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+}
+
+// The diffusion cases (64 px unless --size is given): the image diffusion stage's default network; the third field is
+// its parameter count, as for seg_step_*.
+double Diffusion(Func<int, int, Func<Action, double>, (double ms, long parameters)> run)
+{
+    var (ms, p) = run(given.Contains("size") ? opts["size"] : 64, opts["batch"], MedianMs);
+    paramCount = p;
+    return ms;
 }
 
 double UNetCase(bool bf16)

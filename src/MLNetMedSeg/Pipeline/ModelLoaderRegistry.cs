@@ -24,6 +24,7 @@ public static class BuiltInModelLoaders
         new(Data.MapMaskValuesTransformer.LoaderSignature, Data.MapMaskValuesTransformer.CurrentVersion, Data.MapMaskValuesTransformer.Load),
         new(Segmentation.SegmentationTransformer.LoaderSignature, Segmentation.SegmentationTransformer.CurrentVersion, Segmentation.SegmentationTransformer.Load),
         new(Diffusion.MaskDiffusionTransformer.LoaderSignature, Diffusion.MaskDiffusionTransformer.CurrentVersion, Diffusion.MaskDiffusionTransformer.Load),
+        new(Diffusion.ImageDiffusionTransformer.LoaderSignature, Diffusion.ImageDiffusionTransformer.CurrentVersion, Diffusion.ImageDiffusionTransformer.Load),
     ];
 }
 

@@ -5,9 +5,28 @@ using static MLNetMedSeg.Torch.torch;
 
 namespace MLNetMedSeg.Tests.Diffusion;
 
+/// <summary>
+/// The diffusion tests run libtorch single-threaded: on the shared 2-core test machine intra-op threads contend with
+/// other processes and make the tiny networks ~10× slower. The previous count is restored after each class.
+/// </summary>
+internal static class SingleThreaded
+{
+    private static int _previous;
+
+    public static void Enter() { _previous = get_num_threads(); set_num_threads(1); }
+
+    public static void Leave() { if (_previous > 0) set_num_threads(_previous); }
+}
+
 [TestClass]
 public sealed class DiffusionUNetTests
 {
+    [ClassInitialize]
+    public static void Init(TestContext _) => SingleThreaded.Enter();
+
+    [ClassCleanup]
+    public static void Cleanup() => SingleThreaded.Leave();
+
     /// <summary>A tiny network for 16 px inputs: widths 8, 16; attention at 8 px (level 1) and in the middle.</summary>
     internal static DiffusionUNetOptions Tiny(int inC = 1, int outC = 1, int cond = 0) => new()
     {
@@ -211,6 +230,44 @@ public sealed class DiffusionUNetTests
         using var _ = no_grad();
         Assert.IsTrue(a.forward(x, t, c).equal(b.forward(x, t, c)));
         Assert.IsFalse(a.state_dict().ContainsKey("freqs"), "the frequency table is not saved");
+    }
+
+    /// <summary>
+    /// The PyTorch twin (build/bench/networks.py DiffusionUNet, the bench's reference) gives the same output for the same
+    /// weights: both filled by networks.deterministic_fill_ (0.5·sin(0.731k + 1.3j)/√fan for state-dict entry j),
+    /// inputs sin(0.05k) and cos(0.07k), t = [3, 77]. Reference numbers printed by libtorch 1.13's PyTorch.
+    /// </summary>
+    [TestMethod]
+    public void MatchesThePyTorchTwin()
+    {
+        using var scope = NewDisposeScope();
+        var o = new DiffusionUNetOptions
+        {
+            InChannels = 2, OutChannels = 2, ConditionChannels = 1, BaseChannels = 16, ChannelMultipliers = [1, 2],
+            AttentionResolutions = [8], HeadChannels = 8, GroupNormGroups = 4, ImageSize = 16,
+        };
+        using var net = new DiffusionUNet(o, new Generator(0));
+        Assert.AreEqual(190802, net.num_parameters(), "the twin's parameter count");
+        using (no_grad())
+        {
+            int j = 0;
+            foreach (var (name, t) in net.state_dict())
+            {
+                long n = t.numel(), fan = t.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+                var v = new float[n];
+                for (long k = 0; k < n; k++) v[k] = (float)(0.5 * Math.Sin(0.731 * k + 1.3 * j) / Math.Sqrt(fan));
+                t.copy_(tensor(v).reshape(t.shape));
+                j++;
+            }
+        }
+        net.eval();
+        var x = tensor(Enumerable.Range(0, 2 * 2 * 16 * 16).Select(k => Math.Sin(0.05 * k)).ToArray()).to(ScalarType.Float32).reshape(2, 2, 16, 16);
+        var c = tensor(Enumerable.Range(0, 2 * 1 * 16 * 16).Select(k => Math.Cos(0.07 * k)).ToArray()).to(ScalarType.Float32).reshape(2, 1, 16, 16);
+        using var _ = no_grad();
+        var y = net.forward(x, tensor(new long[] { 3, 77 }), c).to(ScalarType.Float64);
+        Assert.AreEqual(411.326153, y.sum().item<double>(), 1e-3);
+        Assert.AreEqual(0.481339, y[1, 0, 9, 5].item<double>(), 1e-4);
+        Assert.AreEqual(0.268325, y[0, 1, 15, 0].item<double>(), 1e-4);
     }
 
     [TestMethod]

@@ -1,0 +1,273 @@
+using System.Diagnostics;
+using System.Globalization;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Diffusion.Networks;
+using MLNetMedSeg.Imaging;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Torch;
+using MLNetMedSeg.Torch.Optim;
+
+namespace MLNetMedSeg.Diffusion;
+
+/// <summary>
+/// Trains the mask-conditioned image diffusion model of DASP §3.2: an ADM U-Net ε_φ(x_t, y, t) on images scaled to
+/// [−1, 1] with the mask concatenated to x_t (as 2·y − 1), minimising Eq. 8 (‖ε − ε_φ‖², t uniform) with Adam and
+/// keeping an EMA of the weights (with warm-up, see <see cref="ImageDiffusionOptions.EmaWarmup"/>), which is what the
+/// fitted <see cref="ImageDiffusionTransformer"/> samples with and saves. Batches are shuffled every epoch (epoch e's
+/// order from a Random seeded by the estimator's seed and e); initial weights, timesteps, noise, condition dropout and
+/// dropout masks come from generators derived from the context's seed: training is deterministic on the CPU. Each step
+/// runs in a dispose scope. Progress (epoch, step, loss, ETA) goes to the context; cancellation is honoured at every
+/// step; a NaN/infinite loss throws <see cref="TrainingDivergedException"/>. With
+/// <see cref="ImageDiffusionOptions.SampleGridFolder"/> set, grids of (mask | generated image) rows for the first
+/// training masks are written as PNG every <see cref="ImageDiffusionOptions.SampleGridEvery"/> epochs
+/// (<c>grid_epoch_NNN.png</c>) and after training (<c>grid_final.png</c>).
+/// </summary>
+public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransformer>
+{
+    private const string Name = "ImageDiffusion";
+    private readonly MedSegContext _context;
+    private readonly ImageDiffusionOptions _options;
+    private readonly ulong _seed;
+
+    /// <param name="context">Seed, device, progress, log.</param>
+    /// <param name="options">The options (copied; validated now).</param>
+    public ImageDiffusionEstimator(MedSegContext context, ImageDiffusionOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Clone();
+        _options.Validate();
+        _context = context;
+        _seed = context.DeriveSeed(Name);
+        _options.SamplingSeed ??= MedSegContext.MixSeed(_seed, "sampling", 0);
+    }
+
+    /// <summary>The options (a copy; <see cref="ImageDiffusionOptions.SamplingSeed"/> resolved).</summary>
+    public ImageDiffusionOptions Options => _options.Clone();
+
+    /// <summary>Checks the image and mask columns; returns the fitted transformer's output schema.</summary>
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        CheckTrainingSchema(inputSchema, _options);
+        var o = _options;
+        var c = (TensorColumnType)inputSchema.RequireTensor(o.ConditionColumn, TensorColumnType.BinaryMask(), Name).Type;
+        return new DataViewSchema.Builder(inputSchema)
+            .AddColumn(o.OutputColumn, new TensorColumnType(ScalarType.Float32, [o.ImageChannels, c.Shape[1], c.Shape[2]]))
+            .ToSchema();
+    }
+
+    private static (long h, long w) CheckTrainingSchema(DataViewSchema schema, ImageDiffusionOptions o)
+    {
+        var it = (TensorColumnType)schema.RequireTensor(o.ImageColumn, TensorColumnType.Image(), Name).Type;
+        if (it.Shape[0] >= 0 && it.Shape[0] != o.ImageChannels)
+            throw new SchemaException($"{Name}: column '{o.ImageColumn}' has {it.Shape[0]} channels ({it}) but ImageChannels is {o.ImageChannels}", o.ImageColumn);
+        var mt = (TensorColumnType)schema.RequireTensor(o.MaskColumn, TensorColumnType.BinaryMask(), Name).Type;
+        long f = 1L << (o.Network.Levels - 1);
+        foreach (var (col, d) in new[] { (o.ImageColumn, it.Shape[1]), (o.ImageColumn, it.Shape[2]), (o.MaskColumn, mt.Shape[1]), (o.MaskColumn, mt.Shape[2]) })
+            if (d >= 0 && d % f != 0)
+                throw new SchemaException(
+                    $"{Name}: column '{col}' is {d} px, not divisible by 2^(levels − 1) = {f} (Network.ChannelMultipliers has {o.Network.Levels} levels); resize the data", col);
+        return (it.Shape[1], it.Shape[2]);
+    }
+
+    /// <summary>
+    /// Trains and returns the fitted model. Throws <see cref="SchemaException"/> before any work on a bad schema,
+    /// <see cref="TrainingDivergedException"/> on a NaN/infinite loss, <see cref="OperationCanceledException"/> when
+    /// cancelled.
+    /// </summary>
+    public ImageDiffusionTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var (h, _) = CheckTrainingSchema(input.Schema, _options);
+        if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled; cache it first (ctx.Data.Cache)");
+        cancellationToken.ThrowIfCancellationRequested();
+        var o = _options.Clone();
+        if (h > 0) o.Network.ImageSize = (int)h;
+        else
+        {
+            // Variable sizes: take the first row's height for the attention levels.
+            using var cur = input.GetRowCursor([input.Schema[o.ImageColumn]]);
+            if (!cur.MoveNext()) throw new InvalidOperationException($"{Name}: the training data has no rows");
+            o.Network.ImageSize = (int)((Tensor)cur.GetValue(input.Schema[o.ImageColumn])).size(1);
+        }
+        o.Network = o.ResolvedNetwork();
+        try { o.Network.Validate(); }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"{Name}: the network options do not fit {o.Network.ImageSize} px training images: {e.Message}", e.ParamName, e);
+        }
+        using var run = new Run(_context, o, _seed, input, cancellationToken);
+        return run.Execute();
+    }
+
+    /// <summary>The state of one Fit call; disposes everything it made except the returned network.</summary>
+    private sealed class Run(MedSegContext ctx, ImageDiffusionOptions o, ulong seed, IDataView input, CancellationToken ct) : IDisposable
+    {
+        private readonly Device _device = ctx.Device;
+        private DiffusionUNet? _net;
+        private DiffusionUNet? _sampler;
+        private ExponentialMovingAverage? _ema;
+        private Optimizer? _optimizer;
+        private Generator? _generator;
+        private Tensor? _gridMasks;
+
+        public ImageDiffusionTransformer Execute()
+        {
+            using (var initGen = new Generator(MedSegContext.MixSeed(seed, "init", 0)))
+                _net = new DiffusionUNet(o.Network, initGen);
+            _net.to(_device);
+            _generator = new Generator(MedSegContext.MixSeed(seed, "noise", 0), _device);
+            _net.DropoutGenerator = _generator;
+            _ema = new ExponentialMovingAverage(_net, o.EmaDecay);
+            _optimizer = new Adam(_net.parameters().ToList(), new AdamOptions { lr = o.LearningRate });
+            var diffusion = new GaussianDiffusion(NoiseSchedule.Create(o.Schedule, o.TimeSteps));
+            if (o.SampleGridFolder is { } folder)
+            {
+                Directory.CreateDirectory(folder);
+                _gridMasks = GridMasks();
+            }
+
+            long? rows = input.GetRowCount();
+            long stepsPerEpoch = rows is long n ? (n + o.BatchSize - 1) / o.BatchSize : 0;
+            var tracker = new ProgressTracker(ctx, Name, o.Epochs, stepsPerEpoch, ct);
+            var history = new List<ImageDiffusionEpochRecord>();
+            long updates = 0;
+            for (int epoch = 1; epoch <= o.Epochs; epoch++)
+            {
+                var sw = Stopwatch.StartNew();
+                _net.train();
+                var rand = new Random((int)(MedSegContext.MixSeed(seed, "shuffle", epoch) & 0x7FFFFFFF));
+                double sum = 0;
+                long steps = 0;
+                foreach (var batch in input.GetBatches([o.ImageColumn, o.MaskColumn], o.BatchSize, rand, _device, cancellationToken: ct))
+                {
+                    using var scope = torch.NewDisposeScope();
+                    var x0 = GaussianDiffusion.ToModelRange(batch[o.ImageColumn]);
+                    var cond = batch[o.MaskColumn] * 2.0 - 1.0;
+                    _optimizer.zero_grad();
+                    var loss = diffusion.TrainingLoss(_net.forward, x0, cond, o.ConditionDropout, _generator);
+                    double value = loss.item<double>();
+                    steps++;
+                    if (!double.IsFinite(value))
+                        throw new TrainingDivergedException(
+                            $"{Name}: the loss is {value.ToString(CultureInfo.InvariantCulture)} at epoch {epoch}, step {steps} (batch of {batch.Count} rows, lr {o.LearningRate.ToString("G3", CultureInfo.InvariantCulture)}); training diverged — lower the learning rate or check the data for NaN/Inf values",
+                            epoch, steps);
+                    loss.backward();
+                    _optimizer.step();
+                    updates++;
+                    _ema.Update(_net, o.EmaWarmup ? Math.Min(o.EmaDecay, (1.0 + updates) / (10.0 + updates)) : o.EmaDecay);
+                    sum += value;
+                    tracker.Step(value, batch.Count);
+                }
+                if (steps == 0) throw new InvalidOperationException($"{Name}: the training data has no rows");
+                var rec = new ImageDiffusionEpochRecord(epoch, sum / steps, sw.Elapsed.TotalSeconds);
+                history.Add(rec);
+                ctx.WriteLog(LogLevel.Info, Name, string.Create(CultureInfo.InvariantCulture,
+                    $"epoch {epoch}/{o.Epochs}: loss {rec.Loss:G5}, {rec.Seconds:F1} s"));
+                if (_gridMasks is not null && o.SampleGridEvery > 0 && epoch % o.SampleGridEvery == 0 && epoch < o.Epochs)
+                    WriteGrid(Path.Combine(o.SampleGridFolder!, $"grid_epoch_{epoch:D3}.png"));
+                tracker.EndEpoch();
+            }
+
+            var net = _net;
+            net.DropoutGenerator = null; // the generator is disposed with this run
+            _ema.CopyTo(net);
+            _net = null; // the transformer owns it now
+            ImageDiffusionTransformer model;
+            try { model = new ImageDiffusionTransformer(ctx, o, net, history); }
+            catch { net.Dispose(); throw; }
+            if (_gridMasks is not null)
+            {
+                var path = Path.Combine(o.SampleGridFolder!, "grid_final.png");
+                WriteGrid(model, _gridMasks, path);
+                ctx.WriteLog(LogLevel.Info, Name, $"wrote the sample grid '{path}'");
+            }
+            return model;
+        }
+
+        /// <summary>The first SampleGridCount training masks [K,1,H,W] on the device (detached, owned by this run).</summary>
+        private Tensor GridMasks()
+        {
+            using var scope = torch.NewDisposeScope();
+            foreach (var batch in input.GetBatches([o.MaskColumn], o.SampleGridCount, null, _device, cancellationToken: ct))
+            {
+                var m = batch[o.MaskColumn].clone();
+                batch.Dispose();
+                return m.DetachFromDisposeScope();
+            }
+            throw new InvalidOperationException($"{Name}: the training data has no rows");
+        }
+
+        /// <summary>A grid with the current EMA weights (in a separate sampling network).</summary>
+        private void WriteGrid(string path)
+        {
+            if (_sampler is null)
+            {
+                using var g = new Generator(0);
+                _sampler = new DiffusionUNet(o.Network, g);
+                _sampler.to(_device);
+            }
+            _ema!.CopyTo(_sampler);
+            var view = new ImageDiffusionTransformer(ctx, o, _sampler, []);
+            WriteGrid(view, _gridMasks!, path);   // not disposed: _sampler is reused and disposed by the run
+        }
+
+        private static void WriteGrid(ImageDiffusionTransformer model, Tensor masks, string path)
+        {
+            using var scope = torch.NewDisposeScope();
+            long k = masks.size(0);
+            var gens = Enumerable.Range(0, (int)k).Select(i => model.RowGenerator(i)).ToArray();
+            try
+            {
+                var images = model.Sample(masks, gens).cpu();
+                ImageIO.WritePng(path, SampleGrid(masks.cpu(), images));
+            }
+            finally { foreach (var g in gens) g.Dispose(); }
+        }
+
+        public void Dispose()
+        {
+            _net?.Dispose();
+            _sampler?.Dispose();
+            _ema?.Dispose();
+            _optimizer?.Dispose();
+            _generator?.Dispose();
+            _gridMasks?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A grid image [C, K·(H + 2) − 2, 2·W + 2] of K rows "mask | image" (masks [K,1,H,W] {0,1} repeated to C channels,
+    /// images [K,C,H,W] in [0,1]), separated by 2 px white lines.
+    /// </summary>
+    public static Tensor SampleGrid(Tensor masks, Tensor images)
+    {
+        ArgumentNullException.ThrowIfNull(masks);
+        ArgumentNullException.ThrowIfNull(images);
+        using var scope = torch.NewDisposeScope();
+        long k = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
+        var m = masks.to(ScalarType.Float32, images.device).expand(k, c, h, w);
+        var vsep = torch.ones([k, c, h, 2], ScalarType.Float32, images.device);
+        var rows = torch.cat([m, vsep, images.to(ScalarType.Float32)], 3);                 // [K, C, H, 2W + 2]
+        var hsep = torch.ones([k, c, 2, 2 * w + 2], ScalarType.Float32, images.device);
+        var withSep = torch.cat([rows, hsep], 2);                                        // [K, C, H + 2, 2W + 2]
+        var grid = withSep.permute(1, 0, 2, 3).reshape(c, k * (h + 2), 2 * w + 2);
+        return grid.narrow(1, 0, k * (h + 2) - 2).contiguous().MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The image diffusion stage on <c>ctx.Generation</c>.</summary>
+public static class ImageDiffusionCatalogExtensions
+{
+    /// <summary>
+    /// A mask-conditioned image diffusion estimator (DASP §3.2; see <see cref="ImageDiffusionOptions"/> for the
+    /// defaults). The fitted transformer adds a generated image for each row's mask and implements <see cref="ISdEditor"/>.
+    /// </summary>
+    public static ImageDiffusionEstimator ImageDiffusion(this GenerationCatalog catalog, ImageDiffusionOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new ImageDiffusionEstimator(catalog.Context, options ?? new ImageDiffusionOptions());
+    }
+}

@@ -1,0 +1,240 @@
+using System.Text.Json;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Diffusion.Networks;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Torch;
+
+namespace MLNetMedSeg.Diffusion;
+
+/// <summary>One epoch of image diffusion training: mean ε-MSE (Eq. 8) and wall time.</summary>
+public sealed record ImageDiffusionEpochRecord(int Epoch, double Loss, double Seconds);
+
+/// <summary>
+/// A fitted mask-conditioned image diffusion model (made by <see cref="ImageDiffusionEstimator"/>): the ε-network with
+/// its EMA weights and the Gaussian process it was trained on. <see cref="Transform"/> adds
+/// <see cref="ImageDiffusionOptions.OutputColumn"/> — float32 [C,H,W] in [0,1], an image sampled for the mask in
+/// <see cref="ImageDiffusionOptions.ConditionColumn"/> with the configured sampler — lazily and in batches of
+/// <see cref="ImageDiffusionOptions.TransformBatchSize"/> rows. Row r's noise comes from a generator seeded by
+/// (<see cref="SamplingSeed"/>, r), so its image is the same however rows are batched, and the same after a save/load.
+/// Also the <see cref="ISdEditor"/> of the Diff-PGD augmenter. Owns its network: dispose it. Calls are serialised.
+/// </summary>
+public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDisposable
+{
+    /// <summary>The signature of this stage's model entries.</summary>
+    public const string LoaderSignature = "MEDSEG.IMAGE_DIFFUSION";
+
+    /// <summary>The model-entry format version this class writes and reads.</summary>
+    public const int CurrentVersion = 1;
+
+    internal const string Name = "ImageDiffusionTransformer";
+    private static readonly JsonSerializerOptions HistoryJson = new() { WriteIndented = true };
+    private readonly DiffusionUNet _network;
+    private readonly object _lock = new();
+    private bool _disposed;
+
+    /// <summary>
+    /// Wraps a trained network (its weights should be the EMA weights; the transformer owns it, moves it to the
+    /// context's device and puts it in eval mode).
+    /// </summary>
+    /// <param name="context">Device and logging.</param>
+    /// <param name="options">The stage's options; <see cref="ImageDiffusionOptions.SamplingSeed"/> must be set.</param>
+    /// <param name="network">The ε-network (its options must be <paramref name="options"/>' resolved network).</param>
+    /// <param name="history">Per-epoch training records (may be empty).</param>
+    public ImageDiffusionTransformer(MedSegContext context, ImageDiffusionOptions options, DiffusionUNet network,
+        IReadOnlyList<ImageDiffusionEpochRecord>? history = null)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(network);
+        Options = options.Clone();
+        Options.Validate();
+        if (Options.SamplingSeed is null) throw new ArgumentException("options.SamplingSeed must be set", nameof(options));
+        var n = network.Options;
+        if (n.InChannels != Options.ImageChannels || n.OutChannels != Options.ImageChannels || n.ConditionChannels != 1)
+            throw new ArgumentException(
+                $"the network ({n.InChannels} + {n.ConditionChannels} → {n.OutChannels} channels) does not take {Options.ImageChannels}-channel images and one mask", nameof(network));
+        Options.Network = n.Clone();
+        Context = context;
+        _network = network;
+        _network.to(context.Device);
+        _network.eval();
+        Diffusion = new GaussianDiffusion(NoiseSchedule.Create(Options.Schedule, Options.TimeSteps));
+        History = history?.ToArray() ?? [];
+    }
+
+    /// <summary>The context the model samples with.</summary>
+    public MedSegContext Context { get; }
+
+    /// <summary>The options (a copy is kept; do not modify).</summary>
+    public ImageDiffusionOptions Options { get; }
+
+    /// <summary>The ε-network holding the EMA weights (owned; eval mode; on the context's device).</summary>
+    public DiffusionUNet Network => _network;
+
+    /// <summary>The Gaussian process (schedule of T = TimeSteps steps).</summary>
+    public GaussianDiffusion Diffusion { get; }
+
+    /// <summary>Seed of the per-row sampling noise.</summary>
+    public ulong SamplingSeed => Options.SamplingSeed!.Value;
+
+    /// <summary>Per-epoch training loss, in order.</summary>
+    public IReadOnlyList<ImageDiffusionEpochRecord> History { get; }
+
+    /// <inheritdoc/>
+    public int ImageChannels => Options.ImageChannels;
+
+    /// <summary>The generator of row <paramref name="row"/>'s noise (the caller disposes it).</summary>
+    public Generator RowGenerator(long row) => new(MedSegContext.MixSeed(SamplingSeed, "row", checked((int)row)), Context.Device);
+
+    /// <summary>The schema with the generated-image column; checks the condition column (float32 [1,H,W]).</summary>
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        var c = (TensorColumnType)inputSchema.RequireTensor(Options.ConditionColumn, TensorColumnType.BinaryMask(), Name).Type;
+        return new DataViewSchema.Builder(inputSchema)
+            .AddColumn(Options.OutputColumn, new TensorColumnType(ScalarType.Float32, [Options.ImageChannels, c.Shape[1], c.Shape[2]]))
+            .ToSchema();
+    }
+
+    /// <summary>Adds the generated-image column, lazily and in batches (see the class remarks).</summary>
+    public IDataView Transform(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new ImageDiffusionView(this, input, GetOutputSchema(input.Schema));
+    }
+
+    /// <summary>
+    /// Samples one image per mask: <paramref name="masks"/> [N,1,H,W] float32 {0,1} (any device) → [N,C,H,W] in [0,1]
+    /// on the context's device, with the configured sampler, steps, η and guidance. Noise from
+    /// <paramref name="generators"/>: one for the batch or one per row (see <see cref="RowGenerator"/>); none = the
+    /// global generator. No grad.
+    /// </summary>
+    public Tensor Sample(Tensor masks, IReadOnlyList<Generator>? generators = null)
+    {
+        ArgumentNullException.ThrowIfNull(masks);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        CheckMasks(masks, nameof(masks));
+        lock (_lock)
+        {
+            using var scope = torch.NewDisposeScope();
+            using var _ = torch.no_grad();
+            var cond = Condition(masks);
+            long n = cond.size(0);
+            var x = Diffusion.Sample(_network.forward, [n, Options.ImageChannels, cond.size(2), cond.size(3)], cond,
+                Options.SamplingOptions(), generators, Context.Device);
+            return GaussianDiffusion.ToImageRange(x).MoveToOuterDisposeScope();
+        }
+    }
+
+    /// <summary>
+    /// SDEdit (see <see cref="ISdEditor"/> and <see cref="GaussianDiffusion.SdEdit"/>): images [N,C,H,W] in [0,1] are
+    /// scaled to [−1, 1], noised to step <paramref name="depth"/> − 1 of the schedule respaced to
+    /// <paramref name="respacedSteps"/> steps, denoised with <paramref name="depth"/> DDIM (η = 0) steps conditioned on
+    /// the masks (with the model's guidance scale) and scaled back to [0, 1] (clamped). Depth 0 returns the images.
+    /// </summary>
+    public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(masks);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        CheckMasks(masks, nameof(masks));
+        if (images.dim() != 4 || images.size(1) != Options.ImageChannels || images.size(0) != masks.size(0) ||
+            images.size(2) != masks.size(2) || images.size(3) != masks.size(3))
+            throw new ArgumentException(
+                $"images must be [N,{Options.ImageChannels},H,W] matching masks [{string.Join(",", masks.shape)}], got [{string.Join(",", images.shape)}]", nameof(images));
+        if (depth == 0) return differentiable ? images.alias() : images.detach();
+        lock (_lock)
+        {
+            using var scope = torch.NewDisposeScope();
+            var x = images.device == Context.Device ? images : images.to(Context.Device);
+            var cond = Condition(masks);
+            var y = Diffusion.SdEdit(_network.forward, GaussianDiffusion.ToModelRange(x), cond, respacedSteps, depth, differentiable,
+                generator is null ? null : [generator], Options.GuidanceScale);
+            return GaussianDiffusion.ToImageRange(y).MoveToOuterDisposeScope();
+        }
+    }
+
+    /// <summary>{0,1} masks → the network's condition 2·y − 1 ∈ {−1, 1} (so that the null condition 0 is distinct).</summary>
+    private Tensor Condition(Tensor masks)
+    {
+        using var scope = torch.NewDisposeScope();
+        var m = masks.to(ScalarType.Float32, Context.Device);
+        return (m * 2.0 - 1.0).MoveToOuterDisposeScope();
+    }
+
+    private static void CheckMasks(Tensor masks, string name)
+    {
+        if (masks.dim() != 4 || masks.size(1) != 1)
+            throw new ArgumentException($"masks must be [N,1,H,W], got [{string.Join(",", masks.shape)}]", name);
+    }
+
+    /// <summary>Writes the header, options (JSON, with the sampling seed), the EMA weights ("weights") and the history.</summary>
+    public void Save(ModelSaveContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        context.WriteHeader(LoaderSignature, CurrentVersion, 1);
+        context.WriteOptions(Options);
+        context.WriteTensors("weights", _network.state_dict());
+        context.WriteText("history.json", JsonSerializer.Serialize(History, HistoryJson));
+    }
+
+    /// <summary>Rebuilds a saved model: the network from its options, weights checked against the expected shapes.</summary>
+    public static ImageDiffusionTransformer Load(ModelLoadContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var options = context.ReadOptions<ImageDiffusionOptions>(CurrentVersion)
+            ?? throw new InvalidDataException($"{LoaderSignature}: the model entry has no options");
+        DiffusionUNet net;
+        using (var gen = new Generator(0))
+            net = new DiffusionUNet(options.ResolvedNetwork(options.Network.ImageSize), gen);
+        try
+        {
+            var own = net.state_dict();
+            var weights = context.ReadTensors("weights", torch.CPU, own.ToDictionary(e => e.Key, e => e.Value.shape));
+            try
+            {
+                var extra = weights.Keys.Where(k => !own.ContainsKey(k)).ToList();
+                if (extra.Count > 0) throw new InvalidDataException($"{LoaderSignature}: unexpected weights {string.Join(", ", extra)}");
+                net.load_state_dict(weights);
+            }
+            finally
+            {
+                foreach (var t in weights.Values) t.Dispose();
+            }
+            var history = JsonSerializer.Deserialize<ImageDiffusionEpochRecord[]>(context.ReadText("history.json")) ?? [];
+            return new ImageDiffusionTransformer(context.Context, options, net, history);
+        }
+        catch
+        {
+            net.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Frees the network.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _network.Dispose();
+    }
+
+    /// <summary>Samples the rows of one read-ahead batch (row-seeded), giving [C,H,W] CPU tensors outside any scope.</summary>
+    internal Tensor[] SampleRows(IReadOnlyList<long> positions, IReadOnlyList<Tensor> masks)
+    {
+        var gens = positions.Select(RowGenerator).ToArray();
+        try
+        {
+            using var scope = torch.NewDisposeScope();
+            var x = Sample(torch.stack(masks.ToArray()), gens).cpu();
+            return Enumerable.Range(0, masks.Count)
+                .Select(k => x.narrow(0, k, 1).squeeze(0).contiguous().clone().DetachFromDisposeScope()).ToArray();
+        }
+        finally
+        {
+            foreach (var g in gens) g.Dispose();
+        }
+    }
+}
