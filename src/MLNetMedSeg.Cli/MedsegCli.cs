@@ -20,6 +20,7 @@ public static class MedsegCli
             InfoCommand.Create(console),
             AttackCommand.Create(console),
             DaspCommand.Create(console),
+            GenerateCommand.Create(console),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -101,10 +101,13 @@ public static class MsSsim
         options.Validate();
         if (!a.shape.SequenceEqual(b.shape))
             throw new ArgumentException($"the images must have equal shapes, got [{string.Join(",", a.shape)}] and [{string.Join(",", b.shape)}]", nameof(b));
-        if (a.dim() == 3) a = a.unsqueeze(0);
-        if (b.dim() == 3) b = b.unsqueeze(0);
-        if (a.dim() != 4) throw new ArgumentException($"images must be [N,C,H,W] or [C,H,W], got [{string.Join(",", a.shape)}]", nameof(a));
+        if (a.dim() is not (3 or 4)) throw new ArgumentException($"images must be [N,C,H,W] or [C,H,W], got [{string.Join(",", a.shape)}]", nameof(a));
         using var scope = torch.NewDisposeScope();
+        if (a.dim() == 3)
+        {
+            a = a.unsqueeze(0);
+            b = b.unsqueeze(0);
+        }
         long channels = a.size(1);
         var (scales, win, sigma) = ScalesFor(a.size(2), a.size(3), options);
         var weights = options.Weights.Take(scales).ToArray();

@@ -1,0 +1,175 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Imaging;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Torch;
+
+namespace MLNetMedSeg.Cli.Commands;
+
+/// <summary>
+/// <c>medseg generate --data DIR --size N --epochs N [--mask-steps N] [--image-steps N] [--sampler ddpm|ddim]
+/// [--sample-steps N] --count K --out OUTDIR [--save-model GEN.zip | --model GEN.zip]</c>: DASP's pair generation
+/// (paper 000, §3.1–3.2). Trains a Bernoulli mask diffusion model and a mask-conditioned image diffusion model on
+/// DIR/images + DIR/masks resized to N×N (or loads both from GEN.zip), then samples K masks from noise and an image for
+/// each, and writes OUTDIR/masks/pairNNNN.png (0/255), OUTDIR/images/pairNNNN.png and OUTDIR/grid.png (mask | image
+/// pairs). The generator model file holds both stages as one transformer chain (masks, then images for them).
+/// </summary>
+internal static class GenerateCommand
+{
+    internal static readonly string[] Samplers = ["ddim", "ddpm"];
+
+    public static Command Create(CliConsole console)
+    {
+        var data = new Option<string?>("--data") { Description = "training folder with images/ and masks/ (matched by file stem); not used with --model" };
+        var size = new Option<int>("--size") { Description = "images and masks are resized to size×size pixels (a multiple of 4, ≥ 16)", DefaultValueFactory = _ => 64 };
+        var epochs = new Option<int>("--epochs") { Description = "training epochs of each model", DefaultValueFactory = _ => 20 };
+        var maskSteps = new Option<int>("--mask-steps") { Description = "diffusion steps T of the mask model (Bernoulli; DASP: 1000)", DefaultValueFactory = _ => 1000 };
+        var imageSteps = new Option<int>("--image-steps") { Description = "diffusion steps T' of the image model (Gaussian; DASP: 1000)", DefaultValueFactory = _ => 1000 };
+        var sampler = new Option<string>("--sampler") { Description = "image sampler: ddim (deterministic, η = 0) or ddpm", DefaultValueFactory = _ => "ddim" };
+        sampler.AcceptOnlyFromAmong(Samplers);
+        var sampleSteps = new Option<int>("--sample-steps") { Description = "respaced sampling steps of both models", DefaultValueFactory = _ => 50 };
+        var count = new Option<int>("--count") { Description = "number of (mask, image) pairs to generate", Required = true };
+        var batch = new Option<int>("--batch") { Description = "training batch size of both models", DefaultValueFactory = _ => 16 };
+        var seed = new Option<int>("--seed") { Description = "seed of every random choice (weights, batches, noise, samples)", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+        var output = new Option<string>("--out") { Description = "output folder (images/, masks/, grid.png)", Required = true };
+        var saveModel = new Option<string?>("--save-model") { Description = "write the trained generator (both models) to this .zip" };
+        var model = new Option<string?>("--model") { Description = "generate with this generator .zip instead of training" };
+        var cmd = new Command("generate", "train (or load) the mask and image diffusion models and generate synthetic image/mask pairs")
+        {
+            data, size, epochs, maskSteps, imageSteps, sampler, sampleSteps, count, batch, seed, device, output, saveModel, model,
+        };
+        cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
+        {
+            int k = parse.GetValue(count);
+            if (k < 1) throw new ArgumentOutOfRangeException("--count", k, "--count must be at least 1");
+            string? modelPath = parse.GetValue(model), savePath = parse.GetValue(saveModel);
+            if (modelPath is not null && savePath is not null) throw new ArgumentException("use either --model (load a generator) or --save-model (train and save one), not both");
+            if (modelPath is not null && parse.GetValue(data) is not null) throw new ArgumentException("--data trains new models; with --model nothing is trained (leave out --data)");
+            var ctx = new MedSegContext(parse.GetValue(seed), torch.device(parse.GetValue(device)!));
+            ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
+            var clock = Stopwatch.StartNew();
+
+            ITransformer generator;
+            if (modelPath is not null)
+            {
+                if (!File.Exists(modelPath)) throw new FileNotFoundException($"the generator model '{modelPath}' does not exist", modelPath);
+                generator = ctx.Model.Load(modelPath, out _);
+            }
+            else
+            {
+                string dir = parse.GetValue(data) ?? throw new ArgumentException("--data is required to train (or pass --model GEN.zip)");
+                generator = Train(ctx, console, dir, parse.GetValue(size), parse.GetValue(epochs), parse.GetValue(maskSteps), parse.GetValue(imageSteps),
+                    parse.GetValue(sampler)!, parse.GetValue(sampleSteps), parse.GetValue(batch), ct);
+            }
+            try
+            {
+                var input = InMemoryDataView.Create(("Id", TextColumnType.Instance, Enumerable.Range(0, k).Select(i => $"pair{i:D4}").ToList()));
+                var schema = generator.GetOutputSchema(input.Schema);
+                foreach (var c in new[] { "SyntheticMask", "SyntheticImage" })
+                    if (!schema.Contains(c)) throw new InvalidDataException($"the generator model gives no '{c}' column (it gives: {schema}); it was not written by 'medseg generate'");
+                if (savePath is not null)
+                {
+                    ctx.Model.Save(generator, input.Schema, savePath);
+                    console.Err.WriteLine($"generator written to {savePath}");
+                }
+                string outDir = parse.GetRequiredValue(output);
+                WritePairs(generator, input, outDir, k, console, ct);
+                console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"generated {k} pairs in {clock.Elapsed.TotalSeconds:F0} s: {Path.Combine(outDir, "images")}, {Path.Combine(outDir, "masks")}, {Path.Combine(outDir, "grid.png")}"));
+                return 0;
+            }
+            finally
+            {
+                (generator as IDisposable)?.Dispose();
+            }
+        }, ct)));
+        return cmd;
+    }
+
+    /// <summary>Trains both models; returns the chain (mask diffusion → image diffusion conditioned on its masks).</summary>
+    private static TransformerChain<ImageDiffusionTransformer> Train(MedSegContext ctx, CliConsole console, string dir, int n, int epochs,
+        int maskSteps, int imageSteps, string sampler, int sampleSteps, int batch, CancellationToken ct)
+    {
+        if (n < 16 || n % 4 != 0) throw new ArgumentOutOfRangeException("--size", n, "--size must be a multiple of 4 and at least 16");
+        if (epochs < 1) throw new ArgumentOutOfRangeException("--epochs", epochs, "--epochs must be at least 1");
+        if (sampleSteps < 1 || sampleSteps > Math.Min(maskSteps, imageSteps))
+            throw new ArgumentOutOfRangeException("--sample-steps", sampleSteps, $"--sample-steps must be in 1..min(--mask-steps, --image-steps) = {Math.Min(maskSteps, imageSteps)}");
+        var bar = ConsoleProgressBar.AttachTo(ctx, console.Err);
+        var all = TrainCommand.Load(ctx, dir, new ImageMaskLoaderOptions { ImageChannels = 3 });
+        using var train = ctx.Data.Cache(ctx.Data.Resize(n, n).Fit(all).Transform(all), ct);
+        console.Err.WriteLine($"training the mask and image diffusion models at {n}x{n} on {train.CountRows()} pairs, {epochs} epochs each");
+
+        var maskOptions = new MaskDiffusionOptions
+        {
+            Steps = maskSteps, SampleSteps = sampleSteps, Epochs = epochs, BatchSize = batch,
+            EpochCompleted = r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"mask diffusion epoch {r.Epoch}: loss {r.Loss:F4} ({r.Seconds:F1} s)")),
+        };
+        maskOptions.Network.ImageSize = n;
+        maskOptions.Network.AttentionResolutions = [n / 4];
+        var imageOptions = new ImageDiffusionOptions
+        {
+            TimeSteps = imageSteps, SampleSteps = sampleSteps, Epochs = epochs, BatchSize = batch, ConditionColumn = "SyntheticMask",
+            Sampler = sampler == "ddpm" ? GaussianSamplerKind.Ddpm : GaussianSamplerKind.Ddim,
+        };
+        imageOptions.Network.ImageSize = n;
+        imageOptions.Network.AttentionResolutions = [n / 4];
+        MaskDiffusionTransformer? masks = null;
+        ImageDiffusionTransformer? images = null;
+        try
+        {
+            masks = ctx.Generation.MaskDiffusion(maskOptions).Fit(train, ct);
+            images = ctx.Generation.ImageDiffusion(imageOptions).Fit(train, ct);
+            bar.Complete();
+            var chain = new TransformerChain<ImageDiffusionTransformer>([(masks, TransformerScope.Everything), (images, TransformerScope.Everything)]);
+            masks = null;
+            images = null;
+            return chain;
+        }
+        finally
+        {
+            masks?.Dispose();
+            images?.Dispose();
+        }
+    }
+
+    /// <summary>Writes masks/ and images/ (one PNG per pair, named by Id) and grid.png (up to 16 pairs, mask | image).</summary>
+    private static void WritePairs(ITransformer generator, IDataView input, string outDir, int k, CliConsole console, CancellationToken ct)
+    {
+        string imageDir = Path.Combine(outDir, "images"), maskDir = Path.Combine(outDir, "masks");
+        Directory.CreateDirectory(imageDir);
+        Directory.CreateDirectory(maskDir);
+        var output = generator.Transform(input);
+        var grid = new List<Tensor>();
+        try
+        {
+            var s = output.Schema;
+            using var cur = output.GetRowCursor([s["Id"], s["SyntheticMask"], s["SyntheticImage"]]);
+            int done = 0;
+            while (cur.MoveNext())
+            {
+                ct.ThrowIfCancellationRequested();
+                using var scope = torch.NewDisposeScope();
+                string id = cur.GetText("Id");
+                var mask = cur.GetTensor("SyntheticMask");
+                var image = cur.GetTensor("SyntheticImage");
+                ImageIO.WritePng(Path.Combine(maskDir, id + ".png"), mask.ge(0.5).to(ScalarType.Float32));
+                ImageIO.WritePng(Path.Combine(imageDir, id + ".png"), image);
+                if (grid.Count < 16) grid.Add(SampleGrid.Pairs(mask.unsqueeze(0), image.unsqueeze(0)).DetachFromDisposeScope());
+                done++;
+                if (done % 8 == 0 || done == k) console.Err.WriteLine($"generated {done}/{k}");
+            }
+            using var gs = torch.NewDisposeScope();
+            var tiles = torch.cat(grid.ToArray(), 0);
+            SampleGrid.Write(Path.Combine(outDir, "grid.png"), tiles, Math.Min(4, grid.Count));
+        }
+        finally
+        {
+            foreach (var t in grid) t.Dispose();
+            (output as IDisposable)?.Dispose();
+        }
+    }
+}
