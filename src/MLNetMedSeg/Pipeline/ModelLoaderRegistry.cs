@@ -23,6 +23,7 @@ public static class BuiltInModelLoaders
         new(Data.BinarizeMaskTransformer.LoaderSignature, Data.BinarizeMaskTransformer.CurrentVersion, Data.BinarizeMaskTransformer.Load),
         new(Data.MapMaskValuesTransformer.LoaderSignature, Data.MapMaskValuesTransformer.CurrentVersion, Data.MapMaskValuesTransformer.Load),
         new(Segmentation.SegmentationTransformer.LoaderSignature, Segmentation.SegmentationTransformer.CurrentVersion, Segmentation.SegmentationTransformer.Load),
+        new(Attacks.DeformationAttackTransformer.LoaderSignature, Attacks.DeformationAttackTransformer.CurrentVersion, Attacks.DeformationAttackTransformer.Load),
     ];
 }
 
