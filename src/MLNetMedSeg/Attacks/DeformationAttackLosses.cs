@@ -5,7 +5,7 @@ namespace MLNetMedSeg.Attacks;
 
 /// <summary>The terms of the generator loss of one batch (Eq. 6), each a scalar tensor.</summary>
 /// <param name="Total">The weighted sum that is minimised.</param>
-/// <param name="Adversarial">L_adv^gen = mean f_disc(I₀) − mean f_disc(I_DV) (Eq. 3).</param>
+/// <param name="Adversarial">The adversarial weight times L_adv^gen = mean f_disc(I₀) − mean f_disc(I_DV) (Eq. 3).</param>
 /// <param name="Target">(ξ − f_xent^M(S₀, S_DV))², averaged over the batch (Eq. 4).</param>
 /// <param name="CrossEntropy">f_xent^M(S₀, S_DV), averaged over the batch (Eq. 5), for reporting.</param>
 /// <param name="Deformation">λ_D‖D‖² (Eq. 2), zero without D.</param>
@@ -138,7 +138,7 @@ public static class DeformationAttackLosses
         using var scope = NewDisposeScope();
         var device = fakeScores.device;
         Tensor Zero() => zeros([], ScalarType.Float32, device);
-        var adv = realScores.mean().sub(fakeScores.mean());
+        var adv = realScores.mean().sub(fakeScores.mean()).mul(options.AdversarialWeight);
         var ce = MaskedCrossEntropy(s0, logSdv);
         var target = TargetLoss(ce, options.Xi);
         var ld = deformation is null ? Zero() : SquaredNorm(deformation).mean().mul(options.DeformationWeight);

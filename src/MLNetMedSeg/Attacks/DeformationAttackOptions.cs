@@ -37,6 +37,12 @@ public sealed class DeformationAttackOptions
     /// </summary>
     public double KlWeight { get; set; } = 0.01;
 
+    /// <summary>
+    /// The weight of the generator's adversarial term L_adv^gen (default 1, Eq. 6 as written). Lower it when the critic's
+    /// gradients, rather than ξ, drive the fields (small data, few critic steps).
+    /// </summary>
+    public double AdversarialWeight { get; set; } = 1;
+
     /// <summary>Generator architecture (widths, latent channels, variant D+V / D only / V only). Its InChannels must equal the segmenter's.</summary>
     public DeformationGeneratorOptions Generator { get; set; } = new();
 
@@ -117,7 +123,7 @@ public sealed class DeformationAttackOptions
     {
         if (Generator is null) throw new ArgumentException("Generator options are required", nameof(Generator));
         Generator.Validate();
-        foreach (var (v, n) in new[] { (Xi, nameof(Xi)), (DeformationWeight, nameof(DeformationWeight)), (IntensityWeight, nameof(IntensityWeight)), (KlWeight, nameof(KlWeight)), (GradientPenaltyWeight, nameof(GradientPenaltyWeight)) })
+        foreach (var (v, n) in new[] { (Xi, nameof(Xi)), (DeformationWeight, nameof(DeformationWeight)), (IntensityWeight, nameof(IntensityWeight)), (KlWeight, nameof(KlWeight)), (AdversarialWeight, nameof(AdversarialWeight)), (GradientPenaltyWeight, nameof(GradientPenaltyWeight)) })
             if (!double.IsFinite(v) || v < 0) throw new ArgumentException($"{n} must be ≥ 0, got {v}", n);
         if (CriticWidths is null || CriticWidths.Length == 0 || CriticWidths.Any(w => w < 1)) throw new ArgumentException("CriticWidths must hold at least one positive width", nameof(CriticWidths));
         if (!Enum.IsDefined(CriticRegularization)) throw new ArgumentException($"unknown CriticRegularization {CriticRegularization}", nameof(CriticRegularization));
