@@ -18,6 +18,7 @@ public static class MedsegCli
             PredictCommand.Create(console),
             EvaluateCommand.Create(console),
             InfoCommand.Create(console),
+            DeformAttackCommand.Create(console),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
