@@ -14,7 +14,7 @@ namespace MLNetMedSeg.Cli.Commands;
 /// <summary>
 /// <c>medseg deform-attack --model SEG.zip --data DIR --xi X [--epochs N] [--samples K] [--size N] --out OUTDIR</c>:
 /// trains the VAE-GAN deformation attacker of paper 002 against the segmenter in SEG.zip (held fixed) on DIR/images,
-/// then attacks every image k times and writes OUTDIR/attacked/ (I_DV), deformed-masks/ (the ground truth moved by D),
+/// then attacks every image of DIR (or of --eval DIR2) k times and writes OUTDIR/attacked/ (I_DV), deformed-masks/ (the ground truth moved by D),
 /// deformation/ (D as a flow colour wheel), intensity/ (V as a blue–white–red map), report.json (Dice before/after
 /// per class, success rate at a 30% decrease, perceptibility p) and figure.png (rows of I₀, S_GT, S₀, I_DV, V, D, S_DV
 /// as the paper's Fig. 2/3). Masks are binary for a binary segmenter, class-index PNGs (pixel value = class) otherwise.
@@ -27,6 +27,7 @@ internal static class DeformAttackCommand
     {
         var model = new Option<string>("--model") { Description = "a segmentation model written by 'medseg train' (held fixed)", Required = true };
         var data = new Option<string>("--data") { Description = "folder with images/ and masks/ (matched by file stem)", Required = true };
+        var eval = new Option<string?>("--eval") { Description = "folder with images/ and masks/ to attack and score (default: --data)" };
         var xi = new Option<double>("--xi") { Description = "ξ, the target masked cross-entropy between S₀ and S_DV (Eq. 4; the paper sweeps 0.5–3)", Required = true };
         var epochs = new Option<int>("--epochs") { Description = "training epochs of the attacker", DefaultValueFactory = _ => 20 };
         var samples = new Option<int>("--samples") { Description = "attacks sampled per image", DefaultValueFactory = _ => 1 };
@@ -43,7 +44,7 @@ internal static class DeformAttackCommand
         var output = new Option<string>("--out") { Description = "output folder", Required = true };
         var cmd = new Command("deform-attack", "learn deformation + intensity attacks on a segmenter (VAE-GAN, Chen et al.): attacked images, deformed masks, report")
         {
-            model, data, xi, epochs, samples, size, variant, lr, advWeight, criticIterations, batch, figureRows, seed, device, output,
+            model, data, eval, xi, epochs, samples, size, variant, lr, advWeight, criticIterations, batch, figureRows, seed, device, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
@@ -78,15 +79,20 @@ internal static class DeformAttackCommand
                 var loader = new ImageMaskLoaderOptions { ImageChannels = (int)segmenter.Options.Network.InChannels };
                 if (!segmenter.IsBinary)
                     loader.MaskValueToClass = Enumerable.Range(0, (int)segmenter.Options.Network.Classes).ToDictionary(v => v, v => (long)v);
+                var resize = ctx.Data.Resize(n, n);
                 var raw = TrainCommand.Load(ctx, parse.GetRequiredValue(data), loader);
-                using var images = ctx.Data.Cache(ctx.Data.Resize(n, n).Fit(raw).Transform(raw), ct);
+                using var images = ctx.Data.Cache(resize.Fit(raw).Transform(raw), ct);
+                using var evalImages = parse.GetValue(eval) is { } evalDir
+                    ? ctx.Data.Cache(resize.Fit(raw).Transform(TrainCommand.Load(ctx, evalDir, loader)), ct)
+                    : null;
                 console.Err.WriteLine($"training the attacker (ξ = {o.Xi.ToString(CultureInfo.InvariantCulture)}, {o.Generator.Variant}) at {n}x{n} on {images.CountRows()} images");
                 var clock = Stopwatch.StartNew();
                 using var attacker = ctx.Augmentation.DeformationAttack(segmenter, o).Fit(images, ct);
                 bar.Complete();
-                var report = attacker.Evaluate(images, ct);
+                var scored = evalImages ?? images;
+                var report = attacker.Evaluate(scored, ct);
                 string outDir = Path.GetFullPath(parse.GetRequiredValue(output));
-                WriteOutputs(attacker, images, outDir, parse.GetValue(figureRows), ct);
+                WriteOutputs(attacker, scored, outDir, parse.GetValue(figureRows), ct);
                 EvaluateCommand.WriteAtomic(Path.Combine(outDir, "report.json"), report.ToJson());
                 console.Out.WriteLine($"{report} ({clock.Elapsed.TotalSeconds:F0} s); written to {outDir}");
                 return 0;
