@@ -17,7 +17,8 @@ xis=${XIS:-"0.5 1 1.5 2 2.5 3"}; aug_xi=${AUG_XI:-2}; lr=${LR:-1e-4}; adv=${ADV_
 out=runs/deform-table
 rm -rf "$out"; mkdir -p "$out"
 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
-medseg() { dotnet src/MLNetMedSeg.Cli/bin/Release/net10.0/medseg.dll "$@"; }
+cp -r src/MLNetMedSeg.Cli/bin/Release/net10.0 "$out/bin" # a private copy: rebuilding the tree does not disturb the run
+medseg() { dotnet "$out/bin/medseg.dll" "$@"; }
 start=$(date +%s)
 
 # 80/20 split of the first N pairs (sorted by stem), as symbolic links.

@@ -49,7 +49,7 @@ public static class AttackVisualization
 
     /// <summary>
     /// V [C, H, W] (averaged over channels) as a diverging map: 0 white, negative towards blue, positive towards red, full
-    /// colour at ±<paramref name="scale"/> (default: the largest |V| of this field).
+    /// colour at ±<paramref name="scale"/> (default: the largest |V| of this field, at least 0.05 so that a faint field stays pale).
     /// </summary>
     public static Tensor Intensity(Tensor intensity, double? scale = null)
     {
@@ -58,7 +58,7 @@ public static class AttackVisualization
         var v = intensity.detach().cpu().to(ScalarType.Float32).mean([0]).contiguous();
         long h = v.size(0), w = v.size(1);
         var values = v.ToArray<float>();
-        double s = scale ?? Math.Max(1e-12, values.Max(Math.Abs));
+        double s = scale ?? Math.Max(0.05, values.Max(Math.Abs));
         var rgb = new float[3 * h * w];
         for (long p = 0; p < values.Length; p++)
         {
@@ -73,7 +73,8 @@ public static class AttackVisualization
 
     /// <summary>
     /// D [2, H, W] (pixels, x then y) as a flow colour wheel: hue = direction (0° = +x, red), saturation = |D| divided by
-    /// <paramref name="maxMagnitude"/> (default: the largest |D| of this field), value 1 (zero displacement is white).
+    /// <paramref name="maxMagnitude"/> (default: the largest |D| of this field, at least 1 pixel so that a sub-pixel field
+    /// stays pale), value 1 (zero displacement is white).
     /// </summary>
     public static Tensor Deformation(Tensor deformation, double? maxMagnitude = null)
     {
@@ -84,7 +85,7 @@ public static class AttackVisualization
         var d = deformation.detach().cpu().to(ScalarType.Float32).contiguous();
         long h = d.size(1), w = d.size(2), n = h * w;
         var a = d.ToArray<float>();
-        double max = maxMagnitude ?? Math.Max(1e-12, Enumerable.Range(0, (int)n).Max(p => Math.Sqrt(a[p] * a[p] + a[n + p] * a[n + p])));
+        double max = maxMagnitude ?? Math.Max(1.0, Enumerable.Range(0, (int)n).Max(p => Math.Sqrt(a[p] * a[p] + a[n + p] * a[n + p])));
         var rgb = new float[3 * n];
         for (long p = 0; p < n; p++)
         {
