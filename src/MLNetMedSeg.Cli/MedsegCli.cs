@@ -21,6 +21,7 @@ public static class MedsegCli
             AttackCommand.Create(console),
             DaspCommand.Create(console),
             GenerateCommand.Create(console),
+            DeformAttackCommand.Create(console),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -27,6 +27,7 @@ public static class BuiltInModelLoaders
         new(Diffusion.ImageDiffusionTransformer.LoaderSignature, Diffusion.ImageDiffusionTransformer.CurrentVersion, Diffusion.ImageDiffusionTransformer.Load),
         new(Dasp.DaspTransformer.LoaderSignature, Dasp.DaspTransformer.CurrentVersion, Dasp.DaspTransformer.Load),
         new(Diffusion.MaskDiffusionTransformer.LoaderSignature, Diffusion.MaskDiffusionTransformer.CurrentVersion, Diffusion.MaskDiffusionTransformer.Load),
+        new(Attacks.DeformationAttackTransformer.LoaderSignature, Attacks.DeformationAttackTransformer.CurrentVersion, Attacks.DeformationAttackTransformer.Load),
     ];
 }
 
