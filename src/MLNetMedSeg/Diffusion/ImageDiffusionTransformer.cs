@@ -143,7 +143,8 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
     /// SDEdit (see <see cref="ISdEditor"/> and <see cref="GaussianDiffusion.SdEdit"/>): images [N,C,H,W] in [0,1] are
     /// scaled to [−1, 1], noised to step <paramref name="depth"/> − 1 of the schedule respaced to
     /// <paramref name="respacedSteps"/> steps, denoised with <paramref name="depth"/> DDIM (η = 0) steps conditioned on
-    /// the masks (with the model's guidance scale) and scaled back to [0, 1] (clamped). Depth 0 returns the images.
+    /// the masks (with the model's guidance scale) and scaled back to [0, 1] (clamped), on the images' device. Depth 0
+    /// returns the images.
     /// </summary>
     public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null)
     {
@@ -163,7 +164,9 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
             var cond = Condition(masks);
             var y = Diffusion.SdEdit(_network.forward, GaussianDiffusion.ToModelRange(x), cond, respacedSteps, depth, differentiable,
                 generator is null ? null : [generator], _options.GuidanceScale);
-            return GaussianDiffusion.ToImageRange(y).MoveToOuterDisposeScope();
+            var result = GaussianDiffusion.ToImageRange(y);
+            if (result.device != images.device) result = result.to(images.device);   // the contract: on the images' device
+            return result.MoveToOuterDisposeScope();
         }
     }
 
