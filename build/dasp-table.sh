@@ -21,7 +21,7 @@ dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
 rm -rf "$out/bin" "$out/subset"; mkdir -p "$out/bin" "$out/subset/images" "$out/subset/masks"
 cp -r src/MLNetMedSeg.Cli/bin/Release/net10.0/. "$out/bin/"
 # The subset: PAIRS stems drawn with the seed, linked (not copied).
-ls "$data/images" | sed 's/\.[^.]*$//' | sort | awk -v s="$seed" 'BEGIN{srand(s)} {print rand() "\t" $0}' | sort -k1,1 | head -n "$pairs" | cut -f2 |
+ls "$data/images" | sed 's/\.[^.]*$//' | sort | awk -v s="$seed" 'BEGIN{srand(s)} {print rand() "\t" $0}' | sort -k1,1 | awk -v n="$pairs" 'NR <= n' | cut -f2 |
 while read -r stem; do
   ln -s "$(realpath "$data"/images/"$stem".*)" "$out/subset/images/"
   ln -s "$(realpath "$data"/masks/"$stem".*)" "$out/subset/masks/"
