@@ -46,27 +46,32 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(network);
-        Options = options.Clone();
-        Options.Validate();
-        if (Options.SamplingSeed is null) throw new ArgumentException("options.SamplingSeed must be set", nameof(options));
+        _options = options.Clone();
+        _options.Validate();
+        if (_options.SamplingSeed is null) throw new ArgumentException("options.SamplingSeed must be set", nameof(options));
         var n = network.Options;
-        if (n.InChannels != Options.ImageChannels || n.OutChannels != Options.ImageChannels || n.ConditionChannels != 1)
+        if (n.InChannels != _options.ImageChannels || n.OutChannels != _options.ImageChannels || n.ConditionChannels != 1)
             throw new ArgumentException(
-                $"the network ({n.InChannels} + {n.ConditionChannels} → {n.OutChannels} channels) does not take {Options.ImageChannels}-channel images and one mask", nameof(network));
-        Options.Network = n.Clone();
+                $"the network ({n.InChannels} + {n.ConditionChannels} → {n.OutChannels} channels) does not take {_options.ImageChannels}-channel images and one mask", nameof(network));
+        _options.Network = n.Clone();
         Context = context;
         _network = network;
         _network.to(context.Device);
         _network.eval();
-        Diffusion = new GaussianDiffusion(NoiseSchedule.Create(Options.Schedule, Options.TimeSteps));
+        Diffusion = new GaussianDiffusion(NoiseSchedule.Create(_options.Schedule, _options.TimeSteps));
         History = history?.ToArray() ?? [];
     }
 
     /// <summary>The context the model samples with.</summary>
     public MedSegContext Context { get; }
 
-    /// <summary>The options (a copy is kept; do not modify).</summary>
-    public ImageDiffusionOptions Options { get; }
+    private readonly ImageDiffusionOptions _options;
+
+    /// <summary>The options (a copy; <see cref="ImageDiffusionOptions.Network"/> is the network's resolved options).</summary>
+    public ImageDiffusionOptions Options => _options.Clone();
+
+    /// <summary>The options themselves (not a copy), for the output view.</summary>
+    internal ImageDiffusionOptions OptionsRef => _options;
 
     /// <summary>The ε-network holding the EMA weights (owned; eval mode; on the context's device).</summary>
     public DiffusionUNet Network => _network;
@@ -75,13 +80,13 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
     public GaussianDiffusion Diffusion { get; }
 
     /// <summary>Seed of the per-row sampling noise.</summary>
-    public ulong SamplingSeed => Options.SamplingSeed!.Value;
+    public ulong SamplingSeed => _options.SamplingSeed!.Value;
 
     /// <summary>Per-epoch training loss, in order.</summary>
     public IReadOnlyList<ImageDiffusionEpochRecord> History { get; }
 
     /// <inheritdoc/>
-    public int ImageChannels => Options.ImageChannels;
+    public int ImageChannels => _options.ImageChannels;
 
     /// <summary>The generator of row <paramref name="row"/>'s noise (the caller disposes it).</summary>
     public Generator RowGenerator(long row) => new(MedSegContext.MixSeed(SamplingSeed, "row", checked((int)row)), Context.Device);
@@ -90,9 +95,9 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        var c = (TensorColumnType)inputSchema.RequireTensor(Options.ConditionColumn, TensorColumnType.BinaryMask(), Name).Type;
+        var c = (TensorColumnType)inputSchema.RequireTensor(_options.ConditionColumn, TensorColumnType.BinaryMask(), Name).Type;
         return new DataViewSchema.Builder(inputSchema)
-            .AddColumn(Options.OutputColumn, new TensorColumnType(ScalarType.Float32, [Options.ImageChannels, c.Shape[1], c.Shape[2]]))
+            .AddColumn(_options.OutputColumn, new TensorColumnType(ScalarType.Float32, [_options.ImageChannels, c.Shape[1], c.Shape[2]]))
             .ToSchema();
     }
 
@@ -121,17 +126,25 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
             using var _ = torch.no_grad();
             var cond = Condition(masks);
             long n = cond.size(0);
-            var x = Diffusion.Sample(_network.forward, [n, Options.ImageChannels, cond.size(2), cond.size(3)], cond,
-                Options.SamplingOptions(), generators, Context.Device);
+            var x = Diffusion.Sample(_network.forward, [n, _options.ImageChannels, cond.size(2), cond.size(3)], cond,
+                _options.SamplingOptions(), generators, Context.Device);
             return GaussianDiffusion.ToImageRange(x).MoveToOuterDisposeScope();
         }
+    }
+
+    /// <summary>Samples one image per mask with noise from <paramref name="generator"/> (see <see cref="Sample(Tensor, IReadOnlyList{Generator})"/>).</summary>
+    public Tensor Sample(Tensor masks, Generator generator)
+    {
+        ArgumentNullException.ThrowIfNull(generator);
+        return Sample(masks, [generator]);
     }
 
     /// <summary>
     /// SDEdit (see <see cref="ISdEditor"/> and <see cref="GaussianDiffusion.SdEdit"/>): images [N,C,H,W] in [0,1] are
     /// scaled to [−1, 1], noised to step <paramref name="depth"/> − 1 of the schedule respaced to
     /// <paramref name="respacedSteps"/> steps, denoised with <paramref name="depth"/> DDIM (η = 0) steps conditioned on
-    /// the masks (with the model's guidance scale) and scaled back to [0, 1] (clamped). Depth 0 returns the images.
+    /// the masks (with the model's guidance scale) and scaled back to [0, 1] (clamped), on the images' device. Depth 0
+    /// returns the images.
     /// </summary>
     public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null)
     {
@@ -139,10 +152,10 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
         ArgumentNullException.ThrowIfNull(masks);
         ObjectDisposedException.ThrowIf(_disposed, this);
         CheckMasks(masks, nameof(masks));
-        if (images.dim() != 4 || images.size(1) != Options.ImageChannels || images.size(0) != masks.size(0) ||
+        if (images.dim() != 4 || images.size(1) != _options.ImageChannels || images.size(0) != masks.size(0) ||
             images.size(2) != masks.size(2) || images.size(3) != masks.size(3))
             throw new ArgumentException(
-                $"images must be [N,{Options.ImageChannels},H,W] matching masks [{string.Join(",", masks.shape)}], got [{string.Join(",", images.shape)}]", nameof(images));
+                $"images must be [N,{_options.ImageChannels},H,W] matching masks [{string.Join(",", masks.shape)}], got [{string.Join(",", images.shape)}]", nameof(images));
         if (depth == 0) return differentiable ? images.alias() : images.detach();
         lock (_lock)
         {
@@ -150,8 +163,10 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
             var x = images.device == Context.Device ? images : images.to(Context.Device);
             var cond = Condition(masks);
             var y = Diffusion.SdEdit(_network.forward, GaussianDiffusion.ToModelRange(x), cond, respacedSteps, depth, differentiable,
-                generator is null ? null : [generator], Options.GuidanceScale);
-            return GaussianDiffusion.ToImageRange(y).MoveToOuterDisposeScope();
+                generator is null ? null : [generator], _options.GuidanceScale);
+            var result = GaussianDiffusion.ToImageRange(y);
+            if (result.device != images.device) result = result.to(images.device);   // the contract: on the images' device
+            return result.MoveToOuterDisposeScope();
         }
     }
 
@@ -175,7 +190,7 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
         context.WriteHeader(LoaderSignature, CurrentVersion, 1);
-        context.WriteOptions(Options);
+        context.WriteOptions(_options);
         context.WriteTensors("weights", _network.state_dict());
         context.WriteText("history.json", JsonSerializer.Serialize(History, HistoryJson));
     }

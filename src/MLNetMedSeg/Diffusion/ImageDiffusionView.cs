@@ -21,7 +21,7 @@ internal sealed class ImageDiffusionView(ImageDiffusionTransformer owner, IDataV
     public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
     {
         var needed = columnsNeeded.Select(c => Schema[c.Name]).ToArray();
-        var o = owner.Options;
+        var o = owner.OptionsRef;
         bool sample = needed.Any(c => c.Name == o.OutputColumn);
         var srcCols = new HashSet<string>(needed.Where(c => c.Name != o.OutputColumn).Select(c => c.Name));
         if (sample) srcCols.Add(o.ConditionColumn);
@@ -91,7 +91,7 @@ internal sealed class ImageDiffusionView(ImageDiffusionTransformer owner, IDataV
 
         private void ReadAhead()
         {
-            int n = Math.Max(1, _owner.Options.TransformBatchSize);
+            int n = Math.Max(1, _owner.OptionsRef.TransformBatchSize);
             var rows = new List<Row>(n);
             try
             {
@@ -108,7 +108,7 @@ internal sealed class ImageDiffusionView(ImageDiffusionTransformer owner, IDataV
                     }
                 }
                 if (rows.Count == 0) return;
-                string col = _owner.Options.ConditionColumn;
+                string col = _owner.OptionsRef.ConditionColumn;
                 var masks = rows.Select(r => (Tensor)r.Values[col]).ToList();
                 foreach (var (t, r) in masks.Zip(rows))
                     if (t.dim() != 3 || t.size(0) != 1)
@@ -137,7 +137,7 @@ internal sealed class ImageDiffusionView(ImageDiffusionTransformer owner, IDataV
             if (!_active[column.Index]) throw new InvalidOperationException($"column '{column.Name}' was not requested when the cursor was created");
             if (!_sample) return _src.GetValue(_src.Schema[column.Name]);
             var row = _current ?? throw new InvalidOperationException("the cursor is not on a row (call MoveNext first)");
-            if (column.Name == _owner.Options.OutputColumn) return row.Generated!;
+            if (column.Name == _owner.OptionsRef.OutputColumn) return row.Generated!;
             return row.Values[column.Name];
         }
 

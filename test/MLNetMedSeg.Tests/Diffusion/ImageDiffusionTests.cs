@@ -117,8 +117,9 @@ public sealed class ImageDiffusionTests
         var a = Column(model.Transform(data), "SyntheticImage");
         var b = Column(model.Transform(data), "SyntheticImage");
         Assert.IsTrue(a.equal(b), "the same rows give the same images");
-        model.Options.TransformBatchSize = 2;   // a copy: no effect
-        var o = model.Options.Clone();
+        model.Options.TransformBatchSize = 2;   // a copy: no effect on the model
+        Assert.AreEqual(8, model.Options.TransformBatchSize);
+        var o = model.Options;
         o.TransformBatchSize = 2;
         using var model2 = new ImageDiffusionTransformer(ctx, o, CloneNet(model.Network));
         var c = Column(model2.Transform(data), "SyntheticImage");

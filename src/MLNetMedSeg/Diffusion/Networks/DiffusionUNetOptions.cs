@@ -5,7 +5,7 @@ namespace MLNetMedSeg.Diffusion.Networks;
 /// <summary>
 /// Shape of a <see cref="DiffusionUNet"/> (the ADM U-Net of Dhariwal &amp; Nichol 2021, guided-diffusion's
 /// <c>UNetModel</c>). A plain, JSON-serialisable class (saved in model zips). The defaults are a small network that
-/// trains in minutes on 64×64 CPU data (≈ 6 M parameters); the papers' 128–256 px configurations are e.g.
+/// trains in minutes on 64×64 CPU data (1.19 M parameters with 3 + 1 input channels); the papers' 128–256 px configurations are e.g.
 /// <c>BaseChannels = 128, ChannelMultipliers = [1, 1, 2, 3, 4], BlocksPerLevel = 2, AttentionResolutions = [32, 16, 8],
 /// HeadChannels = 64, GroupNormGroups = 32, ImageSize = 256</c>.
 /// </summary>
