@@ -3,9 +3,18 @@
 # DASP flow on the Kvasir-SEG sample (data/kvasir-seg-sample) with live progress bars: mask diffusion → image diffusion
 # → Diff-PGD with the uncertainty map W → U-Net on real + attacked generated pairs, compared with No-Aug and Basic on
 # the same held-out split. Writes runs/dasp/ (metrics.json, comparison.md, dasp_evaluation.json, figures/, model.zip).
-# Extra arguments go to 'medseg dasp', e.g. --epochs 40 --diffusion-epochs 100 --device cuda (see 'medseg dasp --help').
+# The settings below are sized for 2 CPU cores; any option given on the command line replaces its default here, e.g.
+#   bash build/demo.sh --epochs 40 --diffusion-epochs 100 --synthetic 2 --device cuda   (see 'medseg dasp --help').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash build/setup.sh
 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q
-exec src/MLNetMedSeg.Cli/bin/Release/net10.0/medseg dasp --data data/kvasir-seg-sample --out runs/dasp "$@"
+defaults=(--data data/kvasir-seg-sample --out runs/dasp --size 64 --widths 16,32,64,128 --epochs 20
+          --diffusion-epochs 15 --diffusion-width 16 --sample-steps 10 --synthetic 1 --attack-every 10
+          --methods noaug,basic,dasp)
+args=("$@")
+given() { local a; for a in "${args[@]}"; do [[ $a == "$1" || $a == "$1="* ]] && return 0; done; return 1; }
+for ((i = 0; i < ${#defaults[@]}; i += 2)); do
+  given "${defaults[i]}" || args+=("${defaults[i]}" "${defaults[i + 1]}")
+done
+exec src/MLNetMedSeg.Cli/bin/Release/net10.0/medseg dasp "${args[@]}"
