@@ -35,6 +35,7 @@ internal static class DaspCommand
         var augment = new Option<string>("--augment") { Description = "classic augmentation used by every method: " + string.Join(", ", ClassicAugmentations.Choices), DefaultValueFactory = _ => "none" };
         augment.AcceptOnlyFromAmong([.. ClassicAugmentations.Choices]);
         var diffusionEpochs = new Option<int>("--diffusion-epochs") { Description = "training epochs of both diffusion models", DefaultValueFactory = _ => 40 };
+        var diffusionLr = new Option<double>("--diffusion-lr") { Description = "Adam learning rate of both diffusion models (higher than the papers' 1e-4 so that CPU-length runs learn)", DefaultValueFactory = _ => 1e-3 };
         var diffusionWidth = new Option<int>("--diffusion-width") { Description = "base channel width of the diffusion U-Nets (the papers' 128–256 px models use 128)", DefaultValueFactory = _ => 32 };
         var timesteps = new Option<int>("--timesteps") { Description = "diffusion steps T of both models", DefaultValueFactory = _ => 1000 };
         var sampleSteps = new Option<int>("--sample-steps") { Description = "respaced sampling steps (strided Bernoulli sampler, DDIM)", DefaultValueFactory = _ => 25 };
@@ -52,7 +53,7 @@ internal static class DaspCommand
         var output = new Option<string>("--out") { Description = "run folder for metrics.json, comparison.md, figures/ and model.zip", Required = true };
         var cmd = new Command("dasp", "run the whole DASP flow (mask diffusion → image diffusion → Diff-PGD with uncertainty → segmenter) and compare it with baselines")
         {
-            data, size, backbone, widths, epochs, batch, lr, augment, diffusionEpochs, diffusionWidth, timesteps, sampleSteps, synthetic, steps, stepSize, depth,
+            data, size, backbone, widths, epochs, batch, lr, augment, diffusionEpochs, diffusionLr, diffusionWidth, timesteps, sampleSteps, synthetic, steps, stepSize, depth,
             respacing, every, methods, robustness, testFraction, seed, device, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
@@ -77,7 +78,7 @@ internal static class DaspCommand
             string figures = Path.Combine(run, "figures");
 
             var flow = Flow(parse.GetValue(backbone)!, parse.GetValue(epochs), parse.GetValue(batch), parse.GetValue(lr), parse.GetValue(augment)!,
-                parse.GetValue(diffusionEpochs), parse.GetValue(diffusionWidth), parse.GetValue(timesteps), parse.GetValue(sampleSteps), n);
+                parse.GetValue(diffusionEpochs), parse.GetValue(diffusionLr), parse.GetValue(diffusionWidth), parse.GetValue(timesteps), parse.GetValue(sampleSteps), n);
             if (parse.GetValue(widths) is { } ws)
             {
                 var list = ws.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -126,7 +127,7 @@ internal static class DaspCommand
     }
 
     /// <summary>The flow's options for the command's settings: both diffusion models get the same U-Net.</summary>
-    internal static DaspOptions Flow(string backbone, int epochs, int batch, double lr, string augment, int diffusionEpochs, int diffusionWidth,
+    internal static DaspOptions Flow(string backbone, int epochs, int batch, double lr, string augment, int diffusionEpochs, double diffusionLr, int diffusionWidth,
         int timesteps, int sampleSteps, int size)
     {
         var unet = new DiffusionUNetOptions
@@ -136,8 +137,8 @@ internal static class DaspCommand
         };
         return new DaspOptions
         {
-            MaskDiffusion = new MaskDiffusionOptions { Network = unet.Clone(), Steps = timesteps, Epochs = diffusionEpochs, SampleSteps = sampleSteps },
-            ImageDiffusion = new ImageDiffusionOptions { Network = unet.Clone(), TimeSteps = timesteps, Epochs = diffusionEpochs, SampleSteps = sampleSteps, LearningRate = 5e-4 },
+            MaskDiffusion = new MaskDiffusionOptions { Network = unet.Clone(), Steps = timesteps, Epochs = diffusionEpochs, SampleSteps = sampleSteps, LearningRate = diffusionLr },
+            ImageDiffusion = new ImageDiffusionOptions { Network = unet.Clone(), TimeSteps = timesteps, Epochs = diffusionEpochs, SampleSteps = sampleSteps, LearningRate = diffusionLr },
             Segmentation = new SegmentationTrainerOptions
             {
                 Network = new SegmentationNetworkOptions { Architecture = TrainCommand.ParseBackbone(backbone), InChannels = 3, Classes = 1 },
