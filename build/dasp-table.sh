@@ -5,13 +5,13 @@
 # (DASP Table 2's ablation rows), each scored in the papers' convention (per-image mIoU/mDice at threshold 0.5) and,
 # as paper 001's Table 2, under FGSM ε ∈ {0, 0.05, 0.1, 0.15, 0.2}.
 # Usage: build/dasp-table.sh [DATA_DIR]. Environment: PAIRS (200: pairs drawn from the data), SIZE (64), EPOCHS (20),
-# DIFFUSION_EPOCHS (30), WIDTHS (16,32,64,128: the U-Net's encoder), ATTACK_EVERY (5), METHODS, SEED (1), DEVICE (cpu).
+# DIFFUSION_EPOCHS (30), DIFFUSION_WIDTH (16), WIDTHS (16,32,64,128: the U-Net's encoder), ATTACK_EVERY (5), METHODS, SEED (1), DEVICE (cpu).
 # Writes runs/dasp-table/ (the run folder of 'medseg dasp': metrics.json, comparison.md, figures/, model.zip) and
 # prints the Markdown tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/kvasir-seg}
-pairs=${PAIRS:-200}; size=${SIZE:-64}; epochs=${EPOCHS:-20}; diffusion_epochs=${DIFFUSION_EPOCHS:-30}
+pairs=${PAIRS:-200}; size=${SIZE:-64}; epochs=${EPOCHS:-20}; diffusion_epochs=${DIFFUSION_EPOCHS:-30}; diffusion_width=${DIFFUSION_WIDTH:-16}
 widths=${WIDTHS:-16,32,64,128}; every=${ATTACK_EVERY:-5}; seed=${SEED:-1}; device=${DEVICE:-cpu}
 methods=${METHODS:-noaug,basic,fgsm,ifgsm,generated,pgd,diffpgd,dasp}
 out=runs/dasp-table
@@ -27,6 +27,6 @@ while read -r stem; do
   ln -s "$(realpath "$data"/masks/"$stem".*)" "$out/subset/masks/"
 done
 start=$(date +%s)
-"$out/bin/medseg" dasp --data "$out/subset" --size "$size" --widths "$widths" --epochs "$epochs" --diffusion-epochs "$diffusion_epochs" \
+"$out/bin/medseg" dasp --data "$out/subset" --size "$size" --widths "$widths" --epochs "$epochs" --diffusion-epochs "$diffusion_epochs" --diffusion-width "$diffusion_width" \
   --attack-every "$every" --methods "$methods" --seed "$seed" --device "$device" --out "$out" 2> "$out/log.txt"
 echo "total: $(( ($(date +%s) - start) / 60 )) min on $(nproc) cores"
