@@ -6,7 +6,9 @@
 # image + ground truth moved by D), both U-Nets scored on the clean test images and on the ξ = 2 attacks of them.
 # Usage: build/deform-table.sh [DATA_DIR] (default ../shared/data/kvasir-seg, else data/kvasir-seg-sample).
 # Environment: N (pairs used, 200), SIZE (64), EPOCHS (segmenter epochs, 10), ATTACK_EPOCHS (20), XIS ("0.5 1 1.5 2 2.5 3"),
-# AUG_XI (2), LR (attacker learning rate, 1e-4 as the paper), ADV_WEIGHT (1), SEED (1), DEVICE (cpu).
+# AUG_XI (2), LR (attacker learning rate, 1e-4 as the paper), ADV_WEIGHT (1), SEED (1), DEVICE (cpu),
+# SEGMENTER (a U-Net zip trained by an earlier run with the same N and SEED: skips training it), AUGMENT (1; 0 skips the
+# augmenter comparison).
 # Writes runs/deform-table/ (logs, reports, attacked images, figure.png per ξ) and prints runs/deform-table/table.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +16,9 @@ data=${1:-../shared/data/kvasir-seg}
 [ -d "$data/images" ] || data=data/kvasir-seg-sample
 n=${N:-200}; size=${SIZE:-64}; epochs=${EPOCHS:-10}; attack_epochs=${ATTACK_EPOCHS:-20}
 xis=${XIS:-"0.5 1 1.5 2 2.5 3"}; aug_xi=${AUG_XI:-2}; lr=${LR:-1e-4}; adv=${ADV_WEIGHT:-1}; seed=${SEED:-1}; device=${DEVICE:-cpu}
+segmenter=${SEGMENTER:-}; augment=${AUGMENT:-1}
 out=runs/deform-table
+[ -n "$segmenter" ] && cp "$segmenter" /tmp/deform-table-unet.$$.zip
 rm -rf "$out"; mkdir -p "$out"
 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
 cp -r src/MLNetMedSeg.Cli/bin/Release/net10.0 "$out/bin" # a private copy: rebuilding the tree does not disturb the run
@@ -33,9 +37,13 @@ for i in "${!stems[@]}"; do
 done
 echo "data: $data, ${#stems[@]} pairs ($ntrain train, $(( ${#stems[@]} - ntrain )) test) at ${size}x${size}"
 
-medseg train --data "$out/train" --val-fraction 0 --size "$size" --epochs "$epochs" --seed "$seed" --device "$device" \
-  --out "$out/unet.zip" > "$out/unet.log" 2>&1
-echo "U-Net trained ($(( $(date +%s) - start )) s)"
+if [ -n "$segmenter" ]; then
+  mv /tmp/deform-table-unet.$$.zip "$out/unet.zip"; echo "U-Net from $segmenter"
+else
+  medseg train --data "$out/train" --val-fraction 0 --size "$size" --epochs "$epochs" --seed "$seed" --device "$device" \
+    --out "$out/unet.zip" > "$out/unet.log" 2>&1
+  echo "U-Net trained ($(( $(date +%s) - start )) s)"
+fi
 
 attack() { # name xi variant [extra args]
   local name=$1 xi=$2 variant=$3; shift 3
@@ -61,6 +69,11 @@ first=$(ls "$out"/xi-*/report.json | head -1)
   row "I_D on U-Net (ξ = 2)" "$out/d-only/report.json"
   row "I_V on U-Net (ξ = 2)" "$out/v-only/report.json"
 } > "$table"
+
+if [ "$augment" = 0 ]; then
+  echo -e "\n${#stems[@]} Kvasir-SEG pairs (80/20), ${size}x${size}, U-Net $epochs epochs, attacker $attack_epochs epochs (lr $lr, adversarial weight $adv); $(( $(date +%s) - start )) s in all." >> "$table"
+  cat "$table"; exit 0
+fi
 
 # Augmenter: attacks of the training images (attacked image + deformed mask) added to the training set.
 medseg deform-attack --model "$out/unet.zip" --data "$out/train" --xi "$aug_xi" --epochs "$attack_epochs" --lr "$lr" \

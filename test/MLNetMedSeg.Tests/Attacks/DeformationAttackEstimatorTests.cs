@@ -161,6 +161,32 @@ public sealed class DeformationAttackEstimatorTests
     }
 
     [TestMethod]
+    public void WeightClipping_TrainsWithFiniteLosses_AndDiffersFromTheGradientPenalty()
+    {
+        using var scope = NewDisposeScope();
+        using var data = AttackData.Organs(6, 10);
+        float[] Fit(CriticRegularization r, out IReadOnlyList<DeformationAttackEpochRecord> history)
+        {
+            var ctx = new MedSegContext(seed: 10);
+            using var seg = Untrained(ctx);
+            var o = Tiny();
+            o.Epochs = 2;
+            o.CriticIterations = 2;
+            o.CriticRegularization = r;
+            using var a = ctx.Augmentation.DeformationAttack(seg, o).Fit(data);
+            history = a.History;
+            using var b = a.Attack(AttackData.Column(data));
+            return b.Attacked.contiguous().ToArray<float>();
+        }
+        var clipped = Fit(CriticRegularization.WeightClipping, out var hc);
+        var penalised = Fit(CriticRegularization.GradientPenalty, out var hp);
+        Assert.IsTrue(hc.All(h => double.IsFinite(h.CriticLoss) && double.IsFinite(h.GeneratorLoss)));
+        // Clipped to ±0.01, the critic's scores are tiny: its loss is far smaller than under the penalty (≈ λ at the start).
+        Assert.IsTrue(Math.Abs(hc[0].CriticLoss) < 0.1 && hp[0].CriticLoss > 1, $"{hc[0].CriticLoss} vs {hp[0].CriticLoss}");
+        CollectionAssert.AreNotEqual(clipped, penalised);
+    }
+
+    [TestMethod]
     public void Fit_HonoursCancellation_AndReportsProgress()
     {
         using var scope = NewDisposeScope();
