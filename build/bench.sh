@@ -12,6 +12,14 @@
 # The diffusion cases (diffusion_train_step: one forward + MSE + backward + Adam step of the image diffusion stage's
 # default ADM U-Net at 64 px, batch 8; ddim50_sample: 50-step DDIM sampling of a batch of 8 at 64 px, the twin being
 # DiffusionUNet in build/bench/networks.py) print params= and images_per_s= for both sides instead.
+# diffpgd_batch: one DASP Diff-PGD attack of a batch of 8 RGB 64 px images with random masks (the library's
+# AdversarialAttack with AdversarialAttackOptions.Dasp(): K = 10 steps of gamma = 1/255, W = exp(-z^2/8) on the clean
+# logits, Eq. 10 loss, detached gradient form, SDEdit depth 3 of the T = 1000 linear schedule respaced to 50, DDIM
+# eta = 0) against the default U-Net segmenter (eval) with SDEdit by an ImageDiffusionTransformer around the untrained
+# default diffusion network; the PyTorch side is the same loop written plainly with the twins. It prints
+# params=<segmenter>+<diffusion>, unet_calls=<diffusion network forwards>+<segmenter forwards> per attack (both sides
+# must agree on both, else the run fails: the same networks, the same step sequence) and images_per_s= (attacked
+# images per second, both sides).
 # Environment: BENCH_THREADS (default nproc), BENCH_ITERS (10), BENCH_WARMUP (3), BENCH_ROUNDS (3), BENCH_CASES.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +28,7 @@ threads=${BENCH_THREADS:-$(nproc)}
 iters=${BENCH_ITERS:-10}
 warmup=${BENCH_WARMUP:-3}
 rounds=${BENCH_ROUNDS:-3}
-cases=${BENCH_CASES:-"unet_train_step unet_train_step_bf16 tiny_ops seg_step_unet seg_step_unetpp seg_step_linknet seg_step_deeplabv3plus diffusion_train_step ddim50_sample"}
+cases=${BENCH_CASES:-"unet_train_step unet_train_step_bf16 tiny_ops seg_step_unet seg_step_unetpp seg_step_linknet seg_step_deeplabv3plus diffusion_train_step ddim50_sample diffpgd_batch"}
 dotnet build test/MLNetMedSeg.Bench -c Release --nologo -v q >/dev/null
 ours_bin=test/MLNetMedSeg.Bench/bin/Release/net10.0/MLNetMedSeg.Bench
 floor_bin=artifacts/bench/tiny_ops_floor
@@ -33,12 +41,12 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 echo "# threads=$threads iters=$iters warmup=$warmup rounds=$rounds libtorch=$(dpkg-query -W -f='${Version}' libtorch-dev) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 for c in $cases; do
   args=(--threads "$threads" --iters "$iters" --warmup "$warmup")
-  ours_all=""; theirs_all=""; ours_params=""; theirs_params=""
+  ours_all=""; theirs_all=""; ours_params=""; theirs_params=""; ours_calls=""; theirs_calls=""
   for ((r = 0; r < rounds; r++)); do
     line=$("$ours_bin" "$c" "${args[@]}")
-    ours_all+="$(awk '{print $2}' <<<"$line")"$'\n'; ours_params=$(awk '{print $3}' <<<"$line")
+    ours_all+="$(awk '{print $2}' <<<"$line")"$'\n'; ours_params=$(awk '{print $3}' <<<"$line"); ours_calls=$(awk '{print $4}' <<<"$line")
     line=$(/usr/bin/python3 build/bench/bench_torch.py "$c" "${args[@]}")
-    theirs_all+="$(awk '{print $2}' <<<"$line")"$'\n'; theirs_params=$(awk '{print $3}' <<<"$line")
+    theirs_all+="$(awk '{print $2}' <<<"$line")"$'\n'; theirs_params=$(awk '{print $3}' <<<"$line"); theirs_calls=$(awk '{print $4}' <<<"$line")
   done
   ours=$(printf '%s' "$ours_all" | median)
   theirs=$(printf '%s' "$theirs_all" | median)
@@ -47,6 +55,17 @@ for c in $cases; do
     if [ "$ours_params" != "$theirs_params" ]; then
       echo "BENCH $c ERROR: parameter counts differ: ours=$ours_params pytorch=$theirs_params (not the same network)" >&2
       exit 1
+    fi
+    if [ "$ours_calls" != "$theirs_calls" ]; then
+      echo "BENCH $c ERROR: network calls per run differ: ours ${ours_calls:-none} pytorch ${theirs_calls:-none} (not the same step sequence)" >&2
+      exit 1
+    fi
+    if [ "$c" = diffpgd_batch ]; then
+      # Attacked images per second: a batch of 8 per attack.
+      ips=$(awk -v a="$ours" 'BEGIN { printf "%.2f", 8000 / a }')
+      ips_t=$(awk -v a="$theirs" 'BEGIN { printf "%.2f", 8000 / a }')
+      echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio params=$ours_params $ours_calls images_per_s=$ips pytorch_images_per_s=$ips_t"
+      continue
     fi
     if [[ "$c" == diffusion_* || "$c" == ddim* ]]; then
       # Images per second: a batch of 8 per step (training) or per sampling run.

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """PyTorch side of build/bench.sh: the same cases as test/MLNetMedSeg.Bench, on the same libtorch.
 
-Prints one line per case: "<case> <median_ms>". Run with Debian's /usr/bin/python3 + python3-torch.
+Prints one line per case: "<case> <median_ms>" (seg_step_* and the diffusion cases add the parameter count;
+diffpgd_batch adds "<segmenter params>+<diffusion params> unet_calls=<diffusion forwards>+<segmenter forwards>").
+Run with Debian's /usr/bin/python3 + python3-torch.
 """
 import argparse
 import statistics
@@ -138,17 +140,27 @@ def diffusion_train_step_case(warmup, iters, size, batch):
     return median_ms(step, warmup, iters), sum(p.numel() for p in net.parameters())
 
 
-def ddim50_sample_case(warmup, iters, size, batch):
-    """GaussianDiffusion.Sample with DDIM, 50 respaced steps, eta 0 (guided-diffusion's ddim_sample_loop)."""
-    net = default_diffusion_net()
+def trained_like_(net):
+    """DiffusionCases.TrainedLike: the zero-initialised output convs drawn N(0, 0.02) (so eps-hat is not all zeros)."""
     with torch.no_grad():
         for name, p in net.named_parameters():
             if name.endswith("out_conv.weight") or name.endswith("proj.weight"):
                 p.normal_(0, 0.02)
-    net.eval()
+
+
+def respaced_50():
+    """NoiseSchedule.Respace(50) of the linear T = 1000 schedule: kept steps round(i * 999 / 49) and their alpha-bars."""
     ab = linear_alphas_cumprod()
     keep = [int(torch.tensor(i * 999 / 49, dtype=torch.float64).add(0.5).floor().item()) for i in range(50)]
-    ab_s = [ab[k].item() for k in keep]
+    return keep, [ab[k].item() for k in keep]
+
+
+def ddim50_sample_case(warmup, iters, size, batch):
+    """GaussianDiffusion.Sample with DDIM, 50 respaced steps, eta 0 (guided-diffusion's ddim_sample_loop)."""
+    net = default_diffusion_net()
+    trained_like_(net)
+    net.eval()
+    keep, ab_s = respaced_50()
     cond = (torch.rand(batch, 1, size, size) > 0.5).float() * 2 - 1
 
     def sample():
@@ -163,6 +175,70 @@ def ddim50_sample_case(warmup, iters, size, batch):
         return x
 
     return median_ms(sample, warmup, iters), sum(p.numel() for p in net.parameters())
+
+
+def diffpgd_batch_case(warmup, iters, size, batch):
+    """One DASP attack of a batch (AdversarialAttack.Run with AdversarialAttackOptions.Dasp()), written plainly:
+    W = exp(-z^2 / 8) on the clean logits (no grad); K = 10 steps of the detached Diff-PGD form: x_d = SDEdit(x_adv)
+    without grad, loss = sum over images of mean over pixels of y * W * BCE(sigmoid(seg(x_d)), y) (Eq. 10), g = d loss /
+    d x_d, x_adv = clip(x_adv + sign(g) / 255, 0, 1); result SDEdit(x_adv) clamped to [0, 1]. SDEdit as
+    ImageDiffusionTransformer.SdEdit + GaussianDiffusion.SdEdit: condition 2y - 1, x to [-1, 1], noised to respaced step
+    depth - 1 = 2 (one randn of the batch from the attack's SDEdit generator), 3 DDIM (eta 0) steps i = 2, 1, 0 with one
+    network forward each (guidance 0), back to [0, 1] clamped. Returns (ms, "seg+diffusion" params, calls per attack)."""
+    torch.manual_seed(0)
+    seg = networks.create("unet")
+    net = default_diffusion_net()
+    trained_like_(net)
+    seg.eval()
+    net.eval()
+    keep, ab_s = respaced_50()
+    depth, steps, gamma, variance = 3, 10, 1.0 / 255, 4.0
+    x = torch.rand(batch, 3, size, size)
+    y = (torch.rand(batch, 1, size, size) > 0.5).float()
+    calls = {"diffusion": 0, "seg": 0}
+
+    def logits(t):
+        calls["seg"] += 1
+        return seg(t)
+
+    def sdedit(images, masks, gen):
+        with torch.no_grad():
+            cond = masks * 2.0 - 1.0
+            xm = images * 2.0 - 1.0
+            a = ab_s[depth - 1]
+            cur = xm * a ** 0.5 + torch.randn(xm.shape, generator=gen) * (1 - a) ** 0.5
+            for i in reversed(range(depth)):
+                a, a_prev = ab_s[i], (ab_s[i - 1] if i > 0 else 1.0)
+                calls["diffusion"] += 1
+                eps = net(cur, torch.full((cur.shape[0],), keep[i], dtype=torch.long), cond)
+                x0 = ((cur - eps * (1 - a) ** 0.5) * (1 / a ** 0.5)).clamp(-1, 1)
+                eps = (cur - x0 * a ** 0.5) * (1 / (1 - a) ** 0.5)
+                cur = x0 * a_prev ** 0.5 + eps * max(1 - a_prev, 0) ** 0.5
+            return ((cur + 1.0) * 0.5).clamp(0.0, 1.0)
+
+    seen = []
+
+    def attack():
+        calls["diffusion"] = calls["seg"] = 0
+        with torch.no_grad():
+            w = logits(x).square().div(-2.0 * variance).exp()
+        gen = torch.Generator().manual_seed(0)
+        adv = x.clone()
+        for _ in range(steps):
+            xd = sdedit(adv, y, gen).detach().requires_grad_()
+            per_pixel = F.binary_cross_entropy_with_logits(logits(xd), y, reduction="none") * w * y
+            loss = per_pixel.mean((1, 2, 3)).sum()
+            g, = torch.autograd.grad(loss, [xd])
+            adv = (adv + g.sign() * gamma).clamp(0, 1)
+        out = sdedit(adv, y, gen).clamp(0, 1)
+        seen.append(f"{calls['diffusion']}+{calls['seg']}")
+        return out
+
+    ms = median_ms(attack, warmup, iters)
+    if len(set(seen)) != 1:
+        raise RuntimeError(f"network calls changed between runs: {seen}")
+    params = f"{sum(p.numel() for p in seg.parameters())}+{sum(p.numel() for p in net.parameters())}"
+    return ms, params, seen[0]
 
 
 DIFFUSION_CASES = {"diffusion_train_step": diffusion_train_step_case, "ddim50_sample": ddim50_sample_case}
@@ -183,7 +259,8 @@ def tiny_ops_case(warmup, iters, n_ops):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["unet_train_step", "unet_train_step_bf16", "tiny_ops"] + list(SEG_CASES) + list(DIFFUSION_CASES))
+    ap.add_argument("case", choices=["unet_train_step", "unet_train_step_bf16", "tiny_ops"] + list(SEG_CASES) + list(DIFFUSION_CASES)
+                    + ["diffpgd_batch"])
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
@@ -193,6 +270,10 @@ def main():
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
+    if a.case == "diffpgd_batch":
+        ms, params, calls = diffpgd_batch_case(a.warmup, a.iters, a.size or 64, a.batch)
+        print(f"{a.case} {ms:.3f} {params} unet_calls={calls}")
+        return
     if a.case in DIFFUSION_CASES:
         ms, params = DIFFUSION_CASES[a.case](a.warmup, a.iters, a.size or 64, a.batch)
         print(f"{a.case} {ms:.3f} {params}")

@@ -13,8 +13,17 @@ namespace MLNetMedSeg.Bench;
 /// </summary>
 internal static class DiffusionCases
 {
-    private static DiffusionUNet DefaultNetwork(Generator g)
+    /// <summary>The image diffusion stage's default network at 64 px, untrained, weights from <paramref name="g"/>.</summary>
+    internal static DiffusionUNet DefaultNetwork(Generator g)
         => new(new ImageDiffusionOptions().ResolvedNetwork(64), g);
+
+    /// <summary>Draws the zero-initialised output convs N(0, 0.02) so that ε̂ is not all zeros (a trained-like network).</summary>
+    internal static void TrainedLike(DiffusionUNet net, Generator g)
+    {
+        using (no_grad())
+            foreach (var (name, p) in net.named_parameters())
+                if (name.EndsWith("out_conv.weight") || name.EndsWith("proj.weight")) p.normal_(0, 0.02, g);
+    }
 
     /// <summary>One training step: t ~ U{0..999}, ε ~ N(0, I), x_t = q_sample, MSE(ε̂, ε), backward, Adam (lr 1e-4).</summary>
     public static (double ms, long parameters) TrainStep(int size, int batch, Func<Action, double> medianMs)
@@ -41,9 +50,7 @@ internal static class DiffusionCases
     {
         using var g = new Generator(0);
         using var net = DefaultNetwork(g);
-        using (no_grad())
-            foreach (var (name, p) in net.named_parameters())
-                if (name.EndsWith("out_conv.weight") || name.EndsWith("proj.weight")) p.normal_(0, 0.02, g);  // trained-like, not all-zero ε̂
+        TrainedLike(net, g);  // trained-like, not all-zero ε̂
         net.eval();
         var diffusion = new GaussianDiffusion(NoiseSchedule.Create(BetaScheduleKind.Linear, 1000));
         using var cond = (rand([batch, 1, size, size], generator: g) > 0.5).to(ScalarType.Float32) * 2 - 1;

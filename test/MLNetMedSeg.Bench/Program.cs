@@ -8,9 +8,11 @@ using static MLNetMedSeg.Torch.torch;
 // The C# side of build/bench.sh. Usage: MLNetMedSeg.Bench <case> [--threads N] [--warmup N] [--iters N]
 //   [--size N] [--batch N] [--ops N]. Prints "<case> <median_ms>" like build/bench/bench_torch.py; the seg_step_* cases
 //   (one training step of a MLNetMedSeg.Segmentation.Networks backbone) add a third field, the parameter count, which
-//   build/bench.sh compares with the PyTorch twin's (build/bench/networks.py).
+//   build/bench.sh compares with the PyTorch twin's (build/bench/networks.py). diffpgd_batch (one DASP attack of a
+//   batch, AttackCases.cs) prints "<case> <median_ms> <segmenter params>+<diffusion params> unet_calls=<diffusion
+//   network forwards>+<segmenter forwards>" (per attack); build/bench.sh requires both fields to match PyTorch's.
 var opts = new Dictionary<string, int> { ["threads"] = 0, ["warmup"] = 3, ["iters"] = 10, ["size"] = 128, ["batch"] = 8, ["ops"] = 10000 };
-if (args.Length < 1) { Console.Error.WriteLine("usage: MLNetMedSeg.Bench unet_train_step|unet_train_step_bf16|tiny_ops|seg_step_unet|seg_step_unetpp|seg_step_linknet|seg_step_deeplabv3plus|diffusion_train_step|ddim50_sample [--threads N] ..."); return 2; }
+if (args.Length < 1) { Console.Error.WriteLine("usage: MLNetMedSeg.Bench unet_train_step|unet_train_step_bf16|tiny_ops|seg_step_unet|seg_step_unetpp|seg_step_linknet|seg_step_deeplabv3plus|diffusion_train_step|ddim50_sample|diffpgd_batch [--threads N] ..."); return 2; }
 string benchCase = args[0];
 var given = new HashSet<string>();
 for (int k = 1; k + 1 < args.Length; k += 2)
@@ -23,6 +25,7 @@ for (int k = 1; k + 1 < args.Length; k += 2)
 if (opts["threads"] > 0) set_num_threads(opts["threads"]);
 
 long paramCount = -1;
+string? paramText = null, extraField = null;
 double ms = benchCase switch
 {
     "unet_train_step" => UNetCase(bf16: false),
@@ -34,9 +37,11 @@ double ms = benchCase switch
     "seg_step_deeplabv3plus" => SegStepCase(SegmentationArchitecture.DeepLabV3Plus),
     "diffusion_train_step" => Diffusion(DiffusionCases.TrainStep),
     "ddim50_sample" => Diffusion(DiffusionCases.Ddim50),
+    "diffpgd_batch" => DiffPgdCase(),
     _ => throw new ArgumentException($"unknown case '{benchCase}'"),
 };
-Console.WriteLine($"{benchCase} {ms.ToString("F3", CultureInfo.InvariantCulture)}" + (paramCount >= 0 ? $" {paramCount}" : ""));
+Console.WriteLine($"{benchCase} {ms.ToString("F3", CultureInfo.InvariantCulture)}" + (paramText is not null ? $" {paramText}" : paramCount >= 0 ? $" {paramCount}" : "")
+    + (extraField is not null ? $" {extraField}" : ""));
 return 0;
 
 double MedianMs(Action fn)
@@ -60,6 +65,15 @@ double Diffusion(Func<int, int, Func<Action, double>, (double ms, long parameter
 {
     var (ms, p) = run(given.Contains("size") ? opts["size"] : 64, opts["batch"], MedianMs);
     paramCount = p;
+    return ms;
+}
+
+// One DASP Diff-PGD attack of a batch (64 px unless --size is given) through the library's AdversarialAttack.
+double DiffPgdCase()
+{
+    var (ms, p, calls) = AttackCases.DiffPgdBatch(given.Contains("size") ? opts["size"] : 64, opts["batch"], MedianMs);
+    paramText = p;
+    extraField = $"unet_calls={calls}";
     return ms;
 }
 

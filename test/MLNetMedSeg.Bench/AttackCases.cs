@@ -1,0 +1,76 @@
+using MLNetMedSeg.Augmentation.Adversarial;
+using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Segmentation.Networks;
+using MLNetMedSeg.Torch;
+using static MLNetMedSeg.Torch.torch;
+
+namespace MLNetMedSeg.Bench;
+
+/// <summary>
+/// The adversarial case of build/bench.sh, as diffpgd_batch in build/bench/bench_torch.py: one DASP attack
+/// (<see cref="AdversarialAttackOptions.Dasp"/>: Diff-PGD, K = 10, γ = 1/255, no ε-ball, W = exp(−z²/8) on the clean
+/// logits, Eq. 10 loss, detached gradient form, SDEdit depth 3 of the 1000-step linear schedule respaced to 50, DDIM
+/// η = 0) of a batch of RGB images with random masks, against the default U-Net segmenter (as seg_step_unet) in eval
+/// mode, with SDEdit by an <see cref="ImageDiffusionTransformer"/> around the image diffusion stage's default network
+/// (untrained, output convs drawn as in ddim50_sample). The timed call is the library's
+/// <see cref="AdversarialAttack.Run(System.Func{Tensor, Tensor}, Tensor, Tensor, ulong, System.Collections.Generic.IReadOnlyList{long}?, System.Threading.CancellationToken)"/>.
+/// </summary>
+internal static class AttackCases
+{
+    /// <summary>
+    /// Returns the median time of one attack, the parameter counts "segmenter+diffusion" and the network calls of one
+    /// attack "diffusion forwards+segmenter forwards".
+    /// </summary>
+    public static (double ms, string parameters, string calls) DiffPgdBatch(int size, int batch, Func<Action, double> medianMs)
+    {
+        using var g = new Generator(0);
+        using var seg = SegmentationNetworks.Create(new SegmentationNetworkOptions { Architecture = SegmentationArchitecture.UNet }, g);
+        var net = DiffusionCases.DefaultNetwork(g);
+        DiffusionCases.TrainedLike(net, g);
+        long diffusionParams = net.num_parameters();
+        using var editor = new ImageDiffusionTransformer(new MedSegContext(seed: 0), new ImageDiffusionOptions { SamplingSeed = 0 }, net);
+        var counting = new CountingSdEditor(editor);
+        var attack = new AdversarialAttack(AdversarialAttackOptions.Dasp(), counting);
+        using var x = rand([batch, 3, size, size], generator: g);
+        using var y = (rand([batch, 1, size, size], generator: g) > 0.5).to(ScalarType.Float32);
+        int segCalls = 0;
+        Tensor Logits(Tensor t)
+        {
+            segCalls++;
+            return seg.call(t);
+        }
+        using var eval = ModuleModeScope.Eval(seg);  // what Run(SegmentationTransformer, ...) does around the same call
+        string? calls = null;
+        void Attack()
+        {
+            using var scope = NewDisposeScope();
+            counting.NetworkCalls = 0;
+            segCalls = 0;
+            attack.Run(Logits, x, y, seed: 0);
+            string c = $"{counting.NetworkCalls}+{segCalls}";
+            if (calls is not null && calls != c) throw new InvalidOperationException($"network calls changed between runs: {calls} then {c}");
+            calls = c;
+        }
+        double ms = medianMs(Attack);
+        return (ms, $"{seg.num_parameters()}+{diffusionParams}", calls!);
+    }
+
+    /// <summary>
+    /// Passes every SDEdit to the image diffusion transformer and counts its network forwards: GaussianDiffusion.SdEdit
+    /// runs <c>depth</c> DDIM steps (GaussianDiffusion.Denoise from step depth − 1 to 0), each one forward of the
+    /// network (PredictNoise: one call, over the batch, or over the doubled batch with classifier-free guidance).
+    /// </summary>
+    private sealed class CountingSdEditor(ImageDiffusionTransformer inner) : ISdEditor
+    {
+        public int NetworkCalls { get; set; }
+
+        public int ImageChannels => inner.ImageChannels;
+
+        public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null)
+        {
+            NetworkCalls += depth;
+            return inner.SdEdit(images, masks, respacedSteps, depth, differentiable, generator);
+        }
+    }
+}
