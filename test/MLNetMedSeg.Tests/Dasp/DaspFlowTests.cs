@@ -124,3 +124,40 @@ public sealed class DaspFlowTests
         StringAssert.Contains(e.Message, "Mask");
     }
 }
+
+/// <summary>Diff-PGD with the real conditional image diffusion as its SDEdit model (not a stand-in).</summary>
+[TestClass]
+public sealed class DiffPgdWithImageDiffusionTests
+{
+    [TestMethod]
+    public void DiffPgd_DiffersFromPgd_AndStaysCloserToTheSdEditedCleanImage()
+    {
+        using var scope = NewDisposeScope();
+        var ctx = new MedSegContext(seed: 21);
+        using var data = AdversarialTestKit.Discs(16, 21);
+        using var editor = ctx.Generation.ImageDiffusion(new ImageDiffusionOptions
+        {
+            ImageChannels = 3,
+            Network = new DiffusionUNetOptions { BaseChannels = 16, ChannelMultipliers = [1, 2], AttentionResolutions = [], HeadChannels = 16, GroupNormGroups = 8 },
+            TimeSteps = 100, Epochs = 60, BatchSize = 8, LearningRate = 2e-3, EmaDecay = 0.99,
+        }).Fit(data);
+        var seg = AdversarialTestKit.TrainedSegmenter();
+        var (images, masks) = AdversarialTestKit.DiscTensors(4, 22);
+        var x = stack(images.ToArray());
+        var y = stack(masks.ToArray());
+        var diff = AdversarialAttackOptions.DiffPgdPreset();
+        diff.Steps = 4;
+        diff.SdEditRespacing = 20;
+        var pgd = AdversarialAttackOptions.PgdPreset();
+        pgd.Steps = 4;
+        pgd.RandomStart = false;
+        var rd = new AdversarialAttack(diff, editor).Run(seg, x, y, 5);
+        var rp = new AdversarialAttack(pgd).Run(seg, x, y, 5);
+        Assert.IsTrue(rd.Attacked.sub(rp.Attacked).abs().max().item<float>() > 1e-3, "Diff-PGD's output is not PGD's");
+        using var g = new Generator(1);
+        var clean = editor.SdEdit(x, y, 20, diff.SdEditDepth, false, g);
+        double dDiff = rd.Attacked.sub(clean).abs().mean().item<float>(), dPgd = rp.Attacked.sub(clean).abs().mean().item<float>();
+        Assert.IsTrue(dDiff < dPgd, $"mean |Diff-PGD − SDEdit(x)| = {dDiff:G4} should be below PGD's {dPgd:G4}");
+        Assert.IsTrue(rd.Attacked.min().item<float>() >= 0 && rd.Attacked.max().item<float>() <= 1);
+    }
+}
