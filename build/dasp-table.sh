@@ -4,16 +4,16 @@
 # No-Aug, Basic, FGSM, Inverse-FGSM (paper 001), generated pairs without attack, PGD with W, Diff-PGD without W and DASP
 # (DASP Table 2's ablation rows), each scored in the papers' convention (per-image mIoU/mDice at threshold 0.5) and,
 # as paper 001's Table 2, under FGSM ε ∈ {0, 0.05, 0.1, 0.15, 0.2}.
-# Usage: build/dasp-table.sh [DATA_DIR]. Environment: PAIRS (200: pairs drawn from the data), SIZE (64), EPOCHS (20),
+# Usage: build/dasp-table.sh [DATA_DIR]. Environment: PAIRS (200: pairs drawn from the data), SIZE (64), EPOCHS (15),
 # DIFFUSION_EPOCHS (30), DIFFUSION_WIDTH (16), WIDTHS (16,32,64,128: the U-Net's encoder), ATTACK_EVERY (5), METHODS, SEED (1), DEVICE (cpu).
 # Writes runs/dasp-table/ (the run folder of 'medseg dasp': metrics.json, comparison.md, figures/, model.zip) and
 # prints the Markdown tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/kvasir-seg}
-pairs=${PAIRS:-200}; size=${SIZE:-64}; epochs=${EPOCHS:-20}; diffusion_epochs=${DIFFUSION_EPOCHS:-30}; diffusion_width=${DIFFUSION_WIDTH:-16}
+pairs=${PAIRS:-200}; size=${SIZE:-64}; epochs=${EPOCHS:-15}; diffusion_epochs=${DIFFUSION_EPOCHS:-30}; diffusion_width=${DIFFUSION_WIDTH:-16}
 widths=${WIDTHS:-16,32,64,128}; every=${ATTACK_EVERY:-5}; seed=${SEED:-1}; device=${DEVICE:-cpu}
-methods=${METHODS:-noaug,basic,fgsm,ifgsm,generated,pgd,diffpgd,dasp}
+methods=${METHODS:-noaug,dasp,diffpgd,pgd,generated,fgsm,basic}
 out=runs/dasp-table
 bash build/setup.sh >/dev/null
 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
