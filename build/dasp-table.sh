@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 data=${1:-../shared/data/kvasir-seg}
 pairs=${PAIRS:-200}; size=${SIZE:-64}; epochs=${EPOCHS:-15}; diffusion_epochs=${DIFFUSION_EPOCHS:-30}; diffusion_width=${DIFFUSION_WIDTH:-16}
 widths=${WIDTHS:-16,32,64,128}; every=${ATTACK_EVERY:-5}; seed=${SEED:-1}; device=${DEVICE:-cpu}
-methods=${METHODS:-noaug,dasp,diffpgd,pgd,generated,fgsm,basic}
+methods=${METHODS:-noaug,dasp,diffpgd,pgd,generated,fgsm,ifgsm,basic}
 out=runs/dasp-table
 bash build/setup.sh >/dev/null
 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
