@@ -37,51 +37,8 @@ internal sealed class BlurGenerator : ISdEditor, ITransformer
 }
 
 [TestClass]
-public sealed class AttackCliTests
+public sealed class AttackCliTests : CliTestBase
 {
-    private string _dir = "";
-
-    [TestInitialize]
-    public void Init() => Directory.CreateDirectory(_dir = Path.Combine(Path.GetTempPath(), $"medseg-cli-attack-{Guid.NewGuid():N}"));
-
-    [TestCleanup]
-    public void Cleanup() => Directory.Delete(_dir, recursive: true);
-
-    private static (int code, string stdout, string stderr) Medseg(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = MedsegCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
-    /// <summary>n RGB images 20 × 24 with a bright disc, and 0/255 PNG masks of the disc.</summary>
-    private static void MakeData(string dir, int n, int seed)
-    {
-        Directory.CreateDirectory(Path.Combine(dir, "images"));
-        Directory.CreateDirectory(Path.Combine(dir, "masks"));
-        var rng = new Random(seed);
-        const int h = 20, w = 24;
-        for (int i = 0; i < n; i++)
-        {
-            int cx = rng.Next(7, 17), cy = rng.Next(7, 13), r = rng.Next(3, 6);
-            var img = new byte[h * w * 3];
-            var mask = new byte[h * w];
-            for (int y = 0; y < h; y++)
-                for (int x = 0; x < w; x++)
-                {
-                    bool inside = (x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r;
-                    mask[y * w + x] = inside ? (byte)255 : (byte)0;
-                    byte v = (byte)Math.Clamp((inside ? 190 : 70) + rng.Next(-30, 30), 0, 255);
-                    img[(y * w + x) * 3] = v;
-                    img[(y * w + x) * 3 + 1] = (byte)(v / 2);
-                    img[(y * w + x) * 3 + 2] = (byte)(v / 3);
-                }
-            ImageIO.WritePng(Path.Combine(dir, "images", $"case{i:D2}.png"), img, w, h, 3);
-            ImageIO.WritePng(Path.Combine(dir, "masks", $"case{i:D2}.png"), mask, w, h, 1);
-        }
-    }
-
     /// <summary>
     /// A model file as 'medseg train' writes it (image resize to 16×16, then the segmenter), with a tiny U-Net trained
     /// for a few epochs through the library (the CLI's default U-Net is too large for a quick test).

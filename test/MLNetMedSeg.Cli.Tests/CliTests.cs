@@ -6,24 +6,8 @@ using MLNetMedSeg.Pipeline;
 namespace MLNetMedSeg.Cli.Tests;
 
 [TestClass]
-public sealed class CliTests
+public sealed class CliTests : CliTestBase
 {
-    private string _dir = "";
-
-    [TestInitialize]
-    public void Init() => Directory.CreateDirectory(_dir = Path.Combine(Path.GetTempPath(), $"medseg-cli-{Guid.NewGuid():N}"));
-
-    [TestCleanup]
-    public void Cleanup() => Directory.Delete(_dir, recursive: true);
-
-    private static (int code, string stdout, string stderr) Medseg(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = MedsegCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     /// <summary>Writes a 0/255 mask PNG of size 4×4 whose foreground is the given (row, col) pixels.</summary>
     private static void Mask(string path, params (int r, int c)[] on)
     {

@@ -4,56 +4,16 @@ using MLNetMedSeg.Imaging;
 namespace MLNetMedSeg.Cli.Tests;
 
 [TestClass]
-public sealed class DaspCliTests
+public sealed class DaspCliTests : CliTestBase
 {
-    private string _dir = "";
-
-    [TestInitialize]
-    public void Init() => Directory.CreateDirectory(_dir = Path.Combine(Path.GetTempPath(), $"medseg-cli-dasp-{Guid.NewGuid():N}"));
-
-    [TestCleanup]
-    public void Cleanup() => Directory.Delete(_dir, recursive: true);
-
-    private static (int code, string stdout, string stderr) Medseg(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = MedsegCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
-    /// <summary>n RGB 16×16 images with a bright disc and 0/255 masks of it.</summary>
-    private static void MakeData(string dir, int n, int seed)
-    {
-        Directory.CreateDirectory(Path.Combine(dir, "images"));
-        Directory.CreateDirectory(Path.Combine(dir, "masks"));
-        var rng = new Random(seed);
-        const int s = 16;
-        for (int i = 0; i < n; i++)
-        {
-            int cx = rng.Next(5, 11), cy = rng.Next(5, 11), r = rng.Next(3, 5);
-            var img = new byte[s * s * 3];
-            var mask = new byte[s * s];
-            for (int y = 0; y < s; y++)
-                for (int x = 0; x < s; x++)
-                {
-                    bool inside = (x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r;
-                    mask[y * s + x] = inside ? (byte)255 : (byte)0;
-                    byte v = (byte)Math.Clamp((inside ? 190 : 70) + rng.Next(-20, 20), 0, 255);
-                    img[(y * s + x) * 3] = v;
-                    img[(y * s + x) * 3 + 1] = (byte)(v / 2);
-                    img[(y * s + x) * 3 + 2] = (byte)(v / 3);
-                }
-            ImageIO.WritePng(Path.Combine(dir, "images", $"case{i:D2}.png"), img, s, s, 3);
-            ImageIO.WritePng(Path.Combine(dir, "masks", $"case{i:D2}.png"), mask, s, s, 1);
-        }
-    }
+    /// <summary>16×16 images with a disc of radius 3–4.</summary>
+    private static readonly DiscSpec Small16 = new(16, 16, 5, 11, 5, 11, 3, 5, 190, 70, 20);
 
     [TestMethod]
     public void Dasp_RunsTheFlow_WritesMetricsTableFiguresAndAModelThatPredicts()
     {
         string data = Path.Combine(_dir, "data");
-        MakeData(data, 10, seed: 3);
+        MakeData(data, 10, seed: 3, Small16);
         string run = Path.Combine(_dir, "run");
         var (code, stdout, stderr) = Medseg("dasp", "--data", data, "--size", "16", "--widths", "4,8", "--epochs", "3", "--batch", "4", "--lr", "0.03",
             "--diffusion-epochs", "1", "--diffusion-width", "8", "--timesteps", "20", "--sample-steps", "4", "--attack-steps", "2", "--sdedit-steps", "10",
@@ -97,7 +57,7 @@ public sealed class DaspCliTests
         Assert.AreEqual(1, code);
         StringAssert.Contains(stderr, "missing");
         string data = Path.Combine(_dir, "data");
-        MakeData(data, 2, seed: 1);
+        MakeData(data, 2, seed: 1, Small16);
         (code, _, stderr) = Medseg("dasp", "--data", data, "--methods", "noaug,magic", "--out", Path.Combine(_dir, "run"));
         Assert.AreEqual(1, code);
         StringAssert.Contains(stderr, "magic");

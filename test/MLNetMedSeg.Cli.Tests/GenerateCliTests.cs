@@ -5,9 +5,8 @@ namespace MLNetMedSeg.Cli.Tests;
 
 /// <summary><c>medseg generate</c> at a tiny size: train both diffusion models, save, reload, generate the same pairs.</summary>
 [TestClass]
-public sealed class GenerateCliTests
+public sealed class GenerateCliTests : CliTestBase
 {
-    private string _dir = "";
     private static int _threads;
 
     /// <summary>One libtorch thread (restored afterwards): tiny networks, shared 2-core machines.</summary>
@@ -21,54 +20,13 @@ public sealed class GenerateCliTests
     [ClassCleanup(ClassCleanupBehavior.EndOfClass)]
     public static void RestoreThreads() => torch.set_num_threads(_threads);
 
-    [TestInitialize]
-    public void Init() => Directory.CreateDirectory(_dir = Path.Combine(Path.GetTempPath(), $"medseg-cli-generate-{Guid.NewGuid():N}"));
-
-    [TestCleanup]
-    public void Cleanup() => Directory.Delete(_dir, recursive: true);
-
-    private static (int code, string stdout, string stderr) Medseg(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = MedsegCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
-    /// <summary>n RGB 24×24 images with a bright disc and their 0/255 masks.</summary>
-    private static void MakeData(string dir, int n, int seed)
-    {
-        Directory.CreateDirectory(Path.Combine(dir, "images"));
-        Directory.CreateDirectory(Path.Combine(dir, "masks"));
-        var rng = new Random(seed);
-        const int s = 24;
-        for (int i = 0; i < n; i++)
-        {
-            int cx = rng.Next(8, 16), cy = rng.Next(8, 16), r = rng.Next(3, 7);
-            var img = new byte[s * s * 3];
-            var mask = new byte[s * s];
-            for (int y = 0; y < s; y++)
-                for (int x = 0; x < s; x++)
-                {
-                    bool inside = (x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r;
-                    mask[y * s + x] = inside ? (byte)255 : (byte)0;
-                    byte v = (byte)Math.Clamp((inside ? 200 : 60) + rng.Next(-20, 20), 0, 255);
-                    img[(y * s + x) * 3] = v;
-                    img[(y * s + x) * 3 + 1] = (byte)(v / 2);
-                    img[(y * s + x) * 3 + 2] = (byte)(v / 3);
-                }
-            ImageIO.WritePng(Path.Combine(dir, "images", $"case{i:D2}.png"), img, s, s, 3);
-            ImageIO.WritePng(Path.Combine(dir, "masks", $"case{i:D2}.png"), mask, s, s, 1);
-        }
-    }
-
     private static byte[] Pixels(string path) => ImageIO.Read(path).Pixels8!;
 
     [TestMethod]
     public void TrainSaveGenerateThenLoadGeneratesTheSamePairs()
     {
         string data = Path.Combine(_dir, "data");
-        MakeData(data, 8, seed: 3);
+        MakeData(data, 8, seed: 3, new DiscSpec(24, 24, 8, 16, 8, 16, 3, 7, 200, 60, 20));
         string gen = Path.Combine(_dir, "gen.zip"), out1 = Path.Combine(_dir, "out1"), out2 = Path.Combine(_dir, "out2");
         var (code, stdout, stderr) = Medseg("generate", "--data", data, "--size", "16", "--epochs", "1", "--mask-steps", "20",
             "--image-steps", "20", "--sampler", "ddim", "--sample-steps", "4", "--count", "5", "--batch", "4", "--seed", "2",
