@@ -106,7 +106,8 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return new ImageDiffusionView(this, input, GetOutputSchema(input.Schema));
+        var o = _options;
+        return new BatchedMapView(input, GetOutputSchema(input.Schema), [o.OutputColumn], [o.ConditionColumn], o.TransformBatchSize, SampleBatch);
     }
 
     /// <summary>
@@ -234,6 +235,24 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
         if (_disposed) return;
         _disposed = true;
         _network.Dispose();
+    }
+
+    /// <summary>
+    /// The output view's batch function: one image per row for its condition mask, sampled at once for same-size masks
+    /// (row by row otherwise), each row's noise seeded by its position.
+    /// </summary>
+    private void SampleBatch(IReadOnlyList<BatchedRow> rows)
+    {
+        string col = _options.ConditionColumn;
+        var masks = rows.Select(r => r.Tensor(col)).ToList();
+        foreach (var (t, r) in masks.Zip(rows))
+            if (t.dim() != 3 || t.size(0) != 1)
+                throw new InvalidOperationException($"{Name}: row {r.Position}: mask '{col}' must be [1,H,W], got [{string.Join(",", t.shape)}]");
+        foreach (var g in BatchedMapView.SameShapeGroups(masks))
+        {
+            var images = SampleRows(g.Select(i => rows[i].Position).ToArray(), g.Select(i => masks[i]).ToArray());
+            for (int k = 0; k < g.Length; k++) rows[g[k]].Outputs[_options.OutputColumn] = images[k];
+        }
     }
 
     /// <summary>Samples the rows of one read-ahead batch (row-seeded), giving [C,H,W] CPU tensors outside any scope.</summary>

@@ -138,7 +138,7 @@ public sealed class SegmentationTransformer : ITransformer, IDisposable
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
         var schema = GetOutputSchema(input.Schema);
-        return new SegmentationPredictionView(this, input, schema);
+        return PredictionView(input, schema);
     }
 
     /// <summary>
@@ -248,161 +248,28 @@ public sealed class SegmentationTransformer : ITransformer, IDisposable
     }
 
     /// <summary>
-    /// The output view: passes the input through and adds both output columns. A cursor that needs an output column
-    /// reads up to <see cref="SegmentationModelOptions.BatchSize"/> rows ahead from its source (keeping copies of their
-    /// requested values), runs the network once on their stacked images (row by row when their sizes differ) and then
-    /// serves the rows one at a time.
+    /// The output view (<see cref="BatchedMapView"/>): the network runs once per <see cref="SegmentationModelOptions.BatchSize"/>
+    /// rows on their stacked images (row by row when their sizes differ); the rows are then served one at a time.
     /// </summary>
-    private sealed class SegmentationPredictionView(SegmentationTransformer owner, IDataView source, DataViewSchema schema) : IDataView
+    private IDataView PredictionView(IDataView source, DataViewSchema schema) =>
+        new BatchedMapView(source, schema, [Options.ProbabilityColumn, Options.PredictedColumn], [Options.ImageColumn], Options.BatchSize, PredictRows);
+
+    private void PredictRows(IReadOnlyList<BatchedRow> rows)
     {
-        public DataViewSchema Schema { get; } = schema;
-
-        public long? GetRowCount() => source.GetRowCount();
-
-        public bool CanShuffle => source.CanShuffle;
-
-        public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
+        string img = Options.ImageColumn;
+        var images = rows.Select(r => r.Tensor(img)).ToList();
+        foreach (var (t, r) in images.Zip(rows))
+            if (t.dim() != 3) throw new InvalidOperationException($"{Name}: row {r.Position}: image must be [C,H,W], got [{string.Join(",", t.shape)}]");
+        foreach (var g in BatchedMapView.SameShapeGroups(images))
         {
-            var needed = columnsNeeded.Select(c => Schema[c.Name]).ToArray();
-            var o = owner.Options;
-            bool predict = needed.Any(c => c.Name == o.ProbabilityColumn || c.Name == o.PredictedColumn);
-            var srcCols = new HashSet<string>(needed.Where(c => c.Name != o.ProbabilityColumn && c.Name != o.PredictedColumn).Select(c => c.Name));
-            if (predict) srcCols.Add(o.ImageColumn);
-            var cols = srcCols.Select(n => source.Schema[n]).ToArray();
-            return new Cursor(owner, this, needed, cols, predict, source.GetRowCursor(cols, rand));
-        }
-
-        private sealed class Row(long position, Dictionary<string, object> values)
-        {
-            public long Position { get; } = position;
-            public Dictionary<string, object> Values { get; } = values;
-            public Tensor? Probability { get; set; }
-            public Tensor? Predicted { get; set; }
-
-            public void Dispose()
+            using var scope = torch.NewDisposeScope();
+            var (p, m) = Predict(torch.stack(g.Select(i => images[i]).ToArray()));
+            var pc = p.cpu();
+            var mc = m.cpu();
+            for (int k = 0; k < g.Length; k++)
             {
-                foreach (var v in Values.Values) (v as Tensor)?.Dispose();
-                Probability?.Dispose();
-                Predicted?.Dispose();
-            }
-        }
-
-        private sealed class Cursor : DataViewRowCursor
-        {
-            private readonly SegmentationTransformer _owner;
-            private readonly SegmentationPredictionView _view;
-            private readonly DataViewSchema.Column[] _srcCols;
-            private readonly bool _predict;
-            private readonly DataViewRowCursor _src;
-            private readonly bool[] _active;
-            private readonly Queue<Row> _ahead = new();
-            private Row? _current;
-            private bool _srcDone, _disposed;
-
-            public Cursor(SegmentationTransformer owner, SegmentationPredictionView view, DataViewSchema.Column[] needed,
-                DataViewSchema.Column[] srcCols, bool predict, DataViewRowCursor src)
-            {
-                _owner = owner;
-                _view = view;
-                _srcCols = srcCols;
-                _predict = predict;
-                _src = src;
-                _active = view.Schema.Select(c => needed.Any(n => n.Index == c.Index)).ToArray();
-            }
-
-            public override DataViewSchema Schema => _view.Schema;
-
-            public override bool MoveNext()
-            {
-                ObjectDisposedException.ThrowIf(_disposed, this);
-                _current?.Dispose();
-                _current = null;
-                if (!_predict)
-                {
-                    // Nothing to compute: a plain pass-through of the source cursor.
-                    bool ok = _src.MoveNext();
-                    Position = _src.Position;
-                    return ok;
-                }
-                if (_ahead.Count == 0 && !_srcDone) ReadAhead();
-                if (_ahead.Count == 0)
-                {
-                    Position = -1;
-                    return false;
-                }
-                _current = _ahead.Dequeue();
-                Position = _current.Position;
-                return true;
-            }
-
-            private void ReadAhead()
-            {
-                int n = Math.Max(1, _owner.Options.BatchSize);
-                var rows = new List<Row>(n);
-                try
-                {
-                    while (rows.Count < n)
-                    {
-                        if (!_src.MoveNext()) { _srcDone = true; break; }
-                        var values = new Dictionary<string, object>(StringComparer.Ordinal);
-                        var row = new Row(_src.Position, values);
-                        rows.Add(row);
-                        foreach (var c in _srcCols)
-                        {
-                            var v = _src.GetValue(c);
-                            values[c.Name] = v is Tensor t ? t.clone().DetachFromDisposeScope() : v;
-                        }
-                    }
-                    if (rows.Count == 0) return;
-                    string img = _owner.Options.ImageColumn;
-                    var images = rows.Select(r => (Tensor)r.Values[img]).ToList();
-                    foreach (var (t, r) in images.Zip(rows))
-                        if (t.dim() != 3) throw new InvalidOperationException($"{Name}: row {r.Position}: image must be [C,H,W], got [{string.Join(",", t.shape)}]");
-                    bool sameSize = images.All(t => t.shape.SequenceEqual(images[0].shape));
-                    var groups = sameSize ? [Enumerable.Range(0, rows.Count).ToArray()] : Enumerable.Range(0, rows.Count).Select(i => new[] { i }).ToList();
-                    foreach (var g in groups)
-                    {
-                        using var scope = torch.NewDisposeScope();
-                        var (p, m) = _owner.Predict(torch.stack(g.Select(i => images[i]).ToArray()));
-                        var pc = p.cpu();
-                        var mc = m.cpu();
-                        for (int k = 0; k < g.Length; k++)
-                        {
-                            rows[g[k]].Probability = pc.narrow(0, k, 1).squeeze(0).contiguous().clone().DetachFromDisposeScope();
-                            rows[g[k]].Predicted = mc.narrow(0, k, 1).squeeze(0).contiguous().clone().DetachFromDisposeScope();
-                        }
-                    }
-                    foreach (var r in rows) _ahead.Enqueue(r);
-                    rows.Clear();
-                }
-                finally
-                {
-                    foreach (var r in rows) r.Dispose();
-                }
-            }
-
-            public override bool IsColumnActive(DataViewSchema.Column column) => _active[column.Index];
-
-            public override object GetValue(DataViewSchema.Column column)
-            {
-                ObjectDisposedException.ThrowIf(_disposed, this);
-                if (!_active[column.Index]) throw new InvalidOperationException($"column '{column.Name}' was not requested when the cursor was created");
-                if (!_predict) return _src.GetValue(_src.Schema[column.Name]);
-                var row = _current ?? throw new InvalidOperationException("the cursor is not on a row (call MoveNext first)");
-                var o = _owner.Options;
-                if (column.Name == o.ProbabilityColumn) return row.Probability!;
-                if (column.Name == o.PredictedColumn) return row.Predicted!;
-                return row.Values[column.Name];
-            }
-
-            protected override void Dispose(bool disposing)
-            {
-                if (_disposed) return;
-                _disposed = true;
-                _current?.Dispose();
-                _current = null;
-                while (_ahead.Count > 0) _ahead.Dequeue().Dispose();
-                _src.Dispose();
+                rows[g[k]].Outputs[Options.ProbabilityColumn] = pc.narrow(0, k, 1).squeeze(0).contiguous().clone().DetachFromDisposeScope();
+                rows[g[k]].Outputs[Options.PredictedColumn] = mc.narrow(0, k, 1).squeeze(0).contiguous().clone().DetachFromDisposeScope();
             }
         }
     }

@@ -125,7 +125,9 @@ public sealed class AdversarialAttackTransformer : IScopedTransformer, IDisposab
         ObjectDisposedException.ThrowIf(_disposed, this);
         var schema = GetOutputSchema(input.Schema);
         _ = Attack; // fail now, not at the first row, when the SDEdit model is missing
-        return new AttackedView(this, input, schema);
+        var o = _options;
+        string?[] added = [o.AttackedImageColumn, o.PerturbedImageColumn, o.UncertaintyColumn];
+        return new BatchedMapView(input, schema, added.OfType<string>(), [o.ImageColumn, o.MaskColumn], o.BatchSize, AttackRows);
     }
 
     /// <summary>
@@ -196,169 +198,34 @@ public sealed class AdversarialAttackTransformer : IScopedTransformer, IDisposab
         if (_ownsSdEditor) (_sdEditor as IDisposable)?.Dispose();
     }
 
-    /// <summary>The output view: the input plus the attack's columns, computed a batch at a time.</summary>
-    private sealed class AttackedView(AdversarialAttackTransformer owner, IDataView source, DataViewSchema schema) : IDataView
+    /// <summary>
+    /// The output view's batch function (<see cref="BatchedMapView"/>): rows of one image size are attacked together,
+    /// each seeded by its position, and their outputs kept as CPU copies.
+    /// </summary>
+    private void AttackRows(IReadOnlyList<BatchedRow> rows)
     {
-        public DataViewSchema Schema { get; } = schema;
-
-        public long? GetRowCount() => source.GetRowCount();
-
-        public bool CanShuffle => source.CanShuffle;
-
-        public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
+        var o = _options;
+        foreach (var group in rows.GroupBy(r => string.Join(",", r.Tensor(o.ImageColumn).shape)))
         {
-            var o = owner._options;
-            var outputs = new HashSet<string>(new[] { o.AttackedImageColumn, o.PerturbedImageColumn, o.UncertaintyColumn }.OfType<string>(), StringComparer.Ordinal);
-            var needed = columnsNeeded.Select(c => Schema[c.Name]).ToArray();
-            bool compute = needed.Any(c => outputs.Contains(c.Name));
-            var srcNames = new HashSet<string>(needed.Where(c => !outputs.Contains(c.Name)).Select(c => c.Name), StringComparer.Ordinal);
-            if (compute)
-            {
-                srcNames.Add(o.ImageColumn);
-                srcNames.Add(o.MaskColumn);
-            }
-            var srcCols = srcNames.Select(n => source.Schema[n]).ToArray();
-            return new Cursor(owner, Schema, needed, outputs, srcCols, compute, source.GetRowCursor(srcCols, rand));
-        }
-    }
-
-    /// <summary>One read-ahead row: copies of its requested source values and its outputs.</summary>
-    private sealed class Row(long position) : IDisposable
-    {
-        public long Position { get; } = position;
-        public Dictionary<string, object> Values { get; } = new(StringComparer.Ordinal);
-
-        public void Dispose()
-        {
-            foreach (var v in Values.Values) (v as Tensor)?.Dispose();
-            Values.Clear();
-        }
-    }
-
-    private sealed class Cursor : DataViewRowCursor
-    {
-        private readonly AdversarialAttackTransformer _owner;
-        private readonly DataViewSchema _schema;
-        private readonly HashSet<string> _outputs;
-        private readonly DataViewSchema.Column[] _srcCols;
-        private readonly bool _compute;
-        private readonly DataViewRowCursor _src;
-        private readonly bool[] _active;
-        private readonly Queue<Row> _ahead = new();
-        private Row? _current;
-        private bool _srcDone, _disposed;
-
-        public Cursor(AdversarialAttackTransformer owner, DataViewSchema schema, DataViewSchema.Column[] needed, HashSet<string> outputs,
-            DataViewSchema.Column[] srcCols, bool compute, DataViewRowCursor src)
-        {
-            _owner = owner;
-            _schema = schema;
-            _outputs = outputs;
-            _srcCols = srcCols;
-            _compute = compute;
-            _src = src;
-            _active = new bool[schema.Count];
-            foreach (var c in needed) _active[c.Index] = true;
-        }
-
-        public override DataViewSchema Schema => _schema;
-
-        public override bool MoveNext()
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            _current?.Dispose();
-            _current = null;
-            if (!_compute)
-            {
-                bool ok = _src.MoveNext();
-                Position = _src.Position;
-                return ok;
-            }
-            if (_ahead.Count == 0 && !_srcDone) ReadAhead();
-            if (_ahead.Count == 0)
-            {
-                Position = -1;
-                return false;
-            }
-            _current = _ahead.Dequeue();
-            Position = _current.Position;
-            return true;
-        }
-
-        private void ReadAhead()
-        {
-            var o = _owner._options;
-            var rows = new List<Row>(o.BatchSize);
-            try
-            {
-                while (rows.Count < o.BatchSize)
-                {
-                    if (!_src.MoveNext()) { _srcDone = true; break; }
-                    var row = new Row(_src.Position);
-                    rows.Add(row);
-                    foreach (var c in _srcCols)
-                    {
-                        var v = _src.GetValue(c);
-                        row.Values[c.Name] = v is Tensor t ? t.clone().DetachFromDisposeScope() : v;
-                    }
-                }
-                if (rows.Count == 0) return;
-                foreach (var group in rows.GroupBy(r => string.Join(",", ((Tensor)r.Values[o.ImageColumn]).shape)))
-                    AttackGroup(group.ToArray());
-                foreach (var r in rows) _ahead.Enqueue(r);
-                rows.Clear();
-            }
-            finally
-            {
-                foreach (var r in rows) r.Dispose();
-            }
-        }
-
-        /// <summary>Attacks rows of one image size together and stores their outputs (CPU copies).</summary>
-        private void AttackGroup(Row[] rows)
-        {
-            var o = _owner._options;
+            var g = group.ToArray();
             using var scope = torch.NewDisposeScope();
-            var images = torch.stack(rows.Select(r => (Tensor)r.Values[o.ImageColumn]).ToArray(), 0);
-            var masks = torch.stack(rows.Select(r => (Tensor)r.Values[o.MaskColumn]).ToArray(), 0);
-            var result = _owner.AttackBatch(images, masks, rows.Select(r => r.Position).ToArray());
+            var images = torch.stack(g.Select(r => r.Tensor(o.ImageColumn)).ToArray(), 0);
+            var masks = torch.stack(g.Select(r => r.Tensor(o.MaskColumn)).ToArray(), 0);
+            var result = AttackBatch(images, masks, g.Select(r => r.Position).ToArray());
             var attacked = result.Attacked.to(ScalarType.Float32).cpu();
             var perturbed = result.Perturbed.to(ScalarType.Float32).cpu();
             var uncertainty = result.Uncertainty?.cpu();
-            for (int k = 0; k < rows.Length; k++)
+            for (int k = 0; k < g.Length; k++)
             {
-                // Outputs are stored under their own names; a source value read under the same name is replaced.
                 void Put(string? column, Tensor? t)
                 {
                     if (column is null || t is null) return;
-                    if (rows[k].Values.Remove(column, out var old)) (old as Tensor)?.Dispose();
-                    rows[k].Values[column] = t.narrow(0, k, 1).squeeze(0).contiguous().clone().DetachFromDisposeScope();
+                    g[k].Outputs[column] = t.narrow(0, k, 1).squeeze(0).contiguous().clone().DetachFromDisposeScope();
                 }
                 Put(o.AttackedImageColumn, attacked);
                 Put(o.PerturbedImageColumn, perturbed);
                 Put(o.UncertaintyColumn, uncertainty);
             }
-        }
-
-        public override bool IsColumnActive(DataViewSchema.Column column) => _active[column.Index];
-
-        public override object GetValue(DataViewSchema.Column column)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (!_active[column.Index]) throw new InvalidOperationException($"column '{column.Name}' was not requested when the cursor was created");
-            if (!_compute) return _src.GetValue(_src.Schema[column.Name]);
-            var row = _current ?? throw new InvalidOperationException("the cursor is not on a row (call MoveNext first)");
-            return row.Values[column.Name];
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (_disposed) return;
-            _disposed = true;
-            _current?.Dispose();
-            _current = null;
-            while (_ahead.Count > 0) _ahead.Dequeue().Dispose();
-            _src.Dispose();
         }
     }
 }
