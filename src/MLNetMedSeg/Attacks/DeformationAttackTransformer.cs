@@ -294,18 +294,7 @@ public sealed class DeformationAttackTransformer : ITransformer, IScopedTransfor
             using (var gen = new Generator(0))
             using (nn.init.UseGenerator(gen))
                 net = new DeformationGenerator(options.Generator);
-            var own = net.state_dict();
-            var weights = context.ReadTensors("generator", CPU, own.ToDictionary(e => e.Key, e => e.Value.shape));
-            try
-            {
-                var extra = weights.Keys.Where(k => !own.ContainsKey(k)).ToList();
-                if (extra.Count > 0) throw new InvalidDataException($"{LoaderSignature}: unexpected weights {string.Join(", ", extra)}");
-                net.load_state_dict(weights);
-            }
-            finally
-            {
-                foreach (var t in weights.Values) t.Dispose();
-            }
+            context.ReadModuleWeights("generator", net);
             var history = JsonSerializer.Deserialize<DeformationAttackEpochRecord[]>(context.ReadText("history.json")) ?? [];
             return new DeformationAttackTransformer(context.Context, options, net, segmenter, ownsSegmenter: true, history);
         }

@@ -207,18 +207,7 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
             net = new DiffusionUNet(options.ResolvedNetwork(options.Network.ImageSize), gen);
         try
         {
-            var own = net.state_dict();
-            var weights = context.ReadTensors("weights", torch.CPU, own.ToDictionary(e => e.Key, e => e.Value.shape));
-            try
-            {
-                var extra = weights.Keys.Where(k => !own.ContainsKey(k)).ToList();
-                if (extra.Count > 0) throw new InvalidDataException($"{LoaderSignature}: unexpected weights {string.Join(", ", extra)}");
-                net.load_state_dict(weights);
-            }
-            finally
-            {
-                foreach (var t in weights.Values) t.Dispose();
-            }
+            context.ReadModuleWeights("weights", net);
             var history = JsonSerializer.Deserialize<ImageDiffusionEpochRecord[]>(context.ReadText("history.json")) ?? [];
             return new ImageDiffusionTransformer(context.Context, options, net, history);
         }

@@ -220,19 +220,7 @@ public sealed class MaskDiffusionTransformer : ITransformer, IDisposable
             net = new DiffusionUNet(options.Network, gen);
         try
         {
-            var own = net.state_dict();
-            var expected = own.ToDictionary(e => e.Key, e => e.Value.shape);
-            var weights = context.ReadTensors("weights", torch.CPU, expected);
-            try
-            {
-                var extra = weights.Keys.Where(k => !own.ContainsKey(k)).ToList();
-                if (extra.Count > 0) throw new InvalidDataException($"{LoaderSignature}: unexpected weights {string.Join(", ", extra)}");
-                net.load_state_dict(weights);
-            }
-            finally
-            {
-                foreach (var t in weights.Values) t.Dispose();
-            }
+            context.ReadModuleWeights("weights", net);
             var history = JsonSerializer.Deserialize<MaskDiffusionEpochRecord[]>(context.ReadText("history.json")) ?? [];
             return new MaskDiffusionTransformer(context.Context, options, net, history);
         }

@@ -69,4 +69,26 @@ public abstract class ModelLoadContext
     public abstract string ReadText(string name);
 
     public abstract ITransformer ReadChild(string name);
+
+    /// <summary>
+    /// Loads the tensor file <paramref name="name"/> into <paramref name="module"/>'s parameters and buffers: every
+    /// entry of its state dict must be there with its shape, and an entry the module does not have is an error (both
+    /// name the entry). The read tensors are freed.
+    /// </summary>
+    public void ReadModuleWeights(string name, torch.nn.Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        var own = module.state_dict();
+        var weights = ReadTensors(name, torch.CPU, own.ToDictionary(e => e.Key, e => e.Value.shape));
+        try
+        {
+            var extra = weights.Keys.Where(k => !own.ContainsKey(k)).ToList();
+            if (extra.Count > 0) throw new InvalidDataException($"{Signature}: '{name}' holds weights the network does not have: {string.Join(", ", extra)}");
+            module.load_state_dict(weights);
+        }
+        finally
+        {
+            foreach (var t in weights.Values) t.Dispose();
+        }
+    }
 }
