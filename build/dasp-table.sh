@@ -5,7 +5,8 @@
 # (DASP Table 2's ablation rows), each scored in the papers' convention (per-image mIoU/mDice at threshold 0.5) and,
 # as paper 001's Table 2, under FGSM ε ∈ {0, 0.05, 0.1, 0.15, 0.2}.
 # Usage: build/dasp-table.sh [DATA_DIR]. Environment: PAIRS (200: pairs drawn from the data), SIZE (64), EPOCHS (15),
-# DIFFUSION_EPOCHS (30), DIFFUSION_WIDTH (16), WIDTHS (16,32,64,128: the U-Net's encoder), ATTACK_EVERY (5), METHODS, SEED (1), DEVICE (cpu).
+# DIFFUSION_EPOCHS (30), DIFFUSION_WIDTH (16), WIDTHS (16,32,64,128: the U-Net's encoder), ATTACK_EVERY (5), METHODS, SEED (1), DEVICE (cpu),
+# OUT (runs/dasp-table).
 # Writes runs/dasp-table/ (the run folder of 'medseg dasp': metrics.json, comparison.md, figures/, model.zip) and
 # prints the Markdown tables.
 set -euo pipefail
@@ -14,7 +15,7 @@ data=${1:-../shared/data/kvasir-seg}
 pairs=${PAIRS:-200}; size=${SIZE:-64}; epochs=${EPOCHS:-15}; diffusion_epochs=${DIFFUSION_EPOCHS:-30}; diffusion_width=${DIFFUSION_WIDTH:-16}
 widths=${WIDTHS:-16,32,64,128}; every=${ATTACK_EVERY:-5}; seed=${SEED:-1}; device=${DEVICE:-cpu}
 methods=${METHODS:-noaug,dasp,diffpgd,pgd,generated,fgsm,ifgsm,basic}
-out=runs/dasp-table
+out=${OUT:-runs/dasp-table}
 bash build/setup.sh >/dev/null
 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
 # A private copy of the tool, so that rebuilding the tree while this runs does not pull the binaries away.
