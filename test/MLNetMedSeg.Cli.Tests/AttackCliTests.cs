@@ -9,7 +9,7 @@ using MLNetMedSeg.Segmentation.Networks;
 namespace MLNetMedSeg.Cli.Tests;
 
 /// <summary>
-/// A saveable SDEdit stand-in for the CLI (the image diffusion stage comes from another issue): Gaussian noise of
+/// A saveable, fast SDEdit stand-in for the CLI tests (DaspCliTests use the real image diffusion): Gaussian noise of
 /// standard deviation 0.01·depth, then two passes of a border-normalised 3×3 box blur.
 /// </summary>
 internal sealed class BlurGenerator : ISdEditor, ITransformer

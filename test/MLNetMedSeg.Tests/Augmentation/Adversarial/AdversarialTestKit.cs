@@ -8,7 +8,7 @@ using static MLNetMedSeg.Torch.torch;
 namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
 
 /// <summary>
-/// A small but real SDEdit stand-in for the tests (the diffusion stage comes from another issue): noise the image with
+/// A small, fast SDEdit stand-in for the attack tests (Dasp/DaspFlowTests also attack through the real image diffusion): noise the image with
 /// Gaussian noise of standard deviation <c>noisePerStep</c>·depth (default 0.01) drawn from the generator, then "denoise" it with two passes of a
 /// 3×3 box blur (border-normalised), clipped to [0,1]. Differentiable when asked, and an <see cref="ITransformer"/>
 /// (identity on data) so that it can be saved with the attack stage.
