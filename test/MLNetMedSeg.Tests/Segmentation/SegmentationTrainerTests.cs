@@ -33,33 +33,9 @@ public sealed class SegmentationTrainerTests
     /// </summary>
     private static InMemoryDataView Discs(int n, int seed, bool multiClass = false, bool weights = false, bool nanImage = false)
     {
-        var rng = new Random(seed);
-        var images = new List<Tensor>();
-        var masks = new List<Tensor>();
-        var flags = new List<double>();
-        for (int k = 0; k < n; k++)
-        {
-            double r = 5 + rng.NextDouble() * 4;
-            double cy = r + rng.NextDouble() * (Size - 2 * r), cx = r + rng.NextDouble() * (Size - 2 * r);
-            int cls = multiClass ? 1 + rng.Next(2) : 1;
-            var tint = cls == 1 ? new[] { 0.9, 0.4, 0.2 } : new[] { 0.2, 0.4, 0.9 };
-            var img = new float[3 * Size * Size];
-            var m = new float[Size * Size];
-            var mc = new long[Size * Size];
-            for (int i = 0; i < Size; i++)
-                for (int j = 0; j < Size; j++)
-                {
-                    bool inside = (i + 0.5 - cy) * (i + 0.5 - cy) + (j + 0.5 - cx) * (j + 0.5 - cx) <= r * r;
-                    m[i * Size + j] = inside ? 1 : 0;
-                    mc[i * Size + j] = inside ? cls : 0;
-                    for (int c = 0; c < 3; c++)
-                        img[(c * Size + i) * Size + j] = (float)((inside ? tint[c] : 0.3) + 0.1 * (rng.NextDouble() - 0.5));
-                }
-            if (nanImage) img[5] = float.NaN;
-            images.Add(tensor(img, [3, Size, Size]));
-            masks.Add(multiClass ? tensor(mc, [Size, Size]) : tensor(m, [1, Size, Size]));
-            flags.Add(k % 3 == 2 ? 1 : 0);
-        }
+        var (images, masks) = TestData.SyntheticDiscs.Generate(new TestData.DiscStyle(Size, 5, 4, [0.9, 0.4, 0.2], [0.2, 0.4, 0.9], 0.3), n, seed, multiClass,
+            nanImage ? (_, img) => img[5] = float.NaN : null);
+        var flags = Enumerable.Range(0, n).Select(k => k % 3 == 2 ? 1.0 : 0.0).ToList();
         var cols = new List<(string, ColumnType, System.Collections.IList)>
         {
             ("Image", TensorColumnType.Image(3, Size, Size), images),

@@ -125,34 +125,11 @@ internal static class AdversarialTestKit
     }
 
     /// <summary>The rows of <see cref="Discs"/> as lists of tensors (the caller owns them).</summary>
-    public static (List<Tensor> Images, List<Tensor> Masks) DiscTensors(int n, int seed, bool multiClass = false)
-    {
-        var rng = new Random(seed);
-        var images = new List<Tensor>();
-        var masks = new List<Tensor>();
-        for (int k = 0; k < n; k++)
-        {
-            double r = 3 + rng.NextDouble() * 2;
-            double cy = r + rng.NextDouble() * (Size - 2 * r), cx = r + rng.NextDouble() * (Size - 2 * r);
-            int cls = multiClass ? 1 + rng.Next(2) : 1;
-            var tint = cls == 1 ? new[] { 0.8, 0.45, 0.25 } : new[] { 0.25, 0.45, 0.8 };
-            var img = new float[3 * Size * Size];
-            var m = new float[Size * Size];
-            var mc = new long[Size * Size];
-            for (int i = 0; i < Size; i++)
-                for (int j = 0; j < Size; j++)
-                {
-                    bool inside = (i + 0.5 - cy) * (i + 0.5 - cy) + (j + 0.5 - cx) * (j + 0.5 - cx) <= r * r;
-                    m[i * Size + j] = inside ? 1 : 0;
-                    mc[i * Size + j] = inside ? cls : 0;
-                    for (int c = 0; c < 3; c++)
-                        img[(c * Size + i) * Size + j] = (float)((inside ? tint[c] : 0.35) + 0.1 * (rng.NextDouble() - 0.5));
-                }
-            images.Add(tensor(img, [3, Size, Size]));
-            masks.Add(multiClass ? tensor(mc, [Size, Size]) : tensor(m, [1, Size, Size]));
-        }
-        return (images, masks);
-    }
+    public static (List<Tensor> Images, List<Tensor> Masks) DiscTensors(int n, int seed, bool multiClass = false) =>
+        TestData.SyntheticDiscs.Generate(Style, n, seed, multiClass);
+
+    /// <summary>16 px, radius 3–5, orange (class 1) or blue (class 2) discs on grey 0.35.</summary>
+    private static readonly TestData.DiscStyle Style = new(Size, 3, 2, [0.8, 0.45, 0.25], [0.25, 0.45, 0.8], 0.35);
 
     /// <summary>A batch of <see cref="Discs"/> rows: images [n,3,16,16], masks [n,1,16,16] (or int64 [n,16,16]).</summary>
     public static (Tensor Images, Tensor Masks) Batch(int n, int seed, bool multiClass = false)
