@@ -6,7 +6,8 @@
 # as paper 001's Table 2, under FGSM ε ∈ {0, 0.05, 0.1, 0.15, 0.2}.
 # Usage: build/dasp-table.sh [DATA_DIR]. Environment: PAIRS (200: pairs drawn from the data), SIZE (64), EPOCHS (15),
 # DIFFUSION_EPOCHS (30), DIFFUSION_WIDTH (16), WIDTHS (16,32,64,128: the U-Net's encoder), ATTACK_EVERY (5), METHODS, SEED (1), DEVICE (cpu),
-# OUT (runs/dasp-table).
+# OUT (runs/dasp-table), MEDSEG_BIN (a folder holding a built medseg, e.g. on a machine with a .NET runtime but no SDK:
+# skips the set-up and the build).
 # Writes runs/dasp-table/ (the run folder of 'medseg dasp': metrics.json, comparison.md, figures/, model.zip) and
 # prints the Markdown tables.
 set -euo pipefail
@@ -16,11 +17,14 @@ pairs=${PAIRS:-200}; size=${SIZE:-64}; epochs=${EPOCHS:-15}; diffusion_epochs=${
 widths=${WIDTHS:-16,32,64,128}; every=${ATTACK_EVERY:-5}; seed=${SEED:-1}; device=${DEVICE:-cpu}
 methods=${METHODS:-noaug,dasp,diffpgd,pgd,generated,fgsm,ifgsm,basic}
 out=${OUT:-runs/dasp-table}
-bash build/setup.sh >/dev/null
-dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
+bin=${MEDSEG_BIN:-src/MLNetMedSeg.Cli/bin/Release/net10.0}
+if [ -z "${MEDSEG_BIN:-}" ]; then
+  bash build/setup.sh >/dev/null
+  dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
+fi
 # A private copy of the tool, so that rebuilding the tree while this runs does not pull the binaries away.
 rm -rf "$out/bin" "$out/subset"; mkdir -p "$out/bin" "$out/subset/images" "$out/subset/masks"
-cp -r src/MLNetMedSeg.Cli/bin/Release/net10.0/. "$out/bin/"
+cp -r "$bin"/. "$out/bin/"
 # The subset: PAIRS stems drawn with the seed, linked (not copied).
 ls "$data/images" | sed 's/\.[^.]*$//' | sort | awk -v s="$seed" 'BEGIN{srand(s)} {print rand() "\t" $0}' | sort -k1,1 | awk -v n="$pairs" 'NR <= n' | cut -f2 |
 while read -r stem; do
@@ -28,6 +32,6 @@ while read -r stem; do
   ln -s "$(realpath "$data"/masks/"$stem".*)" "$out/subset/masks/"
 done
 start=$(date +%s)
-"$out/bin/medseg" dasp --data "$out/subset" --size "$size" --widths "$widths" --epochs "$epochs" --diffusion-epochs "$diffusion_epochs" --diffusion-width "$diffusion_width" \
+dotnet "$out/bin/medseg.dll" dasp --data "$out/subset" --size "$size" --widths "$widths" --epochs "$epochs" --diffusion-epochs "$diffusion_epochs" --diffusion-width "$diffusion_width" \
   --attack-every "$every" --methods "$methods" --seed "$seed" --device "$device" --out "$out" 2> "$out/log.txt"
 echo "total: $(( ($(date +%s) - start) / 60 )) min on $(nproc) cores"

@@ -8,7 +8,8 @@
 # Environment: N (pairs used, 200), SIZE (64), EPOCHS (segmenter epochs, 10), ATTACK_EPOCHS (20), XIS ("0.5 1 1.5 2 2.5 3"),
 # AUG_XI (2), LR (attacker learning rate, 1e-4 as the paper), ADV_WEIGHT (1), SEED (1), DEVICE (cpu),
 # SEGMENTER (a U-Net zip trained by an earlier run with the same N and SEED: skips training it), AUGMENT (1; 0 skips the
-# augmenter comparison).
+# augmenter comparison), OUT (runs/deform-table), PARALLEL (1: the attacks of the sweep run at once, for a GPU),
+# MEDSEG_BIN (a folder holding a built medseg.dll, e.g. on a machine with a .NET runtime but no SDK: skips the build).
 # Writes runs/deform-table/ (logs, reports, attacked images, figure.png per ξ) and prints runs/deform-table/table.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,11 +18,14 @@ data=${1:-../shared/data/kvasir-seg}
 n=${N:-200}; size=${SIZE:-64}; epochs=${EPOCHS:-10}; attack_epochs=${ATTACK_EPOCHS:-20}
 xis=${XIS:-"0.5 1 1.5 2 2.5 3"}; aug_xi=${AUG_XI:-2}; lr=${LR:-1e-4}; adv=${ADV_WEIGHT:-1}; seed=${SEED:-1}; device=${DEVICE:-cpu}
 segmenter=${SEGMENTER:-}; augment=${AUGMENT:-1}
-out=runs/deform-table
+out=${OUT:-runs/deform-table}; parallel=${PARALLEL:-0}
 [ -n "$segmenter" ] && cp "$segmenter" /tmp/deform-table-unet.$$.zip
 rm -rf "$out"; mkdir -p "$out"
-dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
-cp -r src/MLNetMedSeg.Cli/bin/Release/net10.0 "$out/bin" # a private copy: rebuilding the tree does not disturb the run
+if [ -n "${MEDSEG_BIN:-}" ]; then cp -r "$MEDSEG_BIN" "$out/bin"
+else
+  dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
+  cp -r src/MLNetMedSeg.Cli/bin/Release/net10.0 "$out/bin" # a private copy: rebuilding the tree does not disturb the run
+fi
 medseg() { dotnet "$out/bin/medseg.dll" "$@"; }
 start=$(date +%s)
 
@@ -51,9 +55,16 @@ attack() { # name xi variant [extra args]
     --epochs "$attack_epochs" --lr "$lr" --adv-weight "$adv" --seed "$seed" --device "$device" --out "$out/$name" "$@" > "$out/$name.log" 2>&1
   echo "$name: $(tail -1 "$out/$name.log")"
 }
-for xi in $xis; do attack "xi-$xi" "$xi" dv; done
-attack "d-only" 2 d
-attack "v-only" 2 v
+if [ "$parallel" = 1 ]; then
+  for xi in $xis; do attack "xi-$xi" "$xi" dv & done
+  attack "d-only" 2 d &
+  attack "v-only" 2 v &
+  wait
+else
+  for xi in $xis; do attack "xi-$xi" "$xi" dv; done
+  attack "d-only" 2 d
+  attack "v-only" 2 v
+fi
 
 table="$out/table.md"
 row() { # label report.json

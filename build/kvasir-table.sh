@@ -10,11 +10,14 @@ data=${1:-../shared/data/kvasir-seg}
 size=${SIZE:-64}; epochs=${EPOCHS:-10}; seed=${SEED:-1}; device=${DEVICE:-cpu}
 backbones=${BACKBONES:-"unet unetpp linknet deeplabv3plus"}
 augments=${AUGMENTS:-"none basic"}
-out=runs/kvasir-table
+out=${OUT:-runs/kvasir-table}
 mkdir -p "$out"
-bash build/setup.sh >/dev/null
-dotnet build examples/PolypSegmentation -c Release --nologo -v q >/dev/null
-bin=examples/PolypSegmentation/bin/Release/net10.0/PolypSegmentation
+if [ -n "${POLYP_BIN:-}" ]; then bin=$POLYP_BIN/PolypSegmentation.dll
+else
+  bash build/setup.sh >/dev/null
+  dotnet build examples/PolypSegmentation -c Release --nologo -v q >/dev/null
+  bin=examples/PolypSegmentation/bin/Release/net10.0/PolypSegmentation.dll
+fi
 table="$out/table.md"
 {
   echo "| backbone | augmentation | mIoU | mDice | best epoch | train time |"
@@ -24,7 +27,7 @@ for b in $backbones; do
   for a in $augments; do
     name="$b-$a"
     start=$(date +%s)
-    "$bin" --data "$data" --backbone "$b" --augment "$a" --size "$size" --epochs "$epochs" --seed "$seed" \
+    dotnet "$bin" --data "$data" --backbone "$b" --augment "$a" --size "$size" --epochs "$epochs" --seed "$seed" \
       --device "$device" --out "$out" --name "$name" > "$out/$name.log" 2>&1
     secs=$(( $(date +%s) - start ))
     line=$(grep '^test mIoU' "$out/$name.log")

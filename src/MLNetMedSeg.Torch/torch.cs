@@ -220,6 +220,38 @@ public static partial class torch
         public static void empty_cache() => LibTorch.Check(LibTorch.mt_cuda_empty_cache());
         /// <summary>Seeds every CUDA device's global generator (same as <see cref="torch.manual_seed"/> for CUDA).</summary>
         public static void manual_seed_all(ulong seed) => torch.manual_seed(seed);
+
+        /// <summary>
+        /// Bytes held by live tensors on CUDA device <paramref name="device"/> (PyTorch's
+        /// <c>torch.cuda.memory_allocated</c>; the allocator's cached pool is not counted). 0 in a CPU-only build.
+        /// </summary>
+        public static long memory_allocated(int device = 0)
+        {
+            LibTorch.Check(LibTorch.mt_cuda_memory_allocated(device, out long bytes));
+            return bytes;
+        }
+    }
+
+    /// <summary>Backend switches, as PyTorch's <c>torch.backends</c>.</summary>
+    public static class backends
+    {
+        /// <summary>cuDNN's algorithm choice (no effect on CPU).</summary>
+        public static class cudnn
+        {
+            /// <summary>Only deterministic cuDNN kernels: the same inputs give bitwise the same outputs and gradients.</summary>
+            public static bool deterministic
+            {
+                get => LibTorch.mt_cudnn_deterministic();
+                set => LibTorch.Check(LibTorch.mt_set_cudnn_deterministic(value));
+            }
+
+            /// <summary>Autotune the convolution algorithm per input shape (faster, not reproducible run to run).</summary>
+            public static bool benchmark
+            {
+                get => LibTorch.mt_cudnn_benchmark();
+                set => LibTorch.Check(LibTorch.mt_set_cudnn_benchmark(value));
+            }
+        }
     }
 
     public static class autograd

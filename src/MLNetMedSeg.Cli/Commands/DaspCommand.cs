@@ -46,6 +46,7 @@ internal static class DaspCommand
         var respacing = new Option<int>("--sdedit-steps") { Description = "steps the schedule is respaced to for SDEdit", DefaultValueFactory = _ => 50 };
         var every = new Option<int>("--attack-every") { Description = "re-attack the generated images against the current segmenter every n epochs (0: once, offline)", DefaultValueFactory = _ => 2 };
         var methods = new Option<string>("--methods") { Description = "comma-separated methods to compare: " + string.Join(", ", DaspExperiment.Methods.Keys), DefaultValueFactory = _ => "noaug,basic,dasp" };
+        var gridEvery = new Option<int>("--grid-every") { Description = "also write the diffusion models' sample grids every n epochs (figures/mask-diffusion, figures/image-diffusion; 0: after training only)", DefaultValueFactory = _ => 0 };
         var robustness = new Option<bool>("--robustness") { Description = "also score every method under FGSM ε ∈ {0, 0.05, 0.1, 0.15, 0.2} (paper 001, Table 2)", DefaultValueFactory = _ => true };
         var testFraction = new Option<double>("--test-fraction") { Description = "fraction of the data held out for the comparison", DefaultValueFactory = _ => 0.2 };
         var seed = new Option<int>("--seed") { Description = "seed of every random choice", DefaultValueFactory = _ => 0 };
@@ -54,7 +55,7 @@ internal static class DaspCommand
         var cmd = new Command("dasp", "run the whole DASP flow (mask diffusion → image diffusion → Diff-PGD with uncertainty → segmenter) and compare it with baselines")
         {
             data, size, backbone, widths, epochs, batch, lr, augment, diffusionEpochs, diffusionLr, diffusionWidth, timesteps, sampleSteps, synthetic, steps, stepSize, depth,
-            respacing, every, methods, robustness, testFraction, seed, device, output,
+            respacing, every, methods, gridEvery, robustness, testFraction, seed, device, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
@@ -91,6 +92,10 @@ internal static class DaspCommand
             flow.SyntheticPerImage = parse.GetValue(synthetic);
             flow.AttackEveryEpochs = parse.GetValue(every);
             flow.FigureFolder = figures;
+            int ge = parse.GetValue(gridEvery);
+            if (ge < 0) throw new ArgumentOutOfRangeException("--grid-every", ge, "--grid-every must be ≥ 0");
+            flow.MaskDiffusion.SampleGridEvery = ge;
+            flow.ImageDiffusion.SampleGridEvery = ge;
             flow.Attack = AdversarialAttackOptions.Dasp();
             flow.Attack.Steps = parse.GetValue(steps);
             flow.Attack.StepSize = AttackCommand.ParseAmount(parse.GetValue(stepSize)!, "--step-size");

@@ -61,6 +61,11 @@ internal static partial class LibTorch
     [LibraryImport(Lib)] internal static partial int mt_cuda_device_count();
     [LibraryImport(Lib)] internal static partial int mt_cuda_synchronize(int deviceIndex);
     [LibraryImport(Lib)] internal static partial int mt_cuda_empty_cache();
+    [LibraryImport(Lib)] internal static partial int mt_cuda_memory_allocated(int deviceIndex, out long bytes);
+    [LibraryImport(Lib)][return: MarshalAs(UnmanagedType.U1)] internal static partial bool mt_cudnn_deterministic();
+    [LibraryImport(Lib)] internal static partial int mt_set_cudnn_deterministic([MarshalAs(UnmanagedType.U1)] bool on);
+    [LibraryImport(Lib)][return: MarshalAs(UnmanagedType.U1)] internal static partial bool mt_cudnn_benchmark();
+    [LibraryImport(Lib)] internal static partial int mt_set_cudnn_benchmark([MarshalAs(UnmanagedType.U1)] bool on);
 
     // ---- generators
     [LibraryImport(Lib)] internal static partial int mt_generator_new(int deviceType, int deviceIndex, ulong seed, out IntPtr gen);

@@ -30,13 +30,20 @@ public sealed class MedSegContext
     private readonly object _lock = new();
 
     /// <param name="seed">Master seed; null draws one at random (see <see cref="Seed"/> to report it).</param>
-    /// <param name="device">Where tensors live and networks run (default CPU). Checked for availability now.</param>
+    /// <param name="device">Where tensors live and networks run (default CPU). Checked for availability now. A CUDA device
+    /// switches cuDNN to its deterministic kernels (<see cref="torch.backends.cudnn"/>), so that a seed reproduces a run.</param>
     /// <param name="threads">libtorch intra-op threads (default: <see cref="Environment.ProcessorCount"/>).</param>
     public MedSegContext(int? seed = null, Device? device = null, int? threads = null)
     {
         Seed = seed ?? RandomNumberGenerator.GetInt32(int.MaxValue);
         Device = device ?? torch.CPU;
         Device.EnsureAvailable();
+        // Same seed, same device → same result: on CUDA that needs cuDNN's deterministic kernels (and no autotuning).
+        if (Device.type == DeviceType.CUDA)
+        {
+            torch.backends.cudnn.deterministic = true;
+            torch.backends.cudnn.benchmark = false;
+        }
         if (threads is int t)
         {
             if (t <= 0) throw new ArgumentOutOfRangeException(nameof(threads), t, "threads must be positive");

@@ -9,11 +9,24 @@
 #pragma once
 #include "pch.h"
 #include <atomic>
+#include <optional>
 #include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+// libtorch 2.x made c10::optional an alias of std::optional and later deprecated the c10 names; 1.13 has its own
+// class, which std::nullopt does not convert to. The shim spells optionals as mt::optional / mt::nullopt.
+namespace mt {
+#if (TORCH_VERSION_MAJOR > 2) || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+template <class T> using optional = std::optional<T>;
+inline constexpr std::nullopt_t nullopt = std::nullopt;
+#else
+template <class T> using optional = c10::optional<T>;
+inline constexpr c10::nullopt_t nullopt = c10::nullopt;
+#endif
+}  // namespace mt
 
 #define MT_API extern "C" __attribute__((visibility("default")))
 
@@ -64,8 +77,8 @@ inline const at::Tensor& T(mt_tensor h) {
 
 // NULL handle -> undefined tensor (optional argument absent).
 inline at::Tensor opt(mt_tensor h) { return h ? *h : at::Tensor(); }
-inline c10::optional<at::Tensor> opt_t(mt_tensor h) {
-  return h ? c10::optional<at::Tensor>(*h) : c10::nullopt;
+inline mt::optional<at::Tensor> opt_t(mt_tensor h) {
+  return h ? mt::optional<at::Tensor>(*h) : mt::nullopt;
 }
 
 inline at::Scalar scalar(mt_scalar s) {
@@ -76,8 +89,8 @@ inline at::Scalar scalar(mt_scalar s) {
     default: throw std::invalid_argument("a required scalar argument is missing");
   }
 }
-inline c10::optional<at::Scalar> opt_scalar(mt_scalar s) {
-  if (s.kind < 0) return c10::nullopt;
+inline mt::optional<at::Scalar> opt_scalar(mt_scalar s) {
+  if (s.kind < 0) return mt::nullopt;
   return scalar(s);
 }
 inline mt_scalar to_mt(const at::Scalar& s) {
@@ -99,8 +112,8 @@ inline at::Device device(int32_t type, int32_t index) {
 
 inline at::ScalarType dtype(int32_t t) { return static_cast<at::ScalarType>(t); }
 // dtype < 0 means "not given".
-inline c10::optional<at::ScalarType> opt_dtype(int32_t t) {
-  return t < 0 ? c10::nullopt : c10::optional<at::ScalarType>(static_cast<at::ScalarType>(t));
+inline mt::optional<at::ScalarType> opt_dtype(int32_t t) {
+  return t < 0 ? mt::nullopt : mt::optional<at::ScalarType>(static_cast<at::ScalarType>(t));
 }
 
 inline at::TensorOptions options(int32_t dt, int32_t dev_type, int32_t dev_index, bool requires_grad = false) {
@@ -124,8 +137,8 @@ inline void return_list(std::vector<at::Tensor> v, mt_tensor** out, int64_t* cou
 }
 
 inline at::Generator* gen_or_null(mt_generator g) { return g; }
-inline c10::optional<at::Generator> opt_gen(mt_generator g) {
-  return g ? c10::optional<at::Generator>(*g) : c10::nullopt;
+inline mt::optional<at::Generator> opt_gen(mt_generator g) {
+  return g ? mt::optional<at::Generator>(*g) : mt::nullopt;
 }
 
 }  // namespace mt

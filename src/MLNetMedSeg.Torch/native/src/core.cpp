@@ -200,6 +200,27 @@ MT_API int32_t mt_cuda_empty_cache() {
   MT_END
 }
 
+// Bytes held by live tensors on a CUDA device (the caching allocator's "allocated", not its reserved pool); 0 in a
+// CPU-only build. For leak checks: the figure must return to its baseline once a loop's tensors are disposed.
+MT_API int32_t mt_cuda_memory_allocated(int32_t device_index, int64_t* out) {
+  MT_TRY
+  *out = 0;
+#ifdef MT_WITH_CUDA
+  if (torch::cuda::is_available()) {
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device_index));
+    // Index 0 is StatType::AGGREGATE in every version (the enum moved namespaces in 2.x, so it is not named here).
+    *out = stats.allocated_bytes[0].current;
+  }
+#endif
+  MT_END
+}
+
+// cuDNN algorithm choice: deterministic kernels only, and benchmarking (autotuning per shape, not reproducible).
+MT_API bool mt_cudnn_deterministic() { return at::globalContext().deterministicCuDNN(); }
+MT_API int32_t mt_set_cudnn_deterministic(bool on) { MT_TRY at::globalContext().setDeterministicCuDNN(on); MT_END }
+MT_API bool mt_cudnn_benchmark() { return at::globalContext().benchmarkCuDNN(); }
+MT_API int32_t mt_set_cudnn_benchmark(bool on) { MT_TRY at::globalContext().setBenchmarkCuDNN(on); MT_END }
+
 // ---------------------------------------------------------------- generators
 
 // A new generator for a device (0 = CPU, 1 = CUDA) seeded with `seed`. Free with mt_generator_free.
@@ -433,7 +454,7 @@ MT_API int32_t mt_copy_(mt_tensor dst, mt_tensor src, bool non_blocking) {
 // retain_graph: -1 = default (same as create_graph), 0 = false, 1 = true.
 MT_API int32_t mt_backward(mt_tensor a, mt_tensor grad, int32_t retain_graph, bool create_graph) {
   MT_TRY
-  c10::optional<bool> retain = retain_graph < 0 ? c10::nullopt : c10::optional<bool>(retain_graph != 0);
+  mt::optional<bool> retain = retain_graph < 0 ? mt::nullopt : mt::optional<bool>(retain_graph != 0);
   mt::T(a).backward(mt::opt(grad), retain, create_graph);
   MT_END
 }
@@ -453,7 +474,7 @@ MT_API int32_t mt_autograd_grad(const mt_tensor* outputs, int64_t n_out, const m
   auto ins = mt::tensors(inputs, n_in);
   std::vector<at::Tensor> gouts;
   if (grad_outputs) for (int64_t k = 0; k < n_out; ++k) gouts.push_back(mt::opt(grad_outputs[k]));
-  c10::optional<bool> retain = retain_graph < 0 ? c10::nullopt : c10::optional<bool>(retain_graph != 0);
+  mt::optional<bool> retain = retain_graph < 0 ? mt::nullopt : mt::optional<bool>(retain_graph != 0);
   auto grads = torch::autograd::grad(outs, ins, gouts, retain, create_graph, allow_unused);
   for (int64_t k = 0; k < n_in; ++k) results[k] = mt::wrap(grads[static_cast<size_t>(k)]);
   MT_END

@@ -72,7 +72,7 @@ MT_API int32_t mt_nn_avg_pool2d(mt_tensor input, const int64_t* kernel, int64_t 
                                 int64_t divisor_override, mt_tensor* out) {
   MT_TRY
   auto p = ints_or(padding, n_padding, 0);
-  c10::optional<int64_t> div = divisor_override > 0 ? c10::optional<int64_t>(divisor_override) : c10::nullopt;
+  mt::optional<int64_t> div = divisor_override > 0 ? mt::optional<int64_t>(divisor_override) : mt::nullopt;
   *out = mt::wrap(at::avg_pool2d(mt::T(input), mt::ints(kernel, n_kernel), ints_or_empty(stride, n_stride), p, ceil_mode,
                                  count_include_pad, div));
   MT_END
@@ -162,9 +162,9 @@ MT_API int32_t mt_nn_interpolate(mt_tensor input, const int64_t* size, int64_t n
     throw std::invalid_argument("interpolate: size needs " + std::to_string(spatial) + " values for this input");
   if (has_scale && n_scale != spatial)
     throw std::invalid_argument("interpolate: scale_factor needs " + std::to_string(spatial) + " values for this input");
-  at::OptionalIntArrayRef osize = has_size ? at::OptionalIntArrayRef(at::IntArrayRef(size, static_cast<size_t>(n_size))) : c10::nullopt;
-  c10::optional<at::ArrayRef<double>> oscale =
-      has_scale ? c10::optional<at::ArrayRef<double>>(at::ArrayRef<double>(scale, static_cast<size_t>(n_scale))) : c10::nullopt;
+  at::OptionalIntArrayRef osize = has_size ? at::OptionalIntArrayRef(at::IntArrayRef(size, static_cast<size_t>(n_size))) : mt::nullopt;
+  mt::optional<at::ArrayRef<double>> oscale =
+      has_scale ? mt::optional<at::ArrayRef<double>>(at::ArrayRef<double>(scale, static_cast<size_t>(n_scale))) : mt::nullopt;
   const bool ac = align_corners == 1;
   at::Tensor r;
   switch (mode) {
@@ -232,7 +232,7 @@ MT_API int32_t mt_nn_binary_cross_entropy(mt_tensor input, mt_tensor target, mt_
                                 c10::str(x.sizes()) + ")");
   at::Tensor w = mt::opt(weight);
   if (w.defined()) w = w.expand(at::infer_size(y.sizes(), w.sizes()));  // per-element weights, broadcast
-  *out = mt::wrap(at::binary_cross_entropy(x, y, w.defined() ? c10::optional<at::Tensor>(w) : c10::nullopt, reduction));
+  *out = mt::wrap(at::binary_cross_entropy(x, y, w.defined() ? mt::optional<at::Tensor>(w) : mt::nullopt, reduction));
   MT_END
 }
 

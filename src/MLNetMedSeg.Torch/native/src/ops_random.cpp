@@ -41,5 +41,5 @@ MT_API int32_t mt_multinomial(mt_tensor a, int64_t num_samples, bool replacement
 
 // Integers uniformly drawn from [from, to) in place; has_to false = up to the dtype's largest value (PyTorch's to=None).
 MT_API int32_t mt_random_(mt_tensor a, int64_t from, bool has_to, int64_t to, mt_generator gen) {
-  MT_TRY mt::T(a).random_(from, has_to ? c10::optional<int64_t>(to) : c10::nullopt, mt::opt_gen(gen)); MT_END
+  MT_TRY mt::T(a).random_(from, has_to ? mt::optional<int64_t>(to) : mt::nullopt, mt::opt_gen(gen)); MT_END
 }

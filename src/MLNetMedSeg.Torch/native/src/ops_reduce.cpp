@@ -46,12 +46,12 @@ MT_API int32_t mt_amin(mt_tensor a, const int64_t* dims, int64_t n, bool keepdim
 // has_dim false: index into the flattened tensor.
 MT_API int32_t mt_argmax(mt_tensor a, bool has_dim, int64_t dim, bool keepdim, mt_tensor* out) {
   MT_TRY
-  *out = mt::wrap(at::argmax(mt::T(a), has_dim ? c10::optional<int64_t>(dim) : c10::nullopt, keepdim));
+  *out = mt::wrap(at::argmax(mt::T(a), has_dim ? mt::optional<int64_t>(dim) : mt::nullopt, keepdim));
   MT_END
 }
 MT_API int32_t mt_argmin(mt_tensor a, bool has_dim, int64_t dim, bool keepdim, mt_tensor* out) {
   MT_TRY
-  *out = mt::wrap(at::argmin(mt::T(a), has_dim ? c10::optional<int64_t>(dim) : c10::nullopt, keepdim));
+  *out = mt::wrap(at::argmin(mt::T(a), has_dim ? mt::optional<int64_t>(dim) : mt::nullopt, keepdim));
   MT_END
 }
 
@@ -105,7 +105,7 @@ MT_API int32_t mt_norm(mt_tensor a, double p, const int64_t* dims, int64_t n, bo
   MT_TRY
   const auto& t = mt::T(a);
   if (n < 0) *out = mt::wrap(at::norm(t, at::Scalar(p)));
-  else *out = mt::wrap(at::norm(t, c10::optional<at::Scalar>(at::Scalar(p)), mt::ints(dims, n), keepdim));
+  else *out = mt::wrap(at::norm(t, mt::optional<at::Scalar>(at::Scalar(p)), mt::ints(dims, n), keepdim));
   MT_END
 }
 MT_API int32_t mt_logsumexp(mt_tensor a, const int64_t* dims, int64_t n, bool keepdim, mt_tensor* out) {
@@ -123,7 +123,7 @@ MT_API int32_t mt_cumprod(mt_tensor a, int64_t dim, int32_t dtype, mt_tensor* ou
 // ---- sorting
 MT_API int32_t mt_sort(mt_tensor a, int64_t dim, bool descending, bool stable, mt_tensor* values, mt_tensor* indices) {
   MT_TRY
-  auto r = at::sort(mt::T(a), c10::optional<bool>(stable), dim, descending);
+  auto r = at::sort(mt::T(a), mt::optional<bool>(stable), dim, descending);
   *values = mt::wrap(std::get<0>(r));
   *indices = mt::wrap(std::get<1>(r));
   MT_END

@@ -125,7 +125,7 @@ MT_API int32_t mt_pad(mt_tensor a, const int64_t* pad, int64_t n, int32_t mode, 
     case 3: m = "circular"; break;
     default: throw std::invalid_argument("unknown padding mode " + std::to_string(mode));
   }
-  c10::optional<double> v = mode == 0 ? c10::optional<double>(value) : c10::nullopt;
+  mt::optional<double> v = mode == 0 ? mt::optional<double>(value) : mt::nullopt;
   *out = mt::wrap(at::pad(mt::T(a), mt::ints(pad, n), m, v));
   MT_END
 }
