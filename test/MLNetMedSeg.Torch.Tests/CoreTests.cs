@@ -6,7 +6,12 @@ public class CoreTests
     [TestMethod]
     public void VersionAndThreads()
     {
-        StringAssert.StartsWith(torch.__version__, "1.13", "Debian's libtorch on CI");
+        // Debian's 1.13 on CI and these machines; a CUDA PyTorch's 2.x (with "+cuda") where MEDSEG_TORCH_DIR points at one.
+        var m = System.Text.RegularExpressions.Regex.Match(torch.__version__, @"^(\d+)\.(\d+)\.(\d+)(\+cuda)?$");
+        Assert.IsTrue(m.Success, $"libtorch version '{torch.__version__}' is not MAJOR.MINOR.PATCH[+cuda]");
+        var v = new Version(int.Parse(m.Groups[1].Value), int.Parse(m.Groups[2].Value));
+        Assert.IsTrue(v >= new Version(1, 13), $"libtorch {torch.__version__} is older than 1.13, the oldest the shim supports");
+        if (torch.cuda.is_available()) Assert.IsTrue(m.Groups[4].Success, "a CUDA device is available, so the shim must be a CUDA build");
         Assert.AreEqual(Math.Max(1, Environment.ProcessorCount), torch.get_num_threads());
     }
 

@@ -91,7 +91,8 @@ public sealed class CudaTests
         var e = Assert.ThrowsException<TorchOutOfMemoryException>(() => empty([1L << 40], device: Gpu));
         StringAssert.Contains(e.Message.ToLowerInvariant(), "out of memory");
         using var t = ones([4], device: Gpu);
-        Assert.AreEqual(4f, t.sum().item<float>());
+        using var sum = t.sum();
+        Assert.AreEqual(4f, sum.item<float>());
     }
 
     [TestMethod]

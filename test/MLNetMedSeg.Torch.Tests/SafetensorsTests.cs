@@ -292,7 +292,9 @@ public class SafetensorsTests
 
     // ------------------------------------------------------------ interop with PyTorch
 
-    private const string Python = "/usr/bin/python3";
+    /// <summary>Debian's python3 with python3-torch (build/setup.sh installs it); MEDSEG_TEST_PYTHON names another, e.g.
+    /// the PyTorch install on a GPU machine that has no Debian torch (build/gpu/device.sh).</summary>
+    private static string Python => Environment.GetEnvironmentVariable("MEDSEG_TEST_PYTHON") is { Length: > 0 } p ? p : "/usr/bin/python3";
 
     private static string Script => Path.Combine(AppContext.BaseDirectory, "TestData", "safetensors_interop.py");
 
