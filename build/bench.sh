@@ -20,32 +20,44 @@
 # params=<segmenter>+<diffusion>, unet_calls=<diffusion network forwards>+<segmenter forwards> per attack (both sides
 # must agree on both, else the run fails: the same networks, the same step sequence) and images_per_s= (attacked
 # images per second, both sides).
-# Environment: BENCH_THREADS (default nproc), BENCH_ITERS (10), BENCH_WARMUP (3), BENCH_ROUNDS (3), BENCH_CASES.
+# Environment: BENCH_THREADS (default nproc), BENCH_ITERS (10), BENCH_WARMUP (3), BENCH_ROUNDS (3), BENCH_CASES,
+# BENCH_DEVICE (cpu; cuda runs the U-Net, seg_step_* and tiny_ops cases on the GPU, each step timed up to a device
+# synchronize, against PyTorch's defaults there), BENCH_PYTHON (/usr/bin/python3: the PyTorch on the same libtorch),
+# BENCH_BIN (a folder with a built MLNetMedSeg.Bench: skips the set-up and the build, e.g. on a GPU machine without
+# the .NET SDK; build/gpu/device.sh bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash build/setup.sh >/dev/null
+[ -n "${BENCH_BIN:-}" ] || bash build/setup.sh >/dev/null
+device=${BENCH_DEVICE:-cpu}; python=${BENCH_PYTHON:-/usr/bin/python3}
 threads=${BENCH_THREADS:-$(nproc)}
 iters=${BENCH_ITERS:-10}
 warmup=${BENCH_WARMUP:-3}
 rounds=${BENCH_ROUNDS:-3}
 cases=${BENCH_CASES:-"unet_train_step unet_train_step_bf16 tiny_ops seg_step_unet seg_step_unetpp seg_step_linknet seg_step_deeplabv3plus diffusion_train_step ddim50_sample diffpgd_batch"}
-dotnet build test/MLNetMedSeg.Bench -c Release --nologo -v q >/dev/null
-ours_bin=test/MLNetMedSeg.Bench/bin/Release/net10.0/MLNetMedSeg.Bench
+if [ -n "${BENCH_BIN:-}" ]; then ours_bin=$BENCH_BIN/MLNetMedSeg.Bench
+else
+  dotnet build test/MLNetMedSeg.Bench -c Release --nologo -v q >/dev/null
+  ours_bin=test/MLNetMedSeg.Bench/bin/Release/net10.0/MLNetMedSeg.Bench
+fi
 floor_bin=artifacts/bench/tiny_ops_floor
-mkdir -p artifacts/bench
-if [ ! -x "$floor_bin" ] || [ build/bench/tiny_ops_floor.cpp -nt "$floor_bin" ]; then
-  g++ -O2 -std=c++17 build/bench/tiny_ops_floor.cpp -o "$floor_bin" -ltorch -ltorch_cpu -lc10
+if [ "$device" = cpu ] && [ -z "${BENCH_BIN:-}" ]; then # the C++ floor of tiny_ops: Debian's libtorch, CPU
+  mkdir -p artifacts/bench
+  if [ ! -x "$floor_bin" ] || [ build/bench/tiny_ops_floor.cpp -nt "$floor_bin" ]; then
+    g++ -O2 -std=c++17 build/bench/tiny_ops_floor.cpp -o "$floor_bin" -ltorch -ltorch_cpu -lc10
+  fi
 fi
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "# threads=$threads iters=$iters warmup=$warmup rounds=$rounds libtorch=$(dpkg-query -W -f='${Version}' libtorch-dev) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+libtorch=$("$python" -c 'import torch; print(torch.__version__)')
+gpu=""; [ "$device" = cpu ] || gpu=" gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
+echo "# device=$device threads=$threads iters=$iters warmup=$warmup rounds=$rounds torch=$libtorch cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)$gpu"
 for c in $cases; do
-  args=(--threads "$threads" --iters "$iters" --warmup "$warmup")
+  args=(--threads "$threads" --iters "$iters" --warmup "$warmup" --device "$device")
   ours_all=""; theirs_all=""; ours_params=""; theirs_params=""; ours_calls=""; theirs_calls=""
   for ((r = 0; r < rounds; r++)); do
     line=$("$ours_bin" "$c" "${args[@]}")
     ours_all+="$(awk '{print $2}' <<<"$line")"$'\n'; ours_params=$(awk '{print $3}' <<<"$line"); ours_calls=$(awk '{print $4}' <<<"$line")
-    line=$(/usr/bin/python3 build/bench/bench_torch.py "$c" "${args[@]}")
+    line=$("$python" build/bench/bench_torch.py "$c" "${args[@]}")
     theirs_all+="$(awk '{print $2}' <<<"$line")"$'\n'; theirs_params=$(awk '{print $3}' <<<"$line"); theirs_calls=$(awk '{print $4}' <<<"$line")
   done
   ours=$(printf '%s' "$ours_all" | median)
@@ -81,7 +93,7 @@ for c in $cases; do
   else
     echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio"
   fi
-  if [ "$c" = tiny_ops ]; then
+  if [ "$c" = tiny_ops ] && [ -x "$floor_bin" ] && [ "$device" = cpu ]; then
     fl_all=""
     for ((r = 0; r < rounds; r++)); do fl_all+="$("$floor_bin" "$threads" "$iters" "$warmup" | awk '{print $2}')"$'\n'; done
     fl=$(printf '%s' "$fl_all" | median)

@@ -58,28 +58,38 @@ def soft_dice_loss(logits, target, eps=1.0):
     return 1 - (2 * inter + eps) / (p.sum() + target.sum() + eps)
 
 
+DEVICE = torch.device("cpu")  # --device: cuda runs the U-Net, seg_step_* and tiny_ops cases on the GPU
+
+
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def median_ms(fn, warmup, iters):
     for _ in range(warmup):
         fn()
+    sync()
     times = []
     for _ in range(iters):
         t0 = time.perf_counter()
         fn()
+        sync()  # GPU work is asynchronous: a step ends when the device is done
         times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times)
 
 
 def unet_case(bf16, warmup, iters, size, batch):
     torch.manual_seed(0)
-    net = UNet()
+    net = UNet().to(DEVICE)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x = torch.rand(batch, 3, size, size)
-    y = (torch.rand(batch, 1, size, size) > 0.5).float()
+    x = torch.rand(batch, 3, size, size).to(DEVICE)
+    y = (torch.rand(batch, 1, size, size) > 0.5).float().to(DEVICE)
 
     def step():
         opt.zero_grad(set_to_none=True)
         if bf16:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
                 out = net(x)
             loss = soft_dice_loss(out.float(), y)
         else:
@@ -93,10 +103,10 @@ def unet_case(bf16, warmup, iters, size, batch):
 def seg_step_case(name, warmup, iters, size, batch):
     """One training step (forward, soft-Dice loss, backward, Adam step) of a backbone twin; returns (ms, params)."""
     torch.manual_seed(0)
-    net = networks.create(name)
+    net = networks.create(name).to(DEVICE)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x = torch.rand(batch, 3, size, size)
-    y = (torch.rand(batch, 1, size, size) > 0.5).float()
+    x = torch.rand(batch, 3, size, size).to(DEVICE)
+    y = (torch.rand(batch, 1, size, size) > 0.5).float().to(DEVICE)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -245,9 +255,9 @@ DIFFUSION_CASES = {"diffusion_train_step": diffusion_train_step_case, "ddim50_sa
 
 
 def tiny_ops_case(warmup, iters, n_ops):
-    a = torch.rand(16)
-    b = torch.rand(16)
-    c = torch.rand(16)
+    a = torch.rand(16).to(DEVICE)
+    b = torch.rand(16).to(DEVICE)
+    c = torch.rand(16).to(DEVICE)
 
     def loop():
         for _ in range(n_ops // 2):
@@ -267,9 +277,14 @@ def main():
     ap.add_argument("--size", type=int, default=None, help="128 px (segmentation cases), 64 px (diffusion cases)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--ops", type=int, default=10000)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the U-Net, seg_step_* and tiny_ops cases)")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
+    global DEVICE
+    DEVICE = torch.device(a.device)
+    if DEVICE.type != "cpu" and (a.case in DIFFUSION_CASES or a.case == "diffpgd_batch"):
+        ap.error(f"{a.case} runs on the CPU only")
     if a.case == "diffpgd_batch":
         ms, params, calls = diffpgd_batch_case(a.warmup, a.iters, a.size or 64, a.batch)
         print(f"{a.case} {ms:.3f} {params} unet_calls={calls}")

@@ -14,12 +14,14 @@ mkdir -p .gpu "$stage"/{apps,lib,bin,data}
 echo "bundle: building (Release; tests as MSTest runner executables)"
 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
 dotnet build examples/PolypSegmentation -c Release --nologo -v q >/dev/null
+dotnet build test/MLNetMedSeg.Bench -c Release --nologo -v q >/dev/null
 for t in MLNetMedSeg.Torch.Tests MLNetMedSeg.Tests; do
   dotnet build "test/$t" -c GpuRunner -p:Optimize=true -p:MedSegTestRunner=true --nologo -v q >/dev/null
   cp -r "test/$t/bin/GpuRunner/net10.0" "$stage/apps/$t"
 done
 cp -r src/MLNetMedSeg.Cli/bin/Release/net10.0 "$stage/apps/medseg"
 cp -r examples/PolypSegmentation/bin/Release/net10.0 "$stage/apps/polyp"
+cp -r test/MLNetMedSeg.Bench/bin/Release/net10.0 "$stage/apps/bench"
 find "$stage/apps" -name libmedseg_torch.so -delete # built there, against the CUDA libtorch
 
 echo "bundle: .NET runtime, shared libraries, jq"

@@ -9,6 +9,8 @@
 # Runs (all on DEVICE, default cuda, in parallel, each with one libtorch CPU thread), switched by RUNS (default "dasp diffusion64 deform kvasir"):
 #   dasp        medseg dasp on Kvasir-SEG at DASP_SIZE (128): the classic methods, and the generative ones (3 processes)
 #   diffusion64 the diffusion models trained long (LONG_DIFFUSION_EPOCHS, 300) at 64 px, sample grids every 25 epochs
+#   bench       build/bench.sh on the GPU (BENCH_DEVICE=cuda; U-Net, seg_step_* and tiny_ops against the PyTorch
+#               there), in the foreground before the other runs start, so that it has the machine to itself
 #   tests-all   the whole library test suite against that machine's libtorch (CPU; not by default: next to the other
 #               runs it got too little CPU to finish within a lease)
 #   deform      build/deform-table.sh: the ξ sweep and the augmenter comparison (PARALLEL=1)
@@ -90,13 +92,21 @@ tail -8 "$W/test-torch.log"
 tail -8 "$W/test-cuda.log"
 grep -E "failed |Failed |error" "$W/test-torch.log" "$W/test-cuda.log" | head -30
 
+# ------------------------------------------------------------------ benchmark on the idle GPU (RUNS holding "bench")
+runs=${RUNS-"dasp diffusion64 deform kvasir"}; device=${DEVICE:-cuda}
+if [[ " $runs " == *" bench "* ]]; then
+  BENCH_DEVICE=$device BENCH_PYTHON=$(command -v ${PYTHON:-python3}) BENCH_BIN=$W/apps/bench BENCH_THREADS=${BENCH_THREADS:-$(nproc)} \
+    BENCH_CASES=${BENCH_CASES:-"unet_train_step unet_train_step_bf16 tiny_ops seg_step_unet seg_step_unetpp seg_step_linknet seg_step_deeplabv3plus"} \
+    bash build/bench.sh > "$W/bench.log" 2>&1
+  cat "$W/bench.log"
+fi
+
 # ------------------------------------------------------------------ real-data runs, in the background
 data=${DATA:-$W/data/kvasir160}
 bg() { # name command...
   local name=$1; shift
   setsid nohup bash -c "$*" > "$W/run-$name.log" 2>&1 < /dev/null &
 }
-runs=${RUNS-"dasp diffusion64 deform kvasir"}; device=${DEVICE:-cuda}
 dasp_common="--data $data --size ${DASP_SIZE:-128} --epochs ${DASP_EPOCHS:-30} --batch 16 --seed 1 --device $device --robustness"
 for r in $runs; do case $r in
   dasp)
@@ -116,6 +126,7 @@ for r in $runs; do case $r in
     bg kvasir "cd $repo && OUT=$R/kvasir-table POLYP_BIN=$W/apps/polyp DEVICE=$device ${KVASIR_ENV:-} bash build/kvasir-table.sh $data" ;;
   tests-all)
     bg tests-all "cd $W/apps/MLNetMedSeg.Tests && env -u MEDSEG_NUM_THREADS ./MLNetMedSeg.Tests" ;;
+  bench) ;; # ran above, in the foreground
 esac; done
 echo "runs started after $(( $(date +%s) - t0 )) s: $runs"
 while [ $(( $(date +%s) - t0 )) -lt "$wait_s" ] && pgrep -f 'medseg.dll|PolypSegmentation|MLNetMedSeg.Tests' >/dev/null; do sleep 10; done

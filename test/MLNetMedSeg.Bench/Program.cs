@@ -6,7 +6,7 @@ using MLNetMedSeg.Torch;
 using static MLNetMedSeg.Torch.torch;
 
 // The C# side of build/bench.sh. Usage: MLNetMedSeg.Bench <case> [--threads N] [--warmup N] [--iters N]
-//   [--size N] [--batch N] [--ops N]. Prints "<case> <median_ms>" like build/bench/bench_torch.py; the seg_step_* cases
+//   [--size N] [--batch N] [--ops N] [--device cpu|cuda]. Prints "<case> <median_ms>" like build/bench/bench_torch.py; the seg_step_* cases
 //   (one training step of a MLNetMedSeg.Segmentation.Networks backbone) add a third field, the parameter count, which
 //   build/bench.sh compares with the PyTorch twin's (build/bench/networks.py). diffpgd_batch (one DASP attack of a
 //   batch, AttackCases.cs) prints "<case> <median_ms> <segmenter params>+<diffusion params> unet_calls=<diffusion
@@ -15,14 +15,22 @@ var opts = new Dictionary<string, int> { ["threads"] = 0, ["warmup"] = 3, ["iter
 if (args.Length < 1) { Console.Error.WriteLine("usage: MLNetMedSeg.Bench unet_train_step|unet_train_step_bf16|tiny_ops|seg_step_unet|seg_step_unetpp|seg_step_linknet|seg_step_deeplabv3plus|diffusion_train_step|ddim50_sample|diffpgd_batch [--threads N] ..."); return 2; }
 string benchCase = args[0];
 var given = new HashSet<string>();
+// --device cpu|cuda: the U-Net, seg_step_* and tiny_ops cases run on that device (timed up to a synchronize).
+Device dev = CPU;
 for (int k = 1; k + 1 < args.Length; k += 2)
 {
     string key = args[k].TrimStart('-');
+    if (key == "device") { dev = device(args[k + 1]); continue; }
     if (!opts.ContainsKey(key)) { Console.Error.WriteLine($"unknown option {args[k]}"); return 2; }
     opts[key] = int.Parse(args[k + 1], CultureInfo.InvariantCulture);
     given.Add(key);
 }
 if (opts["threads"] > 0) set_num_threads(opts["threads"]);
+if (dev.type != DeviceType.CPU && benchCase is "diffusion_train_step" or "ddim50_sample" or "diffpgd_batch")
+{
+    Console.Error.WriteLine($"{benchCase} runs on the CPU only");
+    return 2;
+}
 
 long paramCount = -1;
 string? paramText = null, extraField = null;
@@ -47,16 +55,23 @@ return 0;
 double MedianMs(Action fn)
 {
     for (int k = 0; k < opts["warmup"]; k++) fn();
+    Sync();
     var times = new List<double>();
     for (int k = 0; k < opts["iters"]; k++)
     {
         long t0 = Stopwatch.GetTimestamp();
         fn();
+        Sync(); // GPU work is asynchronous: a step ends when the device is done
         times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
     }
     times.Sort();
     int n = times.Count;
     return n % 2 == 1 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+}
+
+void Sync()
+{
+    if (dev.type == DeviceType.CUDA) cuda.synchronize();
 }
 
 // The diffusion cases (64 px unless --size is given): the image diffusion stage's default network; the third field is
@@ -83,11 +98,14 @@ double UNetCase(bool bf16)
     BenchUNet net;
     using (nn.init.UseGenerator(g)) net = new BenchUNet();
     using var _net = net;
+    net.to(dev);
     using var opt = optim.Adam(net.parameters(), lr: 1e-3);
     int b = opts["batch"], s = opts["size"];
-    using var x = rand([b, 3, s, s], generator: g);
+    using var x0 = rand([b, 3, s, s], generator: g);
     using var r = rand([b, 1, s, s], generator: g);
-    using var y = (r > 0.5).to(ScalarType.Float32);
+    using var y0 = (r > 0.5).to(ScalarType.Float32);
+    using var x = x0.to(dev);
+    using var y = y0.to(dev);
 
     void Step()
     {
@@ -97,7 +115,7 @@ double UNetCase(bool bf16)
         if (bf16)
         {
             Tensor logits;
-            using (autocast(DeviceType.CPU, ScalarType.BFloat16)) logits = net.call(x);
+            using (autocast(dev.type, ScalarType.BFloat16)) logits = net.call(x);
             loss = SoftDiceLoss(logits.to(ScalarType.Float32), y);
         }
         else loss = SoftDiceLoss(net.call(x), y);
@@ -114,11 +132,14 @@ double SegStepCase(SegmentationArchitecture arch)
     using var g = new Generator(0);
     using var net = SegmentationNetworks.Create(new SegmentationNetworkOptions { Architecture = arch }, g);
     paramCount = net.num_parameters();
+    net.to(dev);
     using var opt = optim.Adam(net.parameters(), lr: 1e-3);
     int b = opts["batch"], s = opts["size"];
-    using var x = rand([b, 3, s, s], generator: g);
+    using var x0 = rand([b, 3, s, s], generator: g);
     using var r = rand([b, 1, s, s], generator: g);
-    using var y = (r > 0.5).to(ScalarType.Float32);
+    using var y0 = (r > 0.5).to(ScalarType.Float32);
+    using var x = x0.to(dev);
+    using var y = y0.to(dev);
 
     void Step()
     {
@@ -141,9 +162,12 @@ static Tensor SoftDiceLoss(Tensor logits, Tensor target, double eps = 1.0)
 double TinyOpsCase()
 {
     using var g = new Generator(0);
-    using var a = rand([16], generator: g);
-    using var b = rand([16], generator: g);
-    using var c = rand([16], generator: g);
+    using var a0 = rand([16], generator: g);
+    using var b0 = rand([16], generator: g);
+    using var c0 = rand([16], generator: g);
+    using var a = a0.to(dev);
+    using var b = b0.to(dev);
+    using var c = c0.to(dev);
     int n = opts["ops"] / 2;
     void Loop()
     {
