@@ -7,8 +7,12 @@
 #include <ATen/core/grad_mode.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/cuda.h>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #ifdef MT_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
@@ -17,6 +21,38 @@
 #define MT_STR(x) MT_STR2(x)
 
 namespace mt {
+
+// ---------------------------------------------------------------- CPU allocator policy (glibc)
+// libtorch allocates CPU tensors with posix_memalign. With glibc's defaults, blocks above the (dynamic) mmap
+// threshold are mmap'ed and unmapped again on free, and freed heap memory above 128 KiB at the top is trimmed, so
+// a training step or a sampling loop keeps asking the kernel for fresh zeroed pages: every activation of every step
+// is page-faulted in again (~20k faults per seg_step_linknet step, ~20k per diffusion U-Net forward), and with
+// several intra-op threads the faults of one parallel kernel serialise in the kernel. Which tensors hit this
+// depends on the order of allocations and frees, which differs between our dispose scopes and CPython's reference
+// counting, so the same network can pay very different page-fault bills on the two sides. Keeping the memory in
+// the process (as jemalloc/tcmalloc, commonly recommended for PyTorch on CPU, do) removes most of those faults:
+// blocks up to 32 MiB (glibc's largest mmap threshold) come from the heap and freed memory is kept for reuse up to
+// 1 GiB at the top of the heap. The cost: the process's resident memory stays at its peak instead of shrinking.
+// Applied once when the shim is loaded; MEDSEG_MALLOC_TUNING=0 leaves glibc's defaults, and explicit glibc malloc
+// settings in the environment (GLIBC_TUNABLES glibc.malloc.*, MALLOC_*_ variables) always win.
+static bool env_sets_malloc() {
+  const char* t = std::getenv("GLIBC_TUNABLES");
+  if (t && std::strstr(t, "glibc.malloc.")) return true;
+  for (const char* v : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+static void tune_malloc() noexcept {
+#if defined(__GLIBC__)
+  const char* e = std::getenv("MEDSEG_MALLOC_TUNING");
+  if ((e && std::strcmp(e, "0") == 0) || env_sets_malloc()) return;
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+#endif
+}
+
+[[maybe_unused]] static const bool g_malloc_tuning_applied = (tune_malloc(), true);
 
 std::atomic<int64_t> g_live_tensors{0};
 static thread_local std::string t_last_error;
