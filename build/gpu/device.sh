@@ -5,9 +5,11 @@
 #                                              binding's tests and the CUDA tests, start the real-data runs in the
 #                                              background, then collect after SECONDS (default 420)
 #   bash build/gpu/device.sh collect [SECONDS] wait up to SECONDS (or until the runs end) and collect
+# TORCH_TESTS_FILTER narrows the binding's tests (an MSTest --filter; default: all of them).
 # What comes back is under $OUT: libmedseg_torch.so, logs and results.tar.gz (reports, tables, figures; no models).
 # Runs (all on DEVICE, default cuda, in parallel, each with one libtorch CPU thread), switched by RUNS (default "dasp diffusion64 deform kvasir"):
-#   dasp        medseg dasp on Kvasir-SEG at DASP_SIZE (128): the classic methods, and the generative ones (3 processes)
+#   dasp        medseg dasp on Kvasir-SEG at DASP_SIZE (128): the classic methods, and the generative ones (3 processes;
+#               DASP_PARTS picks the method groups, one process each, e.g. DASP_PARTS="dasp diffpgd")
 #   diffusion64 the diffusion models trained long (LONG_DIFFUSION_EPOCHS, 300) at 64 px, sample grids every 25 epochs
 #   bench       build/bench.sh on the GPU (BENCH_DEVICE=cuda; U-Net, seg_step_* and tiny_ops against the PyTorch
 #               there), in the foreground before the other runs start, so that it has the machine to itself
@@ -85,13 +87,6 @@ cp "$so" "$OUT/"
 for d in "$W"/apps/*/; do cp "$so" "$d"; done
 echo "shim ready after $(( $(date +%s) - t0 )) s"
 
-# ------------------------------------------------------------------ tests: the whole binding suite, then the CUDA tests
-( cd "$W/apps/MLNetMedSeg.Torch.Tests" && env -u MEDSEG_NUM_THREADS ./MLNetMedSeg.Torch.Tests --output Detailed ) > "$W/test-torch.log" 2>&1
-tail -8 "$W/test-torch.log"
-( cd "$W/apps/MLNetMedSeg.Tests" && env -u MEDSEG_NUM_THREADS ./MLNetMedSeg.Tests --filter "TestCategory=Cuda" --output Detailed ) > "$W/test-cuda.log" 2>&1
-tail -8 "$W/test-cuda.log"
-grep -E "failed |Failed |error" "$W/test-torch.log" "$W/test-cuda.log" | head -30
-
 # ------------------------------------------------------------------ benchmark on the idle GPU (RUNS holding "bench")
 runs=${RUNS-"dasp diffusion64 deform kvasir"}; device=${DEVICE:-cuda}
 if [[ " $runs " == *" bench "* ]]; then
@@ -110,8 +105,8 @@ bg() { # name command...
 dasp_common="--data $data --size ${DASP_SIZE:-128} --epochs ${DASP_EPOCHS:-30} --batch 16 --seed 1 --device $device --robustness"
 for r in $runs; do case $r in
   dasp)
-    bg dasp-classic "dotnet $W/apps/medseg/medseg.dll dasp $dasp_common --methods noaug,basic,fgsm,ifgsm --out $R/dasp-classic"
-    for part in "generated,dasp" "pgd,diffpgd"; do
+    for part in ${DASP_PARTS:-"noaug,basic,fgsm,ifgsm" "generated,dasp" "pgd,diffpgd"}; do
+      [ "$part" = noaug,basic,fgsm,ifgsm ] && { bg dasp-classic "dotnet $W/apps/medseg/medseg.dll dasp $dasp_common --methods $part --out $R/dasp-classic"; continue; }
       bg "dasp-${part//,/-}" "dotnet $W/apps/medseg/medseg.dll dasp $dasp_common --methods $part \
         --diffusion-epochs ${DIFFUSION_EPOCHS:-40} --diffusion-width ${DIFFUSION_WIDTH:-64} --sample-steps 25 --attack-every ${ATTACK_EVERY:-15} \
         --grid-every 10 --out $R/dasp-${part//,/-}"
@@ -129,5 +124,12 @@ for r in $runs; do case $r in
   bench) ;; # ran above, in the foreground
 esac; done
 echo "runs started after $(( $(date +%s) - t0 )) s: $runs"
+# ------------------------------------------------------------------ tests (next to the background runs: correctness, not timing)
+( cd "$W/apps/MLNetMedSeg.Torch.Tests" && env -u MEDSEG_NUM_THREADS ./MLNetMedSeg.Torch.Tests ${TORCH_TESTS_FILTER:+--filter "$TORCH_TESTS_FILTER"} --output Detailed ) > "$W/test-torch.log" 2>&1
+tail -8 "$W/test-torch.log"
+( cd "$W/apps/MLNetMedSeg.Tests" && env -u MEDSEG_NUM_THREADS ./MLNetMedSeg.Tests --filter "TestCategory=Cuda" --output Detailed ) > "$W/test-cuda.log" 2>&1
+tail -8 "$W/test-cuda.log"
+grep -E "failed |Failed |error" "$W/test-torch.log" "$W/test-cuda.log" | head -30
+
 while [ $(( $(date +%s) - t0 )) -lt "$wait_s" ] && pgrep -f 'medseg.dll|PolypSegmentation|MLNetMedSeg.Tests' >/dev/null; do sleep 10; done
 collect

@@ -142,6 +142,8 @@ public sealed class CudaTests
                 opt.step();
                 losses[step] = loss.item<double>();
             }
+            // Adam takes PyTorch's default path for the device: multi-tensor kernels on the GPU, per tensor on the CPU.
+            Assert.AreEqual(d.type == DeviceType.CUDA, opt.UsedMultiTensorKernels, $"Adam's path on {d}");
             return losses;
         }
         var cpu = Train(CPU);

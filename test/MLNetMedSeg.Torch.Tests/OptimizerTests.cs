@@ -30,12 +30,12 @@ public class OptimizerTests
         return result;
     }
 
-    /// <summary>Bit-for-bit comparison: the native updates run the same at:: kernels as PyTorch 1.13.</summary>
-    private static void AssertSteps(float[][] expected, float[][] actual, string what)
+    /// <summary>Bit-for-bit comparison (by default): the native updates run the same at:: kernels as PyTorch 1.13.</summary>
+    private static void AssertSteps(float[][] expected, float[][] actual, string what, float tolerance = 0f)
     {
         for (int k = 0; k < expected.Length; k++)
             for (int i = 0; i < expected[k].Length; i++)
-                Assert.AreEqual(expected[k][i], actual[k][i], 0f,
+                Assert.AreEqual(expected[k][i], actual[k][i], tolerance,
                     $"{what}: step {k + 1}, element {i}: expected {expected[k][i]:R}, got {actual[k][i]:R}");
     }
 
@@ -164,6 +164,73 @@ public class OptimizerTests
             [1.00580299f, -1.99766529f, 3.0027945f, -0.486208409f],
         ], Run(ps => torch.optim.AdamW(ps, lr: 0.01, beta1: 0.5, beta2: 0.5, weight_decay: 0.2, amsgrad: true, maximize: true)),
         "AdamW amsgrad maximize");
+    }
+
+    [TestMethod]
+    public void AdamForeachMatchesPyTorch()
+    {
+        using var scope = torch.NewDisposeScope();
+        // The multi-tensor path (PyTorch's default on a GPU) reaches PyTorch's single-tensor values. libtorch 2.x
+        // spells its first-moment update as a lerp, hence the rounding-level tolerance.
+        AssertSteps(
+        [
+            [0.99000001f, -1.99000001f, 2.99000001f, -0.50999999f],
+            [0.988085032f, -1.98654389f, 2.9801743f, -0.506338954f],
+            [0.984610736f, -1.98508465f, 2.97549725f, -0.511563838f],
+        ], Run(ps => torch.optim.Adam(ps, lr: 0.01, @foreach: true)), "Adam foreach", 1e-6f);
+        AssertSteps(
+        [
+            [0.99000001f, -1.99000001f, 2.99000001f, -0.50999999f],
+            [0.986011624f, -1.98462152f, 2.98013711f, -0.50401032f],
+            [0.980495572f, -1.98047197f, 2.97421885f, -0.508257806f],
+        ], Run(ps => torch.optim.Adam(ps, lr: 0.01, weight_decay: 0.1, @foreach: true)), "Adam foreach weight decay", 1e-6f);
+        AssertSteps(
+        [
+            [0.989000022f, -1.98800004f, 2.98699999f, -0.509500027f],
+            [0.986096084f, -1.98255599f, 2.97418737f, -0.50532949f],
+            [0.98163569f, -1.97911417f, 2.96653628f, -0.510049045f],
+        ], Run(ps => torch.optim.AdamW(ps, lr: 0.01, weight_decay: 0.1, @foreach: true)), "AdamW foreach", 1e-6f);
+        AssertSteps(Run(ps => torch.optim.AdamW(ps, lr: 0.01, beta1: 0.5, beta2: 0.5, weight_decay: 0.2, maximize: true, @foreach: false)),
+            Run(ps => torch.optim.AdamW(ps, lr: 0.01, beta1: 0.5, beta2: 0.5, weight_decay: 0.2, maximize: true, @foreach: true)),
+            "AdamW maximize: foreach vs single-tensor", 1e-6f);
+        // The default on the CPU is the single-tensor path (as PyTorch's); amsgrad always takes it.
+        using var p = torch.nn.Parameter(torch.tensor(W0));
+        using var adam = torch.optim.Adam([p], lr: 0.01);
+        using var ams = torch.optim.Adam([p], lr: 0.01, amsgrad: true, @foreach: true);
+        p.grad = torch.tensor(Grads[0]);
+        adam.step();
+        ams.step();
+        Assert.IsFalse(adam.UsedMultiTensorKernels);
+        Assert.IsFalse(ams.UsedMultiTensorKernels);
+    }
+
+    [TestMethod]
+    public void AdamForeachKeepsEachParametersStepCount()
+    {
+        // Two parameters; the second has no gradient at step 2, so its bias corrections lag one step behind.
+        (float[] A, float[] B, long[] Steps) Train(bool useForeach)
+        {
+            using var scope = torch.NewDisposeScope();
+            using var a = torch.nn.Parameter(torch.tensor(W0));
+            using var b = torch.nn.Parameter(torch.tensor(new[] { 0.5f, 0.25f }));
+            using var opt = torch.optim.Adam([a, b], lr: 0.05, weight_decay: 0.01, @foreach: useForeach);
+            for (int k = 0; k < Grads.Length; k++)
+            {
+                a.grad = torch.tensor(Grads[k]);
+                b.grad = k == 1 ? null : torch.tensor(new[] { Grads[k][0], -Grads[k][1] });
+                opt.step();
+                Assert.AreEqual(useForeach, opt.UsedMultiTensorKernels, "the path taken");
+            }
+            var sd = opt.state_dict();
+            return (a.detach().ToArray<float>(), b.detach().ToArray<float>(),
+                [sd["state.0.step"].item<long>(), sd["state.1.step"].item<long>()]);
+        }
+        var single = Train(false);
+        var multi = Train(true);
+        CollectionAssert.AreEqual(new long[] { 3, 2 }, multi.Steps);
+        CollectionAssert.AreEqual(single.Steps, multi.Steps);
+        for (int i = 0; i < single.A.Length; i++) Assert.AreEqual(single.A[i], multi.A[i], 1e-6f, $"a[{i}]");
+        for (int i = 0; i < single.B.Length; i++) Assert.AreEqual(single.B[i], multi.B[i], 1e-6f, $"b[{i}]");
     }
 
     [TestMethod]

@@ -15,6 +15,11 @@ internal static partial class LibTorch
         [MarshalAs(UnmanagedType.U1)] bool amsgrad, [MarshalAs(UnmanagedType.U1)] bool decoupledWeightDecay, [MarshalAs(UnmanagedType.U1)] bool maximize);
 
     [LibraryImport(Lib)]
+    internal static unsafe partial int mt_adam_step_foreach(IntPtr* parameters, IntPtr* grads, IntPtr* expAvgs, IntPtr* expAvgSqs,
+        long* steps, long n, double lr, double beta1, double beta2, double eps, double weightDecay,
+        [MarshalAs(UnmanagedType.U1)] bool decoupledWeightDecay, [MarshalAs(UnmanagedType.U1)] bool maximize);
+
+    [LibraryImport(Lib)]
     internal static partial int mt_rmsprop_step(TensorHandle param, TensorHandle grad, TensorHandle squareAvg, TensorHandle gradAvg,
         TensorHandle momentumBuffer, double lr, double alpha, double eps, double weightDecay, double momentum,
         [MarshalAs(UnmanagedType.U1)] bool centered, [MarshalAs(UnmanagedType.U1)] bool maximize);

@@ -15,7 +15,7 @@ internal static partial class LibTorch
     internal const string Lib = "medseg_torch";
 
     /// <summary>The ABI version this assembly was written against; must equal the shim's <c>MT_ABI_VERSION</c>.</summary>
-    internal const int ExpectedAbiVersion = 1;
+    internal const int ExpectedAbiVersion = 2;
 
     static LibTorch()
     {

@@ -182,7 +182,10 @@ public abstract class Optimizer : IDisposable
         using (torch.no_grad())
         using (torch.NewDisposeScope())
         {
+            var items = new List<ParameterUpdate>();
             foreach (var group in _groups)
+            {
+                items.Clear();
                 foreach (var p in group.Parameters)
                 {
                     var grad = p.grad;
@@ -192,11 +195,24 @@ public abstract class Optimizer : IDisposable
                         state = new ParameterState();
                         _state.Add(p, state);
                     }
-                    Update(group.Options, p, grad, state);
+                    items.Add(new ParameterUpdate(p, grad, state));
                 }
+                if (items.Count == 0 || UpdateGroup(group.Options, items)) continue;
+                foreach (var item in items) Update(group.Options, item.Parameter, item.Grad, item.State);
+            }
         }
         StepCount++;
     }
+
+    /// <summary>A parameter that has a gradient, with its state, as <see cref="UpdateGroup"/> gets them.</summary>
+    protected readonly record struct ParameterUpdate(Parameter Parameter, Tensor Grad, ParameterState State);
+
+    /// <summary>
+    /// Updates the parameters of one group that have a gradient all at once (e.g. with libtorch's multi-tensor
+    /// kernels) and returns true, or returns false to have <see cref="Update"/> called for each. The default returns
+    /// false. Called under no_grad inside a dispose scope, as <see cref="Update"/>.
+    /// </summary>
+    protected virtual bool UpdateGroup(OptimizerOptions options, IReadOnlyList<ParameterUpdate> items) => false;
 
     /// <summary>
     /// Updates one parameter in place. Called under no_grad inside a dispose scope; store new state tensors with

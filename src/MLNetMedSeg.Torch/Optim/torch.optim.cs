@@ -17,18 +17,18 @@ public static partial class torch
 
         /// <summary>Adam (L2 weight decay added to the gradient); see <see cref="Optim.Adam"/>.</summary>
         public static Adam Adam(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
-            double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+            double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false, bool? @foreach = null)
             => new(parameters, new AdamOptions
             {
-                lr = lr, beta1 = beta1, beta2 = beta2, eps = eps, weight_decay = weight_decay, amsgrad = amsgrad, maximize = maximize,
+                lr = lr, beta1 = beta1, beta2 = beta2, eps = eps, weight_decay = weight_decay, amsgrad = amsgrad, maximize = maximize, @foreach = @foreach,
             });
 
         /// <summary>AdamW (decoupled weight decay, default 1e-2); see <see cref="Optim.AdamW"/>.</summary>
         public static AdamW AdamW(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
-            double eps = 1e-8, double weight_decay = 1e-2, bool amsgrad = false, bool maximize = false)
+            double eps = 1e-8, double weight_decay = 1e-2, bool amsgrad = false, bool maximize = false, bool? @foreach = null)
             => new(parameters, new AdamOptions
             {
-                lr = lr, beta1 = beta1, beta2 = beta2, eps = eps, weight_decay = weight_decay, amsgrad = amsgrad, maximize = maximize,
+                lr = lr, beta1 = beta1, beta2 = beta2, eps = eps, weight_decay = weight_decay, amsgrad = amsgrad, maximize = maximize, @foreach = @foreach,
             });
 
         /// <summary>RMSprop (optionally centered, with momentum); see <see cref="Optim.RMSprop"/>.</summary>

@@ -31,7 +31,7 @@ inline constexpr c10::nullopt_t nullopt = c10::nullopt;
 #define MT_API extern "C" __attribute__((visibility("default")))
 
 // Bump whenever an entry point's signature or meaning changes; C# checks it at load time.
-#define MT_ABI_VERSION 1
+#define MT_ABI_VERSION 2
 
 typedef at::Tensor* mt_tensor;
 typedef at::Generator* mt_generator;

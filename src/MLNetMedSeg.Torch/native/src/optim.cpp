@@ -80,6 +80,55 @@ MT_API int32_t mt_adam_step(mt_tensor param_, mt_tensor grad_, mt_tensor exp_avg
   MT_END
 }
 
+// Adam / AdamW over a list of parameters with libtorch's multi-tensor (_foreach_*) kernels, as PyTorch's
+// `_multi_tensor_adam` (non-capturable, no amsgrad): a handful of kernel launches for the whole list instead of
+// eight per parameter, which is what PyTorch does by default when every parameter is on a GPU. steps[k] is
+// parameter k's step count AFTER incrementing. The arithmetic is the single-tensor rule's; only the first-moment
+// update is spelled as PyTorch of the linked version spells it (lerp from 2.0 on, mul + add before), so that results
+// agree with the PyTorch the shim is built against. Tensors of mixed devices or dtypes are allowed (libtorch then
+// takes its per-tensor path).
+MT_API int32_t mt_adam_step_foreach(const mt_tensor* params_, const mt_tensor* grads_, const mt_tensor* exp_avgs_,
+                                    const mt_tensor* exp_avg_sqs_, const int64_t* steps, int64_t n, double lr,
+                                    double beta1, double beta2, double eps, double weight_decay,
+                                    bool decoupled_weight_decay, bool maximize) {
+  MT_TRY
+  at::NoGradGuard no_grad;
+  if (n <= 0) throw std::invalid_argument("adam (foreach): empty parameter list");
+  std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs;
+  params.reserve(n); grads.reserve(n); exp_avgs.reserve(n); exp_avg_sqs.reserve(n);
+  std::vector<at::Scalar> step_size, bias_correction2_sqrt;
+  step_size.reserve(n); bias_correction2_sqrt.reserve(n);
+  for (int64_t k = 0; k < n; ++k) {
+    if (steps[k] < 1) throw std::invalid_argument("adam step count must be >= 1");
+    params.push_back(mt::T(params_[k]));
+    grads.push_back(mt::T(grads_[k]));
+    exp_avgs.push_back(mt::T(exp_avgs_[k]));
+    exp_avg_sqs.push_back(mt::T(exp_avg_sqs_[k]));
+    double s = static_cast<double>(steps[k]);
+    step_size.emplace_back(-(lr / (1 - std::pow(beta1, s))));
+    bias_correction2_sqrt.emplace_back(std::sqrt(1 - std::pow(beta2, s)));
+  }
+  if (maximize) grads = at::_foreach_neg(grads);
+  if (decoupled_weight_decay) {
+    if (weight_decay != 0) at::_foreach_mul_(params, 1 - lr * weight_decay);
+  } else if (weight_decay != 0) {
+    grads = at::_foreach_add(grads, params, weight_decay);
+  }
+#if TORCH_VERSION_MAJOR >= 2
+  at::_foreach_lerp_(exp_avgs, grads, 1 - beta1);
+#else
+  at::_foreach_mul_(exp_avgs, beta1);
+  at::_foreach_add_(exp_avgs, grads, 1 - beta1);
+#endif
+  at::_foreach_mul_(exp_avg_sqs, beta2);
+  at::_foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2);
+  std::vector<at::Tensor> denom = at::_foreach_sqrt(exp_avg_sqs);
+  at::_foreach_div_(denom, at::ArrayRef<at::Scalar>(bias_correction2_sqrt));
+  at::_foreach_add_(denom, eps);
+  at::_foreach_addcdiv_(params, exp_avgs, denom, at::ArrayRef<at::Scalar>(step_size));
+  MT_END
+}
+
 // RMSprop (torch.optim.rmsprop._single_tensor_rmsprop). grad_avg is required when centered, momentum_buffer
 // when momentum > 0 (NULL otherwise).
 MT_API int32_t mt_rmsprop_step(mt_tensor param_, mt_tensor grad_, mt_tensor square_avg_, mt_tensor grad_avg_,
