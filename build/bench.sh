@@ -2,7 +2,8 @@
 # Side-by-side benchmark: our binding (test/MLNetMedSeg.Bench, Release) against PyTorch on the same libtorch
 # (/usr/bin/python3 + Debian's python3-torch), same threads, same sizes, in one run. Each case runs in
 # BENCH_ROUNDS alternating rounds (ours, PyTorch, ours, ...) to spread machine noise evenly; each round reports the
-# median step time and the line gives the median of the round medians.
+# median step time and the line gives the median of the round medians; rounds=<min>..<max> at the end of the line is
+# the range of the per-round ratios (this machine's noise: read a ratio inside that range as a tie).
 # Prints one line per case:  BENCH <case> ours_ms=<median> pytorch_ms=<median> ratio=<ours/pytorch>
 # (seg_step_* cases add params=<count>: both sides report their parameter count and the run fails if they differ,
 # so the C# backbone and its PyTorch twin in build/bench/networks.py stay the same network)
@@ -53,13 +54,15 @@ gpu=""; [ "$device" = cpu ] || gpu=" gpu=$(nvidia-smi --query-gpu=name --format=
 echo "# device=$device threads=$threads iters=$iters warmup=$warmup rounds=$rounds torch=$libtorch cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)$gpu"
 for c in $cases; do
   args=(--threads "$threads" --iters "$iters" --warmup "$warmup" --device "$device")
-  ours_all=""; theirs_all=""; ours_params=""; theirs_params=""; ours_calls=""; theirs_calls=""
+  ours_all=""; theirs_all=""; round_ratios=""; ours_params=""; theirs_params=""; ours_calls=""; theirs_calls=""
   for ((r = 0; r < rounds; r++)); do
     line=$("$ours_bin" "$c" "${args[@]}")
     ours_all+="$(awk '{print $2}' <<<"$line")"$'\n'; ours_params=$(awk '{print $3}' <<<"$line"); ours_calls=$(awk '{print $4}' <<<"$line")
     line=$("$python" build/bench/bench_torch.py "$c" "${args[@]}")
     theirs_all+="$(awk '{print $2}' <<<"$line")"$'\n'; theirs_params=$(awk '{print $3}' <<<"$line"); theirs_calls=$(awk '{print $4}' <<<"$line")
+    round_ratios+="$(awk -v a="$(tail -n1 <<<"${ours_all%$'\n'}")" -v b="$(awk '{print $2}' <<<"$line")" 'BEGIN { printf "%.3f", a / b }')"$'\n'
   done
+  spread=" rounds=$(printf '%s' "$round_ratios" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f..%.2f", lo, hi}')"
   ours=$(printf '%s' "$ours_all" | median)
   theirs=$(printf '%s' "$theirs_all" | median)
   ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')
@@ -76,22 +79,22 @@ for c in $cases; do
       # Attacked images per second: a batch of 8 per attack.
       ips=$(awk -v a="$ours" 'BEGIN { printf "%.2f", 8000 / a }')
       ips_t=$(awk -v a="$theirs" 'BEGIN { printf "%.2f", 8000 / a }')
-      echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio params=$ours_params $ours_calls images_per_s=$ips pytorch_images_per_s=$ips_t"
+      echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio params=$ours_params $ours_calls images_per_s=$ips pytorch_images_per_s=$ips_t$spread"
       continue
     fi
     if [[ "$c" == diffusion_* || "$c" == ddim* ]]; then
       # Images per second: a batch of 8 per step (training) or per sampling run.
       ips=$(awk -v a="$ours" 'BEGIN { printf "%.2f", 8000 / a }')
       ips_t=$(awk -v a="$theirs" 'BEGIN { printf "%.2f", 8000 / a }')
-      echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio params=$ours_params images_per_s=$ips pytorch_images_per_s=$ips_t"
+      echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio params=$ours_params images_per_s=$ips pytorch_images_per_s=$ips_t$spread"
       continue
     fi
     # Training throughput on Kvasir-SEG's 80% train split (800 pairs) at this case's size and batch (128 px, batch 8):
     # 100 steps per epoch.
     eph=$(awk -v a="$ours" 'BEGIN { printf "%.1f", 3600 / (a / 1000 * 100) }')
-    echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio params=$ours_params epochs_per_hour=$eph"
+    echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio params=$ours_params epochs_per_hour=$eph$spread"
   else
-    echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio"
+    echo "BENCH $c ours_ms=$ours pytorch_ms=$theirs ratio=$ratio$spread"
   fi
   if [ "$c" = tiny_ops ] && [ -x "$floor_bin" ] && [ "$device" = cpu ]; then
     fl_all=""
