@@ -39,6 +39,26 @@ public class OptimizerTests
                     $"{what}: step {k + 1}, element {i}: expected {expected[k][i]:R}, got {actual[k][i]:R}");
     }
 
+    // PyTorch's Adam(lr=0.01), Adam(lr=0.01, weight_decay=0.1) and AdamW(lr=0.01, weight_decay=0.1) on W0 and Grads.
+    private static readonly float[][] AdamLr001 =
+    [
+        [0.99000001f, -1.99000001f, 2.99000001f, -0.50999999f],
+        [0.988085032f, -1.98654389f, 2.9801743f, -0.506338954f],
+        [0.984610736f, -1.98508465f, 2.97549725f, -0.511563838f],
+    ];
+    private static readonly float[][] AdamLr001Wd01 =
+    [
+        [0.99000001f, -1.99000001f, 2.99000001f, -0.50999999f],
+        [0.986011624f, -1.98462152f, 2.98013711f, -0.50401032f],
+        [0.980495572f, -1.98047197f, 2.97421885f, -0.508257806f],
+    ];
+    private static readonly float[][] AdamWLr001Wd01 =
+    [
+        [0.989000022f, -1.98800004f, 2.98699999f, -0.509500027f],
+        [0.986096084f, -1.98255599f, 2.97418737f, -0.50532949f],
+        [0.98163569f, -1.97911417f, 2.96653628f, -0.510049045f],
+    ];
+
     // Expected values below were computed once with /usr/bin/python3 and torch 1.13 (foreach=False), e.g.
     //   p = torch.nn.Parameter(torch.tensor(W0)); opt = torch.optim.SGD([p], lr=0.1, ...)
     //   for g in Grads: p.grad = torch.tensor(g); opt.step(); print(p)
@@ -109,20 +129,10 @@ public class OptimizerTests
         using var scope = torch.NewDisposeScope();
         // By hand, step 1: m̂ = g, v̂ = g², so the update is -lr·g/(|g| + eps) ≈ -lr·sign(g):
         // [1 - 0.01, -2 + 0.01, 3 - 0.01, -0.5 - 0.01] = [0.99, -1.99, 2.99, -0.51].
-        var expected = new float[][]
-        {
-            [0.99000001f, -1.99000001f, 2.99000001f, -0.50999999f],
-            [0.988085032f, -1.98654389f, 2.9801743f, -0.506338954f],
-            [0.984610736f, -1.98508465f, 2.97549725f, -0.511563838f],
-        };
+        var expected = AdamLr001;
         AssertSteps(expected, Run(ps => torch.optim.Adam(ps, lr: 0.01)), "Adam");
         for (int i = 0; i < 4; i++) Assert.AreEqual(W0[i] - 0.01f * MathF.Sign(Grads[0][i]), expected[0][i], 1e-6f);
-        AssertSteps(
-        [
-            [0.99000001f, -1.99000001f, 2.99000001f, -0.50999999f],
-            [0.986011624f, -1.98462152f, 2.98013711f, -0.50401032f],
-            [0.980495572f, -1.98047197f, 2.97421885f, -0.508257806f],
-        ], Run(ps => torch.optim.Adam(ps, lr: 0.01, weight_decay: 0.1)), "Adam weight decay");
+        AssertSteps(AdamLr001Wd01, Run(ps => torch.optim.Adam(ps, lr: 0.01, weight_decay: 0.1)), "Adam weight decay");
     }
 
     [TestMethod]
@@ -151,12 +161,7 @@ public class OptimizerTests
     {
         using var scope = torch.NewDisposeScope();
         // By hand, step 1: w·(1 - 0.01·0.1) then the Adam step: 1·0.999 - 0.01 = 0.989, -2·0.999 + 0.01 = -1.988.
-        AssertSteps(
-        [
-            [0.989000022f, -1.98800004f, 2.98699999f, -0.509500027f],
-            [0.986096084f, -1.98255599f, 2.97418737f, -0.50532949f],
-            [0.98163569f, -1.97911417f, 2.96653628f, -0.510049045f],
-        ], Run(ps => torch.optim.AdamW(ps, lr: 0.01, weight_decay: 0.1)), "AdamW");
+        AssertSteps(AdamWLr001Wd01, Run(ps => torch.optim.AdamW(ps, lr: 0.01, weight_decay: 0.1)), "AdamW");
         AssertSteps(
         [
             [1.00800002f, -2.00600004f, 3.00399995f, -0.489000022f],
@@ -172,24 +177,9 @@ public class OptimizerTests
         using var scope = torch.NewDisposeScope();
         // The multi-tensor path (PyTorch's default on a GPU) reaches PyTorch's single-tensor values. libtorch 2.x
         // spells its first-moment update as a lerp, hence the rounding-level tolerance.
-        AssertSteps(
-        [
-            [0.99000001f, -1.99000001f, 2.99000001f, -0.50999999f],
-            [0.988085032f, -1.98654389f, 2.9801743f, -0.506338954f],
-            [0.984610736f, -1.98508465f, 2.97549725f, -0.511563838f],
-        ], Run(ps => torch.optim.Adam(ps, lr: 0.01, @foreach: true)), "Adam foreach", 1e-6f);
-        AssertSteps(
-        [
-            [0.99000001f, -1.99000001f, 2.99000001f, -0.50999999f],
-            [0.986011624f, -1.98462152f, 2.98013711f, -0.50401032f],
-            [0.980495572f, -1.98047197f, 2.97421885f, -0.508257806f],
-        ], Run(ps => torch.optim.Adam(ps, lr: 0.01, weight_decay: 0.1, @foreach: true)), "Adam foreach weight decay", 1e-6f);
-        AssertSteps(
-        [
-            [0.989000022f, -1.98800004f, 2.98699999f, -0.509500027f],
-            [0.986096084f, -1.98255599f, 2.97418737f, -0.50532949f],
-            [0.98163569f, -1.97911417f, 2.96653628f, -0.510049045f],
-        ], Run(ps => torch.optim.AdamW(ps, lr: 0.01, weight_decay: 0.1, @foreach: true)), "AdamW foreach", 1e-6f);
+        AssertSteps(AdamLr001, Run(ps => torch.optim.Adam(ps, lr: 0.01, @foreach: true)), "Adam foreach", 1e-6f);
+        AssertSteps(AdamLr001Wd01, Run(ps => torch.optim.Adam(ps, lr: 0.01, weight_decay: 0.1, @foreach: true)), "Adam foreach weight decay", 1e-6f);
+        AssertSteps(AdamWLr001Wd01, Run(ps => torch.optim.AdamW(ps, lr: 0.01, weight_decay: 0.1, @foreach: true)), "AdamW foreach", 1e-6f);
         AssertSteps(Run(ps => torch.optim.AdamW(ps, lr: 0.01, beta1: 0.5, beta2: 0.5, weight_decay: 0.2, maximize: true, @foreach: false)),
             Run(ps => torch.optim.AdamW(ps, lr: 0.01, beta1: 0.5, beta2: 0.5, weight_decay: 0.2, maximize: true, @foreach: true)),
             "AdamW maximize: foreach vs single-tensor", 1e-6f);
