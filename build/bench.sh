@@ -102,4 +102,8 @@ for c in $cases; do
     fl=$(printf '%s' "$fl_all" | median)
     echo "# tiny_ops floor: the same loop in C++ on libtorch = ${fl} ms (best possible ratio $(awk -v a="$fl" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }'); our binding overhead = $(awk -v a="$ours" -v f="$fl" 'BEGIN { printf "%.2f", (a - f) * 1000 / 10000 }') us/op)"
   fi
+  if [ "$c" = tiny_ops ] && [ "$device" = cpu ]; then
+    # The same split in one process (alternating rounds): C# API vs raw calls of the same shim entry points.
+    echo "# tiny_ops overhead, one process: $("$ours_bin" tiny_ops_overhead --threads "$threads" | cut -d' ' -f3-)"
+  fi
 done
