@@ -25,12 +25,20 @@
 # BENCH_DEVICE (cpu; cuda runs the U-Net, seg_step_* and tiny_ops cases on the GPU, each step timed up to a device
 # synchronize, against PyTorch's defaults there), BENCH_PYTHON (/usr/bin/python3: the PyTorch on the same libtorch),
 # BENCH_BIN (a folder with a built MLNetMedSeg.Bench: skips the set-up and the build, e.g. on a GPU machine without
-# the .NET SDK; build/gpu/device.sh bench).
+# the .NET SDK; build/gpu/device.sh bench), BENCH_PAIRED (1: run both sides at the same time, each pinned to its own
+# core with one thread, swapping the cores every round, so that the machine's noise hits both alike; a CPU mode for
+# noisy machines, comparing at 1 thread; the header line says "paired").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -n "${BENCH_BIN:-}" ] || bash build/setup.sh >/dev/null
 device=${BENCH_DEVICE:-cpu}; python=${BENCH_PYTHON:-/usr/bin/python3}
 threads=${BENCH_THREADS:-$(nproc)}
+paired=${BENCH_PAIRED:-0}
+if [ "$paired" = 1 ]; then
+  [ "$device" = cpu ] || { echo "BENCH_PAIRED is a CPU mode" >&2; exit 2; }
+  [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null || { echo "BENCH_PAIRED needs 2 cores and taskset" >&2; exit 2; }
+  threads=1
+fi
 iters=${BENCH_ITERS:-10}
 warmup=${BENCH_WARMUP:-3}
 rounds=${BENCH_ROUNDS:-3}
@@ -51,14 +59,21 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 
 libtorch=$("$python" -c 'import torch; print(torch.__version__)')
 gpu=""; [ "$device" = cpu ] || gpu=" gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
-echo "# device=$device threads=$threads iters=$iters warmup=$warmup rounds=$rounds torch=$libtorch cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)$gpu"
+echo "# device=$device$([ "$paired" = 1 ] && echo " paired") threads=$threads iters=$iters warmup=$warmup rounds=$rounds torch=$libtorch cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)$gpu"
 for c in $cases; do
   args=(--threads "$threads" --iters "$iters" --warmup "$warmup" --device "$device")
   ours_all=""; theirs_all=""; round_ratios=""; ours_params=""; theirs_params=""; ours_calls=""; theirs_calls=""
   for ((r = 0; r < rounds; r++)); do
-    line=$("$ours_bin" "$c" "${args[@]}")
-    ours_all+="$(awk '{print $2}' <<<"$line")"$'\n'; ours_params=$(awk '{print $3}' <<<"$line"); ours_calls=$(awk '{print $4}' <<<"$line")
-    line=$("$python" build/bench/bench_torch.py "$c" "${args[@]}")
+    if [ "$paired" = 1 ]; then # both at once, on cores (r mod 2) and the other one
+      tmp=$(mktemp)
+      taskset -c $((r % 2)) "$ours_bin" "$c" "${args[@]}" > "$tmp" & ours_pid=$!
+      line=$(taskset -c $(((r + 1) % 2)) "$python" build/bench/bench_torch.py "$c" "${args[@]}")
+      wait "$ours_pid"; ours_line=$(cat "$tmp"); rm -f "$tmp"
+    else
+      ours_line=$("$ours_bin" "$c" "${args[@]}")
+      line=$("$python" build/bench/bench_torch.py "$c" "${args[@]}")
+    fi
+    ours_all+="$(awk '{print $2}' <<<"$ours_line")"$'\n'; ours_params=$(awk '{print $3}' <<<"$ours_line"); ours_calls=$(awk '{print $4}' <<<"$ours_line")
     theirs_all+="$(awk '{print $2}' <<<"$line")"$'\n'; theirs_params=$(awk '{print $3}' <<<"$line"); theirs_calls=$(awk '{print $4}' <<<"$line")
     round_ratios+="$(awk -v a="$(tail -n1 <<<"${ours_all%$'\n'}")" -v b="$(awk '{print $2}' <<<"$line")" 'BEGIN { printf "%.3f", a / b }')"$'\n'
   done
