@@ -53,8 +53,7 @@ public class Adam : Optimizer
     protected override void Update(OptimizerOptions options, Parameter parameter, Tensor grad, ParameterState state)
     {
         var o = (AdamOptions)options;
-        var expAvg = state.Get("exp_avg") ?? state.Set("exp_avg", ZerosState(parameter));
-        var expAvgSq = state.Get("exp_avg_sq") ?? state.Set("exp_avg_sq", ZerosState(parameter));
+        var (expAvg, expAvgSq) = Moments(parameter, state);
         Tensor? maxSq = null;
         if (o.amsgrad) maxSq = state.Get("max_exp_avg_sq") ?? state.Set("max_exp_avg_sq", ZerosState(parameter));
         long step = state.step + 1;
@@ -63,13 +62,19 @@ public class Adam : Optimizer
         state.step = step;
     }
 
+    /// <summary>The first- and second-moment state of a parameter, created as zeros on its first update.</summary>
+    private static (Tensor ExpAvg, Tensor ExpAvgSq) Moments(Tensor parameter, ParameterState state)
+        => (state.Get("exp_avg") ?? state.Set("exp_avg", ZerosState(parameter)),
+            state.Get("exp_avg_sq") ?? state.Set("exp_avg_sq", ZerosState(parameter)));
+
+    private long _multiTensorStep = -1; // the StepCount during the last step that used the multi-tensor kernels
+
     /// <summary>Whether the last <see cref="Optimizer.step"/> updated a group with the multi-tensor kernels (see <see cref="AdamOptions.@foreach"/>).</summary>
-    public bool UsedMultiTensorKernels { get; private set; }
+    public bool UsedMultiTensorKernels => StepCount > 0 && _multiTensorStep == StepCount - 1;
 
     protected override unsafe bool UpdateGroup(OptimizerOptions options, IReadOnlyList<ParameterUpdate> items)
     {
         var o = (AdamOptions)options;
-        UsedMultiTensorKernels = false;
         if (o.amsgrad || !(o.@foreach ?? items.All(i => i.Parameter.is_cuda))) return false;
         int n = items.Count;
         var parameters = new Tensor[n];
@@ -82,8 +87,7 @@ public class Adam : Optimizer
             var (p, g, state) = items[k];
             parameters[k] = p;
             grads[k] = g;
-            expAvgs[k] = state.Get("exp_avg") ?? state.Set("exp_avg", ZerosState(p));
-            expAvgSqs[k] = state.Get("exp_avg_sq") ?? state.Set("exp_avg_sq", ZerosState(p));
+            (expAvgs[k], expAvgSqs[k]) = Moments(p, state);
             steps[k] = state.step + 1;
         }
         using (var hp = new HandleArray(parameters))
@@ -94,7 +98,7 @@ public class Adam : Optimizer
         fixed (long* ps = steps)
             LibTorch.Check(LibTorch.mt_adam_step_foreach(pp, pg, pm, pv, ps, n, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, _decoupled, o.maximize));
         for (int k = 0; k < n; k++) items[k].State.step = steps[k];
-        UsedMultiTensorKernels = true;
+        _multiTensorStep = StepCount; // step() counts the step after its groups
         return true;
     }
 }
