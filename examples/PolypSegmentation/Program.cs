@@ -6,7 +6,8 @@ using MLNetMedSeg.Evaluation;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using PolypSegmentation;
 
 // Polyp segmentation on the shipped Kvasir-SEG sample (data/kvasir-seg-sample, 120 pairs at 128×128):

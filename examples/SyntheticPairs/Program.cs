@@ -7,7 +7,8 @@ using MLNetMedSeg.Evaluation;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 // DASP's generative half (paper 000, §3.1–3.2) on the shipped Kvasir-SEG sample (data/kvasir-seg-sample, 120 pairs):
 // an 80/20 split by seed; on the 80 % train split, a Bernoulli mask diffusion model (masks from noise) and a
@@ -158,7 +159,7 @@ static int Run(Dictionary<string, string> opt)
     }
     double realImageMsSsim = Diversity(realImages, "real images"), genImageMsSsim = Diversity(genImages, "generated images");
     double realMaskMsSsim = Diversity(realMasks, "real masks"), genMaskMsSsim = Diversity(genMasks, "generated masks");
-    double Fraction(List<Tensor> set) => set.Average(t => t.mean().item<double>());
+    double Fraction(List<Tensor> set) => set.Average(t => t.mean().ToDouble());
 
     var quality = new
     {

@@ -1,9 +1,10 @@
 using System.Globalization;
 using System.Text;
 using MLNetMedSeg.Imaging;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using Spectre.Console;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 // A first taste of the binding: a small CNN learns to segment bright discs in noisy synthetic images.
 // Usage: dotnet run --project examples/ToySegmentation -c Release [-- --epochs N --seed S --device cpu|cuda --out DIR]
@@ -71,7 +72,7 @@ AnsiConsole.Progress()
                     var loss = nn.functional.binary_cross_entropy_with_logits(net.call(x), y);
                     loss.backward();
                     opt.step();
-                    sum += loss.item<double>();
+                    sum += loss.ToDouble();
                     steps++;
                 }
             }
@@ -88,7 +89,7 @@ using (NewDisposeScope())
     var pred = (net.call(vx) > 0).to(ScalarType.Float32);
     var inter = (pred * vy).sum(new long[] { 1, 2, 3 });
     var dice = (2 * inter + 1e-6) / (pred.sum(new long[] { 1, 2, 3 }) + vy.sum(new long[] { 1, 2, 3 }) + 1e-6);
-    AnsiConsole.MarkupLine($"loss {losses[0]:F4} -> {losses[^1]:F4}; held-out mean Dice [green]{dice.mean().item<double>():F3}[/]");
+    AnsiConsole.MarkupLine($"loss {losses[0]:F4} -> {losses[^1]:F4}; held-out mean Dice [green]{dice.mean().ToDouble():F3}[/]");
 
     // one held-out case side by side: ground truth | prediction
     var gt = vy[0, 0].cpu().ToArray<float>();

@@ -1,8 +1,9 @@
 using System.Text;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Torch;
-using MLNetMedSeg.Torch.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using MLNetMedSeg.Core;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 
 namespace MLNetMedSeg.Testing;
@@ -40,7 +41,9 @@ public sealed record WorkoutResult(DataViewSchema OutputSchema, long Rows, long 
 /// throw a <see cref="SchemaException"/> naming the column;
 /// (c) Fit → <c>ctx.Model.Save</c> → <c>ctx.Model.Load</c> → Transform gives bit-identical values in every column
 /// (run it with a CPU context) and the same input schema;
-/// (d) after everything is disposed, <see cref="torch.LiveTensorCount"/> is back to its value at the start.
+/// (d) no tensor was left to the garbage collector: <see cref="TorchRuntime.FinalizedTensorCount"/> did not move
+/// (every tensor the stage made was disposed deterministically, including when the fitted and loaded transformers
+/// were disposed).
 /// Failures are <see cref="AssertFailedException"/>s that say which check failed and why.
 /// </summary>
 public static class EstimatorWorkout
@@ -59,11 +62,8 @@ public static class EstimatorWorkout
         ArgumentException.ThrowIfNullOrEmpty(requiredColumn);
         options ??= new WorkoutOptions();
         string name = estimator.GetType().Name;
-        // Free what earlier code left to finalizers first, so that their late release cannot move the count.
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        torch.CollectGarbage();
-        long baseline = torch.LiveTensorCount;
+        // Runs the finalizers of what earlier code left behind first, so that their late release cannot move the count.
+        long baseline = TorchRuntime.FinalizedTensorCount;
 
         // (b) missing / wrongly-typed columns: before anything is fitted.
         foreach (var col in new[] { requiredColumn }.Concat(options.MoreRequiredColumns))
@@ -122,11 +122,11 @@ public static class EstimatorWorkout
         }
 
         // (d) nothing leaked.
-        long live = torch.LiveTensorCount;
-        if (options.CheckLiveTensors && live != baseline)
+        long finalized = TorchRuntime.FinalizedTensorCount;
+        if (options.CheckLiveTensors && finalized != baseline)
             throw new AssertFailedException(
-                $"EstimatorWorkout({name}) (d): {live - baseline:+#;-#;0} live tensors after fitting, saving, loading, transforming and disposing " +
-                $"(baseline {baseline}, now {live}): a tensor was {(live > baseline ? "leaked (not disposed, or kept by a non-IDisposable transformer)" : "disposed that the stage did not own")}");
+                $"EstimatorWorkout({name}) (d): {finalized - baseline} tensor(s) were left to the garbage collector while fitting, saving, " +
+                "loading, transforming and disposing: a tensor was not disposed (outside a dispose scope, or kept by a transformer that does not dispose it)");
         return result;
     }
 
@@ -188,7 +188,7 @@ public static class EstimatorWorkout
                 catch (Exception ex) { throw new AssertFailedException($"EstimatorWorkout({name}) (a): reading row {rows}, column '{col.Name}' of the output failed: {ex.GetType().Name}: {ex.Message}", ex); }
                 bool ok = col.Type switch
                 {
-                    TensorColumnType t => v is Tensor x && !x.IsDisposed && t.Accepts(x.dtype, x.shape),
+                    TensorColumnType t => v is Tensor x && !x.IsInvalid && t.Accepts(x.dtype, x.shape),
                     TextColumnType => v is string,
                     NumberColumnType => v is double,
                     _ => true,
@@ -205,7 +205,7 @@ public static class EstimatorWorkout
 
     private static string Describe(object v) => v switch
     {
-        Tensor t when t.IsDisposed => "a disposed tensor",
+        Tensor t when t.IsInvalid => "a disposed tensor",
         Tensor t => $"a {t.dtype} tensor [{string.Join(",", t.shape)}]",
         null => "null",
         _ => $"a {v.GetType().Name} ({v})",

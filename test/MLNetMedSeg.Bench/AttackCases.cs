@@ -2,8 +2,9 @@ using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation.Networks;
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Bench;
 

@@ -1,8 +1,9 @@
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Diffusion.Networks;
-using MLNetMedSeg.Torch;
-using MLNetMedSeg.Torch.Optim;
-using static MLNetMedSeg.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Bench;
 

@@ -2,8 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using MLNetMedSeg.Bench;
 using MLNetMedSeg.Segmentation.Networks;
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 // The C# side of build/bench.sh. Usage: MLNetMedSeg.Bench <case> [--threads N] [--warmup N] [--iters N]
 //   [--size N] [--batch N] [--ops N] [--device cpu|cuda]. Prints "<case> <median_ms>" like build/bench/bench_torch.py; the seg_step_* cases

@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Bench;
 
@@ -8,7 +10,7 @@ namespace MLNetMedSeg.Bench;
 /// four 2x down-samplings, two 3x3 conv (no bias) + BatchNorm + ReLU per block, 2x2 transposed-conv up, 1x1 head
 /// (7,763,041 parameters for 3 input channels).
 /// </summary>
-internal sealed class BenchUNet : nn.Module<Tensor, Tensor>
+internal sealed class BenchUNet : MedSegModule<Tensor, Tensor>
 {
     private readonly nn.ModuleList<nn.Sequential> _down = new();
     private readonly nn.ModuleList<nn.Module<Tensor, Tensor>> _up = new();

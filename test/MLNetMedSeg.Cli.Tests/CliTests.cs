@@ -1,3 +1,4 @@
+using TorchSharp;
 using System.Text.Json;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;

@@ -1,5 +1,6 @@
 using MLNetMedSeg.Imaging;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Cli.Tests;
 

@@ -5,7 +5,8 @@ using System.Globalization;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 if (args.Length < 2)
 {

@@ -9,7 +9,8 @@ using MLNetMedSeg.Evaluation;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Cli.Commands;
 

@@ -7,7 +7,8 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Cli.Commands;
 

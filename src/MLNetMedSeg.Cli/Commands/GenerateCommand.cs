@@ -5,7 +5,8 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Cli.Commands;
 

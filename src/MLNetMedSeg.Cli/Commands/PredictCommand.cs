@@ -2,7 +2,8 @@ using System.CommandLine;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Cli.Commands;
 

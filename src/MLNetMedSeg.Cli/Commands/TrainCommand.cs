@@ -3,7 +3,8 @@ using System.Diagnostics;
 using MLNetMedSeg.Augmentation.Classic;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
 

@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Attacks;
 
@@ -44,7 +46,7 @@ public static class AttackVisualization
             var c = Palette[(int)(Math.Max(0, labels[p]) % Palette.Length)];
             for (int k = 0; k < 3; k++) rgb[k * h * w + p] = c[k];
         }
-        return tensor(rgb, [3, h, w]).MoveToOuterDisposeScope();
+        return TensorExtensions.FromArray<float>(rgb, [3, h, w]).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -68,7 +70,7 @@ public static class AttackVisualization
             float a = Math.Abs(t);
             for (int k = 0; k < 3; k++) rgb[k * h * w + p] = 1 - a + a * end[k];
         }
-        return tensor(rgb, [3, h, w]).MoveToOuterDisposeScope();
+        return TensorExtensions.FromArray<float>(rgb, [3, h, w]).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -97,7 +99,7 @@ public static class AttackVisualization
             rgb[n + p] = (float)g;
             rgb[2 * n + p] = (float)b;
         }
-        return tensor(rgb, [3, h, w]).MoveToOuterDisposeScope();
+        return TensorExtensions.FromArray<float>(rgb, [3, h, w]).MoveToOuterDisposeScope();
     }
 
     /// <summary>HSV (each in [0, 1]) to RGB.</summary>

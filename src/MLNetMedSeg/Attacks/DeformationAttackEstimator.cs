@@ -1,12 +1,14 @@
+using MLNetMedSeg.Core;
 using System.Diagnostics;
 using System.Globalization;
 using MLNetMedSeg.Attacks.Networks;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
-using MLNetMedSeg.Torch;
-using MLNetMedSeg.Torch.Optim;
-using static MLNetMedSeg.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Attacks;
 
@@ -85,7 +87,7 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
         private readonly Device _device;
         private DeformationGenerator? _generator;
         private DeformationCritic? _critic;
-        private RMSprop? _genOpt, _criticOpt;
+        private RMSProp? _genOpt, _criticOpt;
         private Generator? _noise;
 
         public Run(MedSegContext ctx, DeformationAttackOptions o, ulong seed, SegmentationTransformer segmenter, IDataView input, CancellationToken ct)
@@ -103,17 +105,15 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
         {
             var o = _o;
             using (var initGen = new Generator(MedSegContext.MixSeed(_seed, "init", 0)))
-            using (nn.init.UseGenerator(initGen))
             {
-                _generator = new DeformationGenerator(o.Generator);
-                _critic = new DeformationCritic(o.Generator.InChannels, o.CriticWidths);
+                _generator = new DeformationGenerator(o.Generator, initGen);
+                _critic = new DeformationCritic(o.Generator.InChannels, o.CriticWidths, initGen);
             }
-            _generator.to(_device);
-            _critic.to(_device);
+            _generator.MoveTo(_device);
+            _critic.MoveTo(_device);
             _noise = new Generator(MedSegContext.MixSeed(_seed, "noise", 0), _device);
-            RMSpropOptions Rms() => new() { lr = o.LearningRate, alpha = o.RmsPropDecay, eps = o.RmsPropEpsilon };
-            _genOpt = new RMSprop(_generator.parameters(), Rms());
-            _criticOpt = new RMSprop(_critic.parameters(), Rms());
+            _genOpt = torch.optim.RMSProp(_generator.parameters(), lr: o.LearningRate, alpha: o.RmsPropDecay, eps: o.RmsPropEpsilon);
+            _criticOpt = torch.optim.RMSProp(_critic.parameters(), lr: o.LearningRate, alpha: o.RmsPropDecay, eps: o.RmsPropEpsilon);
 
             var segNet = _segmenter.Network;
             var frozen = segNet.parameters().Select(p => (p, p.requires_grad)).ToList();
@@ -194,13 +194,13 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
                 var eps = rand([real.size(0)], ScalarType.Float32, _device, generator: _noise);
                 loss = loss.add(DeformationAttackLosses.GradientPenalty(critic.call, real, fake, eps).mul(o.GradientPenaltyWeight));
             }
-            _criticOpt!.zero_grad();
+            _criticOpt!.ZeroGrad();
             loss.backward();
             _criticOpt.step();
             if (o.CriticRegularization == CriticRegularization.WeightClipping)
                 using (no_grad())
                     foreach (var p in critic.parameters()) p.clamp_(-o.ClipValue, o.ClipValue);
-            return loss.item<double>();
+            return loss.ToDouble();
         }
 
         private (double Loss, double CrossEntropy) GeneratorStep(Tensor real, Tensor s0)
@@ -213,10 +213,10 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
             using (no_grad()) realScores = critic.call(real);
             var terms = DeformationAttackLosses.GeneratorLoss(realScores, critic.call(fields.Attacked), s0, logSdv,
                 fields.Deformation, fields.Intensity, fields.Kl, _o);
-            _genOpt!.zero_grad();
+            _genOpt!.ZeroGrad();
             terms.Total.backward();
             _genOpt.step();
-            return (terms.Total.item<double>(), terms.CrossEntropy.item<double>());
+            return (terms.Total.ToDouble(), terms.CrossEntropy.ToDouble());
         }
 
         public void Dispose()

@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Attacks;
 
@@ -114,9 +116,8 @@ public static class DeformationAttackLosses
         var e = epsilon.to(real.dtype).view(shape);
         var mixed = real.detach().mul(e).add(fake.detach().mul(e.neg().add(1.0))).requires_grad_(true);
         var scores = critic(mixed);
-        var grad = autograd.grad(scores.sum(), [mixed], retain_graph: true, create_graph: true)[0]
-            ?? throw new InvalidOperationException("the critic's score does not depend on its input");
-        return grad.flatten(1).norm([1]).sub(1.0).pow(2).mean().MoveToOuterDisposeScope();
+        var grad = Gradients.Grad(scores.sum(), [mixed], retainGraph: true, createGraph: true, what: "WGAN-GP gradient penalty")[0];
+        return grad.flatten(1).norm(1).sub(1.0).pow(2).mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -1,11 +1,13 @@
+using MLNetMedSeg.Core;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using MLNetMedSeg.Attacks.Networks;
 using MLNetMedSeg.Evaluation;
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Attacks;
 

@@ -1,10 +1,12 @@
+using MLNetMedSeg.Core;
 using System.Text.Json;
 using MLNetMedSeg.Attacks.Networks;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Attacks;
 
@@ -131,7 +133,7 @@ public sealed class DeformationAttackTransformer : ITransformer, IScopedTransfor
         _ownsSegmenter = ownsSegmenter;
         _device = context.Device;
         _generator = generator;
-        _generator.to(_device);
+        _generator.MoveTo(_device);
         _generator.eval();
         History = history?.ToArray() ?? [];
     }
@@ -275,7 +277,7 @@ public sealed class DeformationAttackTransformer : ITransformer, IScopedTransfor
         ObjectDisposedException.ThrowIf(_disposed, this);
         context.WriteHeader(LoaderSignature, CurrentVersion, 1);
         context.WriteOptions(Options);
-        context.WriteTensors("generator", _generator.state_dict());
+        context.WriteTensors("generator", _generator.StateDictInOrder());
         context.WriteChild("segmenter", Segmenter);
         context.WriteText("history.json", JsonSerializer.Serialize(History));
     }
@@ -291,9 +293,7 @@ public sealed class DeformationAttackTransformer : ITransformer, IScopedTransfor
         DeformationGenerator? net = null;
         try
         {
-            using (var gen = new Generator(0))
-            using (nn.init.UseGenerator(gen))
-                net = new DeformationGenerator(options.Generator);
+            net = new DeformationGenerator(options.Generator);   // weights are read next
             context.ReadModuleWeights("generator", net);
             var history = JsonSerializer.Deserialize<DeformationAttackEpochRecord[]>(context.ReadText("history.json")) ?? [];
             return new DeformationAttackTransformer(context.Context, options, net, segmenter, ownsSegmenter: true, history);

@@ -3,7 +3,8 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Segmentation;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Dasp;
 

@@ -1,5 +1,7 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Data;
 
@@ -62,7 +64,7 @@ public sealed class ConvertChannelsTransformer : ITransformer
         if (c == 1 && channels == 3) r = image.expand(3, image.size(1), image.size(2)).contiguous();
         else if (c == 3 && channels == 1)
         {
-            var w = torch.tensor(new float[] { 0.299f, 0.587f, 0.114f }, [3, 1, 1]).to(image.device);
+            var w = TensorExtensions.FromArray<float>(new float[] { 0.299f, 0.587f, 0.114f }, [3, 1, 1]).to(image.device);
             r = (image * w).sum([0], keepdim: true);
         }
         else throw new ArgumentException($"ConvertChannels: cannot convert {c} channels to {channels}", nameof(image));

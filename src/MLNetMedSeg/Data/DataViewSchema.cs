@@ -1,5 +1,6 @@
 using System.Collections;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Data;
 

@@ -1,6 +1,8 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Data;
 
@@ -153,7 +155,7 @@ public sealed class ImageMaskDataView : RowDataView
         if (first && nonBinary > 0)
             _context?.WriteLog(LogLevel.Info, Source,
                 $"mask '{p.MaskPath}': {nonBinary} of {n} pixels were neither 0 nor {full}; thresholded at {_options.MaskThreshold} of full scale");
-        return torch.from_array<float>(outv, [1, m.Height, m.Width]);
+        return TensorExtensions.FromArray<float>(outv, [1, m.Height, m.Width]);
     }
 
     private Tensor ToClassMask(string path, DecodedImage m)
@@ -169,6 +171,6 @@ public sealed class ImageMaskDataView : RowDataView
                     $"mask value {s} (at x={k % m.Width}, y={k / m.Width}) is not in MaskValueToClass (mapped values: {string.Join(", ", _options.MaskValueToClass!.Keys.Order())})");
             outv[k] = cls;
         }
-        return torch.from_array<long>(outv, [m.Height, m.Width]);
+        return TensorExtensions.FromArray<long>(outv, [m.Height, m.Width]);
     }
 }

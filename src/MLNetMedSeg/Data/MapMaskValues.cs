@@ -1,5 +1,7 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Data;
 
@@ -87,10 +89,10 @@ public sealed class MapMaskValuesTransformer : ITransformer
             covered = covered.logical_or(hit);
         }
         var unknown = covered.logical_not();
-        if (unknown.any().item<bool>())
+        if (unknown.any().ToBoolean())
         {
             long bad = values.masked_select(unknown).ToArray<long>()[0];
-            long count = unknown.sum().item<long>();
+            long count = unknown.sum().ToInt64();
             throw new InvalidDataException($"mask value {bad} ({count} pixel(s) with unmapped values) is not in the map (mapped values: {string.Join(", ", map.Select(kv => kv.Key))})");
         }
         return result.MoveToOuterDisposeScope();

@@ -1,6 +1,7 @@
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Torch;
-using F = MLNetMedSeg.Torch.torch.nn.functional;
+using TorchSharp;
+using TorchSharp.Modules;
+using F = TorchSharp.torch.nn.functional;
 
 namespace MLNetMedSeg.Data;
 

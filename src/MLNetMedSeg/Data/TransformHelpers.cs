@@ -12,8 +12,8 @@ internal static class TransformHelpers
         var c = schema.GetColumnOrNull(column) ?? throw SchemaException.Missing(column, schema, consumer);
         if (c.Type is TensorColumnType t)
         {
-            if (t.DType == Torch.ScalarType.Float32 && t.Shape.Length == 3 && t.Shape[0] is 1 or -1) return false;
-            if (t.DType == Torch.ScalarType.Int64 && t.Shape.Length == 2) return true;
+            if (t.DType == ScalarType.Float32 && t.Shape.Length == 3 && t.Shape[0] is 1 or -1) return false;
+            if (t.DType == ScalarType.Int64 && t.Shape.Length == 2) return true;
         }
         throw new SchemaException($"{consumer}: column '{column}' has type {c.Type} but a mask is required ({TensorColumnType.BinaryMask()} or {TensorColumnType.ClassMask()})", column);
     }

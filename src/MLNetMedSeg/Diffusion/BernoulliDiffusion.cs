@@ -1,4 +1,6 @@
-using MLNetMedSeg.Torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -153,7 +155,7 @@ public sealed class BernoulliDiffusion
 
     /// <summary>Step indices t ~ U{0, …, T − 1} for a batch of <paramref name="n"/>, int64 [N] on <paramref name="device"/>.</summary>
     public Tensor SampleTimesteps(int n, Generator? generator, Device? device = null) =>
-        torch.randint(0, Steps, [n], ScalarType.Int64, device ?? generator?.Device, generator);
+        torch.randint(0, Steps, [n], ScalarType.Int64, device ?? generator?.device, generator: generator);
 
     /// <summary>
     /// The loss of one batch: BCE(σ(<paramref name="logits"/>), target) (DASP Eq. 5; target ε = y_t ⊕ y_0 or y_0) plus,
@@ -226,7 +228,7 @@ public sealed class BernoulliDiffusion
         if (generators.Count == 0) throw new ArgumentException("at least one generator (one per sample) is needed", nameof(generators));
         if (shape.Length != 3 || shape.Any(s => s < 1)) throw new ArgumentException($"shape must be [C,H,W], got [{string.Join(",", shape)}]", nameof(shape));
         if (!Enum.IsDefined(finalStep)) throw new ArgumentOutOfRangeException(nameof(finalStep), finalStep, "unknown final step");
-        device ??= generators[0].Device;
+        device ??= generators[0].device;
         int n = generators.Count;
         using var mode = torch.inference_mode();
         Tensor y;
@@ -271,7 +273,7 @@ public sealed class BernoulliDiffusion
         for (int k = 0; k < rows.Length; k++)
         {
             var g = generators[k] ?? throw new ArgumentException($"generator {k} is null", nameof(generators));
-            rows[k] = torch.rand(shape, ScalarType.Float32, g.Device, generator: g);
+            rows[k] = torch.rand(shape, ScalarType.Float32, g.device, generator: g);
         }
         var u = torch.stack(rows, 0);
         return (u.device == device ? u : u.to(device)).MoveToOuterDisposeScope();
@@ -296,6 +298,6 @@ public sealed class BernoulliDiffusion
         Array.Fill(shape, 1L);
         shape[0] = idx.Length;
         var dtype = torch.is_floating_point(like.dtype) ? like.dtype : ScalarType.Float32;
-        return torch.tensor(values, shape).to(dtype, like.device);
+        return TensorExtensions.FromArray<double>(values, shape).to(dtype, like.device);
     }
 }

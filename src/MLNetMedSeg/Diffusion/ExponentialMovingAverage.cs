@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -24,7 +26,7 @@ public sealed class ExponentialMovingAverage : IDisposable
         Decay = decay;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        foreach (var (k, v) in model.state_dict())
+        foreach (var (k, v) in model.StateDictInOrder())
         {
             var c = v.detach().clone();
             c.DetachFromDisposeScope();
@@ -60,7 +62,7 @@ public sealed class ExponentialMovingAverage : IDisposable
         if (!(decay >= 0 && decay <= 1)) throw new ArgumentOutOfRangeException(nameof(decay), decay, "EMA decay must be in [0, 1].");
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var state = model.state_dict();
+        var state = model.StateDictInOrder();
         foreach (var k in _order)
         {
             if (!state.TryGetValue(k, out var v))
@@ -79,7 +81,7 @@ public sealed class ExponentialMovingAverage : IDisposable
     {
         ArgumentNullException.ThrowIfNull(target);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        target.load_state_dict(State, strict: true);
+        target.LoadStateDictChecked(State, strict: true);
     }
 
     /// <summary>Replaces the shadow weights by <paramref name="state"/> (e.g. read from a saved model).</summary>

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using System.Diagnostics;
 using System.Globalization;
 using MLNetMedSeg.Data;
@@ -5,8 +6,9 @@ using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
-using MLNetMedSeg.Torch;
-using MLNetMedSeg.Torch.Optim;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -117,11 +119,11 @@ public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransform
         {
             using (var initGen = new Generator(MedSegContext.MixSeed(seed, "init", 0)))
                 _net = new DiffusionUNet(o.Network, initGen);
-            _net.to(_device);
+            _net.MoveTo(_device);
             _generator = new Generator(MedSegContext.MixSeed(seed, "noise", 0), _device);
             _net.DropoutGenerator = _generator;
             _ema = new ExponentialMovingAverage(_net, o.EmaDecay);
-            _optimizer = new Adam(_net.parameters().ToList(), new AdamOptions { lr = o.LearningRate });
+            _optimizer = torch.optim.Adam(_net.parameters(), lr: o.LearningRate);
             var diffusion = new GaussianDiffusion(NoiseSchedule.Create(o.Schedule, o.TimeSteps));
             if (o.SampleGridFolder is { } folder)
             {
@@ -146,9 +148,9 @@ public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransform
                     using var scope = torch.NewDisposeScope();
                     var x0 = GaussianDiffusion.ToModelRange(batch[o.ImageColumn]);
                     var cond = batch[o.MaskColumn] * 2.0 - 1.0;
-                    _optimizer.zero_grad();
+                    _optimizer.ZeroGrad();
                     var loss = diffusion.TrainingLoss(_net.forward, x0, cond, o.ConditionDropout, _generator);
-                    double value = loss.item<double>();
+                    double value = loss.ToDouble();
                     steps++;
                     if (!double.IsFinite(value))
                         throw new TrainingDivergedException(
@@ -207,7 +209,7 @@ public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransform
             {
                 using var g = new Generator(0);
                 _sampler = new DiffusionUNet(o.Network, g);
-                _sampler.to(_device);
+                _sampler.MoveTo(_device);
             }
             _ema!.CopyTo(_sampler);
             var view = new ImageDiffusionTransformer(ctx, o, _sampler, []);

@@ -1,8 +1,10 @@
+using MLNetMedSeg.Core;
 using System.Text.Json;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -192,7 +194,7 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
         ObjectDisposedException.ThrowIf(_disposed, this);
         context.WriteHeader(LoaderSignature, CurrentVersion, 1);
         context.WriteOptions(_options);
-        context.WriteTensors("weights", _network.state_dict());
+        context.WriteTensors("weights", _network.StateDictInOrder());
         context.WriteText("history.json", JsonSerializer.Serialize(History, HistoryJson));
     }
 

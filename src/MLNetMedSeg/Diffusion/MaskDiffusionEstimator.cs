@@ -1,11 +1,13 @@
+using MLNetMedSeg.Core;
 using System.Diagnostics;
 using System.Globalization;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
-using MLNetMedSeg.Torch;
-using MLNetMedSeg.Torch.Optim;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -112,15 +114,15 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
             var netOptions = o.NetworkFor((int)c);
             using (var initGen = new Generator(MedSegContext.MixSeed(owner._seed, "init", 0)))
                 _net = new DiffusionUNet(netOptions, initGen);
-            _net.to(_device);
+            _net.MoveTo(_device);
             using (var initGen = new Generator(MedSegContext.MixSeed(owner._seed, "init", 0)))
                 _emaNet = new DiffusionUNet(netOptions, initGen);
-            _emaNet.to(_device);
+            _emaNet.MoveTo(_device);
             _emaNet.eval();
             _generator = new Generator(MedSegContext.MixSeed(owner._seed, "noise", 0), _device);
             _net.DropoutGenerator = _generator;
             _ema = new ExponentialMovingAverage(_net, o.EmaDecay);
-            _optimizer = new Adam(_net.parameters().ToList(), new AdamOptions { lr = o.LearningRate });
+            _optimizer = torch.optim.Adam(_net.parameters(), lr: o.LearningRate);
 
             long rows = input.GetRowCount() ?? input.CountRows();
             if (rows == 0) throw new InvalidOperationException($"{Name}: the training data has no rows");
@@ -186,10 +188,10 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
                 int n = (int)y0.size(0);
                 var t = _process.SampleTimesteps(n, _generator, _device);
                 var yt = _process.ForwardSample(y0, t, _generator);
-                opt.zero_grad();
+                opt.ZeroGrad();
                 var logits = net.call(yt, t, cond);
                 var terms = _process.Loss(y0, yt, t, logits, o.KlWeight);
-                double value = terms.Total.item<double>();
+                double value = terms.Total.ToDouble();
                 steps++;
                 if (!double.IsFinite(value))
                     throw new TrainingDivergedException(
@@ -200,8 +202,8 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
                 var ema = _ema!;
                 ema.Update(net, o.EmaWarmup ? Math.Min(o.EmaDecay, (1.0 + ema.Updates) / (10.0 + ema.Updates)) : o.EmaDecay);
                 sumLoss += value;
-                sumBce += terms.Bce.item<double>();
-                if (terms.Kl is { } kl) sumKl += kl.item<double>();
+                sumBce += terms.Bce.ToDouble();
+                if (terms.Kl is { } kl) sumKl += kl.ToDouble();
                 tracker.Step(value, n);
             }
             if (steps == 0) throw new InvalidOperationException($"{Name}: the training data has no rows");
@@ -211,7 +213,7 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
         private void CheckMasks(Tensor y0, int epoch, long step)
         {
             using var scope = torch.NewDisposeScope();
-            bool binary = y0.eq(0).logical_or(y0.eq(1)).all().item<bool>();
+            bool binary = y0.eq(0).logical_or(y0.eq(1)).all().ToBoolean();
             if (!binary)
                 throw new InvalidOperationException(
                     $"{Name}: column '{_o.MaskColumn}' holds values other than 0 and 1 (epoch {epoch}, batch {step}); binarize the masks first (ctx.Data.BinarizeMask)");

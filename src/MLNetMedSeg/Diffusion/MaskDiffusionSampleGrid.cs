@@ -1,5 +1,6 @@
 using MLNetMedSeg.Imaging;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -24,7 +25,7 @@ public static class SampleGrid
         var x = images.detach().to(ScalarType.Float32, torch.CPU).clamp(0, 1);
         long n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
         long cols = Math.Min(columns, n), rows = (n + cols - 1) / cols;
-        var canvas = torch.full([c, rows * (h + padding) + padding, cols * (w + padding) + padding], background);
+        var canvas = torch.full([c, rows * (h + padding) + padding, cols * (w + padding) + padding], background, ScalarType.Float32);
         for (long i = 0; i < n; i++)
         {
             long top = padding + i / cols * (h + padding), left = padding + i % cols * (w + padding);
@@ -46,7 +47,7 @@ public static class SampleGrid
         using var scope = torch.NewDisposeScope();
         var im = images.detach().to(ScalarType.Float32, torch.CPU);
         var m = masks.detach().to(ScalarType.Float32, torch.CPU).expand(-1, im.size(1), -1, -1);
-        var gap = torch.full([im.size(0), im.size(1), im.size(2), padding], background);
+        var gap = torch.full([im.size(0), im.size(1), im.size(2), padding], background, ScalarType.Float32);
         return torch.cat([m, gap, im], 3).MoveToOuterDisposeScope();
     }
 

@@ -1,8 +1,10 @@
+using MLNetMedSeg.Core;
 using System.Text.Json;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -62,7 +64,7 @@ public sealed class MaskDiffusionTransformer : ITransformer, IDisposable
         Context = context;
         _device = context.Device;
         _network = network;
-        _network.to(_device);
+        _network.MoveTo(_device);
         _network.eval();
         _sampler = new BernoulliDiffusion(Options.Schedule, Options.Steps, Options.Parameterization).Respace(Options.SampleSteps);
         History = history?.ToArray() ?? [];
@@ -204,7 +206,7 @@ public sealed class MaskDiffusionTransformer : ITransformer, IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         context.WriteHeader(LoaderSignature, CurrentVersion, 1);
         context.WriteOptions(Options);
-        context.WriteTensors("weights", _network.state_dict());
+        context.WriteTensors("weights", _network.StateDictInOrder());
         context.WriteText("history.json", JsonSerializer.Serialize(History, HistoryJson));
     }
 

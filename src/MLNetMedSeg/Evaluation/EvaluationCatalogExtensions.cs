@@ -1,6 +1,7 @@
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Evaluation;
 

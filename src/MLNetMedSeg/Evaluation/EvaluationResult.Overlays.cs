@@ -1,8 +1,10 @@
+using MLNetMedSeg.Core;
 using System.Globalization;
 using System.Text;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Evaluation;
 

@@ -1,4 +1,6 @@
-using MLNetMedSeg.Torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Evaluation;
 
@@ -146,8 +148,8 @@ public static class MsSsim
         if (n < 2) throw new ArgumentException($"pairwise MS-SSIM needs at least 2 images, got {n}", nameof(images));
         if (pairs < 1) throw new ArgumentOutOfRangeException(nameof(pairs), pairs, "pairs must be ≥ 1");
         using var scope = torch.NewDisposeScope();
-        var i = torch.randint(0, n, [pairs], ScalarType.Int64, generator.Device, generator).cpu();
-        var j = torch.randint(0, n - 1, [pairs], ScalarType.Int64, generator.Device, generator).cpu();
+        var i = torch.randint(0, n, [pairs], ScalarType.Int64, generator.device, generator: generator).cpu();
+        var j = torch.randint(0, n - 1, [pairs], ScalarType.Int64, generator.device, generator: generator).cpu();
         j = j + j.ge(i).to(ScalarType.Int64); // j ≠ i, uniform over the other N − 1
         var ii = i.to(images.device);
         var jj = j.to(images.device);
@@ -159,7 +161,7 @@ public static class MsSsim
             int len = Math.Min(chunk, pairs - s);
             var a = images.index_select(0, ii.narrow(0, s, len));
             var b = images.index_select(0, jj.narrow(0, s, len));
-            sum += Compute(a, b, options).sum().item<double>();
+            sum += Compute(a, b, options).sum().ToDouble();
         }
         return sum / pairs;
     }
@@ -176,7 +178,7 @@ public static class MsSsim
         double s = g.Sum();
         for (int k = 0; k < size; k++) g[k] /= s;
         using var scope = torch.NewDisposeScope();
-        return torch.tensor(g, [1, 1, 1, size]).expand(channels, 1, 1, size).contiguous().to(device).MoveToOuterDisposeScope();
+        return TensorExtensions.FromArray<double>(g, [1, 1, 1, size]).expand(channels, 1, 1, size).contiguous().to(device).MoveToOuterDisposeScope();
     }
 
     private static Tensor Filter(Tensor x, Tensor window)

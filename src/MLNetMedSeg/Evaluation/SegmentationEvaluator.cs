@@ -1,4 +1,6 @@
-using MLNetMedSeg.Torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Evaluation;
 

@@ -1,4 +1,5 @@
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Evaluation;
 
@@ -105,9 +106,9 @@ public static class SegmentationMetrics
         {
             var p = predLabels.eq(c);
             var t = targetLabels.eq(c);
-            var tp = p.logical_and(t).sum([1, 2], dtype: ScalarType.Int64);
-            var fp = p.sum([1, 2], dtype: ScalarType.Int64) - tp;
-            var fn = t.sum([1, 2], dtype: ScalarType.Int64) - tp;
+            var tp = p.logical_and(t).sum([1, 2], type: ScalarType.Int64);
+            var fp = p.sum([1, 2], type: ScalarType.Int64) - tp;
+            var fn = t.sum([1, 2], type: ScalarType.Int64) - tp;
             var tn = (pixels - tp) - fp - fn;
             perClass.Add(torch.stack([tp, fp, fn, tn], 1));
         }
@@ -177,7 +178,7 @@ public static class SegmentationMetrics
     private static void CheckRange(Tensor labels, int numClasses, string name)
     {
         if (labels.numel() == 0) return;
-        long lo = labels.min().item<long>(), hi = labels.max().item<long>();
+        long lo = labels.min().ToInt64(), hi = labels.max().ToInt64();
         if (lo < 0 || hi >= numClasses)
             throw new ArgumentException($"{name}: class indices must be in 0..{numClasses - 1}, found values in {lo}..{hi}", name);
     }

@@ -1,5 +1,6 @@
 using MLNetMedSeg.Data;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Pipeline;
 

@@ -1,4 +1,6 @@
-using MLNetMedSeg.Torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Pipeline;
 
@@ -78,7 +80,7 @@ public abstract class ModelLoadContext
     public void ReadModuleWeights(string name, torch.nn.Module module)
     {
         ArgumentNullException.ThrowIfNull(module);
-        var own = module.state_dict();
+        var own = module.StateDictInOrder();
         var weights = ReadTensors(name, torch.CPU, own.ToDictionary(e => e.Key, e => e.Value.shape));
         try
         {

@@ -3,8 +3,9 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using MLNetMedSeg.Torch;
-using MLNetMedSeg.Torch.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using MLNetMedSeg.Core;
 
 namespace MLNetMedSeg.Pipeline;
 

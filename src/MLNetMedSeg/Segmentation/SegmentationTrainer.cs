@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -8,8 +9,9 @@ using MLNetMedSeg.Evaluation;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Segmentation.Networks;
-using MLNetMedSeg.Torch;
-using MLNetMedSeg.Torch.Optim;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Segmentation;
 
@@ -140,13 +142,14 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             var o = _o;
             using (var initGen = new Generator(MedSegContext.MixSeed(_seed, "init", 0)))
                 _net = SegmentationNetworks.Create(o.Network, initGen);
-            _net.to(_device);
+            _net.MoveTo(_device);
             _generator = new Generator(MedSegContext.MixSeed(_seed, "augment", 0), _device);
             SetDropoutGenerator(_net, _generator);
             if (o.OnlineAttack is { } online) _online = new OnlineAdversarialAugmenter(online, MedSegContext.MixSeed(_seed, "online-attack", 0));
             var parameters = _net.parameters().ToList();
-            var adam = new AdamOptions { lr = o.LearningRate, weight_decay = o.WeightDecay };
-            _optimizer = o.Optimizer == SegmentationOptimizer.AdamW ? new AdamW(parameters, adam) : new Adam(parameters, adam);
+            _optimizer = o.Optimizer == SegmentationOptimizer.AdamW
+                ? torch.optim.AdamW(parameters, lr: o.LearningRate, weight_decay: o.WeightDecay)
+                : torch.optim.Adam(parameters, lr: o.LearningRate, weight_decay: o.WeightDecay);
             _scheduler = CreateScheduler(_optimizer, o);
 
             int startEpoch = 0;
@@ -178,7 +181,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
                 for (int epoch = startEpoch + 1; epoch <= o.Epochs; epoch++)
                 {
                     var sw = Stopwatch.StartNew();
-                    double lr = _optimizer.ParamGroups[0].lr;
+                    double lr = _optimizer.LearningRate();
                     if (_online is { } on && on.IsDue(epoch))
                         on.Regenerate(_ctx, _net, _net.call, _input, o.ImageColumn, o.MaskColumn, o.BatchSize, _device, epoch, _ct);
                     double meanLoss = TrainEpoch(epoch, columns, tracker);
@@ -235,10 +238,9 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
         /// </summary>
         private static void SetDropoutGenerator(SegmentationNetwork net, Generator? generator)
         {
-            foreach (var m in net.modules())
+            foreach (var (_, m) in net.PreOrder())
             {
-                if (m is Torch.Modules.Dropout d) d.generator = generator;
-                else if (m is Torch.Modules.Dropout2d d2) d2.generator = generator;
+                if (m is SeededDropout d) d.generator = generator;
             }
         }
 
@@ -261,14 +263,14 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
                 if (o.SampleWeightColumn is { } wc) w = SampleWeights.FromBatch(batch, wc, o.SampleWeightMode, _device);
                 if (attacked is not null) (x, y, w) = OnlineAdversarialAugmenter.Join(batch, x, y, w, o.SampleWeightColumn, attacked, o.ImageColumn, o.MaskColumn, _device);
                 (x, y) = Augment(x, y);
-                opt.zero_grad();
+                opt.ZeroGrad();
                 var logits = net.call(x);
                 var loss = _loss.Compute(logits, y, w);
-                double value = loss.item<double>();
+                double value = loss.ToDouble();
                 steps++;
                 if (!double.IsFinite(value))
                     throw new TrainingDivergedException(
-                        $"{Name}: the loss is {value.ToString(CultureInfo.InvariantCulture)} at epoch {epoch}, step {steps} (batch of {batch.Count} rows, lr {opt.ParamGroups[0].lr.ToString("G3", CultureInfo.InvariantCulture)}); training diverged — lower the learning rate or check the data for NaN/Inf values",
+                        $"{Name}: the loss is {value.ToString(CultureInfo.InvariantCulture)} at epoch {epoch}, step {steps} (batch of {batch.Count} rows, lr {opt.LearningRate().ToString("G3", CultureInfo.InvariantCulture)}); training diverged — lower the learning rate or check the data for NaN/Inf values",
                         epoch, steps);
                 loss.backward();
                 opt.step();
@@ -313,7 +315,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             DisposeBest();
             _best = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             using (torch.no_grad())
-                foreach (var (k, t) in _net!.state_dict())
+                foreach (var (k, t) in _net!.StateDictInOrder())
                     _best[k] = t.detach().clone().DetachFromDisposeScope();
         }
 
@@ -328,8 +330,9 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
         {
             using var scope = torch.NewDisposeScope();
             var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-            foreach (var (k, t) in _net!.state_dict()) tensors["net." + k] = t;
-            foreach (var (k, t) in _optimizer!.state_dict()) tensors["opt." + k] = t;
+            foreach (var (k, t) in _net!.StateDictInOrder()) tensors["net." + k] = t;
+            var optState = OptimizerCheckpoint.Save(_optimizer!);
+            tensors["opt"] = TensorExtensions.FromArray<byte>(optState, [optState.Length]);
             tensors["rng"] = _generator!.get_state();
             if (_best is not null) foreach (var (k, t) in _best) tensors["best." + k] = t;
             ck.Write(folder, tensors);
@@ -343,16 +346,17 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
                 Dictionary<string, Tensor> Part(string prefix) => all.Where(e => e.Key.StartsWith(prefix, StringComparison.Ordinal))
                     .ToDictionary(e => e.Key[prefix.Length..], e => e.Value, StringComparer.Ordinal);
                 _net!.load_state_dict(Part("net."));
-                _optimizer!.load_state_dict(Part("opt."));
+                if (!all.TryGetValue("opt", out var opt)) throw new InvalidDataException($"{Name}: the checkpoint in '{folder}' has no optimizer state");
+                OptimizerCheckpoint.Load(_optimizer!, opt.ToArray<byte>(), $"{Name}: the checkpoint in '{folder}'");
                 if (!all.TryGetValue("rng", out var rng)) throw new InvalidDataException($"{Name}: the checkpoint in '{folder}' has no generator state");
                 _generator!.set_state(rng);
                 var best = Part("best.");
                 if (best.Count > 0)
                 {
                     DisposeBest();
-                    _best = best.ToDictionary(e => e.Key, e => e.Value.to(null, _device, copy: true).DetachFromDisposeScope(), StringComparer.Ordinal);
+                    _best = best.ToDictionary(e => e.Key, e => e.Value.to(_device, copy: true).DetachFromDisposeScope(), StringComparer.Ordinal);
                 }
-                _scheduler?.step(ck.Epoch);
+                for (int e = 0; e < ck.Epoch; e++) _scheduler?.step();   // the same chain of steps as the original run
             }
             finally
             {
@@ -365,13 +369,13 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             int w = o.WarmupEpochs;
             LRScheduler? main = o.Schedule switch
             {
-                LearningRateSchedule.Cosine => new CosineAnnealingLR(opt, Math.Max(1, o.Epochs - w), o.MinLearningRate),
-                LearningRateSchedule.Step => new StepLR(opt, o.StepSize, o.StepGamma),
+                LearningRateSchedule.Cosine => torch.optim.lr_scheduler.CosineAnnealingLR(opt, Math.Max(1, o.Epochs - w), o.MinLearningRate),
+                LearningRateSchedule.Step => torch.optim.lr_scheduler.StepLR(opt, o.StepSize, o.StepGamma),
                 _ => null,
             };
             if (w == 0) return main;
-            var warm = new LinearWarmup(opt, w, 1.0 / (w + 1));
-            return main is null ? warm : new SequentialLR(opt, [warm, main], [w]);
+            var warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor: 1.0 / (w + 1), end_factor: 1.0, total_iters: w);
+            return main is null ? warm : torch.optim.lr_scheduler.SequentialLR(opt, [warm, main], [w]);
         }
 
         private string Fingerprint()

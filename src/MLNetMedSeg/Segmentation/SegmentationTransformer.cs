@@ -1,8 +1,10 @@
+using MLNetMedSeg.Core;
 using System.Text.Json;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation.Networks;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Segmentation;
 
@@ -83,7 +85,7 @@ public sealed class SegmentationTransformer : ITransformer, IDisposable
         Context = context;
         _device = context.Device;
         _network = network;
-        _network.to(_device);
+        _network.MoveTo(_device);
         _network.eval();
         History = history?.ToArray() ?? [];
     }
@@ -198,7 +200,7 @@ public sealed class SegmentationTransformer : ITransformer, IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         context.WriteHeader(LoaderSignature, CurrentVersion, 1);
         context.WriteOptions(Options);
-        context.WriteTensors("weights", _network.state_dict());
+        context.WriteTensors("weights", _network.StateDictInOrder());
         context.WriteText("history.json", JsonSerializer.Serialize(History, HistoryJson));
     }
 

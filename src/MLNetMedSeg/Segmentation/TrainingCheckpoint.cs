@@ -1,6 +1,7 @@
 using System.Text.Json;
-using MLNetMedSeg.Torch;
-using MLNetMedSeg.Torch.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using MLNetMedSeg.Core;
 
 namespace MLNetMedSeg.Segmentation;
 

@@ -3,7 +3,7 @@ using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Segmentation.Networks;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Attacks;
 

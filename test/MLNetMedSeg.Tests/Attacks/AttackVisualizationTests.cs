@@ -1,5 +1,5 @@
 using MLNetMedSeg.Attacks;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Attacks;
 
@@ -61,7 +61,7 @@ public sealed class AttackVisualizationTests
         var img = AttackVisualization.Image(full([1, 2, 2], 0.5, ScalarType.Float32));
         var grid = AttackVisualization.Grid([[img, m, img], [m, img, m]], gap: 1);
         CollectionAssert.AreEqual(new long[] { 3, 5, 8 }, grid.shape);
-        Assert.AreEqual(1f, grid.narrow(1, 2, 1).min().item<float>(), "the gap row is white");
+        Assert.AreEqual(1f, grid.narrow(1, 2, 1).min().ToSingle(), "the gap row is white");
         Assert.ThrowsException<ArgumentException>(() => AttackVisualization.Grid([[img], [img, m]]));
     }
 }

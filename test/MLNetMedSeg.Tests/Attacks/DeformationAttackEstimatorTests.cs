@@ -5,7 +5,7 @@ using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
 using MLNetMedSeg.Testing;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Attacks;
 
@@ -34,7 +34,7 @@ public sealed class DeformationAttackEstimatorTests
     };
 
     private static Dictionary<string, float[]> Weights(nn.Module m) =>
-        m.state_dict().ToDictionary(e => e.Key, e => e.Value.to(ScalarType.Float32).cpu().contiguous().ToArray<float>());
+        m.StateDictInOrder().ToDictionary(e => e.Key, e => e.Value.to(ScalarType.Float32).cpu().contiguous().ToArray<float>());
 
     [TestMethod]
     public void Workout_MultiClass_TwoSamplesPerImage()
@@ -127,7 +127,7 @@ public sealed class DeformationAttackEstimatorTests
         using var a = ctx.Augmentation.DeformationAttack(seg, o).Fit(data);
         using var b = a.Attack(AttackData.Column(data).narrow(0, 0, 1));
         var v = b.Intensity;
-        Assert.IsTrue(v.narrow(0, 0, 1).sub(v.narrow(0, 1, 1)).abs().max().item<float>() > 0, "two samples of a row are equal");
+        Assert.IsTrue(v.narrow(0, 0, 1).sub(v.narrow(0, 1, 1)).abs().max().ToSingle() > 0, "two samples of a row are equal");
     }
 
     [TestMethod]
@@ -146,16 +146,16 @@ public sealed class DeformationAttackEstimatorTests
             using var b = a.Attack(x);
             if (variant == DeformationAttackVariant.DeformationOnly)
             {
-                Assert.AreEqual(0f, b.Intensity.abs().max().item<float>());
-                Assert.IsTrue(b.Deformation.abs().max().item<float>() > 0);
-                Assert.AreEqual(0.0, b.Attacked.sub(DeformationWarp.Warp(x, b.Deformation)).abs().max().item<float>(), 1e-6);
-                Assert.IsFalse(a.Generator.state_dict().Keys.Any(k => k.StartsWith("decoder_v.", StringComparison.Ordinal)));
+                Assert.AreEqual(0f, b.Intensity.abs().max().ToSingle());
+                Assert.IsTrue(b.Deformation.abs().max().ToSingle() > 0);
+                Assert.AreEqual(0.0, b.Attacked.sub(DeformationWarp.Warp(x, b.Deformation)).abs().max().ToSingle(), 1e-6);
+                Assert.IsFalse(a.Generator.StateDictInOrder().Keys.Any(k => k.StartsWith("decoder_v.", StringComparison.Ordinal)));
             }
             else
             {
-                Assert.AreEqual(0f, b.Deformation.abs().max().item<float>());
-                Assert.AreEqual(0.0, b.Attacked.sub(x.add(b.Intensity)).abs().max().item<float>(), 1e-6);
-                Assert.IsFalse(a.Generator.state_dict().Keys.Any(k => k.StartsWith("decoder_d.", StringComparison.Ordinal)));
+                Assert.AreEqual(0f, b.Deformation.abs().max().ToSingle());
+                Assert.AreEqual(0.0, b.Attacked.sub(x.add(b.Intensity)).abs().max().ToSingle(), 1e-6);
+                Assert.IsFalse(a.Generator.StateDictInOrder().Keys.Any(k => k.StartsWith("decoder_d.", StringComparison.Ordinal)));
             }
         }
     }

@@ -3,7 +3,7 @@ using MLNetMedSeg.Attacks.Networks;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Attacks;
 
@@ -87,8 +87,8 @@ public sealed class DeformationAttackLearningTests
             var noise = randn(field.shape, generator: g);
             noise = noise.mul(field.norm().div(noise.norm()));
             double f = MeanAbsoluteGradient(field), n = MeanAbsoluteGradient(noise);
-            Console.WriteLine($"{name}: mean |∇| {f:G4} vs noise {n:G4}, norm {field.norm().item<float>():G4}");
-            Assert.IsTrue(field.abs().max().item<float>() > 0, $"{name} is zero");
+            Console.WriteLine($"{name}: mean |∇| {f:G4} vs noise {n:G4}, norm {field.norm().ToSingle():G4}");
+            Assert.IsTrue(field.abs().max().ToSingle() > 0, $"{name} is zero");
             Assert.IsTrue(f < 0.5 * n, $"{name} is not smooth: mean |∇| {f:G4} vs {n:G4} for noise of the same norm");
         }
     }
@@ -99,7 +99,7 @@ public sealed class DeformationAttackLearningTests
         long h = x.size(2), w = x.size(3);
         var gy = x.narrow(2, 1, h - 1).sub(x.narrow(2, 0, h - 1)).abs().mean();
         var gx = x.narrow(3, 1, w - 1).sub(x.narrow(3, 0, w - 1)).abs().mean();
-        return gy.add(gx).div(2).item<float>();
+        return gy.add(gx).div(2).ToSingle();
     }
 
     [TestMethod]

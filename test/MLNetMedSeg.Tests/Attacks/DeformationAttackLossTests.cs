@@ -1,5 +1,5 @@
 using MLNetMedSeg.Attacks;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Attacks;
 
@@ -28,7 +28,7 @@ public sealed class DeformationAttackLossTests
         double expected = (0.3 * ce1 + 0.9 * ce2) / 1.2;
         var f = DeformationAttackLosses.MaskedCrossEntropy(Pixels(s0), Pixels(sdv).log());
         CollectionAssert.AreEqual(new long[] { 1 }, f.shape);
-        Assert.AreEqual(expected, f.item<float>(), 1e-5);
+        Assert.AreEqual(expected, f.ToSingle(), 1e-5);
     }
 
     [TestMethod]
@@ -36,8 +36,8 @@ public sealed class DeformationAttackLossTests
     {
         using var scope = NewDisposeScope();
         double[][] s0 = [[0.7, 0.2, 0.1], [0.1, 0.6, 0.3]];
-        double entropy = DeformationAttackLosses.MaskedCrossEntropy(Pixels(s0), Pixels(s0).log()).item<float>();
-        double other = DeformationAttackLosses.MaskedCrossEntropy(Pixels(s0), Pixels([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3]]).log()).item<float>();
+        double entropy = DeformationAttackLosses.MaskedCrossEntropy(Pixels(s0), Pixels(s0).log()).ToSingle();
+        double other = DeformationAttackLosses.MaskedCrossEntropy(Pixels(s0), Pixels([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3]]).log()).ToSingle();
         Assert.IsTrue(other > entropy, $"{other} vs {entropy}");
     }
 
@@ -72,7 +72,7 @@ public sealed class DeformationAttackLossTests
         // element KL = ½(μ² + σ² − 1 − log σ²): (½·1, ½(4 + 2 − 1 − ln 2)), averaged
         Assert.AreEqual((0.5 + 0.5 * (5 - Math.Log(2))) / 2, kl[1], 1e-5);
         var target = DeformationAttackLosses.TargetLoss(tensor(new float[] { 1.5f, 2.5f, 0f }), 2.0);
-        Assert.AreEqual((0.25 + 0.25 + 4) / 3, target.item<float>(), 1e-6);
+        Assert.AreEqual((0.25 + 0.25 + 4) / 3, target.ToSingle(), 1e-6);
     }
 
     [TestMethod]
@@ -91,13 +91,13 @@ public sealed class DeformationAttackLossTests
         var sdvt = cat([Pixels(sdv), Pixels(sdv)], 0).log();
         var t = DeformationAttackLosses.GeneratorLoss(real, fake, s0t, sdvt, d, v, kl, o);
         double ce = -(0.8 * (0.2 * Math.Log(0.5) + 0.8 * Math.Log(0.5)) + 0.4 * (0.6 * Math.Log(0.5) + 0.4 * Math.Log(0.5))) / 1.2; // = ln 2
-        Assert.AreEqual(1.0, t.Adversarial.item<float>(), 1e-6);
-        Assert.AreEqual(ce, t.CrossEntropy.item<float>(), 1e-5);
-        Assert.AreEqual((1 - ce) * (1 - ce), t.Target.item<float>(), 1e-5);
-        Assert.AreEqual(0.4, t.Deformation.item<float>(), 1e-6);
-        Assert.AreEqual(0.0009, t.Intensity.item<float>(), 1e-7);
-        Assert.AreEqual(0.15, t.Kl.item<float>(), 1e-6);
-        Assert.AreEqual(1.0 + (1 - ce) * (1 - ce) + 0.4 + 0.0009 + 0.15, t.Total.item<float>(), 1e-5);
+        Assert.AreEqual(1.0, t.Adversarial.ToSingle(), 1e-6);
+        Assert.AreEqual(ce, t.CrossEntropy.ToSingle(), 1e-5);
+        Assert.AreEqual((1 - ce) * (1 - ce), t.Target.ToSingle(), 1e-5);
+        Assert.AreEqual(0.4, t.Deformation.ToSingle(), 1e-6);
+        Assert.AreEqual(0.0009, t.Intensity.ToSingle(), 1e-7);
+        Assert.AreEqual(0.15, t.Kl.ToSingle(), 1e-6);
+        Assert.AreEqual(1.0 + (1 - ce) * (1 - ce) + 0.4 + 0.0009 + 0.15, t.Total.ToSingle(), 1e-5);
     }
 
     [TestMethod]
@@ -110,9 +110,9 @@ public sealed class DeformationAttackLossTests
         var real = rand([3, 1, 2, 2]);
         var fake = rand([3, 1, 2, 2]);
         var gp = DeformationAttackLosses.GradientPenalty(Critic, real, fake, tensor(new float[] { 0.1f, 0.5f, 0.9f }));
-        Assert.AreEqual(4.0, gp.item<float>(), 1e-5);
+        Assert.AreEqual(4.0, gp.ToSingle(), 1e-5);
         // The penalty trains the critic: d/dw (‖w‖ − 1)² = 2(‖w‖ − 1) w/‖w‖.
-        var g = autograd.grad(gp, [w])[0]!.contiguous().ToArray<float>();
+        var g = torch.autograd.grad([gp], [w])[0].contiguous().ToArray<float>();
         float[] wv = [1, 2, 0, -2];
         for (int i = 0; i < 4; i++) Assert.AreEqual(2 * (3 - 1) * wv[i] / 3, g[i], 1e-4);
     }
@@ -128,7 +128,7 @@ public sealed class DeformationAttackLossTests
         var gp = DeformationAttackLosses.GradientPenalty(Critic, real, fake, tensor(new float[] { 0.25f, 0.5f }));
         // x̂₁ = (0.25, 0.75): ‖2x̂₁‖ = 2·√0.625; x̂₂ = (0, 1): ‖2x̂₂‖ = 2
         double n1 = 2 * Math.Sqrt(0.625), n2 = 2;
-        Assert.AreEqual(((n1 - 1) * (n1 - 1) + (n2 - 1) * (n2 - 1)) / 2, gp.item<float>(), 1e-5);
+        Assert.AreEqual(((n1 - 1) * (n1 - 1) + (n2 - 1) * (n2 - 1)) / 2, gp.ToSingle(), 1e-5);
     }
 
     [TestMethod]
@@ -136,6 +136,6 @@ public sealed class DeformationAttackLossTests
     {
         using var scope = NewDisposeScope();
         var l = DeformationAttackLosses.CriticLoss(tensor(new float[] { 1, 3 }), tensor(new float[] { -1, 0 }));
-        Assert.AreEqual(-2.5, l.item<float>(), 1e-6);
+        Assert.AreEqual(-2.5, l.ToSingle(), 1e-6);
     }
 }

@@ -1,5 +1,5 @@
 using MLNetMedSeg.Attacks;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Attacks;
 
@@ -18,7 +18,7 @@ public sealed class DeformationWarpTests
         using var scope = NewDisposeScope();
         var x = Ramp(2, 3, 7, 9);
         var y = DeformationWarp.Warp(x, zeros([2, 2, 7, 9]));
-        Assert.AreEqual(0.0, y.sub(x).abs().max().item<float>(), 1e-6);
+        Assert.AreEqual(0.0, y.sub(x).abs().max().ToSingle(), 1e-6);
     }
 
     [TestMethod]
@@ -28,7 +28,7 @@ public sealed class DeformationWarpTests
         var theta = tensor(new float[] { 1, 0, 0, 0, 1, 0 }, [1, 2, 3]);
         var expected = nn.functional.affine_grid(theta, [1, 1, 5, 8], align_corners: false);
         var grid = DeformationWarp.Grid(zeros([1, 2, 5, 8]));
-        Assert.AreEqual(0.0, grid.sub(expected).abs().max().item<float>(), 1e-6);
+        Assert.AreEqual(0.0, grid.sub(expected).abs().max().ToSingle(), 1e-6);
     }
 
     [TestMethod]
@@ -60,7 +60,7 @@ public sealed class DeformationWarpTests
         var x = Ramp(1, 1, 4, 5);
         var y = DeformationWarp.Warp(x, Constant(1, 4, 5, 100, 0)); // every pixel samples far right: the last column
         var lastColumn = x.narrow(3, 4, 1).expand(1, 1, 4, 5);
-        Assert.AreEqual(0.0, y.sub(lastColumn).abs().max().item<float>(), 1e-6);
+        Assert.AreEqual(0.0, y.sub(lastColumn).abs().max().ToSingle(), 1e-6);
     }
 
     [TestMethod]

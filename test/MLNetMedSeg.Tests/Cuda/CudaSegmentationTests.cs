@@ -5,7 +5,7 @@ using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Segmentation.Networks;
 using MLNetMedSeg.Tests.TestData;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Cuda;
 
@@ -38,7 +38,7 @@ public sealed class CudaSegmentationTests
     };
 
     private static Dictionary<string, float[]> Weights(SegmentationTransformer model) =>
-        model.Network.state_dict().ToDictionary(e => e.Key, e => e.Value.to(ScalarType.Float32).cpu().contiguous().ToArray<float>());
+        model.Network.StateDictInOrder().ToDictionary(e => e.Key, e => e.Value.to(ScalarType.Float32).cpu().contiguous().ToArray<float>());
 
     [TestMethod]
     public void LearnsDiscsOnTheGpu_HeldOutDiceFarAboveAllBackground()
@@ -92,7 +92,7 @@ public sealed class CudaSegmentationTests
                 var x = rand([3, 3, Size, Size], generator: new Generator(3));
                 var onGpu = model.PredictProbabilities(x.to(Gpu)).cpu();
                 var onCpu = seg.PredictProbabilities(x);
-                double maxDiff = (onGpu - onCpu).abs().max().item<double>();
+                double maxDiff = (onGpu - onCpu).abs().max().ToDouble();
                 Assert.IsTrue(maxDiff < 1e-3, $"probabilities differ by up to {maxDiff:E2} between GPU and CPU");
             }
             finally { (loaded as IDisposable)?.Dispose(); }

@@ -10,7 +10,7 @@ using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Testing;
 using MLNetMedSeg.Tests.Augmentation.Adversarial;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Dasp;
 
@@ -74,10 +74,10 @@ public sealed class DaspFlowTests
             var (x, y) = model.GeneratePairs(5);
             CollectionAssert.AreEqual(new long[] { 5, 3, s, s }, x.shape);
             CollectionAssert.AreEqual(new long[] { 5, 1, s, s }, y.shape);
-            Assert.IsTrue(y.eq(0).logical_or(y.eq(1)).all().item<bool>(), "generated masks are binary");
-            Assert.IsTrue(x.min().item<float>() >= 0 && x.max().item<float>() <= 1, "generated images are in [0,1]");
+            Assert.IsTrue(y.eq(0).logical_or(y.eq(1)).all().ToBoolean(), "generated masks are binary");
+            Assert.IsTrue(x.min().ToSingle() >= 0 && x.max().ToSingle() <= 1, "generated images are in [0,1]");
             var (x2, y2) = model.GeneratePairs(5);
-            Assert.IsTrue(x.equal(x2) && y.equal(y2), "the same rows give the same pairs");
+            Assert.IsTrue(x.IsEqual(x2) && y.IsEqual(y2), "the same rows give the same pairs");
         }
         finally
         {
@@ -153,11 +153,11 @@ public sealed class DiffPgdWithImageDiffusionTests
         pgd.RandomStart = false;
         var rd = new AdversarialAttack(diff, editor).Run(seg, x, y, 5);
         var rp = new AdversarialAttack(pgd).Run(seg, x, y, 5);
-        Assert.IsTrue(rd.Attacked.sub(rp.Attacked).abs().max().item<float>() > 1e-3, "Diff-PGD's output is not PGD's");
+        Assert.IsTrue(rd.Attacked.sub(rp.Attacked).abs().max().ToSingle() > 1e-3, "Diff-PGD's output is not PGD's");
         using var g = new Generator(1);
         var clean = editor.SdEdit(x, y, 20, diff.SdEditDepth, false, g);
-        double dDiff = rd.Attacked.sub(clean).abs().mean().item<float>(), dPgd = rp.Attacked.sub(clean).abs().mean().item<float>();
+        double dDiff = rd.Attacked.sub(clean).abs().mean().ToSingle(), dPgd = rp.Attacked.sub(clean).abs().mean().ToSingle();
         Assert.IsTrue(dDiff < dPgd, $"mean |Diff-PGD − SDEdit(x)| = {dDiff:G4} should be below PGD's {dPgd:G4}");
-        Assert.IsTrue(rd.Attacked.min().item<float>() >= 0 && rd.Attacked.max().item<float>() <= 1);
+        Assert.IsTrue(rd.Attacked.min().ToSingle() >= 0 && rd.Attacked.max().ToSingle() <= 1);
     }
 }

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 
@@ -10,7 +11,7 @@ public sealed class DataBatchTests
     private static InMemoryDataView Numbered(int n, Func<int, long[]>? shape = null)
     {
         using var scope = torch.NewDisposeScope();
-        var images = Enumerable.Range(0, n).Select(i => (object)torch.full(shape?.Invoke(i) ?? [1, 2, 2], i)).ToList();
+        var images = Enumerable.Range(0, n).Select(i => (object)torch.full(shape?.Invoke(i) ?? [1, 2, 2], i, ScalarType.Float32)).ToList();
         return InMemoryDataView.Create(
             ("Image", TensorColumnType.Image(1), images),
             ("Id", TextColumnType.Instance, Enumerable.Range(0, n).Select(i => (object)$"r{i}").ToList()),
@@ -20,13 +21,13 @@ public sealed class DataBatchTests
     private static float FirstValue(Tensor batch, int row)
     {
         using var scope = torch.NewDisposeScope();
-        return batch[row].flatten()[0].item<float>();
+        return batch[row].flatten()[0].ToSingle();
     }
 
     [TestMethod]
     public void BatchesStackRowsInOrderWithARaggedLastBatch()
     {
-        long baseline = torch.LiveTensorCount;
+        long baseline = TorchRuntime.LiveTensorCount;
         using (var data = Numbered(5))
         {
             var sizes = new List<int>();
@@ -46,7 +47,7 @@ public sealed class DataBatchTests
             CollectionAssert.AreEqual(new float[] { 0, 1, 2, 3, 4 }, seen);
             Assert.AreEqual(2, data.GetBatches(["Image"], 2, dropLast: true).Count());
         }
-        Assert.AreEqual(baseline, torch.LiveTensorCount, "batches free their tensors and the view its own");
+        Assert.AreEqual(baseline, TorchRuntime.LiveTensorCount, "batches free their tensors and the view its own");
     }
 
     [TestMethod]
@@ -110,7 +111,7 @@ public sealed class DataBatchTests
         var first = cur.GetTensor("Image");
         Assert.AreSame(first, cur.GetTensor("Image"), "a value is computed once per row");
         Assert.IsTrue(cur.MoveNext());
-        Assert.IsTrue(first.IsDisposed, "the previous row's tensors are freed on MoveNext");
+        Assert.IsTrue(first.IsInvalid, "the previous row's tensors are freed on MoveNext");
         Assert.AreEqual(1f, FirstValue(cur.GetTensor("Image").unsqueeze(0), 0));
         Assert.IsFalse(cur.MoveNext());
         Assert.ThrowsException<InvalidOperationException>(() => cur.GetTensor("Image"));

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 
@@ -91,7 +92,7 @@ public sealed class DataTransformTests
         // A bilinear-interpolated real mask would leave {0,1}; nearest keeps it binary on an odd factor.
         using var data4 = View(torch.rand([1, 5, 5]), torch.rand([1, 5, 5]).gt(0.5).to(ScalarType.Float32));
         var odd = First(Ctx().Data.Resize(7, 3).Fit(data4).Transform(data4), "Mask");
-        Assert.IsTrue(odd.eq(0).logical_or(odd.eq(1)).all().item<bool>());
+        Assert.IsTrue(odd.eq(0).logical_or(odd.eq(1)).all().ToBoolean());
     }
 
     [TestMethod]
@@ -208,7 +209,7 @@ public sealed class DataTransformTests
             var a = fitted[k].Transform(data);
             var b = loaded.Transform(data);
             foreach (var col in new[] { "Image", "Mask" })
-                Assert.IsTrue(First(a, col).equal(First(b, col)), $"{signatures[k]}: column {col} differs after load");
+                Assert.IsTrue(First(a, col).IsEqual(First(b, col)), $"{signatures[k]}: column {col} differs after load");
         }
         var resize = (ResizeTransformer)fitted[0];
         Assert.AreEqual((3, 4, "Image", "Mask"), (resize.Options.Height, resize.Options.Width, resize.Options.ImageColumn, resize.Options.MaskColumn));
@@ -217,7 +218,7 @@ public sealed class DataTransformTests
     [TestMethod]
     public void TransformsAreLazyAndFreeTheirTensors()
     {
-        long before = torch.LiveTensorCount;
+        long before = TorchRuntime.LiveTensorCount;
         InMemoryDataView data;
         using (torch.NewDisposeScope()) data = View(torch.rand([3, 8, 8]), torch.ones([1, 8, 8]));
         using (data)
@@ -234,9 +235,9 @@ public sealed class DataTransformTests
                     {
                         using var rowScope = torch.NewDisposeScope();
                         CollectionAssert.AreEqual(new long[] { 1, 4, 4 }, cur.GetTensor("Image").shape);
-                        Assert.AreEqual(16f, cur.GetTensor("Mask").sum().item<float>());
+                        Assert.AreEqual(16f, cur.GetTensor("Mask").sum().ToSingle());
                     }
         }
-        Assert.AreEqual(before, torch.LiveTensorCount);
+        Assert.AreEqual(before, TorchRuntime.LiveTensorCount);
     }
 }

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Pipeline;
@@ -42,10 +43,10 @@ public sealed class ImageMaskLoaderTests
         {
             CollectionAssert.AreEqual(new long[] { 3, 8, 8 }, rows[k].Image.shape);
             CollectionAssert.AreEqual(new long[] { 1, 8, 8 }, rows[k].Mask.shape);
-            Assert.AreEqual(k + 1, rows[k].Mask.sum().item<float>(), $"row {rows[k].Id} got another file's mask");
+            Assert.AreEqual(k + 1, rows[k].Mask.sum().ToSingle(), $"row {rows[k].Id} got another file's mask");
         }
         // PNG and TIFF images are exact: check one value of z.tif (seed 3: R(0,0) = 51).
-        Assert.AreEqual(51 / 255f, rows[2].Image[0, 0, 0].item<float>(), 1e-6f);
+        Assert.AreEqual(51 / 255f, rows[2].Image[0, 0, 0].ToSingle(), 1e-6f);
         var paths = view.GetTextColumn("MaskPath");
         Assert.AreEqual(Path.Combine(mk, "b.PNG"), paths[0]);
         Assert.AreEqual(Path.Combine(im, "z.tif"), view.GetTextColumn("ImagePath")[2]);
@@ -265,7 +266,7 @@ public sealed class ImageMaskLoaderTests
         var view = Ctx().Data.LoadImagesAndMasks(im, mk, new ImageMaskLoaderOptions { StrictBinaryMasks = true });
         using var cur = view.GetRowCursor("Mask");
         Assert.IsTrue(cur.MoveNext());
-        Assert.AreEqual(3f, cur.GetTensor("Mask").sum().item<float>()); // the clean one passes
+        Assert.AreEqual(3f, cur.GetTensor("Mask").sum().ToSingle()); // the clean one passes
         Assert.IsTrue(cur.MoveNext());
         var e = Assert.ThrowsException<ImageFileException>(() => cur.GetTensor("Mask"));
         Assert.AreEqual(bad, e.FilePath);
@@ -325,9 +326,9 @@ public sealed class ImageMaskLoaderTests
         string im = dir.Sub("images"), mk = dir.Sub("masks");
         foreach (var n in new[] { "a", "b" }) { TestImages.WriteRgb(Path.Combine(im, n + ".png"), 4, 4, 0); TestImages.WriteMask(Path.Combine(mk, n + ".png"), 4, 4, 2); }
         var view = Ctx().Data.LoadImagesAndMasks(im, mk);
-        long before = torch.LiveTensorCount;
+        long before = TorchRuntime.LiveTensorCount;
         using (var cur = view.GetRowCursor("Image", "Mask"))
             while (cur.MoveNext()) { _ = cur.GetTensor("Image"); _ = cur.GetTensor("Mask"); }
-        Assert.AreEqual(before, torch.LiveTensorCount);
+        Assert.AreEqual(before, TorchRuntime.LiveTensorCount);
     }
 }

@@ -32,8 +32,8 @@ public sealed class KvasirSampleTests
                 var mask = cur.GetTensor("Mask");
                 CollectionAssert.AreEqual(new long[] { 3, 128, 128 }, img.shape);
                 CollectionAssert.AreEqual(new long[] { 1, 128, 128 }, mask.shape);
-                Assert.IsTrue(img.min().item<float>() >= 0 && img.max().item<float>() <= 1);
-                foreground += mask.mean().item<float>();
+                Assert.IsTrue(img.min().ToSingle() >= 0 && img.max().ToSingle() <= 1);
+                foreground += mask.mean().ToSingle();
             }
         Assert.AreEqual(0L, view.NonBinaryMaskPixels, "the shipped masks are exactly 0/255");
         Assert.AreEqual(120, view.MasksRead);

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 
@@ -26,9 +27,9 @@ public sealed class ManifestAndArrayLoaderTests
         CollectionAssert.AreEqual(new[] { Path.Combine(im, "x, 1.png"), Path.Combine(im, "y.jpg") }, view.GetTextColumn("ImagePath"));
         using var cur = view.GetRowCursor("Mask", "Image");
         Assert.IsTrue(cur.MoveNext());
-        Assert.AreEqual(5f, cur.GetTensor("Mask").sum().item<float>());
+        Assert.AreEqual(5f, cur.GetTensor("Mask").sum().ToSingle());
         Assert.IsTrue(cur.MoveNext());
-        Assert.AreEqual(7f, cur.GetTensor("Mask").sum().item<float>());
+        Assert.AreEqual(7f, cur.GetTensor("Mask").sum().ToSingle());
         CollectionAssert.AreEqual(new long[] { 3, 4, 4 }, cur.GetTensor("Image").shape);
     }
 
@@ -85,14 +86,14 @@ public sealed class ManifestAndArrayLoaderTests
             {
                 Assert.IsTrue(cur.MoveNext());
                 Assert.AreEqual(r == 0 ? "p" : "q", cur.GetText("Id"));
-                Assert.IsTrue(cur.GetTensor("Image").equal(images[r]));
-                Assert.IsTrue(cur.GetTensor("Mask").equal(masks[r]));
+                Assert.IsTrue(cur.GetTensor("Image").IsEqual(images[r]));
+                Assert.IsTrue(cur.GetTensor("Mask").IsEqual(masks[r]));
             }
             Assert.IsFalse(cur.MoveNext());
         }
         // The caller's tensors are still alive after the view is disposed.
-        Assert.IsFalse(images[0].IsDisposed);
-        Assert.AreEqual(20f, masks[0].sum().item<float>());
+        Assert.IsFalse(images[0].IsInvalid);
+        Assert.AreEqual(20f, masks[0].sum().ToSingle());
 
         using var noMasks = Ctx().Data.LoadFromArrays([torch.rand([1, 2, 2])]);
         Assert.IsFalse(noMasks.Schema.Contains("Mask"));

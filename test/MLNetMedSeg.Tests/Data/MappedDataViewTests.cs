@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Data;
 
 namespace MLNetMedSeg.Tests.Data;
@@ -16,14 +17,14 @@ public sealed class MappedDataViewTests
     [TestMethod]
     public void AddsAndReplacesColumnsLazily()
     {
-        long before = torch.LiveTensorCount;
+        long before = TorchRuntime.LiveTensorCount;
         using (var src = Source(4))
         {
             int computed = 0;
             var view = new MappedDataView(src,
             [
                 new MappedColumn("X", new TensorColumnType(ScalarType.Float32, [2]), ["X"], c => { computed++; return c.GetTensor("X") * 2; }),
-                new MappedColumn("Sum", NumberColumnType.Instance, ["X"], c => (double)c.GetTensor("X").sum().item<float>()),
+                new MappedColumn("Sum", NumberColumnType.Instance, ["X"], c => (double)c.GetTensor("X").sum().ToSingle()),
                 new MappedColumn("Tag", TextColumnType.Instance, ["Id"], c => c.GetText("Id") + "!"),
             ]);
             Assert.AreEqual("Id: Text, X: Tensor<Float32>[2], Sum: Number, Tag: Text", view.Schema.ToString());
@@ -47,7 +48,7 @@ public sealed class MappedDataViewTests
             }
             Assert.AreEqual(4, computed);
         }
-        Assert.AreEqual(before, torch.LiveTensorCount, "mapped cursors free what they computed");
+        Assert.AreEqual(before, TorchRuntime.LiveTensorCount, "mapped cursors free what they computed");
     }
 
     [TestMethod]
@@ -73,7 +74,7 @@ public sealed class MappedDataViewTests
     [TestMethod]
     public void ReturningASourceValueIsAliasedNotStolen()
     {
-        long before = torch.LiveTensorCount;
+        long before = TorchRuntime.LiveTensorCount;
         using (var src = Source(2))
         {
             var view = new MappedDataView(src, [new MappedColumn("Y", new TensorColumnType(ScalarType.Float32, [2]), ["X"], c => c.GetTensor("X"))]);
@@ -81,7 +82,7 @@ public sealed class MappedDataViewTests
             while (cur.MoveNext())
                 Assert.AreNotSame(cur.GetTensor("X"), cur.GetTensor("Y"));
         }
-        Assert.AreEqual(before, torch.LiveTensorCount);
+        Assert.AreEqual(before, TorchRuntime.LiveTensorCount);
     }
 
     [TestMethod]

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Pipeline;
@@ -146,7 +147,7 @@ public sealed class SplitShuffleCacheTests
         }
         var ctx = Ctx();
         var loaded = ctx.Data.LoadImagesAndMasks(im, mk);
-        long before = torch.LiveTensorCount;
+        long before = TorchRuntime.LiveTensorCount;
         using (var scope = torch.NewDisposeScope())
         {
             var expected = new List<(string, Tensor, Tensor)>();
@@ -163,8 +164,8 @@ public sealed class SplitShuffleCacheTests
                 while (cur.MoveNext())
                 {
                     Assert.AreEqual(expected[r].Item1, cur.GetText("Id"));
-                    Assert.IsTrue(cur.GetTensor("Image").equal(expected[r].Item2));
-                    Assert.IsTrue(cur.GetTensor("Mask").equal(expected[r].Item3));
+                    Assert.IsTrue(cur.GetTensor("Image").IsEqual(expected[r].Item2));
+                    Assert.IsTrue(cur.GetTensor("Mask").IsEqual(expected[r].Item3));
                     StringAssert.EndsWith(cur.GetText("ImagePath"), $"c{r}.png");
                     r++;
                 }
@@ -173,7 +174,7 @@ public sealed class SplitShuffleCacheTests
             Assert.IsTrue(cache.CanShuffle);
             CollectionAssert.AreEquivalent(cache.GetTextColumn("Id"), ReadIds(cache, new Random(3)));
         }
-        Assert.AreEqual(before, torch.LiveTensorCount, "the cache frees its tensors when disposed");
+        Assert.AreEqual(before, TorchRuntime.LiveTensorCount, "the cache frees its tensors when disposed");
     }
 }
 

@@ -27,13 +27,13 @@ public sealed class BernoulliDiffusionTests
         using var g = new Generator(7);
         var t = torch.tensor(new long[] { 999 });
         var yT = d.ForwardSample(y0, t, g);
-        double frac = yT.mean().item<double>();
+        double frac = yT.mean().ToDouble();
         // 16384 pixels: the standard deviation of the fraction is 0.5/128 ≈ 0.004.
         Assert.AreEqual(0.5, frac, 0.02, $"foreground fraction of y_T ({kind})");
         CollectionAssert.AreEquivalent(new[] { 0f, 1f }, yT.unique_values());
         // BerDiff's public q_mean keeps only ȳ_T·y_0 (the "+ (1 − ȳ_T)/2" line is discarded): y_T would be all background.
         double abarT = d.Schedule.AlphasCumprod[999];
-        double buggy = (y0 * abarT).bernoulli(g).mean().item<double>();
+        double buggy = (y0 * abarT).bernoulli(g).mean().ToDouble();
         Assert.IsTrue(buggy < 0.02, $"the truncated formula gives {buggy}");
     }
 
@@ -46,10 +46,10 @@ public sealed class BernoulliDiffusionTests
         using var g = new Generator(3);
         var y1 = d.ForwardSample(y0, torch.tensor(new long[] { 0 }), g);
         // ᾱ_0 = 1 − 1e-4: a pixel flips with probability 5e-5 (≈ 0.8 of 16384 pixels expected).
-        double flipped = (y1 - y0).abs().sum().item<double>();
+        double flipped = (y1 - y0).abs().sum().ToDouble();
         Assert.IsTrue(flipped <= 5, $"{flipped} pixels flipped at t = 1");
         var y10 = d.ForwardSample(y0, torch.tensor(new long[] { 9 }), g);
-        double frac10 = (y10 - y0).abs().mean().item<double>();
+        double frac10 = (y10 - y0).abs().mean().ToDouble();
         double expected = (1 - d.Schedule.AlphasCumprod[9]) / 2;
         Assert.AreEqual(expected, frac10, 0.002, "flip fraction at t = 10");
     }
@@ -74,7 +74,7 @@ public sealed class BernoulliDiffusionTests
         var d = new BernoulliDiffusion(NoiseSchedule.FromBetas([0.5, 0.1]));
         var yt = torch.tensor(new float[] { 1 }, [1, 1, 1, 1]);
         var y0 = torch.tensor(new float[] { 0.8f }, [1, 1, 1, 1]);
-        double theta = d.PosteriorMean(yt, y0, torch.tensor(new long[] { 1 })).item<double>();
+        double theta = d.PosteriorMean(yt, y0, torch.tensor(new long[] { 1 })).ToDouble();
         // θ₂ = (0.9·1 + 0.05)·(0.5·0.8 + 0.25) = 0.95·0.65 = 0.6175; θ₁ = (0 + 0.05)·(0.5·0.2 + 0.25) = 0.0175.
         Assert.AreEqual(0.6175 / (0.6175 + 0.0175), theta, 1e-6);
 
@@ -86,8 +86,8 @@ public sealed class BernoulliDiffusionTests
         foreach (var ytv in ys)
             foreach (var y0v in y0s)
             {
-                var ytT = torch.full([s.Length, 1, 1, 1], ytv);
-                var y0T = torch.full([s.Length, 1, 1, 1], y0v);
+                var ytT = torch.full([s.Length, 1, 1, 1], ytv, ScalarType.Float32);
+                var y0T = torch.full([s.Length, 1, 1, 1], y0v, ScalarType.Float32);
                 var th = dc.PosteriorMean(ytT, y0T, torch.arange(0, s.Length, 1, ScalarType.Int64)).reshape(-1).ToArray<float>();
                 for (int t = 0; t < s.Length; t++)
                 {
@@ -117,7 +117,7 @@ public sealed class BernoulliDiffusionTests
         var yt = d.ForwardSample(y0, t, g);
         var eps = BernoulliDiffusion.FlipNoise(yt, y0);
         CollectionAssert.AreEqual(eps.reshape(-1).ToArray<float>(), d.Target(yt, y0).reshape(-1).ToArray<float>());
-        Assert.IsTrue(eps.sum().item<double>() > 0, "some pixels are flipped");
+        Assert.IsTrue(eps.sum().ToDouble() > 0, "some pixels are flipped");
         CollectionAssert.AreEqual(y0.reshape(-1).ToArray<float>(), d.PredictedMask(yt, eps).reshape(-1).ToArray<float>(), "ŷ_0 = |y_t − ε|");
         // y_t ⊕ ε = y_0 as logical xor too.
         var viaXor = yt.to(ScalarType.Bool).logical_xor(eps.to(ScalarType.Bool)).to(ScalarType.Float32);
@@ -131,7 +131,7 @@ public sealed class BernoulliDiffusionTests
     {
         using var scope = torch.NewDisposeScope();
         Assert.AreEqual(0.5 * Math.Log(2) + 0.5 * Math.Log(0.5 / 0.75),
-            BernoulliDiffusion.BernoulliKl(torch.tensor(new double[] { 0.5 }), torch.tensor(new double[] { 0.25 })).item<double>(), 1e-12);
+            BernoulliDiffusion.BernoulliKl(torch.tensor(new double[] { 0.5 }), torch.tensor(new double[] { 0.25 })).ToDouble(), 1e-12);
         var d = new BernoulliDiffusion(BetaScheduleKind.Linear, 100);
         using var g = new Generator(5);
         var y0 = torch.rand([3, 1, 8, 8], generator: g).lt(0.5).to(ScalarType.Float32);
@@ -140,29 +140,29 @@ public sealed class BernoulliDiffusionTests
         // Logits 0: BCE = ln 2 exactly.
         var zero = torch.zeros([3, 1, 8, 8]);
         var l0 = d.Loss(y0, yt, t, zero, klWeight: 0);
-        Assert.AreEqual(Math.Log(2), l0.Bce.item<double>(), 1e-6);
+        Assert.AreEqual(Math.Log(2), l0.Bce.ToDouble(), 1e-6);
         Assert.IsNull(l0.Kl);
         var l1 = d.Loss(y0, yt, t, zero, klWeight: 2);
         Assert.IsNotNull(l1.Kl);
-        Assert.IsTrue(l1.Kl!.item<double>() > 0);
+        Assert.IsTrue(l1.Kl!.ToDouble() > 0);
         // KL by hand: β = [0.5, 0.1], t = 1 (α = 0.9, ȳ_0 = 0.5), y_t = y_0 = 1, logits 0 → ε̂ = ½ → ŷ_0 = ½.
         // q: θ₂ = 0.95·0.75 = 0.7125, θ₁ = 0.05·0.25 = 0.0125; p: θ₂ = 0.95·0.5, θ₁ = 0.05·0.5 → 0.95.
         var dh = new BernoulliDiffusion(NoiseSchedule.FromBetas([0.5, 0.1]));
         var one = torch.ones([1, 1, 1, 1]);
         var lh = dh.Loss(one, one, torch.tensor(new long[] { 1 }), torch.zeros([1, 1, 1, 1]), klWeight: 1);
         double q = 0.7125 / 0.725, pp = 0.95;
-        Assert.AreEqual(q * Math.Log(q / pp) + (1 - q) * Math.Log((1 - q) / (1 - pp)), lh.Kl!.item<double>(), 1e-6);
-        Assert.AreEqual(Math.Log(2), lh.Bce.item<double>(), 1e-6);
-        Assert.AreEqual(l1.Bce.item<double>() + 2 * l1.Kl.item<double>(), l1.Total.item<double>(), 1e-6);
+        Assert.AreEqual(q * Math.Log(q / pp) + (1 - q) * Math.Log((1 - q) / (1 - pp)), lh.Kl!.ToDouble(), 1e-6);
+        Assert.AreEqual(Math.Log(2), lh.Bce.ToDouble(), 1e-6);
+        Assert.AreEqual(l1.Bce.ToDouble() + 2 * l1.Kl.ToDouble(), l1.Total.ToDouble(), 1e-6);
         // The exact flip noise as (large) logits: both terms vanish.
         var exact = (BernoulliDiffusion.FlipNoise(yt, y0) * 2 - 1) * 30;
         var le = d.Loss(y0, yt, t, exact, klWeight: 1);
-        Assert.IsTrue(le.Bce.item<double>() < 1e-6, $"BCE {le.Bce.item<double>()}");
-        Assert.IsTrue(le.Kl!.item<double>() < 1e-5, $"KL {le.Kl.item<double>()}");
+        Assert.IsTrue(le.Bce.ToDouble() < 1e-6, $"BCE {le.Bce.ToDouble()}");
+        Assert.IsTrue(le.Kl!.ToDouble() < 1e-5, $"KL {le.Kl.ToDouble()}");
         // Gradients flow through both terms.
         var logits = torch.zeros([3, 1, 8, 8], requires_grad: true);
         d.Loss(y0, yt, t, logits, klWeight: 1).Total.backward();
-        Assert.IsTrue(logits.grad!.abs().sum().item<double>() > 0);
+        Assert.IsTrue(logits.grad!.abs().sum().ToDouble() > 0);
     }
 
     [TestMethod]
@@ -177,7 +177,7 @@ public sealed class BernoulliDiffusionTests
         // An oracle that knows y_0: it returns the exact flip noise as logits, so ŷ_0 = y_0 at every step.
         Tensor Oracle(Tensor yt, Tensor ts)
         {
-            seen.Add(ts[0].item<long>());
+            seen.Add(ts[0].ToInt64());
             Assert.AreEqual(2L, ts.size(0));
             return (BernoulliDiffusion.FlipNoise(yt, target.expand(2, 1, 16, 16)) * 2 - 1) * 30;
         }

@@ -1,7 +1,9 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Diffusion.Networks;
-using MLNetMedSeg.Torch;
-using MLNetMedSeg.Torch.Optim;
-using static MLNetMedSeg.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Diffusion;
 
@@ -53,7 +55,7 @@ public sealed class DiffusionUNetTests
         using var net = new DiffusionUNet(Tiny(inC: 3, outC: 3, cond: 1), g);
         var y = net.forward(randn([2, 3, 16, 16], generator: g), tensor(new long[] { 5, 90 }), rand([2, 1, 16, 16], generator: g));
         CollectionAssert.AreEqual(new long[] { 2, 3, 16, 16 }, y.shape);
-        Assert.AreEqual(0.0, y.abs().max().item<float>(), "the zero-initialised output conv makes ε̂ = 0 at initialisation");
+        Assert.AreEqual(0.0, y.abs().max().ToSingle(), "the zero-initialised output conv makes ε̂ = 0 at initialisation");
         // Non-square, larger input than ImageSize also works (attention stays at level 1).
         var y2 = net.forward(randn([1, 3, 32, 24], generator: g), tensor(new long[] { 3 }), rand([1, 1, 32, 24], generator: g));
         CollectionAssert.AreEqual(new long[] { 1, 3, 32, 24 }, y2.shape);
@@ -70,7 +72,7 @@ public sealed class DiffusionUNetTests
         Assert.IsTrue(o.HasAttention(2), "16 px is level 2 at 64 px");
         using var net = new DiffusionUNet(o, new Generator(0));
         Assert.AreEqual(4, net.modules().OfType<DiffusionAttentionBlock>().Count(), "level 2: one down and two up blocks, plus the middle");
-        Assert.IsTrue(net.num_parameters() > 1_000_000, $"{net.num_parameters()} parameters");
+        Assert.IsTrue(net.ParameterCount() > 1_000_000, $"{net.ParameterCount()} parameters");
     }
 
     [TestMethod]
@@ -111,13 +113,13 @@ public sealed class DiffusionUNetTests
         var b = net.forward(x, tensor(new long[] { 500, 500 }), c);
         var cf = net.forward(x, tensor(new float[] { 10f, 10f }), c);
         var d = net.forward(x, tensor(new long[] { 10, 10 }), 1 - c);
-        Assert.IsTrue((a - b).abs().max().item<float>() > 1e-3, "time conditioning changes the output");
-        Assert.IsTrue((a - d).abs().max().item<float>() > 1e-3, "the condition changes the output");
-        Assert.AreEqual(0.0, (a - cf).abs().max().item<float>(), 1e-6, "int64 and float timesteps are the same");
+        Assert.IsTrue((a - b).abs().max().ToSingle() > 1e-3, "time conditioning changes the output");
+        Assert.IsTrue((a - d).abs().max().ToSingle() > 1e-3, "the condition changes the output");
+        Assert.AreEqual(0.0, (a - cf).abs().max().ToSingle(), 1e-6, "int64 and float timesteps are the same");
         // Per-sample timesteps: sample 0 at t=10 and sample 1 at t=500 equal the rows of the uniform batches.
         var mixed = net.forward(x, tensor(new long[] { 10, 500 }), c);
-        Assert.AreEqual(0.0, (mixed[0] - a[0]).abs().max().item<float>(), 1e-5);
-        Assert.AreEqual(0.0, (mixed[1] - b[1]).abs().max().item<float>(), 1e-5);
+        Assert.AreEqual(0.0, (mixed[0] - a[0]).abs().max().ToSingle(), 1e-5);
+        Assert.AreEqual(0.0, (mixed[1] - b[1]).abs().max().ToSingle(), 1e-5);
     }
 
     [TestMethod]
@@ -127,9 +129,9 @@ public sealed class DiffusionUNetTests
         using var n1 = new DiffusionUNet(Tiny(), new Generator(7));
         using var n2 = new DiffusionUNet(Tiny(), new Generator(7));
         using var n3 = new DiffusionUNet(Tiny(), new Generator(8));
-        var s1 = n1.state_dict(); var s2 = n2.state_dict(); var s3 = n3.state_dict();
-        Assert.IsTrue(s1.Keys.All(k => s1[k].equal(s2[k])));
-        Assert.IsFalse(s1.Keys.All(k => s1[k].equal(s3[k])));
+        var s1 = n1.StateDictInOrder(); var s2 = n2.StateDictInOrder(); var s3 = n3.StateDictInOrder();
+        Assert.IsTrue(s1.Keys.All(k => s1[k].IsEqual(s2[k])));
+        Assert.IsFalse(s1.Keys.All(k => s1[k].IsEqual(s3[k])));
     }
 
     [TestMethod]
@@ -139,7 +141,7 @@ public sealed class DiffusionUNetTests
         using var g = new Generator(4);
         using var net = new DiffusionUNet(Tiny(cond: 1), g);
         var before = net.named_parameters().ToDictionary(e => e.name, e => e.parameter.detach().clone());
-        using var opt = new Adam(net.parameters(), new AdamOptions { lr = 1e-2 });
+        using var opt = torch.optim.Adam(net.parameters(), lr: 1e-2);
         var x = randn([2, 1, 16, 16], generator: g);
         var c = rand([2, 1, 16, 16], generator: g);
         var target = randn([2, 1, 16, 16], generator: g);
@@ -154,12 +156,12 @@ public sealed class DiffusionUNetTests
             {
                 // At initialisation only the zero output conv receives a gradient (everything behind it is multiplied by 0).
                 var outGrad = net.named_parameters().First(e => e.name == "out_conv.weight").parameter.grad!;
-                Assert.IsTrue(outGrad.abs().sum().item<float>() > 0);
+                Assert.IsTrue(outGrad.abs().sum().ToSingle() > 0);
             }
             opt.step();
         }
         foreach (var (name, p) in net.named_parameters())
-            Assert.IsTrue((p - before[name]).abs().max().item<float>() > 0, $"{name} did not move after 3 steps");
+            Assert.IsTrue((p - before[name]).abs().max().ToSingle() > 0, $"{name} did not move after 3 steps");
     }
 
     [TestMethod]
@@ -174,7 +176,7 @@ public sealed class DiffusionUNetTests
         var x = randn([1, 8, 3, 3], ScalarType.Float64, generator: g).requires_grad_(true);
         var w = randn([1, 8, 3, 3], ScalarType.Float64, generator: g);
         Tensor F(Tensor input) => (block.call(input) * w).sum();
-        var grad = autograd.grad(F(x), [x])[0]!;
+        var grad = torch.autograd.grad([F(x)], [x])[0];
         var ga = grad.ToArray<double>();
         var xa = x.detach().ToArray<double>();
         const double h = 1e-6;
@@ -186,8 +188,8 @@ public sealed class DiffusionUNetTests
             double fp, fm;
             using (no_grad())
             {
-                fp = F(tensor(plus).reshape(1, 8, 3, 3)).item<double>();
-                fm = F(tensor(minus).reshape(1, 8, 3, 3)).item<double>();
+                fp = F(tensor(plus).reshape(1, 8, 3, 3)).ToDouble();
+                fm = F(tensor(minus).reshape(1, 8, 3, 3)).ToDouble();
             }
             Assert.AreEqual((fp - fm) / (2 * h), ga[i], 1e-6 * Math.Max(1, Math.Abs(ga[i])), $"element {i}");
         }
@@ -204,14 +206,14 @@ public sealed class DiffusionUNetTests
         var x = randn([1, 4, 2, 2], generator: g);
         var y = block.call(x);
         // By hand: GN(1 group) → qkv 1×1 → softmax(qᵀk/2) → v·aᵀ → proj 1×1, residual.
-        var sd = block.state_dict();
+        var sd = block.StateDictInOrder();
         var xn = nn.functional.group_norm(x, 1, sd["norm.weight"], sd["norm.bias"]).reshape(4, 4);        // [C, T]
         var qkv = sd["qkv.weight"].reshape(12, 4).matmul(xn) + sd["qkv.bias"].unsqueeze(1);                 // [3C, T]
         var q = qkv.narrow(0, 0, 4); var k = qkv.narrow(0, 4, 4); var v = qkv.narrow(0, 8, 4);
         var att = (q.t().matmul(k) / 2.0).softmax(1);                                                        // [T, S]
         var a = v.matmul(att.t());                                                                           // [C, T]
         var expected = x.reshape(4, 4) + sd["proj.weight"].reshape(4, 4).matmul(a) + sd["proj.bias"].unsqueeze(1);
-        Assert.AreEqual(0.0, (y.reshape(4, 4) - expected).abs().max().item<float>(), 1e-5);
+        Assert.AreEqual(0.0, (y.reshape(4, 4) - expected).abs().max().ToSingle(), 1e-5);
     }
 
     [TestMethod]
@@ -222,14 +224,14 @@ public sealed class DiffusionUNetTests
         using var a = new DiffusionUNet(Tiny(cond: 1), g);
         Perturb(a, 10);
         using var b = new DiffusionUNet(Tiny(cond: 1), new Generator(11));
-        b.load_state_dict(a.state_dict());
+        b.load_state_dict(a.StateDictInOrder());
         a.eval(); b.eval();
         var x = randn([2, 1, 16, 16], generator: g);
         var c = rand([2, 1, 16, 16], generator: g);
         var t = tensor(new long[] { 1, 2 });
         using var _ = no_grad();
-        Assert.IsTrue(a.forward(x, t, c).equal(b.forward(x, t, c)));
-        Assert.IsFalse(a.state_dict().ContainsKey("freqs"), "the frequency table is not saved");
+        Assert.IsTrue(a.forward(x, t, c).IsEqual(b.forward(x, t, c)));
+        Assert.IsFalse(a.StateDictInOrder().ContainsKey("freqs"), "the frequency table is not saved");
     }
 
     /// <summary>
@@ -247,11 +249,11 @@ public sealed class DiffusionUNetTests
             AttentionResolutions = [8], HeadChannels = 8, GroupNormGroups = 4, ImageSize = 16,
         };
         using var net = new DiffusionUNet(o, new Generator(0));
-        Assert.AreEqual(190802, net.num_parameters(), "the twin's parameter count");
+        Assert.AreEqual(190802, net.ParameterCount(), "the twin's parameter count");
         using (no_grad())
         {
             int j = 0;
-            foreach (var (name, t) in net.state_dict())
+            foreach (var (name, t) in net.StateDictInOrder())
             {
                 long n = t.numel(), fan = t.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
                 var v = new float[n];
@@ -265,9 +267,9 @@ public sealed class DiffusionUNetTests
         var c = tensor(Enumerable.Range(0, 2 * 1 * 16 * 16).Select(k => Math.Cos(0.07 * k)).ToArray()).to(ScalarType.Float32).reshape(2, 1, 16, 16);
         using var _ = no_grad();
         var y = net.forward(x, tensor(new long[] { 3, 77 }), c).to(ScalarType.Float64);
-        Assert.AreEqual(411.326153, y.sum().item<double>(), 1e-3);
-        Assert.AreEqual(0.481339, y[1, 0, 9, 5].item<double>(), 1e-4);
-        Assert.AreEqual(0.268325, y[0, 1, 15, 0].item<double>(), 1e-4);
+        Assert.AreEqual(411.326153, y.sum().ToDouble(), 1e-3);
+        Assert.AreEqual(0.481339, y[1, 0, 9, 5].ToDouble(), 1e-4);
+        Assert.AreEqual(0.268325, y[0, 1, 15, 0].ToDouble(), 1e-4);
     }
 
     [TestMethod]
@@ -277,9 +279,9 @@ public sealed class DiffusionUNetTests
         using var net = new DiffusionUNet(Tiny(cond: 1), new Generator(12));
         var x = zeros(1, 1, 16, 16); var c = zeros(1, 1, 16, 16); var t = tensor(new long[] { 4 });
         using (no_grad()) net.forward(x, t, c).Dispose();
-        long live = LiveTensorCount;
+        long live = TorchRuntime.LiveTensorCount;
         for (int i = 0; i < 3; i++)
             using (no_grad()) net.forward(x, t, c).Dispose();
-        Assert.AreEqual(live, LiveTensorCount);
+        Assert.AreEqual(live, TorchRuntime.LiveTensorCount);
     }
 }

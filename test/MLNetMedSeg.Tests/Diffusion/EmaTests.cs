@@ -1,6 +1,8 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Diffusion;
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Diffusion;
 
@@ -18,17 +20,17 @@ public sealed class EmaTests
         ema.Update(net);
         // 0.9·1 + 0.1·11 = 2, 0.9·2 + 0.1·12 = 3, 0.9·0 + 0.1·10 = 1.
         CollectionAssert.AreEqual(new float[] { 2, 3 }, ema.State["weight"].ToArray<float>());
-        Assert.AreEqual(1f, ema.State["bias"].item<float>(), 1e-6f);
+        Assert.AreEqual(1f, ema.State["bias"].ToSingle(), 1e-6f);
         ema.Update(net);
         Assert.AreEqual(0.9 * 2 + 0.1 * 11, ema.State["weight"].ToArray<float>()[0], 1e-5);
         Assert.AreEqual(2, ema.Updates);
 
         using var target = nn.Linear(2, 1);
         ema.CopyTo(target);
-        Assert.IsTrue(target.weight.equal(ema.State["weight"]));
+        Assert.IsTrue(target.weight.IsEqual(ema.State["weight"]));
         Assert.IsFalse(ReferenceEquals(target.weight, ema.State["weight"]), "the target keeps its own parameters");
         ema.Update(net, decay: 0);
-        Assert.IsTrue(ema.State["weight"].equal(net.weight), "decay 0 copies the model");
+        Assert.IsTrue(ema.State["weight"].IsEqual(net.weight), "decay 0 copies the model");
     }
 
     [TestMethod]
@@ -36,15 +38,15 @@ public sealed class EmaTests
     {
         using var scope = NewDisposeScope();
         using var net = nn.BatchNorm2d(3);
-        long live = LiveTensorCount;
+        long live = TorchRuntime.LiveTensorCount;
         var ema = new ExponentialMovingAverage(net);
-        Assert.AreEqual(net.state_dict().Count, ema.State.Count, "parameters and buffers (running stats, num_batches_tracked)");
+        Assert.AreEqual(net.StateDictInOrder().Count, ema.State.Count, "parameters and buffers (running stats, num_batches_tracked)");
         using (no_grad()) net.weight!.fill_(5);
         Assert.AreEqual(1f, ema.State["weight"].ToArray<float>()[0], "a copy, not the model's tensor");
         ema.Update(net, 0.5);
         Assert.AreEqual(3f, ema.State["weight"].ToArray<float>()[0]);
         ema.Dispose();
-        Assert.AreEqual(live, LiveTensorCount, "the shadow tensors are freed");
+        Assert.AreEqual(live, TorchRuntime.LiveTensorCount, "the shadow tensors are freed");
         Assert.ThrowsException<ObjectDisposedException>(() => ema.Update(net));
     }
 

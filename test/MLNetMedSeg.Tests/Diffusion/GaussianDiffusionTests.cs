@@ -1,7 +1,9 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Diffusion.Networks;
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Diffusion;
 
@@ -37,14 +39,14 @@ public sealed class GaussianDiffusionTests
         var d = new GaussianDiffusion(s);
         using var g = new Generator(1);
         const int n = 2000;
-        var x0 = full([n, 1, 8, 8], 0.5);
+        var x0 = full([n, 1, 8, 8], 0.5, ScalarType.Float32);
         var t = cat([full([n / 2], 100, ScalarType.Int64), full([n / 2], 700, ScalarType.Int64)], 0);
         var xt = d.QSample(x0, t, randn([n, 1, 8, 8], generator: g));
         foreach (var (rows, step) in new[] { (xt.narrow(0, 0, n / 2), 100), (xt.narrow(0, n / 2, n / 2), 700) })
         {
             double ab = s.AlphasCumprod[step];
-            Assert.AreEqual(Math.Sqrt(ab) * 0.5, rows.mean().item<float>(), 0.01, $"mean at t = {step}");
-            Assert.AreEqual(Math.Sqrt(1 - ab), rows.std().item<float>(), 0.01, $"std at t = {step}");
+            Assert.AreEqual(Math.Sqrt(ab) * 0.5, rows.mean().ToSingle(), 0.01, $"mean at t = {step}");
+            Assert.AreEqual(Math.Sqrt(1 - ab), rows.std().ToSingle(), 0.01, $"std at t = {step}");
         }
     }
 
@@ -54,7 +56,7 @@ public sealed class GaussianDiffusionTests
         using var scope = NewDisposeScope();
         var s = NoiseSchedule.Create(BetaScheduleKind.Cosine, 10);
         var d = new GaussianDiffusion(s);
-        var x0 = full([3000, 1, 2, 2], -0.3);
+        var x0 = full([3000, 1, 2, 2], -0.3, ScalarType.Float32);
         var seen = new List<long>();
         // The oracle recovers ε exactly from x_t and t: the loss vanishes, so q_sample used ᾱ of the drawn t.
         Tensor Oracle(Tensor xt, Tensor t, Tensor? c)
@@ -64,8 +66,8 @@ public sealed class GaussianDiffusionTests
             return (xt - ab.sqrt() * x0) / (1 - ab).sqrt();
         }
         using var g = new Generator(2);
-        Assert.AreEqual(0.0, d.TrainingLoss(Oracle, x0, null, 0, g).item<float>(), 1e-9);
-        Assert.AreEqual(1.0, d.TrainingLoss((x, t, c) => zeros_like(x), x0, null, 0, g).item<float>(), 0.03, "E‖ε‖² = 1");
+        Assert.AreEqual(0.0, d.TrainingLoss(Oracle, x0, null, 0, g).ToSingle(), 1e-9);
+        Assert.AreEqual(1.0, d.TrainingLoss((x, t, c) => zeros_like(x), x0, null, 0, g).ToSingle(), 0.03, "E‖ε‖² = 1");
         var counts = seen.GroupBy(v => v).ToDictionary(e => e.Key, e => e.Count());
         Assert.AreEqual(10, counts.Count, "every step is drawn");
         Assert.IsTrue(counts.Values.All(c => Math.Abs(c - 300) < 80), string.Join(", ", counts.OrderBy(e => e.Key).Select(e => e.Value)));
@@ -73,7 +75,7 @@ public sealed class GaussianDiffusionTests
         var w = tensor(0.5).requires_grad_(true);
         var loss = d.TrainingLoss((x, t, c) => x * w, x0.narrow(0, 0, 4), null, 0, g);
         loss.backward();
-        Assert.IsTrue(w.grad!.abs().item<float>() > 0);
+        Assert.IsTrue(w.grad!.abs().ToSingle() > 0);
     }
 
     [TestMethod]
@@ -96,23 +98,23 @@ public sealed class GaussianDiffusionTests
     public void GuidanceCombinesConditionalAndNullPredictions()
     {
         using var scope = NewDisposeScope();
-        var x = full([2, 1, 2, 2], 0.25);
+        var x = full([2, 1, 2, 2], 0.25, ScalarType.Float32);
         var cond = tensor(new float[] { 1, -1, 1, 1, -1, -1, 1, -1 }).reshape(2, 1, 2, 2);
         int calls = 0;
         Tensor Model(Tensor xt, Tensor t, Tensor? c)
         {
             calls++;
             Assert.AreEqual(4, xt.size(0), "one forward over [x; x]");
-            Assert.IsTrue(c!.narrow(0, 2, 2).equal(zeros(2, 1, 2, 2)), "the null condition is zeros");
+            Assert.IsTrue(c!.narrow(0, 2, 2).IsEqual(zeros(2, 1, 2, 2)), "the null condition is zeros");
             CollectionAssert.AreEqual(new long[] { 7, 7, 7, 7 }, t.ToArray<long>());
             return c + xt;                       // ε(x, y) = y + x; ε(x, ∅) = x
         }
         var eps = GaussianDiffusion.PredictNoise(Model, x, 7, cond, 2.0);
         Assert.AreEqual(1, calls);
         // (1 + 2)·(y + x) − 2·x = 3y + x.
-        Assert.AreEqual(0.0, (eps - (cond * 3 + x)).abs().max().item<float>(), 1e-6);
-        Assert.IsTrue(GaussianDiffusion.Guide(full([1], 2.0), full([1], 1.0), 0.5).equal(full([1], 2.5)));
-        Assert.IsTrue(GaussianDiffusion.PredictNoise((xt, t, c) => c! + xt, x, 7, cond, 0).equal(cond + x), "w = 0: conditional only");
+        Assert.AreEqual(0.0, (eps - (cond * 3 + x)).abs().max().ToSingle(), 1e-6);
+        Assert.IsTrue(GaussianDiffusion.Guide(full([1], 2.0, ScalarType.Float32), full([1], 1.0, ScalarType.Float32), 0.5).IsEqual(full([1], 2.5, ScalarType.Float32)));
+        Assert.IsTrue(GaussianDiffusion.PredictNoise((xt, t, c) => c! + xt, x, 7, cond, 0).IsEqual(cond + x), "w = 0: conditional only");
     }
 
     [TestMethod]
@@ -123,18 +125,18 @@ public sealed class GaussianDiffusionTests
         var inputs = new List<float>();
         Tensor Constant(Tensor x, Tensor t, Tensor? c) { inputs.Add(x.ToArray<float>()[0]); return full_like(x, 0.2); }
         var opts = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddim, Steps = 2 };
-        var y = d.Denoise(Constant, full([1, 1, 1, 1], 0.5), null, Two, 2, opts);
+        var y = d.Denoise(Constant, full([1, 1, 1, 1], 0.5, ScalarType.Float32), null, Two, 2, opts);
         // Step i = 1 (ᾱ = 0.72, ᾱ_prev = 0.9): x̂₀ = (0.5 − √0.28·0.2)/√0.72, x_0 = √0.9·x̂₀ + √0.1·0.2.
         double x0Hat = (0.5 - Math.Sqrt(0.28) * 0.2) / Math.Sqrt(0.72);
         double x1 = Math.Sqrt(0.9) * x0Hat + Math.Sqrt(0.1) * 0.2;
         Assert.AreEqual(2, inputs.Count);
         Assert.AreEqual(x1, inputs[1], 1e-6);
         // Step i = 0 (ᾱ_prev = 1) returns x̂₀ = (x1 − √0.1·0.2)/√0.9.
-        Assert.AreEqual((x1 - Math.Sqrt(0.1) * 0.2) / Math.Sqrt(0.9), y.item<float>(), 1e-6);
+        Assert.AreEqual((x1 - Math.Sqrt(0.1) * 0.2) / Math.Sqrt(0.9), y.ToSingle(), 1e-6);
 
         // Clipping: x = 5 gives x̂₀ = 1 and ε' recomputed from the clipped x̂₀.
         inputs.Clear();
-        d.Denoise(Constant, full([1, 1, 1, 1], 5.0), null, Two, 2, opts);
+        d.Denoise(Constant, full([1, 1, 1, 1], 5.0, ScalarType.Float32), null, Two, 2, opts);
         double epsPrime = (5 - Math.Sqrt(0.72) * 1) / Math.Sqrt(0.28);
         Assert.AreEqual(Math.Sqrt(0.9) * 1 + Math.Sqrt(0.1) * epsPrime, inputs[1], 1e-5);
     }
@@ -149,13 +151,13 @@ public sealed class GaussianDiffusionTests
         Tensor Constant(Tensor x, Tensor t, Tensor? c) { if (k++ == 1) second = x.ToArray<float>(); return full_like(x, 0.2); }
         var opts = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddpm, Steps = 2 };
         using var g = new Generator(11);
-        d.Denoise(Constant, full([1, 1, 2, 2], 0.5), null, Two, 2, opts, [g]);
+        d.Denoise(Constant, full([1, 1, 2, 2], 0.5, ScalarType.Float32), null, Two, 2, opts, [g]);
         double x0Hat = (0.5 - Math.Sqrt(0.28) * 0.2) / Math.Sqrt(0.72);
         double mean = 0.2 * Math.Sqrt(0.9) / 0.28 * x0Hat + 0.1 * Math.Sqrt(0.8) / 0.28 * 0.5;
         double sigma = Math.Sqrt(0.2 * 0.1 / 0.28);
         using var g2 = new Generator(11);
         var z = randn([1, 1, 2, 2], generator: g2);
-        Assert.AreEqual(0.0, (tensor(second!).reshape(1, 1, 2, 2) - (z * sigma + mean)).abs().max().item<float>(), 1e-6);
+        Assert.AreEqual(0.0, (tensor(second!).reshape(1, 1, 2, 2) - (z * sigma + mean)).abs().max().ToSingle(), 1e-6);
     }
 
     [TestMethod]
@@ -172,12 +174,12 @@ public sealed class GaussianDiffusionTests
         using var _ = no_grad();
         var a = d.Denoise(net.forward, xT, cond, spaced, 10, opts, [new Generator(1)]);
         var b = d.Denoise(net.forward, xT, cond, spaced, 10, opts, [new Generator(2)]);
-        Assert.IsTrue(a.equal(b));
+        Assert.IsTrue(a.IsEqual(b));
         opts.Eta = 1;
         var c1 = d.Denoise(net.forward, xT, cond, spaced, 10, opts, [new Generator(1)]);
         var c2 = d.Denoise(net.forward, xT, cond, spaced, 10, opts, [new Generator(2)]);
-        Assert.IsFalse(c1.equal(c2), "η = 1 draws noise");
-        Assert.IsTrue(a.abs().max().item<float>() <= 1.0f + 1e-6f, "x₀ = clipped x̂₀ at the last step");
+        Assert.IsFalse(c1.IsEqual(c2), "η = 1 draws noise");
+        Assert.IsTrue(a.abs().max().ToSingle() <= 1.0f + 1e-6f, "x₀ = clipped x̂₀ at the last step");
     }
 
     [TestMethod]
@@ -201,7 +203,7 @@ public sealed class GaussianDiffusionTests
         var opts = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddpm, Steps = 5 };
         var all = d.Sample(net.forward, [3, 1, 16, 16], cond, opts, [new Generator(100), new Generator(101), new Generator(102)]);
         var row1 = d.Sample(net.forward, [1, 1, 16, 16], cond.narrow(0, 1, 1), opts, [new Generator(101)]);
-        Assert.AreEqual(0.0, (all.narrow(0, 1, 1) - row1).abs().max().item<float>(), 1e-5);
+        Assert.AreEqual(0.0, (all.narrow(0, 1, 1) - row1).abs().max().ToSingle(), 1e-5);
         Assert.IsFalse(all.requires_grad, "sampling records no graph");
     }
 
@@ -213,11 +215,11 @@ public sealed class GaussianDiffusionTests
         var d = new GaussianDiffusion(NoiseSchedule.Create(BetaScheduleKind.Linear, 100));
         var x = rand([2, 1, 16, 16], generator: new Generator(41)) * 2 - 1;
         var cond = ones(2, 1, 16, 16);
-        Assert.IsTrue(d.SdEdit(net.forward, x, cond, 10, 0, differentiable: false).equal(x));
-        Assert.IsTrue(d.SdEdit(net.forward, x, cond, 10, 0, differentiable: true).equal(x));
+        Assert.IsTrue(d.SdEdit(net.forward, x, cond, 10, 0, differentiable: false).IsEqual(x));
+        Assert.IsTrue(d.SdEdit(net.forward, x, cond, 10, 0, differentiable: true).IsEqual(x));
         var edited = d.SdEdit(net.forward, x, cond, 10, 3, differentiable: false, [new Generator(1)]);
-        Assert.IsFalse(edited.equal(x));
-        Assert.IsTrue(d.SdEdit(net.forward, x, cond, 10, 3, false, [new Generator(1)]).equal(edited), "same generator seed, same edit");
+        Assert.IsFalse(edited.IsEqual(x));
+        Assert.IsTrue(d.SdEdit(net.forward, x, cond, 10, 3, false, [new Generator(1)]).IsEqual(edited), "same generator seed, same edit");
         Assert.ThrowsException<ArgumentOutOfRangeException>(() => d.SdEdit(net.forward, x, cond, 10, 11, false));
     }
 
@@ -229,13 +231,13 @@ public sealed class GaussianDiffusionTests
         var spaced = d.Schedule.Respace(10);
         var steps = new List<long>();
         var firstInput = new List<float[]>();
-        var x = full([1, 1, 4, 4], 0.3);
+        var x = full([1, 1, 4, 4], 0.3, ScalarType.Float32);
         d.SdEdit((xt, t, c) => { steps.Add(t.ToArray<long>()[0]); if (firstInput.Count == 0) firstInput.Add(xt.ToArray<float>()); return zeros_like(xt); },
             x, null, 10, 3, false, [new Generator(5)]);
         CollectionAssert.AreEqual(new long[] { spaced.Timesteps[2], spaced.Timesteps[1], 0 }, steps, "depth 3 = respaced steps 2, 1, 0");
         double ab = spaced.AlphasCumprod[2];
         var z = randn([1, 1, 4, 4], generator: new Generator(5));
-        Assert.AreEqual(0.0, (tensor(firstInput[0]).reshape(1, 1, 4, 4) - (x * Math.Sqrt(ab) + z * Math.Sqrt(1 - ab))).abs().max().item<float>(), 1e-6);
+        Assert.AreEqual(0.0, (tensor(firstInput[0]).reshape(1, 1, 4, 4) - (x * Math.Sqrt(ab) + z * Math.Sqrt(1 - ab))).abs().max().ToSingle(), 1e-6);
     }
 
     [TestMethod]
@@ -248,11 +250,11 @@ public sealed class GaussianDiffusionTests
         var cond = ones(2, 1, 16, 16);
         var y = d.SdEdit(net.forward, x, cond, 10, 2, differentiable: true, [new Generator(2)]);
         Assert.IsTrue(y.requires_grad);
-        var grad = autograd.grad(y.sum(), [x])[0]!;
-        Assert.IsTrue(grad.abs().sum().item<float>() > 0, "the gradient reaches the input through the denoiser");
+        var grad = torch.autograd.grad([y.sum()], [x])[0];
+        Assert.IsTrue(grad.abs().sum().ToSingle() > 0, "the gradient reaches the input through the denoiser");
         var yd = d.SdEdit(net.forward, x, cond, 10, 2, differentiable: false, [new Generator(2)]);
         Assert.IsFalse(yd.requires_grad, "the detached form has no graph");
-        Assert.AreEqual(0.0, (yd - y.detach()).abs().max().item<float>(), 1e-6, "both forms compute the same edit");
+        Assert.AreEqual(0.0, (yd - y.detach()).abs().max().ToSingle(), 1e-6, "both forms compute the same edit");
     }
 
     [TestMethod]
@@ -265,9 +267,9 @@ public sealed class GaussianDiffusionTests
         var opts = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddpm, Steps = 4, GuidanceScale = 1 };
         using var g = new Generator(61);
         d.Sample(net.forward, [2, 1, 16, 16], cond, opts, [g]).Dispose();
-        long live = LiveTensorCount;
+        long live = TorchRuntime.LiveTensorCount;
         d.Sample(net.forward, [2, 1, 16, 16], cond, opts, [g]).Dispose();
         d.SdEdit(net.forward, cond, cond, 4, 2, false, [g]).Dispose();
-        Assert.AreEqual(live, LiveTensorCount);
+        Assert.AreEqual(live, TorchRuntime.LiveTensorCount);
     }
 }

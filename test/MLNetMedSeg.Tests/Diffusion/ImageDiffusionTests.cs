@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using System.Diagnostics;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
@@ -6,7 +7,7 @@ using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Testing;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Diffusion;
 
@@ -96,11 +97,11 @@ public sealed class ImageDiffusionTests
         double trained = sw.Elapsed.TotalSeconds;
         var masks = Column(test, "Mask");
         var generated = Column(model.Transform(test), "SyntheticImage");
-        Assert.IsTrue(generated.min().item<float>() >= 0 && generated.max().item<float>() <= 1, "images in [0, 1]");
+        Assert.IsTrue(generated.min().ToSingle() >= 0 && generated.max().ToSingle() <= 1, "images in [0, 1]");
         var pred = generated.gt(0.5).to(ScalarType.Float32);
         var inter = (pred * masks).sum([1, 2, 3]);
         var dice = (inter * 2 + 1e-6) / (pred.sum([1, 2, 3]) + masks.sum([1, 2, 3]) + 1e-6);
-        double meanDice = dice.mean().item<float>();
+        double meanDice = dice.mean().ToSingle();
         Console.WriteLine($"held-out Dice(mask, generated > 0.5) = {meanDice:F3}; train {trained:F1} s, total {sw.Elapsed.TotalSeconds:F1} s; " +
             $"loss {model.History[0].Loss:F4} → {model.History[^1].Loss:F4}");
         Assert.IsTrue(meanDice > 0.7, $"Dice {meanDice:F3}");
@@ -116,15 +117,15 @@ public sealed class ImageDiffusionTests
         using var model = ctx.Generation.ImageDiffusion(Tiny()).Fit(data);
         var a = Column(model.Transform(data), "SyntheticImage");
         var b = Column(model.Transform(data), "SyntheticImage");
-        Assert.IsTrue(a.equal(b), "the same rows give the same images");
+        Assert.IsTrue(a.IsEqual(b), "the same rows give the same images");
         model.Options.TransformBatchSize = 2;   // a copy: no effect on the model
         Assert.AreEqual(8, model.Options.TransformBatchSize);
         var o = model.Options;
         o.TransformBatchSize = 2;
         using var model2 = new ImageDiffusionTransformer(ctx, o, CloneNet(model.Network));
         var c = Column(model2.Transform(data), "SyntheticImage");
-        Assert.AreEqual(0.0, (a - c).abs().max().item<float>(), 1e-5, "batches of 2 give the rows of a batch of 5");
-        Assert.IsFalse(a[0].equal(a[1]), "rows get different noise");
+        Assert.AreEqual(0.0, (a - c).abs().max().ToSingle(), 1e-5, "batches of 2 give the rows of a batch of 5");
+        Assert.IsFalse(a[0].IsEqual(a[1]), "rows get different noise");
     }
 
     [TestMethod]
@@ -138,7 +139,7 @@ public sealed class ImageDiffusionTests
             o.ConditionDropout = 0.2;
             o.Network.Dropout = 0.1;
             using var m = ctx.Generation.ImageDiffusion(o).Fit(data);
-            return m.Network.state_dict().ToDictionary(e => e.Key, e => e.Value.cpu().contiguous().ToArray<float>());
+            return m.Network.StateDictInOrder().ToDictionary(e => e.Key, e => e.Value.cpu().contiguous().ToArray<float>());
         }
         var a = Fit(9);
         var b = Fit(9);
@@ -150,7 +151,7 @@ public sealed class ImageDiffusionTests
     private static DiffusionUNet CloneNet(DiffusionUNet net)
     {
         var c = new DiffusionUNet(net.Options, new Generator(0));
-        c.load_state_dict(net.state_dict());
+        c.load_state_dict(net.StateDictInOrder());
         return c;
     }
 
@@ -165,15 +166,15 @@ public sealed class ImageDiffusionTests
         Assert.AreEqual(1, editor.ImageChannels);
         var images = Column(data, "Image");
         var masks = Column(data, "Mask");
-        Assert.IsTrue(editor.SdEdit(images, masks, 10, 0, false).equal(images), "depth 0 is the identity");
+        Assert.IsTrue(editor.SdEdit(images, masks, 10, 0, false).IsEqual(images), "depth 0 is the identity");
         var x = images.clone().requires_grad_(true);
         var y = editor.SdEdit(x, masks, 10, 3, true, new Generator(5));
-        Assert.IsTrue(y.min().item<float>() >= 0 && y.max().item<float>() <= 1);
-        var g = autograd.grad(y.sum(), [x])[0]!;
-        Assert.IsTrue(g.abs().sum().item<float>() > 0, "the differentiable form reaches the input");
+        Assert.IsTrue(y.min().ToSingle() >= 0 && y.max().ToSingle() <= 1);
+        var g = torch.autograd.grad([y.sum()], [x])[0];
+        Assert.IsTrue(g.abs().sum().ToSingle() > 0, "the differentiable form reaches the input");
         var yd = editor.SdEdit(x, masks, 10, 3, false, new Generator(5));
         Assert.IsFalse(yd.requires_grad);
-        Assert.AreEqual(0.0, (yd - y.detach()).abs().max().item<float>(), 1e-6);
+        Assert.AreEqual(0.0, (yd - y.detach()).abs().max().ToSingle(), 1e-6);
         Assert.ThrowsException<ArgumentException>(() => editor.SdEdit(images, masks.narrow(0, 0, 2), 10, 2, false));
     }
 
@@ -206,9 +207,9 @@ public sealed class ImageDiffusionTests
         var images = zeros(2, 3, 2, 2);
         var grid = ImageDiffusionEstimator.SampleGrid(masks, images);
         CollectionAssert.AreEqual(new long[] { 3, 6, 6 }, grid.shape);
-        Assert.AreEqual(1f, grid[0, 0, 0].item<float>(), "mask (white) on the left");
-        Assert.AreEqual(0f, grid[2, 5, 5].item<float>(), "second row's image (black) on the right");
-        Assert.AreEqual(1f, grid[1, 2, 4].item<float>(), "separator");
+        Assert.AreEqual(1f, grid[0, 0, 0].ToSingle(), "mask (white) on the left");
+        Assert.AreEqual(0f, grid[2, 5, 5].ToSingle(), "second row's image (black) on the right");
+        Assert.AreEqual(1f, grid[1, 2, 4].ToSingle(), "separator");
     }
 
     private sealed class Collect(Action<TrainingProgress>? then = null) : IProgress<TrainingProgress>
@@ -236,9 +237,9 @@ public sealed class ImageDiffusionTests
 
         using var cts = new CancellationTokenSource();
         var ctx2 = new MedSegContext(seed: 6) { Progress = new Collect(_ => cts.Cancel()) };
-        long live = LiveTensorCount;
+        long live = TorchRuntime.LiveTensorCount;
         Assert.ThrowsException<OperationCanceledException>(() => ctx2.Generation.ImageDiffusion(Tiny(epochs: 2)).Fit(data, cts.Token));
-        Assert.AreEqual(live, LiveTensorCount, "a cancelled fit frees everything it made");
+        Assert.AreEqual(live, TorchRuntime.LiveTensorCount, "a cancelled fit frees everything it made");
     }
 
     [TestMethod]

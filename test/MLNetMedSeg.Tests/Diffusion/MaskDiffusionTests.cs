@@ -248,7 +248,7 @@ public sealed class MaskDiffusionTests
         var sw = Stopwatch.StartNew();
         var ctx = new MedSegContext(seed: 11);
         var train = SyntheticMasks.Make(96, 16, 11, 2, 7);
-        var trainFractions = train.Select(m => m.mean().item<double>()).ToList();
+        var trainFractions = train.Select(m => m.mean().ToDouble()).ToList();
         using var data = SyntheticMasks.View(train);
         var o = new MaskDiffusionOptions
         {

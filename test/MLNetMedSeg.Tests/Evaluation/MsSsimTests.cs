@@ -75,7 +75,7 @@ public sealed class MsSsimTests
         var vs = MsSsim.Compute(a, noisy).ToArray<double>();
         foreach (var s in vs) Assert.IsTrue(s is > 0 and < 0.95, $"MS-SSIM of a noisy copy {s}");
         // [C,H,W] works as a batch of one.
-        Assert.AreEqual(1.0, MsSsim.Compute(a[0], a[0]).item<double>(), 1e-12);
+        Assert.AreEqual(1.0, MsSsim.Compute(a[0], a[0]).ToDouble(), 1e-12);
         Assert.ThrowsException<ArgumentException>(() => MsSsim.Compute(a, a.narrow(3, 0, 40)));
     }
 
@@ -99,7 +99,7 @@ public sealed class MsSsimTests
         // Never a pair of an image with itself: two images, so every pair is (0,1) or (1,0).
         var two = varied.narrow(0, 0, 2);
         using var g4 = new Generator(4);
-        Assert.AreEqual(MsSsim.Compute(two[0], two[1]).item<double>(), MsSsim.MeanPairwise(two, 10, g4), 1e-12);
+        Assert.AreEqual(MsSsim.Compute(two[0], two[1]).ToDouble(), MsSsim.MeanPairwise(two, 10, g4), 1e-12);
         using var g5 = new Generator(4);
         Assert.ThrowsException<ArgumentException>(() => MsSsim.MeanPairwise(basis, 3, g5));
     }

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 
@@ -113,7 +114,7 @@ public class ChainTests
     {
         using var scope = torch.NewDisposeScope();
         using var data = TestStages.ConstantImages(2);
-        long baseline = torch.LiveTensorCount;
+        long baseline = TorchRuntime.LiveTensorCount;
 
         var log = new FitLog();
         var chain = new MeanCenterEstimator(log: log).Append(new AddConstantEstimator("Image", 1f, log));
@@ -128,7 +129,7 @@ public class ChainTests
         log.OnFit = _ => cts.Cancel();
         Assert.ThrowsException<OperationCanceledException>(() => chain.Fit(data, cts.Token));
         CollectionAssert.AreEqual(new[] { "MeanCenter:Image" }, log.Calls, "the second stage must not be fitted after cancellation");
-        Assert.AreEqual(baseline, torch.LiveTensorCount, "the first stage's fitted transformer (holding a tensor) must be disposed");
+        Assert.AreEqual(baseline, TorchRuntime.LiveTensorCount, "the first stage's fitted transformer (holding a tensor) must be disposed");
     }
 
     [TestMethod]

@@ -37,16 +37,16 @@ public class MedSegContextTests
     public void Generators_AreReproducible_AndLeaveTheGlobalGeneratorAlone()
     {
         using var scope = torch.NewDisposeScope();
-        var globalBefore = torch.default_generator().get_state();
+        var globalBefore = torch.Generator.Default.get_state();
         using var g1 = new MedSegContext(seed: 5).CreateGenerator("Noise");
         using var g2 = new MedSegContext(seed: 5).CreateGenerator("Noise");
         using var g3 = new MedSegContext(seed: 6).CreateGenerator("Noise");
         var x1 = torch.rand([16], generator: g1);
         var x2 = torch.rand([16], generator: g2);
         var x3 = torch.rand([16], generator: g3);
-        Assert.IsTrue(x1.equal(x2));
-        Assert.IsFalse(x1.equal(x3));
-        Assert.IsTrue(globalBefore.equal(torch.default_generator().get_state()), "the global generator must not be touched");
+        Assert.IsTrue(x1.IsEqual(x2));
+        Assert.IsFalse(x1.IsEqual(x3));
+        Assert.IsTrue(globalBefore.IsEqual(torch.Generator.Default.get_state()), "the global generator must not be touched");
 
         var r1 = new MedSegContext(seed: 5).CreateRandom("Split");
         var r2 = new MedSegContext(seed: 5).CreateRandom("Split");

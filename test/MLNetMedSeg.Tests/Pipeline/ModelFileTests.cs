@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text;
@@ -404,10 +405,10 @@ public class ModelFileTests
         using var model = FitChain(data, Flaw.WrongShapeOnSave);
         string path = PathOf("shape.zip");
         _ctx.Model.Save(model, data.Schema, path);
-        long baseline = torch.LiveTensorCount;
+        long baseline = TorchRuntime.LiveTensorCount;
         var ex = AssertLoadFails(path, ModelFileError.TensorShape, "Model/stage_001/mean.safetensors");
         StringAssert.Contains(ex.Message, "tensor 'mean' has shape [1]");
-        Assert.AreEqual(baseline, torch.LiveTensorCount);
+        Assert.AreEqual(baseline, TorchRuntime.LiveTensorCount);
     }
 
     [TestMethod]

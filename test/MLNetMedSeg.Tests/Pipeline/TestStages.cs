@@ -150,7 +150,7 @@ internal sealed class MeanCenterEstimator(string input = "Image", string output 
             {
                 using var scope = torch.NewDisposeScope();
                 var x = cur.GetTensor(input);
-                sum += x.to(ScalarType.Float64).sum().item<double>();
+                sum += x.to(ScalarType.Float64).sum().ToDouble();
                 count += x.numel();
             }
         }
@@ -177,7 +177,7 @@ internal sealed class MeanCenterTransformer : ITransformer, IDisposable
 
     public Tensor Mean { get; }
 
-    public float MeanValue => Mean.item<float>();
+    public float MeanValue => Mean.ToSingle();
 
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
@@ -291,7 +291,7 @@ internal static class TestStages
     public static InMemoryDataView ConstantImages(int n = 4)
     {
         using var scope = torch.NewDisposeScope();
-        var images = Enumerable.Range(1, n).Select(v => (object)torch.full([3, 4, 4], v)).ToList();
+        var images = Enumerable.Range(1, n).Select(v => (object)torch.full([3, 4, 4], v, ScalarType.Float32)).ToList();
         var ids = Enumerable.Range(0, n).Select(i => (object)$"r{i}").ToList();
         return InMemoryDataView.Create(("Id", TextColumnType.Instance, ids), ("Image", TensorColumnType.Image(3), images));
     }

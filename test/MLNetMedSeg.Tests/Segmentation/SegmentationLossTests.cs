@@ -1,5 +1,5 @@
 using MLNetMedSeg.Segmentation.Losses;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Segmentation;
 
@@ -19,11 +19,11 @@ public sealed class SegmentationLossTests
         using var scope = NewDisposeScope();
         var (x, y) = TwoBinaryImages();
         double l0 = 1 - (2 * 0.5 + 1) / (1.25 + 1 + 1), l1 = 1 - (2 * 1.25 + 1) / (1.25 + 2 + 1);
-        Assert.AreEqual((l0 + l1) / 2, SegmentationLosses.SoftDice(x, y).item<double>(), 1e-12);
-        Assert.AreEqual(l0, SegmentationLosses.SoftDice(x, y, tensor(new[] { 1.0, 0 })).item<double>(), 1e-12);
-        Assert.AreEqual(0.3 * l0 + 0.7 * l1, SegmentationLosses.SoftDice(x, y, tensor(new[] { 0.3, 0.7 })).item<double>(), 1e-12);
+        Assert.AreEqual((l0 + l1) / 2, SegmentationLosses.SoftDice(x, y).ToDouble(), 1e-12);
+        Assert.AreEqual(l0, SegmentationLosses.SoftDice(x, y, tensor(new[] { 1.0, 0 })).ToDouble(), 1e-12);
+        Assert.AreEqual(0.3 * l0 + 0.7 * l1, SegmentationLosses.SoftDice(x, y, tensor(new[] { 0.3, 0.7 })).ToDouble(), 1e-12);
         // smooth 0: plain Dice.
-        Assert.AreEqual(1 - 2 * 0.5 / 2.25, SegmentationLosses.SoftDice(x.narrow(0, 0, 1), y.narrow(0, 0, 1), smooth: 0).item<double>(), 1e-12);
+        Assert.AreEqual(1 - 2 * 0.5 / 2.25, SegmentationLosses.SoftDice(x.narrow(0, 0, 1), y.narrow(0, 0, 1), smooth: 0).ToDouble(), 1e-12);
     }
 
     [TestMethod]
@@ -32,12 +32,12 @@ public sealed class SegmentationLossTests
         using var scope = NewDisposeScope();
         var (x, y) = TwoBinaryImages();
         double expected = 1 - (2 * 1.75 + 1) / (2.5 + 3 + 1);
-        Assert.AreEqual(expected, SegmentationLosses.SoftDice(x, y, reduction: DiceReduction.Batch).item<double>(), 1e-12);
+        Assert.AreEqual(expected, SegmentationLosses.SoftDice(x, y, reduction: DiceReduction.Batch).ToDouble(), 1e-12);
         // Per image and batch differ here (the smp #712 effect).
-        Assert.AreNotEqual(expected, SegmentationLosses.SoftDice(x, y).item<double>(), 1e-3);
+        Assert.AreNotEqual(expected, SegmentationLosses.SoftDice(x, y).ToDouble(), 1e-3);
         // Weights [0, 2]: only image 1 counts, scaled by Σw = 2.
         double only1 = 1 - (2 * 1.25 * 2 + 1) / (3.25 * 2 + 1);
-        Assert.AreEqual(2 * only1, SegmentationLosses.SoftDice(x, y, tensor(new[] { 0.0, 1.0 }).mul(2), DiceReduction.Batch).item<double>(), 1e-12);
+        Assert.AreEqual(2 * only1, SegmentationLosses.SoftDice(x, y, tensor(new[] { 0.0, 1.0 }).mul(2), DiceReduction.Batch).ToDouble(), 1e-12);
     }
 
     [TestMethod]
@@ -48,8 +48,8 @@ public sealed class SegmentationLossTests
         var x = tensor(new[] { 0, 0, 0, Ln3 }, [1, 2, 1, 2]);
         var y = tensor(new long[] { 0, 1 }, [1, 1, 2]);
         double d0 = (2 * 0.5 + 1) / (0.75 + 1 + 1), d1 = (2 * 0.75 + 1) / (1.25 + 1 + 1);
-        Assert.AreEqual(1 - (d0 + d1) / 2, SegmentationLosses.SoftDice(x, y).item<double>(), 1e-12);
-        Assert.AreEqual(1 - d1, SegmentationLosses.SoftDice(x, y, includeBackground: false).item<double>(), 1e-12);
+        Assert.AreEqual(1 - (d0 + d1) / 2, SegmentationLosses.SoftDice(x, y).ToDouble(), 1e-12);
+        Assert.AreEqual(1 - d1, SegmentationLosses.SoftDice(x, y, includeBackground: false).ToDouble(), 1e-12);
     }
 
     [TestMethod]
@@ -59,12 +59,12 @@ public sealed class SegmentationLossTests
         var (x, y) = TwoBinaryImages();
         // Image 0: −log σ(0) = ln2 (y=1), −log(1−σ(ln3)) = ln4 (y=0). Image 1: −log 0.75, −log 0.5.
         double b0 = (Math.Log(2) + Math.Log(4)) / 2, b1 = (-Math.Log(0.75) + Math.Log(2)) / 2;
-        Assert.AreEqual((b0 + b1) / 2, SegmentationLosses.BinaryCrossEntropy(x, y).item<double>(), 1e-12);
+        Assert.AreEqual((b0 + b1) / 2, SegmentationLosses.BinaryCrossEntropy(x, y).ToDouble(), 1e-12);
         var xc = tensor(new[] { 0, 0, 0, Ln3 }, [1, 2, 1, 2]);
         var yc = tensor(new long[] { 0, 1 }, [1, 1, 2]);
-        Assert.AreEqual((Math.Log(2) - Math.Log(0.75)) / 2, SegmentationLosses.CrossEntropy(xc, yc).item<double>(), 1e-12);
+        Assert.AreEqual((Math.Log(2) - Math.Log(0.75)) / 2, SegmentationLosses.CrossEntropy(xc, yc).ToDouble(), 1e-12);
         var combined = new SegmentationLoss(new SegmentationLossOptions { Kind = SegmentationLossKind.DiceBce, CrossEntropyWeight = 0.5 }, 1);
-        Assert.AreEqual(SegmentationLosses.SoftDice(x, y).item<double>() + 0.5 * (b0 + b1) / 2, combined.Compute(x, y).item<double>(), 1e-12);
+        Assert.AreEqual(SegmentationLosses.SoftDice(x, y).ToDouble() + 0.5 * (b0 + b1) / 2, combined.Compute(x, y).ToDouble(), 1e-12);
     }
 
     [TestMethod]
@@ -77,14 +77,14 @@ public sealed class SegmentationLossTests
         bool[] aug = [false, true, false, false, true];
         var w = SampleWeights.RealAndAugmented(aug);
         CollectionAssert.AreEqual(new[] { 1f / 3, 0.5f, 1f / 3, 1f / 3, 0.5f }, w.ToArray<float>());
-        var per = Enumerable.Range(0, 5).Select(i => SegmentationLosses.SoftDice(x.narrow(0, i, 1), y.narrow(0, i, 1)).item<double>()).ToArray();
+        var per = Enumerable.Range(0, 5).Select(i => SegmentationLosses.SoftDice(x.narrow(0, i, 1), y.narrow(0, i, 1)).ToDouble()).ToArray();
         double expected = (per[0] + per[2] + per[3]) / 3 + (per[1] + per[4]) / 2;
-        double got = SegmentationLosses.SoftDice(x, y, w).item<double>();
+        double got = SegmentationLosses.SoftDice(x, y, w).ToDouble();
         Assert.AreEqual(expected, got, 1e-6);
         // The unweighted mean differs: the weights do change the loss as Eq. 11 says.
         Assert.AreNotEqual(per.Average(), got, 1e-3);
-        var bce = Enumerable.Range(0, 5).Select(i => SegmentationLosses.BinaryCrossEntropy(x.narrow(0, i, 1), y.narrow(0, i, 1)).item<double>()).ToArray();
-        Assert.AreEqual((bce[0] + bce[2] + bce[3]) / 3 + (bce[1] + bce[4]) / 2, SegmentationLosses.BinaryCrossEntropy(x, y, w).item<double>(), 1e-6);
+        var bce = Enumerable.Range(0, 5).Select(i => SegmentationLosses.BinaryCrossEntropy(x.narrow(0, i, 1), y.narrow(0, i, 1)).ToDouble()).ToArray();
+        Assert.AreEqual((bce[0] + bce[2] + bce[3]) / 3 + (bce[1] + bce[4]) / 2, SegmentationLosses.BinaryCrossEntropy(x, y, w).ToDouble(), 1e-6);
         // Helper over a batch's Number column.
         using (var view = MLNetMedSeg.Data.InMemoryDataView.Create(("W", MLNetMedSeg.Data.NumberColumnType.Instance, new List<double> { 0, 2, 0, 0, 1 })))
         {
@@ -98,7 +98,7 @@ public sealed class SegmentationLossTests
         }
         // Normalised weights: a weighted mean.
         var wn = SampleWeights.Normalized([1, 3, 0, 0, 0]);
-        Assert.AreEqual(0.25 * per[0] + 0.75 * per[1], SegmentationLosses.SoftDice(x, y, wn).item<double>(), 1e-6);
+        Assert.AreEqual(0.25 * per[0] + 0.75 * per[1], SegmentationLosses.SoftDice(x, y, wn).ToDouble(), 1e-6);
         g.Dispose();
     }
 
@@ -134,7 +134,7 @@ public sealed class SegmentationLossTests
                 var minus = (double[])flat.Clone();
                 plus[i] += h;
                 minus[i] -= h;
-                double fd = (f(tensor(plus, x0.shape)).item<double>() - f(tensor(minus, x0.shape)).item<double>()) / (2 * h);
+                double fd = (f(tensor(plus, x0.shape)).ToDouble() - f(tensor(minus, x0.shape)).ToDouble()) / (2 * h);
                 Assert.AreEqual(fd, grad[i], 1e-7, $"{name}: d/dx[{i}]");
             }
             Assert.IsTrue(grad.Any(v => Math.Abs(v) > 1e-4), $"{name}: the gradient is all zero");

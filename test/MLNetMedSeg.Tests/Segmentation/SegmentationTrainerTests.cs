@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Augmentation.Classic;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Evaluation;
@@ -6,7 +7,7 @@ using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Segmentation.Networks;
 using MLNetMedSeg.Testing;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Segmentation;
 
@@ -52,7 +53,7 @@ public sealed class SegmentationTrainerTests
     }
 
     private static Dictionary<string, float[]> Weights(SegmentationTransformer model) =>
-        model.Network.state_dict().ToDictionary(e => e.Key, e => e.Value.to(ScalarType.Float32).cpu().contiguous().ToArray<float>());
+        model.Network.StateDictInOrder().ToDictionary(e => e.Key, e => e.Value.to(ScalarType.Float32).cpu().contiguous().ToArray<float>());
 
     private static string TempFolder()
     {
@@ -118,7 +119,7 @@ public sealed class SegmentationTrainerTests
         {
             var p = cur.GetTensor("Probability");
             Assert.IsTrue(p.sum(0).allclose(ones([Size, Size]), 1e-5, 1e-5), "softmax over the classes sums to 1");
-            Assert.IsTrue(cur.GetTensor("Predicted").equal(p.argmax(0)), "Predicted = argmax of Probability");
+            Assert.IsTrue(cur.GetTensor("Predicted").IsEqual(p.argmax(0)), "Predicted = argmax of Probability");
         }
     }
 
@@ -155,7 +156,7 @@ public sealed class SegmentationTrainerTests
             {
                 var logits = model.Network.call(stack(xs));
                 var y = stack(ys);
-                per = Enumerable.Range(0, 9).Select(i => SegmentationLosses.SoftDice(logits.narrow(0, i, 1), y.narrow(0, i, 1)).item<double>()).ToArray();
+                per = Enumerable.Range(0, 9).Select(i => SegmentationLosses.SoftDice(logits.narrow(0, i, 1), y.narrow(0, i, 1)).ToDouble()).ToArray();
             }
             model.Network.eval();
             double real = per.Where((_, i) => !flags[i]).Average(), aug = per.Where((_, i) => flags[i]).Average();
@@ -420,7 +421,7 @@ public sealed class SegmentationTrainerTests
             }
             var prob = cur.GetTensor("Probability");
             Assert.IsTrue(prob.allclose(expected, 1e-5, 1e-6), "Probability = mean of identity, h-flip and v-flip");
-            Assert.IsTrue(cur.GetTensor("Predicted").equal(prob.ge(0.5).to(ScalarType.Float32)));
+            Assert.IsTrue(cur.GetTensor("Predicted").IsEqual(prob.ge(0.5).to(ScalarType.Float32)));
             rows++;
         }
         Assert.AreEqual(4, rows);
@@ -444,8 +445,8 @@ public sealed class SegmentationTrainerTests
             {
                 GC.Collect();
                 GC.WaitForPendingFinalizers();
-                CollectGarbage();
-                counts.Add(LiveTensorCount);
+                GC.Collect(); GC.WaitForPendingFinalizers();
+                counts.Add(TorchRuntime.LiveTensorCount);
             };
             using (ctx.Segmentation.Trainer(o).Fit(train)) { }
             Assert.AreEqual(5, counts.Count);
@@ -473,11 +474,11 @@ public sealed class SegmentationTrainerTests
         {
             Assert.IsTrue(src.MoveNext());
             Assert.AreEqual(src.Position, cur.Position);
-            Assert.IsTrue(cur.GetTensor("Image").equal(src.GetTensor("Image")), "images pass through");
-            Assert.IsTrue(cur.GetTensor("Mask").equal(src.GetTensor("Mask")), "masks pass through");
+            Assert.IsTrue(cur.GetTensor("Image").IsEqual(src.GetTensor("Image")), "images pass through");
+            Assert.IsTrue(cur.GetTensor("Mask").IsEqual(src.GetTensor("Mask")), "masks pass through");
             var (p, m) = model.Predict(src.GetTensor("Image").unsqueeze(0));
             Assert.IsTrue(cur.GetTensor("Probability").allclose(p.squeeze(0), 1e-5, 1e-6), $"row {rows}: batched = single-row probability");
-            Assert.IsTrue(cur.GetTensor("Predicted").equal(cur.GetTensor("Probability").ge(0.5).to(ScalarType.Float32)));
+            Assert.IsTrue(cur.GetTensor("Predicted").IsEqual(cur.GetTensor("Probability").ge(0.5).to(ScalarType.Float32)));
             rows++;
         }
         Assert.IsFalse(src.MoveNext());
@@ -503,7 +504,7 @@ public sealed class SegmentationTrainerTests
                 Assert.AreEqual(model.History[1].TrainLoss, seg.History[1].TrainLoss);
                 using var scope = NewDisposeScope();
                 var x = rand([3, 3, Size, Size], generator: new Generator(3));
-                Assert.IsTrue(model.PredictProbabilities(x).equal(seg.PredictProbabilities(x)));
+                Assert.IsTrue(model.PredictProbabilities(x).IsEqual(seg.PredictProbabilities(x)));
             }
             finally { (loaded as IDisposable)?.Dispose(); }
         }

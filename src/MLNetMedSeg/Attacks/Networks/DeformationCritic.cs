@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Attacks.Networks;
 
@@ -10,25 +12,28 @@ namespace MLNetMedSeg.Attacks.Networks;
 /// statistics would couple across the batch (Gulrajani et al. 2017, §4), so the critic is left unnormalised.
 /// State-dict keys: levels.*, score.*.
 /// </summary>
-public sealed class DeformationCritic : nn.Module<Tensor, Tensor>
+public sealed class DeformationCritic : MedSegModule<Tensor, Tensor>
 {
-    private readonly nn.ModuleList<nn.Sequential> _levels = new();
+    private readonly ModuleList<Sequential> _levels = new();
     private readonly nn.Module<Tensor, Tensor> _score;
 
     /// <param name="inChannels">Image channels.</param>
     /// <param name="widths">Widths of the levels (at least one).</param>
-    public DeformationCritic(long inChannels, IReadOnlyList<long> widths) : base(nameof(DeformationCritic))
+    /// <param name="generator">Draws the initial weights when given (see <see cref="SeededInit"/>).</param>
+    public DeformationCritic(long inChannels, IReadOnlyList<long> widths, Generator? generator = null) : base(nameof(DeformationCritic))
     {
         ArgumentNullException.ThrowIfNull(widths);
         if (widths.Count == 0) throw new ArgumentException("the critic needs at least one level", nameof(widths));
+        using var initScope = NewDisposeScope();   // temporaries of TorchSharp's layer initialisation are released now
         long prev = inChannels;
         foreach (var w in widths)
         {
-            _levels.append(new nn.Sequential(nn.Conv2d(prev, w, 3, stride: 2, padding: 1), nn.LeakyReLU(0.2)));
+            _levels.append(nn.Sequential(nn.Conv2d(prev, w, 3, stride: 2, padding: 1), nn.LeakyReLU(0.2)));
             prev = w;
         }
         RegisterModule("levels", _levels);
         _score = RegisterModule("score", nn.Linear(prev, 1));
+        if (generator is not null) SeededInit.Apply(this, generator);
     }
 
     /// <summary>Scores [N] of images [N, C, H, W] (higher = more like a real image).</summary>

@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Attacks.Networks;
 
@@ -80,24 +82,25 @@ public sealed record DeformationLatents(LatentGaussian? Deformation, LatentGauss
 /// variation V (C channels). The last conv of each decoder starts at zero, so an untrained generator is the identity
 /// attack (D = 0, V = 0). State-dict keys: encoder.*, mu_d.*, logvar_d.*, mu_v.*, logvar_v.*, decoder_d.*, decoder_v.*.
 /// </summary>
-public sealed class DeformationGenerator : nn.Module
+public sealed class DeformationGenerator : MedSegModule
 {
     private const double Slope = 0.2;
-    private readonly nn.ModuleList<nn.Sequential> _encoder = new();
+    private readonly ModuleList<Sequential> _encoder = new();
     private readonly nn.Module<Tensor, Tensor>? _muD, _logVarD, _muV, _logVarV;
     private readonly FieldDecoder? _decoderD, _decoderV;
     private readonly DeformationGeneratorOptions _options;
 
-    /// <summary>Builds the network (initial weights from torch.nn.init's current generator, see <see cref="nn.init.UseGenerator"/>).</summary>
-    public DeformationGenerator(DeformationGeneratorOptions options) : base(nameof(DeformationGenerator))
+    /// <summary>Builds the network; initial weights from <paramref name="generator"/> when given (see <see cref="SeededInit"/>), else from torch's global generator.</summary>
+    public DeformationGenerator(DeformationGeneratorOptions options, Generator? generator = null) : base(nameof(DeformationGenerator))
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _options = options.Clone();
+        using var initScope = NewDisposeScope();   // temporaries of TorchSharp's layer initialisation are released now
         long prev = options.InChannels;
         foreach (var w in options.Widths)
         {
-            _encoder.append(new nn.Sequential(nn.Conv2d(prev, w, 3, stride: 2, padding: 1, bias: false), nn.BatchNorm2d(w), nn.LeakyReLU(Slope)));
+            _encoder.append(nn.Sequential(nn.Conv2d(prev, w, 3, stride: 2, padding: 1, bias: false), nn.BatchNorm2d(w), nn.LeakyReLU(Slope)));
             prev = w;
         }
         RegisterModule("encoder", _encoder);
@@ -114,6 +117,7 @@ public sealed class DeformationGenerator : nn.Module
             _logVarV = RegisterModule("logvar_v", nn.Conv2d(prev, z, 1));
             _decoderV = RegisterModule("decoder_v", new FieldDecoder(z, options.Widths, options.InChannels));
         }
+        if (generator is not null) SeededInit.Apply(this, generator);
     }
 
     /// <summary>A copy of the options.</summary>
@@ -160,21 +164,29 @@ public sealed class DeformationGenerator : nn.Module
     /// One decoder: per level (deepest first) bilinear up-sampling to the size the encoder saw there, 3×3 conv +
     /// BatchNorm + LeakyReLU 0.2; then a zero-initialised 3×3 conv to the field's channels.
     /// </summary>
-    private sealed class FieldDecoder : nn.Module
+    private sealed class FieldDecoder : MedSegModule, ISeededInit
     {
-        private readonly nn.ModuleList<nn.Sequential> _levels = new();
-        private readonly Torch.Modules.Conv2d _out;
+        private readonly ModuleList<Sequential> _levels = new();
+        private readonly TorchSharp.Modules.Conv2d _out;
 
         public FieldDecoder(long latent, long[] widths, long outChannels) : base(nameof(FieldDecoder))
         {
             long prev = latent;
             for (int i = widths.Length - 1; i >= 0; i--)
             {
-                _levels.append(new nn.Sequential(nn.Conv2d(prev, widths[i], 3, padding: 1, bias: false), nn.BatchNorm2d(widths[i]), nn.LeakyReLU(Slope)));
+                _levels.append(nn.Sequential(nn.Conv2d(prev, widths[i], 3, padding: 1, bias: false), nn.BatchNorm2d(widths[i]), nn.LeakyReLU(Slope)));
                 prev = widths[i];
             }
             RegisterModule("levels", _levels);
             _out = RegisterModule("out", nn.Conv2d(prev, outChannels, 3, padding: 1));
+            ZeroOutput();
+        }
+
+        /// <summary>The output conv starts at zero: the attack starts from the identity deformation and no intensity change.</summary>
+        public void ResetParameters(Generator generator) => ZeroOutput();
+
+        private void ZeroOutput()
+        {
             using (no_grad())
             {
                 _out.weight.zero_();

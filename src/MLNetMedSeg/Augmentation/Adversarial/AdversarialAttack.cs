@@ -1,8 +1,10 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Augmentation.Adversarial;
 
@@ -145,7 +147,7 @@ public sealed class AdversarialAttack
             attackedInput = input;
         }
         var loss = AdversarialLoss.PerImage(logits(attackedInput), masks, w, o.ForegroundOnly).sum();
-        var g = autograd.grad(loss, [input], allow_unused: true)[0];
+        var g = Gradients.Grad(loss, [input], allowUnused: true, what: "adversarial attack gradient")[0];
         return g ?? zeros_like(adv);
     }
 
@@ -210,7 +212,7 @@ public sealed class ModuleModeScope : IDisposable
 
     private ModuleModeScope(nn.Module root, bool training)
     {
-        _saved = root.modules().Select(m => (m, m.training)).ToArray();
+        _saved = root.PreOrder().Select(e => (e.Module, e.Module.training)).ToArray();
         root.train(training);
     }
 

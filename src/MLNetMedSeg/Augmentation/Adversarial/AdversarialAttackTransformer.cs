@@ -2,7 +2,8 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
-using MLNetMedSeg.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Augmentation.Adversarial;
 

@@ -1,4 +1,6 @@
-using MLNetMedSeg.Torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Augmentation.Classic;
 
@@ -88,7 +90,7 @@ public sealed class CutMix : IBatchAugmentation
         var box = BatchAug.BoxMask(n, h, w,
             boxes.Select(b => b.Y0).ToArray(), boxes.Select(b => b.Y1).ToArray(),
             boxes.Select(b => b.X0).ToArray(), boxes.Select(b => b.X1).ToArray(), device);
-        var src = torch.tensor(boxes.Select(b => b.Source).ToArray(), [n], device);
+        var src = TensorExtensions.FromArray(boxes.Select(b => b.Source).ToArray(), [n], device);
         var img = torch.where(box, images.index_select(0, src), images);
         var msk = torch.where(BatchAug.ForMask(box, masks), masks.index_select(0, src), masks);
         return BatchAug.Out(img, msk);

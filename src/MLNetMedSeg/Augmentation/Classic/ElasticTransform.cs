@@ -1,4 +1,6 @@
-using MLNetMedSeg.Torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Augmentation.Classic;
 
@@ -48,9 +50,9 @@ public sealed class ElasticTransform : IBatchAugmentation
     public Tensor SampleDisplacement(long n, long height, long width, Generator generator, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(generator);
-        device ??= generator.Device;
+        device ??= generator.device;
         using var scope = torch.NewDisposeScope();
-        var d = torch.rand([n, 2, height, width], ScalarType.Float32, generator.Device, generator: generator).to(device) * 2.0 - 1.0;
+        var d = torch.rand([n, 2, height, width], ScalarType.Float32, generator.device, generator: generator).to(device) * 2.0 - 1.0;
         if (Options.Sigma > 0)
         {
             // Separable Gaussian blur with zeros outside the image, as two matrix products with banded (Toeplitz)
@@ -75,7 +77,7 @@ public sealed class ElasticTransform : IBatchAugmentation
         for (long i = 0; i < size; i++)
         for (long j = Math.Max(0, i - r); j <= Math.Min(size - 1, i + r); j++)
             band[i * size + j] = (float)(k[j - i + r] / sum);
-        return torch.tensor(band, [size, size], device);
+        return TensorExtensions.FromArray(band, [size, size], device);
     }
 
     /// <inheritdoc/>

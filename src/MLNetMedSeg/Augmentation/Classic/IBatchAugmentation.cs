@@ -1,4 +1,6 @@
-using MLNetMedSeg.Torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Augmentation.Classic;
 
@@ -56,7 +58,7 @@ internal static class BatchAug
     public static double[] Uniform(Generator g, long count)
     {
         if (count == 0) return [];
-        using var t = torch.rand([count], ScalarType.Float64, device: g.Device, generator: g);
+        using var t = torch.rand([count], ScalarType.Float64, device: g.device, generator: g);
         using var c = t.cpu();
         return c.ToArray<double>();
     }
@@ -64,7 +66,7 @@ internal static class BatchAug
     /// <summary><paramref name="count"/> standard normals from the generator, read to the host.</summary>
     public static double[] Normal(Generator g, long count)
     {
-        using var t = torch.randn([count], ScalarType.Float64, device: g.Device, generator: g);
+        using var t = torch.randn([count], ScalarType.Float64, device: g.device, generator: g);
         using var c = t.cpu();
         return c.ToArray<double>();
     }
@@ -72,7 +74,7 @@ internal static class BatchAug
     /// <summary>A random permutation of 0..n-1 from the generator, on the host.</summary>
     public static long[] Permutation(Generator g, long n)
     {
-        using var t = torch.randperm(n, ScalarType.Int64, device: g.Device, generator: g);
+        using var t = torch.randperm(n, ScalarType.Int64, device: g.device, generator: g);
         using var c = t.cpu();
         return c.ToArray<long>();
     }
@@ -119,13 +121,13 @@ internal static class BatchAug
         using var scope = torch.NewDisposeScope();
         var rows = torch.arange(h, ScalarType.Int64, device).view(1, 1, h, 1);
         var cols = torch.arange(w, ScalarType.Int64, device).view(1, 1, 1, w);
-        Tensor V(long[] a) => torch.tensor(a, [n, 1, 1, 1], device);
+        Tensor V(long[] a) => TensorExtensions.FromArray(a, [n, 1, 1, 1], device);
         var box = (rows >= V(y0)) & (rows < V(y1)) & (cols >= V(x0)) & (cols < V(x1));
         return box.MoveToOuterDisposeScope();
     }
 
     /// <summary>A per-sample bool [N,1,1,1] tensor.</summary>
-    public static Tensor Flags(bool[] flags, Device device) => torch.tensor(flags, [flags.Length, 1, 1, 1], device);
+    public static Tensor Flags(bool[] flags, Device device) => TensorExtensions.FromArray(flags, [flags.Length, 1, 1, 1], device);
 
     /// <summary>Reshapes a [N,1,...] per-sample/box tensor to the mask's rank (drops dim 1 for int64 [N,H,W] masks).</summary>
     public static Tensor ForMask(Tensor t, Tensor masks) => masks.dim() == 3 ? t.squeeze(1) : t.alias();

@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Diffusion.Networks;
 
@@ -17,16 +19,16 @@ namespace MLNetMedSeg.Diffusion.Networks;
 /// the network as ε̂ = 0). State-dict names: time_embed.{0,2}, input_conv, down.{i}.{res,attn,down}, middle.{res1,attn,res2},
 /// up.{i}.{res,attn,up}, out_norm, out_conv.
 /// </summary>
-public sealed class DiffusionUNet : nn.Module
+public sealed class DiffusionUNet : MedSegModule, ISeededInit
 {
-    private readonly nn.Sequential _timeEmbed;
-    private readonly MLNetMedSeg.Torch.Modules.Conv2d _inputConv;
-    private readonly nn.ModuleList<DiffusionUNetBlock> _down = new();
+    private readonly Sequential _timeEmbed;
+    private readonly TorchSharp.Modules.Conv2d _inputConv;
+    private readonly ModuleList<DiffusionUNetBlock> _down = new();
     private readonly DiffusionResBlock _midRes1, _midRes2;
     private readonly DiffusionAttentionBlock _midAttn;
-    private readonly nn.ModuleList<DiffusionUNetBlock> _up = new();
-    private readonly MLNetMedSeg.Torch.Modules.GroupNorm _outNorm;
-    private readonly MLNetMedSeg.Torch.Modules.Conv2d _outConv;
+    private readonly ModuleList<DiffusionUNetBlock> _up = new();
+    private readonly MLNetMedSeg.Core.GroupNorm _outNorm;
+    private readonly TorchSharp.Modules.Conv2d _outConv;
     private readonly Tensor _freqs;
 
     /// <summary>
@@ -42,9 +44,9 @@ public sealed class DiffusionUNet : nn.Module
         Options = options.Clone();
         var o = Options;
         int b = o.BaseChannels, embDim = 4 * b, g = o.GroupNormGroups;
-        using var initScope = generator is null ? null : nn.init.UseGenerator(generator);
+        using var initScope = NewDisposeScope();   // temporaries of TorchSharp's layer initialisation are released now
 
-        _timeEmbed = RegisterModule("time_embed", new nn.Sequential(nn.Linear(b, embDim), nn.SiLU(), nn.Linear(embDim, embDim)));
+        _timeEmbed = RegisterModule("time_embed", nn.Sequential(nn.Linear(b, embDim), nn.SiLU(), nn.Linear(embDim, embDim)));
         _inputConv = RegisterModule("input_conv", nn.Conv2d(o.InChannels + o.ConditionChannels, b, 3, padding: 1));
 
         var skipChannels = new List<int> { b };
@@ -90,13 +92,14 @@ public sealed class DiffusionUNet : nn.Module
         }
         RegisterModule("up", _up);
 
-        _outNorm = RegisterModule("out_norm", nn.GroupNorm(g, ch));
+        _outNorm = RegisterModule("out_norm", Layers.GroupNorm(g, ch));
         _outConv = RegisterModule("out_conv", DiffusionLayers.ZeroConv(ch, o.OutChannels, 3, 1));
 
         int half = b / 2;
         using (NewDisposeScope())
             _freqs = RegisterBuffer("freqs", (arange(half, ScalarType.Float32) * (-Math.Log(10000.0) / half)).exp()
                 .MoveToOuterDisposeScope(), persistent: false)!;
+        if (generator is not null) SeededInit.Apply(this, generator);
     }
 
     /// <summary>The options the network was built from (a copy; do not modify).</summary>
@@ -108,9 +111,12 @@ public sealed class DiffusionUNet : nn.Module
     /// </summary>
     public Generator? DropoutGenerator
     {
-        get => modules().OfType<MLNetMedSeg.Torch.Modules.Dropout>().FirstOrDefault()?.generator;
-        set { foreach (var d in modules().OfType<MLNetMedSeg.Torch.Modules.Dropout>()) d.generator = value; }
+        get => modules().OfType<SeededDropout>().FirstOrDefault()?.generator;
+        set { foreach (var d in modules().OfType<SeededDropout>()) d.generator = value; }
     }
+
+    /// <summary>After the default seeded initialisation: the zero-initialised convs start at zero again.</summary>
+    public void ResetParameters(Generator generator) => DiffusionLayers.ZeroAgain(this);
 
     /// <summary>
     /// Predicts the network output (ε̂ for the Gaussian process) for <paramref name="x"/> [N, InChannels, H, W] at
@@ -184,18 +190,34 @@ public sealed class DiffusionUNet : nn.Module
 /// <summary>Layer helpers of the diffusion networks.</summary>
 internal static class DiffusionLayers
 {
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<TorchSharp.Modules.Conv2d, object> ZeroConvs = new();
+
     /// <summary>A conv whose weight and bias start at zero (guided-diffusion's <c>zero_module</c>).</summary>
-    public static MLNetMedSeg.Torch.Modules.Conv2d ZeroConv(long inC, long outC, long kernel, long padding)
+    public static TorchSharp.Modules.Conv2d ZeroConv(long inC, long outC, long kernel, long padding)
     {
         var c = nn.Conv2d(inC, outC, kernel, padding: padding);
-        nn.init.zeros_(c.weight);
-        nn.init.zeros_(c.bias!);
+        Zero(c);
+        ZeroConvs.AddOrUpdate(c, ZeroConvs);
         return c;
+    }
+
+    /// <summary>Zeroes every conv of <paramref name="module"/> that <see cref="ZeroConv"/> made (after a seeded re-initialisation).</summary>
+    public static void ZeroAgain(nn.Module module)
+    {
+        foreach (var (_, m) in module.PreOrder())
+            if (m is TorchSharp.Modules.Conv2d c && ZeroConvs.TryGetValue(c, out _)) Zero(c);
+    }
+
+    private static void Zero(TorchSharp.Modules.Conv2d c)
+    {
+        using var noGrad = torch.no_grad();
+        c.weight!.zero_();
+        c.bias?.zero_();
     }
 }
 
 /// <summary>Holder of the middle block's modules (gives the "middle." prefix of the state dict).</summary>
-internal sealed class DiffusionMiddle : nn.Module
+internal sealed class DiffusionMiddle : MedSegModule
 {
     public DiffusionMiddle() : base("Middle") { }
 
@@ -207,7 +229,7 @@ internal sealed class DiffusionMiddle : nn.Module
 /// it, and an optional resampling (stride-2 conv down, or nearest ×2 + conv up) last. State-dict names res, attn,
 /// down/up.
 /// </summary>
-public sealed class DiffusionUNetBlock : nn.Module
+public sealed class DiffusionUNetBlock : MedSegModule
 {
     private readonly DiffusionResBlock? _res;
     private readonly DiffusionAttentionBlock? _attn;
@@ -239,22 +261,22 @@ public sealed class DiffusionUNetBlock : nn.Module
 /// h = GN(h)·(1 + s) + b; h = conv3_zero(Dropout(SiLU(h))); out = skip(x) + h, skip a 1×1 conv when the width
 /// changes. State-dict names in_norm, in_conv, emb, out_norm, out_conv, skip.
 /// </summary>
-public sealed class DiffusionResBlock : nn.Module
+public sealed class DiffusionResBlock : MedSegModule
 {
-    private readonly MLNetMedSeg.Torch.Modules.GroupNorm _inNorm, _outNorm;
-    private readonly MLNetMedSeg.Torch.Modules.Conv2d _inConv, _outConv;
-    private readonly MLNetMedSeg.Torch.Modules.Linear _emb;
-    private readonly MLNetMedSeg.Torch.Modules.Dropout _dropout;
-    private readonly MLNetMedSeg.Torch.Modules.Conv2d? _skip;
+    private readonly MLNetMedSeg.Core.GroupNorm _inNorm, _outNorm;
+    private readonly TorchSharp.Modules.Conv2d _inConv, _outConv;
+    private readonly TorchSharp.Modules.Linear _emb;
+    private readonly SeededDropout _dropout;
+    private readonly TorchSharp.Modules.Conv2d? _skip;
 
     /// <summary>A block from <paramref name="inChannels"/> to <paramref name="outChannels"/> conditioned on an embedding of <paramref name="embDim"/>.</summary>
     public DiffusionResBlock(long inChannels, long outChannels, long embDim, long groups, double dropout) : base("ResBlock")
     {
-        _inNorm = RegisterModule("in_norm", nn.GroupNorm(groups, inChannels));
+        _inNorm = RegisterModule("in_norm", Layers.GroupNorm(groups, inChannels));
         _inConv = RegisterModule("in_conv", nn.Conv2d(inChannels, outChannels, 3, padding: 1));
         _emb = RegisterModule("emb", nn.Linear(embDim, 2 * outChannels));
-        _outNorm = RegisterModule("out_norm", nn.GroupNorm(groups, outChannels));
-        _dropout = RegisterModule("dropout", nn.Dropout(dropout));
+        _outNorm = RegisterModule("out_norm", Layers.GroupNorm(groups, outChannels));
+        _dropout = RegisterModule("dropout", Layers.Dropout(dropout));
         _outConv = RegisterModule("out_conv", DiffusionLayers.ZeroConv(outChannels, outChannels, 3, 1));
         if (inChannels != outChannels) _skip = RegisterModule("skip", nn.Conv2d(inChannels, outChannels, 1));
     }
@@ -276,10 +298,10 @@ public sealed class DiffusionResBlock : nn.Module
 /// [q, k, v] = conv1×1(GN(x)) split into heads of <c>headChannels</c>; a = softmax(qᵀk / √d)·v per head;
 /// out = x + conv1×1_zero(a). State-dict names norm, qkv, proj.
 /// </summary>
-public sealed class DiffusionAttentionBlock : nn.Module<Tensor, Tensor>
+public sealed class DiffusionAttentionBlock : MedSegModule<Tensor, Tensor>
 {
-    private readonly MLNetMedSeg.Torch.Modules.GroupNorm _norm;
-    private readonly MLNetMedSeg.Torch.Modules.Conv2d _qkv, _proj;
+    private readonly MLNetMedSeg.Core.GroupNorm _norm;
+    private readonly TorchSharp.Modules.Conv2d _qkv, _proj;
 
     /// <summary>Attention over <paramref name="channels"/> channels in heads of <paramref name="headChannels"/> (must divide).</summary>
     public DiffusionAttentionBlock(long channels, long headChannels, long groups) : base("AttentionBlock")
@@ -288,7 +310,7 @@ public sealed class DiffusionAttentionBlock : nn.Module<Tensor, Tensor>
             throw new ArgumentException($"headChannels {headChannels} must divide channels {channels}", nameof(headChannels));
         Channels = channels;
         Heads = channels / headChannels;
-        _norm = RegisterModule("norm", nn.GroupNorm(groups, channels));
+        _norm = RegisterModule("norm", Layers.GroupNorm(groups, channels));
         _qkv = RegisterModule("qkv", nn.Conv2d(channels, 3 * channels, 1));
         _proj = RegisterModule("proj", DiffusionLayers.ZeroConv(channels, channels, 1, 0));
     }
@@ -315,9 +337,9 @@ public sealed class DiffusionAttentionBlock : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Stride-2 3×3 conv down-sampling (guided-diffusion's <c>Downsample</c> with conv). State-dict name op.</summary>
-public sealed class DiffusionDownsample : nn.Module<Tensor, Tensor>
+public sealed class DiffusionDownsample : MedSegModule<Tensor, Tensor>
 {
-    private readonly MLNetMedSeg.Torch.Modules.Conv2d _op;
+    private readonly TorchSharp.Modules.Conv2d _op;
 
     /// <summary>Keeps <paramref name="channels"/>.</summary>
     public DiffusionDownsample(long channels) : base("Downsample") => _op = RegisterModule("op", nn.Conv2d(channels, channels, 3, stride: 2, padding: 1));
@@ -327,9 +349,9 @@ public sealed class DiffusionDownsample : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Nearest ×2 up-sampling then a 3×3 conv (guided-diffusion's <c>Upsample</c> with conv). State-dict name conv.</summary>
-public sealed class DiffusionUpsample : nn.Module<Tensor, Tensor>
+public sealed class DiffusionUpsample : MedSegModule<Tensor, Tensor>
 {
-    private readonly MLNetMedSeg.Torch.Modules.Conv2d _conv;
+    private readonly TorchSharp.Modules.Conv2d _conv;
 
     /// <summary>Keeps <paramref name="channels"/>.</summary>
     public DiffusionUpsample(long channels) : base("Upsample") => _conv = RegisterModule("conv", nn.Conv2d(channels, channels, 3, padding: 1));

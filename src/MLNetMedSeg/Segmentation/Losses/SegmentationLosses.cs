@@ -1,6 +1,7 @@
 using MLNetMedSeg.Data;
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Segmentation.Losses;
 

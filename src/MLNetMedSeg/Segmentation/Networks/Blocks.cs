@@ -1,5 +1,6 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Segmentation.Networks;
 
@@ -7,11 +8,11 @@ namespace MLNetMedSeg.Segmentation.Networks;
 internal static class Blocks
 {
     /// <summary>k×k conv (no bias) + BatchNorm + ReLU, state-dict names 0/1 (conv, bn).</summary>
-    public static nn.Sequential ConvBnRelu(long inC, long outC, long kernel = 3, long padding = 1, long dilation = 1) => new(
+    public static Sequential ConvBnRelu(long inC, long outC, long kernel = 3, long padding = 1, long dilation = 1) => nn.Sequential(
         nn.Conv2d(inC, outC, kernel, padding: padding, dilation: dilation, bias: false), nn.BatchNorm2d(outC), nn.ReLU(inplace: true));
 
     /// <summary>U-Net's block: two 3×3 conv (no bias) + BatchNorm + ReLU (state-dict names 0, 1, 3, 4).</summary>
-    public static nn.Sequential DoubleConv(long inC, long outC) => new(
+    public static Sequential DoubleConv(long inC, long outC) => nn.Sequential(
         nn.Conv2d(inC, outC, 3, padding: 1, bias: false), nn.BatchNorm2d(outC), nn.ReLU(inplace: true),
         nn.Conv2d(outC, outC, 3, padding: 1, bias: false), nn.BatchNorm2d(outC), nn.ReLU(inplace: true));
 

@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Segmentation.Networks;
 
@@ -10,11 +12,11 @@ namespace MLNetMedSeg.Segmentation.Networks;
 /// a biased conv and no BN, so that training works with batch size 1 (BN over a 1×1 map of one image is undefined).
 /// State-dict names: convs.{k}.* (k = 0: 1×1, then one per rate), pool.*, project.*.
 /// </summary>
-public sealed class Aspp : nn.Module<Tensor, Tensor>
+public sealed class Aspp : MedSegModule<Tensor, Tensor>
 {
-    private readonly nn.ModuleList<nn.Sequential> _convs = new();
+    private readonly ModuleList<Sequential> _convs = new();
     private readonly nn.Module<Tensor, Tensor> _pool;
-    private readonly nn.Sequential _project;
+    private readonly Sequential _project;
 
     public Aspp(long inChannels, long outChannels, IReadOnlyList<int> rates, double dropout) : base(nameof(Aspp))
     {
@@ -22,9 +24,9 @@ public sealed class Aspp : nn.Module<Tensor, Tensor>
         foreach (int r in rates) _convs.append(Blocks.ConvBnRelu(inChannels, outChannels, 3, r, r));
         RegisterModule("convs", _convs);
         _pool = RegisterModule("pool", nn.Conv2d(inChannels, outChannels, 1));
-        _project = RegisterModule("project", new nn.Sequential(
+        _project = RegisterModule("project", nn.Sequential(
             nn.Conv2d(outChannels * (rates.Count + 2), outChannels, 1, bias: false), nn.BatchNorm2d(outChannels), nn.ReLU(inplace: true),
-            nn.Dropout(dropout)));
+            Layers.Dropout(dropout)));
     }
 
     public override Tensor forward(Tensor x)
@@ -47,7 +49,7 @@ public sealed class Aspp : nn.Module<Tensor, Tensor>
 public sealed class DeepLabV3Plus : SegmentationNetwork
 {
     private readonly Aspp _aspp;
-    private readonly nn.Sequential _low, _fuse;
+    private readonly Sequential _low, _fuse;
     private readonly nn.Module<Tensor, Tensor> _head;
 
     public DeepLabV3Plus(SegmentationNetworkOptions options)
@@ -60,7 +62,7 @@ public sealed class DeepLabV3Plus : SegmentationNetwork
         _low = decoder.Add("low", Blocks.ConvBnRelu(e[1], options.LowLevelChannels, 1, 0));
         var c1 = Blocks.ConvBnRelu(width + options.LowLevelChannels, width);
         var c2 = Blocks.ConvBnRelu(width, width);
-        _fuse = decoder.Add("fuse", new nn.Sequential(c1, c2));
+        _fuse = decoder.Add("fuse", nn.Sequential(c1, c2));
         RegisterModule("decoder", decoder);
         _head = RegisterModule("head", NewHead(width));
     }

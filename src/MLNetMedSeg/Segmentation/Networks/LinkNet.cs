@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Segmentation.Networks;
 
@@ -8,15 +10,15 @@ namespace MLNetMedSeg.Segmentation.Networks;
 /// with stride 2 (padding 1, output padding 1: exactly ×2), 1×1 conv m/4 → n; each followed by BN + ReLU (convs without
 /// bias). State-dict names: 0.*, 1.*, 2.* (each a conv/bn pair: .0, .1).
 /// </summary>
-public sealed class LinkNetDecoderBlock : nn.Module<Tensor, Tensor>
+public sealed class LinkNetDecoderBlock : MedSegModule<Tensor, Tensor>
 {
-    private readonly nn.Sequential _reduce, _up, _expand;
+    private readonly Sequential _reduce, _up, _expand;
 
     public LinkNetDecoderBlock(long inChannels, long outChannels) : base(nameof(LinkNetDecoderBlock))
     {
         long mid = inChannels / 4;
         _reduce = RegisterModule("0", Blocks.ConvBnRelu(inChannels, mid, 1, 0));
-        _up = RegisterModule("1", new nn.Sequential(
+        _up = RegisterModule("1", nn.Sequential(
             nn.ConvTranspose2d(mid, mid, 3, stride: 2, padding: 1, output_padding: 1, bias: false),
             nn.BatchNorm2d(mid), nn.ReLU(inplace: true)));
         _expand = RegisterModule("2", Blocks.ConvBnRelu(mid, outChannels, 1, 0));
@@ -37,7 +39,7 @@ public sealed class LinkNetDecoderBlock : nn.Module<Tensor, Tensor>
 /// </summary>
 public sealed class LinkNet : SegmentationNetwork
 {
-    private readonly nn.ModuleList<LinkNetDecoderBlock> _blocks = new();
+    private readonly ModuleList<LinkNetDecoderBlock> _blocks = new();
     private readonly nn.Module<Tensor, Tensor> _head;
 
     public LinkNet(SegmentationNetworkOptions options) : base(nameof(LinkNet), options, SegmentationNetworks.CreateEncoder(options))

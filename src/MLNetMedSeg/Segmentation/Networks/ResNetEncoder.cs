@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Segmentation.Networks;
 
@@ -8,10 +10,10 @@ namespace MLNetMedSeg.Segmentation.Networks;
 /// downsample (1×1 conv stride s + BN), then ReLU. State-dict names as torchvision's (conv1, bn1, conv2, bn2,
 /// downsample.0, downsample.1). With a dilation &gt; 1 both 3×3 convs are atrous (padding = dilation).
 /// </summary>
-public sealed class BasicBlock : nn.Module<Tensor, Tensor>
+public sealed class BasicBlock : MedSegModule<Tensor, Tensor>
 {
     private readonly nn.Module<Tensor, Tensor> _conv1, _bn1, _conv2, _bn2;
-    private readonly nn.Sequential? _downsample;
+    private readonly Sequential? _downsample;
 
     public BasicBlock(long inplanes, long planes, long stride, long dilation, bool downsample) : base(nameof(BasicBlock))
     {
@@ -21,7 +23,7 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
         _conv2 = RegisterModule("conv2", nn.Conv2d(planes, planes, 3, padding: dilation, dilation: dilation, bias: false));
         _bn2 = RegisterModule("bn2", nn.BatchNorm2d(planes));
         if (downsample)
-            _downsample = RegisterModule("downsample", new nn.Sequential(
+            _downsample = RegisterModule("downsample", nn.Sequential(
                 nn.Conv2d(inplanes, planes, 1, stride: stride, bias: false), nn.BatchNorm2d(planes)));
     }
 
@@ -44,10 +46,10 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
 /// layer4 at output stride 8), as segmentation_models_pytorch does for DeepLabv3+. Convolutions start from
 /// torchvision's initialisation (Kaiming normal, fan_out, ReLU gain); BN weight 1, bias 0.
 /// </summary>
-public sealed class ResNetEncoder : SegmentationEncoder
+public sealed class ResNetEncoder : SegmentationEncoder, ISeededInit
 {
     private readonly nn.Module<Tensor, Tensor> _conv1, _bn1;
-    private readonly List<nn.Sequential> _layers = [];
+    private readonly List<Sequential> _layers = [];
     private readonly long[] _channels;
     private readonly int[] _strides;
 
@@ -82,7 +84,7 @@ public sealed class ResNetEncoder : SegmentationEncoder
             // Atrous: at output stride 16 layer4 keeps stride 1 with rate 2; at 8 layer3 rate 2 and layer4 rate 4 (smp's layout).
             long dilation = (outputStride, k) switch { (16, 4) => 2, (8, 3) => 2, (8, 4) => 4, _ => 1 };
             bool dilated = dilation > 1;
-            var layer = new nn.Sequential(Array.Empty<nn.Module<Tensor, Tensor>>());
+            var layer = nn.Sequential(Array.Empty<nn.Module<Tensor, Tensor>>());
             for (int b = 0; b < blocks[k - 1]; b++)
             {
                 long s = b == 0 && !dilated ? layerStride : 1;
@@ -96,9 +98,16 @@ public sealed class ResNetEncoder : SegmentationEncoder
             _layers.Add(RegisterModule($"layer{k}", layer));
         }
 
-        using (no_grad())
-            foreach (var (name, p) in named_parameters())
-                if (p.dim() == 4) nn.init.kaiming_normal_(p, mode: FanMode.FanOut, nonlinearity: NonLinearity.Relu);
+        InitConvs(null);
+    }
+
+    /// <summary>torchvision's ResNet initialisation: He-normal (fan-out, ReLU) convolutions; BatchNorm weight 1, bias 0.</summary>
+    public void ResetParameters(Generator generator) => InitConvs(generator);
+
+    private void InitConvs(Generator? generator)
+    {
+        foreach (var (_, p) in named_parameters())
+            if (p.dim() == 4) SeededInit.KaimingNormal(p, generator, fanOut: true);
     }
 
     public override IReadOnlyList<long> OutChannels => _channels;

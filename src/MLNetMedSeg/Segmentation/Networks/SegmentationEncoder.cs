@@ -1,6 +1,7 @@
-using MLNetMedSeg.Torch;
-using MLNetMedSeg.Torch.Serialization;
-using static MLNetMedSeg.Torch.torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using MLNetMedSeg.Core;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Segmentation.Networks;
 
@@ -9,7 +10,7 @@ namespace MLNetMedSeg.Segmentation.Networks;
 /// <see cref="OutChannels"/> and <see cref="Strides"/> describe them. Inputs must have H and W multiples of
 /// <see cref="OutputStride"/> (the networks pad to that).
 /// </summary>
-public abstract class SegmentationEncoder : nn.Module<Tensor, IReadOnlyList<Tensor>>
+public abstract class SegmentationEncoder : MedSegModule<Tensor, IReadOnlyList<Tensor>>
 {
     protected SegmentationEncoder(string name) : base(name) { }
 
@@ -68,7 +69,7 @@ public abstract class SegmentationEncoder : nn.Module<Tensor, IReadOnlyList<Tens
     }
 
     /// <summary>A one-line description used in error messages.</summary>
-    public virtual string Describe() => $"{Name}(stages {Depth}, channels {string.Join("/", OutChannels)})";
+    public virtual string Describe() => $"{GetName()}(stages {Depth}, channels {string.Join("/", OutChannels)})";
 }
 
 /// <summary>
@@ -78,7 +79,7 @@ public abstract class SegmentationEncoder : nn.Module<Tensor, IReadOnlyList<Tens
 /// </summary>
 public sealed class PlainEncoder : SegmentationEncoder
 {
-    private readonly nn.ModuleList<nn.Sequential> _stages = new();
+    private readonly ModuleList<Sequential> _stages = new();
     private readonly long[] _channels;
     private readonly int[] _strides;
 

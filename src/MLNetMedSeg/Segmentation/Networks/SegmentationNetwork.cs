@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Segmentation.Networks;
 
@@ -11,7 +13,7 @@ namespace MLNetMedSeg.Segmentation.Networks;
 /// otherwise softmax over dim 1 (see <see cref="Probabilities"/>). State-dict keys: encoder.* (the encoder's own names,
 /// torchvision's for ResNet), decoder.*, head.* / heads.*.
 /// </summary>
-public abstract class SegmentationNetwork : nn.Module<Tensor, Tensor>
+public abstract class SegmentationNetwork : MedSegModule<Tensor, Tensor>
 {
     private readonly SegmentationNetworkOptions _options;
 
@@ -64,7 +66,7 @@ public abstract class SegmentationNetwork : nn.Module<Tensor, Tensor>
         ArgumentNullException.ThrowIfNull(input);
         if (input.dim() != 4 || input.size(1) != InChannels)
             throw new ArgumentException(
-                $"{Name} expects input (N, {InChannels}, H, W), got [{string.Join(", ", input.shape)}]", nameof(input));
+                $"{GetName()} expects input (N, {InChannels}, H, W), got [{string.Join(", ", input.shape)}]", nameof(input));
         long h = input.size(2), w = input.size(3);
         int m = SizeMultiple;
         long ph = (m - h % m) % m, pw = (m - w % m) % m;

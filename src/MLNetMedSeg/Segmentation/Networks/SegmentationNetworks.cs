@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Segmentation.Networks;
 
@@ -8,7 +10,7 @@ public static class SegmentationNetworks
 {
     /// <summary>
     /// Builds the network <paramref name="options"/> describe (validated first). Initial weights are drawn from
-    /// <paramref name="generator"/> when given (through torch.nn.init.UseGenerator: the same seed gives the same
+    /// <paramref name="generator"/> when given (see <see cref="SeededInit"/>: the same seed gives the same
     /// network), else from torch's global generator. Loads <see cref="SegmentationNetworkOptions.EncoderWeightsPath"/>
     /// when set. The network is on the CPU in training mode; the caller owns (disposes) it.
     /// </summary>
@@ -18,8 +20,8 @@ public static class SegmentationNetworks
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         SegmentationNetwork net;
-        using (generator is null ? null : nn.init.UseGenerator(generator))
-            net = options.Architecture switch
+        using (var scope = NewDisposeScope())   // temporaries of TorchSharp's layer initialisation are released now
+        net = options.Architecture switch
             {
                 SegmentationArchitecture.UNet => new UNet(options),
                 SegmentationArchitecture.UNetPlusPlus => new UNetPlusPlus(options),
@@ -27,6 +29,11 @@ public static class SegmentationNetworks
                 SegmentationArchitecture.DeepLabV3Plus => new DeepLabV3Plus(options),
                 _ => throw new ArgumentException($"unknown architecture {options.Architecture}", nameof(options)),
             };
+        if (generator is not null)
+        {
+            try { SeededInit.Apply(net, generator); }
+            catch { net.Dispose(); throw; }
+        }
         if (options.EncoderWeightsPath is { } path)
         {
             try { net.LoadEncoderWeights(path); }

@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Segmentation.Networks;
 
@@ -7,10 +9,10 @@ namespace MLNetMedSeg.Segmentation.Networks;
 /// One U-Net decoder block: ×2 up-sampling (2×2 transposed conv to the block's width, or bilinear), concatenation with
 /// the skip feature (up-sampled first), double 3×3 conv + BN + ReLU. State-dict names: up.* (transposed only), conv.*.
 /// </summary>
-public sealed class UNetDecoderBlock : nn.Module<Tensor, Tensor, Tensor>
+public sealed class UNetDecoderBlock : MedSegModule<Tensor, Tensor, Tensor>
 {
     private readonly nn.Module<Tensor, Tensor>? _up;
-    private readonly nn.Sequential _conv;
+    private readonly Sequential _conv;
 
     public UNetDecoderBlock(long inChannels, long skipChannels, long outChannels, UpsamplingMode mode) : base(nameof(UNetDecoderBlock))
     {
@@ -40,7 +42,7 @@ public sealed class UNetDecoderBlock : nn.Module<Tensor, Tensor, Tensor>
 /// </summary>
 public sealed class UNet : SegmentationNetwork
 {
-    private readonly nn.ModuleList<UNetDecoderBlock> _blocks = new();
+    private readonly ModuleList<UNetDecoderBlock> _blocks = new();
     private readonly nn.Module<Tensor, Tensor> _head;
 
     public UNet(SegmentationNetworkOptions options) : base(nameof(UNet), options, SegmentationNetworks.CreateEncoder(options))
@@ -71,7 +73,7 @@ public sealed class UNet : SegmentationNetwork
 }
 
 /// <summary>A named holder of decoder submodules (gives the "decoder." prefix of the state dict).</summary>
-internal sealed class DecoderModule : nn.Module
+internal sealed class DecoderModule : MedSegModule
 {
     public DecoderModule() : base("Decoder") { }
 

@@ -1,5 +1,7 @@
-using MLNetMedSeg.Torch;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Segmentation.Networks;
 
@@ -14,7 +16,7 @@ namespace MLNetMedSeg.Segmentation.Networks;
 public sealed class UNetPlusPlus : SegmentationNetwork
 {
     private readonly UNetDecoderBlockNested[,] _nodes;
-    private readonly nn.ModuleList<nn.Module<Tensor, Tensor>> _heads = new();
+    private readonly ModuleList<nn.Module<Tensor, Tensor>> _heads = new();
     private readonly int _levels;
 
     public UNetPlusPlus(SegmentationNetworkOptions options)
@@ -61,7 +63,7 @@ public sealed class UNetPlusPlus : SegmentationNetwork
     {
         using var scope = NewDisposeScope();
         var outs = AllHeads(features, h, w);
-        Tensor y = outs.Count == 1 ? outs[0] : training ? stack(outs, 0).mean(0) : outs[^1];
+        Tensor y = outs.Count == 1 ? outs[0] : training ? stack(outs, 0).mean([0L]) : outs[^1];
         return y.MoveToOuterDisposeScope();
     }
 
@@ -86,10 +88,10 @@ public sealed class UNetPlusPlus : SegmentationNetwork
 }
 
 /// <summary>A U-Net++ node: Up(deeper node) concatenated after the same-level dense inputs, then a double conv.</summary>
-public sealed class UNetDecoderBlockNested : nn.Module<Tensor, Tensor, Tensor>
+public sealed class UNetDecoderBlockNested : MedSegModule<Tensor, Tensor, Tensor>
 {
     private readonly nn.Module<Tensor, Tensor>? _up;
-    private readonly nn.Sequential _conv;
+    private readonly Sequential _conv;
 
     public UNetDecoderBlockNested(long deeperChannels, long denseChannels, long outChannels, UpsamplingMode mode)
         : base(nameof(UNetDecoderBlockNested))

@@ -1,9 +1,10 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Testing;
 using static MLNetMedSeg.Tests.Augmentation.Adversarial.AdversarialTestKit;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
 
@@ -137,7 +138,7 @@ public sealed class AdversarialAttackStageTests
         {
             File.Delete(file);
         }
-        Assert.IsTrue(seg.Network.parameters().All(p => !p.IsDisposed), "the caller's segmenter is not disposed by the stage");
+        Assert.IsTrue(seg.Network.parameters().All(p => !p.IsInvalid), "the caller's segmenter is not disposed by the stage");
     }
 
     [TestMethod]

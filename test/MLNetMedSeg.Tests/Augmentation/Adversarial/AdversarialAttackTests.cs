@@ -1,7 +1,8 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Pipeline;
 using static MLNetMedSeg.Tests.Augmentation.Adversarial.AdversarialTestKit;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
 
@@ -22,7 +23,7 @@ public sealed class AdversarialAttackTests
         Assert.IsNull(r.Uncertainty);
         Assert.IsTrue(MaxAbs(r.Attacked, x) <= eps + 1e-6, "inside the ε-ball");
         Assert.IsTrue(MaxAbs(r.Attacked, x) >= eps - 1e-6, "a full ε step somewhere");
-        Assert.IsTrue(r.Attacked.min().item<float>() >= 0 && r.Attacked.max().item<float>() <= 1);
+        Assert.IsTrue(r.Attacked.min().ToSingle() >= 0 && r.Attacked.max().ToSingle() <= 1);
         double before = Loss(seg, x, y), after = Loss(seg, r.Attacked, y);
         Assert.IsTrue(after > before * 1.1, $"FGSM raises the loss: {before} → {after}");
     }
@@ -42,7 +43,7 @@ public sealed class AdversarialAttackTests
         // Away from the clip, the two steps are mirror images around x.
         var mid = up.Attacked.add(r.Attacked).div(2);
         var inside = x.gt(eps).logical_and(x.lt(1 - eps));
-        Assert.IsTrue(mid.sub(x).abs().masked_select(inside).max().item<float>() < 1e-6);
+        Assert.IsTrue(mid.sub(x).abs().masked_select(inside).max().ToSingle() < 1e-6);
     }
 
     [TestMethod]
@@ -57,7 +58,7 @@ public sealed class AdversarialAttackTests
         pgd.Steps = 6;
         var r = new AdversarialAttack(pgd).Run(seg, x, y, 5);
         Assert.IsTrue(MaxAbs(r.Attacked, x) <= pgd.Epsilon + 1e-6, $"inside the ε-ball: {MaxAbs(r.Attacked, x)}");
-        Assert.IsTrue(r.Attacked.min().item<float>() >= 0 && r.Attacked.max().item<float>() <= 1);
+        Assert.IsTrue(r.Attacked.min().ToSingle() >= 0 && r.Attacked.max().ToSingle() <= 1);
         double before = Loss(seg, x, y), after = Loss(seg, r.Attacked, y);
         double fgsm = Loss(seg, new AdversarialAttack(AdversarialAttackOptions.FgsmPreset(1.5 / 255)).Run(seg, x, y, 5).Attacked, y);
         Assert.IsTrue(after > fgsm && fgsm > before, $"PGD ({after}) > one step ({fgsm}) > clean ({before})");
@@ -92,7 +93,7 @@ public sealed class AdversarialAttackTests
         var r = new AdversarialAttack(AdversarialAttackOptions.FgsmPreset(eps)).Run(Logits, x, y, 0);
         var step = r.Attacked.sub(x).div(eps).reshape(-1).ToArray<double>();
         var flat = x.reshape(-1).ToArray<double>();
-        double L(double[] v) => AdversarialLoss.PerImage(Logits(tensor(v, [2, 2, 3, 3])), y, null, false).sum().item<double>();
+        double L(double[] v) => AdversarialLoss.PerImage(Logits(tensor(v, [2, 2, 3, 3])), y, null, false).sum().ToDouble();
         int checkedCount = 0;
         for (int i = 0; i < flat.Length; i++)
         {
@@ -127,7 +128,7 @@ public sealed class AdversarialAttackTests
         var dasp = AdversarialAttackOptions.Dasp();
         dasp.Method = AdversarialAttackMethod.Pgd;
         var rd = new AdversarialAttack(dasp).Run(seg, x, y, 5);
-        CollectionAssert.AreEqual(new long[] { 3, 1, Size, Size }, rd.Uncertainty!.shape);
+        CollectionAssert.AreEqual(new long[] { 3, 1, AdversarialTestKit.Size, AdversarialTestKit.Size }, rd.Uncertainty!.shape);
         var w = AdversarialLoss.UncertaintyMap(seg.Network.call(x), 4.0);
         Assert.IsTrue(MaxAbs(w, rd.Uncertainty) < 1e-6, "W of a multi-class head from the top-2 margin on the clean images");
     }
@@ -211,7 +212,7 @@ public sealed class AdversarialAttackTests
         var o = AdversarialAttackOptions.DiffPgdPreset();
         o.Steps = 1;
         o.StepSize = 0.01;
-        double L(Tensor t) => AdversarialLoss.PerImage(Logits(t), y, null, false).sum().item<double>();
+        double L(Tensor t) => AdversarialLoss.PerImage(Logits(t), y, null, false).sum().ToDouble();
         double[] Fd(Func<Tensor, Tensor> f)
         {
             var flat = x.reshape(-1).ToArray<double>();
@@ -255,7 +256,7 @@ public sealed class AdversarialAttackTests
     {
         var ctx = Ctx();
         using var seg = Segmenter(ctx);
-        var before = seg.Network.state_dict().ToDictionary(e => e.Key, e => Values(e.Value));
+        var before = seg.Network.StateDictInOrder().ToDictionary(e => e.Key, e => Values(e.Value));
         var (x, y) = Batch(2, 9);
         try
         {
@@ -266,8 +267,8 @@ public sealed class AdversarialAttackTests
             using (NewDisposeScope()) inEval = Values(attack.Run(seg, x, y, 5).Attacked);
             GC.Collect();
             GC.WaitForPendingFinalizers();
-            CollectGarbage();
-            long live = LiveTensorCount;
+            GC.Collect(); GC.WaitForPendingFinalizers();
+            long live = TorchRuntime.LiveTensorCount;
             seg.Network.train();
             using (NewDisposeScope())
             {
@@ -276,10 +277,10 @@ public sealed class AdversarialAttackTests
             }
             GC.Collect();
             GC.WaitForPendingFinalizers();
-            CollectGarbage();
-            Assert.AreEqual(live, LiveTensorCount, "no tensor left behind by a 4-step DASP attack");
+            GC.Collect(); GC.WaitForPendingFinalizers();
+            Assert.AreEqual(live, TorchRuntime.LiveTensorCount, "no tensor left behind by a 4-step DASP attack");
             Assert.IsTrue(seg.Network.training && seg.Network.modules().All(m => m.training), "train mode restored");
-            foreach (var (k, t) in seg.Network.state_dict()) CollectionAssert.AreEqual(before[k], Values(t), $"weight {k} unchanged");
+            foreach (var (k, t) in seg.Network.StateDictInOrder()) CollectionAssert.AreEqual(before[k], Values(t), $"weight {k} unchanged");
             Assert.IsTrue(seg.Network.parameters().All(p => p.grad is null), "no gradient accumulated into the weights");
         }
         finally

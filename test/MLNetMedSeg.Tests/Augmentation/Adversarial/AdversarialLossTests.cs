@@ -1,5 +1,5 @@
 using MLNetMedSeg.Augmentation.Adversarial;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
 
@@ -58,17 +58,17 @@ public sealed class AdversarialLossTests
 
         // Eq. 10: (1/(H·W)) Σ ỹ·W·ℓ_bce. Pixel 1 is background, so only pixels 0, 2, 3 count.
         double eq10 = (Math.Exp(-0.25 / 8) * Math.Log(2) + Math.Exp(-4 / 8.0) * Math.Log(1 + Math.E) + 1.0 * Math.Log(1 + Math.Exp(-3))) / 4;
-        double computed = AdversarialLoss.PerImage(logits, mask, w, foregroundOnly: true).item<double>();
+        double computed = AdversarialLoss.PerImage(logits, mask, w, foregroundOnly: true).ToDouble();
         Assert.AreEqual(eq10, computed, 1e-6);
         Assert.AreEqual(0.379236, eq10, 1e-6, "the hand computation itself");
 
         // The unrestricted variant adds the background pixel: W = exp(−1/8), ℓ = log(1 + e²).
         double all = eq10 + Math.Exp(-1 / 8.0) * Bce(2, 0) / 4;
-        Assert.AreEqual(all, AdversarialLoss.PerImage(logits, mask, w, foregroundOnly: false).item<double>(), 1e-6);
+        Assert.AreEqual(all, AdversarialLoss.PerImage(logits, mask, w, foregroundOnly: false).ToDouble(), 1e-6);
 
         // No W, every pixel: the plain mean BCE.
         double plain = Enumerable.Range(0, 4).Average(i => Bce(z[i], y[i]));
-        Assert.AreEqual(plain, AdversarialLoss.PerImage(logits, mask, null, foregroundOnly: false).item<double>(), 1e-6);
+        Assert.AreEqual(plain, AdversarialLoss.PerImage(logits, mask, null, foregroundOnly: false).ToDouble(), 1e-6);
     }
 
     [TestMethod]
@@ -80,8 +80,8 @@ public sealed class AdversarialLossTests
         var mask = tensor(new long[] { 1, 0 }, [1, 1, 2]);
         double ce0 = -(2 - Math.Log(Math.Exp(0) + Math.Exp(2)));
         double ce1 = -(1 - Math.Log(Math.Exp(1) + Math.Exp(-1)));
-        Assert.AreEqual((ce0 + ce1) / 2, AdversarialLoss.PerImage(logits, mask, null, false).item<double>(), 1e-6);
-        Assert.AreEqual(ce0 / 2, AdversarialLoss.PerImage(logits, mask, null, true).item<double>(), 1e-6);
+        Assert.AreEqual((ce0 + ce1) / 2, AdversarialLoss.PerImage(logits, mask, null, false).ToDouble(), 1e-6);
+        Assert.AreEqual(ce0 / 2, AdversarialLoss.PerImage(logits, mask, null, true).ToDouble(), 1e-6);
     }
 
     [TestMethod]

@@ -1,7 +1,7 @@
 using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Evaluation;
 using MLNetMedSeg.Pipeline;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
 

@@ -3,7 +3,7 @@ using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
 
@@ -147,7 +147,7 @@ internal static class AdversarialTestKit
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         s.Network.eval();
-        return MLNetMedSeg.Augmentation.Adversarial.AdversarialLoss.PerImage(s.Network.call(images), masks, weights, foregroundOnly).sum().item<double>();
+        return MLNetMedSeg.Augmentation.Adversarial.AdversarialLoss.PerImage(s.Network.call(images), masks, weights, foregroundOnly).sum().ToDouble();
     }
 
     public static float[] Values(Tensor t) => t.to(ScalarType.Float32).cpu().contiguous().reshape(-1).ToArray<float>();
@@ -155,12 +155,12 @@ internal static class AdversarialTestKit
     public static double MaxAbs(Tensor a, Tensor b)
     {
         using var scope = NewDisposeScope();
-        return a.sub(b).abs().max().item<double>();
+        return a.sub(b).abs().max().ToDouble();
     }
 
     public static double MeanAbs(Tensor a, Tensor b)
     {
         using var scope = NewDisposeScope();
-        return a.sub(b).abs().mean().item<double>();
+        return a.sub(b).abs().mean().ToDouble();
     }
 }

@@ -4,7 +4,7 @@ using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Losses;
 using static MLNetMedSeg.Tests.Augmentation.Adversarial.AdversarialTestKit;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
 
@@ -18,7 +18,7 @@ public sealed class AdversarialTrainingTests
     };
 
     private static float[] Weights(SegmentationTransformer m) =>
-        m.Network.state_dict().OrderBy(e => e.Key, StringComparer.Ordinal).SelectMany(e => Values(e.Value)).ToArray();
+        m.Network.StateDictInOrder().OrderBy(e => e.Key, StringComparer.Ordinal).SelectMany(e => Values(e.Value)).ToArray();
 
     [TestMethod]
     public void Offline_EmitsRealPlusTwoAttackedCopies_AndTrainsWithEq11()
@@ -120,8 +120,8 @@ public sealed class AdversarialTrainingTests
         var ctx = new MedSegContext(seed: 5);
         var (images, masks) = DiscTensors(4, 5);
         using var data = InMemoryDataView.Create(
-            ("Image", TensorColumnType.Image(3, Size, Size), images),
-            ("Mask", TensorColumnType.BinaryMask(Size, Size), masks),
+            ("Image", TensorColumnType.Image(3, AdversarialTestKit.Size, AdversarialTestKit.Size), images),
+            ("Mask", TensorColumnType.BinaryMask(AdversarialTestKit.Size, AdversarialTestKit.Size), masks),
             ("IsAugmented", NumberColumnType.Instance, new List<double> { 0, 0, 1, 0 }));
         var dasp = AdversarialAttackOptions.Dasp();
         dasp.Steps = 2;

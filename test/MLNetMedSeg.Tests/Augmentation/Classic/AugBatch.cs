@@ -63,7 +63,7 @@ internal static class AugBatch
 
     public static long[] L(Tensor t) { using var c = t.contiguous().cpu(); return c.ToArray<long>(); }
 
-    public static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.dtype == b.dtype && a.equal(b);
+    public static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.dtype == b.dtype && a.IsEqual(b);
 
     public static IEnumerable<ClassicAugmentationKind> AllKinds => Enum.GetValues<ClassicAugmentationKind>();
 

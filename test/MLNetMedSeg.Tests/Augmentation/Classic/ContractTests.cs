@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Augmentation.Classic;
 using static MLNetMedSeg.Tests.Augmentation.Classic.AugBatch;
 
@@ -17,10 +18,10 @@ public sealed class ContractTests
             (Tensor, Tensor) Run(ulong seed) { using var g = new Generator(seed); return aug.Apply(images, masks, g); }
             var (a1, m1) = Run(100);
             var (a2, m2) = Run(100);
-            Assert.IsTrue(a1.equal(a2) && m1.equal(m2), $"{kind}: same seed, same output");
+            Assert.IsTrue(a1.IsEqual(a2) && m1.IsEqual(m2), $"{kind}: same seed, same output");
             var (b1, _) = Run(101);
-            if (kind == ClassicAugmentationKind.None) Assert.IsTrue(b1.equal(images), "none is the identity");
-            else Assert.IsFalse(a1.equal(b1), $"{kind}: another seed must give another draw");
+            if (kind == ClassicAugmentationKind.None) Assert.IsTrue(b1.IsEqual(images), "none is the identity");
+            else Assert.IsFalse(a1.IsEqual(b1), $"{kind}: another seed must give another draw");
         }
     }
 
@@ -33,7 +34,7 @@ public sealed class ContractTests
         var aug = new ElasticTransform();
         var (a, _) = aug.Apply(images, masks, g);
         var (b, _) = aug.Apply(images, masks, g);
-        Assert.IsFalse(a.equal(b), "every batch gets a new random draw");
+        Assert.IsFalse(a.IsEqual(b), "every batch gets a new random draw");
     }
 
     [TestMethod]
@@ -61,9 +62,9 @@ public sealed class ContractTests
             Assert.AreEqual(device.ToString(), oi.device.ToString(), what);
             Assert.AreEqual(device.ToString(), om.device.ToString(), what);
             Assert.IsFalse(ReferenceEquals(oi, images) || ReferenceEquals(om, masks), $"{what}: new tensors");
-            Assert.IsTrue(images.equal(keepI) && masks.equal(keepM), $"{what}: inputs untouched");
-            if (classes) Assert.IsTrue((om.ge(0L) & om.le(3L)).all().item<bool>(), $"{what}: classes kept");
-            else Assert.IsTrue((om.eq(0.0) | om.eq(1.0)).all().item<bool>(), $"{what}: binary kept");
+            Assert.IsTrue(images.IsEqual(keepI) && masks.IsEqual(keepM), $"{what}: inputs untouched");
+            if (classes) Assert.IsTrue((om.ge(0L) & om.le(3L)).all().ToBoolean(), $"{what}: classes kept");
+            else Assert.IsTrue((om.eq(0.0) | om.eq(1.0)).all().ToBoolean(), $"{what}: binary kept");
         }
     }
 
@@ -72,7 +73,7 @@ public sealed class ContractTests
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        long baseline = torch.LiveTensorCount;
+        long baseline = TorchRuntime.LiveTensorCount;
         using (var scope = torch.NewDisposeScope())
         {
             var (images, masks) = Binary(6, 20, 20);
@@ -81,16 +82,16 @@ public sealed class ContractTests
             using var g = new Generator(3);
             foreach (var aug in augs)
             {
-                int before = scope.Count;
-                long live = torch.LiveTensorCount;
+                int before = scope.DisposablesCount;
+                long live = TorchRuntime.LiveTensorCount;
                 var (oi, om) = aug.Apply(images, masks, g);
-                Assert.AreEqual(before + 2, scope.Count, $"{aug.Name}: exactly the two results join the caller's scope");
-                Assert.AreEqual(live + 2, torch.LiveTensorCount, $"{aug.Name}: no temporaries survive the call");
+                Assert.AreEqual(before + 2, scope.DisposablesCount, $"{aug.Name}: exactly the two results join the caller's scope");
+                Assert.AreEqual(live + 2, TorchRuntime.LiveTensorCount, $"{aug.Name}: no temporaries survive the call");
                 var (oi2, om2) = aug.Apply(ci, cm, g);
-                Assert.AreEqual(live + 4, torch.LiveTensorCount, $"{aug.Name} (class masks): no temporaries survive");
+                Assert.AreEqual(live + 4, TorchRuntime.LiveTensorCount, $"{aug.Name} (class masks): no temporaries survive");
             }
         }
-        Assert.AreEqual(baseline, torch.LiveTensorCount, "everything is freed with the scope");
+        Assert.AreEqual(baseline, TorchRuntime.LiveTensorCount, "everything is freed with the scope");
     }
 
     [TestMethod]
@@ -107,8 +108,8 @@ public sealed class ContractTests
         using var g2 = new Generator(77);
         var (fi, fm) = flip.Apply(images, masks, g2);
         var (si, sm) = cutmix.Apply(fi, fm, g2);
-        Assert.IsTrue(ci.equal(si) && cm.equal(sm), "compose = the steps one after the other on one generator");
-        Assert.IsTrue(DecodeBinary(ci).equal(cm));
+        Assert.IsTrue(ci.IsEqual(si) && cm.IsEqual(sm), "compose = the steps one after the other on one generator");
+        Assert.IsTrue(DecodeBinary(ci).IsEqual(cm));
         Assert.AreEqual("none", new Compose().Name);
         Assert.ThrowsException<ArgumentNullException>(() => new Compose(flip, null!));
     }

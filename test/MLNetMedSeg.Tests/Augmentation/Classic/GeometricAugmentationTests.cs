@@ -14,20 +14,20 @@ public sealed class GeometricAugmentationTests
         using var g = new Generator(7);
         var (oi, om) = new FlipAugmentation().Apply(images, masks, g);
         Assert.IsTrue(Same(DecodeBinary(oi), om), "image foreground must equal mask foreground after flips");
-        Assert.IsTrue((om.eq(0.0) | om.eq(1.0)).all().item<bool>(), "masks stay binary");
+        Assert.IsTrue((om.eq(0.0) | om.eq(1.0)).all().ToBoolean(), "masks stay binary");
         var seen = new HashSet<string>();
         for (long i = 0; i < 16; i++)
         {
             var x = images.narrow(0, i, 1);
             var y = oi.narrow(0, i, 1);
             var variants = new (string, Tensor)[] { ("id", x), ("h", x.flip(3)), ("v", x.flip(2)), ("hv", x.flip(2, 3)) };
-            var match = variants.Where(v => v.Item2.equal(y)).Select(v => v.Item1).ToList();
+            var match = variants.Where(v => v.Item2.IsEqual(y)).Select(v => v.Item1).ToList();
             Assert.AreEqual(1, match.Count, $"sample {i} must be exactly one flip of its input");
             seen.Add(match[0]);
             var mx = masks.narrow(0, i, 1);
             var my = om.narrow(0, i, 1);
             var mv = match[0] switch { "id" => mx, "h" => mx.flip(3), "v" => mx.flip(2), _ => mx.flip(2, 3) };
-            Assert.IsTrue(mv.equal(my), $"sample {i}: the mask got the image's flip");
+            Assert.IsTrue(mv.IsEqual(my), $"sample {i}: the mask got the image's flip");
         }
         Assert.AreEqual(4, seen.Count, "16 samples at p=0.5/0.5 should show all four flip combinations for this seed");
     }
@@ -41,7 +41,7 @@ public sealed class GeometricAugmentationTests
         var (oi, om) = new FlipAugmentation().Apply(images, masks, g);
         Assert.AreEqual(ScalarType.Int64, om.dtype);
         Assert.IsTrue(Same(DecodeClasses(oi), om));
-        Assert.IsFalse(om.equal(masks), "some sample must have been flipped");
+        Assert.IsFalse(om.IsEqual(masks), "some sample must have been flipped");
     }
 
     [TestMethod]
@@ -67,7 +67,7 @@ public sealed class GeometricAugmentationTests
 
         using var g0 = new Generator(11);
         var (never, _) = new FlipAugmentation(new FlipOptions { HorizontalProbability = 0, VerticalProbability = 0 }).Apply(img, msk, g0);
-        Assert.IsTrue(never.equal(img), "p = 0 never flips");
+        Assert.IsTrue(never.IsEqual(img), "p = 0 never flips");
     }
 
     [TestMethod]
@@ -113,7 +113,7 @@ public sealed class GeometricAugmentationTests
         var (oi, om) = new CutMix(new CutMixOptions { Probability = 1 }).Apply(images, masks, g);
         Assert.AreEqual(ScalarType.Int64, om.dtype);
         Assert.IsTrue(Same(DecodeClasses(oi), om));
-        Assert.IsFalse(om.equal(masks));
+        Assert.IsFalse(om.IsEqual(masks));
     }
 
     [TestMethod]
@@ -153,11 +153,11 @@ public sealed class GeometricAugmentationTests
         var (images, masks) = Binary(8, 48, 40);
         using var g = new Generator(4);
         var (oi, om) = new ElasticTransform().Apply(images, masks, g);
-        Assert.IsTrue((om.eq(0.0) | om.eq(1.0)).all().item<bool>(), "masks stay binary (nearest sampling)");
-        double agree = DecodeBinary(oi).eq(om).to(ScalarType.Float32).mean().item<float>();
+        Assert.IsTrue((om.eq(0.0) | om.eq(1.0)).all().ToBoolean(), "masks stay binary (nearest sampling)");
+        double agree = DecodeBinary(oi).eq(om).to(ScalarType.Float32).mean().ToSingle();
         Assert.IsTrue(agree >= 0.99, $"image/mask agreement {agree:P2} < 99%");
-        Assert.IsFalse(om.equal(masks), "the warp must move some mask pixels");
-        Assert.IsTrue(oi.min().item<float>() >= 0 && oi.max().item<float>() <= 1, "bilinear with border padding stays in range");
+        Assert.IsFalse(om.IsEqual(masks), "the warp must move some mask pixels");
+        Assert.IsTrue(oi.min().ToSingle() >= 0 && oi.max().ToSingle() <= 1, "bilinear with border padding stays in range");
     }
 
     [TestMethod]
@@ -168,10 +168,10 @@ public sealed class GeometricAugmentationTests
         using var g = new Generator(8);
         var (oi, om) = new ElasticTransform(new ElasticTransformOptions { Alpha = 60, Sigma = 4 }).Apply(images, masks, g);
         Assert.AreEqual(ScalarType.Int64, om.dtype);
-        Assert.IsTrue(((om >= 0L) & (om <= 3L)).all().item<bool>());
-        Assert.IsFalse(om.equal(masks));
+        Assert.IsTrue(((om >= 0L) & (om <= 3L)).all().ToBoolean());
+        Assert.IsFalse(om.IsEqual(masks));
         // Nearest and bilinear sampling agree except near class boundaries.
-        double agree = DecodeClasses(oi).eq(om).to(ScalarType.Float32).mean().item<float>();
+        double agree = DecodeClasses(oi).eq(om).to(ScalarType.Float32).mean().ToSingle();
         Assert.IsTrue(agree >= 0.97, $"class agreement {agree:P2}");
     }
 
@@ -186,9 +186,9 @@ public sealed class GeometricAugmentationTests
         // Interior (beyond the 3σ kernel radius): Var = Var(U(-1,1)) * (Σ k_i²)² with Σ k_i² ≈ 1/(2σ√π) for a Gaussian.
         double sumK2 = 1 / (2 * sigma * Math.Sqrt(Math.PI));
         double expected = alpha * Math.Sqrt(1.0 / 3) * sumK2;
-        double std = d.narrow(2, 12, 40).narrow(3, 12, 40).std().item<float>();
+        double std = d.narrow(2, 12, 40).narrow(3, 12, 40).std().ToSingle();
         Assert.AreEqual(expected, std, 0.15 * expected, $"displacement std {std:F3} vs {expected:F3} px");
-        double mean = d.mean().item<float>();
+        double mean = d.mean().ToSingle();
         Assert.AreEqual(0, mean, 0.2);
     }
 
@@ -221,9 +221,9 @@ public sealed class GeometricAugmentationTests
         var (images, masks) = Binary(4, 16, 16);
         using var g = new Generator(1);
         var (oi, om) = new ElasticTransform(new ElasticTransformOptions { Probability = 0 }).Apply(images, masks, g);
-        Assert.IsTrue(oi.equal(images) && om.equal(masks));
+        Assert.IsTrue(oi.IsEqual(images) && om.IsEqual(masks));
         var (zi, zm) = new ElasticTransform(new ElasticTransformOptions { Alpha = 0 }).Apply(images, masks, g);
         Assert.IsTrue(zi.allclose(images, 1e-5, 1e-5), "a zero field resamples at the pixel centres");
-        Assert.IsTrue(zm.equal(masks));
+        Assert.IsTrue(zm.IsEqual(masks));
     }
 }

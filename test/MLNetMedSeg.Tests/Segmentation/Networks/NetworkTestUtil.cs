@@ -1,5 +1,5 @@
 using MLNetMedSeg.Segmentation.Networks;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Segmentation.Networks;
 
@@ -62,7 +62,7 @@ internal static class NetworkTestUtil
         var inter = (p * y).sum([1, 2, 3]);
         var denom = p.sum([1, 2, 3]) + y.sum([1, 2, 3]);
         var d = (2 * inter + 1e-6) / (denom + 1e-6);
-        return d.mean().item<float>();
+        return d.mean().ToSingle();
     }
 
     /// <summary>Soft Dice (per batch) + BCE with logits.</summary>

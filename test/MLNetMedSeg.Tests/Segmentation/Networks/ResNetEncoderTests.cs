@@ -1,6 +1,6 @@
 using MLNetMedSeg.Segmentation.Networks;
-using MLNetMedSeg.Torch.Serialization;
-using static MLNetMedSeg.Torch.torch;
+using MLNetMedSeg.Core;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Segmentation.Networks;
 
@@ -22,17 +22,17 @@ public sealed class ResNetEncoderTests
         using var enc = new ResNetEncoder(3, [64, 64, 128, 256, 512], [2, 2, 2, 2]);
         var expected = TorchvisionResNet18Keys.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(l => l.Split(' ')).Select(p => (key: p[0], shape: p[1] == "-" ? "" : p[1])).ToList();
-        var actual = enc.state_dict().Select(e => (key: e.Key, shape: string.Join("x", e.Value.shape))).ToList();
+        var actual = enc.StateDictInOrder().Select(e => (key: e.Key, shape: string.Join("x", e.Value.shape))).ToList();
         CollectionAssert.AreEqual(expected.Select(e => e.key).ToList(), actual.Select(e => e.key).ToList());
         CollectionAssert.AreEqual(expected.Select(e => e.shape).ToList(), actual.Select(e => e.shape).ToList());
         // torchvision: resnet18 has 11,689,512 parameters, resnet34 21,797,672; both have a 512*1000 + 1000 fc we omit.
-        Assert.AreEqual(11_689_512 - 513_000, enc.num_parameters());
+        Assert.AreEqual(11_689_512 - 513_000, enc.ParameterCount());
         using var r34 = new ResNetEncoder(3, [64, 64, 128, 256, 512], [3, 4, 6, 3]);
-        Assert.AreEqual(21_797_672 - 513_000, r34.num_parameters());
-        Assert.AreEqual(218 - 2, r34.state_dict().Count);
+        Assert.AreEqual(21_797_672 - 513_000, r34.ParameterCount());
+        Assert.AreEqual(218 - 2, r34.StateDictInOrder().Count);
         // The dilated (DeepLabv3+) variant keeps every key and shape, so ImageNet weights load into it too.
         using var os16 = new ResNetEncoder(3, [64, 64, 128, 256, 512], [2, 2, 2, 2], outputStride: 16);
-        CollectionAssert.AreEqual(actual, os16.state_dict().Select(e => (key: e.Key, shape: string.Join("x", e.Value.shape))).ToList());
+        CollectionAssert.AreEqual(actual, os16.StateDictInOrder().Select(e => (key: e.Key, shape: string.Join("x", e.Value.shape))).ToList());
     }
 
     [TestMethod]
@@ -47,27 +47,27 @@ public sealed class ResNetEncoderTests
         // Give the source BN non-trivial running statistics, as trained weights have.
         source.call(rand([2, 3, 32, 32], generator: g1));
         var file = Path.Combine(_dir, "resnet.safetensors");
-        var export = source.Encoder.state_dict().ToDictionary(e => e.Key, e => e.Value);
+        var export = source.Encoder.StateDictInOrder().ToDictionary(e => e.Key, e => e.Value);
         export["fc.weight"] = randn([10, 64]);
         export["fc.bias"] = randn([10]);
         Safetensors.Save(export, file);
 
-        Assert.IsFalse(target.Encoder.state_dict()["conv1.weight"].equal(source.Encoder.state_dict()["conv1.weight"]));
-        var decoderBefore = target.state_dict().Where(e => !e.Key.StartsWith("encoder.")).ToDictionary(e => e.Key, e => e.Value.clone());
+        Assert.IsFalse(target.Encoder.StateDictInOrder()["conv1.weight"].IsEqual(source.Encoder.StateDictInOrder()["conv1.weight"]));
+        var decoderBefore = target.StateDictInOrder().Where(e => !e.Key.StartsWith("encoder.")).ToDictionary(e => e.Key, e => e.Value.clone());
         target.LoadEncoderWeights(file);
-        foreach (var (k, v) in source.Encoder.state_dict())
-            Assert.IsTrue(v.equal(target.Encoder.state_dict()[k]), $"{k} not loaded");
+        foreach (var (k, v) in source.Encoder.StateDictInOrder())
+            Assert.IsTrue(v.IsEqual(target.Encoder.StateDictInOrder()[k]), $"{k} not loaded");
         foreach (var (k, v) in decoderBefore)
-            Assert.IsTrue(v.equal(target.state_dict()[k]), $"{k} (not encoder) changed");
+            Assert.IsTrue(v.IsEqual(target.StateDictInOrder()[k]), $"{k} (not encoder) changed");
 
         // The factory loads EncoderWeightsPath; a shallower encoder ignores the layers it does not have.
         opts.EncoderWeightsPath = file;
         using var viaFactory = SegmentationNetworks.Create(opts, g2);
-        Assert.IsTrue(viaFactory.Encoder.state_dict()["layer4.0.conv2.weight"].equal(source.Encoder.state_dict()["layer4.0.conv2.weight"]));
+        Assert.IsTrue(viaFactory.Encoder.StateDictInOrder()["layer4.0.conv2.weight"].IsEqual(source.Encoder.StateDictInOrder()["layer4.0.conv2.weight"]));
         var shallow = NetworkTestUtil.Small(SegmentationArchitecture.LinkNet, depth: 3);
         shallow.EncoderWeightsPath = file;
         using var shallowNet = SegmentationNetworks.Create(shallow, g2);
-        Assert.IsTrue(shallowNet.Encoder.state_dict()["layer2.0.downsample.0.weight"].equal(source.Encoder.state_dict()["layer2.0.downsample.0.weight"]));
+        Assert.IsTrue(shallowNet.Encoder.StateDictInOrder()["layer2.0.downsample.0.weight"].IsEqual(source.Encoder.StateDictInOrder()["layer2.0.downsample.0.weight"]));
     }
 
     [TestMethod]
@@ -75,7 +75,7 @@ public sealed class ResNetEncoderTests
     {
         using var scope = NewDisposeScope();
         using var net = SegmentationNetworks.Create(NetworkTestUtil.Small(SegmentationArchitecture.DeepLabV3Plus), new Generator(5));
-        var good = net.Encoder.state_dict().ToDictionary(e => e.Key, e => e.Value);
+        var good = net.Encoder.StateDictInOrder().ToDictionary(e => e.Key, e => e.Value);
 
         var bad = new Dictionary<string, Tensor>(good);
         bad.Remove("layer1.0.conv1.weight");
@@ -83,13 +83,13 @@ public sealed class ResNetEncoderTests
         bad["layer9.0.conv1.weight"] = zeros([1]);
         var file = Path.Combine(_dir, "bad.safetensors");
         Safetensors.Save(bad, file);
-        var before = net.Encoder.state_dict()["bn1.weight"].clone();
+        var before = net.Encoder.StateDictInOrder()["bn1.weight"].clone();
         var e = Assert.ThrowsException<InvalidDataException>(() => net.LoadEncoderWeights(file));
         StringAssert.Contains(e.Message, file);
         StringAssert.Contains(e.Message, "1 missing key(s): layer1.0.conv1.weight");
         StringAssert.Contains(e.Message, "1 unexpected key(s): layer9.0.conv1.weight");
         StringAssert.Contains(e.Message, "conv1.weight (expected [16, 3, 7, 7], file has [16, 1, 7, 7])");
-        Assert.IsTrue(before.equal(net.Encoder.state_dict()["bn1.weight"]), "a failed load must not change the weights");
+        Assert.IsTrue(before.IsEqual(net.Encoder.StateDictInOrder()["bn1.weight"]), "a failed load must not change the weights");
 
         var missingFile = Path.Combine(_dir, "nope.safetensors");
         var fnf = Assert.ThrowsException<FileNotFoundException>(() => net.LoadEncoderWeights(missingFile));

@@ -1,5 +1,5 @@
 using MLNetMedSeg.Segmentation.Networks;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Segmentation.Networks;
 
@@ -21,7 +21,7 @@ public sealed class SegmentationNetworkShapeTests
                     var x = rand([2, 3, h, w], generator: g);
                     var y = net.call(x);
                     CollectionAssert.AreEqual(new long[] { 2, classes, h, w }, y.shape, $"{arch} classes={classes} {h}x{w}");
-                    Assert.IsTrue(y.isfinite().all().item<bool>(), $"{arch}: non-finite logits");
+                    Assert.IsTrue(y.isfinite().all().ToBoolean(), $"{arch}: non-finite logits");
                     y.sum().backward(); // the padded/cropped graph is differentiable
                 }
             }
@@ -37,20 +37,20 @@ public sealed class SegmentationNetworkShapeTests
             var opts = NetworkTestUtil.Small(arch, classes: 3);
             opts.Upsampling = UpsamplingMode.Bilinear;
             using var net = SegmentationNetworks.Create(opts, g);
-            Assert.IsFalse(net.state_dict().Keys.Any(k => k.Contains(".up.")), $"{arch}: bilinear mode has no up-convolutions");
+            Assert.IsFalse(net.StateDictInOrder().Keys.Any(k => k.Contains(".up.")), $"{arch}: bilinear mode has no up-convolutions");
             var y = net.call(rand([2, 3, 33, 47], generator: g));
             CollectionAssert.AreEqual(new long[] { 2, 3, 33, 47 }, y.shape, arch.ToString());
             // Multi-class probabilities are a softmax over the channels; binary ones a sigmoid.
             var p = SegmentationNetwork.Probabilities(y);
             Assert.IsTrue(p.sum(1).allclose(ones([2, 33, 47]), 1e-5, 1e-5));
             var z = rand([1, 1, 4, 4], generator: g);
-            Assert.IsTrue(SegmentationNetwork.Probabilities(z).equal(z.sigmoid()));
+            Assert.IsTrue(SegmentationNetwork.Probabilities(z).IsEqual(z.sigmoid()));
         }
         // U-Net, plain widths 8/16/32/64, bilinear: the decoder double convs take (deeper + skip) channels.
         var u = NetworkTestUtil.Small(SegmentationArchitecture.UNet);
         u.Upsampling = UpsamplingMode.Bilinear;
         using var un = SegmentationNetworks.Create(u);
-        CollectionAssert.AreEqual(new long[] { 32, 64 + 32, 3, 3 }, un.state_dict()["decoder.blocks.0.conv.0.weight"].shape);
+        CollectionAssert.AreEqual(new long[] { 32, 64 + 32, 3, 3 }, un.StateDictInOrder()["decoder.blocks.0.conv.0.weight"].shape);
     }
 
     [TestMethod]
@@ -69,7 +69,7 @@ public sealed class SegmentationNetworkShapeTests
         foreach (var arch in NetworkTestUtil.All)
         {
             using var net = SegmentationNetworks.Create(new SegmentationNetworkOptions { Architecture = arch }, g);
-            Assert.AreEqual(expected[arch], net.num_parameters(), $"{arch} parameter count");
+            Assert.AreEqual(expected[arch], net.ParameterCount(), $"{arch} parameter count");
             net.eval();
             using var ng = no_grad();
             using var inner = NewDisposeScope();

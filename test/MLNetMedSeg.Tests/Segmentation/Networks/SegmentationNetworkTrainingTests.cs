@@ -1,6 +1,7 @@
+using MLNetMedSeg.Core;
 using System.Diagnostics;
 using MLNetMedSeg.Segmentation.Networks;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Segmentation.Networks;
 
@@ -38,7 +39,7 @@ public sealed class SegmentationNetworkTrainingTests
             var loss = NetworkTestUtil.Loss(net.call(xb), yb);
             loss.backward();
             opt.step();
-            lastLoss = loss.item<float>();
+            lastLoss = loss.ToSingle();
             if (step == 0) firstLoss = lastLoss;
         }
         net.eval();
@@ -46,7 +47,7 @@ public sealed class SegmentationNetworkTrainingTests
         using (no_grad())
         {
             dice = NetworkTestUtil.MeanDice(net.call(xt), yt);
-            allForeground = NetworkTestUtil.MeanDice(full([16, 1, 32, 32], 10f), yt);
+            allForeground = NetworkTestUtil.MeanDice(full([16, 1, 32, 32], 10f, ScalarType.Float32), yt);
         }
         TestContext.WriteLine($"{arch}: loss {firstLoss:F3} -> {lastLoss:F3}, held-out Dice {dice:F3} (all-foreground {allForeground:F3}), {sw.ElapsedMilliseconds} ms");
         Assert.IsTrue(lastLoss < firstLoss, $"{arch}: loss did not decrease ({firstLoss} -> {lastLoss})");
@@ -67,11 +68,11 @@ public sealed class SegmentationNetworkTrainingTests
             using var a = SegmentationNetworks.Create(opts, g1);
             using var b = SegmentationNetworks.Create(opts, g2);
             using var c = SegmentationNetworks.Create(opts, g3);
-            var sb = b.state_dict();
-            var sc = c.state_dict();
-            CollectionAssert.AreEqual(a.state_dict().Keys.ToList(), sb.Keys.ToList());
-            foreach (var (k, v) in a.state_dict()) Assert.IsTrue(v.equal(sb[k]), $"{arch}: {k} differs for the same seed");
-            Assert.IsTrue(a.state_dict().Any(e => e.Key.EndsWith(".weight") && !e.Value.equal(sc[e.Key])), $"{arch}: seed 43 gave seed 42's weights");
+            var sb = b.StateDictInOrder();
+            var sc = c.StateDictInOrder();
+            CollectionAssert.AreEqual(a.StateDictInOrder().Keys.ToList(), sb.Keys.ToList());
+            foreach (var (k, v) in a.StateDictInOrder()) Assert.IsTrue(v.IsEqual(sb[k]), $"{arch}: {k} differs for the same seed");
+            Assert.IsTrue(a.StateDictInOrder().Any(e => e.Key.EndsWith(".weight") && !e.Value.IsEqual(sc[e.Key])), $"{arch}: seed 43 gave seed 42's weights");
         }
     }
 
@@ -83,8 +84,8 @@ public sealed class SegmentationNetworkTrainingTests
         var opts = NetworkTestUtil.Small(SegmentationArchitecture.UNetPlusPlus);
         opts.DeepSupervision = true;
         using var net = (UNetPlusPlus)SegmentationNetworks.Create(opts, g);
-        Assert.IsTrue(net.state_dict().ContainsKey("heads.2.weight"));
-        Assert.IsFalse(net.state_dict().ContainsKey("head.weight"));
+        Assert.IsTrue(net.StateDictInOrder().ContainsKey("heads.2.weight"));
+        Assert.IsFalse(net.StateDictInOrder().ContainsKey("head.weight"));
         var x = rand([2, 3, 21, 30], generator: g);
 
         var heads = net.ForwardAllHeads(x);
@@ -99,15 +100,15 @@ public sealed class SegmentationNetworkTrainingTests
         {
             var evalHeads = net.ForwardAllHeads(x);
             var y = net.call(x);
-            Assert.IsTrue(y.equal(evalHeads[2]), "evaluation output is not the X^{0,L} head");
+            Assert.IsTrue(y.IsEqual(evalHeads[2]), "evaluation output is not the X^{0,L} head");
             Assert.IsFalse(y.allclose((evalHeads[0] + evalHeads[1] + evalHeads[2]) / 3, 1e-4, 1e-4));
         }
 
         opts.DeepSupervision = false;
         using var plain = (UNetPlusPlus)SegmentationNetworks.Create(opts, g);
         Assert.AreEqual(1, plain.ForwardAllHeads(x).Count);
-        Assert.IsTrue(plain.state_dict().ContainsKey("head.weight"));
-        Assert.AreEqual(net.num_parameters() - 2 * (8 + 1), plain.num_parameters()); // two fewer 1×1 heads of 8 → 1
+        Assert.IsTrue(plain.StateDictInOrder().ContainsKey("head.weight"));
+        Assert.AreEqual(net.ParameterCount() - 2 * (8 + 1), plain.ParameterCount()); // two fewer 1×1 heads of 8 → 1
     }
 
     [TestMethod]
@@ -131,13 +132,13 @@ public sealed class SegmentationNetworkTrainingTests
                 if (net is UNetPlusPlus pp) _ = pp.ForwardAllHeads(x);
             }
             Step(); // creates the optimizer state and gradients
-            long live = LiveTensorCount;
+            long live = TorchRuntime.LiveTensorCount;
             for (int k = 0; k < 3; k++) Step();
-            Assert.AreEqual(live, LiveTensorCount, $"{arch}: tensors leaked over 3 steps");
+            Assert.AreEqual(live, TorchRuntime.LiveTensorCount, $"{arch}: tensors leaked over 3 steps");
             net.eval();
             using (no_grad())
             using (var s = NewDisposeScope()) net.call(x);
-            Assert.AreEqual(live, LiveTensorCount, $"{arch}: tensors leaked in evaluation");
+            Assert.AreEqual(live, TorchRuntime.LiveTensorCount, $"{arch}: tensors leaked in evaluation");
         }
     }
 }

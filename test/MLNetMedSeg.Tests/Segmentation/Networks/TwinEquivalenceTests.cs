@@ -1,5 +1,5 @@
 using MLNetMedSeg.Segmentation.Networks;
-using static MLNetMedSeg.Torch.torch;
+using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Segmentation.Networks;
 
@@ -35,10 +35,10 @@ public sealed class TwinEquivalenceTests
             using var ng = no_grad();
             var y = net.call(x).to(ScalarType.Float64);
             var r = Reference[arch.ToString()];
-            Assert.AreEqual(r.sum, y.sum().item<double>(), 1e-4 * Math.Abs(r.abs), $"{arch}: sum");
-            Assert.AreEqual(r.abs, y.abs().sum().item<double>(), 1e-4 * Math.Abs(r.abs), $"{arch}: |sum|");
-            Assert.AreEqual(r.a, y[1, 0, 17, 23].item<double>(), 1e-4, $"{arch}: y[1,0,17,23]");
-            Assert.AreEqual(r.b, y[0, 1, 32, 46].item<double>(), 1e-4, $"{arch}: y[0,1,32,46]");
+            Assert.AreEqual(r.sum, y.sum().ToDouble(), 1e-4 * Math.Abs(r.abs), $"{arch}: sum");
+            Assert.AreEqual(r.abs, y.abs().sum().ToDouble(), 1e-4 * Math.Abs(r.abs), $"{arch}: |sum|");
+            Assert.AreEqual(r.a, y[1, 0, 17, 23].ToDouble(), 1e-4, $"{arch}: y[1,0,17,23]");
+            Assert.AreEqual(r.b, y[0, 1, 32, 46].ToDouble(), 1e-4, $"{arch}: y[0,1,32,46]");
         }
     }
 
@@ -47,7 +47,7 @@ public sealed class TwinEquivalenceTests
     {
         using var _ = no_grad();
         int j = 0;
-        foreach (var (name, t) in module.state_dict())
+        foreach (var (name, t) in module.StateDictInOrder())
         {
             if (!is_floating_point(t.dtype)) continue;
             long n = t.numel();

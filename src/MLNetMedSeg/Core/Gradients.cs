@@ -1,0 +1,76 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNetMedSeg.Core;
+
+/// <summary>
+/// <c>torch.autograd.grad</c> behind checks. In TorchSharp 0.107 any libtorch error raised inside autograd.grad
+/// (an output that does not require grad, an input outside the graph, a non-scalar output without grad_outputs, a
+/// graph already freed) terminates the process instead of throwing. Every gradient the library takes with respect to
+/// inputs (the attacks, Diff-PGD, WGAN-GP's penalty) goes through <see cref="Grad"/>, which checks each of those
+/// conditions first and throws an <see cref="InvalidOperationException"/> that names the problem; unused inputs are
+/// always allowed natively and reported here, so no option or input of a caller can reach the abort.
+/// </summary>
+public static class Gradients
+{
+    /// <summary>
+    /// d<paramref name="output"/>/d<paramref name="inputs"/> for a scalar <paramref name="output"/> (or with
+    /// <paramref name="gradOutput"/> of the output's shape). Inputs that the output does not depend on get a zero
+    /// gradient when <paramref name="allowUnused"/>, else an error naming them. With <paramref name="createGraph"/> the
+    /// gradients are differentiable (second order), and the graph is retained unless <paramref name="retainGraph"/>
+    /// says otherwise (PyTorch's default; TorchSharp's default frees it).
+    /// </summary>
+    public static Tensor[] Grad(Tensor output, IReadOnlyList<Tensor> inputs, Tensor? gradOutput = null,
+        bool? retainGraph = null, bool createGraph = false, bool allowUnused = false, string what = "gradient")
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (inputs.Count == 0) throw new ArgumentException($"{what}: no inputs to differentiate with respect to", nameof(inputs));
+        if (!torch.is_grad_enabled())
+            throw new InvalidOperationException($"{what}: gradients are disabled here (inside no_grad or inference mode)");
+        if (!output.requires_grad)
+            throw new InvalidOperationException(
+                $"{what}: the output does not depend on anything that requires grad (the network detached it, or it was computed under no_grad)");
+        for (int i = 0; i < inputs.Count; i++)
+        {
+            if (inputs[i] is null) throw new ArgumentNullException(nameof(inputs), $"{what}: input {i} is null");
+            if (!inputs[i].requires_grad)
+                throw new InvalidOperationException($"{what}: input {i} does not require grad (call requires_grad_() on it before the forward pass)");
+        }
+        if (gradOutput is null)
+        {
+            if (output.numel() != 1)
+                throw new InvalidOperationException(
+                    $"{what}: the output has shape [{string.Join(", ", output.shape)}]; a gradient needs a scalar output or a grad_output of that shape");
+        }
+        else
+        {
+            if (!gradOutput.shape.SequenceEqual(output.shape))
+                throw new ArgumentException($"{what}: grad_output has shape [{string.Join(", ", gradOutput.shape)}], the output [{string.Join(", ", output.shape)}]", nameof(gradOutput));
+            if (gradOutput.device != output.device || gradOutput.dtype != output.dtype)
+                throw new ArgumentException($"{what}: grad_output is {gradOutput.dtype} on {gradOutput.device}, the output {output.dtype} on {output.device}", nameof(gradOutput));
+        }
+        bool retain = retainGraph ?? createGraph;
+        var result = torch.autograd.grad([output], inputs.ToList(), gradOutput is null ? null : [gradOutput],
+            retain_graph: retain, create_graph: createGraph, allow_unused: true);
+        var grads = new Tensor[inputs.Count];
+        var unused = new List<int>();
+        for (int i = 0; i < grads.Length; i++)
+        {
+            var g = i < result.Count ? result[i] : null;
+            if (g is null || g.IsInvalid)
+            {
+                g?.Dispose();
+                unused.Add(i);
+                grads[i] = torch.zeros_like(inputs[i]);
+            }
+            else grads[i] = g;
+        }
+        if (unused.Count > 0 && !allowUnused)
+        {
+            foreach (var g in grads) g.Dispose();
+            throw new InvalidOperationException($"{what}: the output does not depend on input(s) {string.Join(", ", unused)}");
+        }
+        return grads;
+    }
+}

@@ -1,0 +1,97 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MLNetMedSeg.Core;
+
+/// <summary>
+/// Layers whose TorchSharp versions differ from PyTorch's: every network of the library builds them from here.
+/// </summary>
+public static class Layers
+{
+    /// <summary>
+    /// Group normalisation as <c>torch.nn.GroupNorm</c>: weight 1, bias 0 at construction. (TorchSharp 0.107's
+    /// <c>nn.GroupNorm</c> leaves both uninitialised, so outputs are garbage until weights are loaded.)
+    /// </summary>
+    public static GroupNorm GroupNorm(long numGroups, long numChannels, double eps = 1e-5, bool affine = true)
+        => new(numGroups, numChannels, eps, affine);
+
+    /// <summary>Dropout that draws its masks from a settable generator (seeded runs), else from the global one.</summary>
+    public static SeededDropout Dropout(double p = 0.5) => new(p, channelwise: false);
+
+    /// <summary>Channel dropout (whole feature maps) with a settable generator, as <c>nn.Dropout2d</c>.</summary>
+    public static SeededDropout Dropout2d(double p = 0.5) => new(p, channelwise: true);
+}
+
+/// <summary>Group normalisation over (N, C, *) with affine weight (ones) and bias (zeros), state-dict names weight/bias.</summary>
+public sealed class GroupNorm : MedSegModule<Tensor, Tensor>
+{
+    /// <summary>The number of groups.</summary>
+    public long NumGroups { get; }
+
+    /// <summary>The number of channels.</summary>
+    public long NumChannels { get; }
+
+    /// <summary>The epsilon added to the variance.</summary>
+    public double Eps { get; }
+
+    /// <summary>The affine scale (null without affine).</summary>
+    public Parameter? weight { get; }
+
+    /// <summary>The affine shift (null without affine).</summary>
+    public Parameter? bias { get; }
+
+    public GroupNorm(long numGroups, long numChannels, double eps = 1e-5, bool affine = true) : base(nameof(GroupNorm))
+    {
+        if (numGroups <= 0 || numChannels % numGroups != 0)
+            throw new ArgumentException($"GroupNorm: {numChannels} channels cannot be split into {numGroups} groups", nameof(numGroups));
+        NumGroups = numGroups; NumChannels = numChannels; Eps = eps;
+        if (affine)
+        {
+            weight = RegisterParameter("weight", new Parameter(torch.ones(numChannels)));
+            bias = RegisterParameter("bias", new Parameter(torch.zeros(numChannels)));
+        }
+    }
+
+    public override Tensor forward(Tensor input)
+    {
+        if (input.dim() < 2 || input.size(1) != NumChannels)
+            throw new ArgumentException($"GroupNorm({NumGroups}, {NumChannels}): expected (N, {NumChannels}, ...), got [{string.Join(", ", input.shape)}]");
+        return nn.functional.group_norm(input, NumGroups, weight, bias, Eps);
+    }
+}
+
+/// <summary>
+/// Dropout with an optional <see cref="Generator"/>: the same generator state gives the same masks (TorchSharp's
+/// <c>nn.Dropout</c> draws from the global generator only). Element-wise, or per channel as <c>nn.Dropout2d</c>.
+/// Identity in evaluation mode.
+/// </summary>
+public sealed class SeededDropout : MedSegModule<Tensor, Tensor>
+{
+    /// <summary>The drop probability.</summary>
+    public double P { get; }
+
+    /// <summary>Whether whole channels (feature maps) are dropped.</summary>
+    public bool Channelwise { get; }
+
+    /// <summary>The generator masks are drawn from (null: the global generator). Not owned.</summary>
+    public Generator? generator { get; set; }
+
+    public SeededDropout(double p, bool channelwise) : base(channelwise ? "Dropout2d" : "Dropout")
+    {
+        if (p is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(p), p, "dropout probability must be in [0, 1]");
+        P = p; Channelwise = channelwise;
+    }
+
+    public override Tensor forward(Tensor input)
+    {
+        if (!training || P == 0) return input.alias();
+        if (P == 1) return input * 0;
+        using var scope = NewDisposeScope();
+        long[] shape = Channelwise && input.dim() >= 2
+            ? [.. input.shape[..2], .. Enumerable.Repeat(1L, (int)input.dim() - 2)]
+            : input.shape;
+        var keep = torch.rand(shape, input.dtype, input.device, generator: generator).ge_(P).to(input.dtype);
+        return (input * keep * (1.0 / (1.0 - P))).MoveToOuterDisposeScope();
+    }
+}
