@@ -167,7 +167,7 @@ public static partial class torch
                 {
                     if (set_to_none) { p.grad = null; continue; }
                     using var g = p.grad;
-                    g?.zero_();
+                    g?.fill_(0);
                 }
             }
 

@@ -229,7 +229,7 @@ public abstract class Optimizer : IDisposable
             {
                 if (set_to_none) { p.grad = null; continue; }
                 using var g = p.grad;
-                g?.zero_();
+                g?.fill_(0);
             }
     }
 

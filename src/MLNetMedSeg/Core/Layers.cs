@@ -35,11 +35,33 @@ public sealed class GroupNorm : MedSegModule<Tensor, Tensor>
     /// <summary>The epsilon added to the variance.</summary>
     public double Eps { get; }
 
-    /// <summary>The affine scale (null without affine).</summary>
-    public Parameter? weight { get; }
+    private Parameter? _weight, _bias;
 
-    /// <summary>The affine shift (null without affine).</summary>
-    public Parameter? bias { get; }
+    /// <summary>The affine scale (null without affine). Setting it replaces (and disposes) the registered parameter.</summary>
+    public Parameter? weight
+    {
+        get => _weight;
+        set
+        {
+            if (ReferenceEquals(value, _weight)) return;
+            _weight?.Dispose();
+            _weight = (Parameter?)value?.DetachFromDisposeScope();
+            ConditionallyRegisterParameter("weight", _weight);
+        }
+    }
+
+    /// <summary>The affine shift (null without affine). Setting it replaces (and disposes) the registered parameter.</summary>
+    public Parameter? bias
+    {
+        get => _bias;
+        set
+        {
+            if (ReferenceEquals(value, _bias)) return;
+            _bias?.Dispose();
+            _bias = (Parameter?)value?.DetachFromDisposeScope();
+            ConditionallyRegisterParameter("bias", _bias);
+        }
+    }
 
     public GroupNorm(long numGroups, long numChannels, double eps = 1e-5, bool affine = true) : base(nameof(GroupNorm))
     {
@@ -48,8 +70,8 @@ public sealed class GroupNorm : MedSegModule<Tensor, Tensor>
         NumGroups = numGroups; NumChannels = numChannels; Eps = eps;
         if (affine)
         {
-            weight = RegisterParameter("weight", new Parameter(torch.ones(numChannels)));
-            bias = RegisterParameter("bias", new Parameter(torch.zeros(numChannels)));
+            weight = new Parameter(torch.ones(numChannels));
+            bias = new Parameter(torch.zeros(numChannels));
         }
     }
 

@@ -31,6 +31,17 @@ public abstract class MedSegModule : nn.Module
         register_buffer(name, buffer, persistent);
         return buffer;
     }
+
+    /// <summary>
+    /// This module's own buffer <paramref name="name"/>. Look buffers (and parameters) up by name rather than keeping
+    /// them in fields: moving a module to another device or dtype replaces them.
+    /// </summary>
+    protected Tensor GetBuffer(string name)
+    {
+        foreach (var (n, b) in named_buffers(recurse: false))
+            if (n == name) return b;
+        throw new InvalidOperationException($"{GetName()} has no buffer '{name}'");
+    }
 }
 
 /// <summary>A one-input module with explicit registration; see <see cref="MedSegModule"/>.</summary>
@@ -45,6 +56,17 @@ public abstract class MedSegModule<T, TResult> : nn.Module<T, TResult>
         buffer.DetachFromDisposeScope();
         register_buffer(name, buffer, persistent);
         return buffer;
+    }
+
+    /// <summary>
+    /// This module's own buffer <paramref name="name"/>. Look buffers (and parameters) up by name rather than keeping
+    /// them in fields: moving a module to another device or dtype replaces them.
+    /// </summary>
+    protected Tensor GetBuffer(string name)
+    {
+        foreach (var (n, b) in named_buffers(recurse: false))
+            if (n == name) return b;
+        throw new InvalidOperationException($"{GetName()} has no buffer '{name}'");
     }
 }
 
@@ -61,6 +83,17 @@ public abstract class MedSegModule<T1, T2, TResult> : nn.Module<T1, T2, TResult>
         register_buffer(name, buffer, persistent);
         return buffer;
     }
+
+    /// <summary>
+    /// This module's own buffer <paramref name="name"/>. Look buffers (and parameters) up by name rather than keeping
+    /// them in fields: moving a module to another device or dtype replaces them.
+    /// </summary>
+    protected Tensor GetBuffer(string name)
+    {
+        foreach (var (n, b) in named_buffers(recurse: false))
+            if (n == name) return b;
+        throw new InvalidOperationException($"{GetName()} has no buffer '{name}'");
+    }
 }
 
 /// <summary>A three-input module with explicit registration; see <see cref="MedSegModule"/>.</summary>
@@ -75,6 +108,17 @@ public abstract class MedSegModule<T1, T2, T3, TResult> : nn.Module<T1, T2, T3, 
         buffer.DetachFromDisposeScope();
         register_buffer(name, buffer, persistent);
         return buffer;
+    }
+
+    /// <summary>
+    /// This module's own buffer <paramref name="name"/>. Look buffers (and parameters) up by name rather than keeping
+    /// them in fields: moving a module to another device or dtype replaces them.
+    /// </summary>
+    protected Tensor GetBuffer(string name)
+    {
+        foreach (var (n, b) in named_buffers(recurse: false))
+            if (n == name) return b;
+        throw new InvalidOperationException($"{GetName()} has no buffer '{name}'");
     }
 }
 

@@ -53,9 +53,9 @@ public static class SeededInit
             else if (w is not null && w.dim() == 1)
             {
                 w.fill_(1.0);
-                b?.zero_();
+                b?.fill_(0);
             }
-            else if (w is null && b is not null) b.zero_();
+            else if (w is null && b is not null) b.fill_(0);
         }
         foreach (var (_, m) in module.PreOrder())
             if (m is ISeededInit custom) custom.ResetParameters(generator);

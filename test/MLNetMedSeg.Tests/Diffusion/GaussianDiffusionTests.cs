@@ -203,7 +203,11 @@ public sealed class GaussianDiffusionTests
         var opts = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddpm, Steps = 5 };
         var all = d.Sample(net.forward, [3, 1, 16, 16], cond, opts, [new Generator(100), new Generator(101), new Generator(102)]);
         var row1 = d.Sample(net.forward, [1, 1, 16, 16], cond.narrow(0, 1, 1), opts, [new Generator(101)]);
-        Assert.AreEqual(0.0, (all.narrow(0, 1, 1) - row1).abs().max().ToSingle(), 1e-5);
+        // Float rounding only: libtorch 2.10 (oneDNN) may pick another convolution kernel for a batch of 1 than for 3
+        // (seen: 1.2e-5). A row drawing from another row's generator would differ by O(1).
+        Assert.AreEqual(0.0, (all.narrow(0, 1, 1) - row1).abs().max().ToSingle(), 1e-4);
+        var row2 = d.Sample(net.forward, [1, 1, 16, 16], cond.narrow(0, 1, 1), opts, [new Generator(102)]);
+        Assert.IsTrue((all.narrow(0, 1, 1) - row2).abs().max().ToSingle() > 0.1, "another row's generator gives another sample");
         Assert.IsFalse(all.requires_grad, "sampling records no graph");
     }
 

@@ -237,9 +237,9 @@ public sealed class ImageDiffusionTests
 
         using var cts = new CancellationTokenSource();
         var ctx2 = new MedSegContext(seed: 6) { Progress = new Collect(_ => cts.Cancel()) };
-        long live = TorchRuntime.LiveTensorCount;
+        long finalized = TorchRuntime.FinalizedTensorCount;
         Assert.ThrowsException<OperationCanceledException>(() => ctx2.Generation.ImageDiffusion(Tiny(epochs: 2)).Fit(data, cts.Token));
-        Assert.AreEqual(live, TorchRuntime.LiveTensorCount, "a cancelled fit frees everything it made");
+        Assert.AreEqual(finalized, TorchRuntime.FinalizedTensorCount, "a cancelled fit disposes everything it made (nothing is left to the finalizer)");
     }
 
     [TestMethod]

@@ -103,7 +103,7 @@ internal enum Flaw
     LyingSchema,
     /// <summary>GetOutputSchema and Fit never check the input column.</summary>
     SkipsSchemaCheck,
-    /// <summary>Fit leaves a tensor alive that nobody owns.</summary>
+    /// <summary>Fit makes a tensor that nobody owns or disposes (left to the garbage collector).</summary>
     Leaks,
     /// <summary>Save writes a zero mean instead of the learned one.</summary>
     ForgetsMeanOnSave,
@@ -126,7 +126,6 @@ public sealed class MeanCenterOptions
 internal sealed class MeanCenterEstimator(string input = "Image", string output = "Centered", FitLog? log = null, Flaw flaw = Flaw.None)
     : IEstimator<MeanCenterTransformer>
 {
-    internal static readonly List<Tensor> Leaked = [];
     internal static readonly TensorColumnType Float3D = new(ScalarType.Float32, [-1, -1, -1]);
 
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
@@ -154,10 +153,13 @@ internal sealed class MeanCenterEstimator(string input = "Image", string output 
                 count += x.numel();
             }
         }
-        if (flaw == Flaw.Leaks) Leaked.Add(torch.ones([2]).DetachFromDisposeScope());
+        if (flaw == Flaw.Leaks) LeakOne();
         var mean = torch.tensor((float)(sum / count)).DetachFromDisposeScope();
         return new MeanCenterTransformer(new MeanCenterOptions { Input = input, Output = output }, mean, flaw);
     }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void LeakOne() => _ = torch.ones([2]).DetachFromDisposeScope();
 }
 
 internal sealed class MeanCenterTransformer : ITransformer, IDisposable

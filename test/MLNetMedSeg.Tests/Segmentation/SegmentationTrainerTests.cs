@@ -118,7 +118,7 @@ public sealed class SegmentationTrainerTests
         while (cur.MoveNext())
         {
             var p = cur.GetTensor("Probability");
-            Assert.IsTrue(p.sum(0).allclose(ones([Size, Size]), 1e-5, 1e-5), "softmax over the classes sums to 1");
+            Assert.IsTrue(p.sum(0L).allclose(ones([Size, Size]), 1e-5, 1e-5), "softmax over the classes sums to 1");
             Assert.IsTrue(cur.GetTensor("Predicted").IsEqual(p.argmax(0)), "Predicted = argmax of Probability");
         }
     }

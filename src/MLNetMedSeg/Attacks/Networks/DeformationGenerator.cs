@@ -189,8 +189,8 @@ public sealed class DeformationGenerator : MedSegModule
         {
             using (no_grad())
             {
-                _out.weight.zero_();
-                _out.bias!.zero_();
+                _out.weight.fill_(0);
+                _out.bias!.fill_(0);
             }
         }
 

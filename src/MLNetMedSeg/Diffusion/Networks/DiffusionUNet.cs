@@ -29,7 +29,6 @@ public sealed class DiffusionUNet : MedSegModule, ISeededInit
     private readonly ModuleList<DiffusionUNetBlock> _up = new();
     private readonly MLNetMedSeg.Core.GroupNorm _outNorm;
     private readonly TorchSharp.Modules.Conv2d _outConv;
-    private readonly Tensor _freqs;
 
     /// <summary>
     /// Builds the network <paramref name="options"/> describe (validated and copied). Initial weights are drawn from
@@ -95,10 +94,6 @@ public sealed class DiffusionUNet : MedSegModule, ISeededInit
         _outNorm = RegisterModule("out_norm", Layers.GroupNorm(g, ch));
         _outConv = RegisterModule("out_conv", DiffusionLayers.ZeroConv(ch, o.OutChannels, 3, 1));
 
-        int half = b / 2;
-        using (NewDisposeScope())
-            _freqs = RegisterBuffer("freqs", (arange(half, ScalarType.Float32) * (-Math.Log(10000.0) / half)).exp()
-                .MoveToOuterDisposeScope(), persistent: false)!;
         if (generator is not null) SeededInit.Apply(this, generator);
     }
 
@@ -182,7 +177,10 @@ public sealed class DiffusionUNet : MedSegModule, ISeededInit
     private Tensor TimestepEmbedding(Tensor t)
     {
         using var scope = NewDisposeScope();
-        var args = t.unsqueeze(1) * _freqs.to(ScalarType.Float32, t.device).unsqueeze(0);
+        int half = Options.BaseChannels / 2;
+        // Computed per call (half values): a non-persistent buffer would not follow the module across devices in TorchSharp 0.107.
+        var freqs = (arange(half, ScalarType.Float32, t.device) * (-Math.Log(10000.0) / half)).exp();
+        var args = t.unsqueeze(1) * freqs.unsqueeze(0);
         return cat([args.cos(), args.sin()], 1).MoveToOuterDisposeScope();
     }
 }
@@ -211,8 +209,8 @@ internal static class DiffusionLayers
     private static void Zero(TorchSharp.Modules.Conv2d c)
     {
         using var noGrad = torch.no_grad();
-        c.weight!.zero_();
-        c.bias?.zero_();
+        c.weight!.fill_(0);
+        c.bias?.fill_(0);
     }
 }
 
