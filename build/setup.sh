@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # One-time, idempotent machine set-up for MLNetMedSeg on Debian/Ubuntu.
 # Installs only what is missing (never reinstalls), as root or through sudo:
-#   libtorch-dev        libtorch 1.13 (CPU, oneDNN) headers, libraries and CMake config: our tensor engine
-#   cmake g++ make      to build the native shim (src/MLNetMedSeg.Torch/native), driven by `dotnet build`
-#   libopenblas0-pthread an optimized, multi-threaded BLAS for libtorch's CPU matmuls
-#   libjpeg62-turbo-dev libpng-dev libtiff-dev  image codecs (src/MLNetMedSeg/native)
-#   python3-torch python3-numpy  the same libtorch from Python: safetensors interop tests and the benchmark baseline
+#   python3-torch python3-numpy  PyTorch from Python: reference values for interop tests and the benchmark baseline
+# The tensor engine (TorchSharp + libtorch 2.10) and the image codecs (SkiaSharp, LibTiff.NET) come from NuGet with
+# `dotnet build`; nothing native is compiled. On Debian 12 / Ubuntu 22.04 the build itself adapts TorchSharp's native
+# library to the older libstdc++ (build/msbuild/TorchSharpGlibcxx.targets).
 # The .NET SDK itself is not an apt package here; the script checks that `dotnet` is on PATH.
 set -euo pipefail
 
-PKGS=(libtorch-dev cmake g++ make libopenblas0-pthread libjpeg62-turbo-dev libpng-dev libtiff-dev python3-torch python3-numpy)
+PKGS=(python3-torch python3-numpy)
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -36,5 +35,5 @@ fi
 if ! command -v dotnet >/dev/null 2>&1; then
   say "the .NET SDK (dotnet, 10.0 or later) is not on PATH: install it from Microsoft's packages and re-run"; exit 1
 fi
-say "dotnet $(dotnet --version); libtorch $(dpkg-query -W -f='${Version}' libtorch-dev 2>/dev/null || echo '?')"
-say "ready (the native shim is built by 'dotnet build')"
+say "dotnet $(dotnet --version); python3-torch $(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null || echo '?')"
+say "ready (TorchSharp and libtorch are restored from NuGet by 'dotnet build')"
