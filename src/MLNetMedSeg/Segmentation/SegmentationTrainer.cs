@@ -116,6 +116,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
         private readonly CancellationToken _ct;
         private readonly Device _device;
         private SegmentationNetwork? _net;
+        private MixedPrecision? _mixed;
         private Optimizer? _optimizer;
         private LRScheduler? _scheduler;
         private Generator? _generator;
@@ -146,6 +147,15 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             _generator = new Generator(MedSegContext.MixSeed(_seed, "augment", 0), _device);
             SetDropoutGenerator(_net, _generator);
             if (o.OnlineAttack is { } online) _online = new OnlineAdversarialAugmenter(online, MedSegContext.MixSeed(_seed, "online-attack", 0));
+            if (o.Precision != TrainingPrecision.Float32)
+            {
+                if (o.Precision == TrainingPrecision.Float16 && _device.type != DeviceType.CUDA)
+                    throw new ArgumentException($"{Name}: Precision = Float16 needs a CUDA device (the context's device is {Devices.Name(_device)}); use BFloat16 on the CPU", nameof(o.Precision));
+                var copy = SegmentationNetworks.Create(o.Network);
+                try { _mixed = new MixedPrecision(_net, copy, o.Precision); }
+                catch { copy.Dispose(); throw; }
+                SetDropoutGenerator((SegmentationNetwork)_mixed.Compute, _generator);
+            }
             var parameters = _net.parameters().ToList();
             _optimizer = o.Optimizer == SegmentationOptimizer.AdamW
                 ? torch.optim.AdamW(parameters, lr: o.LearningRate, weight_decay: o.WeightDecay)
@@ -220,7 +230,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
 
             if (_best is not null && o.RestoreBestCheckpoint)
             {
-                _net.load_state_dict(_best);
+                _net.LoadStateDictChecked(_best);
                 _ctx.WriteLog(LogLevel.Info, Name, string.Create(CultureInfo.InvariantCulture, $"restored the weights of epoch {bestEpoch} (validation mDice {bestDice:F4})"));
             }
             var model = ModelOptions(o);
@@ -250,6 +260,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             var net = _net!;
             var opt = _optimizer!;
             net.train();
+            _mixed?.Compute.train();
             var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", epoch) & 0x7FFFFFFF));
             double sum = 0;
             long steps = 0;
@@ -264,7 +275,11 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
                 if (attacked is not null) (x, y, w) = OnlineAdversarialAugmenter.Join(batch, x, y, w, o.SampleWeightColumn, attacked, o.ImageColumn, o.MaskColumn, _device);
                 (x, y) = Augment(x, y);
                 opt.ZeroGrad();
-                var logits = net.call(x);
+                if (o.ChannelsLast && x.dim() == 4) x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+                var model = (SegmentationNetwork?)_mixed?.Compute ?? net;
+                if (_mixed is not null) x = x.to(_mixed.ComputeType);
+                var logits = model.call(x);
+                if (_mixed is not null) logits = logits.to(ScalarType.Float32);
                 var loss = _loss.Compute(logits, y, w);
                 double value = loss.ToDouble();
                 steps++;
@@ -272,8 +287,17 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
                     throw new TrainingDivergedException(
                         $"{Name}: the loss is {value.ToString(CultureInfo.InvariantCulture)} at epoch {epoch}, step {steps} (batch of {batch.Count} rows, lr {opt.LearningRate().ToString("G3", CultureInfo.InvariantCulture)}); training diverged — lower the learning rate or check the data for NaN/Inf values",
                         epoch, steps);
-                loss.backward();
-                opt.step();
+                if (_mixed is null)
+                {
+                    loss.backward();
+                    opt.step();
+                }
+                else
+                {
+                    _mixed.Scale(loss).backward();
+                    if (_mixed.TakeGradients()) opt.step();
+                    _mixed.PushWeights();
+                }
                 sum += value;
                 tracker.Step(value, batch.Count);
             }
@@ -345,7 +369,8 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             {
                 Dictionary<string, Tensor> Part(string prefix) => all.Where(e => e.Key.StartsWith(prefix, StringComparison.Ordinal))
                     .ToDictionary(e => e.Key[prefix.Length..], e => e.Value, StringComparer.Ordinal);
-                _net!.load_state_dict(Part("net."));
+                _net!.LoadStateDictChecked(Part("net."), source: folder);
+                _mixed?.PushWeights();
                 if (!all.TryGetValue("opt", out var opt)) throw new InvalidDataException($"{Name}: the checkpoint in '{folder}' has no optimizer state");
                 OptimizerCheckpoint.Load(_optimizer!, opt.ToArray<byte>(), $"{Name}: the checkpoint in '{folder}'");
                 if (!all.TryGetValue("rng", out var rng)) throw new InvalidDataException($"{Name}: the checkpoint in '{folder}' has no generator state");
@@ -384,7 +409,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
             var f = new
             {
                 Network = o.Network, o.ImageColumn, o.MaskColumn, o.SampleWeightColumn, o.SampleWeightMode, o.Loss, o.Optimizer,
-                o.LearningRate, o.WeightDecay, o.Schedule, o.WarmupEpochs, o.MinLearningRate, o.StepSize, o.StepGamma,
+                o.LearningRate, o.WeightDecay, o.Schedule, o.WarmupEpochs, o.MinLearningRate, o.StepSize, o.StepGamma, o.Precision, o.ChannelsLast,
                 o.BatchSize, Seed = _seed.ToString(CultureInfo.InvariantCulture), Device = _device.ToString(),
                 Augmentations = AugmentationNames(), Validation = o.ValidationData is not null, o.RestoreBestCheckpoint,
                 o.EarlyStoppingPatience, o.OnlineAttack,
@@ -398,6 +423,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
         {
             DisposeBest();
             _online?.Dispose();
+            _mixed?.Dispose();
             _net?.Dispose();
             _optimizer?.Dispose();
             _generator?.Dispose();

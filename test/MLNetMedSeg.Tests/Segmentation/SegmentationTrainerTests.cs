@@ -104,6 +104,72 @@ public sealed class SegmentationTrainerTests
     }
 
     [TestMethod]
+    public void BFloat16MixedPrecision_Learns_KeepsFloat32Weights_AndTracksFloat32()
+    {
+        // bf16 compute with float32 master weights: it learns as float32 does, and the model it returns is float32.
+        using var train = Discs(48, 3);
+        using var test = Discs(16, 33);
+        double Dice(TrainingPrecision p, out SegmentationTransformer model)
+        {
+            var o = Options(epochs: 8);
+            o.Precision = p;
+            model = new MedSegContext(seed: 3).Segmentation.Trainer(o).Fit(train);
+            return Evaluate(new MedSegContext(seed: 3), model, test).MeanDice;
+        }
+        double fp32 = Dice(TrainingPrecision.Float32, out var m32);
+        double bf16 = Dice(TrainingPrecision.BFloat16, out var m16);
+        using (m32)
+        using (m16)
+        {
+            Console.WriteLine($"held-out mDice fp32 {fp32:F4}, bf16 mixed {bf16:F4}");
+            Assert.IsTrue(bf16 > 0.8, $"bf16 mixed precision held-out mDice {bf16:F3} (all-background scores 0)");
+            Assert.AreEqual(fp32, bf16, 0.08, "bf16 mixed precision lands near float32");
+            Assert.IsTrue(m16.Network.parameters().All(p => p.dtype == ScalarType.Float32), "the trained model's weights are float32");
+            Assert.IsTrue(m16.Network.buffers().Where(b => b.is_floating_point()).All(b => b.dtype == ScalarType.Float32), "running statistics are float32");
+            // The weights really moved away from a pure-float32 run (the compute was bf16) but not far.
+            var w32 = Weights(m32);
+            Assert.IsTrue(Weights(m16).Any(e => !e.Value.SequenceEqual(w32[e.Key])), "bf16 compute gives (slightly) other weights than float32");
+        }
+    }
+
+    [TestMethod]
+    public void Float16OnTheCpu_IsAClearError()
+    {
+        using var data = Discs(8, 5);
+        var o = Options(epochs: 1);
+        o.Precision = TrainingPrecision.Float16;
+        var ex = Assert.ThrowsException<ArgumentException>(() => new MedSegContext(seed: 1).Segmentation.Trainer(o).Fit(data));
+        StringAssert.Contains(ex.Message, "Float16");
+        StringAssert.Contains(ex.Message, "CUDA");
+    }
+
+    [TestMethod]
+    public void ChannelsLast_ChangesTheLayoutNotTheMath()
+    {
+        // The trainer feeds channels-last batches (the default): the network computes the same logits and gradients as
+        // on contiguous input, up to float rounding (oneDNN picks other kernels for the NHWC layout).
+        using var scope = NewDisposeScope();
+        using var gen = new Generator(9);
+        using var net = SegmentationNetworks.Create(TinyNet(1), gen);
+        var x = rand([4, 3, Size, Size], generator: gen);
+        var xl = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+        Assert.IsFalse(xl.is_contiguous(), "the channels-last batch has NHWC strides");
+        (float[] Logits, float[] Grad) Run(Tensor input)
+        {
+            net.zero_grad();
+            var y = net.call(input);
+            y.square().mean().backward();
+            var p = net.parameters().First();
+            using var g = p.grad!;
+            return (y.contiguous().ToArray<float>(), g.contiguous().ToArray<float>());
+        }
+        var a = Run(x);
+        var b = Run(xl);
+        for (int i = 0; i < a.Logits.Length; i++) Assert.AreEqual(a.Logits[i], b.Logits[i], 1e-4, "logits");
+        for (int i = 0; i < a.Grad.Length; i++) Assert.AreEqual(a.Grad[i], b.Grad[i], 1e-4 + 1e-3 * Math.Abs(a.Grad[i]), "gradient");
+    }
+
+    [TestMethod]
     public void LearnsMultiClassDiscs()
     {
         var ctx = new MedSegContext(seed: 4);
