@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using System.CommandLine;
 using System.Globalization;
 using MLNetMedSeg.Augmentation.Adversarial;
@@ -60,7 +61,7 @@ internal static class DaspCommand
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
-            var ctx = new MedSegContext(parse.GetValue(seed), torch.device(parse.GetValue(device)!));
+            var ctx = new MedSegContext(parse.GetValue(seed), Devices.Parse(parse.GetValue(device)!));
             ctx.Log += (_, e) =>
             {
                 if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}");

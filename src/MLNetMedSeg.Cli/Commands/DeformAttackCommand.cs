@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -49,7 +50,7 @@ internal static class DeformAttackCommand
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
-            var ctx = new MedSegContext(parse.GetValue(seed), torch.device(parse.GetValue(device)!));
+            var ctx = new MedSegContext(parse.GetValue(seed), Devices.Parse(parse.GetValue(device)!));
             ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
             var bar = ConsoleProgressBar.AttachTo(ctx, console.Err);
             string modelPath = parse.GetRequiredValue(model);

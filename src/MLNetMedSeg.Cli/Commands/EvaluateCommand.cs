@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using System.CommandLine;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Evaluation;
@@ -48,7 +49,7 @@ internal static class EvaluateCommand
             bool maskMode = predDir is not null || gtDir is not null;
             if (modelMode == maskMode || (modelMode && (modelPath is null || dataDir is null)) || (maskMode && (predDir is null || gtDir is null)))
                 throw new ArgumentException("give either --model and --data, or --pred and --gt");
-            var ctx = new MedSegContext(seed: 0, device: torch.device(parse.GetValue(device)!));
+            var ctx = new MedSegContext(seed: 0, device: Devices.Parse(parse.GetValue(device)!));
             ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
             EvaluationResult result;
             if (maskMode)

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -50,7 +51,7 @@ internal static class GenerateCommand
             string? modelPath = parse.GetValue(model), savePath = parse.GetValue(saveModel);
             if (modelPath is not null && savePath is not null) throw new ArgumentException("use either --model (load a generator) or --save-model (train and save one), not both");
             if (modelPath is not null && parse.GetValue(data) is not null) throw new ArgumentException("--data trains new models; with --model nothing is trained (leave out --data)");
-            var ctx = new MedSegContext(parse.GetValue(seed), torch.device(parse.GetValue(device)!));
+            var ctx = new MedSegContext(parse.GetValue(seed), Devices.Parse(parse.GetValue(device)!));
             ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
             var clock = Stopwatch.StartNew();
 

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using System.CommandLine;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;
@@ -24,7 +25,7 @@ internal static class PredictCommand
         var cmd = new Command("predict", "segment a folder of images with a trained model") { model, images, output, threshold, device };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
-            var ctx = new MedSegContext(seed: 0, device: torch.device(parse.GetValue(device)!));
+            var ctx = new MedSegContext(seed: 0, device: Devices.Parse(parse.GetValue(device)!));
             string modelPath = parse.GetRequiredValue(model);
             if (!File.Exists(modelPath)) throw new FileNotFoundException($"model file '{modelPath}' does not exist");
             var loaded = ctx.Model.Load(modelPath, out _);

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using System.CommandLine;
 using System.Diagnostics;
 using MLNetMedSeg.Augmentation.Classic;
@@ -45,14 +46,15 @@ internal static class TrainCommand
         var seed = new Option<int>("--seed") { Description = "seed of every random choice (split, initial weights, shuffling, augmentation)", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         var checkpoints = new Option<string?>("--checkpoints") { Description = "folder for per-epoch checkpoints; re-running with it resumes an interrupted run" };
+        var precision = new Option<string>("--precision") { Description = "training arithmetic: float32, bfloat16 (mixed: bf16 compute, fp32 master weights) or float16 (CUDA, with loss scaling)", DefaultValueFactory = _ => "float32" };
         var output = new Option<string>("--out") { Description = "the model file to write (.zip)", Required = true };
         var cmd = new Command("train", "train a segmentation network on a folder of images and masks")
         {
-            data, val, valFraction, backbone, size, epochs, batch, augment, lr, seed, device, checkpoints, output,
+            data, val, valFraction, backbone, size, epochs, batch, augment, lr, seed, device, precision, checkpoints, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
-            var ctx = new MedSegContext(parse.GetValue(seed), torch.device(parse.GetValue(device)!));
+            var ctx = new MedSegContext(parse.GetValue(seed), Devices.Parse(parse.GetValue(device)!));
             ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
             var bar = ConsoleProgressBar.AttachTo(ctx, console.Err);
             int n = parse.GetValue(size);
@@ -82,6 +84,7 @@ internal static class TrainCommand
                 Epochs = parse.GetValue(epochs),
                 BatchSize = parse.GetValue(batch),
                 LearningRate = parse.GetValue(lr),
+                Precision = ParsePrecision(parse.GetValue(precision)!),
                 Augmentation = ClassicAugmentations.Parse(parse.GetValue(augment)!),
                 ValidationData = valData,
                 CheckpointFolder = parse.GetValue(checkpoints),
@@ -105,6 +108,14 @@ internal static class TrainCommand
         }, ct)));
         return cmd;
     }
+
+    internal static TrainingPrecision ParsePrecision(string s) => s.Trim().ToLowerInvariant() switch
+    {
+        "float32" or "fp32" => TrainingPrecision.Float32,
+        "bfloat16" or "bf16" => TrainingPrecision.BFloat16,
+        "float16" or "fp16" => TrainingPrecision.Float16,
+        _ => throw new ArgumentException($"--precision '{s}' is not one of float32, bfloat16, float16"),
+    };
 
     internal static ImageMaskDataView Load(MedSegContext ctx, string dir, ImageMaskLoaderOptions options)
     {

@@ -60,8 +60,8 @@ public static class TorchRuntime
     public static bool MallocPolicyApplied { get; private set; }
 
     /// <summary>
-    /// Applies the library's process-wide settings once (idempotent, thread-safe); every stage calls it before its
-    /// first tensor. On Linux with glibc it sets the CPU allocator policy: libtorch allocates CPU tensors with
+    /// Applies the library's process-wide settings once (idempotent, thread-safe); a <c>MedSegContext</c> calls it when
+    /// created. The intra-op thread count is libtorch's default (every core) unless MEDSEG_NUM_THREADS sets it. On Linux with glibc it sets the CPU allocator policy: libtorch allocates CPU tensors with
     /// posix_memalign, and under glibc's defaults blocks above the dynamic mmap threshold are unmapped on free and
     /// freed memory at the top of the heap is trimmed, so every training step page-faults its activations in again
     /// and the resident size creeps up step after step. Keeping blocks up to 32 MiB on the heap (M_MMAP_THRESHOLD)
@@ -73,6 +73,13 @@ public static class TorchRuntime
     {
         if (Interlocked.Exchange(ref _initialized, 1) == 1) return;
         MallocPolicyApplied = ApplyMallocPolicy();
+        // Threads: libtorch's default is every core; MEDSEG_NUM_THREADS overrides it for the whole process.
+        if (Environment.GetEnvironmentVariable("MEDSEG_NUM_THREADS") is { } n)
+        {
+            if (!int.TryParse(n, out int threads) || threads < 1)
+                throw new InvalidOperationException($"MEDSEG_NUM_THREADS='{n}' is not a positive number of threads");
+            torch.set_num_threads(threads);
+        }
     }
 
     private static bool ApplyMallocPolicy()
