@@ -32,9 +32,8 @@ public sealed class MedSegContext
     private readonly object _lock = new();
 
     /// <param name="seed">Master seed; null draws one at random (see <see cref="Seed"/> to report it).</param>
-    /// <param name="device">Where tensors live and networks run (default CPU). Checked for availability now. On the CPU a
-    /// seed reproduces a run bit for bit; on CUDA, cuDNN may choose non-deterministic kernels (TorchSharp 0.107 exposes
-    /// no switch for cuDNN's deterministic mode), so GPU runs agree to rounding, not bit for bit.</param>
+    /// <param name="device">Where tensors live and networks run (default CPU). Checked for availability now. A CUDA device
+    /// switches cuDNN to its deterministic kernels (<see cref="CuDnn"/>), so that a seed reproduces a run.</param>
     /// <param name="threads">libtorch intra-op threads (default: <see cref="Environment.ProcessorCount"/>).</param>
     public MedSegContext(int? seed = null, Device? device = null, int? threads = null)
     {
@@ -42,6 +41,12 @@ public sealed class MedSegContext
         Device = device ?? torch.CPU;
         Devices.EnsureAvailable(Device);
         TorchRuntime.Initialize();
+        // Same seed, same device → same result: on CUDA that needs cuDNN's deterministic kernels (and no autotuning).
+        if (Device.type == DeviceType.CUDA && CuDnn.IsSupported)
+        {
+            CuDnn.Deterministic = true;
+            CuDnn.Benchmark = false;
+        }
         if (threads is int t)
         {
             if (t <= 0) throw new ArgumentOutOfRangeException(nameof(threads), t, "threads must be positive");
