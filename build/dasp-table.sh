@@ -17,7 +17,7 @@ pairs=${PAIRS:-200}; size=${SIZE:-64}; epochs=${EPOCHS:-15}; diffusion_epochs=${
 widths=${WIDTHS:-16,32,64,128}; every=${ATTACK_EVERY:-5}; seed=${SEED:-1}; device=${DEVICE:-cpu}
 methods=${METHODS:-noaug,dasp,diffpgd,pgd,generated,fgsm,ifgsm,basic}
 out=${OUT:-runs/dasp-table}
-bin=${MEDSEG_BIN:-src/MLNetMedSeg.Cli/bin/Release/net10.0}
+bin=${MEDSEG_BIN:-src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64}
 if [ -z "${MEDSEG_BIN:-}" ]; then
   bash build/setup.sh >/dev/null
   dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null

@@ -24,7 +24,7 @@ rm -rf "$out"; mkdir -p "$out"
 if [ -n "${MEDSEG_BIN:-}" ]; then cp -r "$MEDSEG_BIN" "$out/bin"
 else
   dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
-  cp -r src/MLNetMedSeg.Cli/bin/Release/net10.0 "$out/bin" # a private copy: rebuilding the tree does not disturb the run
+  cp -r src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64 "$out/bin" # a private copy: rebuilding the tree does not disturb the run
 fi
 medseg() { dotnet "$out/bin/medseg.dll" "$@"; }
 start=$(date +%s)

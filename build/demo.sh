@@ -17,4 +17,4 @@ given() { local a; for a in "${args[@]}"; do [[ $a == "$1" || $a == "$1="* ]] &&
 for ((i = 0; i < ${#defaults[@]}; i += 2)); do
   given "${defaults[i]}" || args+=("${defaults[i]}" "${defaults[i + 1]}")
 done
-exec src/MLNetMedSeg.Cli/bin/Release/net10.0/medseg dasp "${args[@]}"
+exec src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64/medseg dasp "${args[@]}"

@@ -16,7 +16,7 @@ if [ -n "${POLYP_BIN:-}" ]; then bin=$POLYP_BIN/PolypSegmentation.dll
 else
   bash build/setup.sh >/dev/null
   dotnet build examples/PolypSegmentation -c Release --nologo -v q >/dev/null
-  bin=examples/PolypSegmentation/bin/Release/net10.0/PolypSegmentation.dll
+  bin=examples/PolypSegmentation/bin/Release/net10.0/linux-x64/PolypSegmentation.dll
 fi
 table="$out/table.md"
 {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds everything (native shim included) and runs every MSTest project of the solution.
+# Builds everything and runs every MSTest project of the solution.
 # Ends with one summary line "tests: N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using MLNetMedSeg.Augmentation.Classic;
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Evaluation;
 using MLNetMedSeg.Pipeline;
@@ -54,7 +55,7 @@ static int Run(Dictionary<string, string> opt)
     string runDir = Path.Combine(opt["out"], name);
     Directory.CreateDirectory(runDir);
 
-    var ctx = new MedSegContext(seed, torch.device(opt["device"]));
+    var ctx = new MedSegContext(seed, Devices.Parse(opt["device"]));
     var bar = ConsoleProgressBar.AttachTo(ctx);
     ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) Console.Error.WriteLine($"warning: {e.Message}"); };
     Console.WriteLine($"MLNetMedSeg polyp segmentation: {opt["backbone"]}, {size}x{size}, {epochs} epochs, augmentation {ClassicAugmentations.ToName(augmentation)}, " +

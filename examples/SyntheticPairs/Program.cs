@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Evaluation;
@@ -9,6 +10,7 @@ using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
 using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 // DASP's generative half (paper 000, §3.1–3.2) on the shipped Kvasir-SEG sample (data/kvasir-seg-sample, 120 pairs):
 // an 80/20 split by seed; on the 80 % train split, a Bernoulli mask diffusion model (masks from noise) and a
@@ -53,7 +55,7 @@ static int Run(Dictionary<string, string> opt)
     if (size < 16 || size % 4 != 0) throw new ArgumentException("--size must be a multiple of 4 and at least 16");
     string runDir = Path.Combine(opt["out"], opt["name"]);
     Directory.CreateDirectory(runDir);
-    var ctx = new MedSegContext(seed, torch.device(opt["device"]), opt["threads"].Length > 0 ? I("threads") : null);
+    var ctx = new MedSegContext(seed, Devices.Parse(opt["device"]), opt["threads"].Length > 0 ? I("threads") : null);
     var bar = ConsoleProgressBar.AttachTo(ctx);
     ctx.Log += (_, e) =>
     {

@@ -1,12 +1,13 @@
 using System.Globalization;
 using System.Text;
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Imaging;
 using TorchSharp;
 using TorchSharp.Modules;
 using Spectre.Console;
 using static TorchSharp.torch;
 
-// A first taste of the binding: a small CNN learns to segment bright discs in noisy synthetic images.
+// A first taste of the tensor engine (TorchSharp): a small CNN learns to segment bright discs in noisy synthetic images.
 // Usage: dotnet run --project examples/ToySegmentation -c Release [-- --epochs N --seed S --device cpu|cuda --out DIR]
 // Writes DIR/predictions.png (image | ground truth | prediction for 4 held-out cases; default DIR artifacts/demo).
 int epochs = 30;
@@ -24,9 +25,10 @@ for (int k = 0; k + 1 < args.Length; k += 2)
         default: Console.Error.WriteLine($"unknown option {args[k]}"); return 2;
     }
 }
-var device = torch.device(deviceName);
-device.EnsureAvailable();
-AnsiConsole.MarkupLine($"[bold]MLNetMedSeg.Torch[/] on libtorch {torch.__version__}, device {device}, {get_num_threads()} threads");
+TorchRuntime.Initialize();
+var device = Devices.Parse(deviceName);
+Devices.EnsureAvailable(device);
+AnsiConsole.MarkupLine($"[bold]TorchSharp[/] on libtorch {torch.__version__}, device {Devices.Name(device)}, {get_num_threads()} threads");
 
 const int size = 32, batch = 16, trainImages = 128;
 using var gen = new Generator(seed);
@@ -36,17 +38,17 @@ using var tx = trainX.to(device); using var ty = trainY.to(device);
 using var vx = testX.to(device); using var vy = testY.to(device);
 trainX.Dispose(); trainY.Dispose(); testX.Dispose(); testY.Dispose();
 
-nn.Sequential net;
-using (nn.init.UseGenerator(gen))
-    net = new nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding: 1), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.Conv2d(16, 16, 3, padding: 2, dilation: 2), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.Conv2d(16, 16, 3, padding: 4, dilation: 4), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.Conv2d(16, 1, 1));
-using var _net = net;
-net.to(device);
+// TorchSharp's constructors draw their initial weights from the global generator; SeededInit re-initialises them
+// (PyTorch's default rules) from this run's generator, so the seed alone fixes the run.
+using var net = ModuleExtensions.Build(() => nn.Sequential(
+    nn.Conv2d(1, 16, 3, padding: 1), nn.BatchNorm2d(16), nn.ReLU(),
+    nn.Conv2d(16, 16, 3, padding: 2, dilation: 2), nn.BatchNorm2d(16), nn.ReLU(),
+    nn.Conv2d(16, 16, 3, padding: 4, dilation: 4), nn.BatchNorm2d(16), nn.ReLU(),
+    nn.Conv2d(16, 1, 1)));
+SeededInit.Apply(net, gen);
+net.MoveTo(device);
 using var opt = optim.Adam(net.parameters(), lr: 3e-3);
-AnsiConsole.MarkupLine($"network: {net.num_parameters():N0} parameters; data: {trainImages} train / 32 test images of {size}x{size}");
+AnsiConsole.MarkupLine($"network: {net.ParameterCount():N0} parameters; data: {trainImages} train / 32 test images of {size}x{size}");
 
 var losses = new List<double>();
 AnsiConsole.Progress()
@@ -68,7 +70,7 @@ AnsiConsole.Progress()
                     var idx = torch.tensor(order[start..Math.Min(start + batch, trainImages)]).to(device);
                     var x = tx.index_select(0, idx);
                     var y = ty.index_select(0, idx);
-                    opt.zero_grad();
+                    opt.ZeroGrad();
                     var loss = nn.functional.binary_cross_entropy_with_logits(net.call(x), y);
                     loss.backward();
                     opt.step();
@@ -109,7 +111,7 @@ using (NewDisposeScope())
     for (int i = 0; i < 4; i++)
         rows.Add(torch.cat([vx[i], vy[i], pred[i]], 2));
     var grid = torch.cat(rows, 1).unsqueeze(0);
-    var big = nn.functional.interpolate(grid, scale_factor: [4.0], mode: InterpolationMode.Nearest)[0];
+    var big = nn.functional.interpolate(grid, scale_factor: [4.0, 4.0], mode: InterpolationMode.Nearest)[0];
     string png = Path.Combine(outDir, "predictions.png");
     ImageIO.WritePng(png, big.cpu());
     AnsiConsole.MarkupLine($"wrote [blue]{png}[/] (rows: held-out cases; columns: image, ground truth, prediction)");
