@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -36,7 +37,7 @@ public static class DeformationWarp
         CheckSizes(images.dim() == 4 ? images.size(2) : -1, images.dim() == 4 ? images.size(3) : -1, images, deformation, "images must be [N,C,H,W]");
         using var scope = NewDisposeScope();
         var grid = Grid(deformation);
-        return nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridPaddingMode.Border, align_corners: false).MoveToOuterDisposeScope();
+        return Sampling.GridSample(images, grid, GridSampleMode.Bilinear, GridPaddingMode.Border, alignCorners: false).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -53,7 +54,7 @@ public static class DeformationWarp
         using var scope = NewDisposeScope();
         var x = classes ? masks.unsqueeze(1).to(ScalarType.Float32) : masks.to(ScalarType.Float32);
         var grid = Grid(deformation);
-        var y = nn.functional.grid_sample(x, grid, GridSampleMode.Nearest, GridPaddingMode.Border, align_corners: false);
+        var y = Sampling.GridSample(x, grid, GridSampleMode.Nearest, GridPaddingMode.Border, alignCorners: false);
         var r = classes ? y.squeeze(1).round().to(ScalarType.Int64) : y.to(masks.dtype);
         return r.MoveToOuterDisposeScope();
     }

@@ -127,6 +127,7 @@ public static class Safetensors
             if (name is null) throw new ArgumentException("a tensor name is null", nameof(tensors));
             if (name == MetadataKey) throw new ArgumentException($"'{MetadataKey}' is reserved and cannot name a tensor", nameof(tensors));
             if (t is null) throw new ArgumentException($"tensor '{name}' is null", nameof(tensors));
+            if (t.IsInvalid) throw new ObjectDisposedException($"tensor '{name}'", $"tensor '{name}' is disposed: it cannot be saved");
             var dtype = t.dtype;
             Rank(dtype);
             var shape = t.shape;
@@ -356,7 +357,8 @@ public static class Safetensors
         if (!v.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw Bad(source, $"tensor '{name}' has no \"data_offsets\" pair");
         var o = off.EnumerateArray().ToArray();
-        if (!o[0].TryGetInt64(out long begin) || !o[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (o[0].ValueKind != JsonValueKind.Number || o[1].ValueKind != JsonValueKind.Number
+            || !o[0].TryGetInt64(out long begin) || !o[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw Bad(source, $"tensor '{name}' has invalid data_offsets {off.GetRawText()}");
         long need;
         try { need = checked(numel * TensorExtensions.ElementSize(dtype)); }

@@ -82,14 +82,29 @@ public static class TorchRuntime
         }
     }
 
-    private static bool ApplyMallocPolicy()
+    /// <summary>
+    /// The decision <see cref="Initialize"/> takes, as a function of the environment: true on Linux unless
+    /// MEDSEG_MALLOC_TUNING is "0", GLIBC_TUNABLES sets any glibc.malloc.* tunable, or one of glibc's
+    /// MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_, MALLOC_MMAP_MAX_ variables is set (to anything).
+    /// (Whether the C library is glibc is found out when the policy is applied: elsewhere mallopt is missing.)
+    /// </summary>
+    /// <param name="getEnvironmentVariable">Reads an environment variable (null when unset), e.g. <see cref="Environment.GetEnvironmentVariable(string)"/>.</param>
+    /// <param name="isLinux">Whether the process runs on Linux.</param>
+    public static bool MallocPolicyWanted(Func<string, string?> getEnvironmentVariable, bool isLinux)
     {
-        if (!OperatingSystem.IsLinux()) return false;
-        if (Environment.GetEnvironmentVariable("MEDSEG_MALLOC_TUNING") == "0") return false;
-        var tunables = Environment.GetEnvironmentVariable("GLIBC_TUNABLES");
+        ArgumentNullException.ThrowIfNull(getEnvironmentVariable);
+        if (!isLinux) return false;
+        if (getEnvironmentVariable("MEDSEG_MALLOC_TUNING") == "0") return false;
+        var tunables = getEnvironmentVariable("GLIBC_TUNABLES");
         if (tunables is not null && tunables.Contains("glibc.malloc.", StringComparison.Ordinal)) return false;
         foreach (var v in new[] { "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_" })
-            if (Environment.GetEnvironmentVariable(v) is not null) return false;
+            if (getEnvironmentVariable(v) is not null) return false;
+        return true;
+    }
+
+    private static bool ApplyMallocPolicy()
+    {
+        if (!MallocPolicyWanted(Environment.GetEnvironmentVariable, OperatingSystem.IsLinux())) return false;
         try
         {
             const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3;

@@ -94,17 +94,17 @@ public sealed class ElasticTransform : IBatchAugmentation
         var gx = w > 1 ? xs * (2.0 / (w - 1)) - 1.0 : xs * 0.0;
         var gy = h > 1 ? ys * (2.0 / (h - 1)) - 1.0 : ys * 0.0;
         var grid = torch.stack([gx, gy], 3);
-        var img = torch.nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridPaddingMode.Border, align_corners: true);
+        var img = Sampling.GridSample(images, grid, GridSampleMode.Bilinear, GridPaddingMode.Border, alignCorners: true);
         Tensor msk;
         if (masks.dim() == 3)
         {
-            var f = torch.nn.functional.grid_sample(masks.unsqueeze(1).to(ScalarType.Float32), grid, GridSampleMode.Nearest,
-                GridPaddingMode.Border, align_corners: true);
+            var f = Sampling.GridSample(masks.unsqueeze(1).to(ScalarType.Float32), grid, GridSampleMode.Nearest,
+                GridPaddingMode.Border, alignCorners: true);
             msk = f.squeeze(1).round().to(ScalarType.Int64);
         }
         else
         {
-            msk = torch.nn.functional.grid_sample(masks, grid, GridSampleMode.Nearest, GridPaddingMode.Border, align_corners: true);
+            msk = Sampling.GridSample(masks, grid, GridSampleMode.Nearest, GridPaddingMode.Border, alignCorners: true);
         }
         var flag = BatchAug.Flags(apply, device);
         img = torch.where(flag, img, images);
