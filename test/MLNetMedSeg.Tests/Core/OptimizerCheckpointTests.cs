@@ -74,9 +74,11 @@ public sealed class OptimizerCheckpointTests
     [TestMethod]
     public void ZeroGradLeavesNothingToTheFinalizer()
     {
-        using var scope = NewDisposeScope();
+        // No dispose scope around this test: TorchSharp's zero_grad leaves its temporaries to whatever scope is open.
         var (a, x, y) = Problem();
         using var _a = a;
+        using var _x = x;
+        using var _y = y;
         using var opt = optim.Adam(a.parameters(), lr: 1e-2);
         Step(a, opt, x, y);
         Assert.IsTrue(a.parameters().All(p => p.grad is not null));
