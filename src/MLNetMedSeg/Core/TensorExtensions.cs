@@ -19,6 +19,7 @@ public static class TensorExtensions
         var want = ScalarTypeOf<T>();
         if (c.dtype != want)
             throw new InvalidOperationException($"ToArray<{typeof(T).Name}>: the tensor holds {c.dtype}, not {want}");
+        if (c.numel() == 0) return [];   // TorchSharp's accessor throws on an empty tensor
         return c.data<T>().ToArray();
     }
 

@@ -133,7 +133,7 @@ public sealed class ModulesTests
     [TestMethod]
     public void MoveToTheSameDeviceIsANoOpAndLeavesNothingToTheFinalizer()
     {
-        using var scope = NewDisposeScope();
+        // No dispose scope around this test, so that a temporary left undisposed would reach the finalizer.
         using var root = new Root();
         var before = root.StateDictInOrder().Values.ToList();
         long finalized = TorchRuntime.FinalizedTensorCount;
