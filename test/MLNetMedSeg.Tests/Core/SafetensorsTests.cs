@@ -359,7 +359,7 @@ public sealed class SafetensorsTests
     // PyTorch tensors serialised by hand (struct + json + numpy bytes, in the reference writer's layout: header JSON
     // with "__metadata__" first, then tensors by dtype (larger alignment first) and name, padded with spaces to a
     // multiple of 8). The bytes below were made with /usr/bin/python3 (PyTorch 1.13) by the old binding's
-    // test/MLNetMedSeg.Torch.Tests/TestData/safetensors_interop.py (git show 25f11b8:<that path>), in short:
+    // interop script (safetensors_interop.py in the retired binding's test data, commit 25f11b8), in short:
     //
     //   ref = {"f32": torch.tensor([[1.5, -2.25, 3.0], [0.0, 1e-3, -7.5]]), "f64": torch.tensor([math.pi, -1e300, 2.5], dtype=torch.float64),
     //          "bf16": torch.tensor([1.0, -2.5, 0.15625, 256.0], dtype=torch.bfloat16), "i64": torch.tensor([-(2**62), 0, 2**40 + 1]),

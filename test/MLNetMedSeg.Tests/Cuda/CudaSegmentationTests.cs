@@ -10,8 +10,8 @@ using static TorchSharp.torch;
 namespace MLNetMedSeg.Tests.Cuda;
 
 /// <summary>
-/// The segmentation trainer on the accelerator (cuda:0 where the shim is built against a CUDA libtorch and sees a GPU,
-/// as build/gpu/device.sh does on a lent machine; else the CPU): it learns, a seed reproduces the run bit for bit, and a
+/// The segmentation trainer on the accelerator (cuda:0 where the application's TorchSharp backend is a CUDA build and sees a GPU;
+/// else the CPU): it learns, a seed reproduces the run bit for bit, and a
 /// model fitted there loads and predicts on a CPU context.
 /// </summary>
 [TestClass]
