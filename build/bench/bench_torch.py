@@ -3,7 +3,8 @@
 
 Prints one line per case: "<case> <median_ms> [key=value ...]" with the keys of test/MLNetMedSeg.Bench/Program.cs:
 params= (training-step and diffusion cases; diffpgd_batch "<segmenter>+<diffusion>"), calls= (diffpgd_batch:
-"<diffusion forwards>+<segmenter forwards>"), gflops= (sgemm cases), us_per_op= (tiny_ops).
+"<diffusion forwards>+<segmenter forwards>"), gflops= (sgemm cases), us_per_op= (tiny_ops), min_ms= (the fastest run), cpu_ms= (the median CPU time
+of a run).
 Training-step cases: unet_train_step and seg_step_<arch>, each optionally followed by _bf16 (torch.autocast('cpu',
 dtype=torch.bfloat16) around the forward, fp32 parameters, loss in fp32) and/or _channels_last (network and input
 .to(memory_format=torch.channels_last)), e.g. unet_train_step_bf16_channels_last.
@@ -70,16 +71,23 @@ def sync():
         torch.cuda.synchronize()
 
 
+STATS = {}  # min_ms= (the fastest timed run) and cpu_ms= (median CPU time of a run) of the last median_ms
+
+
 def median_ms(fn, warmup, iters):
     for _ in range(warmup):
         fn()
     sync()
-    times = []
+    times, cpu = [], []
     for _ in range(iters):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         fn()
         sync()  # GPU work is asynchronous: a step ends when the device is done
         times.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    STATS["min_ms"] = f"{min(times):.3f}"
+    STATS["cpu_ms"] = f"{statistics.median(cpu):.3f}"
     return statistics.median(times)
 
 
@@ -299,23 +307,26 @@ def main():
     DEVICE = torch.device(a.device)
     if DEVICE.type != "cpu" and (a.case in DIFFUSION_CASES or a.case == "diffpgd_batch"):
         ap.error(f"{a.case} runs on the CPU only")
+    def stats():
+        return "".join(f" {k}={v}" for k, v in STATS.items())
+
     train = parse_train_case(a.case)
     if train is not None:
         ms, params = train_step_case(*train, a.warmup, a.iters, a.size or 128, a.batch)
-        print(f"{a.case} {ms:.3f} params={params}")
+        print(f"{a.case} {ms:.3f} params={params}" + stats())
     elif a.case == "diffpgd_batch":
         ms, params, calls = diffpgd_batch_case(a.warmup, a.iters, a.size or 64, a.batch)
-        print(f"{a.case} {ms:.3f} params={params} calls={calls}")
+        print(f"{a.case} {ms:.3f} params={params} calls={calls}" + stats())
     elif a.case in DIFFUSION_CASES:
         ms, params = DIFFUSION_CASES[a.case](a.warmup, a.iters, a.size or 64, a.batch)
-        print(f"{a.case} {ms:.3f} params={params}")
+        print(f"{a.case} {ms:.3f} params={params}" + stats())
     elif a.case in ("sgemm", "sgemm_bf16"):
         n = a.size or 2048
         ms = gemm_case(torch.float32 if a.case == "sgemm" else torch.bfloat16, a.warmup, a.iters, n)
-        print(f"{a.case} {ms:.3f} gflops={2.0 * n ** 3 / (ms * 1e6):.1f}")
+        print(f"{a.case} {ms:.3f} gflops={2.0 * n ** 3 / (ms * 1e6):.1f}" + stats())
     elif a.case == "tiny_ops":
         ms = tiny_ops_case(a.warmup, a.iters, a.ops)
-        print(f"{a.case} {ms:.3f} us_per_op={ms * 1000 / a.ops:.3f}")
+        print(f"{a.case} {ms:.3f} us_per_op={ms * 1000 / a.ops:.3f}" + stats())
     else:
         ap.error(f"unknown case {a.case}")
 

@@ -15,6 +15,9 @@ using static TorchSharp.torch;
 //             hooks on the network's Conv2d/ConvTranspose2d/Linear layers) x 3 for forward + backward
 //   gflops=   (sgemm cases) 2 n^3 / time
 //   us_per_op= (tiny_ops) microseconds per elementwise op
+//   min_ms=   the fastest timed run (medians are what build/bench.sh compares; the minimum helps on a busy machine)
+//   cpu_ms=   the median CPU time (user + system, all threads) of a timed run: with one thread, the work itself, which
+//             other processes on a busy machine do not stretch as they stretch the wall-clock time
 //   cl=       (C# only, *_channels_last cases) convolutions whose output was channels-last / convolutions, and 4-D
 //             parameters still channels-last after the timed steps / 4-D parameters
 // Training-step cases: unet_train_step (the 7.76 M U-Net of UNet.cs) and seg_step_<arch> (a library backbone), each
@@ -24,7 +27,7 @@ var opts = new Dictionary<string, int> { ["threads"] = 0, ["warmup"] = 3, ["iter
 if (args.Length < 1)
 {
     Console.Error.WriteLine("usage: MLNetMedSeg.Bench unet_train_step[_bf16][_channels_last]|seg_step_{unet,unetpp,linknet,deeplabv3plus}[_bf16][_channels_last]"
-        + "|tiny_ops|sgemm|sgemm_bf16|diffusion_train_step|ddim50_sample|diffpgd_batch [--threads N] [--warmup N] [--iters N] [--size N] [--batch N] [--ops N] [--device cpu|cuda]");
+        + "|tiny_ops|sgemm|sgemm_bf16|interleaved_unet|diffusion_train_step|ddim50_sample|diffpgd_batch [--threads N] [--warmup N] [--iters N] [--size N] [--batch N] [--ops N] [--device cpu|cuda]");
     return 2;
 }
 TorchRuntime.Initialize(); // the library's allocator policy, as every stage applies it
@@ -58,6 +61,10 @@ if (TrainStepCase.TryParse(benchCase, out var spec))
 }
 else switch (benchCase)
 {
+    case "interleaved_unet": // C# only: see TrainStepCase.RunInterleaved (build/bench.sh runs it for the summary)
+        fields.Add(TrainStepCase.RunInterleaved(dev, Size(128), opts["batch"], opts["warmup"], opts["iters"]));
+        ms = 0;
+        break;
     case "tiny_ops":
         ms = TinyOpsCase();
         fields.Add(I($"us_per_op={ms * 1000 / opts["ops"]:F3}"));
@@ -101,16 +108,30 @@ double MedianMs(Action fn)
     for (int k = 0; k < opts["warmup"]; k++) fn();
     Sync();
     var times = new List<double>();
+    var cpu = new List<double>();
+    using var self = Process.GetCurrentProcess();
     for (int k = 0; k < opts["iters"]; k++)
     {
+        self.Refresh();
+        var c0 = self.TotalProcessorTime;
         long t0 = Stopwatch.GetTimestamp();
         fn();
         Sync(); // GPU work is asynchronous: a step ends when the device is done
         times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        self.Refresh();
+        cpu.Add((self.TotalProcessorTime - c0).TotalMilliseconds);
     }
-    times.Sort();
     int n = times.Count;
-    return n % 2 == 1 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+    if (n > 0) fields.Add(I($"min_ms={times.Min():F3}"));
+    if (n > 0) fields.Add(I($"cpu_ms={Median(cpu):F3}"));
+    return Median(times);
+}
+
+static double Median(List<double> v)
+{
+    var s = v.OrderBy(t => t).ToList();
+    int n = s.Count;
+    return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 void Sync()

@@ -103,6 +103,96 @@ internal static class TrainStepCase
         return new TrainStepResult(ms, parameters, flops, cl);
     }
 
+    /// <summary>
+    /// The issue's two in-process targets measured so that machine noise hits every term alike: the fp32 U-Net step
+    /// (unet_train_step), its channels-last, bf16 and bf16 + channels-last variants and a 2048³ fp32 matmul, one timed
+    /// run of each per round, round after round (after <paramref name="warmup"/> rounds). Returns the median time of
+    /// each (ms), and the medians of the per-round quotients: the fp32 step's GFLOP/s over the matmul's (fraction of
+    /// the sgemm peak) and fp32 time over each variant's time (speed-ups).
+    /// </summary>
+    public static string RunInterleaved(Device dev, int size, int batch, int warmup, int iters)
+    {
+        string[] names = ["unet_train_step", "unet_train_step_channels_last", "unet_train_step_bf16", "unet_train_step_bf16_channels_last"];
+        var nets = new List<nn.Module<Tensor, Tensor>>();
+        var steppers = new List<IStepper>();
+        var inputs = new List<Tensor>();
+        using var g = new Generator(0);
+        using var x0 = rand([batch, 3, size, size], generator: g);
+        using var r = rand([batch, 1, size, size], generator: g);
+        using var y0 = (r > 0.5).to(ScalarType.Float32);
+        using var y = y0.to(dev);
+        double flops = 0;
+        foreach (var name in names)
+        {
+            TryParse(name, out var spec);
+            var net = Create(spec);
+            net.MoveTo(dev);
+            var x = spec.ChannelsLast ? ToChannelsLast(x0.to(dev)) : x0.to(dev);
+            if (spec.ChannelsLast) ChannelsLastInPlace(net);
+            if (flops == 0) flops = 3 * CountForward(net, x).Flops;
+            nets.Add(net);
+            inputs.Add(x);
+            steppers.Add(spec.Bf16 ? new MixedPrecisionStep(net, Create(spec), dev, spec.ChannelsLast) : new Fp32Step(net));
+        }
+        const int n = 2048;
+        using var a = randn([n, n], generator: g).to(dev);
+        using var b = randn([n, n], generator: g).to(dev);
+        var times = names.Select(_ => new List<double>()).Append(new List<double>()).ToArray();   // last: sgemm
+        var cpu = names.Select(_ => new List<double>()).Append(new List<double>()).ToArray();
+        using var self = Process.GetCurrentProcess();
+        void Sync() { if (dev.type == DeviceType.CUDA) cuda.synchronize(); }
+        for (int round = 0; round < warmup + iters; round++)
+        {
+            for (int k = 0; k <= names.Length; k++)
+            {
+                self.Refresh();
+                var c0 = self.TotalProcessorTime;
+                long t0 = Stopwatch.GetTimestamp();
+                using (var scope = NewDisposeScope())
+                {
+                    if (k == names.Length) a.mm(b);
+                    else
+                    {
+                        steppers[k].Backward(steppers[k].Forward(inputs[k], y));
+                        steppers[k].Update();
+                    }
+                    Sync();
+                }
+                double wall = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                self.Refresh();
+                if (round >= warmup)
+                {
+                    times[k].Add(wall);
+                    cpu[k].Add((self.TotalProcessorTime - c0).TotalMilliseconds);
+                }
+            }
+        }
+        static double Median(IEnumerable<double> v)
+        {
+            var l = v.OrderBy(t => t).ToList();
+            return l.Count % 2 == 1 ? l[l.Count / 2] : (l[l.Count / 2 - 1] + l[l.Count / 2]) / 2;
+        }
+        var idx = Enumerable.Range(0, iters).ToList();
+        var sb = new System.Text.StringBuilder();
+        sb.Append(FormattableString.Invariant($"gflop={flops / 1e9:F1}"));
+        // Each quotient twice: from wall-clock times, and (suffix _cpu) from CPU times (with one thread the work
+        // itself, robust to other processes on the machine).
+        foreach (var (t, suffix) in new[] { (times, ""), (cpu, "_cpu") })
+        {
+            double Gflops(int i) => 2.0 * n * n * n / (t[^1][i] * 1e6);
+            sb.Append(FormattableString.Invariant($" sgemm_gflops{suffix}={Median(idx.Select(Gflops)):F1}"));
+            for (int k = 0; k < names.Length; k++) sb.Append(FormattableString.Invariant($" {names[k]}_ms{suffix}={Median(t[k]):F1}"));
+            sb.Append(FormattableString.Invariant($" peak_frac{suffix}={Median(idx.Select(i => flops / (t[0][i] * 1e6) / Gflops(i))):F3}"));
+            for (int k = 1; k < names.Length; k++)
+                sb.Append(FormattableString.Invariant($" speedup_{names[k]["unet_train_step_".Length..]}{suffix}={Median(idx.Select(i => t[0][i] / t[k][i])):F2}"));
+            sb.Append(FormattableString.Invariant($" speedup_bf16_channels_last_vs_channels_last{suffix}={Median(idx.Select(i => t[1][i] / t[3][i])):F2}"));
+        }
+        foreach (var s in steppers) s.Dispose();
+        foreach (var net in nets) net.Dispose();
+        foreach (var x in inputs) x.Dispose();
+        return sb.ToString();
+    }
+
     /// <summary>Prints the median time of each phase of 5 steps to stderr (BENCH_BREAKDOWN=1): where a step's time goes.</summary>
     private static void Breakdown(IStepper stepper, Tensor x, Tensor y)
     {
