@@ -197,12 +197,14 @@ internal static class TrainStepCase
     private static void Breakdown(IStepper stepper, Tensor x, Tensor y)
     {
         var t = new[] { new List<double>(), new List<double>(), new List<double>() };
+        var losses = new List<double>();
         for (int k = 0; k < 5; k++)
         {
             using var scope = NewDisposeScope();
             long t0 = Stopwatch.GetTimestamp();
             var loss = stepper.Forward(x, y);
             long t1 = Stopwatch.GetTimestamp();
+            losses.Add(loss.ToDouble());
             stepper.Backward(loss);
             long t2 = Stopwatch.GetTimestamp();
             stepper.Update();
@@ -213,7 +215,7 @@ internal static class TrainStepCase
         }
         static double Median(List<double> v) { v.Sort(); return v[v.Count / 2]; }
         Console.Error.WriteLine(FormattableString.Invariant(
-            $"breakdown (median of 5 steps): forward+loss {Median(t[0]):F1} ms, backward {Median(t[1]):F1} ms, update {Median(t[2]):F1} ms"));
+            $"breakdown (median of 5 steps): forward+loss {Median(t[0]):F1} ms, backward {Median(t[1]):F1} ms, update {Median(t[2]):F1} ms; losses {string.Join(" ", losses.Select(l => l.ToString("F4")))}"));
     }
 
     /// <summary>Soft Dice loss of logits against a binary target (ε = 1), as soft_dice_loss in bench_torch.py.</summary>
