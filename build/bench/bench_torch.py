@@ -1,8 +1,13 @@
 #!/usr/bin/python3
 """PyTorch side of build/bench.sh: the same cases as test/MLNetMedSeg.Bench, on the same libtorch.
 
-Prints one line per case: "<case> <median_ms>" (seg_step_* and the diffusion cases add the parameter count;
-diffpgd_batch adds "<segmenter params>+<diffusion params> unet_calls=<diffusion forwards>+<segmenter forwards>").
+Prints one line per case: "<case> <median_ms> [key=value ...]" with the keys of test/MLNetMedSeg.Bench/Program.cs:
+params= (training-step and diffusion cases; diffpgd_batch "<segmenter>+<diffusion>"), calls= (diffpgd_batch:
+"<diffusion forwards>+<segmenter forwards>"), gflops= (sgemm cases), us_per_op= (tiny_ops), min_ms= (the fastest run), cpu_ms= (the median CPU time
+of a run).
+Training-step cases: unet_train_step and seg_step_<arch>, each optionally followed by _bf16 (torch.autocast('cpu',
+dtype=torch.bfloat16) around the forward, fp32 parameters, loss in fp32) and/or _channels_last (network and input
+.to(memory_format=torch.channels_last)), e.g. unet_train_step_bf16_channels_last.
 Run with Debian's /usr/bin/python3 + python3-torch.
 """
 import argparse
@@ -66,25 +71,51 @@ def sync():
         torch.cuda.synchronize()
 
 
+STATS = {}  # min_ms= (the fastest timed run) and cpu_ms= (median CPU time of a run) of the last median_ms
+
+
 def median_ms(fn, warmup, iters):
     for _ in range(warmup):
         fn()
     sync()
-    times = []
+    times, cpu = [], []
     for _ in range(iters):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         fn()
         sync()  # GPU work is asynchronous: a step ends when the device is done
         times.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    STATS["min_ms"] = f"{min(times):.3f}"
+    STATS["cpu_ms"] = f"{statistics.median(cpu):.3f}"
     return statistics.median(times)
 
 
-def unet_case(bf16, warmup, iters, size, batch):
+def parse_train_case(name):
+    """(network, bf16, channels_last) of a training-step case name, or None."""
+    bf16 = cl = False
+    while True:
+        if name.endswith("_bf16"):
+            bf16, name = True, name[:-len("_bf16")]
+        elif name.endswith("_channels_last"):
+            cl, name = True, name[:-len("_channels_last")]
+        else:
+            break
+    if name == "unet_train_step" or name in SEG_CASES:
+        return name, bf16, cl
+    return None
+
+
+def train_step_case(network, bf16, channels_last, warmup, iters, size, batch):
+    """One training step (forward, soft-Dice loss, backward, Adam step); returns (ms, params)."""
     torch.manual_seed(0)
-    net = UNet().to(DEVICE)
+    net = (UNet() if network == "unet_train_step" else networks.create(SEG_CASES[network])).to(DEVICE)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x = torch.rand(batch, 3, size, size).to(DEVICE)
     y = (torch.rand(batch, 1, size, size) > 0.5).float().to(DEVICE)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -97,24 +128,14 @@ def unet_case(bf16, warmup, iters, size, batch):
         loss.backward()
         opt.step()
 
-    return median_ms(step, warmup, iters)
-
-
-def seg_step_case(name, warmup, iters, size, batch):
-    """One training step (forward, soft-Dice loss, backward, Adam step) of a backbone twin; returns (ms, params)."""
-    torch.manual_seed(0)
-    net = networks.create(name).to(DEVICE)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x = torch.rand(batch, 3, size, size).to(DEVICE)
-    y = (torch.rand(batch, 1, size, size) > 0.5).float().to(DEVICE)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = soft_dice_loss(net(x), y)
-        loss.backward()
-        opt.step()
-
     return median_ms(step, warmup, iters), sum(p.numel() for p in net.parameters())
+
+
+def gemm_case(dtype, warmup, iters, n):
+    """An n x n x n matrix product: the machine's attainable GEMM rate."""
+    a = torch.randn(n, n).to(dtype=dtype, device=DEVICE)
+    b = torch.randn(n, n).to(dtype=dtype, device=DEVICE)
+    return median_ms(lambda: a.mm(b), warmup, iters)
 
 
 def linear_alphas_cumprod(steps=1000):
@@ -269,15 +290,16 @@ def tiny_ops_case(warmup, iters, n_ops):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["unet_train_step", "unet_train_step_bf16", "tiny_ops"] + list(SEG_CASES) + list(DIFFUSION_CASES)
-                    + ["diffpgd_batch"])
+    ap.add_argument("case", help="unet_train_step[_bf16][_channels_last], seg_step_<arch>[_bf16][_channels_last], "
+                    "tiny_ops, sgemm, sgemm_bf16, diffusion_train_step, ddim50_sample, diffpgd_batch")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
-    ap.add_argument("--size", type=int, default=None, help="128 px (segmentation cases), 64 px (diffusion cases)")
+    ap.add_argument("--size", type=int, default=None,
+                    help="128 px (segmentation cases), 64 px (diffusion cases), 2048 (sgemm cases)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--ops", type=int, default=10000)
-    ap.add_argument("--device", default="cpu", help="cpu or cuda (the U-Net, seg_step_* and tiny_ops cases)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the training-step, sgemm and tiny_ops cases)")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -285,24 +307,28 @@ def main():
     DEVICE = torch.device(a.device)
     if DEVICE.type != "cpu" and (a.case in DIFFUSION_CASES or a.case == "diffpgd_batch"):
         ap.error(f"{a.case} runs on the CPU only")
-    if a.case == "diffpgd_batch":
+    def stats():
+        return "".join(f" {k}={v}" for k, v in STATS.items())
+
+    train = parse_train_case(a.case)
+    if train is not None:
+        ms, params = train_step_case(*train, a.warmup, a.iters, a.size or 128, a.batch)
+        print(f"{a.case} {ms:.3f} params={params}" + stats())
+    elif a.case == "diffpgd_batch":
         ms, params, calls = diffpgd_batch_case(a.warmup, a.iters, a.size or 64, a.batch)
-        print(f"{a.case} {ms:.3f} {params} unet_calls={calls}")
-        return
-    if a.case in DIFFUSION_CASES:
+        print(f"{a.case} {ms:.3f} params={params} calls={calls}" + stats())
+    elif a.case in DIFFUSION_CASES:
         ms, params = DIFFUSION_CASES[a.case](a.warmup, a.iters, a.size or 64, a.batch)
-        print(f"{a.case} {ms:.3f} {params}")
-        return
-    a.size = a.size or 128
-    if a.case in SEG_CASES:
-        ms, params = seg_step_case(SEG_CASES[a.case], a.warmup, a.iters, a.size, a.batch)
-        print(f"{a.case} {ms:.3f} {params}")
-        return
-    if a.case == "tiny_ops":
+        print(f"{a.case} {ms:.3f} params={params}" + stats())
+    elif a.case in ("sgemm", "sgemm_bf16"):
+        n = a.size or 2048
+        ms = gemm_case(torch.float32 if a.case == "sgemm" else torch.bfloat16, a.warmup, a.iters, n)
+        print(f"{a.case} {ms:.3f} gflops={2.0 * n ** 3 / (ms * 1e6):.1f}" + stats())
+    elif a.case == "tiny_ops":
         ms = tiny_ops_case(a.warmup, a.iters, a.ops)
+        print(f"{a.case} {ms:.3f} us_per_op={ms * 1000 / a.ops:.3f}" + stats())
     else:
-        ms = unet_case(a.case.endswith("bf16"), a.warmup, a.iters, a.size, a.batch)
-    print(f"{a.case} {ms:.3f}")
+        ap.error(f"unknown case {a.case}")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Pipeline;
@@ -29,7 +30,7 @@ internal static class AttackCases
         using var seg = SegmentationNetworks.Create(new SegmentationNetworkOptions { Architecture = SegmentationArchitecture.UNet }, g);
         var net = DiffusionCases.DefaultNetwork(g);
         DiffusionCases.TrainedLike(net, g);
-        long diffusionParams = net.num_parameters();
+        long diffusionParams = net.ParameterCount();
         using var editor = new ImageDiffusionTransformer(new MedSegContext(seed: 0), new ImageDiffusionOptions { SamplingSeed = 0 }, net);
         var counting = new CountingSdEditor(editor);
         var attack = new AdversarialAttack(AdversarialAttackOptions.Dasp(), counting);
@@ -54,7 +55,7 @@ internal static class AttackCases
             calls = c;
         }
         double ms = medianMs(Attack);
-        return (ms, $"{seg.num_parameters()}+{diffusionParams}", calls!);
+        return (ms, $"{seg.ParameterCount()}+{diffusionParams}", calls!);
     }
 
     /// <summary>

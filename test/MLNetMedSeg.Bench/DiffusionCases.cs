@@ -1,7 +1,7 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Diffusion.Networks;
 using TorchSharp;
-using TorchSharp.Modules;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -43,7 +43,7 @@ internal static class DiffusionCases
             loss.backward();
             opt.step();
         }
-        return (medianMs(Step), net.num_parameters());
+        return (medianMs(Step), net.ParameterCount());
     }
 
     /// <summary>50-step DDIM (η = 0) sampling of a batch from x_T ~ N(0, I), conditioned on masks; eval, no grad.</summary>
@@ -61,6 +61,6 @@ internal static class DiffusionCases
             using var scope = NewDisposeScope();
             diffusion.Sample(net.forward, [batch, 3, size, size], cond, options, [g]);
         }
-        return (medianMs(Sample), net.num_parameters());
+        return (medianMs(Sample), net.ParameterCount());
     }
 }

@@ -1,22 +1,37 @@
 using System.Diagnostics;
 using System.Globalization;
 using MLNetMedSeg.Bench;
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-// The C# side of build/bench.sh. Usage: MLNetMedSeg.Bench <case> [--threads N] [--warmup N] [--iters N]
-//   [--size N] [--batch N] [--ops N] [--device cpu|cuda]. Prints "<case> <median_ms>" like build/bench/bench_torch.py; the seg_step_* cases
-//   (one training step of a MLNetMedSeg.Segmentation.Networks backbone) add a third field, the parameter count, which
-//   build/bench.sh compares with the PyTorch twin's (build/bench/networks.py). diffpgd_batch (one DASP attack of a
-//   batch, AttackCases.cs) prints "<case> <median_ms> <segmenter params>+<diffusion params> unet_calls=<diffusion
-//   network forwards>+<segmenter forwards>" (per attack); build/bench.sh requires both fields to match PyTorch's.
-var opts = new Dictionary<string, int> { ["threads"] = 0, ["warmup"] = 3, ["iters"] = 10, ["size"] = 128, ["batch"] = 8, ["ops"] = 10000 };
-if (args.Length < 1) { Console.Error.WriteLine("usage: MLNetMedSeg.Bench unet_train_step|unet_train_step_bf16|tiny_ops|tiny_ops_overhead|seg_step_unet|seg_step_unetpp|seg_step_linknet|seg_step_deeplabv3plus|diffusion_train_step|ddim50_sample|diffpgd_batch [--threads N] ..."); return 2; }
+// The C# side of build/bench.sh (TorchSharp). Usage: MLNetMedSeg.Bench <case> [--threads N] [--warmup N] [--iters N]
+//   [--size N] [--batch N] [--ops N] [--device cpu|cuda]. Prints "<case> <median_ms> [key=value ...]" like
+//   build/bench/bench_torch.py; build/bench.sh reads the keys:
+//   params=   parameter count (training-step and diffusion cases; must equal PyTorch's: the same network)
+//   calls=    network calls per run (diffpgd_batch: "<diffusion forwards>+<segmenter forwards>"; must equal PyTorch's)
+//   flops=    (C# only) FLOPs of one training step: forward conv/linear FLOPs (2 per multiply-add, counted by forward
+//             hooks on the network's Conv2d/ConvTranspose2d/Linear layers) x 3 for forward + backward
+//   gflops=   (sgemm cases) 2 n^3 / time
+//   us_per_op= (tiny_ops) microseconds per elementwise op
+//   min_ms=   the fastest timed run (medians are what build/bench.sh compares; the minimum helps on a busy machine)
+//   cpu_ms=   the median CPU time (user + system, all threads) of a timed run: with one thread, the work itself, which
+//             other processes on a busy machine do not stretch as they stretch the wall-clock time
+//   cl=       (C# only, *_channels_last cases) convolutions whose output was channels-last / convolutions, and 4-D
+//             parameters still channels-last after the timed steps / 4-D parameters
+// Training-step cases: unet_train_step (the 7.76 M U-Net of UNet.cs) and seg_step_<arch> (a library backbone), each
+// optionally followed by _bf16 (mixed precision, MixedPrecision.cs) and/or _channels_last (input and 4-D weights in
+// channels-last layout), e.g. unet_train_step_bf16_channels_last.
+var opts = new Dictionary<string, int> { ["threads"] = 0, ["warmup"] = 3, ["iters"] = 10, ["size"] = 0, ["batch"] = 8, ["ops"] = 10000 };
+if (args.Length < 1)
+{
+    Console.Error.WriteLine("usage: MLNetMedSeg.Bench unet_train_step[_bf16][_channels_last]|seg_step_{unet,unetpp,linknet,deeplabv3plus}[_bf16][_channels_last]"
+        + "|tiny_ops|sgemm|sgemm_bf16|interleaved_unet|diffusion_train_step|ddim50_sample|diffpgd_batch [--threads N] [--warmup N] [--iters N] [--size N] [--batch N] [--ops N] [--device cpu|cuda]");
+    return 2;
+}
+TorchRuntime.Initialize(); // the library's allocator policy, as every stage applies it
 string benchCase = args[0];
-var given = new HashSet<string>();
-// --device cpu|cuda: the U-Net, seg_step_* and tiny_ops cases run on that device (timed up to a synchronize).
 Device dev = CPU;
 for (int k = 1; k + 1 < args.Length; k += 2)
 {
@@ -24,7 +39,6 @@ for (int k = 1; k + 1 < args.Length; k += 2)
     if (key == "device") { dev = device(args[k + 1]); continue; }
     if (!opts.ContainsKey(key)) { Console.Error.WriteLine($"unknown option {args[k]}"); return 2; }
     opts[key] = int.Parse(args[k + 1], CultureInfo.InvariantCulture);
-    given.Add(key);
 }
 if (opts["threads"] > 0) set_num_threads(opts["threads"]);
 if (dev.type != DeviceType.CPU && benchCase is "diffusion_train_step" or "ddim50_sample" or "diffpgd_batch")
@@ -32,26 +46,61 @@ if (dev.type != DeviceType.CPU && benchCase is "diffusion_train_step" or "ddim50
     Console.Error.WriteLine($"{benchCase} runs on the CPU only");
     return 2;
 }
+int Size(int dflt) => opts["size"] > 0 ? opts["size"] : dflt;
 
-long paramCount = -1;
-string? paramText = null, extraField = null;
-double ms = benchCase switch
+var fields = new List<string>();
+string I(FormattableString f) => f.ToString(CultureInfo.InvariantCulture);
+double ms;
+if (TrainStepCase.TryParse(benchCase, out var spec))
 {
-    "unet_train_step" => UNetCase(bf16: false),
-    "unet_train_step_bf16" => UNetCase(bf16: true),
-    "tiny_ops" => TinyOpsCase(),
-    "seg_step_unet" => SegStepCase(SegmentationArchitecture.UNet),
-    "seg_step_unetpp" => SegStepCase(SegmentationArchitecture.UNetPlusPlus),
-    "seg_step_linknet" => SegStepCase(SegmentationArchitecture.LinkNet),
-    "seg_step_deeplabv3plus" => SegStepCase(SegmentationArchitecture.DeepLabV3Plus),
-    "diffusion_train_step" => Diffusion(DiffusionCases.TrainStep),
-    "ddim50_sample" => Diffusion(DiffusionCases.Ddim50),
-    "diffpgd_batch" => DiffPgdCase(),
-    "tiny_ops_overhead" => TinyOpsOverheadCase(),
-    _ => throw new ArgumentException($"unknown case '{benchCase}'"),
-};
-Console.WriteLine($"{benchCase} {ms.ToString("F3", CultureInfo.InvariantCulture)}" + (paramText is not null ? $" {paramText}" : paramCount >= 0 ? $" {paramCount}" : "")
-    + (extraField is not null ? $" {extraField}" : ""));
+    var r = TrainStepCase.Run(spec, dev, Size(128), opts["batch"], MedianMs);
+    ms = r.Ms;
+    fields.Add($"params={r.Parameters}");
+    fields.Add(I($"flops={r.Flops:F0}"));
+    if (r.ChannelsLast is not null) fields.Add($"cl={r.ChannelsLast}");
+}
+else switch (benchCase)
+{
+    case "interleaved_unet": // C# only: see TrainStepCase.RunInterleaved (build/bench.sh runs it for the summary)
+        fields.Add(TrainStepCase.RunInterleaved(dev, Size(128), opts["batch"], opts["warmup"], opts["iters"]));
+        ms = 0;
+        break;
+    case "tiny_ops":
+        ms = TinyOpsCase();
+        fields.Add(I($"us_per_op={ms * 1000 / opts["ops"]:F3}"));
+        break;
+    case "sgemm":
+    case "sgemm_bf16":
+    {
+        int n = Size(2048);
+        ms = GemmCase(n, benchCase == "sgemm" ? ScalarType.Float32 : ScalarType.BFloat16);
+        fields.Add(I($"gflops={2.0 * n * n * n / (ms * 1e6):F1}"));
+        break;
+    }
+    case "diffusion_train_step":
+    {
+        (ms, long p) = DiffusionCases.TrainStep(Size(64), opts["batch"], MedianMs);
+        fields.Add($"params={p}");
+        break;
+    }
+    case "ddim50_sample":
+    {
+        (ms, long p) = DiffusionCases.Ddim50(Size(64), opts["batch"], MedianMs);
+        fields.Add($"params={p}");
+        break;
+    }
+    case "diffpgd_batch":
+    {
+        (ms, string p, string calls) = AttackCases.DiffPgdBatch(Size(64), opts["batch"], MedianMs);
+        fields.Add($"params={p}");
+        fields.Add($"calls={calls}");
+        break;
+    }
+    default:
+        Console.Error.WriteLine($"unknown case '{benchCase}'");
+        return 2;
+}
+Console.WriteLine(I($"{benchCase} {ms:F3}") + string.Concat(fields.Select(f => " " + f)));
 return 0;
 
 double MedianMs(Action fn)
@@ -59,16 +108,30 @@ double MedianMs(Action fn)
     for (int k = 0; k < opts["warmup"]; k++) fn();
     Sync();
     var times = new List<double>();
+    var cpu = new List<double>();
+    using var self = Process.GetCurrentProcess();
     for (int k = 0; k < opts["iters"]; k++)
     {
+        self.Refresh();
+        var c0 = self.TotalProcessorTime;
         long t0 = Stopwatch.GetTimestamp();
         fn();
         Sync(); // GPU work is asynchronous: a step ends when the device is done
         times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        self.Refresh();
+        cpu.Add((self.TotalProcessorTime - c0).TotalMilliseconds);
     }
-    times.Sort();
     int n = times.Count;
-    return n % 2 == 1 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+    if (n > 0) fields.Add(I($"min_ms={times.Min():F3}"));
+    if (n > 0) fields.Add(I($"cpu_ms={Median(cpu):F3}"));
+    return Median(times);
+}
+
+static double Median(List<double> v)
+{
+    var s = v.OrderBy(t => t).ToList();
+    int n = s.Count;
+    return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 void Sync()
@@ -76,98 +139,18 @@ void Sync()
     if (dev.type == DeviceType.CUDA) cuda.synchronize();
 }
 
-// The diffusion cases (64 px unless --size is given): the image diffusion stage's default network; the third field is
-// its parameter count, as for seg_step_*.
-double Diffusion(Func<int, int, Func<Action, double>, (double ms, long parameters)> run)
-{
-    var (ms, p) = run(given.Contains("size") ? opts["size"] : 64, opts["batch"], MedianMs);
-    paramCount = p;
-    return ms;
-}
-
-// One DASP Diff-PGD attack of a batch (64 px unless --size is given) through the library's AdversarialAttack.
-double DiffPgdCase()
-{
-    var (ms, p, calls) = AttackCases.DiffPgdBatch(given.Contains("size") ? opts["size"] : 64, opts["batch"], MedianMs);
-    paramText = p;
-    extraField = $"unet_calls={calls}";
-    return ms;
-}
-
-double UNetCase(bool bf16)
+// An n x n x n matrix product (the machine's attainable GEMM rate; the peak the U-Net steps are compared with).
+double GemmCase(int n, ScalarType dtype)
 {
     using var g = new Generator(0);
-    BenchUNet net;
-    using (nn.init.UseGenerator(g)) net = new BenchUNet();
-    using var _net = net;
-    net.to(dev);
-    using var opt = optim.Adam(net.parameters(), lr: 1e-3);
-    int b = opts["batch"], s = opts["size"];
-    using var x0 = rand([b, 3, s, s], generator: g);
-    using var r = rand([b, 1, s, s], generator: g);
-    using var y0 = (r > 0.5).to(ScalarType.Float32);
-    using var x = x0.to(dev);
-    using var y = y0.to(dev);
-
-    void Step()
-    {
-        using var scope = NewDisposeScope();
-        opt.zero_grad();
-        Tensor loss;
-        if (bf16)
-        {
-            Tensor logits;
-            using (autocast(dev.type, ScalarType.BFloat16)) logits = net.call(x);
-            loss = SoftDiceLoss(logits.to(ScalarType.Float32), y);
-        }
-        else loss = SoftDiceLoss(net.call(x), y);
-        loss.backward();
-        opt.step();
-    }
-    return MedianMs(Step);
+    using var a0 = randn([n, n], generator: g);
+    using var b0 = randn([n, n], generator: g);
+    using var a = a0.to(dtype, dev);
+    using var b = b0.to(dtype, dev);
+    return MedianMs(() => { using var c = a.mm(b); });
 }
 
-// One training step (forward, soft-Dice loss, backward, Adam step) of a backbone with default options
-// (3 channels, binary), as seg_step_* in build/bench/bench_torch.py.
-double SegStepCase(SegmentationArchitecture arch)
-{
-    using var g = new Generator(0);
-    using var net = SegmentationNetworks.Create(new SegmentationNetworkOptions { Architecture = arch }, g);
-    paramCount = net.num_parameters();
-    net.to(dev);
-    using var opt = optim.Adam(net.parameters(), lr: 1e-3);
-    int b = opts["batch"], s = opts["size"];
-    using var x0 = rand([b, 3, s, s], generator: g);
-    using var r = rand([b, 1, s, s], generator: g);
-    using var y0 = (r > 0.5).to(ScalarType.Float32);
-    using var x = x0.to(dev);
-    using var y = y0.to(dev);
-
-    void Step()
-    {
-        using var scope = NewDisposeScope();
-        opt.zero_grad();
-        var loss = SoftDiceLoss(net.call(x), y);
-        loss.backward();
-        opt.step();
-    }
-    return MedianMs(Step);
-}
-
-static Tensor SoftDiceLoss(Tensor logits, Tensor target, double eps = 1.0)
-{
-    var p = logits.sigmoid();
-    var inter = (p * target).sum();
-    return 1 - (2 * inter + eps) / (p.sum() + target.sum() + eps);
-}
-
-// Not a side-by-side case: build/bench.sh prints its line after tiny_ops (see TinyOpsOverhead).
-double TinyOpsOverheadCase()
-{
-    extraField = TinyOpsOverhead.Run(rounds: 40);
-    return 0;
-}
-
+// 10k tiny elementwise ops (a*b+c on 16 floats), each result freed at once: TorchSharp's per-op cost.
 double TinyOpsCase()
 {
     using var g = new Generator(0);
@@ -182,7 +165,7 @@ double TinyOpsCase()
     {
         for (int k = 0; k < n; k++)
         {
-            using var ab = a * b;   // two elementwise ops per iteration, each result freed at once
+            using var ab = a * b;   // two elementwise ops per iteration
             using var y = ab + c;
         }
     }

@@ -12,9 +12,9 @@ namespace MLNetMedSeg.Bench;
 /// </summary>
 internal sealed class BenchUNet : MedSegModule<Tensor, Tensor>
 {
-    private readonly nn.ModuleList<nn.Sequential> _down = new();
-    private readonly nn.ModuleList<nn.Module<Tensor, Tensor>> _up = new();
-    private readonly nn.ModuleList<nn.Sequential> _dec = new();
+    private readonly ModuleList<Sequential> _down = new();
+    private readonly ModuleList<nn.Module<Tensor, Tensor>> _up = new();
+    private readonly ModuleList<Sequential> _dec = new();
     private readonly nn.Module<Tensor, Tensor> _head;
 
     public BenchUNet(long inChannels = 3, long[]? widths = null) : base("BenchUNet")
@@ -34,7 +34,7 @@ internal sealed class BenchUNet : MedSegModule<Tensor, Tensor>
         RegisterModule("head", _head);
     }
 
-    private static nn.Sequential Block(long i, long o) => new(
+    private static Sequential Block(long i, long o) => nn.Sequential(
         nn.Conv2d(i, o, 3, padding: 1, bias: false), nn.BatchNorm2d(o), nn.ReLU(inplace: true),
         nn.Conv2d(o, o, 3, padding: 1, bias: false), nn.BatchNorm2d(o), nn.ReLU(inplace: true));
 
