@@ -4,12 +4,13 @@
 # selection, 200 to test), each scored with `medseg evaluate` on the 200 test pairs. Prints a Markdown table
 # (also runs/precision-table/table.md) with per-seed test mIoU/mDice, train time, and the mean ± spread per precision.
 # Usage: build/precision-table.sh [DATA_DIR] — environment: SIZE (64), EPOCHS (10), SEEDS ("1 2 3"),
-# PRECISIONS ("float32 bfloat16"), BACKBONE (unet), BATCH (16), OUT (runs/precision-table).
+# PRECISIONS ("float32 bfloat16"), BACKBONE (unet), BATCH (16), TRAIN_PAIRS (all 800; fewer for a quicker run),
+# OUT (runs/precision-table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/kvasir-seg}
 size=${SIZE:-64}; epochs=${EPOCHS:-10}; seeds=${SEEDS:-"1 2 3"}; precisions=${PRECISIONS:-"float32 bfloat16"}
-backbone=${BACKBONE:-unet}; batch=${BATCH:-16}; out=${OUT:-runs/precision-table}
+backbone=${BACKBONE:-unet}; batch=${BATCH:-16}; train_pairs=${TRAIN_PAIRS:-800}; out=${OUT:-runs/precision-table}
 mkdir -p "$out"
 bash build/setup.sh >/dev/null
 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
@@ -17,12 +18,16 @@ medseg="dotnet src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64/medseg.dll"
 # A fixed split by sorted file name: every 5th pair is a test pair (200 of 1000), the rest train (links, no copies).
 split="$out/split"
 if [ ! -d "$split/test/images" ]; then
-  python3 - "$data" "$split" <<'PY'
+  python3 - "$data" "$split" "$train_pairs" <<'PY'
 import os, sys
-data, split = sys.argv[1], sys.argv[2]
+data, split, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ntrain = 0
 masks = {os.path.splitext(m)[0]: m for m in os.listdir(os.path.join(data, "masks"))}
 for i, img in enumerate(sorted(os.listdir(os.path.join(data, "images")))):
     part = "test" if i % 5 == 4 else "train"
+    if part == "train":
+        ntrain += 1
+        if ntrain > limit: continue
     stem = os.path.splitext(img)[0]
     for kind, name in (("images", img), ("masks", masks[stem])):
         d = os.path.join(split, part, kind); os.makedirs(d, exist_ok=True)
