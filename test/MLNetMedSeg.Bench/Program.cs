@@ -109,17 +109,14 @@ double MedianMs(Action fn)
     Sync();
     var times = new List<double>();
     var cpu = new List<double>();
-    using var self = Process.GetCurrentProcess();
     for (int k = 0; k < opts["iters"]; k++)
     {
-        self.Refresh();
-        var c0 = self.TotalProcessorTime;
+        double c0 = CpuClock.Ms();
         long t0 = Stopwatch.GetTimestamp();
         fn();
         Sync(); // GPU work is asynchronous: a step ends when the device is done
         times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-        self.Refresh();
-        cpu.Add((self.TotalProcessorTime - c0).TotalMilliseconds);
+        cpu.Add(CpuClock.Ms() - c0);
     }
     int n = times.Count;
     if (n > 0) fields.Add(I($"min_ms={times.Min():F3}"));

@@ -139,14 +139,12 @@ internal static class TrainStepCase
         using var b = randn([n, n], generator: g).to(dev);
         var times = names.Select(_ => new List<double>()).Append(new List<double>()).ToArray();   // last: sgemm
         var cpu = names.Select(_ => new List<double>()).Append(new List<double>()).ToArray();
-        using var self = Process.GetCurrentProcess();
         void Sync() { if (dev.type == DeviceType.CUDA) cuda.synchronize(); }
         for (int round = 0; round < warmup + iters; round++)
         {
             for (int k = 0; k <= names.Length; k++)
             {
-                self.Refresh();
-                var c0 = self.TotalProcessorTime;
+                double c0 = CpuClock.Ms();
                 long t0 = Stopwatch.GetTimestamp();
                 using (var scope = NewDisposeScope())
                 {
@@ -159,11 +157,11 @@ internal static class TrainStepCase
                     Sync();
                 }
                 double wall = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-                self.Refresh();
+                double cpuMs = CpuClock.Ms() - c0;
                 if (round >= warmup)
                 {
                     times[k].Add(wall);
-                    cpu[k].Add((self.TotalProcessorTime - c0).TotalMilliseconds);
+                    cpu[k].Add(cpuMs);
                 }
             }
         }
