@@ -2,13 +2,15 @@
 # One-time, idempotent machine set-up for MLNetMedSeg on Debian/Ubuntu.
 # Installs only what is missing (never reinstalls), as root or through sudo:
 #   python3-torch python3-numpy  PyTorch from Python: reference values for interop tests and the benchmark baseline
+#   libopenblas0-pthread         an optimized BLAS for that PyTorch's matmuls (else Debian's reference BLAS: a fair
+#                                baseline needs it)
 # The tensor engine (TorchSharp + libtorch 2.10) and the image codecs (SkiaSharp, LibTiff.NET) come from NuGet with
 # `dotnet build`; nothing native is compiled. On Debian 12 / Ubuntu 22.04 the build itself adapts TorchSharp's native
 # library to the older libstdc++ (build/msbuild/TorchSharpGlibcxx.targets).
 # The .NET SDK itself is not an apt package here; the script checks that `dotnet` is on PATH.
 set -euo pipefail
 
-PKGS=(python3-torch python3-numpy)
+PKGS=(python3-torch python3-numpy libopenblas0-pthread)
 
 say() { printf '[setup] %s\n' "$*"; }
 
