@@ -24,8 +24,18 @@ namespace MLNetMedSeg.Attacks;
 /// image column (S₀ comes from the segmenter, not from ground truth). Weights, batch orders and latent noise come
 /// from generators derived from the context's seed: fitting is deterministic on the CPU.
 /// </summary>
-public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTransformer>
+public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTransformer>, Microsoft.ML.IEstimator<DeformationAttackTransformer>
 {
+    /// <summary>
+    /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
+    /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). Data that cannot be shuffled is cached in memory first.
+    /// </summary>
+    public DeformationAttackTransformer Fit(Microsoft.ML.IDataView input) => Fit(Core.MLNet.MLNetData.ForTraining(input), CancellationToken.None);
+
+    /// <summary>ML.NET schema propagation: checks the columns this stage reads (naming a missing or wrong one) before any training.</summary>
+    public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>
+        Core.MLNet.MLContextBridge.PropagateShape(inputSchema, GetOutputSchema);
+
     private const string Name = "DeformationAttackEstimator";
     private readonly MedSegContext _context;
     private readonly DeformationAttackOptions _options;

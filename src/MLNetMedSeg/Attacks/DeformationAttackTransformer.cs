@@ -94,7 +94,7 @@ public sealed record DeformationAttackBatch(Tensor Attacked, Tensor? DeformedMas
 /// at a 30% Dice decrease, perceptibility p). The segmenter is saved as a child entry; a loaded attacker owns the
 /// segmenter it loaded, a fitted one only refers to the estimator's. Dispose it.
 /// </summary>
-public sealed class DeformationAttackTransformer : ITransformer, IScopedTransformer, IDisposable
+public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, IScopedTransformer, IDisposable
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.DEFORMATION_ATTACK";
@@ -157,7 +157,10 @@ public sealed class DeformationAttackTransformer : ITransformer, IScopedTransfor
     public TransformerScope DefaultScope => TransformerScope.Training;
 
     /// <summary>The output schema: the input's columns and I_DV, the deformed mask (with a mask column), D and V.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options, Segmenter.IsBinary);
+    /// <summary>k output rows per input row (ML.NET views repeat the input row's columns on each).</summary>
+    public override int OutputRowsPerInputRow => Options.Samples;
+
+    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options, Segmenter.IsBinary);
 
     internal static DataViewSchema OutputSchema(DataViewSchema inputSchema, DeformationAttackModelOptions o, bool binary)
     {
@@ -178,7 +181,7 @@ public sealed class DeformationAttackTransformer : ITransformer, IScopedTransfor
     }
 
     /// <summary>k attacked rows per input row, lazily (see the class remarks).</summary>
-    public IDataView Transform(IDataView input)
+    public override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -271,7 +274,7 @@ public sealed class DeformationAttackTransformer : ITransformer, IScopedTransfor
     }
 
     /// <summary>Writes the header, options, generator weights ("generator"), the segmenter (child "segmenter") and the history.</summary>
-    public void Save(ModelSaveContext context)
+    public override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -283,6 +286,10 @@ public sealed class DeformationAttackTransformer : ITransformer, IScopedTransfor
     }
 
     /// <summary>Rebuilds a saved attacker: generator from its options (weights checked against the expected shapes) and the segmenter.</summary>
+    // ML.NET's loader (ml.Model.Load), registered in Core/MLNet/LoadableStages.cs.
+    private static DeformationAttackTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
+        Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
+
     public static DeformationAttackTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

@@ -17,8 +17,18 @@ namespace MLNetMedSeg.Dasp;
 /// re-attacked against the segmenter being trained every <see cref="DaspOptions.AttackEveryEpochs"/> epochs. The result
 /// is one <see cref="DaspTransformer"/> (the three fitted models), saved as one model file, that predicts masks.
 /// </summary>
-public sealed class DaspEstimator : IEstimator<DaspTransformer>
+public sealed class DaspEstimator : IEstimator<DaspTransformer>, Microsoft.ML.IEstimator<DaspTransformer>
 {
+    /// <summary>
+    /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
+    /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). Data that cannot be shuffled is cached in memory first.
+    /// </summary>
+    public DaspTransformer Fit(Microsoft.ML.IDataView input) => Fit(Core.MLNet.MLNetData.ForTraining(input), CancellationToken.None);
+
+    /// <summary>ML.NET schema propagation: checks the columns this stage reads (naming a missing or wrong one) before any training.</summary>
+    public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>
+        Core.MLNet.MLContextBridge.PropagateShape(inputSchema, GetOutputSchema);
+
     private const string Name = "DASP";
     private readonly MedSegContext _context;
     private readonly DaspOptions _options;

@@ -23,7 +23,7 @@ public sealed class DaspModelOptions
 /// <see cref="GeneratePairs"/> draws new pairs {x̃, ỹ}. Saved as one model entry with the children "segmenter",
 /// "image_diffusion" and, when masks were generated, "mask_diffusion". Owns its models: dispose it.
 /// </summary>
-public sealed class DaspTransformer : ITransformer, IDisposable
+public sealed class DaspTransformer : Core.MLNet.StageTransformer, IDisposable
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.DASP";
@@ -69,10 +69,10 @@ public sealed class DaspTransformer : ITransformer, IDisposable
     public SegmentationTransformer Segmenter { get; }
 
     /// <summary>The segmenter's output schema.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Segmenter.GetOutputSchema(inputSchema);
+    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Segmenter.GetOutputSchema(inputSchema);
 
     /// <summary>Adds the segmenter's Probability and Predicted columns.</summary>
-    public IDataView Transform(IDataView input)
+    public override IDataView Transform(IDataView input)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         return Segmenter.Transform(input);
@@ -104,7 +104,7 @@ public sealed class DaspTransformer : ITransformer, IDisposable
     }
 
     /// <summary>Writes the options entry and the three models as children.</summary>
-    public void Save(ModelSaveContext context)
+    public override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -115,6 +115,10 @@ public sealed class DaspTransformer : ITransformer, IDisposable
     }
 
     /// <summary>Rebuilds a saved flow with its models.</summary>
+    // ML.NET's loader (ml.Model.Load), registered in Core/MLNet/LoadableStages.cs.
+    private static DaspTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
+        Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
+
     public static DaspTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

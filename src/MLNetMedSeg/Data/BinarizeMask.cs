@@ -20,7 +20,7 @@ public sealed class BinarizeMaskOptions
 public sealed class BinarizeMaskEstimator(BinarizeMaskOptions options) : TrivialEstimator<BinarizeMaskTransformer>(new BinarizeMaskTransformer(options));
 
 /// <summary>Maps a float32 [1,H,W] mask to {0,1} (value &gt; threshold → 1), lazily.</summary>
-public sealed class BinarizeMaskTransformer : ITransformer
+public sealed class BinarizeMaskTransformer : Core.MLNet.StageTransformer
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.BINARIZEMASK";
@@ -39,7 +39,7 @@ public sealed class BinarizeMaskTransformer : ITransformer
     /// <summary>The options (a copy).</summary>
     public BinarizeMaskOptions Options { get; }
 
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
+    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
 
     private (DataViewSchema Schema, MappedColumn Column) Plan(DataViewSchema input)
     {
@@ -58,19 +58,23 @@ public sealed class BinarizeMaskTransformer : ITransformer
         return mask.gt(threshold).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
-    public IDataView Transform(IDataView input)
+    public override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         return new MappedDataView(input, [Plan(input.Schema).Column]);
     }
 
-    public void Save(ModelSaveContext context)
+    public override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
     }
 
     /// <summary>Rebuilds a saved transformer (registered under <see cref="LoaderSignature"/>).</summary>
+    // ML.NET's loader (ml.Model.Load), registered in Core/MLNet/LoadableStages.cs.
+    private static BinarizeMaskTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
+        Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
+
     public static BinarizeMaskTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

@@ -21,7 +21,7 @@ public sealed class ConvertChannelsOptions
 public sealed class ConvertChannelsEstimator(ConvertChannelsOptions options) : TrivialEstimator<ConvertChannelsTransformer>(new ConvertChannelsTransformer(options));
 
 /// <summary>Converts the image column to 1 or 3 channels, lazily; images that already have them pass unchanged.</summary>
-public sealed class ConvertChannelsTransformer : ITransformer
+public sealed class ConvertChannelsTransformer : Core.MLNet.StageTransformer
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.CONVERTCHANNELS";
@@ -40,7 +40,7 @@ public sealed class ConvertChannelsTransformer : ITransformer
     /// <summary>The options (a copy).</summary>
     public ConvertChannelsOptions Options { get; }
 
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
+    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
 
     private (DataViewSchema Schema, MappedColumn Column) Plan(DataViewSchema input)
     {
@@ -71,19 +71,23 @@ public sealed class ConvertChannelsTransformer : ITransformer
         return r.MoveToOuterDisposeScope();
     }
 
-    public IDataView Transform(IDataView input)
+    public override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         return new MappedDataView(input, [Plan(input.Schema).Column]);
     }
 
-    public void Save(ModelSaveContext context)
+    public override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
     }
 
     /// <summary>Rebuilds a saved transformer (registered under <see cref="LoaderSignature"/>).</summary>
+    // ML.NET's loader (ml.Model.Load), registered in Core/MLNet/LoadableStages.cs.
+    private static ConvertChannelsTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
+        Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
+
     public static ConvertChannelsTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

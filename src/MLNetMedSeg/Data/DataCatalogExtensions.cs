@@ -32,6 +32,16 @@ public static class DataCatalogExtensions
         ArgumentException.ThrowIfNullOrEmpty(maskFolder);
         options ??= new ImageMaskLoaderOptions();
         options.Validate();
+        var pairs = MatchPairs(imageFolder, maskFolder, options, msg => catalog.Context.WriteLog(LogLevel.Warning, "LoadImagesAndMasks", msg));
+        return new ImageMaskDataView(pairs, options, catalog.Context);
+    }
+
+    /// <summary>
+    /// The image/mask pairs of two folders, matched by file stem and sorted by id; unmatched files are an error listing
+    /// them, or (<see cref="UnmatchedFilePolicy.SkipWithWarning"/>) left out and passed to <paramref name="warn"/>.
+    /// </summary>
+    internal static List<ImageMaskPair> MatchPairs(string imageFolder, string maskFolder, ImageMaskLoaderOptions options, Action<string> warn)
+    {
         var images = ListImages(imageFolder, options, "image");
         var masks = ListImages(maskFolder, options, "mask");
         var pairs = new List<ImageMaskPair>();
@@ -51,12 +61,12 @@ public static class DataCatalogExtensions
             }
             if (options.UnmatchedFiles == UnmatchedFilePolicy.Error)
                 throw new InvalidDataException($"{msg} (files are matched by name without extension; set UnmatchedFiles = SkipWithWarning to leave them out)");
-            catalog.Context.WriteLog(LogLevel.Warning, "LoadImagesAndMasks", $"skipped unmatched files: {msg}");
+            warn($"skipped unmatched files: {msg}");
         }
         if (pairs.Count == 0)
             throw new InvalidDataException($"no image in '{imageFolder}' has a mask in '{maskFolder}'");
         pairs.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
-        return new ImageMaskDataView(pairs, options, catalog.Context);
+        return pairs;
     }
 
     private static Dictionary<string, string> ListImages(string folder, ImageMaskLoaderOptions options, string what)

@@ -43,10 +43,7 @@ public sealed class ImageMaskDataView : RowDataView
         _imageSize = new (int, int)?[_pairs.Length];
         _maskSize = new (int, int)?[_pairs.Length];
         if (options.MaskValueToClass is { } map)
-        {
-            _lookup = Enumerable.Repeat(-1L, 65536).ToArray();
-            foreach (var (k, v) in map) _lookup[k] = v;
-        }
+            _lookup = MaskDecoding.Lookup(map);
     }
 
     private static DataViewSchema MakeSchema(ImageMaskLoaderOptions o) => DataViewSchema.Create(
@@ -126,26 +123,8 @@ public sealed class ImageMaskDataView : RowDataView
 
     private Tensor ToBinaryMask(long row, DecodedImage m)
     {
-        int full = m.BitDepth == 16 ? 65535 : 255;
-        double cut = _options.MaskThreshold * full;
-        int color = m.Channels is 2 or 4 ? m.Channels - 1 : m.Channels;
-        int n = m.Width * m.Height;
-        var outv = new float[n];
-        long nonBinary = 0;
-        for (int k = 0; k < n; k++)
-        {
-            int v = 0;
-            for (int c = 0; c < color; c++)
-            {
-                int s = m.BitDepth == 16 ? m.Pixels16![k * m.Channels + c] : m.Pixels8![k * m.Channels + c];
-                if (s > v) v = s;
-            }
-            if (v != 0 && v != full) nonBinary++;
-            outv[k] = v > cut ? 1f : 0f;
-        }
         var p = _pairs[row];
-        if (nonBinary > 0 && _options.StrictBinaryMasks)
-            throw new ImageFileException(p.MaskPath, $"{nonBinary} of {n} mask pixels are neither 0 nor {full} (strict binary masks; turn StrictBinaryMasks off to threshold them at {_options.MaskThreshold})");
+        var t = MaskDecoding.ToBinaryMask(m, _options.MaskThreshold, _options.StrictBinaryMasks, p.MaskPath, out long nonBinary);
         bool first;
         lock (_nonBinary)
         {
@@ -153,24 +132,9 @@ public sealed class ImageMaskDataView : RowDataView
             _nonBinary[row] = nonBinary;
         }
         if (first && nonBinary > 0)
-            _context?.WriteLog(LogLevel.Info, Source,
-                $"mask '{p.MaskPath}': {nonBinary} of {n} pixels were neither 0 nor {full}; thresholded at {_options.MaskThreshold} of full scale");
-        return TensorExtensions.FromArray<float>(outv, [1, m.Height, m.Width]);
+            _context?.WriteLog(LogLevel.Info, Source, MaskDecoding.NonBinaryMessage(p.MaskPath, nonBinary, m, _options.MaskThreshold));
+        return t;
     }
 
-    private Tensor ToClassMask(string path, DecodedImage m)
-    {
-        int n = m.Width * m.Height;
-        var outv = new long[n];
-        for (int k = 0; k < n; k++)
-        {
-            int s = m.BitDepth == 16 ? m.Pixels16![k * m.Channels] : m.Pixels8![k * m.Channels];
-            long cls = _lookup![s];
-            if (cls < 0)
-                throw new ImageFileException(path,
-                    $"mask value {s} (at x={k % m.Width}, y={k / m.Width}) is not in MaskValueToClass (mapped values: {string.Join(", ", _options.MaskValueToClass!.Keys.Order())})");
-            outv[k] = cls;
-        }
-        return TensorExtensions.FromArray<long>(outv, [m.Height, m.Width]);
-    }
+    private Tensor ToClassMask(string path, DecodedImage m) => MaskDecoding.ToClassMask(m, _lookup!, path, _options.MaskValueToClass!.Keys);
 }

@@ -33,7 +33,7 @@ public sealed class MapMaskValuesOptions
 public sealed class MapMaskValuesEstimator(MapMaskValuesOptions options) : TrivialEstimator<MapMaskValuesTransformer>(new MapMaskValuesTransformer(options));
 
 /// <summary>Maps mask values to class indices (int64 [H,W]), lazily.</summary>
-public sealed class MapMaskValuesTransformer : ITransformer
+public sealed class MapMaskValuesTransformer : Core.MLNet.StageTransformer
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.MAPMASKVALUES";
@@ -56,7 +56,7 @@ public sealed class MapMaskValuesTransformer : ITransformer
     /// <summary>The options (a copy).</summary>
     public MapMaskValuesOptions Options { get; }
 
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
+    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
 
     private (DataViewSchema Schema, MappedColumn Column) Plan(DataViewSchema input)
     {
@@ -98,19 +98,23 @@ public sealed class MapMaskValuesTransformer : ITransformer
         return result.MoveToOuterDisposeScope();
     }
 
-    public IDataView Transform(IDataView input)
+    public override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         return new MappedDataView(input, [Plan(input.Schema).Column]);
     }
 
-    public void Save(ModelSaveContext context)
+    public override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
     }
 
     /// <summary>Rebuilds a saved transformer (registered under <see cref="LoaderSignature"/>).</summary>
+    // ML.NET's loader (ml.Model.Load), registered in Core/MLNet/LoadableStages.cs.
+    private static MapMaskValuesTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
+        Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
+
     public static MapMaskValuesTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

@@ -30,7 +30,7 @@ public sealed class ResizeEstimator(ResizeOptions options) : TrivialEstimator<Re
 /// Resizes the image column bilinearly (torch.nn.functional.interpolate, align_corners = false) and the mask column by
 /// nearest neighbour, lazily, row by row.
 /// </summary>
-public sealed class ResizeTransformer : ITransformer
+public sealed class ResizeTransformer : Core.MLNet.StageTransformer
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.RESIZE";
@@ -55,7 +55,7 @@ public sealed class ResizeTransformer : ITransformer
         if (o.ImageColumn is null && o.MaskColumn is null) throw new ArgumentException("Resize: give an image column, a mask column or both");
     }
 
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
+    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
 
     private (DataViewSchema Schema, List<MappedColumn> Columns) Plan(DataViewSchema input)
     {
@@ -101,19 +101,23 @@ public sealed class ResizeTransformer : ITransformer
         return r.MoveToOuterDisposeScope();
     }
 
-    public IDataView Transform(IDataView input)
+    public override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         return new MappedDataView(input, Plan(input.Schema).Columns);
     }
 
-    public void Save(ModelSaveContext context)
+    public override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
     }
 
     /// <summary>Rebuilds a saved transformer (registered under <see cref="LoaderSignature"/>).</summary>
+    // ML.NET's loader (ml.Model.Load), registered in Core/MLNet/LoadableStages.cs.
+    private static ResizeTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
+        Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
+
     public static ResizeTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

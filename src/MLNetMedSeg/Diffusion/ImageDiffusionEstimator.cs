@@ -25,8 +25,18 @@ namespace MLNetMedSeg.Diffusion;
 /// training masks are written as PNG every <see cref="ImageDiffusionOptions.SampleGridEvery"/> epochs
 /// (<c>grid_epoch_NNN.png</c>) and after training (<c>grid_final.png</c>).
 /// </summary>
-public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransformer>
+public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransformer>, Microsoft.ML.IEstimator<ImageDiffusionTransformer>
 {
+    /// <summary>
+    /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
+    /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). Data that cannot be shuffled is cached in memory first.
+    /// </summary>
+    public ImageDiffusionTransformer Fit(Microsoft.ML.IDataView input) => Fit(Core.MLNet.MLNetData.ForTraining(input), CancellationToken.None);
+
+    /// <summary>ML.NET schema propagation: checks the columns this stage reads (naming a missing or wrong one) before any training.</summary>
+    public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>
+        Core.MLNet.MLContextBridge.PropagateShape(inputSchema, GetOutputSchema);
+
     private const string Name = "ImageDiffusion";
     private readonly MedSegContext _context;
     private readonly ImageDiffusionOptions _options;

@@ -20,7 +20,7 @@ public sealed record ImageDiffusionEpochRecord(int Epoch, double Loss, double Se
 /// (<see cref="SamplingSeed"/>, r), so its image is the same however rows are batched, and the same after a save/load.
 /// Also the <see cref="ISdEditor"/> of the Diff-PGD augmenter. Owns its network: dispose it. Calls are serialised.
 /// </summary>
-public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDisposable
+public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISdEditor, IDisposable
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.IMAGE_DIFFUSION";
@@ -94,7 +94,7 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
     public Generator RowGenerator(long row) => new(MedSegContext.MixSeed(SamplingSeed, "row", checked((int)row)), Context.Device);
 
     /// <summary>The schema with the generated-image column; checks the condition column (float32 [1,H,W]).</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         var c = (TensorColumnType)inputSchema.RequireTensor(_options.ConditionColumn, TensorColumnType.BinaryMask(), Name).Type;
@@ -104,7 +104,7 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
     }
 
     /// <summary>Adds the generated-image column, lazily and in batches (see the class remarks).</summary>
-    public IDataView Transform(IDataView input)
+    public override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -188,7 +188,7 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
     }
 
     /// <summary>Writes the header, options (JSON, with the sampling seed), the EMA weights ("weights") and the history.</summary>
-    public void Save(ModelSaveContext context)
+    public override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -199,6 +199,10 @@ public sealed class ImageDiffusionTransformer : ITransformer, ISdEditor, IDispos
     }
 
     /// <summary>Rebuilds a saved model: the network from its options, weights checked against the expected shapes.</summary>
+    // ML.NET's loader (ml.Model.Load), registered in Core/MLNet/LoadableStages.cs.
+    private static ImageDiffusionTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
+        Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
+
     public static ImageDiffusionTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

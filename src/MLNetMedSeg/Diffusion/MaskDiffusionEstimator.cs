@@ -24,8 +24,18 @@ namespace MLNetMedSeg.Diffusion;
 /// {0, 1}: anything else is refused with the column named. Initial weights, batch orders, timesteps, noise and dropout
 /// all come from seeds derived from the context's seed: training is deterministic on the CPU.
 /// </summary>
-public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer>
+public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer>, Microsoft.ML.IEstimator<MaskDiffusionTransformer>
 {
+    /// <summary>
+    /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
+    /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). Data that cannot be shuffled is cached in memory first.
+    /// </summary>
+    public MaskDiffusionTransformer Fit(Microsoft.ML.IDataView input) => Fit(Core.MLNet.MLNetData.ForTraining(input), CancellationToken.None);
+
+    /// <summary>ML.NET schema propagation: checks the columns this stage reads (naming a missing or wrong one) before any training.</summary>
+    public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>
+        Core.MLNet.MLContextBridge.PropagateShape(inputSchema, GetOutputSchema);
+
     private const string Name = "MaskDiffusion";
     private readonly MedSegContext _context;
     private readonly MaskDiffusionOptions _options;

@@ -29,7 +29,7 @@ namespace MLNetMedSeg.Diffusion;
 /// flip a pixel whose draw lands within rounding of its probability.</para>
 /// Owns its network: dispose it.
 /// </summary>
-public sealed class MaskDiffusionTransformer : ITransformer, IDisposable
+public sealed class MaskDiffusionTransformer : Core.MLNet.StageTransformer, IDisposable
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.MASKDIFFUSION";
@@ -86,7 +86,10 @@ public sealed class MaskDiffusionTransformer : ITransformer, IDisposable
     public IReadOnlyList<MaskDiffusionEpochRecord> History { get; }
 
     /// <summary>The input schema plus the generated-mask and sample-index columns; checks the condition column if any.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options, Options.Height, Options.Width, Options.Network.ConditionChannels);
+    /// <summary>k output rows per input row (ML.NET views repeat the input row's columns on each).</summary>
+    public override int OutputRowsPerInputRow => Options.SamplesPerRow;
+
+    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options, Options.Height, Options.Width, Options.Network.ConditionChannels);
 
     internal static DataViewSchema OutputSchema(DataViewSchema inputSchema, MaskDiffusionModelOptions o, long h, long w, long conditionChannels)
     {
@@ -112,7 +115,7 @@ public sealed class MaskDiffusionTransformer : ITransformer, IDisposable
     }
 
     /// <summary>Adds k generated masks per row, lazily (see the class remarks).</summary>
-    public IDataView Transform(IDataView input)
+    public override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -200,7 +203,7 @@ public sealed class MaskDiffusionTransformer : ITransformer, IDisposable
         MedSegContext.MixSeed(modelSeed, "row " + row.ToString(System.Globalization.CultureInfo.InvariantCulture), index);
 
     /// <summary>Writes the header, options (JSON), the network's (EMA) weights ("weights") and the history.</summary>
-    public void Save(ModelSaveContext context)
+    public override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -211,6 +214,10 @@ public sealed class MaskDiffusionTransformer : ITransformer, IDisposable
     }
 
     /// <summary>Rebuilds a saved model: the network from its options, weights checked against the expected shapes.</summary>
+    // ML.NET's loader (ml.Model.Load), registered in Core/MLNet/LoadableStages.cs.
+    private static MaskDiffusionTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
+        Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
+
     public static MaskDiffusionTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

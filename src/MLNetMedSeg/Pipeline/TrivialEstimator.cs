@@ -6,7 +6,8 @@ namespace MLNetMedSeg.Pipeline;
 /// An estimator with nothing to learn (as ML.NET's TrivialEstimator): it wraps a ready transformer, made (and its
 /// options validated) when the estimator is constructed, and <see cref="Fit"/> only checks the input schema.
 /// </summary>
-public abstract class TrivialEstimator<TTransformer> : IEstimator<TTransformer> where TTransformer : ITransformer
+public abstract class TrivialEstimator<TTransformer> : IEstimator<TTransformer>, Microsoft.ML.IEstimator<TTransformer>
+    where TTransformer : Core.MLNet.StageTransformer
 {
     protected TrivialEstimator(TTransformer transformer)
     {
@@ -25,4 +26,16 @@ public abstract class TrivialEstimator<TTransformer> : IEstimator<TTransformer> 
         Transformer.GetOutputSchema(input.Schema);
         return Transformer;
     }
+
+    /// <summary>ML.NET: checks the input schema and returns the transformer.</summary>
+    public TTransformer Fit(Microsoft.ML.IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        Transformer.GetOutputSchema(input.Schema);
+        return Transformer;
+    }
+
+    /// <summary>ML.NET schema propagation (checks the columns the transformer reads, naming a missing or wrong one).</summary>
+    public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>
+        Core.MLNet.MLContextBridge.PropagateShape(inputSchema, Transformer.GetOutputSchema);
 }

@@ -37,8 +37,18 @@ public sealed class TrainingDivergedException(string message, int epoch, long st
 /// the CPU given the context's seed (the seed is
 /// derived when the trainer is created: fitting the same trainer twice gives the same model).
 /// </summary>
-public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>
+public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, Microsoft.ML.IEstimator<SegmentationTransformer>
 {
+    /// <summary>
+    /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
+    /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). Data that cannot be shuffled is cached in memory first.
+    /// </summary>
+    public SegmentationTransformer Fit(Microsoft.ML.IDataView input) => Fit(Core.MLNet.MLNetData.ForTraining(input), CancellationToken.None);
+
+    /// <summary>ML.NET schema propagation: checks the columns this stage reads (naming a missing or wrong one) before any training.</summary>
+    public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>
+        Core.MLNet.MLContextBridge.PropagateShape(inputSchema, GetOutputSchema);
+
     private const string Name = "SegmentationTrainer";
     private readonly MedSegContext _context;
     private readonly SegmentationTrainerOptions _options;

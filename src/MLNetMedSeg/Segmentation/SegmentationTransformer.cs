@@ -50,7 +50,7 @@ public sealed class SegmentationModelOptions
 /// device, eval mode, inference mode), giving both columns on the CPU. A cursor that asks for neither output column
 /// runs nothing. <see cref="Predict"/> predicts a batch tensor directly. Owns its network: dispose it.
 /// </summary>
-public sealed class SegmentationTransformer : ITransformer, IDisposable
+public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDisposable
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.SEGMENTER";
@@ -106,7 +106,7 @@ public sealed class SegmentationTransformer : ITransformer, IDisposable
     public IReadOnlyList<SegmentationEpochRecord> History { get; }
 
     /// <summary>The schema with the probability and predicted columns; checks the image column.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options);
+    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options);
 
     /// <summary>
     /// The best validation mDice seen in training and its epoch (the first epoch reaching it), or null without
@@ -135,7 +135,7 @@ public sealed class SegmentationTransformer : ITransformer, IDisposable
     }
 
     /// <summary>Adds the probability and predicted columns, lazily (see the class remarks).</summary>
-    public IDataView Transform(IDataView input)
+    public override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -194,7 +194,7 @@ public sealed class SegmentationTransformer : ITransformer, IDisposable
     private Tensor Threshold(Tensor p) => IsBinary ? p.ge(Options.Threshold).to(ScalarType.Float32) : p.argmax(1);
 
     /// <summary>Writes the header, options (JSON), network weights (safetensors, "weights") and the training history (JSON text).</summary>
-    public void Save(ModelSaveContext context)
+    public override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -205,6 +205,10 @@ public sealed class SegmentationTransformer : ITransformer, IDisposable
     }
 
     /// <summary>Rebuilds a saved model: the network from its options, weights checked against the expected shapes.</summary>
+    // ML.NET's loader (ml.Model.Load), registered in Core/MLNet/LoadableStages.cs.
+    private static SegmentationTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
+        Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
+
     public static SegmentationTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

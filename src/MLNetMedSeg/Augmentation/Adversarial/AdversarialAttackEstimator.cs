@@ -12,8 +12,18 @@ namespace MLNetMedSeg.Augmentation.Adversarial;
 /// the caller's: the transformer uses them and does not dispose them. The seed is derived from the context when the
 /// estimator is created.
 /// </summary>
-public sealed class AdversarialAttackEstimator : IEstimator<AdversarialAttackTransformer>
+public sealed class AdversarialAttackEstimator : IEstimator<AdversarialAttackTransformer>, Microsoft.ML.IEstimator<AdversarialAttackTransformer>
 {
+    /// <summary>
+    /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
+    /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). Data that cannot be shuffled is cached in memory first.
+    /// </summary>
+    public AdversarialAttackTransformer Fit(Microsoft.ML.IDataView input) => Fit(Core.MLNet.MLNetData.ForTraining(input), CancellationToken.None);
+
+    /// <summary>ML.NET schema propagation: checks the columns this stage reads (naming a missing or wrong one) before any training.</summary>
+    public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>
+        Core.MLNet.MLContextBridge.PropagateShape(inputSchema, GetOutputSchema);
+
     private readonly AdversarialAttackOptions _options;
     private readonly SegmentationTransformer _segmenter;
     private readonly ISdEditor? _sdEditor;

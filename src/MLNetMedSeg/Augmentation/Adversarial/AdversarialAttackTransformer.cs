@@ -33,7 +33,7 @@ public sealed class AdversarialAttackModelOptions
 /// <see cref="ITransformer"/>, as "sdeditor". An SDEdit model that is not a transformer is not saved: after loading,
 /// set <see cref="SdEditor"/> again before transforming (the error says so).
 /// </summary>
-public sealed class AdversarialAttackTransformer : IScopedTransformer, IDisposable
+public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, IScopedTransformer, IDisposable
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.ADVERSARIAL_ATTACK";
@@ -102,7 +102,7 @@ public sealed class AdversarialAttackTransformer : IScopedTransformer, IDisposab
     }
 
     /// <summary>Checks the image and mask columns against the segmenter and adds the output columns.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, _options, Segmenter);
+    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, _options, Segmenter);
 
     internal static DataViewSchema OutputSchema(DataViewSchema inputSchema, AdversarialAttackOptions o, SegmentationTransformer segmenter)
     {
@@ -120,7 +120,7 @@ public sealed class AdversarialAttackTransformer : IScopedTransformer, IDisposab
     }
 
     /// <summary>Adds the attacked-image column (and the optional ones), lazily; see the class remarks.</summary>
-    public IDataView Transform(IDataView input)
+    public override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -142,7 +142,7 @@ public sealed class AdversarialAttackTransformer : IScopedTransformer, IDisposab
     }
 
     /// <summary>Writes the header, the options (with the seed), the segmenter and, when it is a transformer, the SDEdit model.</summary>
-    public void Save(ModelSaveContext context)
+    public override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -156,6 +156,10 @@ public sealed class AdversarialAttackTransformer : IScopedTransformer, IDisposab
     /// Rebuilds a saved stage with its segmenter (and SDEdit model when it was saved; otherwise set
     /// <see cref="SdEditor"/> before transforming). The loaded stage owns what it loaded.
     /// </summary>
+    // ML.NET's loader (ml.Model.Load), registered in Core/MLNet/LoadableStages.cs.
+    private static AdversarialAttackTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
+        Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
+
     public static AdversarialAttackTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

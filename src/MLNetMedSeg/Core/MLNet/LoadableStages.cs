@@ -1,0 +1,24 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLNetMedSeg.Attacks;
+using MLNetMedSeg.Augmentation.Adversarial;
+using MLNetMedSeg.Dasp;
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Segmentation;
+
+// ML.NET finds a stage's loader through these attributes when ml.Model.Load reads the stage's loader signature from
+// the model file (the file also names this assembly). One line per stage; each stage has a private static
+// Create(IHostEnvironment, ModelLoadContext). LoadableClassAttribute and SignatureLoadModel are ML.NET internals: see
+// build/msbuild/MLNetInternals.targets.
+[assembly: LoadableClass(typeof(SegmentationTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg segmentation model", SegmentationTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(MaskDiffusionTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg mask diffusion", MaskDiffusionTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(ImageDiffusionTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg image diffusion", ImageDiffusionTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(AdversarialAttackTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg adversarial augmenter", AdversarialAttackTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(DeformationAttackTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg deformation attacker", DeformationAttackTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(DaspTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg DASP flow", DaspTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(ResizeTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg resize", ResizeTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(ConvertChannelsTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg convert channels", ConvertChannelsTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(BinarizeMaskTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg binarize mask", BinarizeMaskTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(MapMaskValuesTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg map mask values", MapMaskValuesTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(LoadMaskTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg load masks", LoadMaskTransformer.LoaderSignature)]

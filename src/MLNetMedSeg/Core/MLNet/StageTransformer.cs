@@ -1,0 +1,68 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLDataView = Microsoft.ML.IDataView;
+using MLSchema = Microsoft.ML.DataViewSchema;
+
+namespace MLNetMedSeg.Core.MLNet;
+
+/// <summary>
+/// Base of the library's fitted stages: one object that is both an ML.NET <see cref="ITransformer"/> (over
+/// <see cref="MLDataView"/>, saved by <c>ml.Model.Save</c>, loaded by <c>ml.Model.Load</c>, run by a
+/// <c>PredictionEngine</c>) and, while the library's own pipeline types are retired, a
+/// <see cref="Pipeline.ITransformer"/>. A subclass implements the library side; this class maps it to ML.NET:
+/// <list type="bullet">
+/// <item><see cref="GetOutputSchema(MLSchema)"/>: the input's columns pass through, the stage's columns follow as
+/// <c>VectorDataViewType(Single, C, H, W)</c> (checks the input first; a missing or wrongly typed column is an error
+/// naming it).</item>
+/// <item><see cref="Transform(MLDataView)"/>: lazy; the stage runs in its own batches when a cursor asks for one of
+/// its columns.</item>
+/// <item><see cref="GetRowToRowMapper"/>: one row at a time (what <c>PredictionEngine</c> uses).</item>
+/// <item><see cref="ICanSaveModel.Save"/>: the stage's <see cref="Pipeline.ITransformer.Save"/> into ML.NET's zip (options as
+/// JSON, weights as safetensors; see <see cref="ModelFiles"/>). Each subclass also has a static
+/// <c>Create(IHostEnvironment, ModelLoadContext)</c> and a line in <c>LoadableStages.cs</c>.</item>
+/// </list>
+/// </summary>
+public abstract class StageTransformer : Pipeline.ITransformer, ITransformer, ICanSaveModel
+{
+    /// <inheritdoc/>
+    public abstract Data.DataViewSchema GetOutputSchema(Data.DataViewSchema inputSchema);
+
+    /// <inheritdoc/>
+    public abstract Data.IDataView Transform(Data.IDataView input);
+
+    /// <inheritdoc/>
+    public abstract void Save(Pipeline.ModelSaveContext context);
+
+    /// <summary>
+    /// Output rows per input row: 1 for row-to-row stages; k for stages that draw k samples per row (output row
+    /// r·k + j repeats input row r's columns).
+    /// </summary>
+    public virtual int OutputRowsPerInputRow => 1;
+
+    /// <summary>True when every input row gives exactly one output row (what <c>PredictionEngine</c> needs).</summary>
+    public bool IsRowToRowMapper => OutputRowsPerInputRow == 1;
+
+    /// <summary>The ML.NET output schema; throws naming a missing or wrongly typed input column.</summary>
+    public MLSchema GetOutputSchema(MLSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        return StageSchema.Of(this, inputSchema).Output;
+    }
+
+    /// <summary>Applies the stage to an ML.NET data view, lazily (the input's columns pass through).</summary>
+    public MLDataView Transform(MLDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        return new MLNetOutputView(input, this);
+    }
+
+    /// <summary>The stage as a row mapper over <paramref name="inputSchema"/> (for <c>PredictionEngine</c>).</summary>
+    public IRowToRowMapper GetRowToRowMapper(MLSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        if (!IsRowToRowMapper) throw new InvalidOperationException($"{GetType().Name} is not a row-to-row stage");
+        return new MLNetRowMapper(this, inputSchema);
+    }
+
+    void ICanSaveModel.Save(ModelSaveContext ctx) => ModelFiles.Save(this, ctx);
+}

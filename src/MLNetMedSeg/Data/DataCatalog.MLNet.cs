@@ -1,0 +1,78 @@
+using MLNetMedSeg;
+using MLNetMedSeg.Data;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML;
+
+/// <summary>One row of <see cref="MedSegDataCatalogExtensions.LoadImageMaskPairs"/>: an id and the two file paths.</summary>
+public sealed class ImageMaskPathRow
+{
+    /// <summary>The shared file name without extension.</summary>
+    public string Id { get; set; } = "";
+
+    /// <summary>The image's full path (feed it to <c>ml.Transforms.LoadImages</c>).</summary>
+    public string ImagePath { get; set; } = "";
+
+    /// <summary>The mask's full path (feed it to <c>ml.MedSeg().Transforms.LoadMasks</c>).</summary>
+    public string MaskPath { get; set; } = "";
+}
+
+/// <summary>Loading image/mask pairs into ML.NET data views (<c>ml.MedSeg().Data</c>).</summary>
+public static class MedSegDataCatalogExtensions
+{
+    /// <summary>
+    /// Pairs a folder of images with a folder of masks by file name without extension ("a.jpg" ↔ "a.png"; never by
+    /// order) and returns the pairs as an ML.NET data view with the text columns <c>Id</c>, <c>ImagePath</c> and
+    /// <c>MaskPath</c>, sorted by id. Files with no partner are an error listing them all, or with
+    /// <see cref="UnmatchedFilePolicy.SkipWithWarning"/> left out and listed in <see cref="MLContext.Log"/>.
+    /// Load the pixels with <c>ml.Transforms.LoadImages("Image", null, "ImagePath")</c> and
+    /// <c>ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", width, height)</c>.
+    /// </summary>
+    /// <exception cref="DirectoryNotFoundException">A folder does not exist (named).</exception>
+    /// <exception cref="InvalidDataException">A folder holds no image files, a name appears twice in one folder, or files are unmatched.</exception>
+    public static IDataView LoadImageMaskPairs(this MedSegDataCatalog catalog, string imageFolder, string maskFolder, ImageMaskLoaderOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentException.ThrowIfNullOrEmpty(imageFolder);
+        ArgumentException.ThrowIfNullOrEmpty(maskFolder);
+        options ??= new ImageMaskLoaderOptions();
+        options.Validate();
+        var ml = catalog.Owner.MLContext;
+        var pairs = DataCatalogExtensions.MatchPairs(imageFolder, maskFolder, options, msg =>
+        {
+            using var ch = ((Microsoft.ML.Runtime.IHostEnvironment)ml).Register("LoadImageMaskPairs").Start("load");
+            ch.Warning(msg);
+        });
+        var rows = pairs.Select(p => new ImageMaskPathRow { Id = p.Id, ImagePath = p.ImagePath, MaskPath = p.MaskPath }).ToList();
+        return ml.Data.LoadFromEnumerable(rows);
+    }
+}
+
+/// <summary>Image and mask transforms (<c>ml.MedSeg().Transforms</c>).</summary>
+public static class MedSegTransformsCatalogExtensions
+{
+    /// <summary>
+    /// Loads masks from the paths in <paramref name="inputColumnName"/> into <paramref name="outputColumnName"/> as
+    /// float [1, <paramref name="imageHeight"/>, <paramref name="imageWidth"/>] in {0,1}: nearest-neighbour resize
+    /// (never interpolated), foreground above <paramref name="threshold"/> of full scale; pixels that were not binary
+    /// are counted and logged. Use the size given to <c>ResizeImages</c> for the images.
+    /// </summary>
+    public static LoadMaskEstimator LoadMasks(this MedSegTransformsCatalog catalog, string outputColumnName, string? imageFolder,
+        string inputColumnName, int imageWidth, int imageHeight, double threshold = 0.5)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return catalog.LoadMasks(new LoadMaskOptions
+        {
+            OutputColumnName = outputColumnName, ImageFolder = imageFolder, InputColumnName = inputColumnName,
+            Width = imageWidth, Height = imageHeight, Threshold = threshold,
+        });
+    }
+
+    /// <summary>Loads masks with every option (multi-class value maps, strict binary masks).</summary>
+    public static LoadMaskEstimator LoadMasks(this MedSegTransformsCatalog catalog, LoadMaskOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new LoadMaskEstimator(options, catalog.ContextFor("LoadMasks"));
+    }
+}

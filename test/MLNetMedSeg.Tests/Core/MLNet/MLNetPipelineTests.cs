@@ -1,0 +1,218 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using SchemaException = MLNetMedSeg.Data.SchemaException;
+using MLNetMedSeg.Imaging;
+using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Networks;
+using MLNetMedSeg.Testing;
+using TorchSharp;
+
+namespace MLNetMedSeg.Tests.Core.MLNet;
+
+/// <summary>
+/// The library as an ML.NET developer uses it: a folder of PNG pairs → LoadImages → ResizeImages → LoadMasks →
+/// segmentation trainer in one EstimatorChain, fitted once, evaluated, saved with ml.Model.Save, loaded with
+/// ml.Model.Load into a new MLContext, and run through Transform and a PredictionEngine.
+/// </summary>
+[TestClass]
+public sealed class MLNetPipelineTests
+{
+    private const int Size = 32;
+
+    private static string _root = "";
+    private static string _train = "", _test = "";
+
+    [ClassInitialize]
+    public static void WriteData(TestContext _)
+    {
+        _root = Path.Combine(Path.GetTempPath(), "medseg-mlnet-" + Guid.NewGuid().ToString("N"));
+        _train = WriteDiscs(Path.Combine(_root, "train"), 48, 3, size: 40);
+        _test = WriteDiscs(Path.Combine(_root, "test"), 12, 33, size: 40);
+    }
+
+    [ClassCleanup]
+    public static void Cleanup()
+    {
+        try { Directory.Delete(_root, true); } catch (IOException) { }
+    }
+
+    /// <summary>PNG pairs of one disc per image (images/ and masks/, matched by name), at <paramref name="size"/> px.</summary>
+    internal static string WriteDiscs(string folder, int n, int seed, int size)
+    {
+        Directory.CreateDirectory(Path.Combine(folder, "images"));
+        Directory.CreateDirectory(Path.Combine(folder, "masks"));
+        var (images, masks) = TestData.SyntheticDiscs.Generate(new TestData.DiscStyle(size, 6, 5, [0.9, 0.4, 0.2], [0.2, 0.4, 0.9], 0.3), n, seed);
+        for (int k = 0; k < n; k++)
+        {
+            ImageIO.WritePng(Path.Combine(folder, "images", $"case{k:D3}.png"), images[k].clamp(0, 1));
+            ImageIO.WritePng(Path.Combine(folder, "masks", $"case{k:D3}.png"), masks[k]);
+            images[k].Dispose();
+            masks[k].Dispose();
+        }
+        return folder;
+    }
+
+    internal static SegmentationTrainerOptions TinyOptions(int epochs) => new()
+    {
+        Network = new SegmentationNetworkOptions { Architecture = SegmentationArchitecture.UNet, EncoderDepth = 3, EncoderWidths = [8, 16, 32] },
+        Epochs = epochs, BatchSize = 8, LearningRate = 1e-2,
+    };
+
+    internal static IEstimator<TransformerChain<SegmentationTransformer>> Pipeline(MLContext ml, int epochs) =>
+        ml.Transforms.LoadImages("Image", null, "ImagePath")
+            .Append(ml.Transforms.ResizeImages("Image", Size, Size))
+            .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", Size, Size))
+            .Append(ml.MedSeg().Trainers.Segmentation(TinyOptions(epochs)));
+
+    private static IDataView Pairs(MLContext ml, string folder) =>
+        ml.MedSeg().Data.LoadImageMaskPairs(Path.Combine(folder, "images"), Path.Combine(folder, "masks"));
+
+    private static float[][] Column(IDataView data, string column)
+    {
+        var col = data.Schema[column];
+        var rows = new List<float[]>();
+        using var cur = data.GetRowCursor([col]);
+        var get = cur.GetGetter<VBuffer<float>>(col);
+        VBuffer<float> buf = default;
+        while (cur.MoveNext())
+        {
+            get(ref buf);
+            rows.Add(buf.DenseValues().ToArray());
+        }
+        return rows.ToArray();
+    }
+
+    public sealed class ImageInput
+    {
+        public string ImagePath { get; set; } = "";
+        public string MaskPath { get; set; } = "";
+    }
+
+    public sealed class MaskPrediction
+    {
+        [VectorType(1, Size, Size)]
+        public float[] Probability { get; set; } = [];
+
+        [VectorType(1, Size, Size)]
+        public float[] Predicted { get; set; } = [];
+    }
+
+    [TestMethod]
+    public void Pipeline_Learns_SavesAndLoads_PredictsIdentically()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = Pairs(ml, _train);
+        var test = Pairs(ml, _test);
+        var model = Pipeline(ml, epochs: 8).Fit(train);
+
+        var scored = model.Transform(test);
+        Assert.AreEqual(new VectorDataViewType(NumberDataViewType.Single, 1, Size, Size), scored.Schema["Probability"].Type);
+        Assert.IsTrue(scored.Schema["Image"].Type is Microsoft.ML.Transforms.Image.ImageDataViewType, "the input's MLImage column passes through unchanged");
+        var metrics = ml.MedSeg().Evaluate(scored, labelColumnName: "Mask", scoreColumnName: "Probability");
+        Console.WriteLine($"held-out mDice {metrics.MeanDice:F4} mIoU {metrics.MeanIoU:F4}");
+        // Every image has a disc: all-background scores Dice 0; all-foreground scores about 2·(disc area)/(area + image) < 0.3.
+        MetricsAssert.AtLeast(metrics, dice: 0.7);
+
+        string path = Path.Combine(_root, "model.zip");
+        ml.Model.Save(model, train.Schema, path);
+
+        var ml2 = new MLContext(seed: 99);
+        var loaded = ml2.Model.Load(path, out var inputSchema);
+        Assert.IsNotNull(inputSchema["ImagePath"]);
+        var again = loaded.Transform(Pairs(ml2, _test));
+        var p1 = Column(scored, "Probability");
+        var p2 = Column(again, "Probability");
+        Assert.AreEqual(p1.Length, p2.Length);
+        for (int r = 0; r < p1.Length; r++) CollectionAssert.AreEqual(p1[r], p2[r], $"row {r}: the loaded model predicts bit-identically");
+
+        // An application's way: one PredictionEngine per thread, one image at a time.
+        var paths = Directory.GetFiles(Path.Combine(_test, "images")).Order(StringComparer.Ordinal).ToArray();
+        var results = new float[paths.Length][];
+        Parallel.For(0, 3, t =>
+        {
+            var engine = ml2.Model.CreatePredictionEngine<ImageInput, MaskPrediction>(loaded);
+            for (int k = t; k < paths.Length; k += 3)
+            {
+                var masks = Path.Combine(_test, "masks", Path.GetFileName(paths[k]));
+                var pred = engine.Predict(new ImageInput { ImagePath = paths[k], MaskPath = masks });
+                Assert.AreEqual(Size * Size, pred.Predicted.Length);
+                Assert.IsTrue(pred.Predicted.All(v => v is 0f or 1f), "Predicted is binary");
+                results[k] = pred.Probability;
+            }
+        });
+        for (int r = 0; r < p1.Length; r++)
+        {
+            double maxDiff = p1[r].Zip(results[r]).Max(z => Math.Abs(z.First - z.Second));
+            Assert.IsTrue(maxDiff < 1e-5, $"row {r}: PredictionEngine (batch of one) differs from batched Transform by {maxDiff}");
+        }
+    }
+
+    [TestMethod]
+    public void Fit_MissingMaskColumn_FailsBeforeTraining_NamingIt()
+    {
+        var ml = new MLContext(seed: 1);
+        var pipeline = ml.Transforms.LoadImages("Image", null, "ImagePath")
+            .Append(ml.Transforms.ResizeImages("Image", Size, Size))
+            .Append(ml.MedSeg().Trainers.Segmentation(TinyOptions(50)));
+        var started = DateTime.UtcNow;
+        var e = Assert.ThrowsException<SchemaException>(() => pipeline.Fit(Pairs(ml, _train)));
+        StringAssert.Contains(e.Message, "'Mask'");
+        Assert.AreEqual("Mask", e.ColumnName);
+    }
+
+    [TestMethod]
+    public void Fit_WronglyTypedImageColumn_FailsNamingIt()
+    {
+        var ml = new MLContext(seed: 1);
+        // ImagePath is text, not an image.
+        var pipeline = ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", Size, Size)
+            .Append(ml.MedSeg().Trainers.Segmentation(new SegmentationTrainerOptions { ImageColumn = "ImagePath", Epochs = 1 }));
+        var e = Assert.ThrowsException<SchemaException>(() => pipeline.Fit(Pairs(ml, _train)));
+        StringAssert.Contains(e.Message, "'ImagePath'");
+    }
+
+    [TestMethod]
+    public void SaveModel_FailedSave_LeavesNoFileAndKeepsTheOldOne()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = Pairs(ml, _test);
+        var model = Pipeline(ml, epochs: 1).Fit(data);
+        string folder = Path.Combine(_root, "atomic");
+        Directory.CreateDirectory(folder);
+        string path = Path.Combine(folder, "model.zip");
+        ml.MedSeg().SaveModel(model, data.Schema, path);
+        var before = File.ReadAllBytes(path);
+        // A chain holding a transformer that throws in Save: the earlier file stays, no temporary file remains.
+        var broken = model.Append(new ThrowingSaveTransformer());
+        Assert.ThrowsException<InvalidOperationException>(() => ml.MedSeg().SaveModel(broken, data.Schema, path));
+        CollectionAssert.AreEqual(before, File.ReadAllBytes(path));
+        Assert.AreEqual(1, Directory.GetFiles(folder).Length, string.Join(", ", Directory.GetFiles(folder)));
+    }
+
+    private sealed class ThrowingSaveTransformer : ITransformer
+    {
+        public bool IsRowToRowMapper => true;
+        public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => inputSchema;
+        public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => throw new NotSupportedException();
+        public void Save(ModelSaveContext ctx) => throw new InvalidOperationException("disk full (simulated)");
+        public IDataView Transform(IDataView input) => input;
+    }
+
+    [TestMethod]
+    public void Load_TruncatedOrForeignFile_ClearErrorNamingTheFile()
+    {
+        var ml = new MLContext(seed: 1);
+        var model = Pipeline(ml, epochs: 1).Fit(Pairs(ml, _test));
+        string path = Path.Combine(_root, "truncate.zip");
+        ml.Model.Save(model, Pairs(ml, _test).Schema, path);
+        var bytes = File.ReadAllBytes(path);
+        string cut = Path.Combine(_root, "cut.zip");
+        File.WriteAllBytes(cut, bytes[..(bytes.Length / 2)]);
+        var e1 = Assert.ThrowsException<InvalidDataException>(() => ml.MedSeg().LoadModel(cut, out _));
+        StringAssert.Contains(e1.Message, cut);
+        string foreign = Path.Combine(_root, "foreign.zip");
+        File.WriteAllText(foreign, "not a model");
+        var e2 = Assert.ThrowsException<InvalidDataException>(() => ml.MedSeg().LoadModel(foreign, out _));
+        StringAssert.Contains(e2.Message, foreign);
+    }
+}
