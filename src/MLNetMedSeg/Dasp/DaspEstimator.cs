@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using MLNetMedSeg.Augmentation;
 using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
@@ -141,63 +142,12 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>, Microsoft.ML.IE
     internal InMemoryDataView Generate(IDataView input, MaskDiffusionTransformer? masks, ImageDiffusionTransformer images, CancellationToken ct)
     {
         var o = _options;
-        int k = o.SyntheticPerImage;
-        var xs = new List<Tensor>();
-        var ys = new List<Tensor>();
-        var pending = new List<Tensor>();
-        try
-        {
-            void Flush()
-            {
-                if (pending.Count == 0) return;
-                using var scope = torch.NewDisposeScope();
-                long first = ys.Count;
-                var gens = Enumerable.Range(0, pending.Count).Select(i => images.RowGenerator(first + i)).ToArray();
-                try
-                {
-                    var batch = torch.stack(pending.ToArray(), 0);
-                    var drawn = images.Sample(batch, gens).cpu();
-                    for (int i = 0; i < pending.Count; i++)
-                    {
-                        xs.Add(drawn[i].clone().DetachFromDisposeScope());
-                        ys.Add(pending[i]);
-                    }
-                    pending.Clear();
-                }
-                finally
-                {
-                    foreach (var g in gens) g.Dispose();
-                }
-            }
-
-            IDataView view = masks is null ? input : masks.Transform(input);
-            string maskColumn = masks is null ? o.MaskColumn : o.MaskDiffusion.OutputColumn;
-            using var cursor = view.GetRowCursor(maskColumn);
-            while (cursor.MoveNext())
-            {
-                ct.ThrowIfCancellationRequested();
-                // The mask diffusion's view already has k rows per input row; real masks are repeated k times.
-                int copies = masks is null ? k : 1;
-                for (int j = 0; j < copies; j++)
-                {
-                    using (torch.NewDisposeScope())
-                        pending.Add(cursor.GetTensor(maskColumn).cpu().clone().DetachFromDisposeScope());
-                    if (pending.Count == images.Options.TransformBatchSize) Flush();
-                }
-            }
-            Flush();
-            if (xs.Count == 0) throw new InvalidOperationException($"{Name}: the training data has no rows");
-            var result = InMemoryDataView.Create((o.ImageColumn, input.Schema[o.ImageColumn].Type, xs), (o.MaskColumn, input.Schema[o.MaskColumn].Type, ys));
-            xs.Clear();
-            ys.Clear();
-            return result;
-        }
-        finally
-        {
-            foreach (var t in xs) t.Dispose();
-            foreach (var t in ys) t.Dispose();
-            foreach (var t in pending) t.Dispose();
-        }
+        // The mask diffusion's view already has k rows per input row; real masks are repeated k times.
+        IDataView view = masks is null ? input : masks.Transform(input);
+        string maskColumn = masks is null ? o.MaskColumn : o.MaskDiffusion.OutputColumn;
+        var pairs = images.DrawPairs(view, maskColumn, masks is null ? o.SyntheticPerImage : 1,
+            o.ImageColumn, input.Schema[o.ImageColumn].Type, o.MaskColumn, input.Schema[o.MaskColumn].Type, ct);
+        return pairs ?? throw new InvalidOperationException($"{Name}: the training data has no rows");
     }
 
     private SegmentationTransformer TrainSegmenter(IDataView real, InMemoryDataView synthetic, ImageDiffusionTransformer images, CancellationToken ct)
@@ -235,38 +185,8 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>, Microsoft.ML.IE
 
     private const string FlagColumn = "IsAugmented";
 
-    /// <summary>Real rows (flag 0) followed by augmented rows (flag 1), image and mask columns only, on the CPU.</summary>
-    private InMemoryDataView Join(IDataView real, IDataView augmented)
-    {
-        var o = _options;
-        var xs = new List<Tensor>();
-        var ys = new List<Tensor>();
-        var flags = new List<double>();
-        try
-        {
-            foreach (var (view, flag) in new[] { (real, 0.0), (augmented, 1.0) })
-            {
-                using var cursor = view.GetRowCursor(o.ImageColumn, o.MaskColumn);
-                while (cursor.MoveNext())
-                {
-                    using var rowScope = torch.NewDisposeScope();
-                    xs.Add(cursor.GetTensor(o.ImageColumn).cpu().clone().DetachFromDisposeScope());
-                    ys.Add(cursor.GetTensor(o.MaskColumn).cpu().clone().DetachFromDisposeScope());
-                    flags.Add(flag);
-                }
-            }
-            var result = InMemoryDataView.Create((o.ImageColumn, real.Schema[o.ImageColumn].Type, xs),
-                (o.MaskColumn, real.Schema[o.MaskColumn].Type, ys), (FlagColumn, NumberColumnType.Instance, flags));
-            xs.Clear();
-            ys.Clear();
-            return result;
-        }
-        finally
-        {
-            foreach (var t in xs) t.Dispose();
-            foreach (var t in ys) t.Dispose();
-        }
-    }
+    private InMemoryDataView Join(IDataView real, IDataView augmented) =>
+        AugmentedTrainingData.Join(real, augmented, _options.ImageColumn, _options.MaskColumn, FlagColumn);
 
     /// <summary>Points every part at the flow's columns.</summary>
     private static void Wire(DaspOptions o)

@@ -90,8 +90,91 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
     /// <inheritdoc/>
     public int ImageChannels => _options.ImageChannels;
 
+    /// <summary>
+    /// Generated pairs {x̃, ỹ}: for every row of <paramref name="masks"/> (and each of <paramref name="copies"/> copies
+    /// of it) an image drawn for the mask in <paramref name="maskColumn"/> with the noise of generated row n
+    /// (<see cref="RowGenerator"/>), batched by <see cref="ImageDiffusionOptions.TransformBatchSize"/>. The result holds
+    /// the images in <paramref name="imageColumn"/> and the masks in <paramref name="maskColumnOut"/>, on the CPU; null
+    /// when <paramref name="masks"/> has no rows. The caller owns it.
+    /// </summary>
+    public InMemoryDataView? DrawPairs(IDataView masks, string maskColumn, int copies, string imageColumn, ColumnType imageType,
+        string maskColumnOut, ColumnType maskType, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(masks);
+        ArgumentOutOfRangeException.ThrowIfLessThan(copies, 1);
+        var xs = new List<Tensor>();
+        var ys = new List<Tensor>();
+        var pending = new List<Tensor>();
+        try
+        {
+            void Flush()
+            {
+                if (pending.Count == 0) return;
+                using var scope = torch.NewDisposeScope();
+                long first = ys.Count;
+                var gens = Enumerable.Range(0, pending.Count).Select(i => RowGenerator(first + i)).ToArray();
+                try
+                {
+                    var batch = torch.stack(pending.ToArray(), 0);
+                    var drawn = Sample(batch, gens).cpu();
+                    for (int i = 0; i < pending.Count; i++)
+                    {
+                        xs.Add(drawn[i].clone().DetachFromDisposeScope());
+                        ys.Add(pending[i]);
+                    }
+                    pending.Clear();
+                }
+                finally
+                {
+                    foreach (var g in gens) g.Dispose();
+                }
+            }
+
+            using var cursor = masks.GetRowCursor(maskColumn);
+            while (cursor.MoveNext())
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                for (int j = 0; j < copies; j++)
+                {
+                    using (torch.NewDisposeScope())
+                        pending.Add(cursor.GetTensor(maskColumn).cpu().clone().DetachFromDisposeScope());
+                    if (pending.Count == Options.TransformBatchSize) Flush();
+                }
+            }
+            Flush();
+            if (xs.Count == 0) return null;
+            var result = InMemoryDataView.Create((imageColumn, imageType, xs), (maskColumnOut, maskType, ys));
+            xs.Clear();
+            ys.Clear();
+            return result;
+        }
+        finally
+        {
+            foreach (var t in xs) t.Dispose();
+            foreach (var t in ys) t.Dispose();
+            foreach (var t in pending) t.Dispose();
+        }
+    }
+
     /// <summary>The generator of row <paramref name="row"/>'s noise (the caller disposes it).</summary>
     public Generator RowGenerator(long row) => new(MedSegContext.MixSeed(SamplingSeed, "row", checked((int)row)), Context.Device);
+
+    /// <summary>
+    /// ML.NET: adds <see cref="ImageDiffusionOptions.OutputColumn"/> (an image sampled for each row's condition mask,
+    /// lazily). When the input carries generated masks from a mask diffusion upstream (a chain being fitted, see
+    /// <see cref="Augmentation.AugmentedTrainingData"/>), the result also carries the generated pairs: an image drawn for
+    /// every generated mask, under the real data's image and mask column names, for the segmentation trainer.
+    /// </summary>
+    public override Microsoft.ML.IDataView Transform(Microsoft.ML.IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (input is not Augmentation.AugmentedTrainingData { HasGeneratedMasks: true } a) return base.Transform(input);
+        var o = _options;
+        var real = Core.MLNet.MLNetData.AsLibraryView(a.Input).Schema;
+        var imageType = real.RequireTensor(o.ImageColumn, TensorColumnType.Image(o.ImageChannels), "ImageDiffusion").Type;
+        var maskType = real.RequireTensor(o.MaskColumn, TensorColumnType.BinaryMask(), "ImageDiffusion").Type;
+        return a.WithInput(base.Transform(a.Input)).WithGeneratedPairs(() => DrawPairs(a.GeneratedMasks!, a.GeneratedMaskColumn!, 1, o.ImageColumn, imageType, o.MaskColumn, maskType), this);
+    }
 
     /// <summary>The schema with the generated-image column; checks the condition column (float32 [1,H,W]).</summary>
     public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema)

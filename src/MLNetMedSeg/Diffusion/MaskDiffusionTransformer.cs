@@ -86,8 +86,31 @@ public sealed class MaskDiffusionTransformer : Core.MLNet.StageTransformer, IDis
     public IReadOnlyList<MaskDiffusionEpochRecord> History { get; }
 
     /// <summary>The input schema plus the generated-mask and sample-index columns; checks the condition column if any.</summary>
-    /// <summary>k output rows per input row (ML.NET views repeat the input row's columns on each).</summary>
-    public override int OutputRowsPerInputRow => Options.SamplesPerRow;
+    /// <summary>
+    /// ML.NET: an augmenter. The result is the input itself to ML.NET (same schema and rows, so a fitted chain scores
+    /// unchanged and a PredictionEngine passes rows through); it carries, for the library's stages downstream, the masks
+    /// this model generates from the input rows (k per row, computed only when an image diffusion and the trainer ask;
+    /// see <see cref="Augmentation.AugmentedTrainingData"/>). To draw masks for their own sake, use <see cref="Transform(IDataView)"/>
+    /// on library data or <c>medseg generate</c>.
+    /// </summary>
+    public override Microsoft.ML.IDataView Transform(Microsoft.ML.IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var a = Augmentation.AugmentedTrainingData.From(input);
+        GetOutputSchema(Core.MLNet.MLNetData.AsLibraryView(a.Input).Schema);
+        return a.WithGeneratedMasks(() => Transform(Core.MLNet.MLNetData.AsLibraryView(a.Input)), Options.OutputColumn);
+    }
+
+    /// <summary>ML.NET: the input schema (checked: the model's condition column, when it has one); the augmenter adds nothing ML.NET sees.</summary>
+    public override Microsoft.ML.DataViewSchema GetOutputSchema(Microsoft.ML.DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        GetOutputSchema(new Core.MLNet.MLNetInputView.SchemaOnly(inputSchema).Schema);
+        return inputSchema;
+    }
+
+    /// <summary>ML.NET: passes rows through (the augmenter acts only while a chain is fitted).</summary>
+    public override Microsoft.ML.Data.IRowToRowMapper GetRowToRowMapper(Microsoft.ML.DataViewSchema inputSchema) => IdentityMapper(GetOutputSchema(inputSchema));
 
     public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options, Options.Height, Options.Width, Options.Network.ConditionChannels);
 

@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using MLNetMedSeg.Augmentation;
 using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Augmentation.Classic;
 using MLNetMedSeg.Data;
@@ -43,7 +44,60 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
     /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
     /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). Data that cannot be shuffled is cached in memory first.
     /// </summary>
-    public SegmentationTransformer Fit(Microsoft.ML.IDataView input) => Fit(Core.MLNet.MLNetData.ForTraining(input), CancellationToken.None);
+    /// <remarks>
+    /// After augmenters in a chain (a mask diffusion, an image diffusion, adversarial training; see
+    /// <see cref="AugmentedTrainingData"/>), trains on the real rows plus the generated pairs with Eq. 11's weights —
+    /// attacked against the segmenter being trained every n epochs when adversarial training asks for it.
+    /// </remarks>
+    public SegmentationTransformer Fit(Microsoft.ML.IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (input is not AugmentedTrainingData a) return Fit(Core.MLNet.MLNetData.ForTraining(input), CancellationToken.None);
+        var real = Core.MLNet.MLNetData.ForTraining(a.Input);
+        if (!a.HasGeneratedPairs)
+        {
+            if (a.HasGeneratedMasks)
+                throw new InvalidOperationException($"{Name}: the chain generates masks but no images for them: add ml.MedSeg().Generation.ImageDiffusion(...) after the mask diffusion");
+            if (a.OnlineAttack is not null)
+                throw new InvalidOperationException($"{Name}: adversarial training attacks generated pairs: add a mask diffusion and an image diffusion before it");
+            return Fit(real, CancellationToken.None);
+        }
+        try
+        {
+            var pairs = a.GeneratedPairs ?? throw new InvalidOperationException($"{Name}: the generators produced no pairs (the training data has no rows)");
+            var o = _options.Clone();
+            _context.WriteLog(LogLevel.Info, Name, $"training on {real.GetRowCount()} real rows + {pairs.RowCount} generated pairs" +
+                (a.OnlineAttack is { } at ? $", attacked ({at.Attack.Method}{(at.Attack.UncertaintyWeighting ? " + W" : "")}) every {at.EveryEpochs} epoch(s)" : ""));
+            if (a.OnlineAttack is { } attack)
+            {
+                var online = attack.Clone();
+                online.Source = pairs;
+                online.SdEditor ??= a.SdEditor;
+                o.OnlineAttack = online;
+                return FitWith(o, real);
+            }
+            using var joint = AugmentedTrainingData.Join(real, pairs, o.ImageColumn, o.MaskColumn, AugmentedFlagColumn);
+            o.SampleWeightColumn = AugmentedFlagColumn;
+            o.SampleWeightMode = SampleWeightMode.IsAugmentedFlag;
+            return FitWith(o, joint);
+        }
+        finally
+        {
+            a.ReleaseGenerated();
+        }
+    }
+
+    private const string AugmentedFlagColumn = "IsAugmented";
+
+    /// <summary>Fits with other options (same seed, same context).</summary>
+    private SegmentationTransformer FitWith(SegmentationTrainerOptions o, IDataView input)
+    {
+        o.Validate();
+        CheckTrainingSchema(input.Schema, o);
+        if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled");
+        using var run = new Run(_context, o, _seed, input, CancellationToken.None);
+        return run.Execute();
+    }
 
     /// <summary>ML.NET schema propagation: checks the columns this stage reads (naming a missing or wrong one) before any training.</summary>
     public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>

@@ -43,21 +43,21 @@ public abstract class StageTransformer : Pipeline.ITransformer, ITransformer, IC
     public bool IsRowToRowMapper => OutputRowsPerInputRow == 1;
 
     /// <summary>The ML.NET output schema; throws naming a missing or wrongly typed input column.</summary>
-    public MLSchema GetOutputSchema(MLSchema inputSchema)
+    public virtual MLSchema GetOutputSchema(MLSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         return StageSchema.Of(this, inputSchema).Output;
     }
 
     /// <summary>Applies the stage to an ML.NET data view, lazily (the input's columns pass through).</summary>
-    public MLDataView Transform(MLDataView input)
+    public virtual MLDataView Transform(MLDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         return new MLNetOutputView(input, this);
     }
 
     /// <summary>The stage as a row mapper over <paramref name="inputSchema"/> (for <c>PredictionEngine</c>).</summary>
-    public IRowToRowMapper GetRowToRowMapper(MLSchema inputSchema)
+    public virtual IRowToRowMapper GetRowToRowMapper(MLSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         if (!IsRowToRowMapper) throw new InvalidOperationException($"{GetType().Name} is not a row-to-row stage");
@@ -65,4 +65,25 @@ public abstract class StageTransformer : Pipeline.ITransformer, ITransformer, IC
     }
 
     void ICanSaveModel.Save(ModelSaveContext ctx) => ModelFiles.Save(this, ctx);
+
+    /// <summary>A row mapper that passes every column through (for stages that change nothing ML.NET sees).</summary>
+    protected static IRowToRowMapper IdentityMapper(MLSchema inputSchema) => new IdentityRowMapper(inputSchema);
+
+    private sealed class IdentityRowMapper(MLSchema schema) : IRowToRowMapper
+    {
+        public MLSchema InputSchema => schema;
+        public MLSchema OutputSchema => schema;
+        public IEnumerable<MLSchema.Column> GetDependencies(IEnumerable<MLSchema.Column> dependingColumns) => dependingColumns;
+        public DataViewRow GetRow(DataViewRow input, IEnumerable<MLSchema.Column> activeColumns) => new Row(input);
+
+        private sealed class Row(DataViewRow input) : DataViewRow
+        {
+            public override MLSchema Schema => input.Schema;
+            public override long Position => input.Position;
+            public override long Batch => input.Batch;
+            public override ValueGetter<DataViewRowId> GetIdGetter() => input.GetIdGetter();
+            public override bool IsColumnActive(MLSchema.Column column) => input.IsColumnActive(column);
+            public override ValueGetter<TValue> GetGetter<TValue>(MLSchema.Column column) => input.GetGetter<TValue>(column);
+        }
+    }
 }
