@@ -46,7 +46,34 @@ public static class MedSegDataCatalogExtensions
         var rows = pairs.Select(p => new ImageMaskPathRow { Id = p.Id, ImagePath = p.ImagePath, MaskPath = p.MaskPath }).ToList();
         return ml.Data.LoadFromEnumerable(rows);
     }
+
+    /// <summary>
+    /// A seeded three-way split (default 80/10/10, the papers' Kvasir-SEG protocol) built on ML.NET's
+    /// <c>ml.Data.TrainTestSplit</c>: the test part first, then the validation part out of the rest. Rows are assigned
+    /// by a hash of <paramref name="samplingKeyColumnName"/> (e.g. "Id": the same image always lands in the same part,
+    /// whatever the row order) or, without one, by a seeded random key. For k-fold cross-validation use ML.NET's
+    /// <c>ml.Data.CrossValidationSplit</c> directly.
+    /// </summary>
+    public static TrainValidationTestData TrainValidationTestSplit(this MedSegDataCatalog catalog, IDataView data,
+        double validationFraction = 0.1, double testFraction = 0.1, string? samplingKeyColumnName = null, int? seed = null)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(data);
+        if (!(testFraction > 0 && testFraction < 1)) throw new ArgumentOutOfRangeException(nameof(testFraction), testFraction, "testFraction must be in (0, 1)");
+        if (!(validationFraction > 0 && validationFraction + testFraction < 1))
+            throw new ArgumentOutOfRangeException(nameof(validationFraction), validationFraction, "validationFraction must be > 0 and leave rows to train on");
+        var ml = catalog.Owner.MLContext;
+        var first = ml.Data.TrainTestSplit(data, testFraction, samplingKeyColumnName, seed);
+        var second = ml.Data.TrainTestSplit(first.TrainSet, validationFraction / (1 - testFraction), samplingKeyColumnName, seed is int s ? s + 1 : null);
+        return new TrainValidationTestData(second.TrainSet, second.TestSet, first.TestSet);
+    }
 }
+
+/// <summary>The three parts of <see cref="MedSegDataCatalogExtensions.TrainValidationTestSplit"/>.</summary>
+/// <param name="Train">Rows to train on.</param>
+/// <param name="Validation">Rows for model selection (best epoch, early stopping).</param>
+/// <param name="Test">Held-out rows for the final figures.</param>
+public sealed record TrainValidationTestData(IDataView Train, IDataView Validation, IDataView Test);
 
 /// <summary>Image and mask transforms (<c>ml.MedSeg().Transforms</c>).</summary>
 public static class MedSegTransformsCatalogExtensions

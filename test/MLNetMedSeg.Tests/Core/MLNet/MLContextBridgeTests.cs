@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using MLNetMedSeg.Core;
 using MLNetMedSeg.Core.MLNet;
 using TorchSharp;
@@ -75,4 +76,30 @@ internal static class TestFolders
 
     public static string Images => Path.Combine(Root.Value, "images");
     public static string Masks => Path.Combine(Root.Value, "masks");
+}
+
+[TestClass]
+public sealed class TrainValidationTestSplitTests
+{
+    private static string[] Ids(IDataView v) => v.GetColumn<string>("Id").ToArray();
+
+    [TestMethod]
+    public void Split_IsSeeded_Disjoint_AndCoversEveryRow()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Enumerable.Range(0, 200).Select(i => new ImageMaskPathRow { Id = $"case{i:D3}", ImagePath = $"i{i}.png", MaskPath = $"m{i}.png" }).ToList();
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var a = ml.MedSeg().Data.TrainValidationTestSplit(data, seed: 5, samplingKeyColumnName: "Id");
+        var b = ml.MedSeg().Data.TrainValidationTestSplit(data, seed: 5, samplingKeyColumnName: "Id");
+        CollectionAssert.AreEqual(Ids(a.Test), Ids(b.Test));
+        CollectionAssert.AreEqual(Ids(a.Validation), Ids(b.Validation));
+        var all = Ids(a.Train).Concat(Ids(a.Validation)).Concat(Ids(a.Test)).ToList();
+        Assert.AreEqual(200, all.Count);
+        Assert.AreEqual(200, all.Distinct().Count(), "the parts are disjoint");
+        Assert.IsTrue(Ids(a.Test).Length is > 8 and < 36, $"about 10% test: {Ids(a.Test).Length}");
+        Assert.IsTrue(Ids(a.Validation).Length is > 8 and < 36, $"about 10% validation: {Ids(a.Validation).Length}");
+        var c = ml.MedSeg().Data.TrainValidationTestSplit(data, seed: 6, samplingKeyColumnName: "Id");
+        CollectionAssert.AreNotEqual(Ids(a.Test), Ids(c.Test), "another seed, another split");
+        Assert.ThrowsException<ArgumentOutOfRangeException>(() => ml.MedSeg().Data.TrainValidationTestSplit(data, validationFraction: 0.5, testFraction: 0.5));
+    }
 }
