@@ -19,11 +19,13 @@ namespace MLNetMedSeg.Cli.Commands;
 
 /// <summary>
 /// <c>medseg attack --model SEG.zip --data DIR --method fgsm|ifgsm|pgd|diffpgd|dasp [--eps E] [--steps K]
-/// [--step-size G] [--generator GEN.zip] --out OUTDIR</c>: attacks a trained binary segmenter on DIR/images + DIR/masks
-/// at the model's input size and writes the attacked pairs (OUTDIR/images/STEM.png, OUTDIR/masks/STEM.png as 0/255)
+/// [--step-size G] [--generator GEN.zip] --out OUTDIR</c>: attacks the binary segmenter of an ML.NET model file
+/// (<c>LoadImages → ResizeImages → segmenter</c>, as <c>medseg train</c> and <c>medseg dasp</c> write) on DIR/images +
+/// DIR/masks, loaded by the model's own image stages and masks at that size, and writes the attacked pairs (OUTDIR/images/STEM.png, OUTDIR/masks/STEM.png as 0/255)
 /// and OUTDIR/attack.json with the model's clean and attacked mIoU / mDice (per-image means, the papers' convention).
-/// Amounts are in [0,1] pixel units and may be written as fractions ("16/255"). diffpgd and dasp need --generator, a
-/// model file holding a stage that implements <see cref="ISdEditor"/> (the conditional image diffusion stage).
+/// Amounts are in [0,1] pixel units and may be written as fractions ("16/255"). diffpgd and dasp need --generator, an
+/// ML.NET model file holding a stage that implements <see cref="ISdEditor"/> (the conditional image diffusion stage:
+/// <c>medseg generate --save-model</c> and <c>medseg dasp</c> write one).
 /// </summary>
 internal static class AttackCommand
 {
@@ -64,7 +66,7 @@ internal static class AttackCommand
                 throw new ArgumentException($"--method {name} refines every step with SDEdit: give --generator, a model file with the image diffusion stage");
 
             string modelPath = parse.GetRequiredValue(model);
-            var loaded = ml.MedSeg().LoadModel(modelPath, out _);
+            var loaded = MLNetRun.LoadModel(ml, modelPath, out _);
             ITransformer? generatorModel = null;
             try
             {
@@ -74,7 +76,7 @@ internal static class AttackCommand
                 ISdEditor? sdEditor = null;
                 if (generatorPath is not null)
                 {
-                    generatorModel = ml.MedSeg().LoadModel(generatorPath, out _);
+                    generatorModel = MLNetRun.LoadModel(ml, generatorPath, out _);
                     sdEditor = FindSdEditor(generatorModel, generatorPath);
                 }
                 // The pairs as the model sees them: its own image stages (LoadImages, ResizeImages), masks at that size.

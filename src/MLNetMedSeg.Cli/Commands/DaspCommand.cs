@@ -18,7 +18,9 @@ namespace MLNetMedSeg.Cli.Commands;
 /// image diffusion → Diff-PGD with W → segmenter on real + attacked generated pairs) on a seeded train/test split of
 /// DIR, compared with the methods of <c>--methods</c> on the same split. Writes RUNDIR/metrics.json (DASP's held-out
 /// mIoU/mDice and every method's row), RUNDIR/comparison.md, RUNDIR/dasp_evaluation.json (per-image rows),
-/// RUNDIR/figures/ (the DASP sample grid and the diffusion models' grids) and RUNDIR/model.zip (the fitted flow).
+/// RUNDIR/figures/ (the DASP sample grid and the diffusion models' grids) and RUNDIR/model.zip (an ML.NET model:
+/// LoadImages → ResizeImages → the fitted flow, which segments with its U-Net). The data are loaded with ML.NET
+/// (LoadImageMaskPairs, LoadImages, ResizeImages, LoadMasks) and handed to the flow as the library's in-memory views.
 /// </summary>
 internal static class DaspCommand
 {

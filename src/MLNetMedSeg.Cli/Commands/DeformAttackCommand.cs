@@ -18,7 +18,8 @@ namespace MLNetMedSeg.Cli.Commands;
 
 /// <summary>
 /// <c>medseg deform-attack --model SEG.zip --data DIR --xi X [--epochs N] [--samples K] [--size N] --out OUTDIR</c>:
-/// trains the VAE-GAN deformation attacker of paper 002 against the segmenter in SEG.zip (held fixed) on DIR/images,
+/// trains the VAE-GAN deformation attacker of paper 002 against the segmenter in SEG.zip (an ML.NET model file; held
+/// fixed) on DIR/images (loaded with ML.NET's LoadImages and ResizeImages at --size, default the model's input size),
 /// then attacks every image of DIR (or of --eval DIR2) k times and writes OUTDIR/attacked/ (I_DV), deformed-masks/ (the ground truth moved by D),
 /// deformation/ (D as a flow colour wheel), intensity/ (V as a blue–white–red map), report.json (Dice before/after
 /// per class, success rate at a 30% decrease, perceptibility p) and figure.png (rows of I₀, S_GT, S₀, I_DV, V, D, S_DV
@@ -56,7 +57,7 @@ internal static class DeformAttackCommand
             var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!);
             var bar = MLNetRun.AttachProgressBar(ml, console);
             string modelPath = parse.GetRequiredValue(model);
-            var loaded = ml.MedSeg().LoadModel(modelPath, out var modelInput);
+            var loaded = MLNetRun.LoadModel(ml, modelPath, out var modelInput);
             try
             {
                 var stages = MLNetRun.Stages(loaded);

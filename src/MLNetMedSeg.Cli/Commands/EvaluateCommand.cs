@@ -81,7 +81,7 @@ internal static class EvaluateCommand
     /// </summary>
     internal static EvaluationResult EvaluateModel(MLContext ml, string modelPath, string dataDir, EvaluationOptions options)
     {
-        var model = ml.MedSeg().LoadModel(modelPath, out _);
+        var model = MLNetRun.LoadModel(ml, modelPath, out _);
         try
         {
             var pairs = MLNetRun.LoadPairs(ml, dataDir);

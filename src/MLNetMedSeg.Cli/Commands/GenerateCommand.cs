@@ -57,7 +57,7 @@ internal static class GenerateCommand
             var clock = Stopwatch.StartNew();
 
             ITransformer generator;
-            if (modelPath is not null) generator = ml.MedSeg().LoadModel(modelPath, out _);
+            if (modelPath is not null) generator = MLNetRun.LoadModel(ml, modelPath, out _);
             else
             {
                 string dir = parse.GetValue(data) ?? throw new ArgumentException("--data is required to train (or pass --model GEN.zip)");

@@ -40,7 +40,7 @@ internal static class InfoCommand
     /// <summary>The text <c>medseg info</c> prints for the model file at <paramref name="path"/>.</summary>
     internal static string Describe(MLContext ml, string path)
     {
-        var model = ml.MedSeg().LoadModel(path, out var input);
+        var model = MLNetRun.LoadModel(ml, path, out var input);
         try
         {
             var sb = new StringBuilder();

@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -12,6 +13,7 @@ using ConsoleProgressBar = MLNetMedSeg.Pipeline.ConsoleProgressBar;
 using DataCatalogExtensions = MLNetMedSeg.Data.DataCatalogExtensions;
 using LoadMaskEstimator = MLNetMedSeg.Data.LoadMaskEstimator;
 using LoadMaskOptions = MLNetMedSeg.Data.LoadMaskOptions;
+using LoadMaskTransformer = MLNetMedSeg.Data.LoadMaskTransformer;
 using RowDataView = MLNetMedSeg.Data.RowDataView;
 
 namespace MLNetMedSeg.Cli.Commands;
@@ -126,6 +128,38 @@ internal static class MLNetRun
         return b.ToSchema();
     }
 
+    /// <summary>
+    /// <c>ml.MedSeg().LoadModel</c> (errors name the file), with one more hint: a file in the library's own earlier
+    /// model format (a zip with an MLNetMedSeg <c>manifest.json</c>) is named as such, with what to do about it.
+    /// </summary>
+    public static ITransformer LoadModel(MLContext ml, string path, out DataViewSchema inputSchema)
+    {
+        try
+        {
+            return ml.MedSeg().LoadModel(path, out inputSchema);
+        }
+        catch (InvalidDataException e) when (IsEarlierFormat(path))
+        {
+            throw new InvalidDataException($"'{path}' is a model file of an earlier MLNetMedSeg (its own format, not an ML.NET model): " +
+                "model files are now ML.NET models (ml.Model.Load reads them); train or generate it again with this version", e);
+        }
+    }
+
+    private static bool IsEarlierFormat(string path)
+    {
+        try
+        {
+            using var zip = ZipFile.OpenRead(path);
+            if (zip.GetEntry("manifest.json") is not { } entry) return false;
+            using var reader = new StreamReader(entry.Open());
+            return reader.ReadToEnd().Contains("\"MLNetMedSeg.Model\"", StringComparison.Ordinal);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The stages of a model, nested chains flattened, in order.</summary>
     public static IReadOnlyList<ITransformer> Stages(ITransformer model) =>
         model is IEnumerable<ITransformer> chain ? chain.SelectMany(Stages).ToList() : [model];
@@ -141,7 +175,8 @@ internal static class MLNetRun
     /// <summary>
     /// The binary segmenter of a loaded model and the stages in front of it: the model's last stage must be a
     /// <see cref="SegmentationTransformer"/> (or a <see cref="DaspTransformer"/>, whose segmenter is taken), preceded
-    /// only by ML.NET's image loading and resizing. <paramref name="verb"/> names the command in errors.
+    /// only by ML.NET's image loading and resizing (and mask loading, which is left out: the verbs load the masks at the
+    /// images' size themselves). <paramref name="verb"/> names the command in errors.
     /// </summary>
     public static (SegmentationTransformer Segmenter, TransformerChain<ITransformer> ImageStages) Segmenter(ITransformer model, string path, string verb)
     {
@@ -159,10 +194,14 @@ internal static class MLNetRun
                 throw new ArgumentException($"model '{path}': a {stages[^1].GetType().Name} follows the segmenter; '{verb}' needs a model whose last stage is the segmenter");
             throw new ArgumentException($"model '{path}' holds no segmentation model (its stages: {string.Join(", ", stages.Select(s => s.GetType().Name))})");
         }
-        var before = stages.Take(stages.Count - 1).ToArray();
-        foreach (var t in before)
+        var before = new List<ITransformer>();
+        foreach (var t in stages.Take(stages.Count - 1))
+        {
+            if (t is LoadMaskTransformer) continue; // the verbs load the masks themselves, at the images' size
             if (t is not (ImageLoadingTransformer or ImageResizingTransformer))
                 throw new ArgumentException($"model '{path}': '{verb}' runs the segmenter on loaded, resized images only; the stage {t.GetType().Name} before it is not supported");
-        return (segmenter, new TransformerChain<ITransformer>(before));
+            before.Add(t);
+        }
+        return (segmenter, new TransformerChain<ITransformer>(before.ToArray()));
     }
 }

@@ -27,7 +27,7 @@ internal static class PredictCommand
         {
             var ml = MLNetRun.CreateContext(console, seed: 0, parse.GetValue(device)!);
             string modelPath = parse.GetRequiredValue(model);
-            var loaded = ml.MedSeg().LoadModel(modelPath, out _);
+            var loaded = MLNetRun.LoadModel(ml, modelPath, out _);
             try
             {
                 var input = ml.Data.LoadFromEnumerable(ImageFiles(parse.GetRequiredValue(images)));
