@@ -1,63 +1,61 @@
-using TorchSharp;
 using System.Text.Json;
-using MLNetMedSeg.Data;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
+using MLNetMedSeg.Core.MLNet;
 using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Imaging;
-using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
+using LoadMaskTransformer = MLNetMedSeg.Data.LoadMaskTransformer;
 
 namespace MLNetMedSeg.Cli.Tests;
-
-/// <summary>
-/// A saveable, fast SDEdit stand-in for the CLI tests (DaspCliTests use the real image diffusion): Gaussian noise of
-/// standard deviation 0.01·depth, then two passes of a border-normalised 3×3 box blur.
-/// </summary>
-internal sealed class BlurGenerator : ISdEditor, ITransformer
-{
-    public const string LoaderSignature = "TEST.CLI_BLUR_GENERATOR";
-
-    static BlurGenerator() => ModelLoaderRegistry.Register(LoaderSignature, 1, _ => new BlurGenerator());
-
-    public int ImageChannels => 3;
-
-    public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null)
-    {
-        using var scope = torch.NewDisposeScope();
-        using var grad = torch.set_grad_enabled(differentiable && torch.is_grad_enabled());
-        var x = images.add(torch.randn(images.shape, images.dtype, images.device, generator: generator).mul(0.01 * depth));
-        for (int k = 0; k < 2; k++) x = torch.nn.functional.avg_pool2d(x, [3, 3], [1, 1], [1, 1], count_include_pad: false);
-        return x.clamp(0, 1).MoveToOuterDisposeScope();
-    }
-
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => inputSchema;
-
-    public IDataView Transform(IDataView input) => input;
-
-    public void Save(ModelSaveContext context) => context.WriteHeader(LoaderSignature, 1, 1);
-}
 
 [TestClass]
 public sealed class AttackCliTests : CliTestBase
 {
+    private static IDataView Pairs(MLContext ml, string data) =>
+        ml.MedSeg().Data.LoadImageMaskPairs(Path.Combine(data, "images"), Path.Combine(data, "masks"));
+
+    /// <summary>ImagePath → Image (16×16, stretched as 'medseg train' does), MaskPath → Mask.</summary>
+    private static EstimatorChain<LoadMaskTransformer> Load16(MLContext ml) =>
+        ml.Transforms.LoadImages("Image", null, "ImagePath")
+            .Append(ml.Transforms.ResizeImages("Image", 16, 16, resizing: ImageResizingEstimator.ResizingKind.Fill))
+            .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", 16, 16));
+
     /// <summary>
-    /// A model file as 'medseg train' writes it (image resize to 16×16, then the segmenter), with a tiny U-Net trained
-    /// for a few epochs through the library (the CLI's default U-Net is too large for a quick test).
+    /// A model file as 'medseg train' writes it (LoadImages → ResizeImages to 16×16 → segmenter), made the way an
+    /// application makes one with the ML.NET API, with a tiny U-Net (the CLI's default U-Net is too large for a quick test).
     /// </summary>
     private string TrainModel(string data)
     {
-        var ctx = new MedSegContext(seed: 1);
-        var pairs = ctx.Data.LoadImagesAndMasks(Path.Combine(data, "images"), Path.Combine(data, "masks"), new ImageMaskLoaderOptions { ImageChannels = 3 });
-        using var train = ctx.Data.Cache(ctx.Data.Resize(16, 16).Fit(pairs).Transform(pairs));
-        using var segmenter = ctx.Segmentation.Trainer(new SegmentationTrainerOptions
+        var ml = new MLContext(seed: 1);
+        var pairs = Pairs(ml, data);
+        using var fitted = Load16(ml).Append(ml.MedSeg().Trainers.Segmentation(new SegmentationTrainerOptions
         {
             Network = new SegmentationNetworkOptions { Architecture = SegmentationArchitecture.UNet, InChannels = 3, Classes = 1, EncoderDepth = 2, EncoderWidths = [4, 8] },
             Epochs = 5, BatchSize = 3, LearningRate = 3e-2,
-        }).Fit(train);
-        var resize = ctx.Data.Resize(16, 16, maskColumn: null).Fit(pairs);
-        using var model = new TransformerChain<SegmentationTransformer>([(resize, TransformerScope.Everything), (segmenter, TransformerScope.Everything)]);
+        })).Fit(pairs);
+        var model = new TransformerChain<SegmentationTransformer>(fitted.Where(t => t is not LoadMaskTransformer).ToArray());
         string path = Path.Combine(_dir, "model.zip");
-        ctx.Model.Save(model, DataViewSchema.Create(("Id", TextColumnType.Instance), ("Image", TensorColumnType.Image(3))), path);
+        ml.MedSeg().SaveModel(model, pairs.Schema, path);
+        return path;
+    }
+
+    /// <summary>An ML.NET model holding a tiny image diffusion stage (1 epoch, 20 steps): an SDEdit generator for --generator.</summary>
+    private string GeneratorModel(string data)
+    {
+        var ml = new MLContext(seed: 2);
+        var prepared = Load16(ml).Fit(Pairs(ml, data)).Transform(Pairs(ml, data));
+        var options = new ImageDiffusionOptions
+        {
+            Network = new DiffusionUNetOptions { BaseChannels = 8, HeadChannels = 8, GroupNormGroups = 8, ChannelMultipliers = [1, 2], AttentionResolutions = [], ImageSize = 16 },
+            TimeSteps = 20, SampleSteps = 4, Epochs = 1, BatchSize = 4,
+        };
+        using var diffusion = new ImageDiffusionEstimator(MLContextBridge.ContextFor(ml, "ImageDiffusion"), options).Fit(prepared);
+        string path = Path.Combine(_dir, "gen.zip");
+        ml.MedSeg().SaveModel(new TransformerChain<ImageDiffusionTransformer>(diffusion), prepared.Schema, path);
         return path;
     }
 
@@ -91,6 +89,16 @@ public sealed class AttackCliTests : CliTestBase
                 Assert.IsTrue(report.GetProperty(set).GetProperty(metric).GetDouble() is >= 0 and <= 1, $"{set} {metric}");
         Assert.IsTrue(report.GetProperty("attacked").GetProperty("mDice").GetDouble() <= report.GetProperty("clean").GetProperty("mDice").GetDouble() + 1e-9,
             "FGSM does not help the model");
+        CollectionAssert.AreEqual(new[] { 16, 16 }, report.GetProperty("size").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+
+        // 'attack' scores the clean images through the library's views and the segmenter itself; 'evaluate' through
+        // the ML.NET model's Transform and ml.MedSeg().Evaluate. Same model, same pairs: the same clean scores.
+        string json = Path.Combine(_dir, "eval.json");
+        (code, _, stderr) = Medseg("evaluate", "--model", model, "--data", data, "--out", json);
+        Assert.AreEqual(0, code, stderr);
+        using var eval = JsonDocument.Parse(File.ReadAllText(json));
+        Assert.AreEqual(eval.RootElement.GetProperty("mIoU").GetDouble(), report.GetProperty("clean").GetProperty("mIoU").GetDouble(), 1e-6);
+        Assert.AreEqual(eval.RootElement.GetProperty("mDice").GetDouble(), report.GetProperty("clean").GetProperty("mDice").GetDouble(), 1e-6);
     }
 
     [TestMethod]
@@ -109,9 +117,12 @@ public sealed class AttackCliTests : CliTestBase
         Assert.AreEqual(1, code);
         StringAssert.Contains(stderr, "ISdEditor");
 
-        string gen = Path.Combine(_dir, "gen.zip");
-        new MedSegContext(0).Model.Save(new BlurGenerator(), DataViewSchema.Create(("Image", TensorColumnType.Image(3))), gen);
-        (code, var stdout, stderr) = Medseg("attack", "--model", model, "--data", data, "--method", "dasp", "--steps", "2", "--generator", gen, "--out", outDir);
+        string gen = GeneratorModel(data);
+        (code, _, stderr) = Medseg("attack", "--model", gen, "--data", data, "--method", "fgsm", "--out", outDir);
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "holds no segmentation model");
+        (code, var stdout, stderr) = Medseg("attack", "--model", model, "--data", data, "--method", "dasp", "--steps", "2", "--sdedit-steps", "10",
+            "--generator", gen, "--out", outDir);
         Assert.AreEqual(0, code, stderr);
         StringAssert.StartsWith(stdout, "dasp: clean mIoU");
         Assert.AreEqual(3, Directory.GetFiles(Path.Combine(outDir, "images")).Length);

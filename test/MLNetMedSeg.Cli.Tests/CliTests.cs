@@ -1,8 +1,9 @@
-using TorchSharp;
 using System.Text.Json;
+using Microsoft.ML;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;
-using MLNetMedSeg.Pipeline;
+using TorchSharp;
+using MedSegContext = MLNetMedSeg.Pipeline.MedSegContext;
 
 namespace MLNetMedSeg.Cli.Tests;
 
@@ -73,29 +74,53 @@ public sealed class CliTests : CliTestBase
     [TestMethod]
     public void InfoDescribesStagesAndRejectsCorruptFiles()
     {
-        var ctx = new MedSegContext(seed: 1);
-        using var data = InMemoryDataView.Create(("Image", TensorColumnType.Image(3), new List<Tensor> { torch.rand(3, 8, 8) }));
-        using var model = ctx.Data.Resize(4, 4, maskColumn: null).Append(ctx.Data.ConvertChannels(1)).Fit(data);
+        string data = Path.Combine(_dir, "data");
+        MakeData(data, 3, seed: 1);
+        var ml = new MLContext(seed: 1);
+        var pairs = ml.MedSeg().Data.LoadImageMaskPairs(Path.Combine(data, "images"), Path.Combine(data, "masks"));
+        var model = ml.Transforms.LoadImages("Image", null, "ImagePath")
+            .Append(ml.Transforms.ResizeImages("Image", imageWidth: 12, imageHeight: 8))
+            .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", imageWidth: 12, imageHeight: 8))
+            .Fit(pairs);
         string file = Path.Combine(_dir, "model.zip");
-        ctx.Model.Save(model, data.Schema, file);
+        ml.Model.Save(model, pairs.Schema, file);
 
-        var (code, stdout, stderr) = Medseg("info", "--model", file);
+        var (code, stdout, stderr) = Medseg("info", file);
         Assert.AreEqual(0, code, stderr);
-        StringAssert.Contains(stdout, "MLNetMedSeg.Model");
-        StringAssert.Contains(stdout, "MEDSEG.CHAIN");
-        StringAssert.Contains(stdout, "MEDSEG.RESIZE");
-        StringAssert.Contains(stdout, "MEDSEG.CONVERTCHANNELS");
-        StringAssert.Contains(stdout, "Image: Tensor<Float32>[3,?,?]");
+        StringAssert.Contains(stdout, "input schema Id: String, ImagePath: String, MaskPath: String");
+        StringAssert.Contains(stdout, "1. ImageLoadingTransformer (Microsoft.ML.ImageAnalytics)");
+        StringAssert.Contains(stdout, "2. ImageResizingTransformer (Microsoft.ML.ImageAnalytics)");
+        StringAssert.Contains(stdout, "adds   Image: Image<8, 12>");
+        StringAssert.Contains(stdout, "3. LoadMaskTransformer (MLNetMedSeg)");
+        StringAssert.Contains(stdout, "adds   Mask: Vector<Single, 1, 8, 12>");
+        StringAssert.Contains(stdout, "entry  MEDSEG.LOADMASK v1");
+        StringAssert.Contains(stdout, "\"height\":8,\"width\":12");
+        Assert.AreEqual(stdout, Medseg("info", "--model", file).stdout, "the argument and --model describe the same file");
 
         var bytes = File.ReadAllBytes(file);
         string truncated = Path.Combine(_dir, "truncated.zip");
         File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
-        (code, _, stderr) = Medseg("info", "--model", truncated);
+        (code, _, stderr) = Medseg("info", truncated);
         Assert.AreEqual(1, code);
         StringAssert.Contains(stderr, "truncated.zip");
 
-        (code, _, stderr) = Medseg("info", "--model", Path.Combine(_dir, "missing.zip"));
+        // A model file in the library's own earlier format is not an ML.NET model: a clear error naming the file and saying so.
+        var ctx = new MedSegContext(seed: 1);
+        using var tensors = InMemoryDataView.Create(("Image", TensorColumnType.Image(3), new List<Tensor> { torch.rand(3, 8, 8) }));
+        var old = ctx.Data.Resize(4, 4, maskColumn: null).Fit(tensors);
+        string oldFile = Path.Combine(_dir, "old-format.zip");
+        MLNetMedSeg.Pipeline.ModelOperationsCatalogExtensions.Save(ctx.Model, old, tensors.Schema, oldFile);
+        (code, _, stderr) = Medseg("info", oldFile);
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "old-format.zip");
+        StringAssert.Contains(stderr, "is a model file of an earlier MLNetMedSeg");
+        StringAssert.Contains(stderr, "train or generate it again");
+
+        (code, _, stderr) = Medseg("info", Path.Combine(_dir, "missing.zip"));
         Assert.AreEqual(1, code);
         StringAssert.Contains(stderr, "does not exist");
+        (code, _, stderr) = Medseg("info");
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "give the model file");
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.ML;
 using MLNetMedSeg.Imaging;
 
 namespace MLNetMedSeg.Cli.Tests;
@@ -34,6 +35,13 @@ public sealed class DaspCliTests : CliTestBase
             Assert.AreEqual(5, r.GetProperty("fgsm_robustness").GetArrayLength());
         Assert.IsTrue(File.Exists(Path.Combine(run, "figures", "dasp_samples.png")));
         Assert.IsTrue(File.Exists(Path.Combine(run, "dasp_evaluation.json")));
+
+        // The saved flow is an ML.NET model: LoadImages → ResizeImages → the flow, read from an ImagePath.
+        var loaded = new MLContext().Model.Load(Path.Combine(run, "model.zip"), out var inputSchema);
+        CollectionAssert.AreEqual(new[] { "ImageLoadingTransformer", "ImageResizingTransformer", "DaspTransformer" },
+            ((IEnumerable<ITransformer>)loaded).Select(t => t.GetType().Name).ToArray());
+        Assert.AreEqual("ImagePath", string.Join(",", inputSchema.Select(c => c.Name)));
+        (loaded as IDisposable)?.Dispose();
 
         // The saved flow loads in the other verbs: it predicts masks and serves as the SDEdit generator of 'attack'.
         string masks = Path.Combine(_dir, "pred");

@@ -1,6 +1,6 @@
+using Microsoft.ML;
 using MLNetMedSeg.Imaging;
 using TorchSharp;
-using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Cli.Tests;
 
@@ -47,6 +47,13 @@ public sealed class GenerateCliTests : CliTestBase
         // grid.png: 4 columns of (mask | 2 px | image) pairs, 2 rows for 5 pairs, 2 px borders.
         var grid = ImageIO.Read(Path.Combine(out1, "grid.png"));
         Assert.AreEqual((2 + 4 * (34 + 2), 2 + 2 * (16 + 2)), (grid.Width, grid.Height));
+
+        // The generator file is an ML.NET model: mask diffusion, then image diffusion.
+        var loaded = new MLContext().Model.Load(gen, out var inputSchema);
+        CollectionAssert.AreEqual(new[] { "MaskDiffusionTransformer", "ImageDiffusionTransformer" },
+            ((IEnumerable<ITransformer>)loaded).Select(t => t.GetType().Name).ToArray());
+        Assert.AreEqual("Id", string.Join(",", inputSchema.Select(c => c.Name)));
+        (loaded as IDisposable)?.Dispose();
 
         (code, stdout, stderr) = Medseg("generate", "--model", gen, "--count", "5", "--out", out2);
         Assert.AreEqual(0, code, stderr);

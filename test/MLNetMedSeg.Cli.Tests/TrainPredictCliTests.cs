@@ -1,12 +1,35 @@
 using System.Text.Json;
+using Microsoft.ML;
+using Microsoft.ML.Data;
 using MLNetMedSeg.Imaging;
+using MLNetMedSeg.Segmentation;
 
 namespace MLNetMedSeg.Cli.Tests;
 
-/// <summary>The train → info → predict → evaluate round trip on a tiny synthetic data folder.</summary>
+/// <summary>
+/// The train → (ML.NET app) → info → predict → evaluate round trip on a tiny synthetic data folder: the model file
+/// 'medseg train' writes is an ML.NET model an application loads with <c>new MLContext().Model.Load</c> and runs
+/// through a PredictionEngine from an image path alone.
+/// </summary>
 [TestClass]
 public sealed class TrainPredictCliTests : CliTestBase
 {
+    /// <summary>What an application passes: the image file only.</summary>
+    public sealed class ImageInput
+    {
+        public string ImagePath { get; set; } = "";
+    }
+
+    /// <summary>What it gets back at the model's size (16×16).</summary>
+    public sealed class MaskPrediction
+    {
+        [VectorType(1, 16, 16)]
+        public float[] Probability { get; set; } = [];
+
+        [VectorType(1, 16, 16)]
+        public float[] Predicted { get; set; } = [];
+    }
+
     [TestMethod]
     public void TrainInfoPredictEvaluate()
     {
@@ -14,17 +37,50 @@ public sealed class TrainPredictCliTests : CliTestBase
         MakeData(data, 10, seed: 4);
         string model = Path.Combine(_dir, "model.zip");
 
+        // 9 training pairs in batches of 3: a last batch of one image would reach the default U-Net's 1×1 bottleneck
+        // (16 px) as a single value per channel, whose BatchNorm variance is undefined (NaN running statistics).
         var (code, stdout, stderr) = Medseg("train", "--data", data, "--backbone", "unet", "--size", "16", "--epochs", "2",
-            "--batch", "4", "--augment", "basic", "--seed", "3", "--out", model);
+            "--batch", "3", "--augment", "basic", "--seed", "3", "--out", model);
         Assert.AreEqual(0, code, stderr);
         Assert.IsTrue(File.Exists(model));
         StringAssert.Contains(stdout, "trained 2 epochs");
+        StringAssert.Contains(stderr, "on 9 pairs, validating on 1", "--val-fraction 0.1 of 10 pairs");
         StringAssert.Contains(stderr, "epoch 2:");
+        StringAssert.Contains(stderr, "100% SegmentationTrainer", "the progress bar is fed from ml.MedSeg().Progress");
+        Assert.AreEqual(1, Directory.GetFiles(_dir).Length, "the model is written atomically: no temporary file is left");
 
-        (code, stdout, stderr) = Medseg("info", "--model", model);
+        // An application: a fresh MLContext loads the file and predicts from an image path.
+        var ml = new MLContext();
+        var loaded = ml.Model.Load(model, out var inputSchema);
+        Assert.AreEqual("ImagePath", string.Join(",", inputSchema.Select(c => c.Name)));
+        var chain = (IEnumerable<ITransformer>)loaded;
+        Assert.AreEqual(1, chain.OfType<SegmentationTransformer>().Count());
+        Assert.IsInstanceOfType<SegmentationTransformer>(chain.Last(), "the segmenter is the last stage");
+        Assert.IsFalse(chain.OfType<MLNetMedSeg.Data.LoadMaskTransformer>().Any(), "masks are not needed to predict");
+        var engine = ml.Model.CreatePredictionEngine<ImageInput, MaskPrediction>(loaded);
+        var image = Path.Combine(data, "images", "case03.png");
+        var prediction = engine.Predict(new ImageInput { ImagePath = image });
+        Assert.AreEqual(256, prediction.Probability.Length);
+        Assert.IsTrue(prediction.Probability.All(p => p is >= 0 and <= 1), $"probabilities: min {prediction.Probability.Min()} max {prediction.Probability.Max()} NaN {prediction.Probability.Count(float.IsNaN)}");
+        for (int i = 0; i < 256; i++)
+            Assert.AreEqual(prediction.Probability[i] >= 0.5f ? 1f : 0f, prediction.Predicted[i], $"pixel {i}: Predicted is Probability ≥ 0.5");
+        // The same image through a batched Transform of the folder gives the same probabilities.
+        var scored = loaded.Transform(ml.MedSeg().Data.LoadImageMaskPairs(Path.Combine(data, "images"), Path.Combine(data, "masks")));
+        var batched = ml.Data.CreateEnumerable<IdAndProbability>(scored, reuseRowObject: false).Single(r => r.Id == "case03").Probability;
+        for (int i = 0; i < 256; i++)
+            Assert.AreEqual(batched[i], prediction.Probability[i], 1e-5, $"pixel {i}");
+
+        (code, stdout, stderr) = Medseg("info", model);
         Assert.AreEqual(0, code, stderr);
-        StringAssert.Contains(stdout, "MEDSEG.RESIZE");
-        StringAssert.Contains(stdout, "UNet");
+        StringAssert.Contains(stdout, "input schema ImagePath: String");
+        StringAssert.Contains(stdout, "adds   Image: Image<16, 16>");
+        StringAssert.Contains(stdout, "3. SegmentationTransformer (MLNetMedSeg)");
+        StringAssert.Contains(stdout, "adds   Probability: Vector<Single, 1, 16, 16>, Predicted: Vector<Single, 1, 16, 16>");
+        StringAssert.Contains(stdout, "entry  MEDSEG.SEGMENTER");
+        StringAssert.Contains(stdout, "\"architecture\":\"UNet\"");
+        var segmenter = chain.OfType<SegmentationTransformer>().Single();
+        long parameters = segmenter.Network.parameters().Sum(p => p.numel());
+        StringAssert.Contains(stdout, $"network UNet: {parameters:N0} trainable parameters");
 
         string pred = Path.Combine(_dir, "pred");
         (code, stdout, stderr) = Medseg("predict", "--model", model, "--images", Path.Combine(data, "images"), "--out", pred);
@@ -43,14 +99,22 @@ public sealed class TrainPredictCliTests : CliTestBase
         Assert.AreEqual(10, doc.RootElement.GetProperty("imageCount").GetInt32());
         double miou = doc.RootElement.GetProperty("mIoU").GetDouble();
         Assert.IsTrue(miou is >= 0 and <= 1);
+        // The same scores as the app computes from the loaded model: masks loaded at the model's 16×16, ml.MedSeg().Evaluate.
+        var withMasks = ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", 16, 16)
+            .Fit(ml.MedSeg().Data.LoadImageMaskPairs(Path.Combine(data, "images"), Path.Combine(data, "masks")))
+            .Transform(ml.MedSeg().Data.LoadImageMaskPairs(Path.Combine(data, "images"), Path.Combine(data, "masks")));
+        var expected = ml.MedSeg().Evaluate(loaded.Transform(withMasks));
+        Assert.AreEqual(expected.MeanIoU, miou, 1e-9);
+        Assert.AreEqual(expected.MeanDice, doc.RootElement.GetProperty("mDice").GetDouble(), 1e-9);
+        (loaded as IDisposable)?.Dispose();
+    }
 
-        // the masks written by predict, scored by evaluate --pred/--gt, give the same per-image convention
-        string json2 = Path.Combine(_dir, "eval2.json");
-        (code, _, stderr) = Medseg("evaluate", "--pred", pred, "--gt", Path.Combine(data, "masks"), "--out", json2);
-        Assert.AreEqual(0, code, stderr);
-        using var doc2 = JsonDocument.Parse(File.ReadAllText(json2));
-        Assert.AreEqual(miou, doc2.RootElement.GetProperty("mIoU").GetDouble(), 1e-9,
-            "evaluating the model and evaluating its written masks agree");
+    public sealed class IdAndProbability
+    {
+        public string Id { get; set; } = "";
+
+        [VectorType(1, 16, 16)]
+        public float[] Probability { get; set; } = [];
     }
 
     [TestMethod]

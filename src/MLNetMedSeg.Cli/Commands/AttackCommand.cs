@@ -1,27 +1,31 @@
-using MLNetMedSeg.Core;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Microsoft.ML;
 using MLNetMedSeg.Augmentation.Adversarial;
+using MLNetMedSeg.Core.MLNet;
+using MLNetMedSeg.Dasp;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Evaluation;
 using MLNetMedSeg.Imaging;
-using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using TorchSharp;
-using TorchSharp.Modules;
+using ITransformer = Microsoft.ML.ITransformer;
+using LibDataView = MLNetMedSeg.Data.IDataView;
 
 namespace MLNetMedSeg.Cli.Commands;
 
 /// <summary>
 /// <c>medseg attack --model SEG.zip --data DIR --method fgsm|ifgsm|pgd|diffpgd|dasp [--eps E] [--steps K]
-/// [--step-size G] [--generator GEN.zip] --out OUTDIR</c>: attacks a trained binary segmenter on DIR/images + DIR/masks
-/// at the model's input size and writes the attacked pairs (OUTDIR/images/STEM.png, OUTDIR/masks/STEM.png as 0/255)
+/// [--step-size G] [--generator GEN.zip] --out OUTDIR</c>: attacks the binary segmenter of an ML.NET model file
+/// (<c>LoadImages → ResizeImages → segmenter</c>, as <c>medseg train</c> and <c>medseg dasp</c> write) on DIR/images +
+/// DIR/masks, loaded by the model's own image stages and masks at that size, and writes the attacked pairs (OUTDIR/images/STEM.png, OUTDIR/masks/STEM.png as 0/255)
 /// and OUTDIR/attack.json with the model's clean and attacked mIoU / mDice (per-image means, the papers' convention).
-/// Amounts are in [0,1] pixel units and may be written as fractions ("16/255"). diffpgd and dasp need --generator, a
-/// model file holding a stage that implements <see cref="ISdEditor"/> (the conditional image diffusion stage).
+/// Amounts are in [0,1] pixel units and may be written as fractions ("16/255"). diffpgd and dasp need --generator, an
+/// ML.NET model file holding a stage that implements <see cref="ISdEditor"/> (the conditional image diffusion stage:
+/// <c>medseg generate --save-model</c> and <c>medseg dasp</c> write one).
 /// </summary>
 internal static class AttackCommand
 {
@@ -47,8 +51,7 @@ internal static class AttackCommand
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
-            var ctx = new MedSegContext(parse.GetValue(seed), Devices.Parse(parse.GetValue(device)!));
-            ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
+            var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!);
             string name = parse.GetRequiredValue(method);
             var options = AdversarialAttackOptions.Preset(name);
             if (parse.GetValue(eps) is { } e) options.Epsilon = ParseAmount(e, "--eps");
@@ -63,23 +66,26 @@ internal static class AttackCommand
                 throw new ArgumentException($"--method {name} refines every step with SDEdit: give --generator, a model file with the image diffusion stage");
 
             string modelPath = parse.GetRequiredValue(model);
-            if (!File.Exists(modelPath)) throw new FileNotFoundException($"model file '{modelPath}' does not exist");
-            var loaded = ctx.Model.Load(modelPath, out _);
+            var loaded = MLNetRun.LoadModel(ml, modelPath, out _);
             ITransformer? generatorModel = null;
             try
             {
-                var (segmenter, size) = FindSegmenter(loaded, modelPath);
+                var (segmenter, imageStages) = MLNetRun.Segmenter(loaded, modelPath, "attack");
+                if (!segmenter.IsBinary)
+                    throw new ArgumentException($"model '{modelPath}' has a {segmenter.Options.Network.Classes}-class head; 'attack' reads binary masks and needs a binary segmenter");
                 ISdEditor? sdEditor = null;
                 if (generatorPath is not null)
                 {
-                    if (!File.Exists(generatorPath)) throw new FileNotFoundException($"generator file '{generatorPath}' does not exist");
-                    generatorModel = ctx.Model.Load(generatorPath, out _);
+                    generatorModel = MLNetRun.LoadModel(ml, generatorPath, out _);
                     sdEditor = FindSdEditor(generatorModel, generatorPath);
                 }
-                IDataView pairs = TrainCommand.Load(ctx, parse.GetRequiredValue(data), new ImageMaskLoaderOptions { ImageChannels = 3 });
-                if (size is var (h, w)) pairs = ctx.Data.Resize(h, w).Fit(pairs).Transform(pairs);
+                // The pairs as the model sees them: its own image stages (LoadImages, ResizeImages), masks at that size.
+                var images = imageStages.Transform(MLNetRun.LoadPairs(ml, parse.GetRequiredValue(data)));
+                var (h, w) = MLNetRun.ImageSize(images.Schema, MLNetRun.Image)
+                    ?? throw new ArgumentException($"model '{modelPath}' does not load images at one size before its segmenter (LoadImages and ResizeImages); 'attack' needs that size");
+                using var pairs = MLNetRun.Cache(MLNetRun.LoadMasks(ml, h, w).Append(MLNetRun.SelectIdImageMask(ml)).Fit(images).Transform(images), ct);
                 var clock = Stopwatch.StartNew();
-                using var attacker = ctx.Augmentation.AdversarialAttack(segmenter, options, sdEditor).Fit(pairs, ct);
+                using var attacker = new AdversarialAttackEstimator(MLContextBridge.ContextFor(ml, "AdversarialAttack"), segmenter, options, sdEditor).Fit(pairs, ct);
                 string outDir = parse.GetRequiredValue(output);
                 var (clean, attacked, count) = Write(attacker, segmenter, pairs, outDir, options, ct);
                 var report = new Dictionary<string, object?>
@@ -88,8 +94,8 @@ internal static class AttackCommand
                     ["model"] = Path.GetFullPath(modelPath),
                     ["generator"] = generatorPath is null ? null : Path.GetFullPath(generatorPath),
                     ["images"] = count,
-                    ["size"] = size is var (sh, sw) ? new[] { sh, sw } : null,
-                    ["seed"] = ctx.Seed,
+                    ["size"] = new[] { h, w },
+                    ["seed"] = parse.GetValue(seed),
                     ["options"] = options,
                     ["clean"] = Scores(clean),
                     ["attacked"] = Scores(attacked),
@@ -118,7 +124,7 @@ internal static class AttackCommand
 
     /// <summary>Writes every attacked pair and scores the segmenter on the clean and the attacked images.</summary>
     private static (EvaluationResult Clean, EvaluationResult Attacked, int Count) Write(AdversarialAttackTransformer attacker, SegmentationTransformer segmenter,
-        IDataView pairs, string outDir, AdversarialAttackOptions o, CancellationToken ct)
+        LibDataView pairs, string outDir, AdversarialAttackOptions o, CancellationToken ct)
     {
         string images = Path.Combine(outDir, "images"), masks = Path.Combine(outDir, "masks");
         Directory.CreateDirectory(images);
@@ -162,42 +168,12 @@ internal static class AttackCommand
         return value;
     }
 
-    /// <summary>The binary segmenter of a model: the model itself, or a chain of resizes ending with it (returns the resize's size).</summary>
-    internal static (SegmentationTransformer Segmenter, (int H, int W)? Size) FindSegmenter(ITransformer model, string path)
-    {
-        SegmentationTransformer? segmenter = model as SegmentationTransformer ?? (model as Dasp.DaspTransformer)?.Segmenter;
-        (int, int)? size = null;
-        if (segmenter is null && model is IEnumerable<(ITransformer Transformer, TransformerScope Scope)> chain)
-        {
-            foreach (var (t, _) in chain)
-            {
-                if (segmenter is not null) throw new ArgumentException($"model '{path}': a {t.GetType().Name} follows the segmenter; 'attack' needs a model whose last stage is the segmenter");
-                switch (t)
-                {
-                    case SegmentationTransformer s: segmenter = s; break;
-                    case Dasp.DaspTransformer d: segmenter = d.Segmenter; break;
-                    case ResizeTransformer r: size = (r.Options.Height, r.Options.Width); break;
-                    default: throw new ArgumentException($"model '{path}': 'attack' runs the segmenter on resized images only; the stage {t.GetType().Name} is not supported before it");
-                }
-            }
-        }
-        if (segmenter is null) throw new ArgumentException($"model '{path}' holds no segmentation model ({model.GetType().Name})");
-        if (!segmenter.IsBinary) throw new ArgumentException($"model '{path}' has a {segmenter.Options.Network.Classes}-class head; 'attack' reads binary masks and needs a binary segmenter");
-        return (segmenter, size);
-    }
-
     /// <summary>The stage of a loaded generator model that implements <see cref="ISdEditor"/> (the model itself or a chain stage).</summary>
     internal static ISdEditor FindSdEditor(ITransformer model, string path)
     {
-        if (model is ISdEditor sd) return sd;
-        if (model is Dasp.DaspTransformer dasp) return dasp.ImageDiffusion;
-        if (model is IEnumerable<(ITransformer Transformer, TransformerScope Scope)> chain)
-        {
-            var stages = chain.Select(s => s.Transformer).ToList();
-            if (stages.OfType<ISdEditor>().FirstOrDefault() is { } found) return found;
-            if (stages.OfType<Dasp.DaspTransformer>().FirstOrDefault() is { } flow) return flow.ImageDiffusion;
-            throw new ArgumentException($"--generator '{path}': none of its stages ({string.Join(", ", stages.Select(s => s.GetType().Name))}) implements ISdEditor; give the image diffusion model");
-        }
-        throw new ArgumentException($"--generator '{path}': its {model.GetType().Name} does not implement ISdEditor; give the image diffusion model");
+        var stages = MLNetRun.Stages(model);
+        if (stages.OfType<ISdEditor>().FirstOrDefault() is { } found) return found;
+        if (stages.OfType<DaspTransformer>().FirstOrDefault() is { } flow) return flow.ImageDiffusion;
+        throw new ArgumentException($"--generator '{path}': none of its stages ({string.Join(", ", stages.Select(s => s.GetType().Name))}) implements ISdEditor; give the image diffusion model");
     }
 }

@@ -1,17 +1,15 @@
-using MLNetMedSeg.Core;
 using System.CommandLine;
 using System.Globalization;
+using Microsoft.ML;
 using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Augmentation.Classic;
+using MLNetMedSeg.Core.MLNet;
 using MLNetMedSeg.Dasp;
-using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Diffusion.Networks;
-using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
-using TorchSharp;
-using TorchSharp.Modules;
+using LogLevel = MLNetMedSeg.Pipeline.LogLevel;
 
 namespace MLNetMedSeg.Cli.Commands;
 
@@ -20,7 +18,9 @@ namespace MLNetMedSeg.Cli.Commands;
 /// image diffusion → Diff-PGD with W → segmenter on real + attacked generated pairs) on a seeded train/test split of
 /// DIR, compared with the methods of <c>--methods</c> on the same split. Writes RUNDIR/metrics.json (DASP's held-out
 /// mIoU/mDice and every method's row), RUNDIR/comparison.md, RUNDIR/dasp_evaluation.json (per-image rows),
-/// RUNDIR/figures/ (the DASP sample grid and the diffusion models' grids) and RUNDIR/model.zip (the fitted flow).
+/// RUNDIR/figures/ (the DASP sample grid and the diffusion models' grids) and RUNDIR/model.zip (an ML.NET model:
+/// LoadImages → ResizeImages → the fitted flow, which segments with its U-Net). The data are loaded with ML.NET
+/// (LoadImageMaskPairs, LoadImages, ResizeImages, LoadMasks) and handed to the flow as the library's in-memory views.
 /// </summary>
 internal static class DaspCommand
 {
@@ -61,13 +61,16 @@ internal static class DaspCommand
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
-            var ctx = new MedSegContext(parse.GetValue(seed), Devices.Parse(parse.GetValue(device)!));
+            int seedValue = parse.GetValue(seed);
+            var ml = MLNetRun.CreateContext(console, seedValue, parse.GetValue(device)!);
+            var bar = MLNetRun.AttachProgressBar(ml, console);
+            // The flow runs on the library's views (DaspExperiment); its context takes seed, device, log and progress
+            // from the MLContext. Warnings reach stderr through ml.Log; the flow's own progress lines are shown too.
+            var ctx = MLContextBridge.ContextFor(ml, "Dasp");
             ctx.Log += (_, e) =>
             {
-                if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}");
-                else if (e.Source is "DASP" or "DASP comparison") console.Err.WriteLine($"[{e.Source}] {e.Message}");
+                if (e.Level < LogLevel.Warning && e.Source is "DASP" or "DASP comparison") console.Err.WriteLine($"[{e.Source}] {e.Message}");
             };
-            var bar = ConsoleProgressBar.AttachTo(ctx, console.Err);
             int n = parse.GetValue(size);
             if (n < 16 || n % 8 != 0) throw new ArgumentOutOfRangeException("--size", n, "--size must be a multiple of 8, at least 16");
             double tf = parse.GetValue(testFraction);
@@ -104,12 +107,15 @@ internal static class DaspCommand
             flow.Attack.SdEditDepth = parse.GetValue(depth);
             flow.Attack.SdEditRespacing = parse.GetValue(respacing);
 
-            var all = TrainCommand.Load(ctx, parse.GetRequiredValue(data), new ImageMaskLoaderOptions { ImageChannels = 3 });
-            var split = ctx.Data.TrainValidationTestSplit(all, 1 - tf, 0, parse.GetValue(seed));
-            var resize = ctx.Data.Resize(n, n).Fit(split.Train);
-            using var train = ctx.Data.Cache(resize.Transform(split.Train), ct);
-            using var test = ctx.Data.Cache(resize.Transform(split.Test), ct);
-            console.Err.WriteLine($"DASP at {n}x{n}: {train.CountRows()} training pairs, {test.CountRows()} held out; methods: {string.Join(", ", methodList)}");
+            // The seeded split of the pairs (the same rows as before for the same seed), loaded at n×n.
+            var all = MLNetRun.LoadPairs(ml, parse.GetRequiredValue(data));
+            var split = MLNetRun.Split(ml, all, 1 - tf, 0, seedValue);
+            var (trainPairs, testPairs, nTrain, nTest) = (split.Train, split.Test, split.TrainCount, split.TestCount);
+            var images = MLNetRun.LoadImages(ml, n, n);
+            var load = images.Append(MLNetRun.LoadMasks(ml, n, n)).Append(MLNetRun.SelectIdImageMask(ml)).Fit(trainPairs);
+            using var train = MLNetRun.Cache(load.Transform(trainPairs), ct);
+            using var test = MLNetRun.Cache(load.Transform(testPairs), ct);
+            console.Err.WriteLine($"DASP at {n}x{n}: {nTrain} training pairs, {nTest} held out; methods: {string.Join(", ", methodList)}");
 
             using var result = DaspExperiment.Run(ctx, train, test, flow, methodList,
                 robustnessEpsilons: parse.GetValue(robustness) ? AdversarialRobustness.PaperEpsilons : null, rowDone: r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -120,11 +126,10 @@ internal static class DaspCommand
             if (result.DaspEvaluation is { } ev) EvaluateCommand.WriteAtomic(Path.Combine(run, "dasp_evaluation.json"), ev.ToJson());
             if (result.TakeModel() is { } model)
             {
+                // An ML.NET model: LoadImages → ResizeImages → the fitted flow (which segments with its U-Net).
                 using var owned = model;
-                var resizeImage = ctx.Data.Resize(n, n, maskColumn: null).Fit(split.Train);
-                using var chain = new TransformerChain<DaspTransformer>([(resizeImage, TransformerScope.Everything), (owned, TransformerScope.Everything)]);
-                var inputSchema = DataViewSchema.Create(("Id", TextColumnType.Instance), ("Image", TensorColumnType.Image(3)));
-                ctx.Model.Save(chain, inputSchema, Path.Combine(run, "model.zip"));
+                var chain = images.Fit(trainPairs).Append(owned);
+                ml.MedSeg().SaveModel(chain, MLNetRun.ImagePathSchema(), Path.Combine(run, "model.zip"));
             }
             console.Out.Write(result.ToMarkdown());
             console.Out.WriteLine($"written to {run}: metrics.json, comparison.md, figures/" + (methodList.Contains("dasp") ? ", dasp_evaluation.json, model.zip" : ""));

@@ -1,21 +1,25 @@
-using MLNetMedSeg.Core;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.ML;
 using MLNetMedSeg.Attacks;
 using MLNetMedSeg.Attacks.Networks;
+using MLNetMedSeg.Core.MLNet;
+using MLNetMedSeg.Dasp;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;
-using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using TorchSharp;
-using TorchSharp.Modules;
+using DataViewSchema = Microsoft.ML.DataViewSchema;
+using ITransformer = Microsoft.ML.ITransformer;
+using LibDataView = MLNetMedSeg.Data.IDataView;
 
 namespace MLNetMedSeg.Cli.Commands;
 
 /// <summary>
 /// <c>medseg deform-attack --model SEG.zip --data DIR --xi X [--epochs N] [--samples K] [--size N] --out OUTDIR</c>:
-/// trains the VAE-GAN deformation attacker of paper 002 against the segmenter in SEG.zip (held fixed) on DIR/images,
+/// trains the VAE-GAN deformation attacker of paper 002 against the segmenter in SEG.zip (an ML.NET model file; held
+/// fixed) on DIR/images (loaded with ML.NET's LoadImages and ResizeImages at --size, default the model's input size),
 /// then attacks every image of DIR (or of --eval DIR2) k times and writes OUTDIR/attacked/ (I_DV), deformed-masks/ (the ground truth moved by D),
 /// deformation/ (D as a flow colour wheel), intensity/ (V as a blue–white–red map), report.json (Dice before/after
 /// per class, success rate at a 30% decrease, perceptibility p) and figure.png (rows of I₀, S_GT, S₀, I_DV, V, D, S_DV
@@ -50,16 +54,18 @@ internal static class DeformAttackCommand
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
-            var ctx = new MedSegContext(parse.GetValue(seed), Devices.Parse(parse.GetValue(device)!));
-            ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
-            var bar = ConsoleProgressBar.AttachTo(ctx, console.Err);
+            var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!);
+            var bar = MLNetRun.AttachProgressBar(ml, console);
             string modelPath = parse.GetRequiredValue(model);
-            if (!File.Exists(modelPath)) throw new FileNotFoundException($"model file '{modelPath}' does not exist");
-            var loaded = ctx.Model.Load(modelPath, out _);
+            var loaded = MLNetRun.LoadModel(ml, modelPath, out var modelInput);
             try
             {
-                var segmenter = FindSegmenter(loaded) ?? throw new ArgumentException($"'{modelPath}' holds no segmentation model");
-                int n = parse.GetValue(size) ?? FindResize(loaded)?.Options.Height ?? 64;
+                var stages = MLNetRun.Stages(loaded);
+                var segmenter = stages.OfType<SegmentationTransformer>().LastOrDefault() ?? stages.OfType<DaspTransformer>().LastOrDefault()?.Segmenter
+                    ?? throw new ArgumentException($"'{modelPath}' holds no segmentation model (its stages: {string.Join(", ", stages.Select(s => s.GetType().Name))})");
+                if (segmenter.Options.Network.InChannels != 3)
+                    throw new ArgumentException($"'{modelPath}': its network takes {segmenter.Options.Network.InChannels}-channel images; 'deform-attack' loads RGB images (3 channels)");
+                int n = parse.GetValue(size) ?? ModelImageSize(loaded, modelInput) ?? 64;
                 if (n < 8) throw new ArgumentOutOfRangeException("--size", n, "--size must be at least 8");
                 var o = new DeformationAttackOptions
                 {
@@ -78,18 +84,15 @@ internal static class DeformAttackCommand
                     EpochCompleted = r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"epoch {r.Epoch}: generator {r.GeneratorLoss:F4}, critic {r.CriticLoss:F4}, masked CE {r.CrossEntropy:F4} ({r.Seconds:F1} s)")),
                 };
-                var loader = new ImageMaskLoaderOptions { ImageChannels = (int)segmenter.Options.Network.InChannels };
-                if (!segmenter.IsBinary)
-                    loader.MaskValueToClass = Enumerable.Range(0, (int)segmenter.Options.Network.Classes).ToDictionary(v => v, v => (long)v);
-                var resize = ctx.Data.Resize(n, n);
-                var raw = TrainCommand.Load(ctx, parse.GetRequiredValue(data), loader);
-                using var images = ctx.Data.Cache(resize.Fit(raw).Transform(raw), ct);
-                using var evalImages = parse.GetValue(eval) is { } evalDir
-                    ? ctx.Data.Cache(resize.Fit(raw).Transform(TrainCommand.Load(ctx, evalDir, loader)), ct)
-                    : null;
+                // Images at n×n (LoadImages, ResizeImages); masks binary for a binary segmenter, else class index = pixel value.
+                var classes = segmenter.IsBinary ? null : Enumerable.Range(0, (int)segmenter.Options.Network.Classes).ToDictionary(v => v, v => (long)v);
+                var raw = MLNetRun.LoadPairs(ml, parse.GetRequiredValue(data));
+                var load = MLNetRun.LoadImages(ml, n, n).Append(MLNetRun.LoadMasks(ml, n, n, classes)).Append(MLNetRun.SelectIdImageMask(ml)).Fit(raw);
+                using var images = MLNetRun.Cache(load.Transform(raw), ct);
+                using var evalImages = parse.GetValue(eval) is { } evalDir ? MLNetRun.Cache(load.Transform(MLNetRun.LoadPairs(ml, evalDir, "--eval")), ct) : null;
                 console.Err.WriteLine($"training the attacker (ξ = {o.Xi.ToString(CultureInfo.InvariantCulture)}, {o.Generator.Variant}) at {n}x{n} on {images.CountRows()} images");
                 var clock = Stopwatch.StartNew();
-                using var attacker = ctx.Augmentation.DeformationAttack(segmenter, o).Fit(images, ct);
+                using var attacker = new DeformationAttackEstimator(MLContextBridge.ContextFor(ml, "DeformationAttack"), o, segmenter).Fit(images, ct);
                 bar.Complete();
                 var scored = evalImages ?? images;
                 var report = attacker.Evaluate(scored, ct);
@@ -115,16 +118,21 @@ internal static class DeformAttackCommand
         _ => throw new ArgumentException($"unknown variant '{s}'; choose one of: {string.Join(", ", Variants)}"),
     };
 
-    private static IEnumerable<ITransformer> Stages(ITransformer t) => t is IEnumerable<(ITransformer Transformer, TransformerScope Scope)> chain
-        ? chain.SelectMany(s => Stages(s.Transformer))
-        : [t];
-
-    private static SegmentationTransformer? FindSegmenter(ITransformer model) => Stages(model).OfType<SegmentationTransformer>().LastOrDefault();
-
-    private static ResizeTransformer? FindResize(ITransformer model) => Stages(model).OfType<ResizeTransformer>().FirstOrDefault();
+    /// <summary>The size of the Image column the model's own stages make from an ImagePath (null when they make none).</summary>
+    private static int? ModelImageSize(ITransformer model, DataViewSchema input)
+    {
+        try
+        {
+            return MLNetRun.ImageSize(model.GetOutputSchema(input), MLNetRun.Image) is var (h, _) ? h : null;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>Per attack: the attacked image, deformed mask, D and V pictures; and the figure of the first rows.</summary>
-    private static void WriteOutputs(DeformationAttackTransformer attacker, IDataView images, string outDir, int figureRows, CancellationToken ct)
+    private static void WriteOutputs(DeformationAttackTransformer attacker, LibDataView images, string outDir, int figureRows, CancellationToken ct)
     {
         foreach (var sub in new[] { "attacked", "deformed-masks", "deformation", "intensity" }) Directory.CreateDirectory(Path.Combine(outDir, sub));
         var o = attacker.Options;

@@ -1,16 +1,19 @@
-using MLNetMedSeg.Core;
 using System.CommandLine;
+using Microsoft.ML;
+using Microsoft.ML.Data;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Evaluation;
-using MLNetMedSeg.Pipeline;
-using TorchSharp;
-using TorchSharp.Modules;
+using DataViewSchema = Microsoft.ML.DataViewSchema;
+using ITransformer = Microsoft.ML.ITransformer;
+using LogLevel = MLNetMedSeg.Pipeline.LogLevel;
+using MedSegContext = MLNetMedSeg.Pipeline.MedSegContext;
 
 namespace MLNetMedSeg.Cli.Commands;
 
 /// <summary>
-/// <c>medseg evaluate --model MODEL.zip --data DIR --out METRICS.json</c> scores a trained model on DIR/images +
-/// DIR/masks at each image's own size (probabilities resized back bilinearly); <c>medseg evaluate --pred DIR --gt DIR
+/// <c>medseg evaluate --model MODEL.zip --data DIR --out METRICS.json</c> scores a trained ML.NET model on DIR/images +
+/// DIR/masks at the model's input size (the model loads and resizes the images; the masks are loaded at its size,
+/// nearest-neighbour, binarised); <c>medseg evaluate --pred DIR --gt DIR
 /// --out METRICS.json</c> scores binary masks produced elsewhere against ground truth (matched by file stem; foreground
 /// = value ≥ threshold × full scale). Both print the metrics table and write the JSON (mIoU and mDice in the papers'
 /// per-image convention, micro and macro scores, per-image rows, the empty-mask policy).
@@ -49,45 +52,58 @@ internal static class EvaluateCommand
             bool maskMode = predDir is not null || gtDir is not null;
             if (modelMode == maskMode || (modelMode && (modelPath is null || dataDir is null)) || (maskMode && (predDir is null || gtDir is null)))
                 throw new ArgumentException("give either --model and --data, or --pred and --gt");
-            var ctx = new MedSegContext(seed: 0, device: Devices.Parse(parse.GetValue(device)!));
-            ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
             EvaluationResult result;
             if (maskMode)
             {
-                // Predictions are read as one-channel images in [0,1] and thresholded by the evaluator; the ground truth
-                // goes through the mask loader (thresholded at the same fraction of full scale).
+                // Predictions are read as one-channel images in [0,1] (each at its own size) and thresholded by the
+                // evaluator; the ground truth goes through the mask loader (thresholded at the same fraction of full scale).
+                var ctx = new MedSegContext(seed: 0);
+                ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
                 var pairs = ctx.Data.LoadImagesAndMasks(predDir!, gtDir!,
                     new ImageMaskLoaderOptions { ImageChannels = 1, MaskThreshold = options.Threshold });
                 result = ctx.Evaluation.EvaluateBinary(pairs, "Mask", "Image", options);
             }
-            else result = EvaluateModel(ctx, modelPath!, dataDir!, options, ct);
+            else
+            {
+                var ml = MLNetRun.CreateContext(console, seed: 0, parse.GetValue(device)!);
+                result = EvaluateModel(ml, modelPath!, dataDir!, options);
+            }
             WriteResult(console, result, parse.GetRequiredValue(output), parse.GetValue(csv));
             return 0;
         }, ct)));
         return cmd;
     }
 
-    private static EvaluationResult EvaluateModel(MedSegContext ctx, string modelPath, string dataDir, EvaluationOptions options, CancellationToken ct)
+    /// <summary>
+    /// Loads the ML.NET model, adds the ground truth (<c>LoadImageMaskPairs</c> + <c>LoadMasks</c> at the size of the
+    /// model's Probability column; the model itself loads and resizes the images) and scores it with
+    /// <c>ml.MedSeg().Evaluate</c>.
+    /// </summary>
+    internal static EvaluationResult EvaluateModel(MLContext ml, string modelPath, string dataDir, EvaluationOptions options)
     {
-        if (!File.Exists(modelPath)) throw new FileNotFoundException($"model file '{modelPath}' does not exist");
-        var loaded = ctx.Model.Load(modelPath, out _);
+        var model = MLNetRun.LoadModel(ml, modelPath, out _);
         try
         {
-            var data = TrainCommand.Load(ctx, dataDir, new ImageMaskLoaderOptions { ImageChannels = 3 });
-            var evaluator = SegmentationEvaluator.Binary(options);
-            foreach (var (id, probability, mask) in ModelScoring.ProbabilitiesAtOriginalSize(loaded, data, "Mask", ct))
-            {
-                using var scope = torch.NewDisposeScope();
-                scope.Attach(probability);
-                scope.Attach(mask);
-                evaluator.Add(probability.unsqueeze(0), mask.unsqueeze(0), [id]);
-            }
-            return evaluator.GetResult();
+            var pairs = MLNetRun.LoadPairs(ml, dataDir);
+            var (h, w) = ProbabilitySize(model, pairs.Schema, modelPath);
+            var withMasks = MLNetRun.LoadMasks(ml, h, w).Fit(pairs).Transform(pairs);
+            return ml.MedSeg().Evaluate(model.Transform(withMasks), MLNetRun.Mask, MLNetRun.Probability, options);
         }
         finally
         {
-            (loaded as IDisposable)?.Dispose();
+            (model as IDisposable)?.Dispose();
         }
+    }
+
+    /// <summary>The height and width of a model's Probability column (float [1,H,W]) over <paramref name="input"/>.</summary>
+    internal static (int Height, int Width) ProbabilitySize(ITransformer model, DataViewSchema input, string modelPath)
+    {
+        var schema = model.GetOutputSchema(input);
+        if (schema.GetColumnOrNull(MLNetRun.Probability) is not { } column)
+            throw new InvalidDataException($"the model '{modelPath}' gives no '{MLNetRun.Probability}' column (it gives: {string.Join(", ", schema.Select(c => c.Name))}); it is not a segmentation model");
+        if (column.Type is VectorDataViewType { Dimensions: [1, > 0 and var h, > 0 and var w] })
+            return (h, w);
+        throw new InvalidDataException($"the model '{modelPath}': its '{MLNetRun.Probability}' column is {column.Type}, not a binary probability map [1,H,W]");
     }
 
     internal static EmptyMaskPolicy ParsePolicy(string s) => s switch

@@ -1,13 +1,14 @@
-using MLNetMedSeg.Core;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLNetMedSeg.Core.MLNet;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Imaging;
-using MLNetMedSeg.Pipeline;
 using TorchSharp;
-using TorchSharp.Modules;
+using IDataView = Microsoft.ML.IDataView;
 
 namespace MLNetMedSeg.Cli.Commands;
 
@@ -17,7 +18,8 @@ namespace MLNetMedSeg.Cli.Commands;
 /// (paper 000, §3.1–3.2). Trains a Bernoulli mask diffusion model and a mask-conditioned image diffusion model on
 /// DIR/images + DIR/masks resized to N×N (or loads both from GEN.zip), then samples K masks from noise and an image for
 /// each, and writes OUTDIR/masks/pairNNNN.png (0/255), OUTDIR/images/pairNNNN.png and OUTDIR/grid.png (mask | image
-/// pairs). The generator model file holds both stages as one transformer chain (masks, then images for them).
+/// pairs). The generator model file is an ML.NET model holding both stages as one transformer chain (masks, then
+/// images for them) over an input with one text column, Id.
 /// </summary>
 internal static class GenerateCommand
 {
@@ -51,31 +53,27 @@ internal static class GenerateCommand
             string? modelPath = parse.GetValue(model), savePath = parse.GetValue(saveModel);
             if (modelPath is not null && savePath is not null) throw new ArgumentException("use either --model (load a generator) or --save-model (train and save one), not both");
             if (modelPath is not null && parse.GetValue(data) is not null) throw new ArgumentException("--data trains new models; with --model nothing is trained (leave out --data)");
-            var ctx = new MedSegContext(parse.GetValue(seed), Devices.Parse(parse.GetValue(device)!));
-            ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
+            var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!);
             var clock = Stopwatch.StartNew();
 
             ITransformer generator;
-            if (modelPath is not null)
-            {
-                if (!File.Exists(modelPath)) throw new FileNotFoundException($"the generator model '{modelPath}' does not exist", modelPath);
-                generator = ctx.Model.Load(modelPath, out _);
-            }
+            if (modelPath is not null) generator = MLNetRun.LoadModel(ml, modelPath, out _);
             else
             {
                 string dir = parse.GetValue(data) ?? throw new ArgumentException("--data is required to train (or pass --model GEN.zip)");
-                generator = Train(ctx, console, dir, parse.GetValue(size), parse.GetValue(epochs), parse.GetValue(maskSteps), parse.GetValue(imageSteps),
+                generator = Train(ml, console, dir, parse.GetValue(size), parse.GetValue(epochs), parse.GetValue(maskSteps), parse.GetValue(imageSteps),
                     parse.GetValue(sampler)!, parse.GetValue(sampleSteps), parse.GetValue(batch), ct);
             }
             try
             {
-                var input = InMemoryDataView.Create(("Id", TextColumnType.Instance, Enumerable.Range(0, k).Select(i => $"pair{i:D4}").ToList()));
+                var input = ml.Data.LoadFromEnumerable(Enumerable.Range(0, k).Select(i => new IdRow { Id = $"pair{i:D4}" }).ToList());
                 var schema = generator.GetOutputSchema(input.Schema);
                 foreach (var c in new[] { "SyntheticMask", "SyntheticImage" })
-                    if (!schema.Contains(c)) throw new InvalidDataException($"the generator model gives no '{c}' column (it gives: {schema}); it was not written by 'medseg generate'");
+                    if (schema.GetColumnOrNull(c) is null)
+                        throw new InvalidDataException($"the generator model '{modelPath}' gives no '{c}' column (it gives: {string.Join(", ", schema.Select(x => x.Name))}); it was not written by 'medseg generate'");
                 if (savePath is not null)
                 {
-                    ctx.Model.Save(generator, input.Schema, savePath);
+                    ml.MedSeg().SaveModel(generator, input.Schema, savePath);
                     console.Err.WriteLine($"generator written to {savePath}");
                 }
                 string outDir = parse.GetRequiredValue(output);
@@ -93,17 +91,17 @@ internal static class GenerateCommand
     }
 
     /// <summary>Trains both models; returns the chain (mask diffusion → image diffusion conditioned on its masks).</summary>
-    private static TransformerChain<ImageDiffusionTransformer> Train(MedSegContext ctx, CliConsole console, string dir, int n, int epochs,
+    private static TransformerChain<ImageDiffusionTransformer> Train(MLContext ml, CliConsole console, string dir, int n, int epochs,
         int maskSteps, int imageSteps, string sampler, int sampleSteps, int batch, CancellationToken ct)
     {
         if (n < 16 || n % 4 != 0) throw new ArgumentOutOfRangeException("--size", n, "--size must be a multiple of 4 and at least 16");
         if (epochs < 1) throw new ArgumentOutOfRangeException("--epochs", epochs, "--epochs must be at least 1");
         if (sampleSteps < 1 || sampleSteps > Math.Min(maskSteps, imageSteps))
             throw new ArgumentOutOfRangeException("--sample-steps", sampleSteps, $"--sample-steps must be in 1..min(--mask-steps, --image-steps) = {Math.Min(maskSteps, imageSteps)}");
-        var bar = ConsoleProgressBar.AttachTo(ctx, console.Err);
-        var all = TrainCommand.Load(ctx, dir, new ImageMaskLoaderOptions { ImageChannels = 3 });
-        using var train = ctx.Data.Cache(ctx.Data.Resize(n, n).Fit(all).Transform(all), ct);
-        console.Err.WriteLine($"training the mask and image diffusion models at {n}x{n} on {train.CountRows()} pairs, {epochs} epochs each");
+        var bar = MLNetRun.AttachProgressBar(ml, console);
+        var pairs = MLNetRun.LoadPairs(ml, dir);
+        var train = MLNetRun.LoadImages(ml, n, n).Append(MLNetRun.LoadMasks(ml, n, n)).Append(MLNetRun.SelectIdImageMask(ml)).Fit(pairs).Transform(pairs);
+        console.Err.WriteLine($"training the mask and image diffusion models at {n}x{n} on {MLNetRun.CountRows(pairs)} pairs, {epochs} epochs each");
 
         var maskOptions = new MaskDiffusionOptions
         {
@@ -123,10 +121,12 @@ internal static class GenerateCommand
         ImageDiffusionTransformer? images = null;
         try
         {
-            masks = ctx.Generation.MaskDiffusion(maskOptions).Fit(train, ct);
-            images = ctx.Generation.ImageDiffusion(imageOptions).Fit(train, ct);
+            ct.ThrowIfCancellationRequested();
+            masks = new MaskDiffusionEstimator(MLContextBridge.ContextFor(ml, "MaskDiffusion"), maskOptions).Fit(train);
+            ct.ThrowIfCancellationRequested();
+            images = new ImageDiffusionEstimator(MLContextBridge.ContextFor(ml, "ImageDiffusion"), imageOptions).Fit(train);
             bar.Complete();
-            var chain = new TransformerChain<ImageDiffusionTransformer>([(masks, TransformerScope.Everything), (images, TransformerScope.Everything)]);
+            var chain = new TransformerChain<ImageDiffusionTransformer>(masks, images);
             masks = null;
             images = null;
             return chain;
@@ -144,7 +144,7 @@ internal static class GenerateCommand
         string imageDir = Path.Combine(outDir, "images"), maskDir = Path.Combine(outDir, "masks");
         Directory.CreateDirectory(imageDir);
         Directory.CreateDirectory(maskDir);
-        var output = generator.Transform(input);
+        var output = MLNetData.AsLibraryView(generator.Transform(input));
         var grid = new List<Tensor>();
         try
         {
@@ -171,7 +171,12 @@ internal static class GenerateCommand
         finally
         {
             foreach (var t in grid) t.Dispose();
-            (output as IDisposable)?.Dispose();
         }
+    }
+
+    /// <summary>One row of the generator's input: the id of the pair to draw.</summary>
+    private sealed class IdRow
+    {
+        public string Id { get; set; } = "";
     }
 }

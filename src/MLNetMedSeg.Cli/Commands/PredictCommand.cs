@@ -1,23 +1,23 @@
-using MLNetMedSeg.Core;
 using System.CommandLine;
-using MLNetMedSeg.Data;
+using Microsoft.ML;
+using MLNetMedSeg.Core.MLNet;
 using MLNetMedSeg.Imaging;
-using MLNetMedSeg.Pipeline;
 using TorchSharp;
-using TorchSharp.Modules;
+using MLNetMedSeg.Data;
 
 namespace MLNetMedSeg.Cli.Commands;
 
 /// <summary>
-/// <c>medseg predict --model MODEL.zip --images DIR --out DIR</c>: writes one binary mask per image as a 0/255 PNG
-/// named by the image's stem, at the image's own size (the model's probabilities are resized back bilinearly and
-/// thresholded at --threshold).
+/// <c>medseg predict --model MODEL.zip --images DIR --out DIR</c>: runs an ML.NET segmentation model (one that reads
+/// an ImagePath column, as <c>medseg train</c> and <c>medseg dasp</c> write) on every image of DIR and writes one binary
+/// mask per image as a 0/255 PNG named by the image's stem, at the image's own size (the model's probabilities are
+/// resized back bilinearly and thresholded at --threshold).
 /// </summary>
 internal static class PredictCommand
 {
     public static Command Create(CliConsole console)
     {
-        var model = new Option<string>("--model") { Description = "a model file written by 'medseg train'", Required = true };
+        var model = new Option<string>("--model") { Description = "a model file written by 'medseg train' or 'medseg dasp'", Required = true };
         var images = new Option<string>("--images") { Description = "folder of images to segment", Required = true };
         var output = new Option<string>("--out") { Description = "folder for the predicted masks (0/255 PNG, named by stem)", Required = true };
         var threshold = new Option<double>("--threshold") { Description = "probability threshold", DefaultValueFactory = _ => 0.5 };
@@ -25,24 +25,31 @@ internal static class PredictCommand
         var cmd = new Command("predict", "segment a folder of images with a trained model") { model, images, output, threshold, device };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
-            var ctx = new MedSegContext(seed: 0, device: Devices.Parse(parse.GetValue(device)!));
+            var ml = MLNetRun.CreateContext(console, seed: 0, parse.GetValue(device)!);
             string modelPath = parse.GetRequiredValue(model);
-            if (!File.Exists(modelPath)) throw new FileNotFoundException($"model file '{modelPath}' does not exist");
-            var loaded = ctx.Model.Load(modelPath, out _);
+            var loaded = MLNetRun.LoadModel(ml, modelPath, out _);
             try
             {
-                var input = ctx.Data.LoadImages(parse.GetRequiredValue(images), channels: 3);
+                var input = ml.Data.LoadFromEnumerable(ImageFiles(parse.GetRequiredValue(images)));
+                EvaluateCommand.ProbabilitySize(loaded, input.Schema, modelPath);
                 string outDir = parse.GetRequiredValue(output);
                 Directory.CreateDirectory(outDir);
                 double t = parse.GetValue(threshold);
                 int written = 0;
-                foreach (var (id, probability, image) in ModelScoring.ProbabilitiesAtOriginalSize(loaded, input, "Image", ct))
+                var scored = MLNetData.AsLibraryView(loaded.Transform(input));
+                using var cursor = scored.GetRowCursor(MLNetRun.Id, MLNetRun.ImagePath, MLNetRun.Probability);
+                while (cursor.MoveNext())
                 {
+                    ct.ThrowIfCancellationRequested();
                     using var scope = torch.NewDisposeScope();
-                    scope.Attach(probability);
-                    scope.Attach(image);
+                    string path = cursor.GetText(MLNetRun.ImagePath);
+                    var original = ImageIO.Read(path);
+                    var probability = cursor.GetTensor(MLNetRun.Probability);
+                    if (probability.shape[^2] != original.Height || probability.shape[^1] != original.Width)
+                        probability = torch.nn.functional.interpolate(probability.unsqueeze(0), size: [original.Height, original.Width],
+                            mode: InterpolationMode.Bilinear, align_corners: false)[0];
                     var mask = ((probability >= t).to(ScalarType.Byte) * 255).cpu();
-                    ImageIO.WritePng(Path.Combine(outDir, id + ".png"), mask);
+                    ImageIO.WritePng(Path.Combine(outDir, cursor.GetText(MLNetRun.Id) + ".png"), mask);
                     written++;
                 }
                 console.Out.WriteLine($"wrote {written} masks to {outDir}");
@@ -55,40 +62,29 @@ internal static class PredictCommand
         }, ct)));
         return cmd;
     }
-}
 
-/// <summary>Scoring helpers shared by the verbs.</summary>
-internal static class ModelScoring
-{
-    /// <summary>
-    /// Runs the model on <paramref name="data"/> and yields each row's id, foreground probability [1,H,W] resized
-    /// (bilinear) to the size of <paramref name="referenceColumn"/>'s tensor in the unscored data, and that reference
-    /// tensor. The caller disposes both.
-    /// </summary>
-    public static IEnumerable<(string Id, Tensor Probability, Tensor Reference)> ProbabilitiesAtOriginalSize(ITransformer model, IDataView data, string referenceColumn, CancellationToken ct)
+    /// <summary>One row of the images to segment: the file's stem and its full path.</summary>
+    private sealed class ImageRow
     {
-        var scored = model.Transform(data);
-        using var sc = scored.GetRowCursor("Id", "Probability");
-        using var rc = data.GetRowCursor("Id", referenceColumn);
-        while (sc.MoveNext())
+        public string Id { get; set; } = "";
+        public string ImagePath { get; set; } = "";
+    }
+
+    /// <summary>The image files of a folder (by extension), sorted by name; a file stem appearing twice is an error.</summary>
+    private static List<ImageRow> ImageFiles(string folder)
+    {
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"the image folder '{folder}' does not exist");
+        var extensions = new HashSet<string>(new ImageMaskLoaderOptions().Extensions, StringComparer.OrdinalIgnoreCase);
+        var rows = new List<ImageRow>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var f in Directory.EnumerateFiles(folder).Order(StringComparer.Ordinal))
         {
-            ct.ThrowIfCancellationRequested();
-            if (!rc.MoveNext()) throw new InvalidOperationException("the scored data has more rows than its input");
-            string id = sc.GetText("Id");
-            if (id != rc.GetText("Id")) throw new InvalidOperationException($"row order changed while scoring ('{id}' vs '{rc.GetText("Id")}')");
-            Tensor p, r;
-            using (var scope = torch.NewDisposeScope())
-            {
-                var prob = sc.GetTensor("Probability");
-                var reference = rc.GetTensor(referenceColumn);
-                long h = reference.size(-2), w = reference.size(-1);
-                p = prob.shape[^2] == h && prob.shape[^1] == w
-                    ? prob.clone()
-                    : torch.nn.functional.interpolate(prob.unsqueeze(0), size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false)[0];
-                p.DetachFromDisposeScope(); // handed to the caller
-                r = reference.alias().DetachFromDisposeScope();
-            }
-            yield return (id, p, r);
+            if (!extensions.Contains(Path.GetExtension(f))) continue;
+            string stem = Path.GetFileNameWithoutExtension(f);
+            if (!seen.Add(stem)) throw new InvalidDataException($"the image folder '{folder}' has two files named '{stem}'");
+            rows.Add(new ImageRow { Id = stem, ImagePath = Path.GetFullPath(f) });
         }
+        if (rows.Count == 0) throw new InvalidDataException($"the image folder '{folder}' holds no image files ({string.Join(", ", extensions)})");
+        return rows;
     }
 }

@@ -1,21 +1,23 @@
-using MLNetMedSeg.Core;
 using System.CommandLine;
 using System.Diagnostics;
+using Microsoft.ML;
+using Microsoft.ML.Data;
 using MLNetMedSeg.Augmentation.Classic;
-using MLNetMedSeg.Data;
-using MLNetMedSeg.Pipeline;
-using TorchSharp;
-using TorchSharp.Modules;
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
+using LoadMaskTransformer = MLNetMedSeg.Data.LoadMaskTransformer;
 
 namespace MLNetMedSeg.Cli.Commands;
 
 /// <summary>
 /// <c>medseg train --data DIR [--val DIR] --backbone B --size N --epochs N [--batch N] [--augment A] [--seed N] --out MODEL.zip</c>:
-/// trains a segmenter on DIR/images + DIR/masks (matched by file stem) and saves one model file holding the image
-/// resize and the network. Without --val, a --val-fraction of DIR is held out (seeded) for the per-epoch validation
-/// Dice that picks the best epoch.
+/// trains a segmenter on DIR/images + DIR/masks (matched by file stem) with the ML.NET pipeline
+/// <c>LoadImageMaskPairs → LoadImages → ResizeImages → LoadMasks → Trainers.Segmentation</c> and saves an ML.NET model
+/// file (<c>ml.Model.Load</c> reads it) holding the chain <c>LoadImages → ResizeImages → segmenter</c>: an application
+/// predicts from an ImagePath column (Probability and Predicted, float [1,N,N]). Without --val, a --val-fraction of DIR
+/// is held out (seeded: the same rows for the same seed and folder) for the per-epoch validation Dice that picks the
+/// best epoch.
 /// </summary>
 internal static class TrainCommand
 {
@@ -54,33 +56,37 @@ internal static class TrainCommand
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
-            var ctx = new MedSegContext(parse.GetValue(seed), Devices.Parse(parse.GetValue(device)!));
-            ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
-            var bar = ConsoleProgressBar.AttachTo(ctx, console.Err);
             int n = parse.GetValue(size);
             if (n < 8) throw new ArgumentOutOfRangeException("--size", n, "--size must be at least 8");
+            int seedValue = parse.GetValue(seed);
+            var ml = MLNetRun.CreateContext(console, seedValue, parse.GetValue(device)!);
+            var bar = MLNetRun.AttachProgressBar(ml, console);
 
-            var loader = new ImageMaskLoaderOptions { ImageChannels = 3 };
-            string dataDir = parse.GetRequiredValue(data);
-            var all = Load(ctx, dataDir, loader);
-            IDataView train = all, validation;
-            if (parse.GetValue(val) is { } valDir) validation = Load(ctx, valDir, loader);
+            var all = MLNetRun.LoadPairs(ml, parse.GetRequiredValue(data));
+            IDataView train, validation;
+            long trainCount, validationCount;
+            if (parse.GetValue(val) is { } valDir)
+            {
+                (train, validation) = (all, MLNetRun.LoadPairs(ml, valDir, "validation"));
+                (trainCount, validationCount) = (MLNetRun.CountRows(train), MLNetRun.CountRows(validation));
+            }
             else
             {
                 double f = parse.GetValue(valFraction);
                 if (f is < 0 or >= 1) throw new ArgumentOutOfRangeException("--val-fraction", f, "--val-fraction must be in [0, 1)");
-                var split = ctx.Data.TrainValidationTestSplit(all, 1 - f, f, parse.GetValue(seed));
-                (train, validation) = (split.Train, split.Validation);
+                var split = MLNetRun.Split(ml, all, 1 - f, f, seedValue);
+                (train, validation, trainCount, validationCount) = (split.Train, split.Validation, split.TrainCount, split.ValidationCount);
             }
 
-            var resizeBoth = ctx.Data.Resize(n, n).Fit(train);
-            using var trainData = ctx.Data.Cache(resizeBoth.Transform(train), ct);
-            using var valData = validation.CountRows() > 0 ? ctx.Data.Cache(resizeBoth.Transform(validation), ct) : null;
-            console.Err.WriteLine($"training {parse.GetValue(backbone)} at {n}x{n} on {trainData.CountRows()} pairs, validating on {valData?.CountRows() ?? 0}");
-
+            // ImagePath → Image (MLImage, n×n), MaskPath → Mask (float [1,n,n] in {0,1}), then the trainer.
+            var images = MLNetRun.LoadImages(ml, n, n);
+            var masks = MLNetRun.LoadMasks(ml, n, n);
+            using var valData = validationCount > 0 ? MLNetRun.Cache(images.Append(masks).Fit(validation).Transform(validation), ct) : null;
             var options = new SegmentationTrainerOptions
             {
                 Network = new SegmentationNetworkOptions { Architecture = ParseBackbone(parse.GetValue(backbone)!), InChannels = 3, Classes = 1 },
+                ImageColumn = MLNetRun.Image,
+                MaskColumn = MLNetRun.Mask,
                 Epochs = parse.GetValue(epochs),
                 BatchSize = parse.GetValue(batch),
                 LearningRate = parse.GetValue(lr),
@@ -91,16 +97,18 @@ internal static class TrainCommand
                 EpochCompleted = r => console.Err.WriteLine(
                     $"epoch {r.Epoch}: loss {r.TrainLoss:F4}" + (r.ValidationDice is double d ? $", validation mDice {d:F4}" : "") + $" ({r.Seconds:F1} s)"),
             };
+            var pipeline = images.Append(masks).Append(ml.MedSeg().Trainers.Segmentation(options));
+            console.Err.WriteLine($"training {parse.GetValue(backbone)} at {n}x{n} on {trainCount} pairs, validating on {validationCount}");
+            ct.ThrowIfCancellationRequested();
             var clock = Stopwatch.StartNew();
-            using var segmenter = ctx.Segmentation.Trainer(options).Fit(trainData, ct);
+            using var fitted = pipeline.Fit(train);
             bar.Complete();
 
-            // The saved model resizes images only: masks are not needed to predict.
-            var resizeImage = ctx.Data.Resize(n, n, maskColumn: null).Fit(train);
-            using var model = new TransformerChain<SegmentationTransformer>([(resizeImage, TransformerScope.Everything), (segmenter, TransformerScope.Everything)]);
-            var inputSchema = DataViewSchema.Create(("Id", TextColumnType.Instance), ("Image", TensorColumnType.Image(3)));
+            // The saved model loads and resizes the image from ImagePath and segments it: masks are not needed to predict.
+            var segmenter = fitted.LastTransformer;
+            var model = new TransformerChain<SegmentationTransformer>(fitted.Where(t => t is not LoadMaskTransformer).ToArray());
             string outPath = parse.GetRequiredValue(output);
-            ctx.Model.Save(model, inputSchema, outPath);
+            ml.MedSeg().SaveModel(model, MLNetRun.ImagePathSchema(), outPath);
             var best = segmenter.BestEpoch;
             console.Out.WriteLine($"trained {segmenter.History.Count} epochs in {clock.Elapsed.TotalSeconds:F0} s" +
                 (best is null ? "" : $"; best validation mDice {best.ValidationDice:F4} at epoch {best.Epoch}") + $"; model written to {outPath}");
@@ -116,10 +124,4 @@ internal static class TrainCommand
         "float16" or "fp16" => TrainingPrecision.Float16,
         _ => throw new ArgumentException($"--precision '{s}' is not one of float32, bfloat16, float16"),
     };
-
-    internal static ImageMaskDataView Load(MedSegContext ctx, string dir, ImageMaskLoaderOptions options)
-    {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"the data folder '{dir}' does not exist");
-        return ctx.Data.LoadImagesAndMasks(Path.Combine(dir, "images"), Path.Combine(dir, "masks"), options);
-    }
 }
