@@ -82,7 +82,9 @@ public static class MedSegTransformsCatalogExtensions
     /// Loads masks from the paths in <paramref name="inputColumnName"/> into <paramref name="outputColumnName"/> as
     /// float [1, <paramref name="imageHeight"/>, <paramref name="imageWidth"/>] in {0,1}: nearest-neighbour resize
     /// (never interpolated), foreground above <paramref name="threshold"/> of full scale; pixels that were not binary
-    /// are counted and logged. Use the size given to <c>ResizeImages</c> for the images.
+    /// are counted and logged. The masks are stretched to the size (no cropping): resize the images the same way,
+    /// <c>ResizeImages(..., resizing: ImageResizingEstimator.ResizingKind.Fill)</c> — ImageAnalytics' default, IsoCrop,
+    /// crops the image to the aspect ratio and would misalign a non-square image with its mask.
     /// </summary>
     public static LoadMaskEstimator LoadMasks(this MedSegTransformsCatalog catalog, string outputColumnName, string? imageFolder,
         string inputColumnName, int imageWidth, int imageHeight, double threshold = 0.5)

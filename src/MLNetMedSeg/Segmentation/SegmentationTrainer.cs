@@ -180,6 +180,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
         private readonly CancellationToken _ct;
         private readonly Device _device;
         private SegmentationNetwork? _net;
+        private bool _hasBatchNorm, _singleRowBatchLogged;
         private MixedPrecision? _mixed;
         private Optimizer? _optimizer;
         private LRScheduler? _scheduler;
@@ -207,6 +208,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
             var o = _o;
             using (var initGen = new Generator(MedSegContext.MixSeed(_seed, "init", 0)))
                 _net = SegmentationNetworks.Create(o.Network, initGen);
+                _hasBatchNorm = _net.modules().Any(m => m is TorchSharp.Modules.BatchNorm2d);
             _net.MoveTo(_device);
             _generator = new Generator(MedSegContext.MixSeed(_seed, "augment", 0), _device);
             SetDropoutGenerator(_net, _generator);
@@ -327,7 +329,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
             _mixed?.Compute.train();
             var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", epoch) & 0x7FFFFFFF));
             double sum = 0;
-            long steps = 0;
+            long steps = 0, skipped = 0;
             using var attacked = _online?.Batches(o.BatchSize, _input.GetRowCount(), epoch, _device, _ct);
             foreach (var batch in _input.GetBatches(columns, o.BatchSize, rand, _device, cancellationToken: _ct))
             {
@@ -337,6 +339,19 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
                 Tensor? w = null;
                 if (o.SampleWeightColumn is { } wc) w = SampleWeights.FromBatch(batch, wc, o.SampleWeightMode, _device);
                 if (attacked is not null) (x, y, w) = OnlineAdversarialAugmenter.Join(batch, x, y, w, o.SampleWeightColumn, attacked, o.ImageColumn, o.MaskColumn, _device);
+                if (x.shape[0] == 1 && _hasBatchNorm)
+                {
+                    // One image through BatchNorm in training mode: at a 1×1 bottleneck the batch statistics are a
+                    // single value, the running variance turns NaN and the model predicts NaN (PyTorch refuses such a
+                    // batch). Leave it out, as drop_last would.
+                    if (!_singleRowBatchLogged)
+                    {
+                        _ctx.WriteLog(LogLevel.Info, Name, $"a training batch of one image is left out each epoch ({_input.GetRowCount()} rows, batch size {o.BatchSize}): BatchNorm cannot train on one image");
+                        _singleRowBatchLogged = true;
+                    }
+                    skipped++;
+                    continue;
+                }
                 (x, y) = Augment(x, y);
                 opt.ZeroGrad();
                 if (o.ChannelsLast && x.dim() == 4) x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
@@ -365,7 +380,10 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
                 sum += value;
                 tracker.Step(value, batch.Count);
             }
-            if (steps == 0) throw new InvalidOperationException($"{Name}: the training data has no rows");
+            if (steps == 0)
+                throw new InvalidOperationException(skipped > 0
+                    ? $"{Name}: the training data has a single row; a network with BatchNorm needs batches of at least 2 images"
+                    : $"{Name}: the training data has no rows");
             return sum / steps;
         }
 

@@ -87,6 +87,27 @@ public sealed class SegmentationTrainerTests
     }
 
     [TestMethod]
+    public void LastBatchOfOneImage_AtA1x1Bottleneck_IsLeftOut_ModelStaysFinite()
+    {
+        // 16 px through five levels: the bottleneck is 1×1, where BatchNorm on one image gives NaN running statistics.
+        var ctx = new MedSegContext(seed: 4);
+        var (images, masks) = TestData.SyntheticDiscs.Generate(new TestData.DiscStyle(16, 3, 2, [0.9, 0.4, 0.2], [0.2, 0.4, 0.9], 0.3), 9, 4);
+        using var data = InMemoryDataView.Create(("Image", TensorColumnType.Image(3, 16, 16), images), ("Mask", TensorColumnType.BinaryMask(16, 16), masks));
+        var o = new SegmentationTrainerOptions
+        {
+            Network = new SegmentationNetworkOptions { Architecture = SegmentationArchitecture.UNet, EncoderDepth = 5, EncoderWidths = [4, 4, 8, 8, 8] },
+            Epochs = 1, BatchSize = 4, LearningRate = 1e-2,
+        };
+        using var model = ctx.Segmentation.Trainer(o).Fit(data);
+        using var scope = NewDisposeScope();
+        var p = model.PredictProbabilities(stack(images.Take(2).ToArray()));
+        Assert.IsTrue(p.isfinite().all().ToBoolean(), "predictions are finite (9 rows, batch 4: the last batch of one image is left out)");
+        using var single = InMemoryDataView.Create(("Image", TensorColumnType.Image(3, 16, 16), new List<Tensor> { images[0].clone() }), ("Mask", TensorColumnType.BinaryMask(16, 16), new List<Tensor> { masks[0].clone() }));
+        var e = Assert.ThrowsException<InvalidOperationException>(() => ctx.Segmentation.Trainer(o).Fit(single));
+        StringAssert.Contains(e.Message, "at least 2");
+    }
+
+    [TestMethod]
     public void LearnsBinaryDiscs_HeldOutDiceFarAboveAllBackground()
     {
         var ctx = new MedSegContext(seed: 3);

@@ -60,7 +60,7 @@ public sealed class MLNetPipelineTests
 
     internal static IEstimator<TransformerChain<SegmentationTransformer>> Pipeline(MLContext ml, int epochs) =>
         ml.Transforms.LoadImages("Image", null, "ImagePath")
-            .Append(ml.Transforms.ResizeImages("Image", Size, Size))
+            .Append(ml.Transforms.ResizeImages("Image", Size, Size, resizing: Microsoft.ML.Transforms.Image.ImageResizingEstimator.ResizingKind.Fill))
             .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", Size, Size))
             .Append(ml.MedSeg().Trainers.Segmentation(TinyOptions(epochs)));
 
@@ -152,7 +152,7 @@ public sealed class MLNetPipelineTests
     {
         var ml = new MLContext(seed: 1);
         var pipeline = ml.Transforms.LoadImages("Image", null, "ImagePath")
-            .Append(ml.Transforms.ResizeImages("Image", Size, Size))
+            .Append(ml.Transforms.ResizeImages("Image", Size, Size, resizing: Microsoft.ML.Transforms.Image.ImageResizingEstimator.ResizingKind.Fill))
             .Append(ml.MedSeg().Trainers.Segmentation(TinyOptions(50)));
         var started = DateTime.UtcNow;
         var e = Assert.ThrowsException<SchemaException>(() => pipeline.Fit(Pairs(ml, _train)));
