@@ -1,19 +1,26 @@
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.Transforms.Image;
 using MLNetMedSeg.Augmentation.Classic;
 using MLNetMedSeg.Core;
-using MLNetMedSeg.Data;
-using MLNetMedSeg.Evaluation;
-using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Core.MLNet;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
-using TorchSharp.Modules;
 using PolypSegmentation;
+using CachedDataView = MLNetMedSeg.Data.CachedDataView;
+using ConsoleProgressBar = MLNetMedSeg.Pipeline.ConsoleProgressBar;
+using LoadMaskTransformer = MLNetMedSeg.Data.LoadMaskTransformer;
 
-// Polyp segmentation on the shipped Kvasir-SEG sample (data/kvasir-seg-sample, 120 pairs at 128×128):
-// 80/10/10 split by seed, resize, train a backbone with per-epoch validation (best epoch kept), evaluate on the
-// held-out test split in the papers' convention (per-image mIoU/mDice at threshold 0.5) and write runs/<name>/.
+// Polyp segmentation on the shipped Kvasir-SEG sample (data/kvasir-seg-sample, 120 pairs at 128×128), the ML.NET way:
+// LoadImageMaskPairs → an 80/10/10 split by seed (ml.MedSeg().Data.TrainValidationTestSplit) → LoadImages →
+// ResizeImages → LoadMasks → Trainers.Segmentation with per-epoch validation (best epoch kept); the held-out test split
+// is scored in the papers' convention (per-image mIoU/mDice at threshold 0.5) and runs/<name>/ written, with model.zip
+// an ML.NET model (LoadImages → ResizeImages → segmenter, input column ImagePath) that `medseg info/evaluate/predict`,
+// ml.Model.Load and examples/EnterpriseApp read.
 // Usage: dotnet run --project examples/PolypSegmentation -c Release -- [--backbone unet|unetpp|linknet|deeplabv3plus]
 //   [--size 64] [--epochs 25] [--batch 16] [--lr 1e-3] [--augment none|basic|cutmix|cutout|erase|elastic|noise]
 //   [--seed 1] [--data DIR (with images/ and masks/)] [--out runs] [--name NAME] [--device cpu|cuda]
@@ -42,6 +49,7 @@ static int Run(Dictionary<string, string> opt)
 {
     var inv = CultureInfo.InvariantCulture;
     int size = int.Parse(opt["size"], inv), epochs = int.Parse(opt["epochs"], inv), batch = int.Parse(opt["batch"], inv), seed = int.Parse(opt["seed"], inv);
+    if (size < 8) throw new ArgumentException("--size must be at least 8");
     var arch = opt["backbone"] switch
     {
         "unet" => SegmentationArchitecture.UNet,
@@ -55,24 +63,42 @@ static int Run(Dictionary<string, string> opt)
     string runDir = Path.Combine(opt["out"], name);
     Directory.CreateDirectory(runDir);
 
-    var ctx = new MedSegContext(seed, Devices.Parse(opt["device"]));
-    var bar = ConsoleProgressBar.AttachTo(ctx);
-    ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) Console.Error.WriteLine($"warning: {e.Message}"); };
+    // The MLContext seeds every stage (a hash of this seed and the stage's name) and chooses the device: a CUDA device
+    // through GpuDeviceId, without a silent fallback to the CPU.
+    var ml = new MLContext(seed);
+    var device = Devices.Parse(opt["device"]);
+    if (device.type == DeviceType.CUDA)
+    {
+        ml.GpuDeviceId = Math.Max(0, (int)device.index);
+        ml.FallbackToCpu = false;
+    }
+    ml.Log += (_, e) => { if (e.Kind == ChannelMessageKind.Warning) Console.Error.WriteLine($"warning: {e.RawMessage}"); };
+    var bar = new ConsoleProgressBar();
+    ml.MedSeg().Progress = bar;
+    TorchRuntime.Initialize(); // allocator policy and MEDSEG_NUM_THREADS, before the thread count is printed
     Console.WriteLine($"MLNetMedSeg polyp segmentation: {opt["backbone"]}, {size}x{size}, {epochs} epochs, augmentation {ClassicAugmentations.ToName(augmentation)}, " +
-                      $"device {ctx.Device}, {ctx.Threads} threads, libtorch {torch.__version__}");
+                      $"device {MLContextBridge.DeviceFor(ml)}, {torch.get_num_threads()} threads, libtorch {torch.__version__}");
 
-    var data = ctx.Data.LoadImagesAndMasks(Path.Combine(opt["data"], "images"), Path.Combine(opt["data"], "masks"),
-        new ImageMaskLoaderOptions { ImageChannels = 3 });
-    var split = ctx.Data.TrainValidationTestSplit(data, 0.8, 0.1, seed);
-    var resize = ctx.Data.Resize(size, size).Fit(data);
-    using var train = ctx.Data.Cache(resize.Transform(split.Train));
-    using var validation = ctx.Data.Cache(resize.Transform(split.Validation));
-    using var test = ctx.Data.Cache(resize.Transform(split.Test));
-    Console.WriteLine($"data: {data.GetRowCount()} pairs from {opt["data"]} → train {train.CountRows()}, validation {validation.CountRows()}, test {test.CountRows()}");
+    // Text columns Id, ImagePath, MaskPath (matched by file name), split 80/10/10 by the seed.
+    IDataView pairs = ml.MedSeg().Data.LoadImageMaskPairs(Path.Combine(opt["data"], "images"), Path.Combine(opt["data"], "masks"));
+    var split = ml.MedSeg().Data.TrainValidationTestSplit(pairs, validationFraction: 0.1, testFraction: 0.1, seed: seed);
+
+    // ImagePath → Image (MLImage, stretched to size×size: Fill, as LoadMasks stretches the masks), MaskPath → Mask
+    // (float [1,size,size] in {0,1}, nearest resize).
+    var images = ml.Transforms.LoadImages("Image", null, "ImagePath")
+        .Append(ml.Transforms.ResizeImages("Image", size, size, resizing: ImageResizingEstimator.ResizingKind.Fill));
+    var masks = ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", size, size);
+
+    // The trainer's per-epoch validation reads the library's in-memory view: the validation pairs are decoded once.
+    var validationView = images.Append(masks).Fit(split.Validation).Transform(split.Validation);
+    using var validation = CachedDataView.Create(MLNetData.AsLibraryView(validationView));
+    Console.WriteLine($"data: {CountRows(pairs)} pairs from {opt["data"]} → train {CountRows(split.Train)}, validation {CountRows(split.Validation)}, test {CountRows(split.Test)}");
 
     var options = new SegmentationTrainerOptions
     {
         Network = new SegmentationNetworkOptions { Architecture = arch, InChannels = 3, Classes = 1 },
+        ImageColumn = "Image",
+        MaskColumn = "Mask",
         Epochs = epochs,
         BatchSize = batch,
         LearningRate = double.Parse(opt["lr"], inv),
@@ -81,18 +107,20 @@ static int Run(Dictionary<string, string> opt)
         EpochCompleted = r => Console.WriteLine(
             $"epoch {r.Epoch,3}: train loss {r.TrainLoss:F4}  validation mDice {r.ValidationDice:F4}  ({r.Seconds:F1} s)"),
     };
+    var pipeline = images.Append(masks).Append(ml.MedSeg().Trainers.Segmentation(options));
     var clock = Stopwatch.StartNew();
-    using var segmenter = ctx.Segmentation.Trainer(options).Fit(train);
+    using var fitted = pipeline.Fit(split.Train);
     bar.Complete();
     double trainSeconds = clock.Elapsed.TotalSeconds;
+    var segmenter = fitted.LastTransformer;
 
     // Held-out test split, the papers' convention: per-image IoU/Dice at threshold 0.5, averaged over images.
-    var scored = segmenter.Transform(test);
-    var result = ctx.Evaluation.EvaluateBinary(scored, "Mask", "Probability");
+    var scored = fitted.Transform(split.Test); // + Probability, Predicted: float [1,size,size]
+    var result = ml.MedSeg().Evaluate(scored, labelColumnName: "Mask", scoreColumnName: "Probability");
     File.WriteAllText(Path.Combine(runDir, "metrics.json"), result.ToJson());
     File.WriteAllText(Path.Combine(runDir, "metrics.md"), result.ToMarkdown());
     File.WriteAllText(Path.Combine(runDir, "metrics.csv"), result.ToCsv());
-    var overlays = result.WriteOverlays(Path.Combine(runDir, "overlays"), scored, worst: 3, best: 3);
+    var overlays = result.WriteOverlays(Path.Combine(runDir, "overlays"), MLNetData.AsLibraryView(scored), worst: 3, best: 3);
 
     var history = segmenter.History;
     LineChart.WritePng(Path.Combine(runDir, "loss_curve.png"), 480, 240,
@@ -101,9 +129,12 @@ static int Run(Dictionary<string, string> opt)
         (history.Select(h => h.ValidationDice ?? double.NaN).ToArray(), ((byte)30, (byte)90, (byte)200), (0.0, 1.0)),
     ]);
 
-    // The deployable model: resize the image, then segment (masks are not needed to predict).
-    using var model = new TransformerChain<SegmentationTransformer>([(ctx.Data.Resize(size, size, maskColumn: null).Fit(data), TransformerScope.Everything), (segmenter, TransformerScope.Everything)]);
-    ctx.Model.Save(model, DataViewSchema.Create(("Id", TextColumnType.Instance), ("Image", TensorColumnType.Image(3))), Path.Combine(runDir, "model.zip"));
+    // The deployable ML.NET model: load and resize the image from its path, then segment (masks are not needed to
+    // predict), as `medseg train` saves it. The chain shares its stages with `fitted`, which disposes them.
+    var model = new TransformerChain<SegmentationTransformer>(fitted.Where(t => t is not LoadMaskTransformer).ToArray());
+    var inputSchema = new DataViewSchema.Builder();
+    inputSchema.AddColumn("ImagePath", TextDataViewType.Instance);
+    ml.MedSeg().SaveModel(model, inputSchema.ToSchema(), Path.Combine(runDir, "model.zip"));
 
     Console.WriteLine();
     Console.Write(result.ToMarkdown());
@@ -112,4 +143,14 @@ static int Run(Dictionary<string, string> opt)
     Console.WriteLine($"wrote {runDir}/: metrics.json, metrics.md, metrics.csv, {overlays.Count} overlays, " +
                       $"loss_curve.png (red: train loss, scaled {history.Min(h => h.TrainLoss):F3}–{history.Max(h => h.TrainLoss):F3}; blue: validation mDice on 0–1), model.zip");
     return 0;
+}
+
+// Rows of an ML.NET data view (a cursor over no columns: nothing is decoded).
+static long CountRows(IDataView data)
+{
+    if (data.GetRowCount() is long n) return n;
+    long count = 0;
+    using var cursor = data.GetRowCursor([]);
+    while (cursor.MoveNext()) count++;
+    return count;
 }

@@ -1,21 +1,25 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.Transforms.Image;
 using MLNetMedSeg.Core;
-using MLNetMedSeg.Data;
+using MLNetMedSeg.Core.MLNet;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Evaluation;
-using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
+using ConsoleProgressBar = MLNetMedSeg.Pipeline.ConsoleProgressBar;
+using MedSegContext = MLNetMedSeg.Pipeline.MedSegContext;
 
-// DASP's generative half (paper 000, §3.1–3.2) on the shipped Kvasir-SEG sample (data/kvasir-seg-sample, 120 pairs):
-// an 80/20 split by seed; on the 80 % train split, a Bernoulli mask diffusion model (masks from noise) and a
-// mask-conditioned image diffusion model (an image for each mask) at 64 px; then `count` generated pairs and two
-// quality figures:
+// DASP's generative half (paper 000, §3.1–3.2) on the shipped Kvasir-SEG sample (data/kvasir-seg-sample, 120 pairs),
+// on ML.NET: an 80/20 split by seed (ml.Data.TrainTestSplit); on the 80 % train split, a Bernoulli mask diffusion model
+// (masks from noise) and a mask-conditioned image diffusion model (an image for each mask) at 64 px; then `count`
+// generated pairs and two quality figures:
 //  * Dice of a real-data segmenter on the generated pairs: a quick U-Net trained on the real train split predicts each
 //    generated image, scored against the mask the image was generated for (and, for reference, on the real 20 % test
 //    split) — high when the images are polyp-like and sit where their masks say;
@@ -53,28 +57,55 @@ static int Run(Dictionary<string, string> opt)
     int I(string k) => int.Parse(opt[k], inv);
     int size = I("size"), count = I("count"), seed = I("seed"), sampleSteps = I("sample-steps"), pairs = I("pairs");
     if (size < 16 || size % 4 != 0) throw new ArgumentException("--size must be a multiple of 4 and at least 16");
+    if (count < 1) throw new ArgumentException("--count must be at least 1");
     string runDir = Path.Combine(opt["out"], opt["name"]);
     Directory.CreateDirectory(runDir);
-    var ctx = new MedSegContext(seed, Devices.Parse(opt["device"]), opt["threads"].Length > 0 ? I("threads") : null);
-    var bar = ConsoleProgressBar.AttachTo(ctx);
-    ctx.Log += (_, e) =>
+
+    // The MLContext seeds every stage (a hash of this seed and the stage's name) and chooses the device (CUDA through
+    // GpuDeviceId, with no silent fallback to the CPU); libtorch's thread count is process-wide.
+    var ml = new MLContext(seed);
+    var device = Devices.Parse(opt["device"]);
+    if (device.type == DeviceType.CUDA)
     {
-        if (e.Level >= LogLevel.Warning) Console.Error.WriteLine($"warning: {e.Message}");
-        else if (e.Source == "ImageDiffusion" && e.Message.StartsWith("epoch ", StringComparison.Ordinal) && e.Message.Contains("done", StringComparison.Ordinal))
-            Console.WriteLine($"image diffusion {e.Message}");
+        ml.GpuDeviceId = Math.Max(0, (int)device.index);
+        ml.FallbackToCpu = false;
+    }
+    TorchRuntime.Initialize();
+    if (opt["threads"].Length > 0)
+    {
+        int t = I("threads");
+        if (t < 1) throw new ArgumentException("--threads must be at least 1");
+        torch.set_num_threads(t);
+    }
+    var bar = new ConsoleProgressBar();
+    ml.MedSeg().Progress = bar;
+    ml.Log += (_, e) =>
+    {
+        if (e.Kind == ChannelMessageKind.Warning) Console.Error.WriteLine($"warning: {e.RawMessage}");
+        else if (e.Kind == ChannelMessageKind.Info && e.Source.Contains("ImageDiffusion", StringComparison.Ordinal)
+                 && e.RawMessage.StartsWith("epoch ", StringComparison.Ordinal) && e.RawMessage.Contains("done", StringComparison.Ordinal))
+            Console.WriteLine($"image diffusion {e.RawMessage}");
     };
     Console.WriteLine($"MLNetMedSeg synthetic pairs: {size}x{size}, mask diffusion {opt["mask-epochs"]} epochs, image diffusion {opt["image-epochs"]} epochs, " +
-                      $"{count} pairs, device {ctx.Device}, {ctx.Threads} threads, libtorch {torch.__version__}");
+                      $"{count} pairs, device {MLContextBridge.DeviceFor(ml)}, {torch.get_num_threads()} threads, libtorch {torch.__version__}");
     var total = Stopwatch.StartNew();
 
-    var data = ctx.Data.LoadImagesAndMasks(Path.Combine(opt["data"], "images"), Path.Combine(opt["data"], "masks"), new ImageMaskLoaderOptions { ImageChannels = 3 });
-    var split = ctx.Data.TrainValidationTestSplit(data, 0.8, 0, seed);
-    var resize = ctx.Data.Resize(size, size).Fit(data);
-    using var train = ctx.Data.Cache(resize.Transform(split.Train));
-    using var test = ctx.Data.Cache(resize.Transform(split.Test));
-    Console.WriteLine($"data: {data.GetRowCount()} pairs from {opt["data"]} → train {train.CountRows()}, test {test.CountRows()}");
+    // Text columns Id, ImagePath, MaskPath, split 80/20 by the seed; then ImagePath → Image (MLImage, stretched to
+    // size×size: Fill, as LoadMasks stretches the masks) and MaskPath → Mask (float [1,size,size] in {0,1}).
+    IDataView pairPaths = ml.MedSeg().Data.LoadImageMaskPairs(Path.Combine(opt["data"], "images"), Path.Combine(opt["data"], "masks"));
+    var split = ml.Data.TrainTestSplit(pairPaths, testFraction: 0.2, seed: seed);
+    var loadPairs = ml.Transforms.LoadImages("Image", null, "ImagePath")
+        .Append(ml.Transforms.ResizeImages("Image", size, size, resizing: ImageResizingEstimator.ResizingKind.Fill))
+        .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", size, size))
+        .Append(ml.Transforms.SelectColumns("Id", "Image", "Mask"))
+        .Fit(split.TrainSet);
+    IDataView train = loadPairs.Transform(split.TrainSet), test = loadPairs.Transform(split.TestSet);
+    long trainCount = CountRows(train), testCount = CountRows(test);
+    Console.WriteLine($"data: {CountRows(pairPaths)} pairs from {opt["data"]} → train {trainCount}, test {testCount}");
 
     // 1. Mask diffusion (DASP §3.1): the stage's defaults (a light ADM U-Net, T = 1000, cosine β, BCE on the flip noise).
+    // ml.MedSeg().Generation has no catalog method for it yet: the estimator is created on the MLContext's settings for
+    // the stage "MaskDiffusion" (seed, device, log, progress), as `medseg generate` does.
     var maskOptions = new MaskDiffusionOptions
     {
         Epochs = I("mask-epochs"), SampleSteps = sampleSteps, SampleGridFolder = Path.Combine(runDir, "grids", "masks"), SampleGridEvery = 10,
@@ -83,10 +114,11 @@ static int Run(Dictionary<string, string> opt)
     maskOptions.Network.ImageSize = size;
     maskOptions.Network.AttentionResolutions = [size / 4];
     var clock = Stopwatch.StartNew();
-    using var masks = ctx.Generation.MaskDiffusion(maskOptions).Fit(train);
+    using var masks = new MaskDiffusionEstimator(MLContextBridge.ContextFor(ml, "MaskDiffusion"), maskOptions).Fit(train);
     double maskSeconds = clock.Elapsed.TotalSeconds;
 
-    // 2. Image diffusion conditioned on the mask (DASP §3.2): the stage's defaults, DDIM sampling.
+    // 2. Image diffusion conditioned on the mask (DASP §3.2): the stage's defaults, DDIM sampling. No catalog method
+    // yet either: created on the MLContext's settings for the stage "ImageDiffusion".
     var imageOptions = new ImageDiffusionOptions
     {
         Epochs = I("image-epochs"), SampleSteps = sampleSteps, ConditionColumn = "SyntheticMask", SampleGridFolder = Path.Combine(runDir, "grids", "images"),
@@ -95,15 +127,18 @@ static int Run(Dictionary<string, string> opt)
     imageOptions.Network.ImageSize = size;
     imageOptions.Network.AttentionResolutions = [size / 4];
     clock.Restart();
-    using var images = ctx.Generation.ImageDiffusion(imageOptions).Fit(train);
+    using var images = new ImageDiffusionEstimator(MLContextBridge.ContextFor(ml, "ImageDiffusion"), imageOptions).Fit(train);
     double imageSeconds = clock.Elapsed.TotalSeconds;
 
-    // 3. Generate: masks from noise, then an image for each (the chain a `medseg generate` model holds).
+    // 3. Generate: masks from noise, then an image for each (the chain a `medseg generate` model holds), read once.
     clock.Restart();
-    using var ids = InMemoryDataView.Create(("Id", TextColumnType.Instance, Enumerable.Range(0, count).Select(i => $"pair{i:D4}").ToList()));
-    var generatedView = images.Transform(masks.Transform(ids));
+    var ids = ml.Data.LoadFromEnumerable(Enumerable.Range(0, count).Select(i => new IdRow { Id = $"pair{i:D4}" }).ToList());
     var genMasks = new List<Tensor>();
     var genImages = new List<Tensor>();
+    // On an ML.NET data view the two models are augmenters (they hand generated pairs to a segmentation trainer
+    // downstream and leave the rows ML.NET sees unchanged); to draw pairs for their own sake they run on the library's
+    // view of the ids, where each adds its column (SyntheticMask, then SyntheticImage).
+    var generatedView = images.Transform(masks.Transform(MLNetData.AsLibraryView(ids)));
     using (var cur = generatedView.GetRowCursor([generatedView.Schema["SyntheticMask"], generatedView.Schema["SyntheticImage"]]))
         while (cur.MoveNext())
         {
@@ -135,19 +170,24 @@ static int Run(Dictionary<string, string> opt)
         Epochs = I("seg-epochs"), BatchSize = 16, LearningRate = 1e-3,
         EpochCompleted = r => Console.WriteLine($"segmenter       epoch {r.Epoch,3}: loss {r.TrainLoss:F4} ({r.Seconds:F1} s)"),
     };
-    using var segmenter = ctx.Segmentation.Trainer(segOptions).Fit(train);
+    using var segmenter = ml.MedSeg().Trainers.Segmentation(segOptions).Fit(train);
     double segSeconds = clock.Elapsed.TotalSeconds;
-    var realResult = ctx.Evaluation.EvaluateBinary(segmenter.Transform(test), "Mask", "Probability");
-    using var generated = InMemoryDataView.Create(
-        ("Id", TextColumnType.Instance, Enumerable.Range(0, count).Select(i => $"pair{i:D4}").ToList()),
-        ("Image", TensorColumnType.Image(3, size, size), genImages.Select(t => t.clone()).ToList()),
-        ("Mask", TensorColumnType.BinaryMask(size, size), genMasks.Select(t => t.clone()).ToList()));
-    var genResult = ctx.Evaluation.EvaluateBinary(segmenter.Transform(generated), "Mask", "Probability");
+    var realResult = ml.MedSeg().Evaluate(segmenter.Transform(test), "Mask", "Probability");
+    // The generated pairs as an ML.NET data view: Image float [3,size,size], Mask float [1,size,size].
+    var generatedSchema = SchemaDefinition.Create(typeof(GeneratedPair));
+    generatedSchema[nameof(GeneratedPair.Image)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, 3, size, size);
+    generatedSchema[nameof(GeneratedPair.Mask)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, 1, size, size);
+    var generated = ml.Data.LoadFromEnumerable(Enumerable.Range(0, count).Select(i => new GeneratedPair
+    {
+        Id = $"pair{i:D4}", Image = genImages[i].ToArray<float>(), Mask = genMasks[i].ToArray<float>(),
+    }).ToList(), generatedSchema);
+    var genResult = ml.MedSeg().Evaluate(segmenter.Transform(generated), "Mask", "Probability");
 
     // 5. Diversity: mean pairwise MS-SSIM (3 scales at 64 px, see MsSsim), the same number of random pairs for each set.
     var realImages = new List<Tensor>();
     var realMasks = new List<Tensor>();
-    using (var cur = train.GetRowCursor([train.Schema["Image"], train.Schema["Mask"]]))
+    var trainView = MLNetData.AsLibraryView(train);
+    using (var cur = trainView.GetRowCursor([trainView.Schema["Image"], trainView.Schema["Mask"]]))
         while (cur.MoveNext())
         {
             realImages.Add(cur.GetTensor("Image").clone().DetachFromDisposeScope());
@@ -165,7 +205,7 @@ static int Run(Dictionary<string, string> opt)
 
     var quality = new
     {
-        size, trainPairs = realImages.Count, testPairs = test.CountRows(), generatedPairs = count, seed, threads = ctx.Threads,
+        size, trainPairs = realImages.Count, testPairs = testCount, generatedPairs = count, seed, threads = torch.get_num_threads(),
         settings = new
         {
             maskEpochs = maskOptions.Epochs, maskSteps = maskOptions.Steps, imageEpochs = imageOptions.Epochs, imageSteps = imageOptions.TimeSteps,
@@ -186,4 +226,28 @@ static int Run(Dictionary<string, string> opt)
     Console.WriteLine($"time: mask diffusion {maskSeconds:F0} s, image diffusion {imageSeconds:F0} s, sampling {sampleSeconds:F0} s, segmenter {segSeconds:F0} s, total {total.Elapsed.TotalSeconds:F0} s");
     Console.WriteLine($"wrote {runDir}/: pairs.png (mask | image), quality.json, grids/, generated/");
     return 0;
+}
+
+// Rows of an ML.NET data view (a cursor over no columns: nothing is decoded).
+static long CountRows(IDataView data)
+{
+    if (data.GetRowCount() is long n) return n;
+    long count = 0;
+    using var cursor = data.GetRowCursor([]);
+    while (cursor.MoveNext()) count++;
+    return count;
+}
+
+/// <summary>One row of the generators' input: the id of the pair to draw.</summary>
+internal sealed class IdRow
+{
+    public string Id { get; set; } = "";
+}
+
+/// <summary>A generated pair as an ML.NET row (the vector dimensions are set in the schema definition).</summary>
+internal sealed class GeneratedPair
+{
+    public string Id { get; set; } = "";
+    public float[] Image { get; set; } = [];
+    public float[] Mask { get; set; } = [];
 }
