@@ -67,10 +67,7 @@ internal static class GenerateCommand
             try
             {
                 var input = ml.Data.LoadFromEnumerable(Enumerable.Range(0, k).Select(i => new IdRow { Id = $"pair{i:D4}" }).ToList());
-                var schema = generator.GetOutputSchema(input.Schema);
-                foreach (var c in new[] { "SyntheticMask", "SyntheticImage" })
-                    if (schema.GetColumnOrNull(c) is null)
-                        throw new InvalidDataException($"the generator model '{modelPath}' gives no '{c}' column (it gives: {string.Join(", ", schema.Select(x => x.Name))}); it was not written by 'medseg generate'");
+                _ = Stages(generator, modelPath);
                 if (savePath is not null)
                 {
                     ml.MedSeg().SaveModel(generator, input.Schema, savePath);
@@ -144,7 +141,10 @@ internal static class GenerateCommand
         string imageDir = Path.Combine(outDir, "images"), maskDir = Path.Combine(outDir, "masks");
         Directory.CreateDirectory(imageDir);
         Directory.CreateDirectory(maskDir);
-        var output = MLNetData.AsLibraryView(generator.Transform(input));
+        // In an ML.NET chain the mask diffusion is an augmenter (it hands its masks to a trainer and adds no column):
+        // to draw pairs for their own sake, the two models run on the library's view of the ids.
+        var (masks, images) = Stages(generator, null);
+        var output = images.Transform(masks.Transform(MLNetData.AsLibraryView(input)));
         var grid = new List<Tensor>();
         try
         {
@@ -172,6 +172,17 @@ internal static class GenerateCommand
         {
             foreach (var t in grid) t.Dispose();
         }
+    }
+
+    /// <summary>The mask diffusion and the image diffusion of a generator chain written by 'medseg generate'.</summary>
+    private static (MaskDiffusionTransformer Masks, ImageDiffusionTransformer Images) Stages(ITransformer generator, string? path)
+    {
+        var stages = generator as IEnumerable<ITransformer> ?? [generator];
+        var masks = stages.OfType<MaskDiffusionTransformer>().LastOrDefault();
+        var images = stages.OfType<ImageDiffusionTransformer>().LastOrDefault();
+        if (masks is null || images is null)
+            throw new InvalidDataException($"the generator model{(path is null ? "" : $" '{path}'")} holds no {(masks is null ? "mask diffusion" : "image diffusion")} (its stages: {string.Join(", ", stages.Select(t => t.GetType().Name))}); it was not written by 'medseg generate'");
+        return (masks, images);
     }
 
     /// <summary>One row of the generator's input: the id of the pair to draw.</summary>
