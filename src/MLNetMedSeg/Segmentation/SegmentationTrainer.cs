@@ -87,6 +87,22 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
         }
     }
 
+    /// <summary>
+    /// ML.NET: trains on <paramref name="trainData"/> and scores <paramref name="validationData"/> after every epoch (mDice;
+    /// the best epoch's weights are kept with <see cref="SegmentationTrainerOptions.RestoreBestCheckpoint"/>, and
+    /// early stopping watches it), as ML.NET's trainers that take validation data do. The validation rows are read once
+    /// into memory.
+    /// </summary>
+    public SegmentationTransformer Fit(Microsoft.ML.IDataView trainData, Microsoft.ML.IDataView validationData)
+    {
+        ArgumentNullException.ThrowIfNull(trainData);
+        ArgumentNullException.ThrowIfNull(validationData);
+        using var validation = CachedDataView.Create(Core.MLNet.MLNetData.AsLibraryView(validationData));
+        var o = _options.Clone();
+        o.ValidationData = validation;
+        return FitWith(o, Core.MLNet.MLNetData.ForTraining(trainData));
+    }
+
     private const string AugmentedFlagColumn = "IsAugmented";
 
     /// <summary>Fits with other options (same seed, same context).</summary>
@@ -94,6 +110,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
     {
         o.Validate();
         CheckTrainingSchema(input.Schema, o);
+        if (o.ValidationData is { } vd) CheckTrainingSchema(vd.Schema, o);
         if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled");
         using var run = new Run(_context, o, _seed, input, CancellationToken.None);
         return run.Execute();

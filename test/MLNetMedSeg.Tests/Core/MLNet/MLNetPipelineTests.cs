@@ -148,6 +148,22 @@ public sealed class MLNetPipelineTests
     }
 
     [TestMethod]
+    public void Trainer_FitWithValidationData_ScoresEveryEpoch()
+    {
+        var ml = new MLContext(seed: 2);
+        var loading = ml.Transforms.LoadImages("Image", null, "ImagePath")
+            .Append(ml.Transforms.ResizeImages("Image", Size, Size, resizing: Microsoft.ML.Transforms.Image.ImageResizingEstimator.ResizingKind.Fill))
+            .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", Size, Size));
+        var train = Pairs(ml, _train);
+        var prep = loading.Fit(train);
+        var o = TinyOptions(3);
+        var model = ml.MedSeg().Trainers.Segmentation(o).Fit(prep.Transform(train), prep.Transform(Pairs(ml, _test)));
+        Assert.AreEqual(3, model.History.Count);
+        Assert.IsTrue(model.History.All(r => r.ValidationDice is double d && d >= 0 && d <= 1), "validation mDice after every epoch");
+        Assert.IsNotNull(model.BestEpoch);
+    }
+
+    [TestMethod]
     public void Fit_MissingMaskColumn_FailsBeforeTraining_NamingIt()
     {
         var ml = new MLContext(seed: 1);
