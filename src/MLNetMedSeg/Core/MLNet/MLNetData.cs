@@ -89,8 +89,8 @@ public static class MLNetData
             throw new SchemaException(
                 $"column '{e.ColumnName}' has the ML.NET type {type}, which MLNetMedSeg's stages cannot read. They read images as " +
                 "MLImage (LoadImages/ResizeImages) or float vectors with dimensions [C,H,W]; masks as float vectors [1,H,W] or [H,W], or " +
-                "integer vectors [H,W]; a float vector must carry its dimensions (e.g. [VectorType(3, H, W)] on a float[] member; " +
-                $"ExtractPixels and NormalizeMinMax outputs carry none — see TensorColumns). The stage said: {e.Message}",
+                "integer vectors [H,W]; a float vector must carry its dimensions (e.g. [VectorType(3, H, W)] on a float[] member, or " +
+                $"ExtractPixels without interleaving — see TensorColumns). The stage said: {e.Message}",
                 e.ColumnName, e);
         }
     }
