@@ -53,7 +53,8 @@ public sealed record MLNetWorkoutResult(DataViewSchema OutputSchema, IReadOnlyLi
 /// before any training (no <see cref="TrainingProgress"/> reached <c>ml.MedSeg().Progress</c>);
 /// (c) <c>Fit</c> → <c>ml.Model.Save</c> → <c>ml.Model.Load</c> in a new <see cref="MLContext"/> → <c>Transform</c> gives
 /// bit-identical values in every column (run it on the CPU), and the saved input schema is the data's;
-/// (e) for a row-to-row model, predicting row after row over the loaded model gives <c>Transform</c>'s values (within
+/// (e) for a row-to-row model, predicting row after row over the loaded model, and over the fitted one, gives
+/// <c>Transform</c>'s values (within
 /// <see cref="MLNetWorkoutOptions.PredictionTolerance"/>): a real <c>PredictionEngine</c> in the typed overload, the
 /// row mapper it runs (<c>ITransformer.GetRowToRowMapper</c>) over a cursor in the data-view overload;
 /// (d) no tensor was left to the garbage collector over the whole workout (<see cref="TorchRuntime.FinalizedTensorCount"/>
@@ -89,7 +90,7 @@ public static class MLNetWorkout
     public static MLNetWorkoutResult Run(MLContext ml, IEstimator<ITransformer> estimator, IDataView data, string requiredColumn, MLNetWorkoutOptions? options = null) =>
         RunCore(ml, estimator, data, requiredColumn, options, (loaded, _, expected) => RowMapperValues(loaded, data, expected));
 
-    private delegate List<Dictionary<string, object>> RowByRow(ITransformer loaded, MLContext ml2, DataViewSchema expected);
+    private delegate List<Dictionary<string, object>> RowByRow(ITransformer model, MLContext ml, DataViewSchema expected);
 
     private static MLNetWorkoutResult RunCore(MLContext ml, IEstimator<ITransformer> estimator, IDataView data, string requiredColumn,
         MLNetWorkoutOptions? options, RowByRow rowByRow)
@@ -159,15 +160,20 @@ public static class MLNetWorkout
             var again = ReadAll(name, "(c) reading the loaded model's output", reloaded, checkLengths: false);
             Compare(name, "(c) loaded model vs fitted model (bit-identical)", expected, again, output.Schema.Where(c => !c.IsHidden).Select(c => c.Name), 0);
 
-            // (e) row by row, over the loaded model.
+            // (e) row by row, over the loaded model (and the fitted one).
             long engineRows = 0;
+            if (fitted.IsRowToRowMapper != loaded.IsRowToRowMapper)
+                throw new AssertFailedException($"MLNetWorkout({name}) (e): the fitted model says IsRowToRowMapper = {fitted.IsRowToRowMapper}, the loaded one {loaded.IsRowToRowMapper}");
             if (loaded.IsRowToRowMapper)
             {
-                var byRow = rowByRow(loaded, ml2, output.Schema);
-                if (byRow.Count != expected.Count)
-                    throw new AssertFailedException($"MLNetWorkout({name}) (e): predicting row by row gave {byRow.Count} rows, Transform {expected.Count}");
-                Compare(name, "(e) PredictionEngine (row by row, loaded model) vs Transform", expected, byRow, added, options.PredictionTolerance);
-                engineRows = byRow.Count;
+                foreach (var (model, context, which) in new[] { (loaded, ml2, "loaded"), (fitted, ml, "fitted") })
+                {
+                    var byRow = rowByRow(model, context, output.Schema);
+                    if (byRow.Count != expected.Count)
+                        throw new AssertFailedException($"MLNetWorkout({name}) (e): predicting row by row ({which} model) gave {byRow.Count} rows, Transform {expected.Count}");
+                    Compare(name, $"(e) PredictionEngine (row by row, {which} model) vs Transform", expected, byRow, added, options.PredictionTolerance);
+                    engineRows = byRow.Count;
+                }
             }
             result = new MLNetWorkoutResult(output.Schema, added.Select(c => $"{c}: {fromTransformer[c].Type}").ToArray(), expected.Count, bytes, engineRows);
         }
