@@ -74,5 +74,12 @@ internal static class AttackCases
             NetworkCalls += depth;
             return inner.SdEdit(images, masks, respacedSteps, depth, differentiable, generator);
         }
+
+        /// <summary>Per-row noise, one batched call (what the attack uses): also depth forwards.</summary>
+        public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, IReadOnlyList<Generator> generators)
+        {
+            NetworkCalls += depth;
+            return inner.SdEdit(images, masks, respacedSteps, depth, differentiable, generators);
+        }
     }
 }

@@ -22,9 +22,12 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>, Microsoft.ML.IE
 {
     /// <summary>
     /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
-    /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). Data that cannot be shuffled is cached in memory first.
+    /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). The columns are checked first, before any row is read (a missing or unreadable column
+    /// is a <see cref="SchemaException"/> naming it); data that cannot be shuffled is then cached in memory for the
+    /// fit (and released after it).
     /// </summary>
-    public DaspTransformer Fit(Microsoft.ML.IDataView input) => Fit(Core.MLNet.MLNetData.ForTraining(input), CancellationToken.None);
+    public DaspTransformer Fit(Microsoft.ML.IDataView input) =>
+        Core.MLNet.MLNetData.Fit(input, GetOutputSchema, data => Fit(data, CancellationToken.None));
 
     /// <summary>ML.NET schema propagation: checks the columns this stage reads (naming a missing or wrong one) before any training.</summary>
     public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>

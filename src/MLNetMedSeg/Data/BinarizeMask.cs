@@ -10,8 +10,14 @@ public sealed class BinarizeMaskOptions
     /// <summary>A value above the threshold becomes 1, else 0. Default 0.5 (the papers' mIoU/mDice threshold; half of full scale).</summary>
     public double Threshold { get; set; } = 0.5;
 
-    /// <summary>The mask column (float32 [1,H,W]). Default "Mask".</summary>
+    /// <summary>The mask column read (float32 [1,H,W]). Default "Mask".</summary>
     public string Column { get; set; } = "Mask";
+
+    /// <summary>
+    /// The column the binary mask is written to (float32 [1,H,W] in {0,1}); null (the default) replaces
+    /// <see cref="Column"/>. Another name keeps the input column as it was.
+    /// </summary>
+    public string? OutputColumn { get; set; }
 
     internal BinarizeMaskOptions Copy() => (BinarizeMaskOptions)MemberwiseClone();
 }
@@ -33,6 +39,7 @@ public sealed class BinarizeMaskTransformer : Core.MLNet.StageTransformer
         ArgumentNullException.ThrowIfNull(options);
         if (!double.IsFinite(options.Threshold)) throw new ArgumentOutOfRangeException(nameof(options.Threshold), options.Threshold, "BinarizeMask: the threshold must be finite");
         ArgumentException.ThrowIfNullOrEmpty(options.Column);
+        if (options.OutputColumn is "") throw new ArgumentException("BinarizeMask: OutputColumn must be null or a column name", nameof(options));
         Options = options.Copy();
     }
 
@@ -44,11 +51,12 @@ public sealed class BinarizeMaskTransformer : Core.MLNet.StageTransformer
     private (DataViewSchema Schema, MappedColumn Column) Plan(DataViewSchema input)
     {
         string col = Options.Column;
+        string output = Options.OutputColumn ?? col;
         var t = (TensorColumnType)input.RequireTensor(col, TensorColumnType.BinaryMask(), Name).Type;
         var type = TensorColumnType.BinaryMask(t.Shape[1], t.Shape[2]);
         double th = Options.Threshold;
-        var mc = new MappedColumn(col, type, [col], cur => Binarize(cur.GetTensor(col), th));
-        return (new DataViewSchema.Builder(input).AddColumn(col, type).ToSchema(), mc);
+        var mc = new MappedColumn(output, type, [col], cur => Binarize(cur.GetTensor(col), th));
+        return (new DataViewSchema.Builder(input).AddColumn(output, type).ToSchema(), mc);
     }
 
     /// <summary>1 where <paramref name="mask"/> &gt; <paramref name="threshold"/>, else 0 (float32).</summary>

@@ -104,4 +104,66 @@ public static class MedSegTransformsCatalogExtensions
         ArgumentNullException.ThrowIfNull(options);
         return new LoadMaskEstimator(options, catalog.ContextFor("LoadMasks"));
     }
+
+    /// <summary>
+    /// Thresholds a float mask column — a soft label, or a mask that went through an interpolating resize or
+    /// normalisation — to {0,1}: a value above <paramref name="threshold"/> becomes 1, anything else 0. Reads
+    /// <paramref name="inputColumnName"/> (float [1,H,W], or [H,W]) and writes float [1,H,W] to
+    /// <paramref name="outputColumnName"/> (the same column when <paramref name="inputColumnName"/> is null, as ML.NET's
+    /// transforms do). Nothing is learnt.
+    /// </summary>
+    /// <param name="catalog">The transforms catalog.</param>
+    /// <param name="outputColumnName">The binary mask column.</param>
+    /// <param name="inputColumnName">The mask read (default: <paramref name="outputColumnName"/>).</param>
+    /// <param name="threshold">Values above it become 1 (default 0.5: half of full scale, as <see cref="LoadMasks(MedSegTransformsCatalog, string, string?, string, int, int, double)"/>).</param>
+    public static BinarizeMaskEstimator BinarizeMask(this MedSegTransformsCatalog catalog, string outputColumnName,
+        string? inputColumnName = null, double threshold = 0.5)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentException.ThrowIfNullOrEmpty(outputColumnName);
+        return catalog.BinarizeMask(new BinarizeMaskOptions
+        {
+            Column = inputColumnName ?? outputColumnName, OutputColumn = outputColumnName, Threshold = threshold,
+        });
+    }
+
+    /// <summary>Thresholds a float mask column to {0,1} with every option.</summary>
+    public static BinarizeMaskEstimator BinarizeMask(this MedSegTransformsCatalog catalog, BinarizeMaskOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new BinarizeMaskEstimator(options);
+    }
+
+    /// <summary>
+    /// Maps the raw values of a mask to class indices, e.g. {0 → 0, 128 → 1, 255 → 2} for a three-label 8-bit mask,
+    /// as <c>ml.Transforms.Conversion.MapValue</c> does for scalars. Reads <paramref name="inputColumnName"/> — float
+    /// [1,H,W] in [0,1] (a value v is read as round(v·255), the 8-bit value), or an integer [H,W] class map — and writes
+    /// an Int64 [H,W] class map to <paramref name="outputColumnName"/> (the input column when
+    /// <paramref name="inputColumnName"/> is null), what the multi-class segmentation trainer and
+    /// <c>EvaluateMultiClass</c> read. A value missing from the map is an error naming the column, the row and the value.
+    /// </summary>
+    /// <param name="catalog">The transforms catalog.</param>
+    /// <param name="outputColumnName">The class map column.</param>
+    /// <param name="valueToClass">Mask value → class index (≥ 0).</param>
+    /// <param name="inputColumnName">The mask read (default: <paramref name="outputColumnName"/>).</param>
+    public static MapMaskValuesEstimator MapMaskValues(this MedSegTransformsCatalog catalog, string outputColumnName,
+        IEnumerable<KeyValuePair<int, long>> valueToClass, string? inputColumnName = null)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentException.ThrowIfNullOrEmpty(outputColumnName);
+        ArgumentNullException.ThrowIfNull(valueToClass);
+        return catalog.MapMaskValues(new MapMaskValuesOptions
+        {
+            Map = valueToClass.ToDictionary(kv => kv.Key, kv => kv.Value), Column = inputColumnName ?? outputColumnName, OutputColumn = outputColumnName,
+        });
+    }
+
+    /// <summary>Maps mask values to class indices with every option (the full-scale value of float masks).</summary>
+    public static MapMaskValuesEstimator MapMaskValues(this MedSegTransformsCatalog catalog, MapMaskValuesOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new MapMaskValuesEstimator(options);
+    }
 }

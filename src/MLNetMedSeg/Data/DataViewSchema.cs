@@ -169,6 +169,9 @@ public sealed class SchemaException : ArgumentException
 {
     public SchemaException(string message, string columnName) : base(message) => ColumnName = columnName;
 
+    /// <summary>A schema error about <paramref name="columnName"/> that explains <paramref name="innerException"/>.</summary>
+    public SchemaException(string message, string columnName, Exception? innerException) : base(message, innerException) => ColumnName = columnName;
+
     /// <summary>The offending column.</summary>
     public string ColumnName { get; }
 

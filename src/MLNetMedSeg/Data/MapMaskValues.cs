@@ -18,8 +18,14 @@ public sealed class MapMaskValuesOptions
     /// <summary>Full-scale value of float masks in [0,1]. Default 255 (8-bit files).</summary>
     public double Scale { get; set; } = 255;
 
-    /// <summary>The mask column (float32 [1,H,W] or int64 [H,W]); the output is an int64 [H,W] class mask. Default "Mask".</summary>
+    /// <summary>The mask column read (float32 [1,H,W] or int64 [H,W]); the output is an int64 [H,W] class mask. Default "Mask".</summary>
     public string Column { get; set; } = "Mask";
+
+    /// <summary>
+    /// The column the class mask is written to; null (the default) replaces <see cref="Column"/>. Another name keeps the
+    /// input column as it was.
+    /// </summary>
+    public string? OutputColumn { get; set; }
 
     internal MapMaskValuesOptions Copy()
     {
@@ -50,6 +56,7 @@ public sealed class MapMaskValuesTransformer : Core.MLNet.StageTransformer
             if (v < 0) throw new ArgumentOutOfRangeException(nameof(options), v, $"MapMaskValues: class {v} (for value {k}) is negative");
         if (!(options.Scale > 0) || !double.IsFinite(options.Scale)) throw new ArgumentOutOfRangeException(nameof(options), options.Scale, "MapMaskValues: Scale must be positive");
         ArgumentException.ThrowIfNullOrEmpty(options.Column);
+        if (options.OutputColumn is "") throw new ArgumentException("MapMaskValues: OutputColumn must be null or a column name", nameof(options));
         Options = options.Copy();
     }
 
@@ -61,17 +68,18 @@ public sealed class MapMaskValuesTransformer : Core.MLNet.StageTransformer
     private (DataViewSchema Schema, MappedColumn Column) Plan(DataViewSchema input)
     {
         string col = Options.Column;
+        string output = Options.OutputColumn ?? col;
         TransformHelpers.RequireMask(input, col, Name);
         var t = (TensorColumnType)input[col].Type;
         var type = TensorColumnType.ClassMask(t.Shape[^2], t.Shape[^1]);
         var map = Options.Map.OrderBy(kv => kv.Key).ToArray();
         double scale = Options.Scale;
-        var mc = new MappedColumn(col, type, [col], cur =>
+        var mc = new MappedColumn(output, type, [col], cur =>
         {
             try { return Apply(cur.GetTensor(col), map, scale); }
             catch (InvalidDataException e) { throw new InvalidDataException($"{Name}: column '{col}', {MappedDataView.DescribeRow(cur)}: {e.Message}", e); }
         });
-        return (new DataViewSchema.Builder(input).AddColumn(col, type).ToSchema(), mc);
+        return (new DataViewSchema.Builder(input).AddColumn(output, type).ToSchema(), mc);
     }
 
     /// <summary>Maps a float32 [1,H,W] (values round(x·scale)) or int64 [H,W] mask to an int64 [H,W] class mask.</summary>

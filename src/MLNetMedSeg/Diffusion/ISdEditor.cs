@@ -23,4 +23,24 @@ public interface ISdEditor
     /// from <paramref name="generator"/> (or the global generator when null).
     /// </summary>
     Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null);
+
+    /// <summary>
+    /// SDEdit a batch with one generator per row (or one for the whole batch): row i's forward noise comes from
+    /// <paramref name="generators"/>[i] alone, so a row's result does not depend on the batch it is in. The default
+    /// edits row by row; a model that can draw per-row noise in one batch overrides it.
+    /// </summary>
+    Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, IReadOnlyList<Generator> generators)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(masks);
+        ArgumentNullException.ThrowIfNull(generators);
+        if (generators.Count == 1) return SdEdit(images, masks, respacedSteps, depth, differentiable, generators[0]);
+        long n = images.size(0);
+        if (generators.Count != n) throw new ArgumentException($"give one generator, or one per row ({n}); got {generators.Count}", nameof(generators));
+        using var scope = torch.NewDisposeScope();
+        var rows = new List<Tensor>((int)n);
+        for (int i = 0; i < n; i++)
+            rows.Add(SdEdit(images.narrow(0, i, 1), masks.narrow(0, i, 1), respacedSteps, depth, differentiable, generators[i]));
+        return torch.cat(rows, 0).MoveToOuterDisposeScope();
+    }
 }

@@ -232,7 +232,17 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
     /// the masks (with the model's guidance scale) and scaled back to [0, 1] (clamped), on the images' device. Depth 0
     /// returns the images.
     /// </summary>
-    public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null)
+    public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null) =>
+        SdEditCore(images, masks, respacedSteps, depth, differentiable, generator is null ? null : [generator]);
+
+    /// <summary>SDEdit with one generator per row (or one for the batch), in one batch: row i's noise comes from generators[i].</summary>
+    public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, IReadOnlyList<Generator> generators)
+    {
+        ArgumentNullException.ThrowIfNull(generators);
+        return SdEditCore(images, masks, respacedSteps, depth, differentiable, generators);
+    }
+
+    private Tensor SdEditCore(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, IReadOnlyList<Generator>? generators)
     {
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(masks);
@@ -249,7 +259,7 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
             var x = images.device == Context.Device ? images : images.to(Context.Device);
             var cond = Condition(masks);
             var y = Diffusion.SdEdit(_network.forward, GaussianDiffusion.ToModelRange(x), cond, respacedSteps, depth, differentiable,
-                generator is null ? null : [generator], _options.GuidanceScale);
+                generators, _options.GuidanceScale);
             var result = GaussianDiffusion.ToImageRange(y);
             if (result.device != images.device) result = result.to(images.device);   // the contract: on the images' device
             return result.MoveToOuterDisposeScope();

@@ -368,7 +368,9 @@ public sealed class MaskDiffusionTransformer : Core.MLNet.StageTransformer, IDis
                     while (rows.Count < n)
                     {
                         if (!_src.MoveNext()) { _srcDone = true; break; }
-                        _srcIndex++;
+                        // The row's number is its source position (its visit order for a plain view; the row's
+                        // number in the caller's data when a PredictionEngine feeds rows one at a time).
+                        _srcIndex = _src.Position;
                         var values = new Dictionary<string, object>(StringComparer.Ordinal);
                         var row = new Row(_srcIndex, values);
                         rows.Add(row);

@@ -1,4 +1,5 @@
 using MLNetMedSeg;
+using MLNetMedSeg.Dasp;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
 
@@ -32,5 +33,45 @@ public static class MedSegTrainersCatalogExtensions
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(options);
         return new SegmentationTrainer(catalog.ContextFor("Segmentation"), options);
+    }
+
+    /// <summary>
+    /// The whole DASP flow (paper 000, Fig. 2) as one trainer: a Bernoulli mask diffusion draws unseen masks (§3.1), a
+    /// mask-conditioned image diffusion draws an image for each (§3.2), uncertainty-weighted Diff-PGD with SDEdit attacks
+    /// those images against the segmenter being trained (§3.3, Eq. 9–10: K = 10, γ = 1/255, T^s = 3, σ² = 4), and the
+    /// segmenter learns from the real and the attacked pairs (§3.4, Eq. 11). Columns as
+    /// <see cref="Segmentation(MedSegTrainersCatalog, SegmentationArchitecture, string, string, int, int, double)"/>;
+    /// the fitted model is the segmenter (it adds <c>Probability</c> and <c>Predicted</c>, float [1,H,W]) with the two
+    /// generators saved beside it. The segmenter's defaults are paper 000's Kvasir-SEG settings (§4.1: Adam, learning
+    /// rate 4e-3, 200 epochs, batch 16, N′ = 2N generated pairs); the diffusion models keep their CPU-sized defaults
+    /// (<see cref="MLNetMedSeg.Diffusion.MaskDiffusionOptions"/>, <see cref="MLNetMedSeg.Diffusion.ImageDiffusionOptions"/>).
+    /// </summary>
+    /// <param name="catalog">The trainers catalog.</param>
+    /// <param name="architecture">The segmentation backbone (default U-Net; paper 000's Table 1 reports all four).</param>
+    /// <param name="labelColumnName">Binary masks, float [1,H,W] in {0,1} (default "Mask").</param>
+    /// <param name="imageColumnName">Images, <c>MLImage</c> or float [3,H,W] (default "Image").</param>
+    /// <param name="epochs">Segmenter epochs (default 200, §4.1).</param>
+    /// <param name="batchSize">Segmenter batch size (default 16, §4.1).</param>
+    /// <param name="learningRate">Segmenter Adam learning rate (default 4e-3, §4.1 for Kvasir-SEG; 1e-4 for ETIS).</param>
+    /// <param name="syntheticPerImage">Generated pairs per real image (default 2: N′ = 2N, §4.1).</param>
+    public static DaspEstimator Dasp(this MedSegTrainersCatalog catalog, SegmentationArchitecture architecture = SegmentationArchitecture.UNet,
+        string labelColumnName = "Mask", string imageColumnName = "Image", int epochs = 200, int batchSize = 16, double learningRate = 4e-3,
+        int syntheticPerImage = 2)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        var o = new DaspOptions { MaskColumn = labelColumnName, ImageColumn = imageColumnName, SyntheticPerImage = syntheticPerImage };
+        o.Segmentation.Network.Architecture = architecture;
+        o.Segmentation.Epochs = epochs;
+        o.Segmentation.BatchSize = batchSize;
+        o.Segmentation.LearningRate = learningRate;
+        return catalog.Dasp(o);
+    }
+
+    /// <summary>The DASP flow with every option (each part's own options, the attack or none, offline or online attacks, figures).</summary>
+    public static DaspEstimator Dasp(this MedSegTrainersCatalog catalog, DaspOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new DaspEstimator(catalog.ContextFor("Dasp"), options);
     }
 }

@@ -42,7 +42,9 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
 {
     /// <summary>
     /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
-    /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). Data that cannot be shuffled is cached in memory first.
+    /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). The columns are checked first, before any row is read (a missing or unreadable column
+    /// is a <see cref="SchemaException"/> naming it); data that cannot be shuffled is then cached in memory for the
+    /// fit (and released after it).
     /// </summary>
     /// <remarks>
     /// After augmenters in a chain (a mask diffusion, an image diffusion, adversarial training; see
@@ -52,8 +54,13 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
     public SegmentationTransformer Fit(Microsoft.ML.IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        if (input is not AugmentedTrainingData a) return Fit(Core.MLNet.MLNetData.ForTraining(input), CancellationToken.None);
-        var real = Core.MLNet.MLNetData.ForTraining(a.Input);
+        if (input is not AugmentedTrainingData a)
+            return Core.MLNet.MLNetData.Fit(input, GetOutputSchema, data => Fit(data, CancellationToken.None));
+        return Core.MLNet.MLNetData.Fit(a.Input, GetOutputSchema, real => FitAugmented(a, real));
+    }
+
+    private SegmentationTransformer FitAugmented(AugmentedTrainingData a, IDataView real)
+    {
         if (!a.HasGeneratedPairs)
         {
             if (a.HasGeneratedMasks)
@@ -97,10 +104,14 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
     {
         ArgumentNullException.ThrowIfNull(trainData);
         ArgumentNullException.ThrowIfNull(validationData);
-        using var validation = CachedDataView.Create(Core.MLNet.MLNetData.AsLibraryView(validationData));
-        var o = _options.Clone();
-        o.ValidationData = validation;
-        return FitWith(o, Core.MLNet.MLNetData.ForTraining(trainData));
+        Core.MLNet.MLNetData.CheckSchema(validationData.Schema, GetOutputSchema);
+        return Core.MLNet.MLNetData.Fit(trainData, GetOutputSchema, train =>
+        {
+            using var validation = CachedDataView.Create(Core.MLNet.MLNetData.AsLibraryView(validationData));
+            var o = _options.Clone();
+            o.ValidationData = validation;
+            return FitWith(o, train);
+        });
     }
 
     private const string AugmentedFlagColumn = "IsAugmented";

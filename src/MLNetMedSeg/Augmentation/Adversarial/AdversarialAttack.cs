@@ -69,7 +69,7 @@ public sealed class AdversarialAttack
     /// Attacks a batch. <paramref name="logits"/> maps images [N,C,H,W] to logits [N,K,H,W] differentiably (K = 1: binary
     /// head, <paramref name="masks"/> float [N,1,H,W] {0,1}; K ≥ 2: multi-class head, masks int64 [N,H,W]); the caller
     /// puts its network in the mode it wants attacked (eval for a fitted model). <paramref name="rowKeys"/> (default
-    /// 0..N−1) seed each row's random start; the SDEdit noise of the batch is seeded by (seed, first key). The results
+    /// 0..N−1) seed each row's random start and SDEdit noise: a row's result does not depend on the batch it is in. The results
     /// join the caller's dispose scope.
     /// </summary>
     public AdversarialAttackResult Run(Func<Tensor, Tensor> logits, Tensor images, Tensor masks, ulong seed,
@@ -87,7 +87,9 @@ public sealed class AdversarialAttack
             using (no_grad())
                 w = AdversarialLoss.UncertaintyMap(logits(x0), o.UncertaintyVariance);
         var lossWeights = o.UncertaintyWeighting ? w : null;
-        using var sdGen = o.NeedsSdEditor ? new Generator(RowSeed(seed, "sdedit", keys[0]), x0.device) : null;
+        // SDEdit's noise: one generator per row, so that a row's result does not depend on its batch.
+        using var sdGens = new GeneratorList(o.NeedsSdEditor ? keys.Select(k => new Generator(RowSeed(seed, "sdedit", k), x0.device)) : []);
+        var sdGen = sdGens.Items;
         double step = (o.Method == AdversarialAttackMethod.InverseFgsm ? -1 : 1) * o.EffectiveStepSize;
         var adv = (o.RandomStart ? RandomStart(x0, seed, keys) : x0.clone()).DetachFromDisposeScope();
         try
@@ -115,6 +117,17 @@ public sealed class AdversarialAttack
         return Keep(new AdversarialAttackResult(attacked, adv, w));
     }
 
+    /// <summary>Generators disposed together.</summary>
+    private sealed class GeneratorList(IEnumerable<Generator> generators) : IDisposable
+    {
+        public List<Generator> Items { get; } = generators.ToList();
+
+        public void Dispose()
+        {
+            foreach (var g in Items) g.Dispose();
+        }
+    }
+
     /// <summary>Moves a result's tensors to the scope outside the caller's current one.</summary>
     private static AdversarialAttackResult Keep(AdversarialAttackResult r)
     {
@@ -125,7 +138,7 @@ public sealed class AdversarialAttack
     }
 
     /// <summary>∇ of the summed per-image attack loss with respect to the iterate (Diff-PGD detached form: to x_d).</summary>
-    private Tensor Gradient(Func<Tensor, Tensor> logits, Tensor adv, Tensor masks, Tensor? condition, Tensor? w, Generator? sdGen)
+    private Tensor Gradient(Func<Tensor, Tensor> logits, Tensor adv, Tensor masks, Tensor? condition, Tensor? w, IReadOnlyList<Generator> sdGen)
     {
         var o = Options;
         Tensor input, attackedInput;

@@ -15,10 +15,16 @@ namespace MLNetMedSeg.Augmentation.Adversarial;
 public sealed class AdversarialAttackEstimator : IEstimator<AdversarialAttackTransformer>, Microsoft.ML.IEstimator<AdversarialAttackTransformer>
 {
     /// <summary>
-    /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
-    /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). Data that cannot be shuffled is cached in memory first.
+    /// ML.NET: checks the columns of an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as
+    /// float vectors [1,H,W] or [H,W], or integer vectors [H,W]; see <see cref="Core.MLNet.TensorColumns"/>) and returns
+    /// the transformer; no row is read. A missing or unreadable column is a <see cref="SchemaException"/> naming it.
     /// </summary>
-    public AdversarialAttackTransformer Fit(Microsoft.ML.IDataView input) => Fit(Core.MLNet.MLNetData.ForTraining(input), CancellationToken.None);
+    public AdversarialAttackTransformer Fit(Microsoft.ML.IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        Core.MLNet.MLNetData.CheckSchema(input.Schema, GetOutputSchema);
+        return Fit(Core.MLNet.MLNetData.AsLibraryView(input), CancellationToken.None);
+    }
 
     /// <summary>ML.NET schema propagation: checks the columns this stage reads (naming a missing or wrong one) before any training.</summary>
     public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>

@@ -10,12 +10,14 @@ using MLNetMedSeg.Segmentation;
 // ML.NET finds a stage's loader through these attributes when ml.Model.Load reads the stage's loader signature from
 // the model file (the file also names this assembly). One line per stage; each stage has a private static
 // Create(IHostEnvironment, ModelLoadContext). LoadableClassAttribute and SignatureLoadModel are ML.NET internals: see
-// build/msbuild/MLNetInternals.targets.
+// build/msbuild/MLNetInternals.targets. The name registered is the one ModelFiles.HeaderSignature writes into the model
+// header: the stage's signature, or for the two longer than the header's 23 characters, "MS." + the part after "MEDSEG."
+// (a literal here, as attribute arguments must be constants; ModelFilesTests checks that they agree).
 [assembly: LoadableClass(typeof(SegmentationTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg segmentation model", SegmentationTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(MaskDiffusionTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg mask diffusion", MaskDiffusionTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(ImageDiffusionTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg image diffusion", ImageDiffusionTransformer.LoaderSignature)]
-[assembly: LoadableClass(typeof(AdversarialAttackTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg adversarial augmenter", AdversarialAttackTransformer.LoaderSignature)]
-[assembly: LoadableClass(typeof(DeformationAttackTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg deformation attacker", DeformationAttackTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(AdversarialAttackTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg adversarial augmenter", "MS.ADVERSARIAL_ATTACK")]
+[assembly: LoadableClass(typeof(DeformationAttackTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg deformation attacker", "MS.DEFORMATION_ATTACK")]
 [assembly: LoadableClass(typeof(DaspTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg DASP flow", DaspTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(ResizeTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg resize", ResizeTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(ConvertChannelsTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg convert channels", ConvertChannelsTransformer.LoaderSignature)]

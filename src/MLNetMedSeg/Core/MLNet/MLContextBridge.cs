@@ -73,18 +73,21 @@ public static class MLContextBridge
                 default: ch.Info(e.Message); break;
             }
         };
-        ctx.Progress = new ProgressToLog(host, settings.Progress);
+        ctx.Progress = new ProgressToLog(host, settings);
         return ctx;
     }
 
-    /// <summary>Progress to ML.NET's log (at most every 2 s, and at each epoch's end) and to the caller's reporter.</summary>
-    private sealed class ProgressToLog(IHost host, IProgress<TrainingProgress>? user) : IProgress<TrainingProgress>
+    /// <summary>
+    /// Progress to ML.NET's log (at most every 2 s, and at each epoch's end) and to the reporter set on
+    /// <c>ml.MedSeg().Progress</c> — read at each report, so one set after the pipeline was built still hears it.
+    /// </summary>
+    private sealed class ProgressToLog(IHost host, Settings settings) : IProgress<TrainingProgress>
     {
         private DateTime _last = DateTime.MinValue;
 
         public void Report(TrainingProgress value)
         {
-            user?.Report(value);
+            settings.Progress?.Report(value);
             var now = DateTime.UtcNow;
             if (value.Step < value.StepsPerEpoch && now - _last < TimeSpan.FromSeconds(2)) return;
             _last = now;
@@ -107,7 +110,8 @@ public static class MLContextBridge
         foreach (var c in input)
             if (ShapeType(c) is { } t) b.AddColumn(c.Name, t);
         var inner = b.ToSchema();
-        var output = stageSchema(inner);
+        var output = MLNetData.ExplainUnreadable(() => stageSchema(inner), name =>
+            input.TryFindColumn(name, out var c) && !c.IsKey ? $"{c.Kind} of {c.ItemType}" : null);
         var result = input.ToDictionary(c => c.Name);
         foreach (var c in output)
         {
@@ -122,6 +126,17 @@ public static class MLContextBridge
             };
         }
         return new SchemaShape(result.Values);
+    }
+
+    /// <summary>
+    /// The <see cref="SchemaShape"/> of <paramref name="schema"/>, what <c>IEstimator.GetOutputSchema</c> takes (ML.NET
+    /// builds it inside <c>EstimatorChain.Fit</c>; its own <c>SchemaShape.Create</c> is not public), e.g. to check a
+    /// standalone estimator against data before fitting: <c>estimator.GetOutputSchema(MLContextBridge.ShapeOf(data.Schema))</c>.
+    /// </summary>
+    public static SchemaShape ShapeOf(Microsoft.ML.DataViewSchema schema)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        return ModelFiles.Shape(schema);
     }
 
     private static ColumnType? ShapeType(SchemaShape.Column c)

@@ -39,7 +39,7 @@ internal sealed class StageSchema
     public static StageSchema Of(Pipeline.ITransformer stage, MLSchema input)
     {
         var inner = new MLNetInputView.SchemaOnly(input).Schema;
-        var output = stage.GetOutputSchema(inner);
+        var output = MLNetData.ExplainUnreadable(() => stage.GetOutputSchema(inner), name => MLNetData.UnreadableType(input, inner, name));
         var added = new List<Data.DataViewSchema.Column>();
         foreach (var c in output)
         {
@@ -255,27 +255,37 @@ internal sealed class MLNetRowMapper : IRowToRowMapper
             {
                 Clear();
                 var schema = _mapper._inputs.Schema;
-                var cols = new (string, ColumnType, System.Collections.IList)[schema.Count];
-                for (int i = 0; i < schema.Count; i++) cols[i] = (schema[i].Name, (ColumnType)schema[i].Type, new List<object> { _readers[i]() });
-                using var view = InMemoryDataView.Create(cols);
+                var values = new object[schema.Count];
+                using var view = new OneRowView(schema, values, Math.Max(0, _input.Position));
+                for (int i = 0; i < schema.Count; i++) values[i] = _readers[i]();
                 var output = _mapper._stage.Transform(view);
                 using var cursor = output.GetRowCursor(_mapper._schema.Added.Select(n => output.Schema[n]).ToArray());
                 if (!cursor.MoveNext()) throw new InvalidOperationException($"stage {_mapper._stage.GetType().Name} gave no row for its input row");
+                // Kept as managed arrays, never as tensors: a PredictionEngine never disposes the row it gets from
+                // the mapper, so a tensor held here would be left to the finalizer.
                 foreach (var n in _mapper._schema.Added)
                 {
                     var v = cursor.GetValue(output.Schema[n]);
-                    _values[n] = v is Tensor t ? t.clone().DetachFromDisposeScope() : v;
+                    _values[n] = v switch
+                    {
+                        Tensor { dtype: ScalarType.Float32 } t => ToArray<float>(t),
+                        Tensor t => ToArray<long>(t),
+                        _ => v,
+                    };
                 }
                 _computedAt = _input.Position;
             }
             return _values[name];
         }
 
-        private void Clear()
+        private static T[] ToArray<T>(Tensor t) where T : unmanaged
         {
-            foreach (var v in _values.Values) if (v is Tensor t) t.Dispose();
-            _values.Clear();
+            using var scope = torch.NewDisposeScope();
+            var cpu = t.to(typeof(T) == typeof(float) ? ScalarType.Float32 : ScalarType.Int64).cpu().contiguous();
+            return cpu.data<T>().ToArray();
         }
+
+        private void Clear() => _values.Clear();
 
         public override ValueGetter<TValue> GetGetter<TValue>(MLColumn column)
         {
@@ -286,14 +296,21 @@ internal sealed class MLNetRowMapper : IRowToRowMapper
             Delegate getter = column.Type switch
             {
                 VectorDataViewType v when v.ItemType == NumberDataViewType.Single => (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) =>
-                    TensorColumns.ToVector((Tensor)Value(name), ref dst)),
+                    Copy((float[])Value(name), ref dst)),
                 VectorDataViewType => (ValueGetter<VBuffer<long>>)((ref VBuffer<long> dst) =>
-                    TensorColumns.ToVector((Tensor)Value(name), ref dst)),
+                    Copy((long[])Value(name), ref dst)),
                 TextDataViewType => (ValueGetter<ReadOnlyMemory<char>>)((ref ReadOnlyMemory<char> dst) => dst = ((string)Value(name)).AsMemory()),
                 _ => (ValueGetter<double>)((ref double dst) => dst = (double)Value(name)),
             };
             return getter as ValueGetter<TValue>
                 ?? throw new InvalidOperationException($"column '{column.Name}' holds {column.Type}, not {typeof(TValue).Name}");
+        }
+
+        private static void Copy<T>(T[] values, ref VBuffer<T> dst)
+        {
+            var editor = VBufferEditor.Create(ref dst, values.Length);
+            values.AsSpan().CopyTo(editor.Values);
+            dst = editor.Commit();
         }
 
         protected override void Dispose(bool disposing)
@@ -302,4 +319,57 @@ internal sealed class MLNetRowMapper : IRowToRowMapper
             base.Dispose(disposing);
         }
     }
+}
+
+/// <summary>
+/// One input row for a stage, at position <c>position</c>: stages that seed a row's noise by its position (the
+/// diffusion samplers, PGD's random start) then give a <c>PredictionEngine</c>'s n-th prediction the values of row n of
+/// <c>Transform</c>. Owns the row's tensors.
+/// </summary>
+internal sealed class OneRowView(Data.DataViewSchema schema, object[] values, long position) : Data.IDataView, IDisposable
+{
+    public Data.DataViewSchema Schema => schema;
+
+    public long? GetRowCount() => 1;
+
+    public bool CanShuffle => false;
+
+    public Data.DataViewRowCursor GetRowCursor(IEnumerable<Data.DataViewSchema.Column> columnsNeeded, Random? rand = null) =>
+        new Cursor(this, columnsNeeded.Select(c => c.Index).ToHashSet());
+
+    public void Dispose()
+    {
+        for (int i = 0; i < _values.Length; i++)
+        {
+            if (_values[i] is Tensor t) t.Dispose();
+            _values[i] = null!;
+        }
+    }
+
+    private sealed class Cursor(OneRowView view, HashSet<int> active) : Data.DataViewRowCursor
+    {
+        private bool _done;
+
+        public override Data.DataViewSchema Schema => view.Schema;
+
+        public override bool MoveNext()
+        {
+            if (_done) return false;
+            _done = true;
+            Position = view._position;
+            return true;
+        }
+
+        public override bool IsColumnActive(Data.DataViewSchema.Column column) => active.Contains(column.Index);
+
+        public override object GetValue(Data.DataViewSchema.Column column)
+        {
+            if (!active.Contains(column.Index)) throw new InvalidOperationException($"column '{column.Name}' was not requested when the cursor was made");
+            if (!_done) throw new InvalidOperationException("call MoveNext before reading values");
+            return view._values[column.Index];
+        }
+    }
+
+    private readonly long _position = position;
+    private readonly object[] _values = values;
 }

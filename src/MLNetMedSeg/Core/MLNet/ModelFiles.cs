@@ -32,13 +32,31 @@ internal static class ModelFiles
         return (s.Length >= 8 ? s[..8] : s.PadRight(8, '_'));
     }
 
+    /// <summary>The longest loader signature ML.NET's model header holds (a fixed field of 24 characters with its terminator).</summary>
+    internal const int MaxHeaderSignature = 23;
+
+    /// <summary>
+    /// The loader signature written into ML.NET's header for a stage signature: the signature itself when it fits
+    /// (<see cref="MaxHeaderSignature"/>), else "MS." + the part after "MEDSEG." ("MEDSEG.ADVERSARIAL_ATTACK" →
+    /// "MS.ADVERSARIAL_ATTACK"). <c>LoadableStages.cs</c> registers each stage's loader under this name; the stage's own
+    /// signature follows in the entry's stream.
+    /// </summary>
+    internal static string HeaderSignature(string loaderSignature)
+    {
+        if (loaderSignature.Length <= MaxHeaderSignature) return loaderSignature;
+        string s = loaderSignature.StartsWith("MEDSEG.", StringComparison.Ordinal) ? "MS." + loaderSignature[7..] : loaderSignature;
+        if (s.Length > MaxHeaderSignature)
+            throw new InvalidOperationException($"the loader signature '{loaderSignature}' is too long for ML.NET's model header ({MaxHeaderSignature} characters at most, after shortening '{s}')");
+        return s;
+    }
+
     private static VersionInfo Version(string loaderSignature, int written, int oldestReadable) => new(
         modelSignature: ModelSignature(loaderSignature),
         verWrittenCur: VersionBase + (uint)written,
         verReadableCur: VersionBase + (uint)oldestReadable,
         verWeCanReadBack: VersionBase + 1,
         loaderAssemblyName: typeof(ModelFiles).Assembly.FullName,
-        loaderSignature: loaderSignature,
+        loaderSignature: HeaderSignature(loaderSignature),
         loaderSignatureAlt: null);
 
     /// <summary>Saves <paramref name="stage"/> into ML.NET's context (its <see cref="Pipeline.ITransformer.Save"/>, adapted).</summary>
@@ -84,6 +102,9 @@ internal static class ModelFiles
     /// <summary>ML.NET's device choice (<see cref="MLContext.GpuDeviceId"/>, <see cref="MLContext.FallbackToCpu"/>) from any environment.</summary>
     public static (int? GpuDeviceId, bool FallbackToCpu) DeviceChoice(IHostEnvironment env) =>
         env is IHostEnvironmentInternal i ? (i.GpuDeviceId, i.FallbackToCpu) : (null, true);
+
+    /// <summary>The <see cref="SchemaShape"/> of a schema (<c>SchemaShape.Create</c> is internal in ML.NET 6).</summary>
+    public static SchemaShape Shape(DataViewSchema schema) => SchemaShape.Create(schema);
 
     /// <summary>A column of a <see cref="SchemaShape"/> (its constructor is internal in ML.NET 6).</summary>
     public static SchemaShape.Column ShapeColumn(string name, SchemaShape.Column.VectorKind kind, DataViewType itemType, bool isKey = false) =>

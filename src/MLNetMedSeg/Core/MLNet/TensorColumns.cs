@@ -11,6 +11,29 @@ namespace MLNetMedSeg.Core.MLNet;
 /// <see cref="MLImage"/> (<see cref="ImageDataViewType"/>); a tensor is a dense <see cref="VBuffer{T}"/> of a
 /// <see cref="VectorDataViewType"/> whose dimensions are the tensor's shape (float32 [C,H,W] images, probabilities and
 /// binary masks; int64 [H,W] class maps); ids and paths are text. Library side: float32 tensors, images in [0,1] RGB.
+/// <para><b>What fits from ML.NET's own transforms</b> (checked in MixedChainTests):</para>
+/// <list type="bullet">
+/// <item><c>LoadImages</c> → <c>ResizeImages</c>: an <see cref="MLImage"/>, read as float [3,H,W] = pixel / 255, RGB.</item>
+/// <item><c>ExtractPixels(interleavePixelColors: false)</c> (its default) gives <c>Vector&lt;Single, 3, H, W&gt;</c>,
+/// planes in R, G, B order: read as [3,H,W]. With <c>scaleImage: 1f / 255</c> the values are bit for bit those of the
+/// MLImage conversion; without it they are 0–255, and the stages that work in [0,1] (diffusion, the attacks' clipping)
+/// then see the wrong range.</item>
+/// <item><c>ExtractPixels(interleavePixelColors: true)</c> gives <c>Vector&lt;Single, H, W, 3&gt;</c> (channels last).
+/// A 3-dimensional vector is always read as [C,H,W], so this is [H,W,3] read as H channels of W×3: stages that check
+/// their channel count refuse it naming the column (expected [3,?,?]); do not interleave.</item>
+/// <item><c>NormalizeMinMax</c>, <c>NormalizeMeanVariance</c> and other per-slot normalizers keep the input's dimensions,
+/// so their output is read like their input (note that they normalize each pixel position across rows, not each image).</item>
+/// <item>A float vector without dimensions (<c>[VectorType(768)]</c> on a <c>float[]</c>, or transforms that flatten) cannot
+/// be read: the library cannot tell [3,16,16] from [1,16,48]. A stage reading such a column refuses it at Fit, before
+/// any training, naming the column and its type. <c>IEstimator.GetOutputSchema(SchemaShape)</c> cannot see this:
+/// ML.NET's <c>SchemaShape</c> carries no dimensions (only "vector of Single"). Declare the dimensions
+/// (<c>[VectorType(3, H, W)]</c>).</item>
+/// <item>Vectors of Double (a <c>double[]</c> member) are not read either (float32 only; integer vectors [H,W] are class
+/// maps).</item>
+/// <item>The library's output columns are <c>Vector&lt;Single, C, H, W&gt;</c> (or <c>Vector&lt;Int64, H, W&gt;</c> class
+/// maps) with their dimensions, so ML.NET's transforms downstream (normalizers, <c>CopyColumns</c>, <c>CreateEnumerable</c>
+/// into <c>[VectorType(C, H, W)] float[]</c>) read them as any vector column.</item>
+/// </list>
 /// </summary>
 public static class TensorColumns
 {

@@ -33,14 +33,23 @@ internal sealed class BlurSdEditor(int channels = 3, double noisePerStep = 0.01)
         return x;
     }
 
-    public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null)
+    public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null) =>
+        Edit(images, masks, depth, differentiable, () => randn(images.shape, images.dtype, images.device, generator: generator));
+
+    /// <summary>One call for the batch, row i's noise from generators[i] (as the image diffusion model does it).</summary>
+    public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, IReadOnlyList<Generator> generators) =>
+        Edit(images, masks, depth, differentiable, () => generators.Count == 1
+            ? randn(images.shape, images.dtype, images.device, generator: generators[0])
+            : cat(generators.Select(g => randn([1, .. images.shape[1..]], images.dtype, images.device, generator: g)).ToList(), 0));
+
+    private Tensor Edit(Tensor images, Tensor masks, int depth, bool differentiable, Func<Tensor> noise)
     {
         Calls++;
         if (masks.dim() != 4 || masks.size(1) != 1) throw new ArgumentException("the condition must be [N,1,H,W]");
         if (depth == 0) return images.alias();
         using var scope = NewDisposeScope();
         using var grad = set_grad_enabled(differentiable && is_grad_enabled());
-        var noisy = images.add(randn(images.shape, images.dtype, images.device, generator: generator).mul(noisePerStep * depth));
+        var noisy = images.add(noise().mul(noisePerStep * depth));
         var r = Blur(noisy).clamp(0, 1);
         if (!differentiable) r = r.detach();
         return r.MoveToOuterDisposeScope();
@@ -69,6 +78,9 @@ internal sealed class UnsavedBlurSdEditor : ISdEditor
 
     public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null) =>
         _inner.SdEdit(images, masks, respacedSteps, depth, differentiable, generator);
+
+    public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, IReadOnlyList<Generator> generators) =>
+        _inner.SdEdit(images, masks, respacedSteps, depth, differentiable, generators);
 }
 
 /// <summary>Tiny data and segmenters.</summary>
