@@ -48,12 +48,12 @@ public sealed class AugmentedChainTests
             .Append(ml.Transforms.ResizeImages("Image", S, S))
             .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", S, S));
 
-    private static MaskDiffusionEstimator Masks(MLContext ml) => new(MLContextBridge.ContextFor(ml, "MaskDiffusion"), new MaskDiffusionOptions
+    private static MaskDiffusionEstimator Masks(MLContext ml) => ml.MedSeg().Generation.MaskDiffusion(new MaskDiffusionOptions
     {
         Network = TinyUNet(), Steps = 50, Epochs = 2, BatchSize = 8, LearningRate = 2e-3, EmaDecay = 0.99, SampleSteps = 5, SamplesPerRow = 2,
     });
 
-    private static ImageDiffusionEstimator Images(MLContext ml) => new(MLContextBridge.ContextFor(ml, "ImageDiffusion"), new ImageDiffusionOptions
+    private static ImageDiffusionEstimator Images(MLContext ml) => ml.MedSeg().Generation.ImageDiffusion(new ImageDiffusionOptions
     {
         ImageChannels = 3, Network = TinyUNet(), TimeSteps = 50, Epochs = 2, BatchSize = 8, LearningRate = 2e-3, EmaDecay = 0.99, SampleSteps = 5,
     });
