@@ -7,7 +7,6 @@ using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Attacks;
@@ -209,7 +208,7 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
             }
             _criticOpt!.ZeroGrad();
             loss.backward();
-            _criticOpt.step();
+            _criticOpt!.step();
             if (o.CriticRegularization == CriticRegularization.WeightClipping)
                 using (no_grad())
                     foreach (var p in critic.parameters()) p.clamp_(-o.ClipValue, o.ClipValue);
@@ -228,7 +227,7 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
                 fields.Deformation, fields.Intensity, fields.Kl, _o);
             _genOpt!.ZeroGrad();
             terms.Total.backward();
-            _genOpt.step();
+            _genOpt!.step();
             return (terms.Total.ToDouble(), terms.CrossEntropy.ToDouble());
         }
 

@@ -12,7 +12,7 @@ using TorchSharp.Modules;
 namespace MLNetMedSeg.Dasp;
 
 /// <summary>
-/// The DASP flow as one estimator (paper 000, Fig. 2): <see cref="Fit"/> trains the mask diffusion on the masks and the
+/// The DASP flow as one estimator (paper 000, Fig. 2): <see cref="Fit(Microsoft.ML.IDataView)"/> trains the mask diffusion on the masks and the
 /// conditional image diffusion on the pairs, generates N′ = k·N pairs {x̃, ỹ}, and trains the segmenter on the real
 /// pairs plus the generated ones attacked with Diff-PGD and W (Eq. 9–11) — online by default: the generated images are
 /// re-attacked against the segmenter being trained every <see cref="DaspOptions.AttackEveryEpochs"/> epochs. The result

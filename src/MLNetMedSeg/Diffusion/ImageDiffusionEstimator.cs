@@ -8,7 +8,6 @@ using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Diffusion;
 

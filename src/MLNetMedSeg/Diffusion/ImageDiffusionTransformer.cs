@@ -13,7 +13,7 @@ public sealed record ImageDiffusionEpochRecord(int Epoch, double Loss, double Se
 
 /// <summary>
 /// A fitted mask-conditioned image diffusion model (made by <see cref="ImageDiffusionEstimator"/>): the ε-network with
-/// its EMA weights and the Gaussian process it was trained on. <see cref="Transform"/> adds
+/// its EMA weights and the Gaussian process it was trained on. <see cref="Transform(Data.IDataView)"/> adds
 /// <see cref="ImageDiffusionOptions.OutputColumn"/> — float32 [C,H,W] in [0,1], an image sampled for the mask in
 /// <see cref="ImageDiffusionOptions.ConditionColumn"/> with the configured sampler — lazily and in batches of
 /// <see cref="ImageDiffusionOptions.TransformBatchSize"/> rows. Row r's noise comes from a generator seeded by

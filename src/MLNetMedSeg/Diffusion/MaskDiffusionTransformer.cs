@@ -12,7 +12,7 @@ namespace MLNetMedSeg.Diffusion;
 /// A fitted Bernoulli mask diffusion model (made by <see cref="MaskDiffusionEstimator"/>) that generates binary masks
 /// (DASP §3.1: unseen masks ỹ sampled from p_θ, Eq. 4) with the strided sampler of <see cref="BernoulliDiffusion"/>
 /// (<see cref="MaskDiffusionModelOptions.SampleSteps"/> of the T steps) and the EMA weights.
-/// <para><b>Output view.</b> <see cref="Transform"/> gives <b>k rows per input row</b>
+/// <para><b>Output view.</b> <see cref="Transform(Data.IDataView)"/> gives <b>k rows per input row</b>
 /// (k = <see cref="MaskDiffusionModelOptions.SamplesPerRow"/>): output row r·k + j repeats input row r's columns and
 /// adds <c>SyntheticMask</c> — float32 [1,H,W], {0, 1} with the default threshold final step — and <c>SampleIndex</c>
 /// (Number, j = 0..k−1). One row per mask keeps every later stage (the image diffusion that draws an image for each

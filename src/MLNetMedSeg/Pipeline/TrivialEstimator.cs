@@ -4,7 +4,7 @@ namespace MLNetMedSeg.Pipeline;
 
 /// <summary>
 /// An estimator with nothing to learn (as ML.NET's TrivialEstimator): it wraps a ready transformer, made (and its
-/// options validated) when the estimator is constructed, and <see cref="Fit"/> only checks the input schema.
+/// options validated) when the estimator is constructed, and <see cref="Fit(Microsoft.ML.IDataView)"/> only checks the input schema.
 /// </summary>
 public abstract class TrivialEstimator<TTransformer> : IEstimator<TTransformer>, Microsoft.ML.IEstimator<TTransformer>
     where TTransformer : Core.MLNet.StageTransformer
@@ -15,7 +15,7 @@ public abstract class TrivialEstimator<TTransformer> : IEstimator<TTransformer>,
         Transformer = transformer;
     }
 
-    /// <summary>The transformer <see cref="Fit"/> returns.</summary>
+    /// <summary>The transformer <see cref="Fit(Microsoft.ML.IDataView)"/> returns.</summary>
     protected TTransformer Transformer { get; }
 
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Transformer.GetOutputSchema(inputSchema);

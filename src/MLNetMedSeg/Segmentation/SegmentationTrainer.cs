@@ -12,7 +12,6 @@ using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Segmentation;
 

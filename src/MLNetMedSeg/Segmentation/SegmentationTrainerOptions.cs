@@ -142,7 +142,7 @@ public sealed class SegmentationTrainerOptions
     public int? EarlyStoppingPatience { get; set; }
 
     /// <summary>
-    /// Folder for the resume checkpoint written after every epoch (default null: none). A <see cref="SegmentationTrainer.Fit"/>
+    /// Folder for the resume checkpoint written after every epoch (default null: none). A <see cref="SegmentationTrainer.Fit(Data.IDataView, CancellationToken)"/>
     /// with the same options and folder resumes after the last completed epoch (weights, optimizer state, schedule,
     /// random state, best score, history); a folder holding a checkpoint of different options is refused.
     /// </summary>

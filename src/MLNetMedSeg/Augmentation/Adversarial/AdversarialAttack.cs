@@ -20,7 +20,7 @@ public sealed record AdversarialAttackResult(Tensor Attacked, Tensor Perturbed, 
 /// Pixel space is [0,1]; every iterate is clipped to it (and projected onto the ε-ball when one is set). One step:
 /// x ← Π(x + s·γ·sign(∇ₓL)) with s = +1 (ascend the loss) or −1 (Inverse FGSM). For Diff-PGD the loss is taken on
 /// x_d = SDEdit(x) (<see cref="DiffPgdGradient"/> says how the gradient reaches x) and the result is SDEdit(x̃ᴷ).
-/// The gradient comes from <see cref="autograd.grad(Tensor, IReadOnlyList{Tensor}, bool?, bool, bool)"/> with respect
+/// The gradient comes from <c>torch.autograd.grad</c> (through <see cref="Core.Gradients.Grad"/>) with respect
 /// to the images only, so no weight's <c>.grad</c> is touched. Each step runs in its own dispose scope and only the
 /// current iterate is kept: memory does not grow with K. Randomness (random start, SDEdit noise) comes from
 /// generators seeded from (seed, row key): the same seed and keys give the same result.

@@ -7,7 +7,7 @@ namespace MLNetMedSeg.Augmentation.Adversarial;
 
 /// <summary>
 /// The adversarial augmenter as a pipeline stage: attacks a fitted segmenter (FGSM, Inverse FGSM, PGD, Diff-PGD, DASP;
-/// see <see cref="AdversarialAttackOptions"/>). Nothing is learnt: <see cref="Fit"/> checks the schema and returns an
+/// see <see cref="AdversarialAttackOptions"/>). Nothing is learnt: <see cref="Fit(Microsoft.ML.IDataView)"/> checks the schema and returns an
 /// <see cref="AdversarialAttackTransformer"/> that adds the attacked-image column. The segmenter (and SDEdit model) stay
 /// the caller's: the transformer uses them and does not dispose them. The seed is derived from the context when the
 /// estimator is created.
