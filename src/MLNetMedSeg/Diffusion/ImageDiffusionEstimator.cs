@@ -33,11 +33,22 @@ public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransform
     /// fit (and released after it).
     /// </summary>
     public ImageDiffusionTransformer Fit(Microsoft.ML.IDataView input) =>
-        Core.MLNet.MLNetData.Fit(input, GetOutputSchema, data => Fit(data, CancellationToken.None));
+        Core.MLNet.MLNetData.Fit(input, TrainingSchema, data => Fit(data, CancellationToken.None));
 
-    /// <summary>ML.NET schema propagation: checks the columns this stage reads (naming a missing or wrong one) before any training.</summary>
+    /// <summary>
+    /// ML.NET schema propagation: checks the image and mask columns it trains on (naming a missing or wrong one) before
+    /// any training, and adds <see cref="ImageDiffusionOptions.OutputColumn"/> when the condition column is there. The
+    /// condition column may be missing at fit time: the fitted model is also used on masks that arrive later, e.g. a
+    /// mask diffusion's generated masks (which travel to the trainer, not as a column).
+    /// </summary>
     public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>
-        Core.MLNet.MLContextBridge.PropagateShape(inputSchema, GetOutputSchema);
+        Core.MLNet.MLContextBridge.PropagateShape(inputSchema, s => s.Contains(_options.ConditionColumn) ? GetOutputSchema(s) : TrainingSchema(s));
+
+    private DataViewSchema TrainingSchema(DataViewSchema inputSchema)
+    {
+        CheckTrainingSchema(inputSchema, _options);
+        return inputSchema;
+    }
 
     private const string Name = "ImageDiffusion";
     private readonly MedSegContext _context;
