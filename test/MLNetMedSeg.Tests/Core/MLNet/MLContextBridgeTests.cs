@@ -51,7 +51,15 @@ public sealed class MLContextBridgeTests
     [TestMethod]
     public void GpuDeviceId_WithoutCuda_FallsBackOrSaysHowToGetCuda()
     {
-        if (torch.cuda.is_available()) Assert.Inconclusive("this machine has CUDA: the CUDA tests cover it");
+        if (torch.cuda.is_available())
+        {
+            // A GPU machine: the setting selects CUDA device 0, and a device id beyond the GPUs falls back or fails.
+            Assert.AreEqual(DeviceType.CUDA, MLContextBridge.DeviceFor(new MLContext(seed: 1) { GpuDeviceId = 0 }).type);
+            int beyond = torch.cuda.device_count();
+            Assert.AreEqual(DeviceType.CPU, MLContextBridge.DeviceFor(new MLContext(seed: 1) { GpuDeviceId = beyond, FallbackToCpu = true }).type);
+            Assert.ThrowsException<InvalidOperationException>(() => MLContextBridge.DeviceFor(new MLContext(seed: 1) { GpuDeviceId = beyond, FallbackToCpu = false }));
+            return;
+        }
         var ml = new MLContext(seed: 1) { GpuDeviceId = 0, FallbackToCpu = true };
         var warnings = new List<string>();
         ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) lock (warnings) warnings.Add(e.Message); };
