@@ -104,8 +104,7 @@ static int Run(Dictionary<string, string> opt)
     Console.WriteLine($"data: {CountRows(pairPaths)} pairs from {opt["data"]} → train {trainCount}, test {testCount}");
 
     // 1. Mask diffusion (DASP §3.1): the stage's defaults (a light ADM U-Net, T = 1000, cosine β, BCE on the flip noise).
-    // ml.MedSeg().Generation has no catalog method for it yet: the estimator is created on the MLContext's settings for
-    // the stage "MaskDiffusion" (seed, device, log, progress), as `medseg generate` does.
+    // ml.MedSeg().Generation.MaskDiffusion gives the stage the MLContext's settings (seed, device, log, progress).
     var maskOptions = new MaskDiffusionOptions
     {
         Epochs = I("mask-epochs"), SampleSteps = sampleSteps, SampleGridFolder = Path.Combine(runDir, "grids", "masks"), SampleGridEvery = 10,
@@ -114,11 +113,11 @@ static int Run(Dictionary<string, string> opt)
     maskOptions.Network.ImageSize = size;
     maskOptions.Network.AttentionResolutions = [size / 4];
     var clock = Stopwatch.StartNew();
-    using var masks = new MaskDiffusionEstimator(MLContextBridge.ContextFor(ml, "MaskDiffusion"), maskOptions).Fit(train);
+    using var masks = ml.MedSeg().Generation.MaskDiffusion(maskOptions).Fit(train);
     double maskSeconds = clock.Elapsed.TotalSeconds;
 
-    // 2. Image diffusion conditioned on the mask (DASP §3.2): the stage's defaults, DDIM sampling. No catalog method
-    // yet either: created on the MLContext's settings for the stage "ImageDiffusion".
+    // 2. Image diffusion conditioned on the mask (DASP §3.2): the stage's defaults, DDIM sampling, through
+    // ml.MedSeg().Generation.ImageDiffusion.
     var imageOptions = new ImageDiffusionOptions
     {
         Epochs = I("image-epochs"), SampleSteps = sampleSteps, ConditionColumn = "SyntheticMask", SampleGridFolder = Path.Combine(runDir, "grids", "images"),
@@ -127,7 +126,7 @@ static int Run(Dictionary<string, string> opt)
     imageOptions.Network.ImageSize = size;
     imageOptions.Network.AttentionResolutions = [size / 4];
     clock.Restart();
-    using var images = new ImageDiffusionEstimator(MLContextBridge.ContextFor(ml, "ImageDiffusion"), imageOptions).Fit(train);
+    using var images = ml.MedSeg().Generation.ImageDiffusion(imageOptions).Fit(train);
     double imageSeconds = clock.Elapsed.TotalSeconds;
 
     // 3. Generate: masks from noise, then an image for each (the chain a `medseg generate` model holds), read once.

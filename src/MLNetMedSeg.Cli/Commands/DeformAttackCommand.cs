@@ -92,7 +92,7 @@ internal static class DeformAttackCommand
                 using var evalImages = parse.GetValue(eval) is { } evalDir ? MLNetRun.Cache(load.Transform(MLNetRun.LoadPairs(ml, evalDir, "--eval")), ct) : null;
                 console.Err.WriteLine($"training the attacker (ξ = {o.Xi.ToString(CultureInfo.InvariantCulture)}, {o.Generator.Variant}) at {n}x{n} on {images.CountRows()} images");
                 var clock = Stopwatch.StartNew();
-                using var attacker = new DeformationAttackEstimator(MLContextBridge.ContextFor(ml, "DeformationAttack"), o, segmenter).Fit(images, ct);
+                using var attacker = ml.MedSeg().Augmentation.DeformationAttack(segmenter, o).Fit(images, ct);
                 bar.Complete();
                 var scored = evalImages ?? images;
                 var report = attacker.Evaluate(scored, ct);

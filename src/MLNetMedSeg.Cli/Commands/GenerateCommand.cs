@@ -119,9 +119,9 @@ internal static class GenerateCommand
         try
         {
             ct.ThrowIfCancellationRequested();
-            masks = new MaskDiffusionEstimator(MLContextBridge.ContextFor(ml, "MaskDiffusion"), maskOptions).Fit(train);
+            masks = ml.MedSeg().Generation.MaskDiffusion(maskOptions).Fit(train);
             ct.ThrowIfCancellationRequested();
-            images = new ImageDiffusionEstimator(MLContextBridge.ContextFor(ml, "ImageDiffusion"), imageOptions).Fit(train);
+            images = ml.MedSeg().Generation.ImageDiffusion(imageOptions).Fit(train);
             bar.Complete();
             var chain = new TransformerChain<ImageDiffusionTransformer>(masks, images);
             masks = null;
