@@ -97,6 +97,24 @@ public static class MedSegTransformsCatalogExtensions
         });
     }
 
+    /// <summary>
+    /// Loads images from the paths in <paramref name="inputColumnName"/> into <paramref name="outputColumnName"/> as
+    /// float [<paramref name="channels"/>, <paramref name="imageHeight"/>, <paramref name="imageWidth"/>] in [0,1] —
+    /// for the files ImageAnalytics' <c>ml.Transforms.LoadImages</c> cannot decode: TIFF (8/16 bit) and 16-bit PNG
+    /// (JPEG, PNG, BMP, WebP work too). Bilinear resize, stretched (no cropping), so <c>LoadMasks</c> at the same size
+    /// stays aligned. A missing or corrupt file is an error naming it.
+    /// </summary>
+    public static LoadImageEstimator LoadImages(this MedSegTransformsCatalog catalog, string outputColumnName, string? imageFolder,
+        string inputColumnName, int imageWidth, int imageHeight, int channels = 3)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new LoadImageEstimator(new LoadImageOptions
+        {
+            OutputColumnName = outputColumnName, ImageFolder = imageFolder, InputColumnName = inputColumnName,
+            Width = imageWidth, Height = imageHeight, Channels = channels,
+        });
+    }
+
     /// <summary>Loads masks with every option (multi-class value maps, strict binary masks).</summary>
     public static LoadMaskEstimator LoadMasks(this MedSegTransformsCatalog catalog, LoadMaskOptions options)
     {

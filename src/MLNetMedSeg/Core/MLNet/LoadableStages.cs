@@ -24,4 +24,5 @@ using MLNetMedSeg.Segmentation;
 [assembly: LoadableClass(typeof(BinarizeMaskTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg binarize mask", BinarizeMaskTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(MapMaskValuesTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg map mask values", MapMaskValuesTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(LoadMaskTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg load masks", LoadMaskTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(LoadImageTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg load images", LoadImageTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(MLNetMedSeg.Augmentation.Adversarial.AdversarialTrainingTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg adversarial training", MLNetMedSeg.Augmentation.Adversarial.AdversarialTrainingTransformer.LoaderSignature)]

@@ -232,3 +232,61 @@ public sealed class MLNetPipelineTests
         StringAssert.Contains(e2.Message, foreign);
     }
 }
+
+/// <summary>Images ImageAnalytics cannot decode (16-bit TIFF) through ml.MedSeg().Transforms.LoadImages.</summary>
+[TestClass]
+public sealed class LoadImagesTiffTests
+{
+    [TestMethod]
+    public void SixteenBitTiff_LoadsResized_TrainsAndRoundTrips()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "medseg-tiff-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string png = MLNetPipelineTests.WriteDiscs(Path.Combine(root, "png"), 8, 13, size: 24);
+            string tiffs = Path.Combine(root, "tiff");
+            Directory.CreateDirectory(tiffs);
+            foreach (var f in Directory.GetFiles(Path.Combine(png, "images")))
+            {
+                using var t = ImageIO.ReadTensor(f);
+                ImageIO.WriteTiff(Path.Combine(tiffs, Path.GetFileNameWithoutExtension(f) + ".tif"), t, bitDepth: 16);
+            }
+            var ml = new MLContext(seed: 4);
+            var pairs = ml.MedSeg().Data.LoadImageMaskPairs(tiffs, Path.Combine(png, "masks"));
+            var pipeline = ml.MedSeg().Transforms.LoadImages("Image", null, "ImagePath", 16, 16)
+                .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", 16, 16))
+                .Append(ml.MedSeg().Trainers.Segmentation(MLNetPipelineTests.TinyOptions(1)));
+            var model = pipeline.Fit(pairs);
+            var scored = model.Transform(pairs);
+            Assert.AreEqual(new VectorDataViewType(NumberDataViewType.Single, 3, 16, 16), scored.Schema["Image"].Type);
+
+            // The loaded image equals the file decoded by the library and resized bilinearly.
+            var first = Directory.GetFiles(tiffs).Order(StringComparer.Ordinal).First();
+            var col = scored.Schema["Image"];
+            using var cur = scored.GetRowCursor([col]);
+            var get = cur.GetGetter<VBuffer<float>>(col);
+            VBuffer<float> buf = default;
+            Assert.IsTrue(cur.MoveNext());
+            get(ref buf);
+            using var expected = MLNetMedSeg.Data.ResizeTransformer.ResizeImage(ImageIO.ReadTensor(first), 16, 16);
+            var want = expected.contiguous().data<float>().ToArray();
+            var got = buf.DenseValues().ToArray();
+            Assert.AreEqual(want.Length, got.Length);
+            Assert.IsTrue(want.Zip(got).All(z => Math.Abs(z.First - z.Second) < 1e-6f), "image values as the library decodes and resizes them");
+
+            string path = Path.Combine(root, "model.zip");
+            ml.Model.Save(model, pairs.Schema, path);
+            var loaded = new MLContext().Model.Load(path, out _);
+            Assert.IsTrue(((IEnumerable<ITransformer>)loaded).OfType<MLNetMedSeg.Data.LoadImageTransformer>().Any());
+            Assert.AreEqual(8L, loaded.Transform(pairs).GetColumn<float[]>("Probability").LongCount());
+
+            File.WriteAllText(Path.Combine(tiffs, "case000.tif"), "not a tiff");
+            var e = Assert.ThrowsException<ImageFileException>(() => model.Transform(pairs).GetColumn<float[]>("Image").ToList());
+            StringAssert.Contains(e.Message, "case000.tif");
+        }
+        finally
+        {
+            try { Directory.Delete(root, true); } catch (IOException) { }
+        }
+    }
+}
