@@ -284,7 +284,7 @@ public sealed class PackageConsumerTests
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "MLNetMedSeg.sln")) && Directory.Exists(Path.Combine(dir.FullName, "examples", "EnterpriseApp")))
                 return dir.FullName;
-        Assert.Inconclusive("the repository's sources are not above " + AppContext.BaseDirectory + " (a copied test binary): nothing to pack");
+        Assert.Fail("the repository's sources are not above " + AppContext.BaseDirectory + " (a copied test binary): run the tests from the repository (bash build/test.sh), which packs and builds the examples");
         return "";
     }
 
@@ -303,7 +303,7 @@ public sealed class PackageConsumerTests
         foreach (var c in candidates)
             if (!string.IsNullOrEmpty(c) && File.Exists(c) && Directory.Exists(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(c))!, "sdk")))
                 return c;
-        Assert.Inconclusive("no .NET SDK on this machine (a test-runner-only machine): the packages cannot be built here");
+        Assert.Fail("no .NET SDK found (DOTNET_HOST_PATH or dotnet on PATH with an sdk/ folder): this test packs the library and builds the package-only examples, which needs the SDK that build/test.sh uses");
         return "";
     }
 
