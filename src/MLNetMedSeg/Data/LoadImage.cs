@@ -45,7 +45,7 @@ public sealed class LoadImageOptions
 /// <see cref="LoadImageOptions.Width"/> (stretched like <c>ResizingKind.Fill</c>, so masks from <c>LoadMasks</c> stay
 /// aligned). A missing, unreadable or corrupt file is an error naming it. Lazy: a file is read when a cursor asks.
 /// </summary>
-public sealed class LoadImageTransformer : Core.MLNet.StageTransformer
+public sealed class LoadImageTransformer : FileLoadingTransformer
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.LOADIMAGE";
@@ -56,7 +56,7 @@ public sealed class LoadImageTransformer : Core.MLNet.StageTransformer
     private const string Name = "LoadImages";
 
     /// <param name="options">The options (copied, validated).</param>
-    public LoadImageTransformer(LoadImageOptions options)
+    public LoadImageTransformer(LoadImageOptions options) : base(Name, "image")
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options.Copy();
@@ -66,29 +66,17 @@ public sealed class LoadImageTransformer : Core.MLNet.StageTransformer
     /// <summary>The options (a copy is kept).</summary>
     public LoadImageOptions Options { get; }
 
-    private TensorColumnType OutputType => TensorColumnType.Image(Options.Channels, Options.Height, Options.Width);
+    protected override string InputColumnName => Options.InputColumnName;
 
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
-    {
-        ArgumentNullException.ThrowIfNull(inputSchema);
-        inputSchema.Require(Options.InputColumnName, TextColumnType.Instance, Name);
-        return new DataViewSchema.Builder(inputSchema).AddColumn(Options.OutputColumnName, OutputType).ToSchema();
-    }
+    protected override string OutputColumnName => Options.OutputColumnName;
 
-    public override IDataView Transform(IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        GetOutputSchema(input.Schema);
-        string src = Options.InputColumnName;
-        return new MappedDataView(input, [new MappedColumn(Options.OutputColumnName, OutputType, [src], cur => Read(cur.GetText(src)))]);
-    }
+    protected override string? Folder => Options.ImageFolder;
 
-    /// <summary>Reads one image file as this transformer would (resolved against <see cref="LoadImageOptions.ImageFolder"/>).</summary>
-    public Tensor Read(string path)
+    protected override TensorColumnType OutputType => TensorColumnType.Image(Options.Channels, Options.Height, Options.Width);
+
+    protected override Tensor ReadFile(string fullPath)
     {
-        if (string.IsNullOrEmpty(path)) throw new InvalidDataException($"{Name}: a row of column '{Options.InputColumnName}' has no image path");
-        string full = Options.ImageFolder is { } folder && !Path.IsPathRooted(path) ? Path.Combine(folder, path) : path;
-        var img = ImageIO.Read(full);
+        var img = ImageIO.Read(fullPath);
         using var scope = torch.NewDisposeScope();
         var t = ImageIO.ToTensor(img, Options.Channels);
         if (img.Height != Options.Height || img.Width != Options.Width) t = ResizeTransformer.ResizeImage(t, Options.Height, Options.Width);

@@ -65,7 +65,7 @@ public sealed class LoadMaskOptions
 /// (<see cref="NonBinaryPixels"/>, and one log line per such file), or maps values to classes. A missing, unreadable
 /// or corrupt file is an error naming it. Lazy: a file is read when a cursor asks for the mask.
 /// </summary>
-public sealed class LoadMaskTransformer : Core.MLNet.StageTransformer
+public sealed class LoadMaskTransformer : FileLoadingTransformer
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.LOADMASK";
@@ -80,7 +80,7 @@ public sealed class LoadMaskTransformer : Core.MLNet.StageTransformer
 
     /// <param name="options">The options (copied, validated).</param>
     /// <param name="context">Where log lines go (null: nowhere).</param>
-    public LoadMaskTransformer(LoadMaskOptions options, MedSegContext? context = null)
+    public LoadMaskTransformer(LoadMaskOptions options, MedSegContext? context = null) : base(Name, "mask")
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options.Copy();
@@ -95,30 +95,18 @@ public sealed class LoadMaskTransformer : Core.MLNet.StageTransformer
     /// <summary>Mask pixels read so far that were neither 0 nor full scale (thresholded).</summary>
     public long NonBinaryPixels => Interlocked.Read(ref _nonBinary);
 
-    private TensorColumnType OutputType => _lookup is null
+    protected override string InputColumnName => Options.InputColumnName;
+
+    protected override string OutputColumnName => Options.OutputColumnName;
+
+    protected override string? Folder => Options.ImageFolder;
+
+    protected override TensorColumnType OutputType => _lookup is null
         ? TensorColumnType.BinaryMask(Options.Height, Options.Width)
         : TensorColumnType.ClassMask(Options.Height, Options.Width);
 
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    protected override Tensor ReadFile(string full)
     {
-        ArgumentNullException.ThrowIfNull(inputSchema);
-        inputSchema.Require(Options.InputColumnName, TextColumnType.Instance, Name);
-        return new DataViewSchema.Builder(inputSchema).AddColumn(Options.OutputColumnName, OutputType).ToSchema();
-    }
-
-    public override IDataView Transform(IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        GetOutputSchema(input.Schema);
-        string src = Options.InputColumnName;
-        return new MappedDataView(input, [new MappedColumn(Options.OutputColumnName, OutputType, [src], cur => Read(cur.GetText(src)))]);
-    }
-
-    /// <summary>Reads one mask file as this transformer would (resolved against <see cref="LoadMaskOptions.ImageFolder"/>).</summary>
-    public Tensor Read(string path)
-    {
-        if (string.IsNullOrEmpty(path)) throw new InvalidDataException($"{Name}: a row of column '{Options.InputColumnName}' has no mask path");
-        string full = Options.ImageFolder is { } folder && !Path.IsPathRooted(path) ? Path.Combine(folder, path) : path;
         var m = ImageIO.Read(full);
         using var scope = torch.NewDisposeScope();
         Tensor t;
