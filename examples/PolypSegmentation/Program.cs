@@ -13,7 +13,7 @@ using TorchSharp;
 using PolypSegmentation;
 using CachedDataView = MLNetMedSeg.Data.CachedDataView;
 using ConsoleProgressBar = MLNetMedSeg.Pipeline.ConsoleProgressBar;
-using LoadMaskTransformer = MLNetMedSeg.Data.LoadMaskTransformer;
+using LoadMaskTransformer = MLNetMedSeg.Data.Transforms.LoadMaskTransformer;
 
 // Polyp segmentation on the shipped Kvasir-SEG sample (data/kvasir-seg-sample, 120 pairs at 128×128), the ML.NET way:
 // LoadImageMaskPairs → an 80/10/10 split by seed (ml.MedSeg().Data.TrainValidationTestSplit) → LoadImages →

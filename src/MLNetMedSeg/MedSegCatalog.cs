@@ -71,6 +71,18 @@ namespace MLNetMedSeg
         }
 
         /// <summary>
+        /// Cancels the training of every stage of this MLContext (ML.NET's <c>Fit</c> takes no token): set it before
+        /// <c>Fit</c>; when it is cancelled the running stage stops at its next step with an
+        /// <see cref="OperationCanceledException"/> (a stage with a checkpoint folder keeps its last finished epoch and
+        /// resumes from it). Kept per MLContext.
+        /// </summary>
+        public CancellationToken CancellationToken
+        {
+            get => MLContextBridge.For(MLContext).CancellationToken;
+            set => MLContextBridge.For(MLContext).CancellationToken = value;
+        }
+
+        /// <summary>
         /// <c>ml.Model.Save</c> that never leaves a half-written file: the model goes to a temporary file next to
         /// <paramref name="path"/>, which then replaces it (a failed save leaves any earlier file untouched).
         /// </summary>

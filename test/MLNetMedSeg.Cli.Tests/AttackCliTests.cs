@@ -8,7 +8,7 @@ using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
-using LoadMaskTransformer = MLNetMedSeg.Data.LoadMaskTransformer;
+using LoadMaskTransformer = MLNetMedSeg.Data.Transforms.LoadMaskTransformer;
 
 namespace MLNetMedSeg.Cli.Tests;
 

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Pipeline;
 using Microsoft.ML;
 using MLNetMedSeg.Cli.Commands;
 using MLNetMedSeg.Data;

@@ -56,7 +56,7 @@ public sealed class TrainPredictCliTests : CliTestBase
         var chain = (IEnumerable<ITransformer>)loaded;
         Assert.AreEqual(1, chain.OfType<SegmentationTransformer>().Count());
         Assert.IsInstanceOfType<SegmentationTransformer>(chain.Last(), "the segmenter is the last stage");
-        Assert.IsFalse(chain.OfType<MLNetMedSeg.Data.LoadMaskTransformer>().Any(), "masks are not needed to predict");
+        Assert.IsFalse(chain.OfType<MLNetMedSeg.Data.Transforms.LoadMaskTransformer>().Any(), "masks are not needed to predict");
         var engine = ml.Model.CreatePredictionEngine<ImageInput, MaskPrediction>(loaded);
         var image = Path.Combine(data, "images", "case03.png");
         var prediction = engine.Predict(new ImageInput { ImagePath = image });

@@ -1,6 +1,7 @@
 // Makes the shipped Kvasir-SEG sample: a seeded choice of image/mask pairs, resized (images bilinear, masks nearest
 // after thresholding), written as JPEG images and 0/255 PNG masks.
 //   dotnet run --project build/tools/MakeSample -- <kvasir dir> <out dir> [count=120] [size=128] [seed=20201]
+using MLNetMedSeg.Data.Transforms;
 using System.Globalization;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Augmentation;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;

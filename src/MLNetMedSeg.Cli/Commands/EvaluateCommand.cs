@@ -1,3 +1,4 @@
+using MLNetMedSeg.Pipeline;
 using System.CommandLine;
 using Microsoft.ML;
 using Microsoft.ML.Data;

@@ -10,10 +10,10 @@ using MLNetMedSeg.Dasp;
 using MLNetMedSeg.Segmentation;
 using CachedDataView = MLNetMedSeg.Data.CachedDataView;
 using ConsoleProgressBar = MLNetMedSeg.Pipeline.ConsoleProgressBar;
-using DataCatalogExtensions = MLNetMedSeg.Data.DataCatalogExtensions;
-using LoadMaskEstimator = MLNetMedSeg.Data.LoadMaskEstimator;
-using LoadMaskOptions = MLNetMedSeg.Data.LoadMaskOptions;
-using LoadMaskTransformer = MLNetMedSeg.Data.LoadMaskTransformer;
+using DataCatalogExtensions = MLNetMedSeg.Pipeline.DataCatalogExtensions;
+using LoadMaskEstimator = MLNetMedSeg.Data.Transforms.LoadMaskEstimator;
+using LoadMaskOptions = MLNetMedSeg.Data.Transforms.LoadMaskOptions;
+using LoadMaskTransformer = MLNetMedSeg.Data.Transforms.LoadMaskTransformer;
 using RowDataView = MLNetMedSeg.Data.RowDataView;
 
 namespace MLNetMedSeg.Cli.Commands;

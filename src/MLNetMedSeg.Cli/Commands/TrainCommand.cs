@@ -6,7 +6,7 @@ using MLNetMedSeg.Augmentation.Classic;
 using MLNetMedSeg.Core;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
-using LoadMaskTransformer = MLNetMedSeg.Data.LoadMaskTransformer;
+using LoadMaskTransformer = MLNetMedSeg.Data.Transforms.LoadMaskTransformer;
 
 namespace MLNetMedSeg.Cli.Commands;
 

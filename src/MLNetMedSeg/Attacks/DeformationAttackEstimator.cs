@@ -1,4 +1,5 @@
 using MLNetMedSeg.Core;
+using MLNetMedSeg.Core.Training;
 using System.Diagnostics;
 using System.Globalization;
 using MLNetMedSeg.Attacks.Networks;
@@ -38,7 +39,7 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
     public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>
         Core.MLNet.MLContextBridge.PropagateShape(inputSchema, GetOutputSchema);
 
-    private const string Name = "DeformationAttackEstimator";
+    internal const string Name = "DeformationAttackEstimator";
     private readonly MedSegContext _context;
     private readonly DeformationAttackOptions _options;
     private readonly SegmentationTransformer _segmenter;
@@ -72,7 +73,7 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
 
     /// <summary>
     /// Trains the generator and critic and returns the fitted attacker (which refers to, but does not own, the
-    /// segmenter). Throws <see cref="SchemaException"/> before any work on a bad schema, <see cref="Segmentation.TrainingDivergedException"/>
+    /// segmenter). Throws <see cref="SchemaException"/> before any work on a bad schema, <see cref="TrainingDivergedException"/>
     /// on a NaN/infinite loss, <see cref="OperationCanceledException"/> when cancelled.
     /// </summary>
     public DeformationAttackTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
@@ -87,8 +88,11 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
         catch { generator.Dispose(); throw; }
     }
 
-    /// <summary>The state of one Fit call; disposes everything it made except the returned generator.</summary>
-    private sealed class Run : IDisposable
+    /// <summary>
+    /// One Fit call, trained by the shared <see cref="TrainingLoop"/>: each step runs n_critic critic steps and one
+    /// generator step. Disposes everything it made except the returned generator.
+    /// </summary>
+    private sealed class Run : TrainingProcess, IDisposable
     {
         private readonly MedSegContext _ctx;
         private readonly DeformationAttackOptions _o;
@@ -113,6 +117,8 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
             _device = ctx.Device;
         }
 
+        public override string Name => "attacker";
+
         public (DeformationGenerator, IReadOnlyList<DeformationAttackEpochRecord>) Execute()
         {
             var o = _o;
@@ -130,23 +136,23 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
             var segNet = _segmenter.Network;
             var frozen = segNet.parameters().Select(p => (p, p.requires_grad)).ToList();
             bool wasTraining = segNet.training;
-            var history = new List<DeformationAttackEpochRecord>();
+            TrainingState state;
             try
             {
                 foreach (var (p, _) in frozen) p.requires_grad = false;
                 segNet.eval();
-                long? rows = _input.GetRowCount();
-                long stepsPerEpoch = rows is long n ? (n + o.BatchSize - 1) / o.BatchSize : 0;
-                var tracker = new ProgressTracker(_ctx, Name, o.Epochs, stepsPerEpoch, _ct);
-                for (int epoch = 1; epoch <= o.Epochs; epoch++)
+                var loop = new TrainingLoop(_ctx, DeformationAttackEstimator.Name, o.Epochs)
                 {
-                    var rec = TrainEpoch(epoch, tracker);
-                    history.Add(rec);
-                    _ctx.WriteLog(LogLevel.Info, Name, string.Create(CultureInfo.InvariantCulture,
-                        $"epoch {epoch}/{o.Epochs}: generator loss {rec.GeneratorLoss:G5}, critic loss {rec.CriticLoss:G5}, masked CE {rec.CrossEntropy:F4} (ξ = {o.Xi}), {rec.Seconds:F1} s"));
-                    tracker.EndEpoch();
-                    o.EpochCompleted?.Invoke(rec);
-                }
+                    CheckpointFolder = o.CheckpointFolder,
+                    Fingerprint = new
+                    {
+                        Options = TrainingLoop.OptionsFingerprint(o, nameof(o.Epochs)),
+                        Seed = _seed.ToString(CultureInfo.InvariantCulture),
+                        Segmenter = WeightsChecksum(segNet),
+                    },
+                    EpochCompleted = o.EpochCompleted is { } callback ? e => callback(Record(e)) : null,
+                };
+                state = loop.Run(this, _ct);
             }
             finally
             {
@@ -156,39 +162,64 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
             var g = _generator;
             _generator = null; // the transformer owns it now
             g.eval();
-            return (g, history);
+            return (g, state.History.Select(Record).ToList());
         }
 
-        private DeformationAttackEpochRecord TrainEpoch(int epoch, ProgressTracker tracker)
+        private static DeformationAttackEpochRecord Record(EpochSummary e) =>
+            new(e.Epoch, e.Loss, e.Term("critic") ?? double.NaN, e.Term("masked CE") ?? double.NaN, e.Seconds);
+
+        /// <summary>A checksum of the segmenter's weights, so a checkpoint is not resumed against another segmenter.</summary>
+        private static string WeightsChecksum(nn.Module net)
         {
-            var o = _o;
-            var sw = Stopwatch.StartNew();
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            double sum = 0;
+            foreach (var (k, t) in net.StateDictInOrder())
+                if (is_floating_point(t.dtype)) sum += t.to(ScalarType.Float64).abs().sum().ToDouble() * (1 + k.Length % 7);
+            return sum.ToString("G17", CultureInfo.InvariantCulture);
+        }
+
+        public override long? StepsPerEpoch => _input.GetRowCount() is long n ? (n + _o.BatchSize - 1) / _o.BatchSize : null;
+
+        public override double? LearningRate => _o.LearningRate;
+
+        public override IEnumerable<DataBatch> Batches(TrainingState state)
+        {
             _generator!.train();
             _critic!.train();
-            var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", epoch) & 0x7FFFFFFF));
-            double genSum = 0, criticSum = 0, ceSum = 0;
-            long steps = 0;
-            foreach (var batch in _input.GetBatches([o.ImageColumn], o.BatchSize, rand, _device, cancellationToken: _ct))
-            {
-                using var scope = NewDisposeScope();
-                var x = batch[o.ImageColumn];
-                Tensor s0;
-                using (no_grad()) s0 = DeformationAttackLosses.Probabilities(_segmenter.Network.call(x));
-                double criticLoss = 0;
-                for (int i = 0; i < o.CriticIterations; i++) criticLoss = CriticStep(x);
-                var (genLoss, ce) = GeneratorStep(x, s0);
-                steps++;
-                if (!double.IsFinite(genLoss) || !double.IsFinite(criticLoss))
-                    throw new Segmentation.TrainingDivergedException(
-                        $"{Name}: the {(double.IsFinite(genLoss) ? "critic" : "generator")} loss is not finite at epoch {epoch}, step {steps}; lower the learning rate or ξ, or check the data for NaN/Inf values",
-                        epoch, steps);
-                genSum += genLoss;
-                criticSum += criticLoss;
-                ceSum += ce;
-                tracker.Step(genLoss, batch.Count);
-            }
-            if (steps == 0) throw new InvalidOperationException($"{Name}: the training data has no rows");
-            return new DeformationAttackEpochRecord(epoch, genSum / steps, criticSum / steps, ceSum / steps, sw.Elapsed.TotalSeconds);
+            var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", state.Epoch) & 0x7FFFFFFF));
+            return _input.GetBatches([_o.ImageColumn], _o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
+        }
+
+        public override StepResult Step(DataBatch batch, TrainingState state)
+        {
+            var x = batch[_o.ImageColumn];
+            Tensor s0;
+            using (no_grad()) s0 = DeformationAttackLosses.Probabilities(_segmenter.Network.call(x));
+            double criticLoss = 0;
+            for (int i = 0; i < _o.CriticIterations; i++) criticLoss = CriticStep(x);
+            if (!double.IsFinite(criticLoss))
+                return new StepResult(criticLoss, batch.Count, new Dictionary<string, double> { ["critic"] = criticLoss });
+            var (genLoss, ce) = GeneratorStep(x, s0);
+            return new StepResult(genLoss, batch.Count, new Dictionary<string, double> { ["critic"] = criticLoss, ["masked CE"] = ce });
+        }
+
+        public override void SaveState(CheckpointState c)
+        {
+            c.Put("generator", _generator!);
+            c.Put("critic", _critic!);
+            c.Put("generator-opt", _genOpt!);
+            c.Put("critic-opt", _criticOpt!);
+            c.Put("rng", _noise!);
+        }
+
+        public override void LoadState(CheckpointState c)
+        {
+            c.Load("generator", _generator!);
+            c.Load("critic", _critic!);
+            c.Load("generator-opt", _genOpt!);
+            c.Load("critic-opt", _criticOpt!);
+            c.Load("rng", _noise!);
         }
 
         private Tensor Noise(long[] shape) => randn(shape, ScalarType.Float32, _device, generator: _noise);

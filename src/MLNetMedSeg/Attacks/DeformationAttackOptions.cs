@@ -100,6 +100,15 @@ public sealed class DeformationAttackOptions
     /// <summary>Output column of V, float32 [C,H,W] (default "Intensity"; zeros for the D-only variant).</summary>
     public string IntensityColumn { get; set; } = "Intensity";
 
+    /// <summary>
+    /// Folder for a resume checkpoint written after every epoch (default null: none). A Fit finding one there
+    /// continues after its last epoch — the same result as an uninterrupted run — provided the options (other than
+    /// <c>Epochs</c>, the folders and the callbacks), the context's seed, the device and the segmenter's weights are
+    /// those it was written with.
+    /// </summary>
+    [JsonIgnore]
+    public string? CheckpointFolder { get; set; }
+
     /// <summary>Called after every epoch with its mean losses. Not saved.</summary>
     [JsonIgnore]
     public Action<DeformationAttackEpochRecord>? EpochCompleted { get; set; }
@@ -121,6 +130,7 @@ public sealed class DeformationAttackOptions
     /// <summary>Checks every option; throws <see cref="ArgumentException"/> naming the offending one.</summary>
     public void Validate()
     {
+        if (CheckpointFolder is "") throw new ArgumentException("CheckpointFolder must be null or a folder", nameof(CheckpointFolder));
         if (Generator is null) throw new ArgumentException("Generator options are required", nameof(Generator));
         Generator.Validate();
         foreach (var (v, n) in new[] { (Xi, nameof(Xi)), (DeformationWeight, nameof(DeformationWeight)), (IntensityWeight, nameof(IntensityWeight)), (KlWeight, nameof(KlWeight)), (AdversarialWeight, nameof(AdversarialWeight)), (GradientPenaltyWeight, nameof(GradientPenaltyWeight)) })

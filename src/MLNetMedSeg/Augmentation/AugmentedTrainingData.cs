@@ -1,6 +1,5 @@
-using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Data;
-using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Segmentation;
 using MLColumn = Microsoft.ML.DataViewSchema.Column;
 using MLDataView = Microsoft.ML.IDataView;
 using MLRowCursor = Microsoft.ML.DataViewRowCursor;
@@ -20,13 +19,13 @@ namespace MLNetMedSeg.Augmentation;
 /// <para>Place the augmenters next to each other right before the trainer: an ML.NET transform in between wraps this
 /// view and hides what it carries (the trainer then trains on the real rows only).</para>
 /// </summary>
-public sealed class AugmentedTrainingData : MLDataView
+public sealed class AugmentedTrainingData : MLDataView, IAugmentedTrainingInput
 {
     private readonly Lazy<Data.IDataView>? _masks;
     private readonly Lazy<InMemoryDataView?>? _pairs;
 
     private AugmentedTrainingData(MLDataView input, Lazy<Data.IDataView>? masks, string? maskColumn,
-        Lazy<InMemoryDataView?>? pairs, ISdEditor? sdEditor, OnlineAdversarialOptions? attack)
+        Lazy<InMemoryDataView?>? pairs, ISdEditor? sdEditor, IOnlineAugmentation? attack)
     {
         Input = input;
         _masks = masks;
@@ -58,7 +57,7 @@ public sealed class AugmentedTrainingData : MLDataView
     public ISdEditor? SdEditor { get; }
 
     /// <summary>The attack the trainer runs on the generated pairs against the segmenter being trained, or null.</summary>
-    public OnlineAdversarialOptions? OnlineAttack { get; }
+    public IOnlineAugmentation? OnlineAttack { get; }
 
     /// <summary>The input as augmented training data (itself when it already is).</summary>
     public static AugmentedTrainingData From(MLDataView input)
@@ -80,8 +79,22 @@ public sealed class AugmentedTrainingData : MLDataView
         new(Input, _masks, GeneratedMaskColumn, new Lazy<InMemoryDataView?>(pairs), sdEditor, OnlineAttack);
 
     /// <summary>With an attack for the trainer to run on the generated pairs.</summary>
-    public AugmentedTrainingData WithOnlineAttack(OnlineAdversarialOptions attack) =>
+    public AugmentedTrainingData WithOnlineAttack(IOnlineAugmentation attack) =>
         new(Input, _masks, GeneratedMaskColumn, _pairs, SdEditor, attack.Clone());
+
+    /// <summary>
+    /// The chain's online attack set to run on <paramref name="pairs"/> (DASP attacks its generated pairs, §3.3), with
+    /// the image diffusion that drew them as its SDEdit model unless one is set; null without an online attack.
+    /// </summary>
+    public IOnlineAugmentation? OnlineAugmentationOn(Data.IDataView pairs)
+    {
+        return OnlineAttack switch
+        {
+            null => null,
+            ISourcedOnlineAugmentation sourced => sourced.On(pairs, SdEditor),
+            var other => other.Clone(),
+        };
+    }
 
     /// <summary>Frees the generated pairs (the trainer calls it once it has trained on them).</summary>
     public void ReleaseGenerated()
@@ -99,39 +112,14 @@ public sealed class AugmentedTrainingData : MLDataView
     public MLRowCursor GetRowCursor(IEnumerable<MLColumn> columnsNeeded, Random? rand = null) => Input.GetRowCursor(columnsNeeded, rand);
 
     public MLRowCursor[] GetRowCursorSet(IEnumerable<MLColumn> columnsNeeded, int n, Random? rand = null) => Input.GetRowCursorSet(columnsNeeded, n, rand);
+}
 
-    /// <summary>
-    /// Real rows (flag 0) followed by augmented rows (flag 1) in memory on the CPU: the image and mask columns (under
-    /// the real data's names and types) and the flag column the trainer's Eq. 11 weighting reads.
-    /// </summary>
-    internal static InMemoryDataView Join(Data.IDataView real, Data.IDataView augmented, string imageColumn, string maskColumn, string flagColumn)
-    {
-        var xs = new List<Tensor>();
-        var ys = new List<Tensor>();
-        var flags = new List<double>();
-        try
-        {
-            foreach (var (view, flag) in new[] { (real, 0.0), (augmented, 1.0) })
-            {
-                using var cursor = view.GetRowCursor(imageColumn, maskColumn);
-                while (cursor.MoveNext())
-                {
-                    using var rowScope = TorchSharp.torch.NewDisposeScope();
-                    xs.Add(cursor.GetTensor(imageColumn).cpu().clone().DetachFromDisposeScope());
-                    ys.Add(cursor.GetTensor(maskColumn).cpu().clone().DetachFromDisposeScope());
-                    flags.Add(flag);
-                }
-            }
-            var result = InMemoryDataView.Create((imageColumn, real.Schema[imageColumn].Type, xs),
-                (maskColumn, real.Schema[maskColumn].Type, ys), (flagColumn, NumberColumnType.Instance, flags));
-            xs.Clear();
-            ys.Clear();
-            return result;
-        }
-        finally
-        {
-            foreach (var t in xs) t.Dispose();
-            foreach (var t in ys) t.Dispose();
-        }
-    }
+/// <summary>
+/// An online augmentation that can be aimed at other rows than the training rows — DASP attacks its generated pairs
+/// (§3.3) — with an SDEdit model for the attacks that need one.
+/// </summary>
+public interface ISourcedOnlineAugmentation : IOnlineAugmentation
+{
+    /// <summary>A copy that regenerates from <paramref name="source"/>, using <paramref name="sdEditor"/> unless it has an SDEdit model.</summary>
+    IOnlineAugmentation On(Data.IDataView source, ISdEditor? sdEditor);
 }

@@ -189,7 +189,7 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>, Microsoft.ML.IE
     private const string FlagColumn = "IsAugmented";
 
     private InMemoryDataView Join(IDataView real, IDataView augmented) =>
-        AugmentedTrainingData.Join(real, augmented, _options.ImageColumn, _options.MaskColumn, FlagColumn);
+        TrainingPool.Join(real, augmented, _options.ImageColumn, _options.MaskColumn, FlagColumn);
 
     /// <summary>Points every part at the flow's columns.</summary>
     private static void Wire(DaspOptions o)

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Augmentation;
 using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;

@@ -1,5 +1,7 @@
 using MLNetMedSeg;
 using MLNetMedSeg.Data;
+using MLNetMedSeg.Data.Transforms;
+using MLNetMedSeg.Pipeline;
 using Microsoft.ML.Runtime;
 
 namespace Microsoft.ML;

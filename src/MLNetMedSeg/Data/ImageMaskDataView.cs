@@ -1,6 +1,5 @@
 using MLNetMedSeg.Core;
 using MLNetMedSeg.Imaging;
-using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
 
@@ -28,17 +27,20 @@ public sealed class ImageMaskDataView : RowDataView
     private const string Source = "ImageMaskLoader";
     private readonly ImageMaskPair[] _pairs;
     private readonly ImageMaskLoaderOptions _options;
-    private readonly MedSegContext? _context;
+    private readonly Action<string, string>? _log;
     private readonly long[] _nonBinary; // per row; -1 = mask not read yet
     private readonly (int H, int W)?[] _imageSize, _maskSize;
     private readonly long[]? _lookup; // raw value -> class, -1 unknown
 
-    internal ImageMaskDataView(IReadOnlyList<ImageMaskPair> pairs, ImageMaskLoaderOptions options, MedSegContext? context)
+    /// <param name="pairs">The matched files.</param>
+    /// <param name="options">Decoding options.</param>
+    /// <param name="log">Receives (source, message) lines worth an information log entry (non-binary masks binarised).</param>
+    internal ImageMaskDataView(IReadOnlyList<ImageMaskPair> pairs, ImageMaskLoaderOptions options, Action<string, string>? log)
         : base(MakeSchema(options))
     {
         _pairs = pairs.ToArray();
         _options = options;
-        _context = context;
+        _log = log;
         _nonBinary = Enumerable.Repeat(-1L, _pairs.Length).ToArray();
         _imageSize = new (int, int)?[_pairs.Length];
         _maskSize = new (int, int)?[_pairs.Length];
@@ -132,7 +134,7 @@ public sealed class ImageMaskDataView : RowDataView
             _nonBinary[row] = nonBinary;
         }
         if (first && nonBinary > 0)
-            _context?.WriteLog(LogLevel.Info, Source, MaskDecoding.NonBinaryMessage(p.MaskPath, nonBinary, m, _options.MaskThreshold));
+            _log?.Invoke(Source, MaskDecoding.NonBinaryMessage(p.MaskPath, nonBinary, m, _options.MaskThreshold));
         return t;
     }
 

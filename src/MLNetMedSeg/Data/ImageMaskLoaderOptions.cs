@@ -10,7 +10,7 @@ public enum UnmatchedFilePolicy
 }
 
 /// <summary>
-/// Options of <see cref="DataCatalogExtensions.LoadImagesAndMasks"/> and <see cref="DataCatalogExtensions.LoadFromManifest"/>.
+/// Options of <see cref="Pipeline.DataCatalogExtensions.LoadImagesAndMasks"/> and <see cref="Pipeline.DataCatalogExtensions.LoadFromManifest"/>.
 /// </summary>
 public sealed class ImageMaskLoaderOptions
 {

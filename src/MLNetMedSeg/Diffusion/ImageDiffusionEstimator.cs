@@ -1,11 +1,12 @@
+using MLNetMedSeg.Augmentation;
 using MLNetMedSeg.Core;
+using MLNetMedSeg.Core.Training;
 using System.Diagnostics;
 using System.Globalization;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Segmentation;
 using TorchSharp;
 using TorchSharp.Modules;
 
@@ -50,7 +51,7 @@ public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransform
         return inputSchema;
     }
 
-    private const string Name = "ImageDiffusion";
+    internal const string Name = "ImageDiffusion";
     private readonly MedSegContext _context;
     private readonly ImageDiffusionOptions _options;
     private readonly ulong _seed;
@@ -127,16 +128,22 @@ public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransform
         return run.Execute();
     }
 
-    /// <summary>The state of one Fit call; disposes everything it made except the returned network.</summary>
-    private sealed class Run(MedSegContext ctx, ImageDiffusionOptions o, ulong seed, IDataView input, CancellationToken ct) : IDisposable
+    /// <summary>
+    /// One Fit call, trained by the shared <see cref="TrainingLoop"/> with an <see cref="EmaHandler"/> and a sample-grid
+    /// handler; disposes everything it made except the returned network.
+    /// </summary>
+    private sealed class Run(MedSegContext ctx, ImageDiffusionOptions o, ulong seed, IDataView input, CancellationToken ct) : TrainingProcess, IDisposable
     {
         private readonly Device _device = ctx.Device;
+        private readonly GaussianDiffusion _diffusion = new(NoiseSchedule.Create(o.Schedule, o.TimeSteps));
         private DiffusionUNet? _net;
         private DiffusionUNet? _sampler;
         private ExponentialMovingAverage? _ema;
         private Optimizer? _optimizer;
         private Generator? _generator;
         private Tensor? _gridMasks;
+
+        public override string Name => "diffusion";
 
         public ImageDiffusionTransformer Execute()
         {
@@ -147,69 +154,82 @@ public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransform
             _net.DropoutGenerator = _generator;
             _ema = new ExponentialMovingAverage(_net, o.EmaDecay);
             _optimizer = torch.optim.Adam(_net.parameters(), lr: o.LearningRate);
-            var diffusion = new GaussianDiffusion(NoiseSchedule.Create(o.Schedule, o.TimeSteps));
             if (o.SampleGridFolder is { } folder)
             {
                 Directory.CreateDirectory(folder);
                 _gridMasks = GridMasks();
             }
 
-            long? rows = input.GetRowCount();
-            long stepsPerEpoch = rows is long n ? (n + o.BatchSize - 1) / o.BatchSize : 0;
-            var tracker = new ProgressTracker(ctx, Name, o.Epochs, stepsPerEpoch, ct);
-            var history = new List<ImageDiffusionEpochRecord>();
-            long updates = 0;
-            for (int epoch = 1; epoch <= o.Epochs; epoch++)
+            var loop = new TrainingLoop(ctx, ImageDiffusionEstimator.Name, o.Epochs)
             {
-                var sw = Stopwatch.StartNew();
-                _net.train();
-                var rand = new Random((int)(MedSegContext.MixSeed(seed, "shuffle", epoch) & 0x7FFFFFFF));
-                double sum = 0;
-                long steps = 0;
-                foreach (var batch in input.GetBatches([o.ImageColumn, o.MaskColumn], o.BatchSize, rand, _device, cancellationToken: ct))
+                CheckpointFolder = o.CheckpointFolder,
+                Fingerprint = new
                 {
-                    using var scope = torch.NewDisposeScope();
-                    var x0 = GaussianDiffusion.ToModelRange(batch[o.ImageColumn]);
-                    var cond = batch[o.MaskColumn] * 2.0 - 1.0;
-                    _optimizer.ZeroGrad();
-                    var loss = diffusion.TrainingLoss(_net.forward, x0, cond, o.ConditionDropout, _generator);
-                    double value = loss.ToDouble();
-                    steps++;
-                    if (!double.IsFinite(value))
-                        throw new TrainingDivergedException(
-                            $"{Name}: the loss is {value.ToString(CultureInfo.InvariantCulture)} at epoch {epoch}, step {steps} (batch of {batch.Count} rows, lr {o.LearningRate.ToString("G3", CultureInfo.InvariantCulture)}); training diverged — lower the learning rate or check the data for NaN/Inf values",
-                            epoch, steps);
-                    loss.backward();
-                    _optimizer.step();
-                    updates++;
-                    _ema.Update(_net, o.EmaWarmup ? Math.Min(o.EmaDecay, (1.0 + updates) / (10.0 + updates)) : o.EmaDecay);
-                    sum += value;
-                    tracker.Step(value, batch.Count);
-                }
-                if (steps == 0) throw new InvalidOperationException($"{Name}: the training data has no rows");
-                var rec = new ImageDiffusionEpochRecord(epoch, sum / steps, sw.Elapsed.TotalSeconds);
-                history.Add(rec);
-                ctx.WriteLog(LogLevel.Info, Name, string.Create(CultureInfo.InvariantCulture,
-                    $"epoch {epoch}/{o.Epochs}: loss {rec.Loss:G5}, {rec.Seconds:F1} s"));
-                if (_gridMasks is not null && o.SampleGridEvery > 0 && epoch % o.SampleGridEvery == 0 && epoch < o.Epochs)
-                    WriteGrid(Path.Combine(o.SampleGridFolder!, $"grid_epoch_{epoch:D3}.png"));
-                tracker.EndEpoch();
-            }
+                    Options = TrainingLoop.OptionsFingerprint(o, nameof(o.Epochs), nameof(o.SampleGridFolder), nameof(o.SampleGridEvery)),
+                    Seed = seed.ToString(CultureInfo.InvariantCulture),
+                },
+                EpochCompleted = o.EpochCompleted is { } callback ? e => callback(Record(e)) : null,
+            };
+            loop.Handlers.Add(new EmaHandler(_ema, _net, o.EmaDecay, o.EmaWarmup));
+            if (_gridMasks is not null && o.SampleGridEvery > 0)
+                loop.Handlers.Add(new EveryEpochsHandler("grid", o.SampleGridEvery,
+                    s => WriteGrid(Path.Combine(o.SampleGridFolder!, $"grid_epoch_{s.Epoch:D3}.png"))));
+            var state = loop.Run(this, ct);
 
             var net = _net;
             net.DropoutGenerator = null; // the generator is disposed with this run
             _ema.CopyTo(net);
             _net = null; // the transformer owns it now
             ImageDiffusionTransformer model;
-            try { model = new ImageDiffusionTransformer(ctx, o, net, history); }
+            try { model = new ImageDiffusionTransformer(ctx, o, net, state.History.Select(Record).ToList()); }
             catch { net.Dispose(); throw; }
             if (_gridMasks is not null)
             {
                 var path = Path.Combine(o.SampleGridFolder!, "grid_final.png");
                 WriteGrid(model, _gridMasks, path);
-                ctx.WriteLog(LogLevel.Info, Name, $"wrote the sample grid '{path}'");
+                ctx.WriteLog(LogLevel.Info, ImageDiffusionEstimator.Name, $"wrote the sample grid '{path}'");
             }
             return model;
+        }
+
+        private static ImageDiffusionEpochRecord Record(EpochSummary e) => new(e.Epoch, e.Loss, e.Seconds);
+
+        public override long? StepsPerEpoch => input.GetRowCount() is long n ? (n + o.BatchSize - 1) / o.BatchSize : null;
+
+        public override double? LearningRate => o.LearningRate;
+
+        public override IEnumerable<DataBatch> Batches(TrainingState state)
+        {
+            _net!.train();
+            var rand = new Random((int)(MedSegContext.MixSeed(seed, "shuffle", state.Epoch) & 0x7FFFFFFF));
+            return input.GetBatches([o.ImageColumn, o.MaskColumn], o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
+        }
+
+        public override StepResult Step(DataBatch batch, TrainingState state)
+        {
+            var x0 = GaussianDiffusion.ToModelRange(batch[o.ImageColumn]);
+            var cond = batch[o.MaskColumn] * 2.0 - 1.0;
+            _optimizer!.ZeroGrad();
+            var loss = _diffusion.TrainingLoss(_net!.forward, x0, cond, o.ConditionDropout, _generator);
+            double value = loss.ToDouble();
+            if (!double.IsFinite(value)) return new StepResult(value, batch.Count);
+            loss.backward();
+            _optimizer!.step();
+            return new StepResult(value, batch.Count);
+        }
+
+        public override void SaveState(CheckpointState c)
+        {
+            c.Put("net", _net!);
+            c.Put("opt", _optimizer!);
+            c.Put("rng", _generator!);
+        }
+
+        public override void LoadState(CheckpointState c)
+        {
+            c.Load("net", _net!);
+            c.Load("opt", _optimizer!);
+            c.Load("rng", _generator!);
         }
 
         /// <summary>The first SampleGridCount training masks [K,1,H,W] on the device (detached, owned by this run).</summary>

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using MLNetMedSeg.Diffusion.Networks;
 
 namespace MLNetMedSeg.Diffusion;
@@ -92,6 +93,19 @@ public sealed class ImageDiffusionOptions
     public int SampleGridCount { get; set; } = 8;
 
     /// <summary>
+    /// Folder for a resume checkpoint written after every epoch (default null: none). A Fit finding one there
+    /// continues after its last epoch — the same result as an uninterrupted run — provided the options (other than
+    /// <c>Epochs</c>, the folders and the callbacks), the context's seed and the device are those it was written with.
+    /// Not saved with the model.
+    /// </summary>
+    [JsonIgnore]
+    public string? CheckpointFolder { get; set; }
+
+    /// <summary>Called after every completed epoch. Not saved.</summary>
+    [JsonIgnore]
+    public Action<ImageDiffusionEpochRecord>? EpochCompleted { get; set; }
+
+    /// <summary>
     /// Seed of the transformer's per-row noise (row r uses a generator seeded from (SamplingSeed, r)). Null (the
     /// default) derives it from the context's seed when the estimator is created; the fitted model saves the value used.
     /// </summary>
@@ -126,6 +140,7 @@ public sealed class ImageDiffusionOptions
     /// <exception cref="ArgumentException">An option is invalid.</exception>
     public void Validate()
     {
+        if (CheckpointFolder is "") throw new ArgumentException("CheckpointFolder must be null or a folder", nameof(CheckpointFolder));
         if (Network is null) throw new ArgumentException("Network must be set", nameof(Network));
         if (ImageChannels < 1) throw new ArgumentException($"ImageChannels must be ≥ 1, got {ImageChannels}", nameof(ImageChannels));
         ResolvedNetwork().Validate();

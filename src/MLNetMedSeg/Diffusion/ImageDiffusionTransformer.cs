@@ -1,3 +1,4 @@
+using MLNetMedSeg.Augmentation;
 using MLNetMedSeg.Core;
 using System.Text.Json;
 using MLNetMedSeg.Data;
@@ -94,12 +95,14 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
     /// Generated pairs {x̃, ỹ}: for every row of <paramref name="masks"/> (and each of <paramref name="copies"/> copies
     /// of it) an image drawn for the mask in <paramref name="maskColumn"/> with the noise of generated row n
     /// (<see cref="RowGenerator"/>), batched by <see cref="ImageDiffusionOptions.TransformBatchSize"/>. The result holds
-    /// the images in <paramref name="imageColumn"/> and the masks in <paramref name="maskColumnOut"/>, on the CPU; null
-    /// when <paramref name="masks"/> has no rows. The caller owns it.
+    /// the images in <paramref name="imageColumn"/> and the masks in <paramref name="maskColumnOut"/>, on
+    /// <paramref name="storage"/> (default the CPU; the context's device keeps generated pairs there from generation
+    /// through attack to training); null when <paramref name="masks"/> has no rows. The caller owns it.
     /// </summary>
     public InMemoryDataView? DrawPairs(IDataView masks, string maskColumn, int copies, string imageColumn, ColumnType imageType,
-        string maskColumnOut, ColumnType maskType, CancellationToken cancellationToken = default)
+        string maskColumnOut, ColumnType maskType, CancellationToken cancellationToken = default, Device? storage = null)
     {
+        var to = storage ?? torch.CPU;
         ArgumentNullException.ThrowIfNull(masks);
         ArgumentOutOfRangeException.ThrowIfLessThan(copies, 1);
         var xs = new List<Tensor>();
@@ -116,11 +119,12 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
                 try
                 {
                     var batch = torch.stack(pending.ToArray(), 0);
-                    var drawn = Sample(batch, gens).cpu();
+                    var drawn = Sample(batch, gens).to(to);
                     for (int i = 0; i < pending.Count; i++)
                     {
                         xs.Add(drawn[i].clone().DetachFromDisposeScope());
-                        ys.Add(pending[i]);
+                        ys.Add(pending[i].to(to).DetachFromDisposeScope());
+                        if (!ReferenceEquals(ys[^1], pending[i])) pending[i].Dispose();
                     }
                     pending.Clear();
                 }
@@ -137,7 +141,7 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
                 for (int j = 0; j < copies; j++)
                 {
                     using (torch.NewDisposeScope())
-                        pending.Add(cursor.GetTensor(maskColumn).cpu().clone().DetachFromDisposeScope());
+                        pending.Add(cursor.GetTensor(maskColumn).to(Context.Device).clone().DetachFromDisposeScope());
                     if (pending.Count == Options.TransformBatchSize) Flush();
                 }
             }
@@ -173,7 +177,7 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
         var real = Core.MLNet.MLNetData.AsLibraryView(a.Input).Schema;
         var imageType = real.RequireTensor(o.ImageColumn, TensorColumnType.Image(o.ImageChannels), "ImageDiffusion").Type;
         var maskType = real.RequireTensor(o.MaskColumn, TensorColumnType.BinaryMask(), "ImageDiffusion").Type;
-        return a.WithInput(base.Transform(a.Input)).WithGeneratedPairs(() => DrawPairs(a.GeneratedMasks!, a.GeneratedMaskColumn!, 1, o.ImageColumn, imageType, o.MaskColumn, maskType), this);
+        return a.WithInput(base.Transform(a.Input)).WithGeneratedPairs(() => DrawPairs(a.GeneratedMasks!, a.GeneratedMaskColumn!, 1, o.ImageColumn, imageType, o.MaskColumn, maskType, storage: Context.Device), this);
     }
 
     /// <summary>The schema with the generated-image column; checks the condition column (float32 [1,H,W]).</summary>

@@ -1,10 +1,9 @@
 using MLNetMedSeg.Core;
-using System.Diagnostics;
+using MLNetMedSeg.Core.Training;
 using System.Globalization;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Pipeline;
-using MLNetMedSeg.Segmentation;
 using TorchSharp;
 using TorchSharp.Modules;
 
@@ -43,7 +42,7 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
         return inputSchema;
     }
 
-    private const string Name = "MaskDiffusion";
+    internal const string Name = "MaskDiffusion";
     private readonly MedSegContext _context;
     private readonly MaskDiffusionOptions _options;
     private readonly ulong _seed;
@@ -111,8 +110,11 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
         return run.Execute();
     }
 
-    /// <summary>The state of one Fit call; disposes everything it made except the returned network.</summary>
-    private sealed class Run(MaskDiffusionEstimator owner, IDataView input, long conditionChannels, CancellationToken ct) : IDisposable
+    /// <summary>
+    /// One Fit call, trained by the shared <see cref="TrainingLoop"/> with an <see cref="EmaHandler"/> and a sample-grid
+    /// handler; disposes everything it made except the returned network.
+    /// </summary>
+    private sealed class Run(MaskDiffusionEstimator owner, IDataView input, long conditionChannels, CancellationToken ct) : TrainingProcess, IDisposable
     {
         private readonly MaskDiffusionOptions _o = owner._options;
         private readonly MedSegContext _ctx = owner._context;
@@ -122,6 +124,11 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
         private ExponentialMovingAverage? _ema;
         private Adam? _optimizer;
         private Generator? _generator;
+        private string[] _columns = [];
+        private (int h, int w) _size;
+        private long _rows;
+
+        public override string Name => "diffusion";
 
         public MaskDiffusionTransformer Execute()
         {
@@ -141,41 +148,42 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
             _ema = new ExponentialMovingAverage(_net, o.EmaDecay);
             _optimizer = torch.optim.Adam(_net.parameters(), lr: o.LearningRate);
 
-            long rows = input.GetRowCount() ?? input.CountRows();
-            if (rows == 0) throw new InvalidOperationException($"{Name}: the training data has no rows");
-            long stepsPerEpoch = (rows + o.BatchSize - 1) / o.BatchSize;
-            var tracker = new ProgressTracker(_ctx, Name, o.Epochs, stepsPerEpoch, ct);
-            var history = new List<MaskDiffusionEpochRecord>();
-            string[] columns = o.ConditionColumn is { } cc ? [o.MaskColumn, cc] : [o.MaskColumn];
-            (int h, int w) size = (0, 0);
-            for (int epoch = 1; epoch <= o.Epochs; epoch++)
+            _rows = input.GetRowCount() ?? input.CountRows();
+            if (_rows == 0) throw new InvalidOperationException($"{MaskDiffusionEstimator.Name}: the training data has no rows");
+            _columns = o.ConditionColumn is { } cc ? [o.MaskColumn, cc] : [o.MaskColumn];
+            var loop = new TrainingLoop(_ctx, MaskDiffusionEstimator.Name, o.Epochs)
             {
-                var sw = Stopwatch.StartNew();
-                var (loss, bce, kl) = TrainEpoch(epoch, columns, tracker, ref size);
-                if (o.SampleGridFolder is { } folder && o.SampleGridEvery > 0 && epoch % o.SampleGridEvery == 0 && epoch < o.Epochs)
-                    WriteGrid(folder, $"epoch-{epoch:D4}.png", size, input);
-                var rec = new MaskDiffusionEpochRecord(epoch, loss, bce, kl, sw.Elapsed.TotalSeconds);
-                history.Add(rec);
-                _ctx.WriteLog(LogLevel.Info, Name, string.Create(CultureInfo.InvariantCulture,
-                    $"epoch {epoch}/{o.Epochs}: loss {loss:G5} (BCE {bce:G5}{(kl is double k ? $", KL {k:G5}" : "")}), {rec.Seconds:F1} s"));
-                tracker.EndEpoch();
-                o.EpochCompleted?.Invoke(rec);
-            }
+                CheckpointFolder = o.CheckpointFolder,
+                Fingerprint = new
+                {
+                    Options = TrainingLoop.OptionsFingerprint(o, nameof(o.Epochs), nameof(o.SampleGridFolder), nameof(o.SampleGridEvery)),
+                    Seed = owner._seed.ToString(CultureInfo.InvariantCulture),
+                },
+                EpochCompleted = o.EpochCompleted is { } callback ? e => callback(Record(e)) : null,
+            };
+            loop.Handlers.Add(new EmaHandler(_ema, _net, o.EmaDecay, o.EmaWarmup));
+            if (o.SampleGridFolder is { } folder && o.SampleGridEvery > 0)
+                loop.Handlers.Add(new EveryEpochsHandler("grid", o.SampleGridEvery, s => WriteGrid(folder, $"epoch-{s.Epoch:D4}.png", input)));
+            var state = loop.Run(this, ct);
 
             _ema.CopyTo(_emaNet);
-            var model = owner.ModelOptions(size.h, size.w, c);
+            if (_size.h == 0) _size = FirstMaskSize();   // a run resumed after its last epoch trains no step
+            var model = owner.ModelOptions(_size.h, _size.w, c);
             var net = _emaNet;
             _emaNet = null; // the transformer owns it now
             MaskDiffusionTransformer result;
-            try { result = new MaskDiffusionTransformer(_ctx, model, net, history); }
+            try { result = new MaskDiffusionTransformer(_ctx, model, net, state.History.Select(Record).ToList()); }
             catch { net.Dispose(); throw; }
             if (o.SampleGridFolder is { } f)
             {
-                try { WriteGrid(f, "final.png", size, input, result); }
+                try { WriteGrid(f, "final.png", input, result); }
                 catch { result.Dispose(); throw; }
             }
             return result;
         }
+
+        private static MaskDiffusionEpochRecord Record(EpochSummary e) =>
+            new(e.Epoch, e.Loss, e.Term("BCE") ?? double.NaN, e.Term("KL"), e.Seconds);
 
         private long FirstConditionChannels()
         {
@@ -184,47 +192,47 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
             return cur.GetTensor(_o.ConditionColumn!).size(0);
         }
 
-        private (double loss, double bce, double? kl) TrainEpoch(int epoch, string[] columns, ProgressTracker tracker, ref (int h, int w) size)
+        private (int h, int w) FirstMaskSize()
+        {
+            using var cur = input.GetRowCursor([input.Schema[_o.MaskColumn]]);
+            if (!cur.MoveNext()) return (0, 0);
+            using var m = cur.GetTensor(_o.MaskColumn);
+            return ((int)m.size(-2), (int)m.size(-1));
+        }
+
+        public override long? StepsPerEpoch => (_rows + _o.BatchSize - 1) / _o.BatchSize;
+
+        public override double? LearningRate => _o.LearningRate;
+
+        public override IEnumerable<DataBatch> Batches(TrainingState state)
+        {
+            _net!.train();
+            var rand = new Random((int)(MedSegContext.MixSeed(owner._seed, "shuffle", state.Epoch) & 0x7FFFFFFF));
+            return input.GetBatches(_columns, _o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
+        }
+
+        public override StepResult Step(DataBatch batch, TrainingState state)
         {
             var o = _o;
-            var net = _net!;
-            var opt = _optimizer!;
-            net.train();
-            var rand = new Random((int)(MedSegContext.MixSeed(owner._seed, "shuffle", epoch) & 0x7FFFFFFF));
-            double sumLoss = 0, sumBce = 0, sumKl = 0;
-            long steps = 0;
-            foreach (var batch in input.GetBatches(columns, o.BatchSize, rand, _device, cancellationToken: ct))
-            {
-                using var scope = torch.NewDisposeScope();
-                var y0 = batch[o.MaskColumn];
-                CheckMasks(y0, epoch, steps + 1);
-                if (size.h == 0) size = ((int)y0.size(2), (int)y0.size(3));
-                else if (y0.size(2) != size.h || y0.size(3) != size.w)
-                    throw new InvalidOperationException($"{Name}: masks in column '{o.MaskColumn}' vary in size ({size.h}×{size.w} and {y0.size(2)}×{y0.size(3)}); resize them first");
-                Tensor? cond = o.ConditionColumn is { } cc ? batch[cc] : null;
-                int n = (int)y0.size(0);
-                var t = _process.SampleTimesteps(n, _generator, _device);
-                var yt = _process.ForwardSample(y0, t, _generator);
-                opt.ZeroGrad();
-                var logits = net.call(yt, t, cond);
-                var terms = _process.Loss(y0, yt, t, logits, o.KlWeight);
-                double value = terms.Total.ToDouble();
-                steps++;
-                if (!double.IsFinite(value))
-                    throw new TrainingDivergedException(
-                        $"{Name}: the loss is {value.ToString(CultureInfo.InvariantCulture)} at epoch {epoch}, step {steps} (batch of {n} masks, lr {o.LearningRate.ToString("G3", CultureInfo.InvariantCulture)}); training diverged — lower the learning rate or check the masks",
-                        epoch, steps);
-                terms.Total.backward();
-                opt.step();
-                var ema = _ema!;
-                ema.Update(net, o.EmaWarmup ? Math.Min(o.EmaDecay, (1.0 + ema.Updates) / (10.0 + ema.Updates)) : o.EmaDecay);
-                sumLoss += value;
-                sumBce += terms.Bce.ToDouble();
-                if (terms.Kl is { } kl) sumKl += kl.ToDouble();
-                tracker.Step(value, n);
-            }
-            if (steps == 0) throw new InvalidOperationException($"{Name}: the training data has no rows");
-            return (sumLoss / steps, sumBce / steps, o.KlWeight > 0 ? sumKl / steps : null);
+            var y0 = batch[o.MaskColumn];
+            CheckMasks(y0, state.Epoch, state.StepInEpoch + 1);
+            if (_size.h == 0) _size = ((int)y0.size(2), (int)y0.size(3));
+            else if (y0.size(2) != _size.h || y0.size(3) != _size.w)
+                throw new InvalidOperationException($"{MaskDiffusionEstimator.Name}: masks in column '{o.MaskColumn}' vary in size ({_size.h}×{_size.w} and {y0.size(2)}×{y0.size(3)}); resize them first");
+            Tensor? cond = o.ConditionColumn is { } cc ? batch[cc] : null;
+            int n = (int)y0.size(0);
+            var t = _process.SampleTimesteps(n, _generator, _device);
+            var yt = _process.ForwardSample(y0, t, _generator);
+            _optimizer!.ZeroGrad();
+            var logits = _net!.call(yt, t, cond);
+            var terms = _process.Loss(y0, yt, t, logits, o.KlWeight);
+            double value = terms.Total.ToDouble();
+            var named = new Dictionary<string, double>(StringComparer.Ordinal) { ["BCE"] = terms.Bce.ToDouble() };
+            if (terms.Kl is { } kl) named["KL"] = kl.ToDouble();
+            if (!double.IsFinite(value)) return new StepResult(value, n, named);
+            terms.Total.backward();
+            _optimizer!.step();
+            return new StepResult(value, n, named);
         }
 
         private void CheckMasks(Tensor y0, int epoch, long step)
@@ -233,11 +241,25 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
             bool binary = y0.eq(0).logical_or(y0.eq(1)).all().ToBoolean();
             if (!binary)
                 throw new InvalidOperationException(
-                    $"{Name}: column '{_o.MaskColumn}' holds values other than 0 and 1 (epoch {epoch}, batch {step}); binarize the masks first (ctx.Data.BinarizeMask)");
+                    $"{MaskDiffusionEstimator.Name}: column '{_o.MaskColumn}' holds values other than 0 and 1 (epoch {epoch}, batch {step}); binarize the masks first (ctx.Data.BinarizeMask)");
+        }
+
+        public override void SaveState(CheckpointState c)
+        {
+            c.Put("net", _net!);
+            c.Put("opt", _optimizer!);
+            c.Put("rng", _generator!);
+        }
+
+        public override void LoadState(CheckpointState c)
+        {
+            c.Load("net", _net!);
+            c.Load("opt", _optimizer!);
+            c.Load("rng", _generator!);
         }
 
         /// <summary>A grid of SampleGridCount masks from the current EMA weights (or the fitted model), same seeds every time.</summary>
-        private void WriteGrid(string folder, string file, (int h, int w) size, IDataView data, MaskDiffusionTransformer? fitted = null)
+        private void WriteGrid(string folder, string file, IDataView data, MaskDiffusionTransformer? fitted = null)
         {
             var o = _o;
             using var scope = torch.NewDisposeScope();
@@ -259,7 +281,7 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
                 _ema!.CopyTo(_emaNet!);
                 var sampler = _process.Respace(o.SampleSteps);
                 var gens = Enumerable.Range(0, count).Select(i => new Generator(MedSegContext.MixSeed(owner._seed, "grid", i), _device)).ToArray();
-                try { masks = sampler.Sample((yt, ts) => _emaNet!.call(yt, ts, cond), gens, [1, size.h, size.w], o.FinalStep, _device, ct); }
+                try { masks = sampler.Sample((yt, ts) => _emaNet!.call(yt, ts, cond), gens, [1, _size.h, _size.w], o.FinalStep, _device, ct); }
                 finally { foreach (var g in gens) g.Dispose(); }
             }
             try { SampleGrid.Write(Path.Combine(folder, file), masks, (int)Math.Ceiling(Math.Sqrt(count))); }

@@ -114,6 +114,14 @@ public sealed class MaskDiffusionOptions
     /// <summary>Masks per sample grid (default 16, drawn as a 4×4 grid).</summary>
     public int SampleGridCount { get; set; } = 16;
 
+    /// <summary>
+    /// Folder for a resume checkpoint written after every epoch (default null: none). A Fit finding one there
+    /// continues after its last epoch — the same result as an uninterrupted run — provided the options (other than
+    /// <c>Epochs</c>, the folders and the callbacks), the context's seed and the device are those it was written with.
+    /// </summary>
+    [JsonIgnore]
+    public string? CheckpointFolder { get; set; }
+
     /// <summary>Called after every completed epoch. Not saved.</summary>
     [JsonIgnore]
     public Action<MaskDiffusionEpochRecord>? EpochCompleted { get; set; }
@@ -129,6 +137,7 @@ public sealed class MaskDiffusionOptions
     /// <summary>Checks every option; throws <see cref="ArgumentException"/> naming the offending one.</summary>
     public void Validate()
     {
+        if (CheckpointFolder is "") throw new ArgumentException("CheckpointFolder must be null or a folder", nameof(CheckpointFolder));
         if (Network is null) throw new ArgumentException("Network options are required", nameof(Network));
         if (Steps < 1) throw new ArgumentException($"Steps must be ≥ 1, got {Steps}", nameof(Steps));
         if (!Enum.IsDefined(Schedule)) throw new ArgumentException($"unknown Schedule {Schedule}", nameof(Schedule));

@@ -70,6 +70,22 @@ public sealed class MedSegContext
     /// <summary>Receives progress of long stages (epoch, step, loss, throughput, ETA).</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }
 
+    /// <summary>
+    /// Cancels every training run of this context's stages (checked at every step, linked with the token a Fit call
+    /// takes): set it before Fit, cancel the source to stop (<see cref="OperationCanceledException"/>; a checkpoint
+    /// folder keeps the last finished epoch).
+    /// </summary>
+    public CancellationToken CancellationToken
+    {
+        get => CancellationTokenSource?.Invoke() ?? _cancellationToken;
+        set => _cancellationToken = value;
+    }
+
+    private CancellationToken _cancellationToken;
+
+    /// <summary>Where <see cref="CancellationToken"/> is read from when set (the MLContext's settings, for stages made through <c>ml.MedSeg()</c>).</summary>
+    internal Func<CancellationToken>? CancellationTokenSource { get; set; }
+
     /// <summary>Log messages of every stage.</summary>
     public event EventHandler<LogEventArgs>? Log;
 

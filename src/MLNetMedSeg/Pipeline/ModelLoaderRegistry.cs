@@ -7,44 +7,14 @@ namespace MLNetMedSeg.Pipeline;
 public sealed record ModelLoader(string Signature, int CurrentVersion, Func<ModelLoadContext, ITransformer> Load);
 
 /// <summary>
-/// The loaders of the library's own transformers. Adding a stage is one line here:
-/// <c>new(XxxTransformer.LoaderSignature, XxxTransformer.CurrentVersion, XxxTransformer.Load),</c>
-/// (each transformer exposes <c>public const string LoaderSignature</c> and <c>public static XxxTransformer Load(ModelLoadContext)</c>).
-/// They are registered in <see cref="ModelLoaderRegistry"/> before its first use; no assembly is scanned.
-/// </summary>
-public static class BuiltInModelLoaders
-{
-    /// <summary>The built-in loaders.</summary>
-    public static IReadOnlyList<ModelLoader> All { get; } =
-    [
-        new(TransformerChain.LoaderSignature, TransformerChain.CurrentVersion, TransformerChain.Load),
-        new(Data.ResizeTransformer.LoaderSignature, Data.ResizeTransformer.CurrentVersion, Data.ResizeTransformer.Load),
-        new(Data.ConvertChannelsTransformer.LoaderSignature, Data.ConvertChannelsTransformer.CurrentVersion, Data.ConvertChannelsTransformer.Load),
-        new(Data.BinarizeMaskTransformer.LoaderSignature, Data.BinarizeMaskTransformer.CurrentVersion, Data.BinarizeMaskTransformer.Load),
-        new(Data.MapMaskValuesTransformer.LoaderSignature, Data.MapMaskValuesTransformer.CurrentVersion, Data.MapMaskValuesTransformer.Load),
-        new(Segmentation.SegmentationTransformer.LoaderSignature, Segmentation.SegmentationTransformer.CurrentVersion, Segmentation.SegmentationTransformer.Load),
-        new(Augmentation.Adversarial.AdversarialAttackTransformer.LoaderSignature, Augmentation.Adversarial.AdversarialAttackTransformer.CurrentVersion, Augmentation.Adversarial.AdversarialAttackTransformer.Load),
-        new(Diffusion.ImageDiffusionTransformer.LoaderSignature, Diffusion.ImageDiffusionTransformer.CurrentVersion, Diffusion.ImageDiffusionTransformer.Load),
-        new(Dasp.DaspTransformer.LoaderSignature, Dasp.DaspTransformer.CurrentVersion, Dasp.DaspTransformer.Load),
-        new(Diffusion.MaskDiffusionTransformer.LoaderSignature, Diffusion.MaskDiffusionTransformer.CurrentVersion, Diffusion.MaskDiffusionTransformer.Load),
-        new(Attacks.DeformationAttackTransformer.LoaderSignature, Attacks.DeformationAttackTransformer.CurrentVersion, Attacks.DeformationAttackTransformer.Load),
-    ];
-}
-
-/// <summary>
 /// Maps an entry's signature to the loader that rebuilds it. Loaders are registered explicitly: the library's own
-/// through <see cref="BuiltInModelLoaders"/>, an application's through <see cref="Register"/> (e.g. in a static
+/// through <c>MLNetMedSeg.BuiltInModelLoaders</c> (registered when the assembly loads), an application's through <see cref="Register"/> (e.g. in a static
 /// constructor of its transformer or at start-up). Thread-safe.
 /// </summary>
 public static class ModelLoaderRegistry
 {
     private static readonly object Lock = new();
     private static readonly Dictionary<string, ModelLoader> Loaders = new(StringComparer.Ordinal);
-
-    static ModelLoaderRegistry()
-    {
-        foreach (var l in BuiltInModelLoaders.All) Add(l);
-    }
 
     /// <summary>
     /// Registers <paramref name="load"/> for entries written with <paramref name="signature"/>. Registering the same
@@ -60,6 +30,12 @@ public static class ModelLoaderRegistry
         ArgumentNullException.ThrowIfNull(load);
         ArgumentOutOfRangeException.ThrowIfLessThan(currentVersion, 1);
         Add(new ModelLoader(signature, currentVersion, load));
+    }
+
+    /// <summary>Registers <paramref name="loaders"/> (the library's own, when its assembly loads).</summary>
+    internal static void RegisterAll(IEnumerable<ModelLoader> loaders)
+    {
+        foreach (var l in loaders) Add(l);
     }
 
     private static void Add(ModelLoader loader)

@@ -1,9 +1,7 @@
 using MLNetMedSeg.Core;
-using System.Diagnostics;
+using MLNetMedSeg.Core.Training;
 using System.Globalization;
 using System.Text.Json;
-using MLNetMedSeg.Augmentation;
-using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Augmentation.Classic;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Evaluation;
@@ -14,16 +12,6 @@ using TorchSharp;
 using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Segmentation;
-
-/// <summary>The loss became NaN or infinite: training diverged (lower the learning rate, check the data).</summary>
-public sealed class TrainingDivergedException(string message, int epoch, long step) : InvalidOperationException(message)
-{
-    /// <summary>The 1-based epoch of the step.</summary>
-    public int Epoch { get; } = epoch;
-
-    /// <summary>The 1-based step within the epoch.</summary>
-    public long Step { get; } = step;
-}
 
 /// <summary>
 /// Trains a segmentation network (U-Net, U-Net++, LinkNet, DeepLabv3+) on image/mask pairs, as DASP's last step
@@ -47,24 +35,24 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
     /// </summary>
     /// <remarks>
     /// After augmenters in a chain (a mask diffusion, an image diffusion, adversarial training; see
-    /// <see cref="AugmentedTrainingData"/>), trains on the real rows plus the generated pairs with Eq. 11's weights —
+    /// <see cref="IAugmentedTrainingInput"/> (<c>Augmentation.AugmentedTrainingData</c>)), trains on the real rows plus the generated pairs with Eq. 11's weights —
     /// attacked against the segmenter being trained every n epochs when adversarial training asks for it.
     /// </remarks>
     public SegmentationTransformer Fit(Microsoft.ML.IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        if (input is not AugmentedTrainingData a)
+        if (input is not IAugmentedTrainingInput a)
             return Core.MLNet.MLNetData.Fit(input, GetOutputSchema, data => Fit(data, CancellationToken.None));
         return Core.MLNet.MLNetData.Fit(a.Input, GetOutputSchema, real => FitAugmented(a, real));
     }
 
-    private SegmentationTransformer FitAugmented(AugmentedTrainingData a, IDataView real)
+    private SegmentationTransformer FitAugmented(IAugmentedTrainingInput a, IDataView real)
     {
         if (!a.HasGeneratedPairs)
         {
             if (a.HasGeneratedMasks)
                 throw new InvalidOperationException($"{Name}: the chain generates masks but no images for them: add ml.MedSeg().Generation.ImageDiffusion(...) after the mask diffusion");
-            if (a.OnlineAttack is not null)
+            if (a.OnlineAugmentationOn(real) is not null)
                 throw new InvalidOperationException($"{Name}: adversarial training attacks generated pairs: add a mask diffusion and an image diffusion before it");
             return Fit(real, CancellationToken.None);
         }
@@ -72,17 +60,15 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
         {
             var pairs = a.GeneratedPairs ?? throw new InvalidOperationException($"{Name}: the generators produced no pairs (the training data has no rows)");
             var o = _options.Clone();
+            var online = a.OnlineAugmentationOn(pairs);
             _context.WriteLog(LogLevel.Info, Name, $"training on {real.GetRowCount()} real rows + {pairs.RowCount} generated pairs" +
-                (a.OnlineAttack is { } at ? $", attacked ({at.Attack.Method}{(at.Attack.UncertaintyWeighting ? " + W" : "")}) every {at.EveryEpochs} epoch(s)" : ""));
-            if (a.OnlineAttack is { } attack)
+                (online is not null ? $", attacked online ({online.Description})" : ""));
+            if (online is not null)
             {
-                var online = attack.Clone();
-                online.Source = pairs;
-                online.SdEditor ??= a.SdEditor;
                 o.OnlineAttack = online;
                 return FitWith(o, real);
             }
-            using var joint = AugmentedTrainingData.Join(real, pairs, o.ImageColumn, o.MaskColumn, AugmentedFlagColumn);
+            using var joint = TrainingPool.Join(real, pairs, o.ImageColumn, o.MaskColumn, AugmentedFlagColumn, device: _context.Device);
             o.SampleWeightColumn = AugmentedFlagColumn;
             o.SampleWeightMode = SampleWeightMode.IsAugmentedFlag;
             return FitWith(o, joint);
@@ -130,7 +116,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
     public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>
         Core.MLNet.MLContextBridge.PropagateShape(inputSchema, GetOutputSchema);
 
-    private const string Name = "SegmentationTrainer";
+    internal const string Name = "SegmentationTrainer";
     private readonly MedSegContext _context;
     private readonly SegmentationTrainerOptions _options;
     private readonly ulong _seed;
@@ -197,9 +183,14 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
         return run.Execute();
     }
 
-    /// <summary>The state of one Fit call; disposes everything it made except the returned network.</summary>
-    private sealed class Run : IDisposable
+    /// <summary>
+    /// One Fit call: the network, optimizer, scheduler and generator, trained by the shared <see cref="TrainingLoop"/>
+    /// with a <see cref="ValidationHandler"/> (best weights, early stopping) when there is validation data. Disposes
+    /// everything it made except the returned network.
+    /// </summary>
+    private sealed class Run : TrainingProcess, IDisposable
     {
+        private const string AttackFlagColumn = "__IsAttacked";
         private readonly MedSegContext _ctx;
         private readonly SegmentationTrainerOptions _o;
         private readonly ulong _seed;
@@ -207,15 +198,16 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
         private readonly CancellationToken _ct;
         private readonly Device _device;
         private SegmentationNetwork? _net;
-        private bool _hasBatchNorm, _singleRowBatchLogged;
+        private bool _hasBatchNorm;
         private MixedPrecision? _mixed;
         private Optimizer? _optimizer;
         private LRScheduler? _scheduler;
         private Generator? _generator;
-        private Dictionary<string, Tensor>? _best;
+        private ValidationHandler? _validation;
         private readonly SegmentationLoss _loss;
         private readonly List<IBatchAugmentation> _augmentations = [];
-        private OnlineAdversarialAugmenter? _online;
+        private IOnlineAugmenter? _online;
+        private InMemoryDataView? _pool;
 
         public Run(MedSegContext ctx, SegmentationTrainerOptions o, ulong seed, IDataView input, CancellationToken ct)
         {
@@ -230,20 +222,22 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
             if (o.Augmentations is { } more) _augmentations.AddRange(more);
         }
 
+        public override string Name => "trainer";
+
         public SegmentationTransformer Execute()
         {
             var o = _o;
             using (var initGen = new Generator(MedSegContext.MixSeed(_seed, "init", 0)))
                 _net = SegmentationNetworks.Create(o.Network, initGen);
-                _hasBatchNorm = _net.modules().Any(m => m is TorchSharp.Modules.BatchNorm2d);
+            _hasBatchNorm = _net.modules().Any(m => m is TorchSharp.Modules.BatchNorm2d);
             _net.MoveTo(_device);
             _generator = new Generator(MedSegContext.MixSeed(_seed, "augment", 0), _device);
             SetDropoutGenerator(_net, _generator);
-            if (o.OnlineAttack is { } online) _online = new OnlineAdversarialAugmenter(online, MedSegContext.MixSeed(_seed, "online-attack", 0));
+            if (o.OnlineAttack is { } online) _online = online.CreateAugmenter(MedSegContext.MixSeed(_seed, "online-attack", 0));
             if (o.Precision != TrainingPrecision.Float32)
             {
                 if (o.Precision == TrainingPrecision.Float16 && _device.type != DeviceType.CUDA)
-                    throw new ArgumentException($"{Name}: Precision = Float16 needs a CUDA device (the context's device is {Devices.Name(_device)}); use BFloat16 on the CPU", nameof(o.Precision));
+                    throw new ArgumentException($"{SegmentationTrainer.Name}: Precision = Float16 needs a CUDA device (the context's device is {Devices.Name(_device)}); use BFloat16 on the CPU", nameof(o.Precision));
                 var copy = SegmentationNetworks.Create(o.Network);
                 try { _mixed = new MixedPrecision(_net, copy, o.Precision); }
                 catch { copy.Dispose(); throw; }
@@ -255,84 +249,34 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
                 : torch.optim.Adam(parameters, lr: o.LearningRate, weight_decay: o.WeightDecay);
             _scheduler = CreateScheduler(_optimizer, o);
 
-            int startEpoch = 0;
-            double? bestDice = null;
-            int bestEpoch = 0, sinceBest = 0;
-            var history = new List<SegmentationEpochRecord>();
-            string fingerprint = Fingerprint();
-            if (o.CheckpointFolder is { } folder && TrainingCheckpoint.TryRead(folder) is { } ck)
+            var loop = new TrainingLoop(_ctx, SegmentationTrainer.Name, o.Epochs)
             {
-                if (ck.Fingerprint != fingerprint)
-                    throw new InvalidOperationException(
-                        $"{Name}: the checkpoint in '{folder}' was written with other options, another seed or another device; use an empty folder (or the same options, context seed and device) to resume");
-                Restore(ck, folder);
-                startEpoch = ck.Epoch;
-                bestDice = ck.BestDice;
-                bestEpoch = ck.BestEpoch;
-                sinceBest = ck.EpochsWithoutImprovement;
-                history.AddRange(ck.History);
-                _ctx.WriteLog(LogLevel.Info, Name, $"resuming from the checkpoint in '{folder}' after epoch {startEpoch}/{o.Epochs}");
-            }
-
-            long? rows = _input.GetRowCount();
-            long stepsPerEpoch = rows is long n ? (n + o.BatchSize - 1) / o.BatchSize : 0;
-            bool stop = o.ValidationData is not null && o.EarlyStoppingPatience is int p0 && sinceBest >= p0;
-            if (startEpoch < o.Epochs && !stop)
+                CheckpointFolder = o.CheckpointFolder,
+                Fingerprint = OptionsFingerprint(),
+                EpochCompleted = o.EpochCompleted is { } callback ? e => callback(Record(e)) : null,
+            };
+            if (o.ValidationData is { } vd)
             {
-                var tracker = new ProgressTracker(_ctx, Name, o.Epochs - startEpoch, stepsPerEpoch, _ct);
-                string[] columns = o.SampleWeightColumn is { } wc ? [o.ImageColumn, o.MaskColumn, wc] : [o.ImageColumn, o.MaskColumn];
-                for (int epoch = startEpoch + 1; epoch <= o.Epochs; epoch++)
+                _validation = new ValidationHandler(ValidationMetric, _net, _ => Validate(vd))
                 {
-                    var sw = Stopwatch.StartNew();
-                    double lr = _optimizer.LearningRate();
-                    if (_online is { } on && on.IsDue(epoch))
-                        on.Regenerate(_ctx, _net, _net.call, _input, o.ImageColumn, o.MaskColumn, o.BatchSize, _device, epoch, _ct);
-                    double meanLoss = TrainEpoch(epoch, columns, tracker);
-                    _scheduler?.step();
-                    double? dice = o.ValidationData is { } vd ? Validate(vd) : null;
-                    if (dice is double d)
-                    {
-                        if (bestDice is null || d > bestDice.Value)
-                        {
-                            bestDice = d;
-                            bestEpoch = epoch;
-                            sinceBest = 0;
-                            if (o.RestoreBestCheckpoint) KeepBest();
-                        }
-                        else sinceBest++;
-                    }
-                    var rec = new SegmentationEpochRecord(epoch, meanLoss, dice, lr, sw.Elapsed.TotalSeconds);
-                    history.Add(rec);
-                    _ctx.WriteLog(LogLevel.Info, Name, string.Create(CultureInfo.InvariantCulture,
-                        $"epoch {epoch}/{o.Epochs}: train loss {meanLoss:G5}{(dice is double dd ? $", val mDice {dd:F4} (best {bestDice:F4} at epoch {bestEpoch})" : "")}, lr {lr:G3}, {rec.Seconds:F1} s"));
-                    if (o.CheckpointFolder is { } f)
-                        WriteCheckpoint(f, new TrainingCheckpoint
-                        {
-                            Fingerprint = fingerprint, Epoch = epoch, BestDice = bestDice, BestEpoch = bestEpoch,
-                            EpochsWithoutImprovement = sinceBest, History = history,
-                        });
-                    tracker.EndEpoch();
-                    o.EpochCompleted?.Invoke(rec);
-                    if (o.ValidationData is not null && o.EarlyStoppingPatience is int p && sinceBest >= p)
-                    {
-                        _ctx.WriteLog(LogLevel.Info, Name, $"early stopping after epoch {epoch}: no better validation mDice for {p} epochs (best {bestDice:F4} at epoch {bestEpoch})");
-                        break;
-                    }
-                }
+                    RestoreBest = o.RestoreBestCheckpoint, Patience = o.EarlyStoppingPatience,
+                };
+                loop.Handlers.Add(_validation);
             }
+            var state = loop.Run(this, _ct);
 
-            if (_best is not null && o.RestoreBestCheckpoint)
-            {
-                _net.LoadStateDictChecked(_best);
-                _ctx.WriteLog(LogLevel.Info, Name, string.Create(CultureInfo.InvariantCulture, $"restored the weights of epoch {bestEpoch} (validation mDice {bestDice:F4})"));
-            }
             var model = ModelOptions(o);
             var net = _net;
             SetDropoutGenerator(net, null); // the generator is disposed with this run
             _net = null; // the transformer owns it now
-            try { return new SegmentationTransformer(_ctx, model, net, history); }
+            try { return new SegmentationTransformer(_ctx, model, net, state.History.Select(Record).ToList()); }
             catch { net.Dispose(); throw; }
         }
+
+        private const string ValidationMetric = "val mDice";
+
+        private static SegmentationEpochRecord Record(EpochSummary e) =>
+            new(e.Epoch, e.Loss, e.Metric(ValidationMetric), e.LearningRate ?? double.NaN, e.Seconds);
 
         /// <summary>
         /// Dropout layers (DeepLabv3+'s ASPP) draw their masks from the trainer's generator rather than torch's global
@@ -347,72 +291,88 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
             }
         }
 
-        private double TrainEpoch(int epoch, string[] columns, ProgressTracker tracker)
+        public override double? LearningRate => _optimizer?.LearningRate();
+
+        public override long? StepsPerEpoch
+        {
+            get
+            {
+                long? rows = _pool?.RowCount ?? _input.GetRowCount();
+                if (rows is long n && _online is not null && _pool is null) rows = n + _o.OnlineAttack!.RowsFor(n);
+                return rows is long r ? (r + _o.BatchSize - 1) / _o.BatchSize : null;
+            }
+        }
+
+        /// <summary>
+        /// Online adversarial training (Eq. 11 as the offline mode): when due, the attacked rows are regenerated against
+        /// the network being trained, and the epoch draws batches of <see cref="SegmentationTrainerOptions.BatchSize"/>
+        /// from the pool of real and attacked rows, weighted 1/N_real and 1/N_aug.
+        /// </summary>
+        public override void OnEpochStarted(TrainingState state)
+        {
+            // Due every EveryEpochs epochs from epoch 1, and at a resumed run's first epoch (the rows are not in checkpoints).
+            if (_online is not { } on || (_pool is not null && (state.Epoch - 1) % _o.OnlineAttack!.EveryEpochs != 0)) return;
+            _pool?.Dispose();
+            _pool = null;
+            var rows = on.Regenerate(new OnlineAugmentationRequest(_ctx, _net!, _net!.call, _input, _o.ImageColumn, _o.MaskColumn, _o.BatchSize, _device,
+                state.Epoch, state.CancellationToken));
+            _pool = TrainingPool.Join(_input, rows, _o.ImageColumn, _o.MaskColumn, AttackFlagColumn, _o.SampleWeightColumn, _device);
+        }
+
+        public override IEnumerable<DataBatch> Batches(TrainingState state)
+        {
+            var o = _o;
+            _net!.train();
+            _mixed?.Compute.train();
+            var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", state.Epoch) & 0x7FFFFFFF));
+            if (_pool is { } pool)
+                return pool.GetBatches([o.ImageColumn, o.MaskColumn, AttackFlagColumn], o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
+            string[] columns = o.SampleWeightColumn is { } wc ? [o.ImageColumn, o.MaskColumn, wc] : [o.ImageColumn, o.MaskColumn];
+            return _input.GetBatches(columns, o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
+        }
+
+        public override StepResult Step(DataBatch batch, TrainingState state)
         {
             var o = _o;
             var net = _net!;
             var opt = _optimizer!;
-            net.train();
-            _mixed?.Compute.train();
-            var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", epoch) & 0x7FFFFFFF));
-            double sum = 0;
-            long steps = 0, skipped = 0;
-            using var attacked = _online?.Batches(o.BatchSize, _input.GetRowCount(), epoch, _device, _ct);
-            foreach (var batch in _input.GetBatches(columns, o.BatchSize, rand, _device, cancellationToken: _ct))
+            var x = batch[o.ImageColumn];
+            var y = batch[o.MaskColumn];
+            Tensor? w = null;
+            if (_pool is not null) w = SampleWeights.FromBatch(batch, AttackFlagColumn, SampleWeightMode.IsAugmentedFlag, _device);
+            else if (o.SampleWeightColumn is { } wc) w = SampleWeights.FromBatch(batch, wc, o.SampleWeightMode, _device);
+            if (x.shape[0] == 1 && _hasBatchNorm)
             {
-                using var scope = torch.NewDisposeScope();
-                var x = batch[o.ImageColumn];
-                var y = batch[o.MaskColumn];
-                Tensor? w = null;
-                if (o.SampleWeightColumn is { } wc) w = SampleWeights.FromBatch(batch, wc, o.SampleWeightMode, _device);
-                if (attacked is not null) (x, y, w) = OnlineAdversarialAugmenter.Join(batch, x, y, w, o.SampleWeightColumn, attacked, o.ImageColumn, o.MaskColumn, _device);
-                if (x.shape[0] == 1 && _hasBatchNorm)
-                {
-                    // One image through BatchNorm in training mode: at a 1×1 bottleneck the batch statistics are a
-                    // single value, the running variance turns NaN and the model predicts NaN (PyTorch refuses such a
-                    // batch). Leave it out, as drop_last would.
-                    if (!_singleRowBatchLogged)
-                    {
-                        _ctx.WriteLog(LogLevel.Info, Name, $"a training batch of one image is left out each epoch ({_input.GetRowCount()} rows, batch size {o.BatchSize}): BatchNorm cannot train on one image");
-                        _singleRowBatchLogged = true;
-                    }
-                    skipped++;
-                    continue;
-                }
-                (x, y) = Augment(x, y);
-                opt.ZeroGrad();
-                if (o.ChannelsLast && x.dim() == 4) x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
-                var model = (SegmentationNetwork?)_mixed?.Compute ?? net;
-                if (_mixed is not null) x = x.to(_mixed.ComputeType);
-                var logits = model.call(x);
-                if (_mixed is not null) logits = logits.to(ScalarType.Float32);
-                var loss = _loss.Compute(logits, y, w);
-                double value = loss.ToDouble();
-                steps++;
-                if (!double.IsFinite(value))
-                    throw new TrainingDivergedException(
-                        $"{Name}: the loss is {value.ToString(CultureInfo.InvariantCulture)} at epoch {epoch}, step {steps} (batch of {batch.Count} rows, lr {opt.LearningRate().ToString("G3", CultureInfo.InvariantCulture)}); training diverged — lower the learning rate or check the data for NaN/Inf values",
-                        epoch, steps);
-                if (_mixed is null)
-                {
-                    loss.backward();
-                    opt.step();
-                }
-                else
-                {
-                    _mixed.Scale(loss).backward();
-                    if (_mixed.TakeGradients()) opt.step();
-                    _mixed.PushWeights();
-                }
-                sum += value;
-                tracker.Step(value, batch.Count);
+                // One image through BatchNorm in training mode: at a 1×1 bottleneck the batch statistics are a
+                // single value, the running variance turns NaN and the model predicts NaN (PyTorch refuses such a
+                // batch). Leave it out, as drop_last would.
+                return StepResult.Skip($"a training batch of one image ({_input.GetRowCount()} rows, batch size {o.BatchSize}): BatchNorm cannot train on one image — a network with BatchNorm needs batches of at least 2 images");
             }
-            if (steps == 0)
-                throw new InvalidOperationException(skipped > 0
-                    ? $"{Name}: the training data has a single row; a network with BatchNorm needs batches of at least 2 images"
-                    : $"{Name}: the training data has no rows");
-            return sum / steps;
+            (x, y) = Augment(x, y);
+            opt.ZeroGrad();
+            if (o.ChannelsLast && x.dim() == 4) x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+            var model = (SegmentationNetwork?)_mixed?.Compute ?? net;
+            if (_mixed is not null) x = x.to(_mixed.ComputeType);
+            var logits = model.call(x);
+            if (_mixed is not null) logits = logits.to(ScalarType.Float32);
+            var loss = _loss.Compute(logits, y, w);
+            double value = loss.ToDouble();
+            if (!double.IsFinite(value)) return new StepResult(value, batch.Count);
+            if (_mixed is null)
+            {
+                loss.backward();
+                opt.step();
+            }
+            else
+            {
+                _mixed.Scale(loss).backward();
+                if (_mixed.TakeGradients()) opt.step();
+                _mixed.PushWeights();
+            }
+            return new StepResult(value, batch.Count);
         }
+
+        public override void OnEpochCompleted(TrainingState state, EpochSummary epoch) => _scheduler?.step();
 
         private (Tensor x, Tensor y) Augment(Tensor x, Tensor y)
         {
@@ -439,63 +399,28 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
                 }
             }
             finally { net.train(); }
-            if (eval.Count == 0) throw new InvalidOperationException($"{Name}: the validation data has no rows");
+            if (eval.Count == 0) throw new InvalidOperationException($"{SegmentationTrainer.Name}: the validation data has no rows");
             return eval.GetResult().MeanDice;
         }
 
-        private void KeepBest()
+        public override void SaveState(CheckpointState c)
         {
-            DisposeBest();
-            _best = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-            using (torch.no_grad())
-                foreach (var (k, t) in _net!.StateDictInOrder())
-                    _best[k] = t.detach().clone().DetachFromDisposeScope();
+            c.Put("net", _net!);
+            c.Put("opt", _optimizer!);
+            c.Put("rng", _generator!);
         }
 
-        private void DisposeBest()
+        public override void LoadState(CheckpointState c)
         {
-            if (_best is null) return;
-            foreach (var t in _best.Values) t.Dispose();
-            _best = null;
+            c.Load("net", _net!);
+            _mixed?.PushWeights();
+            c.Load("opt", _optimizer!);
+            c.Load("rng", _generator!);
         }
 
-        private void WriteCheckpoint(string folder, TrainingCheckpoint ck)
+        public override void OnStarted(TrainingState state)
         {
-            using var scope = torch.NewDisposeScope();
-            var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-            foreach (var (k, t) in _net!.StateDictInOrder()) tensors["net." + k] = t;
-            var optState = OptimizerCheckpoint.Save(_optimizer!);
-            tensors["opt"] = TensorExtensions.FromArray<byte>(optState, [optState.Length]);
-            tensors["rng"] = _generator!.get_state();
-            if (_best is not null) foreach (var (k, t) in _best) tensors["best." + k] = t;
-            ck.Write(folder, tensors);
-        }
-
-        private void Restore(TrainingCheckpoint ck, string folder)
-        {
-            var all = ck.LoadTensors(folder);
-            try
-            {
-                Dictionary<string, Tensor> Part(string prefix) => all.Where(e => e.Key.StartsWith(prefix, StringComparison.Ordinal))
-                    .ToDictionary(e => e.Key[prefix.Length..], e => e.Value, StringComparer.Ordinal);
-                _net!.LoadStateDictChecked(Part("net."), source: folder);
-                _mixed?.PushWeights();
-                if (!all.TryGetValue("opt", out var opt)) throw new InvalidDataException($"{Name}: the checkpoint in '{folder}' has no optimizer state");
-                OptimizerCheckpoint.Load(_optimizer!, opt.ToArray<byte>(), $"{Name}: the checkpoint in '{folder}'");
-                if (!all.TryGetValue("rng", out var rng)) throw new InvalidDataException($"{Name}: the checkpoint in '{folder}' has no generator state");
-                _generator!.set_state(rng);
-                var best = Part("best.");
-                if (best.Count > 0)
-                {
-                    DisposeBest();
-                    _best = best.ToDictionary(e => e.Key, e => e.Value.to(_device, copy: true).DetachFromDisposeScope(), StringComparer.Ordinal);
-                }
-                for (int e = 0; e < ck.Epoch; e++) _scheduler?.step();   // the same chain of steps as the original run
-            }
-            finally
-            {
-                foreach (var t in all.Values) t.Dispose();
-            }
+            for (int e = 0; e < state.ResumedEpochs; e++) _scheduler?.step();   // the same chain of steps as the original run
         }
 
         private static LRScheduler? CreateScheduler(Optimizer opt, SegmentationTrainerOptions o)
@@ -512,25 +437,23 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
             return main is null ? warm : torch.optim.lr_scheduler.SequentialLR(opt, [warm, main], [w]);
         }
 
-        private string Fingerprint()
+        private object OptionsFingerprint()
         {
             var o = _o;
-            var f = new
+            return new
             {
                 Network = o.Network, o.ImageColumn, o.MaskColumn, o.SampleWeightColumn, o.SampleWeightMode, o.Loss, o.Optimizer,
                 o.LearningRate, o.WeightDecay, o.Schedule, o.WarmupEpochs, o.MinLearningRate, o.StepSize, o.StepGamma, o.Precision, o.ChannelsLast,
-                o.BatchSize, Seed = _seed.ToString(CultureInfo.InvariantCulture), Device = _device.ToString(),
-                Augmentations = AugmentationNames(), Validation = o.ValidationData is not null, o.RestoreBestCheckpoint,
-                o.EarlyStoppingPatience, o.OnlineAttack,
+                o.BatchSize, Seed = _seed.ToString(CultureInfo.InvariantCulture),
+                Augmentations = string.Join("+", _augmentations.Select(a => a.Name)), Validation = o.ValidationData is not null,
+                OnlineAttack = o.OnlineAttack is { } oa ? JsonSerializer.SerializeToNode(oa, oa.GetType()) : null,
             };
-            return JsonSerializer.Serialize(f);
         }
-
-        private string AugmentationNames() => string.Join("+", _augmentations.Select(a => a.Name));
 
         public void Dispose()
         {
-            DisposeBest();
+            _validation?.Dispose();
+            _pool?.Dispose();
             _online?.Dispose();
             _mixed?.Dispose();
             _net?.Dispose();

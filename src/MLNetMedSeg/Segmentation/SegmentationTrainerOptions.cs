@@ -1,6 +1,5 @@
 using MLNetMedSeg.Core;
 using System.Text.Json.Serialization;
-using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Augmentation.Classic;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Segmentation.Losses;
@@ -161,14 +160,17 @@ public sealed class SegmentationTrainerOptions
     public string PredictedColumn { get; set; } = "Predicted";
 
     /// <summary>
-    /// Online adversarial training (default null: off): every <see cref="OnlineAdversarialOptions.EveryEpochs"/> epochs
-    /// the current network is attacked on every training row and each batch is trained together with its share of the
-    /// attacked rows, with Eq. 11's loss (mean over the real rows + mean over the attacked rows). The attack options'
-    /// column names are not used (the trainer's are); the classic augmentations apply to the joint batch. With
+    /// Online adversarial training (default null: off): every <see cref="IOnlineAugmentation.EveryEpochs"/> epochs
+    /// the current network is attacked on every training row (or on <c>OnlineAdversarialOptions.Source</c>), and
+    /// the epoch draws batches of <see cref="BatchSize"/> from the pool of real and attacked rows, with Eq. 11's loss
+    /// (mean over the batch's real rows + mean over its augmented rows) — as the offline mode draws them from real +
+    /// augmented rows, so both modes take N_pool/BatchSize steps an epoch (DASP trains with batch 16 either way). The
+    /// attack options' column names are not used (the trainer's are); the classic augmentations apply to the batch. With
     /// <see cref="SampleWeightColumn"/> set (real rows flagged as augmented stay so), the mode must be
     /// <see cref="SampleWeightMode.IsAugmentedFlag"/>. A resumed run regenerates the attacked rows at its first epoch.
     /// </summary>
-    public OnlineAdversarialOptions? OnlineAttack { get; set; }
+    [JsonIgnore]
+    public IOnlineAugmentation? OnlineAttack { get; set; }
 
     /// <summary>Called after every completed epoch (after its checkpoint is written), e.g. to draw a live loss curve. Not saved.</summary>
     [JsonIgnore]

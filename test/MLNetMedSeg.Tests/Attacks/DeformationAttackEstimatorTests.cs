@@ -1,3 +1,4 @@
+using MLNetMedSeg.Tests.Core.Training;
 using MLNetMedSeg.Attacks;
 using MLNetMedSeg.Attacks.Networks;
 using MLNetMedSeg.Data;
@@ -243,5 +244,22 @@ public sealed class DeformationAttackEstimatorTests
     private sealed class SyncProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value) => report(value);
+    }
+
+    [TestMethod]
+    public void CheckpointResume_GivesTheWeightsOfAStraightRun()
+    {
+        var segCtx = new MedSegContext(seed: 5);
+        using var seg = Untrained(segCtx);
+        using var data = AttackData.Organs(6, 5);
+        ResumeCheck.Run(3, 1, (folder, onEpoch, ct) =>
+        {
+            var o = Tiny();
+            o.Epochs = 3;
+            o.CheckpointFolder = folder;
+            if (onEpoch is not null) o.EpochCompleted = r => onEpoch(r.Epoch);
+            using var m = new MedSegContext(seed: 6).Augmentation.DeformationAttack(seg, o).Fit(data, ct);
+            return ResumeCheck.Weights(m.Generator);
+        });
     }
 }

@@ -43,7 +43,7 @@ public sealed class AugmentedChainTests
     private static IDataView Pairs(MLContext ml) =>
         ml.MedSeg().Data.LoadImageMaskPairs(Path.Combine(_root, "images"), Path.Combine(_root, "masks"));
 
-    private static EstimatorChain<MLNetMedSeg.Data.LoadMaskTransformer> Loading(MLContext ml) =>
+    private static EstimatorChain<MLNetMedSeg.Data.Transforms.LoadMaskTransformer> Loading(MLContext ml) =>
         ml.Transforms.LoadImages("Image", null, "ImagePath")
             .Append(ml.Transforms.ResizeImages("Image", S, S))
             .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", S, S));

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core.Training;
 using MLNetMedSeg.Core;
 using MLNetMedSeg.Diffusion;
 using TorchSharp;

@@ -1,3 +1,5 @@
+using MLNetMedSeg.Tests.Core.Training;
+using MLNetMedSeg.Core.Training;
 using MLNetMedSeg.Core;
 using System.Diagnostics;
 using MLNetMedSeg.Data;
@@ -263,5 +265,19 @@ public sealed class ImageDiffusionTests
         s = Assert.ThrowsException<SchemaException>(() => ctx.Generation.ImageDiffusion(o).GetOutputSchema(data.Schema));
         Assert.AreEqual("SyntheticMask", s.ColumnName);
         Assert.ThrowsException<ArgumentException>(() => ctx.Generation.ImageDiffusion(new ImageDiffusionOptions { SampleSteps = 2000 }));
+    }
+
+    [TestMethod]
+    public void CheckpointResume_GivesTheWeightsOfAStraightRun()
+    {
+        using var data = Blobs(8, 4);
+        ResumeCheck.Run(3, 2, (folder, onEpoch, ct) =>
+        {
+            var o = Tiny(epochs: 3);
+            o.CheckpointFolder = folder;
+            if (onEpoch is not null) o.EpochCompleted = r => onEpoch(r.Epoch);
+            using var m = new MedSegContext(seed: 4).Generation.ImageDiffusion(o).Fit(data, ct);
+            return ResumeCheck.Weights(m.Network);
+        });
     }
 }

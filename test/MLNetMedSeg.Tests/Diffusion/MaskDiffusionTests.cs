@@ -1,3 +1,5 @@
+using MLNetMedSeg.Tests.Core.Training;
+using MLNetMedSeg.Core.Training;
 using System.Diagnostics;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
@@ -267,5 +269,19 @@ public sealed class MaskDiffusionTests
         // Not a copy of one mask: the samples vary.
         Assert.IsTrue(fractions.Distinct().Count() > 10, summary);
         samples.Dispose();
+    }
+
+    [TestMethod]
+    public void CheckpointResume_GivesTheWeightsOfAStraightRun()
+    {
+        using var data = SyntheticMasks.View(SyntheticMasks.Make(8, 16, 1, 2, 6));
+        ResumeCheck.Run(3, 1, (folder, onEpoch, ct) =>
+        {
+            var o = Tiny(epochs: 3);
+            o.CheckpointFolder = folder;
+            if (onEpoch is not null) o.EpochCompleted = r => onEpoch(r.Epoch);
+            using var m = new MedSegContext(seed: 3).Generation.MaskDiffusion(o).Fit(data, ct);
+            return ResumeCheck.Weights(m.Network);   // the EMA weights: the average is in the checkpoint too
+        });
     }
 }

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core.Training;
 using MLNetMedSeg.Core;
 using MLNetMedSeg.Augmentation.Classic;
 using MLNetMedSeg.Data;
@@ -428,7 +429,7 @@ public sealed class SegmentationTrainerTests
         CollectionAssert.AreEqual(new[] { 1, 1, 1, 2, 2, 2 }, progress.Reports.Select(p => p.Epoch).ToArray());
         Assert.IsTrue(progress.Reports.All(p => p.Stage == "SegmentationTrainer" && p.StepsPerEpoch == 3 && p.Loss is double l && double.IsFinite(l)));
         Assert.IsTrue(progress.Reports.Skip(1).All(p => p.ItemsPerSecond > 0 && p.Eta is not null));
-        Assert.AreEqual(2, log.Count(l => l.Contains("train loss") && l.Contains("val mDice")), string.Join("\n", log));
+        Assert.AreEqual(2, log.Count(l => l.StartsWith("epoch ") && l.Contains(": loss ") && l.Contains("val mDice")), string.Join("\n", log));
 
         // Cancelling in the middle of epoch 1 stops at the next step.
         using var cts = new CancellationTokenSource();

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Augmentation;
 using MLNetMedSeg.Core;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Pipeline;

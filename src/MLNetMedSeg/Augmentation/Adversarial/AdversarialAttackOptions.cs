@@ -1,3 +1,4 @@
+using MLNetMedSeg.Augmentation;
 using System.Text.Json.Serialization;
 
 namespace MLNetMedSeg.Augmentation.Adversarial;
@@ -19,7 +20,7 @@ public enum AdversarialAttackMethod
 
     /// <summary>
     /// Diff-PGD (Xue et al., NeurIPS 2023; DASP Eq. 1 and 9): PGD whose loss is taken on the SDEdit-refined image
-    /// x_d = SDEdit(x + δ) (<see cref="Diffusion.ISdEditor"/>); the output is SDEdit(x + δ_K). DASP is this method with
+    /// x_d = SDEdit(x + δ) (<see cref="ISdEditor"/>); the output is SDEdit(x + δ_K). DASP is this method with
     /// the uncertainty-weighted foreground loss of Eq. 10 (<see cref="AdversarialAttackOptions.Dasp"/>).
     /// </summary>
     DiffPgd,
@@ -122,7 +123,7 @@ public sealed class AdversarialAttackOptions
     /// <summary>Rows attacked together (default 8).</summary>
     public int BatchSize { get; set; } = 8;
 
-    /// <summary>True when the method needs an <see cref="Diffusion.ISdEditor"/>.</summary>
+    /// <summary>True when the method needs an <see cref="ISdEditor"/>.</summary>
     [JsonIgnore]
     public bool NeedsSdEditor => Method == AdversarialAttackMethod.DiffPgd;
 

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Augmentation;
 using System.Globalization;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
@@ -106,11 +107,11 @@ public static class AdversarialPairs
     /// ones. Each attacked batch is a step of <paramref name="tracker"/> when one is given.
     /// </summary>
     internal static CollectedPairs Collect(IDataView data, string imageColumn, string maskColumn, string? idColumn, int batchSize, Device device,
-        int copies, bool includeReal, ulong seed, BatchAttack attack, CancellationToken ct, ProgressTracker? tracker = null)
+        int copies, bool includeReal, ulong seed, BatchAttack attack, CancellationToken ct, ProgressTracker? tracker = null, Device? storage = null)
     {
         string[] columns = idColumn is null ? [imageColumn, maskColumn] : [imageColumn, maskColumn, idColumn];
-        var real = new CollectedPairs();
-        var attacked = Enumerable.Range(0, copies).Select(_ => new CollectedPairs()).ToArray();
+        var real = new CollectedPairs(storage);
+        var attacked = Enumerable.Range(0, copies).Select(_ => new CollectedPairs(storage)).ToArray();
         try
         {
             long row = 0;
@@ -147,20 +148,21 @@ public static class AdversarialPairs
 }
 
 /// <summary>Rows gathered on the CPU (images, masks, ids, flags) until they become a view.</summary>
-internal sealed class CollectedPairs : IDisposable
+internal sealed class CollectedPairs(Device? storage = null) : IDisposable
 {
+    private readonly Device _storage = storage ?? torch.CPU;
     private readonly List<Tensor> _images = [], _masks = [];
     private readonly List<string> _ids = [];
     private readonly List<double> _flags = [];
 
     public int Count => _images.Count;
 
-    /// <summary>Adds CPU copies of each row of a batch.</summary>
+    /// <summary>Adds copies of each row of a batch, kept on the storage device (default the CPU).</summary>
     public void Add(Tensor images, Tensor masks, string[]? ids, double flag)
     {
         using var scope = torch.NewDisposeScope();
-        var xi = images.to(ScalarType.Float32).cpu();
-        var yi = masks.cpu();
+        var xi = images.to(ScalarType.Float32).to(_storage);
+        var yi = masks.to(_storage);
         for (int k = 0; k < xi.size(0); k++)
         {
             _images.Add(xi.narrow(0, k, 1).squeeze(0).contiguous().clone().DetachFromDisposeScope());

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Augmentation;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Serialization;
@@ -5,7 +6,6 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
-using MLNetMedSeg.Segmentation.Losses;
 using TorchSharp;
 using TorchSharp.Modules;
 
@@ -18,7 +18,7 @@ namespace MLNetMedSeg.Augmentation.Adversarial;
 /// L_sup = mean Dice over the real rows + mean Dice over the attacked rows of each batch. Set it as
 /// <see cref="SegmentationTrainerOptions.OnlineAttack"/>.
 /// </summary>
-public sealed class OnlineAdversarialOptions
+public sealed class OnlineAdversarialOptions : ISourcedOnlineAugmentation
 {
     /// <summary>The attack (default: DASP's, which needs <see cref="SdEditor"/>; see the presets of <see cref="AdversarialAttackOptions"/>).</summary>
     public AdversarialAttackOptions Attack { get; set; } = new();
@@ -49,6 +49,29 @@ public sealed class OnlineAdversarialOptions
         return c;
     }
 
+    IOnlineAugmentation IOnlineAugmentation.Clone() => Clone();
+
+    /// <inheritdoc/>
+    public IOnlineAugmentation On(IDataView source, ISdEditor? sdEditor)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        var c = Clone();
+        c.Source = source;
+        c.SdEditor ??= sdEditor;
+        return c;
+    }
+
+    /// <inheritdoc/>
+    public long RowsFor(long trainingRows) => Copies * (Source?.GetRowCount() ?? trainingRows);
+
+    /// <inheritdoc/>
+    [JsonIgnore]
+    public string Description =>
+        $"{Attack.Method}{(Attack.UncertaintyWeighting ? " + W" : "")}, {Copies} attacked cop{(Copies == 1 ? "y" : "ies")} of each {(Source is null ? "training row" : "source row")}, every {(EveryEpochs == 1 ? "epoch" : $"{EveryEpochs} epochs")}";
+
+    /// <inheritdoc/>
+    public IOnlineAugmenter CreateAugmenter(ulong seed) => new OnlineAdversarialAugmenter(this, seed);
+
     /// <summary>Checks every option; throws <see cref="ArgumentException"/> naming the offending one.</summary>
     public void Validate()
     {
@@ -62,17 +85,17 @@ public sealed class OnlineAdversarialOptions
 }
 
 /// <summary>
-/// The trainer's side of online adversarial training: holds the current set of attacked rows (on the CPU), regenerates
-/// it against the network being trained and pairs its batches with the real ones.
+/// The trainer's side of online adversarial training: holds the current set of attacked rows (on the training device,
+/// so they go from attack to training without a copy to the CPU) and
+/// regenerates it against the network being trained; the trainer pools them with its real rows.
 /// </summary>
-internal sealed class OnlineAdversarialAugmenter : IDisposable
+internal sealed class OnlineAdversarialAugmenter : IOnlineAugmenter
 {
     private const string Name = "OnlineAdversarialAugmenter";
     private readonly OnlineAdversarialOptions _options;
     private readonly AdversarialAttack _attack;
     private readonly ulong _seed;
     private InMemoryDataView? _attacked;
-    private string _image = "", _mask = "";
 
     public OnlineAdversarialAugmenter(OnlineAdversarialOptions options, ulong seed)
     {
@@ -82,66 +105,25 @@ internal sealed class OnlineAdversarialAugmenter : IDisposable
         _seed = seed;
     }
 
-    /// <summary>Rows of the current attacked set (0 before the first regeneration).</summary>
-    public long Count => _attacked?.RowCount ?? 0;
-
-    /// <summary>True when epoch <paramref name="epoch"/> (1-based) starts with a regeneration (always when there is no set yet, e.g. after a resume).</summary>
-    public bool IsDue(int epoch) => _attacked is null || (epoch - 1) % _options.EveryEpochs == 0;
-
     /// <summary>
-    /// Attacks <paramref name="network"/> (in eval mode, its modes restored after) on every row of
-    /// <see cref="OnlineAdversarialOptions.Source"/>, or of <paramref name="input"/> when no source is set.
+    /// Attacks the request's network (in eval mode, its modes restored after) on every row of
+    /// <see cref="OnlineAdversarialOptions.Source"/>, or of the training rows when no source is set; returns the
+    /// attacked rows (owned by this augmenter until the next call).
     /// </summary>
-    public void Regenerate(MedSegContext ctx, torch.nn.Module network, Func<Tensor, Tensor> logits, IDataView input, string imageColumn, string maskColumn,
-        int batchSize, Device device, int epoch, CancellationToken ct)
+    public IDataView Regenerate(OnlineAugmentationRequest r)
     {
         var clock = Stopwatch.StartNew();
         _attacked?.Dispose();
         _attacked = null;
-        ulong seed = MedSegContext.MixSeed(_seed, "epoch", epoch);
-        input = _options.Source ?? input;
-        using (ModuleModeScope.Eval(network))
-        using (var pairs = AdversarialPairs.Collect(input, imageColumn, maskColumn, null, batchSize, device, _options.Copies, includeReal: false, seed,
-                   (x, y, s, keys) => _attack.Run(logits, x, y, s, keys, ct), ct))
-            _attacked = pairs.ToView(imageColumn, input.Schema[imageColumn].Type, maskColumn, input.Schema[maskColumn].Type, null, null);
-        _image = imageColumn;
-        _mask = maskColumn;
-        ctx.WriteLog(LogLevel.Info, Name, string.Create(CultureInfo.InvariantCulture,
-            $"epoch {epoch}: {_attacked.RowCount} attacked rows ({_options.Attack.Method}) against the current network in {clock.Elapsed.TotalSeconds:F1} s"));
-    }
-
-    /// <summary>
-    /// The attacked rows of one epoch, shuffled with a seed of the epoch, in as many batches as the epoch has real
-    /// batches (⌈<paramref name="realRows"/> / <paramref name="realBatchSize"/>⌉): the n-th goes with the n-th real batch.
-    /// Without a source that is <paramref name="realBatchSize"/>·Copies rows per batch. When the real row count is not
-    /// known (<paramref name="realRows"/> null) the batches have <paramref name="realBatchSize"/>·Copies rows.
-    /// </summary>
-    public IEnumerator<DataBatch> Batches(int realBatchSize, long? realRows, int epoch, Device device, CancellationToken ct)
-    {
-        var view = _attacked ?? throw new InvalidOperationException($"{Name}: no attacked rows yet (Regenerate first)");
-        var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", epoch) & 0x7FFFFFFF));
-        int size = realBatchSize * _options.Copies;
-        if (realRows is long n && n > 0)
-        {
-            long realBatches = (n + realBatchSize - 1) / realBatchSize;
-            size = (int)Math.Max(1, (view.RowCount + realBatches - 1) / realBatches);
-        }
-        return view.GetBatches([_image, _mask], size, rand, device, cancellationToken: ct).GetEnumerator();
-    }
-
-    /// <summary>
-    /// Appends the next attacked batch to a real one and returns Eq. 11's weights for the joint batch: real rows (those
-    /// whose <paramref name="flagColumn"/> value is 0, or all without a flag column) weigh 1/N_real, augmented rows
-    /// 1/N_aug. Without a next attacked batch the real batch is returned with the weights it had.
-    /// </summary>
-    public static (Tensor x, Tensor y, Tensor? w) Join(DataBatch real, Tensor x, Tensor y, Tensor? w, string? flagColumn,
-        IEnumerator<DataBatch> attacked, string imageColumn, string maskColumn, Device device)
-    {
-        if (!attacked.MoveNext()) return (x, y, w);
-        var a = attacked.Current;
-        var flags = (flagColumn is null ? new bool[real.Count] : real.Numbers(flagColumn).Select(v => v != 0).ToArray())
-            .Concat(Enumerable.Repeat(true, a.Count)).ToArray();
-        return (torch.cat([x, a[imageColumn]], 0), torch.cat([y, a[maskColumn]], 0), SampleWeights.RealAndAugmented(flags, device));
+        ulong seed = MedSegContext.MixSeed(_seed, "epoch", r.Epoch);
+        var input = _options.Source ?? r.TrainingData;
+        using (ModuleModeScope.Eval(r.Network))
+        using (var pairs = AdversarialPairs.Collect(input, r.ImageColumn, r.MaskColumn, null, r.BatchSize, r.Device, _options.Copies, includeReal: false, seed,
+                   (x, y, s, keys) => _attack.Run(r.Logits, x, y, s, keys, r.CancellationToken), r.CancellationToken, storage: r.Device))
+            _attacked = pairs.ToView(r.ImageColumn, input.Schema[r.ImageColumn].Type, r.MaskColumn, input.Schema[r.MaskColumn].Type, null, null);
+        r.Context.WriteLog(LogLevel.Info, Name, string.Create(CultureInfo.InvariantCulture,
+            $"epoch {r.Epoch}: {_attacked.RowCount} attacked rows ({_options.Attack.Method}) against the current network in {clock.Elapsed.TotalSeconds:F1} s"));
+        return _attacked;
     }
 
     public void Dispose()

@@ -4,6 +4,7 @@ using MLNetMedSeg.Attacks;
 using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Dasp;
 using MLNetMedSeg.Data;
+using MLNetMedSeg.Data.Transforms;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Segmentation;
 

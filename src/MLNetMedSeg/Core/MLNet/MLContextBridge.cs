@@ -23,6 +23,8 @@ public static class MLContextBridge
     internal sealed class Settings
     {
         public IProgress<TrainingProgress>? Progress { get; set; }
+
+        public CancellationToken CancellationToken { get; set; }
     }
 
     internal static Settings For(IHostEnvironment env) => PerContext.GetValue(env, _ => new Settings());
@@ -74,6 +76,7 @@ public static class MLContextBridge
             }
         };
         ctx.Progress = new ProgressToLog(host, settings);
+        ctx.CancellationTokenSource = () => settings.CancellationToken;
         return ctx;
     }
 

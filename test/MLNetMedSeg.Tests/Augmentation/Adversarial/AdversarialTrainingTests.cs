@@ -114,6 +114,29 @@ public sealed class AdversarialTrainingTests
     }
 
     [TestMethod]
+    public void Online_DrawsBatchesOfBatchSizeFromTheRealPlusAttackedPool_AsOffline()
+    {
+        // Paper 000 §3.4 / Eq. 11: DASP trains with batch 16 on real + augmented rows in either mode. 6 real rows with
+        // 2 attacked copies each make a pool of 18 rows: batches of 4 → 5 steps an epoch (4, 4, 4, 4, 2 rows), each
+        // with both kinds of rows weighted 1/N_real and 1/N_aug.
+        using var scope = NewDisposeScope();
+        using var data = Discs(6, 8);
+        var ctx = new MedSegContext(seed: 8);
+        var steps = new List<TrainingProgress>();
+        ctx.Progress = new Reporter(steps.Add);
+        var options = TrainerOptions();
+        options.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.FgsmPreset(8.0 / 255), Copies = 2 };
+        using var model = ctx.Segmentation.Trainer(options).Fit(data);
+        Assert.AreEqual(5, steps.Count, "⌈(6 + 12) / 4⌉ steps");
+        Assert.IsTrue(steps.All(p => p.StepsPerEpoch == 5), "the ETA counts the pool's steps");
+    }
+
+    private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+
+    [TestMethod]
     public void Online_Dasp_WithSdEditor_AndFlagColumn_Runs()
     {
         using var scope = NewDisposeScope();

@@ -268,7 +268,7 @@ public sealed class LoadImagesTiffTests
             VBuffer<float> buf = default;
             Assert.IsTrue(cur.MoveNext());
             get(ref buf);
-            using var expected = MLNetMedSeg.Data.ResizeTransformer.ResizeImage(ImageIO.ReadTensor(first), 16, 16);
+            using var expected = MLNetMedSeg.Data.Transforms.ResizeTransformer.ResizeImage(ImageIO.ReadTensor(first), 16, 16);
             var want = expected.contiguous().data<float>().ToArray();
             var got = buf.DenseValues().ToArray();
             Assert.AreEqual(want.Length, got.Length);
@@ -277,7 +277,7 @@ public sealed class LoadImagesTiffTests
             string path = Path.Combine(root, "model.zip");
             ml.Model.Save(model, pairs.Schema, path);
             var loaded = new MLContext().Model.Load(path, out _);
-            Assert.IsTrue(((IEnumerable<ITransformer>)loaded).OfType<MLNetMedSeg.Data.LoadImageTransformer>().Any());
+            Assert.IsTrue(((IEnumerable<ITransformer>)loaded).OfType<MLNetMedSeg.Data.Transforms.LoadImageTransformer>().Any());
             Assert.AreEqual(8L, loaded.Transform(pairs).GetColumn<float[]>("Probability").LongCount());
 
             File.WriteAllText(Path.Combine(tiffs, "case000.tif"), "not a tiff");

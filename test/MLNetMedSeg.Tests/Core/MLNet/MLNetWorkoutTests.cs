@@ -1,8 +1,8 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using BinarizeMaskEstimator = MLNetMedSeg.Data.BinarizeMaskEstimator;
-using BinarizeMaskOptions = MLNetMedSeg.Data.BinarizeMaskOptions;
-using BinarizeMaskTransformer = MLNetMedSeg.Data.BinarizeMaskTransformer;
+using BinarizeMaskEstimator = MLNetMedSeg.Data.Transforms.BinarizeMaskEstimator;
+using BinarizeMaskOptions = MLNetMedSeg.Data.Transforms.BinarizeMaskOptions;
+using BinarizeMaskTransformer = MLNetMedSeg.Data.Transforms.BinarizeMaskTransformer;
 using MLNetMedSeg.Testing;
 
 namespace MLNetMedSeg.Tests.Core.MLNet;

@@ -83,6 +83,30 @@ public sealed class MixedChainTests
 
     /// <summary>ExtractPixels' planar floats scaled by 1/255 are the values our MLImage conversion gives: the same segmenter predicts the same.</summary>
     [TestMethod]
+    public void MedSegCancellationToken_StopsAChainsTrainingAtTheNextStep()
+    {
+        var ml = new MLContext(seed: 3);
+        var chain = Pixels(ml)
+            .Append(ml.Transforms.NormalizeMinMax("Image", "Pixels"))
+            .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", Size, Size))
+            .Append(ml.MedSeg().Transforms.BinarizeMask("Mask"))
+            .Append(ml.MedSeg().Trainers.Segmentation(Tiny("Image")));
+        using var cts = new CancellationTokenSource();
+        var steps = new List<MLNetMedSeg.Pipeline.TrainingProgress>();
+        ml.MedSeg().CancellationToken = cts.Token;
+        ml.MedSeg().Progress = new Reporter(p => { steps.Add(p); cts.Cancel(); });
+        Assert.ThrowsException<OperationCanceledException>(() => chain.Fit(Pairs(ml)));
+        Assert.AreEqual(1, steps.Count, "ML.NET's Fit takes no token: the one set on ml.MedSeg() stops the stage after the step that cancelled");
+        ml.MedSeg().CancellationToken = CancellationToken.None;
+        using var fitted = (IDisposable)chain.Fit(Pairs(ml));
+    }
+
+    private sealed class Reporter(Action<MLNetMedSeg.Pipeline.TrainingProgress> report) : IProgress<MLNetMedSeg.Pipeline.TrainingProgress>
+    {
+        public void Report(MLNetMedSeg.Pipeline.TrainingProgress value) => report(value);
+    }
+
+    [TestMethod]
     public void ExtractPixels_Planar_MatchesTheMLImageConversion()
     {
         var ml = new MLContext(seed: 2);

@@ -1,9 +1,10 @@
 using MLNetMedSeg.Core;
+using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
 
-namespace MLNetMedSeg.Data;
+namespace MLNetMedSeg.Data.Transforms;
 
 /// <summary>Options of the channel conversion stage (<see cref="ConvertChannelsCatalogExtensions.ConvertChannels"/>).</summary>
 public sealed class ConvertChannelsOptions

@@ -1,4 +1,4 @@
-namespace MLNetMedSeg.Data;
+namespace MLNetMedSeg.Data.Transforms;
 
 /// <summary>
 /// Base of the stages that read one file per row from a text column of paths (<see cref="LoadImageTransformer"/>,

@@ -1,7 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 
-namespace MLNetMedSeg.Diffusion;
+namespace MLNetMedSeg.Augmentation;
 
 /// <summary>
 /// A mask-conditioned image diffusion model that can refine images with SDEdit (Meng et al.; DASP Eq. 1): the image is

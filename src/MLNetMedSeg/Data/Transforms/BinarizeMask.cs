@@ -1,8 +1,9 @@
+using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
 
-namespace MLNetMedSeg.Data;
+namespace MLNetMedSeg.Data.Transforms;
 
 /// <summary>Options of the mask binarization stage (<see cref="BinarizeMaskCatalogExtensions.BinarizeMask"/>).</summary>
 public sealed class BinarizeMaskOptions

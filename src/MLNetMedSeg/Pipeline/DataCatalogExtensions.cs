@@ -1,9 +1,9 @@
 using System.Text;
-using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Data;
 using TorchSharp;
 using TorchSharp.Modules;
 
-namespace MLNetMedSeg.Data;
+namespace MLNetMedSeg.Pipeline;
 
 /// <summary>A train/validation/test split of one view (disjoint, together covering every row).</summary>
 public sealed record TrainValidationTestData(IDataView Train, IDataView Validation, IDataView Test);
@@ -33,7 +33,7 @@ public static class DataCatalogExtensions
         options ??= new ImageMaskLoaderOptions();
         options.Validate();
         var pairs = MatchPairs(imageFolder, maskFolder, options, msg => catalog.Context.WriteLog(LogLevel.Warning, "LoadImagesAndMasks", msg));
-        return new ImageMaskDataView(pairs, options, catalog.Context);
+        return new ImageMaskDataView(pairs, options, (source, message) => catalog.Context.WriteLog(LogLevel.Info, source, message));
     }
 
     /// <summary>
@@ -125,7 +125,7 @@ public static class DataCatalogExtensions
             pairs.Add(new ImageMaskPair(id, image, mask));
         }
         if (pairs.Count == 0) throw new InvalidDataException($"the manifest '{csvPath}' lists no pairs");
-        return new ImageMaskDataView(pairs, options, catalog.Context);
+        return new ImageMaskDataView(pairs, options, (source, message) => catalog.Context.WriteLog(LogLevel.Info, source, message));
     }
 
     private static string Resolve(string dir, string path, string csv, int line, string what)

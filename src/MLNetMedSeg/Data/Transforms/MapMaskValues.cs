@@ -1,9 +1,10 @@
 using MLNetMedSeg.Core;
+using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
 
-namespace MLNetMedSeg.Data;
+namespace MLNetMedSeg.Data.Transforms;
 
 /// <summary>Options of the mask value → class stage (<see cref="MapMaskValuesCatalogExtensions.MapMaskValues"/>).</summary>
 public sealed class MapMaskValuesOptions

@@ -3,7 +3,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace MLNetMedSeg.Diffusion;
+namespace MLNetMedSeg.Core.Training;
 
 /// <summary>
 /// Exponential moving average of a module's weights (Ho et al. 2020; guided-diffusion's <c>ema_rate</c> 0.9999): a
@@ -39,7 +39,7 @@ public sealed class ExponentialMovingAverage : IDisposable
     public double Decay { get; set; }
 
     /// <summary>The number of <see cref="Update(nn.Module)"/> calls so far.</summary>
-    public long Updates { get; private set; }
+    public long Updates { get; internal set; }
 
     /// <summary>The shadow weights by state-dict name (owned by this object; do not dispose or modify).</summary>
     public IReadOnlyDictionary<string, Tensor> State

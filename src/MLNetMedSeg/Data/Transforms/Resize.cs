@@ -1,9 +1,10 @@
+using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
 using F = TorchSharp.torch.nn.functional;
 
-namespace MLNetMedSeg.Data;
+namespace MLNetMedSeg.Data.Transforms;
 
 /// <summary>Options of the resize stage (<see cref="ResizeCatalogExtensions.Resize"/>).</summary>
 public sealed class ResizeOptions

@@ -1,9 +1,10 @@
 using MLNetMedSeg.Core;
 using MLNetMedSeg.Imaging;
+using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 
-namespace MLNetMedSeg.Data;
+namespace MLNetMedSeg.Data.Transforms;
 
 /// <summary>Options of <see cref="LoadImageTransformer"/> (saved as JSON in the model).</summary>
 public sealed class LoadImageOptions

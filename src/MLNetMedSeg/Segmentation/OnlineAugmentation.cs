@@ -1,0 +1,128 @@
+using MLNetMedSeg.Data;
+using MLNetMedSeg.Pipeline;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNetMedSeg.Segmentation;
+
+/// <summary>
+/// Rows regenerated against the network being trained, every <see cref="EveryEpochs"/> epochs — online adversarial
+/// training (<c>Augmentation.Adversarial.OnlineAdversarialOptions</c> implements it). Set as
+/// <see cref="SegmentationTrainerOptions.OnlineAttack"/>; the trainer draws each epoch's batches from the pool of its
+/// real rows and the current augmented rows with Eq. 11's weights. The trainer knows only this contract, so the
+/// segmentation namespace does not depend on the attacks that depend on it.
+/// </summary>
+public interface IOnlineAugmentation
+{
+    /// <summary>Regenerate every this many epochs, from epoch 1.</summary>
+    int EveryEpochs { get; }
+
+    /// <summary>How many rows one regeneration gives for <paramref name="trainingRows"/> training rows (for the ETA).</summary>
+    long RowsFor(long trainingRows);
+
+    /// <summary>One line for the log (e.g. "Diff-PGD + W, 2 copies, every epoch").</summary>
+    string Description { get; }
+
+    /// <summary>A fresh augmenter for one Fit, owned by the trainer.</summary>
+    IOnlineAugmenter CreateAugmenter(ulong seed);
+
+    /// <summary>A copy (what the trainer keeps).</summary>
+    IOnlineAugmentation Clone();
+
+    /// <summary>Checks the settings; throws <see cref="ArgumentException"/> naming the offending one.</summary>
+    void Validate();
+}
+
+/// <summary>One Fit's online augmenter: regenerates its rows against the current network.</summary>
+public interface IOnlineAugmenter : IDisposable
+{
+    /// <summary>
+    /// The rows for the coming epochs, under the trainer's image and mask columns; owned by the augmenter (valid until
+    /// the next call or <see cref="IDisposable.Dispose"/>). The network's train/eval mode is restored on return.
+    /// </summary>
+    IDataView Regenerate(OnlineAugmentationRequest request);
+}
+
+/// <summary>What the trainer hands an <see cref="IOnlineAugmenter"/> when the rows are due.</summary>
+/// <param name="Context">Seed, device, log.</param>
+/// <param name="Network">The network being trained.</param>
+/// <param name="Logits">Its forward pass (logits).</param>
+/// <param name="TrainingData">The trainer's real rows.</param>
+/// <param name="ImageColumn">The trainer's image column.</param>
+/// <param name="MaskColumn">The trainer's mask column.</param>
+/// <param name="BatchSize">The trainer's batch size.</param>
+/// <param name="Device">Where the network runs.</param>
+/// <param name="Epoch">The 1-based epoch about to start.</param>
+/// <param name="CancellationToken">The run's cancellation.</param>
+public sealed record OnlineAugmentationRequest(MedSegContext Context, nn.Module Network, Func<Tensor, Tensor> Logits, IDataView TrainingData,
+    string ImageColumn, string MaskColumn, int BatchSize, Device Device, int Epoch, CancellationToken CancellationToken);
+
+/// <summary>
+/// What a chain's augmenters hand the segmentation trainer when ML.NET fits it (see
+/// <c>Augmentation.AugmentedTrainingData</c>): to ML.NET it is the real data; to the trainer it also carries generated
+/// pairs and an online augmentation to run on them.
+/// </summary>
+public interface IAugmentedTrainingInput
+{
+    /// <summary>The real data, which is all ML.NET sees.</summary>
+    Microsoft.ML.IDataView Input { get; }
+
+    /// <summary>True when a mask diffusion upstream generates masks.</summary>
+    bool HasGeneratedMasks { get; }
+
+    /// <summary>True when an image diffusion upstream draws generated pairs.</summary>
+    bool HasGeneratedPairs { get; }
+
+    /// <summary>The generated pairs, image and mask under the real data's column names (computed on first use).</summary>
+    InMemoryDataView? GeneratedPairs { get; }
+
+    /// <summary>The online augmentation to run on <paramref name="pairs"/> against the trainer's network, or null.</summary>
+    IOnlineAugmentation? OnlineAugmentationOn(IDataView pairs);
+
+    /// <summary>Frees the generated pairs (the trainer calls it once it has trained on them).</summary>
+    void ReleaseGenerated();
+}
+
+/// <summary>Real rows followed by augmented rows, in memory, with the flag column Eq. 11's weights are read from.</summary>
+public static class TrainingPool
+{
+    /// <summary>
+    /// Real rows (flag 0) followed by augmented rows (flag 1), in memory on <paramref name="device"/> (default CPU): the
+    /// image and mask columns (under the real data's names and types) and <paramref name="flagColumn"/>. With
+    /// <paramref name="realFlagColumn"/>, a real row whose value there is ≠ 0 is flagged augmented too.
+    /// </summary>
+    public static InMemoryDataView Join(IDataView real, IDataView augmented, string imageColumn, string maskColumn, string flagColumn,
+        string? realFlagColumn = null, Device? device = null)
+    {
+        ArgumentNullException.ThrowIfNull(real);
+        ArgumentNullException.ThrowIfNull(augmented);
+        var xs = new List<Tensor>();
+        var ys = new List<Tensor>();
+        var flags = new List<double>();
+        var to = device ?? CPU;
+        try
+        {
+            foreach (var (view, flag, flagFrom) in new[] { (real, 0.0, realFlagColumn), (augmented, 1.0, null) })
+            {
+                using var cursor = flagFrom is null ? view.GetRowCursor(imageColumn, maskColumn) : view.GetRowCursor(imageColumn, maskColumn, flagFrom);
+                while (cursor.MoveNext())
+                {
+                    using var rowScope = NewDisposeScope();
+                    xs.Add(cursor.GetTensor(imageColumn).to(to).clone().DetachFromDisposeScope());
+                    ys.Add(cursor.GetTensor(maskColumn).to(to).clone().DetachFromDisposeScope());
+                    flags.Add(flagFrom is null ? flag : cursor.GetNumber(flagFrom) != 0 ? 1.0 : 0.0);
+                }
+            }
+            var result = InMemoryDataView.Create((imageColumn, real.Schema[imageColumn].Type, xs),
+                (maskColumn, real.Schema[maskColumn].Type, ys), (flagColumn, NumberColumnType.Instance, flags));
+            xs.Clear();
+            ys.Clear();
+            return result;
+        }
+        finally
+        {
+            foreach (var t in xs) t.Dispose();
+            foreach (var t in ys) t.Dispose();
+        }
+    }
+}
