@@ -97,7 +97,7 @@ public sealed class SegmentationNetworkOptions
     /// The encoder by name, as segmentation_models_pytorch's <c>encoder_name</c>: <c>"resnet18"</c> or <c>"resnet34"</c>
     /// (torchvision's layouts, <see cref="EncoderKind.ResNet"/>), or null (default) for <see cref="Encoder"/> and
     /// <see cref="ResNetBlocks"/>. With <see cref="EncoderWeights"/> = ImageNet only resnet18 is available, in the layout
-    /// of the package's ImageNet model: its layer4 has three BasicBlocks ([2, 2, 2, 3], 16.0 M encoder parameters)
+    /// of the package's ImageNet model: its layer4 has three BasicBlocks ([2, 2, 2, 3], 15.9 M encoder parameters)
     /// where torchvision's resnet18 has two ([2, 2, 2, 2], 11.2 M).
     /// </summary>
     public string? EncoderName { get; set; }
