@@ -17,7 +17,7 @@ internal sealed record TrainStepResult(double Ms, long Parameters, double Flops,
 /// One training step — forward, soft-Dice loss, backward, Adam (lr 1e-3) — of a segmentation network at batch 8 on
 /// random 3-channel images and binary masks, as unet_train_step / seg_step_* in build/bench/bench_torch.py.
 /// <para>unet_train_step trains the 7.76 M U-Net of <see cref="BenchUNet"/>; seg_step_&lt;arch&gt; a library backbone with
-/// default options (<see cref="SegmentationNetworks.Create"/>). Suffixes, in any order:</para>
+/// default options (<see cref="SegmentationNetworks.Create(SegmentationNetworkOptions, Generator?)"/>). Suffixes, in any order:</para>
 /// <list type="bullet">
 /// <item>_channels_last: the input and every 4-D parameter in channels-last layout (TorchSharp has no memory-format
 /// call: <c>t.permute(0,2,3,1).contiguous().permute(0,3,1,2)</c>, set into the parameter in place); PyTorch's twin is

@@ -11,7 +11,7 @@ using LoadMaskTransformer = MLNetMedSeg.Data.Transforms.LoadMaskTransformer;
 namespace MLNetMedSeg.Cli.Commands;
 
 /// <summary>
-/// <c>medseg train --data DIR [--val DIR] --backbone B --size N --epochs N [--batch N] [--augment A] [--seed N] --out MODEL.zip</c>:
+/// <c>medseg train --data DIR [--val DIR] --backbone B [--encoder E] [--encoder-weights imagenet|none] --size N --epochs N [--batch N] [--augment A] [--seed N] --out MODEL.zip</c>:
 /// trains a segmenter on DIR/images + DIR/masks (matched by file stem) with the ML.NET pipeline
 /// <c>LoadImageMaskPairs → LoadImages → ResizeImages → LoadMasks → Trainers.Segmentation</c> and saves an ML.NET model
 /// file (<c>ml.Model.Load</c> reads it) holding the chain <c>LoadImages → ResizeImages → segmenter</c>: an application
@@ -22,6 +22,41 @@ namespace MLNetMedSeg.Cli.Commands;
 internal static class TrainCommand
 {
     internal static readonly string[] Backbones = ["unet", "unetpp", "linknet", "deeplabv3plus"];
+
+    internal static readonly string[] Encoders = ["plain", "resnet18", "resnet34"];
+    internal static readonly string[] EncoderWeightChoices = ["none", "imagenet"];
+
+    /// <summary>
+    /// The network options of --backbone, --encoder (null: the backbone's own — plain for unet/unetpp, resnet18 for
+    /// linknet/deeplabv3plus — or resnet18 with ImageNet weights), --encoder-weights and --imagenet-model.
+    /// </summary>
+    internal static SegmentationNetworkOptions NetworkOptions(string backbone, string? encoder, string encoderWeights, string? imagenetModel)
+    {
+        var weights = encoderWeights.Trim().ToLowerInvariant() switch
+        {
+            "none" => EncoderWeights.None,
+            "imagenet" => EncoderWeights.ImageNet,
+            _ => throw new ArgumentException($"--encoder-weights '{encoderWeights}' is not one of: {string.Join(", ", EncoderWeightChoices)}"),
+        };
+        var o = new SegmentationNetworkOptions { Architecture = ParseBackbone(backbone), InChannels = 3, Classes = 1, EncoderWeights = weights };
+        switch (encoder)
+        {
+            case null: break;
+            case "plain":
+                if (weights == EncoderWeights.ImageNet) throw new ArgumentException("--encoder-weights imagenet needs --encoder resnet18");
+                o.Encoder = EncoderKind.Plain;
+                break;
+            case "resnet18" or "resnet34": o.EncoderName = encoder; break;
+            default: throw new ArgumentException($"--encoder '{encoder}' is not one of: {string.Join(", ", Encoders)}");
+        }
+        if (imagenetModel is not null)
+        {
+            if (weights != EncoderWeights.ImageNet) throw new ArgumentException("--imagenet-model is given but --encoder-weights is none");
+            o.ImageNetModelPath = imagenetModel;
+        }
+        o.Validate();
+        return o;
+    }
 
     internal static SegmentationArchitecture ParseBackbone(string s) => s switch
     {
@@ -39,6 +74,11 @@ internal static class TrainCommand
         var valFraction = new Option<double>("--val-fraction") { Description = "fraction of --data held out for validation when --val is not given (0 = none)", DefaultValueFactory = _ => 0.1 };
         var backbone = new Option<string>("--backbone") { Description = "network: unet, unetpp, linknet or deeplabv3plus", DefaultValueFactory = _ => "unet" };
         backbone.AcceptOnlyFromAmong(Backbones);
+        var encoder = new Option<string?>("--encoder") { Description = "encoder (smp's encoder_name): plain (U-Net's own; unet/unetpp), resnet18 or resnet34; default: the backbone's own (plain for unet/unetpp, resnet18 for linknet/deeplabv3plus), resnet18 with ImageNet weights" };
+        encoder.AcceptOnlyFromAmong(Encoders);
+        var encoderWeights = new Option<string>("--encoder-weights") { Description = "initial encoder weights (smp's encoder_weights): none (from scratch) or imagenet (ResNet-18 from the NuGet package Microsoft.ML.DnnImageFeaturizer.ResNet18, which medseg ships next to itself)", DefaultValueFactory = _ => "none" };
+        encoderWeights.AcceptOnlyFromAmong(EncoderWeightChoices);
+        var imagenetModel = new Option<string?>("--imagenet-model") { Description = "the package's DnnImageModels folder (or its ResNet18Onnx/ResNet18.onnx), when not next to medseg or in the NuGet cache" };
         var size = new Option<int>("--size") { Description = "images and masks are resized to size×size pixels", DefaultValueFactory = _ => 128 };
         var epochs = new Option<int>("--epochs") { Description = "training epochs", DefaultValueFactory = _ => 20 };
         var batch = new Option<int>("--batch") { Description = "batch size (DASP: 16)", DefaultValueFactory = _ => 16 };
@@ -52,12 +92,13 @@ internal static class TrainCommand
         var output = new Option<string>("--out") { Description = "the model file to write (.zip)", Required = true };
         var cmd = new Command("train", "train a segmentation network on a folder of images and masks")
         {
-            data, val, valFraction, backbone, size, epochs, batch, augment, lr, seed, device, precision, checkpoints, output,
+            data, val, valFraction, backbone, encoder, encoderWeights, imagenetModel, size, epochs, batch, augment, lr, seed, device, precision, checkpoints, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
             int n = parse.GetValue(size);
             if (n < 8) throw new ArgumentOutOfRangeException("--size", n, "--size must be at least 8");
+            var network = NetworkOptions(parse.GetValue(backbone)!, parse.GetValue(encoder), parse.GetValue(encoderWeights)!, parse.GetValue(imagenetModel));
             int seedValue = parse.GetValue(seed);
             var ml = MLNetRun.CreateContext(console, seedValue, parse.GetValue(device)!);
             var bar = MLNetRun.AttachProgressBar(ml, console);
@@ -84,7 +125,7 @@ internal static class TrainCommand
             using var valData = validationCount > 0 ? MLNetRun.Cache(images.Append(masks).Fit(validation).Transform(validation), ct) : null;
             var options = new SegmentationTrainerOptions
             {
-                Network = new SegmentationNetworkOptions { Architecture = ParseBackbone(parse.GetValue(backbone)!), InChannels = 3, Classes = 1 },
+                Network = network,
                 ImageColumn = MLNetRun.Image,
                 MaskColumn = MLNetRun.Mask,
                 Epochs = parse.GetValue(epochs),
@@ -98,7 +139,9 @@ internal static class TrainCommand
                     $"epoch {r.Epoch}: loss {r.TrainLoss:F4}" + (r.ValidationDice is double d ? $", validation mDice {d:F4}" : "") + $" ({r.Seconds:F1} s)"),
             };
             var pipeline = images.Append(masks).Append(ml.MedSeg().Trainers.Segmentation(options));
-            console.Err.WriteLine($"training {parse.GetValue(backbone)} at {n}x{n} on {trainCount} pairs, validating on {validationCount}");
+            string encoderText = network.ResolvedEncoder == EncoderKind.Plain ? "plain encoder"
+                : $"ResNet encoder (blocks {string.Join("/", network.ResolvedResNetBlocks)}, {(network.EncoderWeights == EncoderWeights.ImageNet ? "ImageNet weights" : "from scratch")})";
+            console.Err.WriteLine($"training {parse.GetValue(backbone)} with a {encoderText} at {n}x{n} on {trainCount} pairs, validating on {validationCount}");
             ct.ThrowIfCancellationRequested();
             var clock = Stopwatch.StartNew();
             using var fitted = pipeline.Fit(train);

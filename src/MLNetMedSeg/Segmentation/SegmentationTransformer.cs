@@ -11,7 +11,7 @@ namespace MLNetMedSeg.Segmentation;
 /// <summary>What a fitted segmentation model saves and predicts with (written as JSON into the model).</summary>
 public sealed class SegmentationModelOptions
 {
-    /// <summary>The network (rebuilt from these options when the model is loaded; <see cref="SegmentationNetworkOptions.EncoderWeightsPath"/> is not kept).</summary>
+    /// <summary>The network (rebuilt from these options when the model is loaded; <see cref="SegmentationNetworkOptions.EncoderWeightsPath"/> and <see cref="SegmentationNetworkOptions.ImageNetModelPath"/> are not kept; the weights are).</summary>
     public SegmentationNetworkOptions Network { get; set; } = new();
 
     /// <summary>Image column read, float32 [C,H,W] (default "Image").</summary>
@@ -80,6 +80,7 @@ public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDisp
         if (options.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, "BatchSize must be ≥ 1");
         Options = options.Clone();
         Options.Network.EncoderWeightsPath = null;
+        Options.Network.ImageNetModelPath = null;
         if (network.Classes != Options.Network.Classes || network.InChannels != Options.Network.InChannels)
             throw new ArgumentException($"the network ({network.InChannels} → {network.Classes} channels) does not match its options ({Options.Network.InChannels} → {Options.Network.Classes})", nameof(network));
         Context = context;
@@ -217,9 +218,10 @@ public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDisp
         var options = context.ReadOptions<SegmentationModelOptions>()
             ?? throw new InvalidDataException($"{LoaderSignature}: the model entry has no options");
         options.Network.EncoderWeightsPath = null;
+        options.Network.ImageNetModelPath = null;
         SegmentationNetwork net;
-        using (var gen = new Generator(0))
-            net = SegmentationNetworks.Create(options.Network, gen);
+        using (var gen = new Generator(0))   // the saved weights (ImageNet-initialised ones too) are loaded next: no package needed
+            net = SegmentationNetworks.Create(options.Network, gen, loadEncoderWeights: false);
         try
         {
             context.ReadModuleWeights("weights", net);

@@ -180,6 +180,9 @@ public sealed class PackageConsumerTests
         Assert.IsFalse(deps.Keys.Any(d => d.StartsWith("libtorch", StringComparison.OrdinalIgnoreCase) || d.StartsWith("TorchSharp-", StringComparison.OrdinalIgnoreCase)),
             "no libtorch backend: the application picks it; got " + string.Join(", ", deps.Keys));
         Assert.IsFalse(deps.ContainsKey("Mono.Cecil"), "Mono.Cecil is build-time only");
+        Assert.IsTrue(deps.ContainsKey("Google.Protobuf"), "reads the ImageNet ONNX model");
+        Assert.IsFalse(deps.ContainsKey("Microsoft.ML.DnnImageFeaturizer.ResNet18"),
+            "the 64 MB ImageNet package is the application's choice, only when it asks for ImageNet weights");
     }
 
     private static void CheckTestingPackage(string nupkg, string version)

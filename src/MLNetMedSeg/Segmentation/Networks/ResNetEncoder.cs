@@ -52,12 +52,17 @@ public sealed class ResNetEncoder : SegmentationEncoder, ISeededInit
     private readonly List<Sequential> _layers = [];
     private readonly long[] _channels;
     private readonly int[] _strides;
+    private readonly int[] _blocks;
 
     /// <param name="inChannels">Input channels (3 for ImageNet weights).</param>
     /// <param name="widths">Stem width then layer1.. widths (length = depth, 2..5); torchvision: 64, 64, 128, 256, 512.</param>
     /// <param name="blocks">BasicBlocks per layer (4 values; the first depth − 1 are used).</param>
     /// <param name="outputStride">32 (no dilation), 16 or 8 (atrous deep layers; needs depth 5).</param>
-    public ResNetEncoder(long inChannels, IReadOnlyList<long> widths, IReadOnlyList<int>? blocks = null, int outputStride = 32)
+    /// <param name="inputNormalization">Normalise the input first (an <see cref="ImageNormalization"/> registered as
+    /// "normalize", state-dict keys normalize.mean [1, C, 224, 224] / normalize.std; identity until weights set it): the ImageNet
+    /// weights' preprocessing (see <see cref="ImageNetEncoder"/>).</param>
+    public ResNetEncoder(long inChannels, IReadOnlyList<long> widths, IReadOnlyList<int>? blocks = null, int outputStride = 32,
+        bool inputNormalization = false)
         : base(nameof(ResNetEncoder))
     {
         ArgumentNullException.ThrowIfNull(widths);
@@ -70,6 +75,8 @@ public sealed class ResNetEncoder : SegmentationEncoder, ISeededInit
         _strides = new int[_channels.Length];
         _strides[0] = 2;
 
+        if (inputNormalization) Normalization = RegisterModule("normalize", new ImageNormalization(inChannels, ImageNetEncoder.MeanImageSize, ImageNetEncoder.MeanImageSize));
+        _blocks = blocks.ToArray();
         _conv1 = RegisterModule("conv1", nn.Conv2d(inChannels, _channels[0], 7, stride: 2, padding: 3, bias: false));
         _bn1 = RegisterModule("bn1", nn.BatchNorm2d(_channels[0]));
         RegisterModule("relu", nn.ReLU(inplace: true));
@@ -113,6 +120,15 @@ public sealed class ResNetEncoder : SegmentationEncoder, ISeededInit
     public override IReadOnlyList<long> OutChannels => _channels;
     public override IReadOnlyList<int> Strides => _strides;
 
+    /// <summary>BasicBlocks per layer (layer1..layer4, as given; layers beyond the depth are not built).</summary>
+    public IReadOnlyList<int> LayerBlocks => _blocks;
+
+    /// <summary>The input normalisation applied before conv1, or null (inputs go in unchanged).</summary>
+    public ImageNormalization? Normalization { get; }
+
+    /// <summary>The input normalisation's buffers (normalize.*) may be absent from a torchvision weights file: they keep their values.</summary>
+    public override bool IsOptionalWeightKey(string key) => key.StartsWith("normalize.", StringComparison.Ordinal);
+
     /// <summary>fc.* (torchvision's classifier) and layers this encoder does not build (depth &lt; 5) are ignored.</summary>
     public override bool IsIgnoredWeightKey(string key)
     {
@@ -122,13 +138,13 @@ public sealed class ResNetEncoder : SegmentationEncoder, ISeededInit
         return false;
     }
 
-    public override string Describe() => $"ResNetEncoder(stages {Depth}, widths {string.Join("/", _channels)}, output stride {OutputStride})";
+    public override string Describe() => $"ResNetEncoder(stages {Depth}, widths {string.Join("/", _channels)}, blocks {string.Join("/", _blocks)}, output stride {OutputStride})";
 
     public override IReadOnlyList<Tensor> forward(Tensor input)
     {
         using var scope = NewDisposeScope();
         var features = new List<Tensor>(_channels.Length);
-        var x = _bn1.call(_conv1.call(input)).relu_();
+        var x = _bn1.call(_conv1.call(Normalization is null ? input : Normalization.call(input))).relu_();
         features.Add(x);
         x = nn.functional.max_pool2d(x, [3, 3], [2, 2], [1, 1]);
         foreach (var layer in _layers)

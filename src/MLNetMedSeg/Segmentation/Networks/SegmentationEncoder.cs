@@ -33,6 +33,12 @@ public abstract class SegmentationEncoder : MedSegModule<Tensor, IReadOnlyList<T
     public virtual bool IsIgnoredWeightKey(string key) => false;
 
     /// <summary>
+    /// Own state-dict keys that a weights file may lack (<see cref="LoadWeights"/> then keeps their current values),
+    /// e.g. an input normalisation's buffers. None by default.
+    /// </summary>
+    public virtual bool IsOptionalWeightKey(string key) => false;
+
+    /// <summary>
     /// Loads this encoder's parameters and buffers from a safetensors file whose key names are this encoder's
     /// state-dict names (for <see cref="ResNetEncoder"/>: torchvision's, e.g. conv1.weight, layer1.0.bn1.running_mean).
     /// Every own key must be present with the same shape; any other key that is not ignored
@@ -49,7 +55,7 @@ public abstract class SegmentationEncoder : MedSegModule<Tensor, IReadOnlyList<T
         using var scope = NewDisposeScope();
         var file = Safetensors.Load(safetensorsPath);
         var own = state_dict();
-        var missing = own.Keys.Where(k => !file.ContainsKey(k)).ToList();
+        var missing = own.Keys.Where(k => !file.ContainsKey(k) && !IsOptionalWeightKey(k)).ToList();
         var unexpected = file.Keys.Where(k => !own.ContainsKey(k) && !IsIgnoredWeightKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
         var mismatched = new List<string>();
         foreach (var (k, dst) in own)
@@ -65,7 +71,7 @@ public abstract class SegmentationEncoder : MedSegModule<Tensor, IReadOnlyList<T
                 $"encoder weights file '{safetensorsPath}' does not fit {Describe()}: {string.Join(". ", parts)}.");
         }
         var matching = file.Where(e => own.ContainsKey(e.Key)).ToDictionary(e => e.Key, e => e.Value);
-        load_state_dict(matching, strict: true);
+        load_state_dict(matching, strict: matching.Count == own.Count);
     }
 
     /// <summary>A one-line description used in error messages.</summary>

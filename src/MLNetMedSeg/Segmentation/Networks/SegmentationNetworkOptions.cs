@@ -29,6 +29,21 @@ public enum EncoderKind
     ResNet,
 }
 
+/// <summary>Initial weights of the encoder (segmentation_models_pytorch's <c>encoder_weights</c>).</summary>
+public enum EncoderWeights
+{
+    /// <summary>Random initialisation (torchvision's for ResNet): train from scratch. The default.</summary>
+    None,
+
+    /// <summary>
+    /// ImageNet-trained ResNet-18 from the NuGet package <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> (0.24.0, MIT),
+    /// read from its ONNX file (see <see cref="ImageNetEncoder"/>); the encoder then normalises its RGB [0, 1] input
+    /// as that model's preprocessing does. The package is needed only when a network is first built with these
+    /// weights: a saved model keeps them.
+    /// </summary>
+    ImageNet,
+}
+
 /// <summary>How U-Net and U-Net++ decoders up-sample by 2.</summary>
 public enum UpsamplingMode
 {
@@ -40,7 +55,7 @@ public enum UpsamplingMode
 }
 
 /// <summary>
-/// Options of <see cref="SegmentationNetworks.Create"/>. Defaults give DASP's backbones (paper 000, Table 1) at the
+/// Options of <see cref="SegmentationNetworks.Create(SegmentationNetworkOptions, Generator?)"/>. Defaults give DASP's backbones (paper 000, Table 1) at the
 /// widths of the original papers' common implementations, trained from scratch.
 /// </summary>
 public sealed class SegmentationNetworkOptions
@@ -74,8 +89,30 @@ public sealed class SegmentationNetworkOptions
     /// </summary>
     public long[]? EncoderWidths { get; set; }
 
-    /// <summary>BasicBlocks per ResNet layer (layer1..layer4): [2, 2, 2, 2] = resnet18 (default), [3, 4, 6, 3] = resnet34.</summary>
+    /// <summary>BasicBlocks per ResNet layer (layer1..layer4): [2, 2, 2, 2] = resnet18 (default), [3, 4, 6, 3] = resnet34.
+    /// <see cref="EncoderName"/>, when set, decides this instead (leave it at the default then).</summary>
     public int[] ResNetBlocks { get; set; } = [2, 2, 2, 2];
+
+    /// <summary>
+    /// The encoder by name, as segmentation_models_pytorch's <c>encoder_name</c>: <c>"resnet18"</c> or <c>"resnet34"</c>
+    /// (torchvision's layouts, <see cref="EncoderKind.ResNet"/>), or null (default) for <see cref="Encoder"/> and
+    /// <see cref="ResNetBlocks"/>. With <see cref="EncoderWeights"/> = ImageNet only resnet18 is available, in the layout
+    /// of the package's ImageNet model: its layer4 has three BasicBlocks ([2, 2, 2, 3], 15.9 M encoder parameters)
+    /// where torchvision's resnet18 has two ([2, 2, 2, 2], 11.2 M).
+    /// </summary>
+    public string? EncoderName { get; set; }
+
+    /// <summary>Initial encoder weights (smp's <c>encoder_weights</c>): <see cref="EncoderWeights.None"/> (default) or
+    /// <see cref="EncoderWeights.ImageNet"/> (ResNet-18 only; 3 input channels, RGB in [0, 1]).</summary>
+    public EncoderWeights EncoderWeights { get; set; } = EncoderWeights.None;
+
+    /// <summary>
+    /// Where the ImageNet weights are read from when <see cref="EncoderWeights"/> = ImageNet: the package's
+    /// <c>DnnImageModels</c> folder or its <c>ResNet18Onnx/ResNet18.onnx</c> file. Null (default): looked up next to
+    /// the application (the package copies <c>DnnImageModels/</c> into its output folder), then in the NuGet package
+    /// cache; see <see cref="ImageNetEncoder.Locate(string?)"/>. Not saved with a model (the weights are).
+    /// </summary>
+    public string? ImageNetModelPath { get; set; }
 
     /// <summary>
     /// Decoder widths, per architecture. U-Net: one per decoder block, deepest first (EncoderDepth − 1 values; default the
@@ -125,14 +162,31 @@ public sealed class SegmentationNetworkOptions
         return c;
     }
 
-    /// <summary>The encoder actually used (resolving <see cref="EncoderKind.Default"/>).</summary>
+    /// <summary>The encoder actually used (resolving <see cref="EncoderKind.Default"/> and <see cref="EncoderName"/>).</summary>
     public EncoderKind ResolvedEncoder => Encoder != EncoderKind.Default ? Encoder
+        : EncoderName is not null || EncoderWeights == EncoderWeights.ImageNet ? EncoderKind.ResNet
         : Architecture is SegmentationArchitecture.UNet or SegmentationArchitecture.UNetPlusPlus ? EncoderKind.Plain : EncoderKind.ResNet;
 
     /// <summary>The encoder widths actually used.</summary>
     public long[] ResolvedEncoderWidths => EncoderWidths?.ToArray() ?? (ResolvedEncoder == EncoderKind.Plain
         ? new long[] { 32, 64, 128, 256, 512 }.Take(EncoderDepth).ToArray()
         : new long[] { 64, 64, 128, 256, 512 }.Take(EncoderDepth).ToArray());
+
+    /// <summary>The encoder names <see cref="EncoderName"/> accepts.</summary>
+    public static IReadOnlyList<string> EncoderNames { get; } = ["resnet18", "resnet34"];
+
+    /// <summary>
+    /// The BasicBlocks per ResNet layer actually used: from <see cref="EncoderName"/> when set (resnet18 [2, 2, 2, 2],
+    /// with ImageNet weights [2, 2, 2, 3]; resnet34 [3, 4, 6, 3]), else <see cref="ResNetBlocks"/> (ImageNet weights:
+    /// [2, 2, 2, 3]).
+    /// </summary>
+    public int[] ResolvedResNetBlocks => EncoderWeights == EncoderWeights.ImageNet ? [.. ImageNetEncoder.ResNet18Blocks]
+        : EncoderName switch
+        {
+            "resnet18" => [2, 2, 2, 2],
+            "resnet34" => [3, 4, 6, 3],
+            _ => ResNetBlocks.ToArray(),
+        };
 
     /// <summary>Checks every option; throws <see cref="ArgumentException"/> naming the offending one.</summary>
     public void Validate()
@@ -154,6 +208,33 @@ public sealed class SegmentationNetworkOptions
         }
         if (enc == EncoderKind.ResNet && (ResNetBlocks is not { Length: 4 } || ResNetBlocks.Any(b => b < 1)))
             throw new ArgumentException("ResNetBlocks needs 4 positive counts (layer1..layer4)", nameof(ResNetBlocks));
+        if (EncoderName is not null)
+        {
+            if (!EncoderNames.Contains(EncoderName))
+                throw new ArgumentException($"unknown EncoderName '{EncoderName}'; choose one of: {string.Join(", ", EncoderNames)}", nameof(EncoderName));
+            if (enc != EncoderKind.ResNet)
+                throw new ArgumentException($"EncoderName '{EncoderName}' is a ResNet, but Encoder = {Encoder}", nameof(EncoderName));
+            if (!ResNetBlocks.SequenceEqual([2, 2, 2, 2]) && !ResNetBlocks.SequenceEqual(ResolvedResNetBlocks))
+                throw new ArgumentException($"EncoderName '{EncoderName}' sets the blocks per layer; leave ResNetBlocks at its default (it is [{string.Join(", ", ResNetBlocks)}])", nameof(ResNetBlocks));
+        }
+        if (!Enum.IsDefined(EncoderWeights)) throw new ArgumentException($"unknown EncoderWeights {EncoderWeights}", nameof(EncoderWeights));
+        if (EncoderWeights == EncoderWeights.ImageNet)
+        {
+            if (enc != EncoderKind.ResNet)
+                throw new ArgumentException($"ImageNet weights are for the ResNet-18 encoder, but Encoder = {Encoder}", nameof(EncoderWeights));
+            if (EncoderName is not (null or "resnet18"))
+                throw new ArgumentException($"ImageNet weights exist only for resnet18 (package {ImageNetEncoder.PackageId}); train {EncoderName} from scratch (EncoderWeights = None)", nameof(EncoderWeights));
+            if (!ResNetBlocks.SequenceEqual([2, 2, 2, 2]) && !ResNetBlocks.SequenceEqual(ImageNetEncoder.ResNet18Blocks))
+                throw new ArgumentException($"ImageNet weights fix the blocks per layer ([{string.Join(", ", ImageNetEncoder.ResNet18Blocks)}]); leave ResNetBlocks at its default", nameof(ResNetBlocks));
+            if (InChannels != 3)
+                throw new ArgumentException($"ImageNet weights need 3 input channels (RGB), got InChannels = {InChannels}", nameof(InChannels));
+            if (EncoderWidths is { } iw && !iw.SequenceEqual(new long[] { 64, 64, 128, 256, 512 }.Take(EncoderDepth)))
+                throw new ArgumentException($"ImageNet weights fix the encoder widths (64/64/128/256/512), got {string.Join("/", iw)}", nameof(EncoderWidths));
+            if (EncoderWeightsPath is not null)
+                throw new ArgumentException("set either EncoderWeights = ImageNet or EncoderWeightsPath, not both", nameof(EncoderWeightsPath));
+        }
+        else if (ImageNetModelPath is not null)
+            throw new ArgumentException("ImageNetModelPath is set but EncoderWeights is None", nameof(ImageNetModelPath));
         int expectedDecoder = Architecture switch
         {
             SegmentationArchitecture.UNet or SegmentationArchitecture.UNetPlusPlus => EncoderDepth - 1,

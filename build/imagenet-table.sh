@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# ImageNet against scratch encoders on Kvasir-SEG: every backbone (unet, unetpp, linknet, deeplabv3plus, all with a
+# ResNet-18 encoder: `medseg train --encoder resnet18`) × {scratch, ImageNet} (`--encoder-weights none|imagenet`) ×
+# {No-Aug, Basic} (`--augment none|basic`), trained with `medseg train` on a seeded 800/100/100 split (train / validation
+# for best-epoch selection / test) and scored with `medseg evaluate` on the 100 test pairs (per-image mIoU/mDice at 0.5).
+# The U-Net rows run over several seeds (SEEDS), the others over OTHER_SEEDS. Note: the package's ImageNet ResNet-18 has
+# three blocks in layer4 ([2,2,2,3]); the scratch encoder is torchvision's resnet18 ([2,2,2,2]).
+# Background-friendly: each run writes its own log and metrics JSON under OUT; a run whose JSON exists is not run again,
+# so re-running the script after an interruption resumes it. The table (OUT/table.md) is rebuilt from the JSONs at the end,
+# with per-row mean ± sd over seeds and the mean train time; OUT/results.tsv has every run.
+# Usage: build/imagenet-table.sh [DATA_DIR] — environment: SIZE (128), EPOCHS (30), BATCH (16), SEEDS ("1 2 3"),
+# OTHER_SEEDS ("1"), BACKBONES ("unet unetpp linknet deeplabv3plus"), WEIGHTS ("none imagenet"), AUGMENTS ("none basic"),
+# SPLIT_SEED (1), TRAIN_PAIRS (800; fewer for a quick check), DEVICE (cpu), OUT (runs/imagenet-table).
+# Quick check: SIZE=32 EPOCHS=1 BACKBONES=unet SEEDS=1 TRAIN_PAIRS=64 OUT=runs/imagenet-table-check build/imagenet-table.sh
+# Long run in the background: nohup build/imagenet-table.sh > runs/imagenet-table.log 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${1:-../shared/data/kvasir-seg}
+size=${SIZE:-128}; epochs=${EPOCHS:-30}; batch=${BATCH:-16}; seeds=${SEEDS:-"1 2 3"}; other_seeds=${OTHER_SEEDS:-"1"}
+backbones=${BACKBONES:-"unet unetpp linknet deeplabv3plus"}; weights=${WEIGHTS:-"none imagenet"}; augments=${AUGMENTS:-"none basic"}
+split_seed=${SPLIT_SEED:-1}; train_pairs=${TRAIN_PAIRS:-800}; device=${DEVICE:-cpu}; out=${OUT:-runs/imagenet-table}
+mkdir -p "$out"
+dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
+medseg="dotnet src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64/medseg.dll"
+
+# The seeded split: pairs sorted by name, shuffled with SPLIT_SEED; 800 train, 100 validation, 100 test (symlinks).
+split="$out/split"
+if [ ! -d "$split/test/images" ]; then
+  python3 - "$data" "$split" "$split_seed" "$train_pairs" <<'PY'
+import os, random, sys
+data, split, seed, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+masks = {os.path.splitext(m)[0]: m for m in os.listdir(os.path.join(data, "masks"))}
+images = sorted(os.listdir(os.path.join(data, "images")))
+if len(images) != 1000: sys.exit(f"expected Kvasir-SEG's 1000 images in {data}/images, found {len(images)}")
+random.Random(seed).shuffle(images)
+parts = {"train": images[:800][:limit], "val": images[800:900], "test": images[900:]}
+for part, names in parts.items():
+    for img in names:
+        stem = os.path.splitext(img)[0]
+        for kind, name in (("images", img), ("masks", masks[stem])):
+            d = os.path.join(split, part, kind); os.makedirs(d, exist_ok=True)
+            os.symlink(os.path.realpath(os.path.join(data, kind, name)), os.path.join(d, name))
+PY
+fi
+
+for b in $backbones; do
+  if [ "$b" = unet ]; then run_seeds=$seeds; else run_seeds=$other_seeds; fi
+  for w in $weights; do
+    for a in $augments; do
+      for s in $run_seeds; do
+        name="$b-$w-$a-seed$s"
+        if [ -f "$out/$name.json" ]; then echo "$name: done before, skipped"; continue; fi
+        start=$(date +%s)
+        $medseg train --data "$split/train" --val "$split/val" --backbone "$b" --encoder resnet18 --encoder-weights "$w" \
+          --augment "$a" --size "$size" --epochs "$epochs" --batch "$batch" --seed "$s" --device "$device" \
+          --out "$out/$name.zip" > "$out/$name.train.log" 2>&1
+        secs=$(( $(date +%s) - start ))
+        echo "$secs" > "$out/$name.seconds"
+        $medseg evaluate --model "$out/$name.zip" --data "$split/test" --device "$device" --out "$out/$name.json.tmp" > "$out/$name.eval.log" 2>&1
+        mv "$out/$name.json.tmp" "$out/$name.json"
+        echo "$name: $(python3 -c "import json; d=json.load(open('$out/$name.json')); print(f\"mIoU {d['mIoU']:.4f} mDice {d['mDice']:.4f}\")") ($secs s)"
+      done
+    done
+  done
+done
+
+python3 - "$out" "$size" "$epochs" "$train_pairs" <<'PY'
+import glob, json, os, re, statistics as st, sys
+out, size, epochs, ntrain = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+rows = []
+for path in sorted(glob.glob(os.path.join(out, "*-seed*.json"))):
+    m = re.match(r"(.+)-(none|imagenet)-(\w+)-seed(\d+)\.json$", os.path.basename(path))
+    if not m: continue
+    d = json.load(open(path))
+    secs_file = path[:-5] + ".seconds"
+    secs = int(open(secs_file).read()) if os.path.exists(secs_file) else 0
+    rows.append((m[1], m[2], m[3], int(m[4]), d["mIoU"], d["mDice"], secs))
+with open(os.path.join(out, "results.tsv"), "w") as f:
+    f.write("backbone\tweights\taugment\tseed\tmIoU\tmDice\ttrain_seconds\n")
+    for r in rows: f.write("\t".join(str(x) for x in r) + "\n")
+def ms(v): return f"{st.mean(v):.4f} ± {st.stdev(v):.4f}" if len(v) > 1 else f"{v[0]:.4f}"
+lines = [f"Kvasir-SEG, {ntrain} training pairs, 100 validation, 100 test (seeded split), {size} px, {epochs} epochs, CPU.",
+         "", "| backbone | encoder weights | augmentation | seeds | test mIoU | test mDice | train time (mean) |",
+         "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+names = {"none": "scratch", "imagenet": "ImageNet"}
+for key in dict.fromkeys((r[0], r[1], r[2]) for r in rows):
+    g = [r for r in rows if (r[0], r[1], r[2]) == key]
+    t = st.mean(r[6] for r in g)
+    lines.append(f"| {key[0]} | {names[key[1]]} | {key[2]} | {len(g)} | {ms([r[4] for r in g])} | {ms([r[5] for r in g])} | {int(t // 60)} min {int(t % 60)} s |")
+open(os.path.join(out, "table.md"), "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
