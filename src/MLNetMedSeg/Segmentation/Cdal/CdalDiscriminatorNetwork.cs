@@ -96,6 +96,20 @@ public sealed class CdalDiscriminatorNetwork : MedSegModule
     }
 
     /// <summary>
+    /// x₀^att = x₀ ⊙ A_D (§2.2): <paramref name="x0"/> [N, LabelChannels, H, W] weighted by the attention map of the real
+    /// pair (<paramref name="xPrev"/>, <paramref name="xt"/>) at <paramref name="timesteps"/>, broadcast over the label
+    /// channels. No gradients flow into the discriminator.
+    /// </summary>
+    public Tensor ApplyAttention(Tensor x0, Tensor xPrev, Tensor xt, Tensor timesteps)
+    {
+        ArgumentNullException.ThrowIfNull(x0);
+        if (!x0.shape.SequenceEqual(xPrev.shape))
+            throw new ArgumentException($"x0 must have x_(t−1)'s shape [{string.Join(", ", xPrev.shape)}], got [{string.Join(", ", x0.shape)}]", nameof(x0));
+        using var scope = NewDisposeScope();
+        return (x0 * AttentionMap(xPrev, xt, timesteps)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// The feature maps of levels 0..<paramref name="upTo"/> (level 0: the 1×1 start conv at full resolution; level k: the
     /// k-th down block, resolution ÷ 2^k).
     /// </summary>

@@ -41,7 +41,7 @@ public static class CdalLabels
             if (lo < 0 || hi >= classes)
                 throw new ArgumentException($"class indices must be in 0..{classes - 1} (Classes = {classes}), found {lo}..{hi}", argumentName);
         }
-        var oh = nn.functional.one_hot(idx, classes).permute(0, 3, 1, 2).to(ScalarType.Float32);
+        var oh = nn.functional.one_hot(idx, classes).permute(0, 3, 1, 2).to(ScalarType.Float32).contiguous();
         return (oh * 2 - 1).MoveToOuterDisposeScope();
     }
 

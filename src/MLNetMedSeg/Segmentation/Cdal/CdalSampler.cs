@@ -80,7 +80,7 @@ public sealed class CdalSampler
                 var noise = cat(generators.Select(g => CdalSchedule.Noise(one, g, device)).ToArray(), 0);
                 x = Schedule.SamplePosterior(x0, x, ts, noise);
             }
-            return x.view(n, samples, lc, h, w).MoveToOuterDisposeScope();
+            return x.reshape(n, samples, lc, h, w).MoveToOuterDisposeScope();
         }
         finally
         {

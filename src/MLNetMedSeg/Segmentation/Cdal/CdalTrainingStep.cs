@@ -126,7 +126,7 @@ public sealed class CdalTrainingStep : IDisposable
         if (r1)
         {
             var grad = Gradients.Grad(dReal.sum(), [xPrev], createGraph: true, what: "cDAL R1 penalty")[0];
-            penalty = grad.view(n, -1).square().sum(1).mean() * (o.R1Gamma / 2);
+            penalty = grad.reshape(n, -1).square().sum(1).mean() * (o.R1Gamma / 2);
         }
         else penalty = zeros([], ScalarType.Float32, device);
         var z = Latent(n, generator, device);
@@ -156,8 +156,7 @@ public sealed class CdalTrainingStep : IDisposable
             if (o.UseAttention)
             {
                 var (xPrev2, xt2) = Schedule.SamplePair(x0, t2, generator);
-                var attention = DiscriminatorNetwork.AttentionMap(xPrev2, xt2, t2);
-                var x0Att = x0 * attention;
+                var x0Att = DiscriminatorNetwork.ApplyAttention(x0, xPrev2, xt2, t2);
                 xtIn = Schedule.SampleQ(x0Att, t2, CdalSchedule.Noise(x0.shape, generator, device));
             }
             else xtIn = Schedule.SampleQ(x0, t2, CdalSchedule.Noise(x0.shape, generator, device));
