@@ -82,6 +82,41 @@ public sealed class CdalNetworkTests
     }
 
     [TestMethod]
+    public void WeightsRoundTripThroughSafetensors()
+    {
+        var o = CdalTestUtil.Small(16, 3);
+        o.AttentionScale = 8;
+        using var g = new Generator(6);
+        using var gen = new CdalGeneratorNetwork(o, g);
+        using var disc = new CdalDiscriminatorNetwork(o, g);
+        CdalTestUtil.Perturb(gen, g);
+        var dir = Path.Combine(Path.GetTempPath(), "cdal-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            gen.SaveSafetensors(Path.Combine(dir, "generator.safetensors"));
+            disc.SaveSafetensors(Path.Combine(dir, "discriminator.safetensors"));
+            using var h = new Generator(7);
+            using var gen2 = new CdalGeneratorNetwork(o, h);
+            using var disc2 = new CdalDiscriminatorNetwork(o, h);
+            gen2.LoadSafetensors(Path.Combine(dir, "generator.safetensors"));
+            disc2.LoadSafetensors(Path.Combine(dir, "discriminator.safetensors"));
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var x = randn([2, 3, 16, 16], generator: g);
+            var img = rand([2, 3, 16, 16], generator: g);
+            var t = tensor(new long[] { 1, 2 });
+            var z = randn([2, 16], generator: g);
+            Assert.IsTrue(gen.call(x, t, z, img).IsEqual(gen2.call(x, t, z, img)));
+            Assert.IsTrue(disc.call(x, x, t).IsEqual(disc2.call(x, x, t)));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [TestMethod]
     public void LatentChangesTheGeneratorsOutput()
     {
         var o = CdalTestUtil.Small();

@@ -200,7 +200,10 @@ public sealed class CdalTrainingTests
         using var _i = images;
         using var scope = NewDisposeScope();
 
-        var labels = sampler.SampleLabels(images, [new Generator(1), new Generator(2), new Generator(3)], 4);
+        using var g1 = new Generator(1);
+        using var g2 = new Generator(2);
+        using var g3 = new Generator(3);
+        var labels = sampler.SampleLabels(images, [g1, g2, g3], 4);
         CollectionAssert.AreEqual(new long[] { 3, 4, 1, 16, 16 }, labels.shape);
         var p = sampler.PredictProbability(images, 17);
         CollectionAssert.AreEqual(new long[] { 3, 1, 16, 16 }, p.shape);
