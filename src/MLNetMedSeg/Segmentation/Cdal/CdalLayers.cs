@@ -8,8 +8,16 @@ namespace MLNetMedSeg.Segmentation.Cdal;
 /// <summary>Building blocks of cDAL's generator and discriminator (after the denoising diffusion GAN's NCSN++ layers).</summary>
 public static class CdalLayers
 {
-    /// <summary>Group count of a norm over <paramref name="channels"/>: min(C/4, 32), as NCSN++.</summary>
-    public static long Groups(long channels) => Math.Max(1, Math.Min(channels / 4, 32));
+    /// <summary>
+    /// Group count of a norm over <paramref name="channels"/>: min(C/4, 32) as NCSN++, lowered to the largest divisor of C
+    /// (NCSN++ would fail on such widths; e.g. 144 channels get 24 groups).
+    /// </summary>
+    public static long Groups(long channels)
+    {
+        for (long g = Math.Max(1, Math.Min(channels / 4, 32)); g > 1; g--)
+            if (channels % g == 0) return g;
+        return 1;
+    }
 
     /// <summary>
     /// The sinusoidal timestep embedding of the diffusion models the paper builds on (§3.2): for k = 0..half−1,

@@ -8,6 +8,8 @@ namespace MLNetMedSeg.Tests.Segmentation.Cdal;
 [TestClass]
 public sealed class CdalNetworkTests
 {
+    public TestContext TestContext { get; set; } = null!;
+
     [TestMethod]
     public void OptionsDefaultsAreThePapersAndRoundTripThroughJson()
     {
@@ -63,6 +65,10 @@ public sealed class CdalNetworkTests
         foreach (var key in new[] { "t_embed.0.weight", "start_conv.weight", "blocks.0.conv1.weight", "blocks.2.skip.weight", "final_conv.weight", "end_linear.weight" })
             Assert.IsTrue(dsd.ContainsKey(key), $"discriminator state dict lacks {key}");
         Assert.AreEqual(3, o.DiscriminatorLevels);
+        Assert.AreEqual(4, CdalLayers.Groups(16));
+        Assert.AreEqual(32, CdalLayers.Groups(192));
+        Assert.AreEqual(24, CdalLayers.Groups(144));
+        Assert.AreEqual(1, CdalLayers.Groups(3));
 
         using var scope = NewDisposeScope();
         var x = randn([2, 1, 32, 32], generator: g1);
@@ -79,6 +85,25 @@ public sealed class CdalNetworkTests
         Assert.AreEqual("xt", Assert.ThrowsException<ArgumentException>(() => gen.call(randn(2, 2, 32, 32), t, z, img)).ParamName);
         Assert.AreEqual("z", Assert.ThrowsException<ArgumentException>(() => gen.call(x, t, randn(2, 5), img)).ParamName);
         Assert.AreEqual("image", Assert.ThrowsException<ArgumentException>(() => gen.call(x, t, z, rand(2, 1, 32, 32))).ParamName);
+    }
+
+    [TestMethod]
+    public void ThePapersDefaultConfigurationBuildsAndRuns()
+    {
+        var o = new CdalOptions();   // CXR: 256², T = 2, 32-channel U-Net 1,1,2,2,4,4, discriminator width 64
+        using var g = new Generator(1);
+        using var gen = new CdalGeneratorNetwork(o, g);
+        using var disc = new CdalDiscriminatorNetwork(o, g);
+        TestContext.WriteLine($"default cDAL: generator {gen.ParameterCount():N0} parameters, discriminator {disc.ParameterCount():N0}");
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var x = randn([1, 1, 256, 256], generator: g);
+        var t = tensor(new long[] { 2 });
+        CollectionAssert.AreEqual(new long[] { 1, 1, 256, 256 }, gen.call(x, t, randn([1, 100], generator: g), rand([1, 3, 256, 256], generator: g)).shape);
+        CollectionAssert.AreEqual(new long[] { 1 }, disc.call(x, x, t).shape);
+        var feats = disc.Features(x, x, t, out _, o.DiscriminatorLevels);
+        CollectionAssert.AreEqual(new long[] { 256, 128, 64, 32, 16, 8, 4 }, feats.Select(f => f.size(2)).ToArray());
+        CollectionAssert.AreEqual(new long[] { 1, 1, 256, 256 }, disc.AttentionMap(x, x, t).shape);
     }
 
     [TestMethod]

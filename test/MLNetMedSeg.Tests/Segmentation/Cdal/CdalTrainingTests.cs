@@ -158,6 +158,14 @@ public sealed class CdalTrainingTests
             using var _g = gen; using var _dd = disc;
             using var step = new CdalTrainingStep(o, gen, disc);
             using var rng = new Generator(42);
+            var sampler = new CdalSampler(o, gen);
+            double Dice()
+            {
+                using var scope = NewDisposeScope();
+                var pred = sampler.ToMask(sampler.PredictProbability(testImages, 5));
+                return 2 * (pred * testMasks).sum().ToDouble() / (pred.sum().ToDouble() + testMasks.sum().ToDouble());
+            }
+            double diceBefore = Dice();   // untrained: x̂₀ ≡ 0, p = 0.5 everywhere, the all-foreground mask
             var sw = Stopwatch.StartNew();
             CdalStepLosses? first = null, last = null;
             for (int it = 0; it < Steps; it++)
@@ -167,16 +175,13 @@ public sealed class CdalTrainingTests
                 last = step.Step(images.index_select(0, idx), masks.index_select(0, idx), rng);
                 first ??= last;
             }
-            var sampler = new CdalSampler(o, gen);
-            using var prob = sampler.PredictProbability(testImages, 5);
-            using var pred = sampler.ToMask(prob);
-            double inter = (pred * testMasks).sum().ToDouble(), sum = pred.sum().ToDouble() + testMasks.sum().ToDouble();
-            double dice = 2 * inter / sum;
+            double dice = Dice();
             var report = $"cDAL {Steps} steps at {size}²: {sw.Elapsed.TotalSeconds:F1} s, MSE {first!.GeneratorMse:F3} → {last!.GeneratorMse:F3}, " +
-                         $"D loss {first.Discriminator:F3} → {last.Discriminator:F3}, test Dice {dice:F4} (all-background baseline: 0)";
+                         $"D loss {first.Discriminator:F3} → {last.Discriminator:F3}, test Dice {diceBefore:F3} → {dice:F4} (all-background baseline: 0)";
             TestContext.WriteLine(report);
             Console.WriteLine(report);
             Assert.IsTrue(last.GeneratorMse < 0.5 * first.GeneratorMse, report);
+            Assert.IsTrue(diceBefore < 0.5, report);
             Assert.IsTrue(dice > 0.75, report);
         }
         finally
