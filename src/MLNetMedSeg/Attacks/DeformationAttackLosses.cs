@@ -79,13 +79,7 @@ public static class DeformationAttackLosses
     }
 
     /// <summary>KL(N(μ, exp(logσ²)) ‖ N(0, 1)) per image [N]: −½ mean(1 + logσ² − μ² − σ²) over the latent elements.</summary>
-    public static Tensor KlDivergence(Tensor mu, Tensor logVar)
-    {
-        ArgumentNullException.ThrowIfNull(mu);
-        ArgumentNullException.ThrowIfNull(logVar);
-        using var scope = NewDisposeScope();
-        return logVar.add(1.0).sub(mu.pow(2)).sub(logVar.exp()).flatten(1).mean([1]).mul(-0.5).MoveToOuterDisposeScope();
-    }
+    public static Tensor KlDivergence(Tensor mu, Tensor logVar) => Networks.LatentGaussian.KlDivergence(mu, logVar);
 
     /// <summary>The critic's WGAN loss of Eq. 3: mean f_disc(I_DV) − mean f_disc(I₀).</summary>
     public static Tensor CriticLoss(Tensor realScores, Tensor fakeScores)

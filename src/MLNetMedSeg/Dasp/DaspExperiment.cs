@@ -1,3 +1,4 @@
+using MLNetMedSeg.Segmentation.Losses;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;

@@ -30,19 +30,6 @@ public enum LearningRateSchedule
     Step,
 }
 
-/// <summary>How the optional per-row weight column enters the loss.</summary>
-public enum SampleWeightMode
-{
-    /// <summary>
-    /// The column flags augmented rows (value ≠ 0 = augmented, 0 = real): each batch's loss is the mean over its real
-    /// rows plus the mean over its augmented rows, DASP's L_sup (Eq. 11 of paper 000). Default.
-    /// </summary>
-    IsAugmentedFlag,
-
-    /// <summary>The column holds non-negative weights: each batch's loss is the weighted mean Σ v_n·l_n / Σ v_n.</summary>
-    Weight,
-}
-
 /// <summary>
 /// Options of <see cref="SegmentationTrainer"/>. DASP (paper 000, §4.1) trains with Adam, batch size 16, learning
 /// rate 4e-3 (Kvasir-SEG; 1e-4 for ETIS) for 200 epochs with the soft Dice loss; the defaults here keep Adam, batch

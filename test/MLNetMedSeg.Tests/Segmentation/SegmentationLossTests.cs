@@ -91,9 +91,9 @@ public sealed class SegmentationLossTests
             foreach (var batch in MLNetMedSeg.Data.DataBatchExtensions.GetBatches(view, ["W"], 5))
             {
                 CollectionAssert.AreEqual(new[] { 1f / 3, 0.5f, 1f / 3, 1f / 3, 0.5f },
-                    SampleWeights.FromBatch(batch, "W", MLNetMedSeg.Segmentation.SampleWeightMode.IsAugmentedFlag).ToArray<float>());
+                    SampleWeights.FromBatch(batch, "W", MLNetMedSeg.Segmentation.Losses.SampleWeightMode.IsAugmentedFlag).ToArray<float>());
                 CollectionAssert.AreEqual(new[] { 0f, 2f / 3, 0f, 0f, 1f / 3 },
-                    SampleWeights.FromBatch(batch, "W", MLNetMedSeg.Segmentation.SampleWeightMode.Weight).ToArray<float>());
+                    SampleWeights.FromBatch(batch, "W", MLNetMedSeg.Segmentation.Losses.SampleWeightMode.Weight).ToArray<float>());
             }
         }
         // Normalised weights: a weighted mean.

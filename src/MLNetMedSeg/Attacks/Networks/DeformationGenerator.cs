@@ -64,7 +64,16 @@ public sealed record LatentGaussian(Tensor Mu, Tensor LogVar)
     public Tensor Sample(Tensor eps) => Mu.add(LogVar.mul(0.5).exp().mul(eps));
 
     /// <summary>KL(N(μ, σ²) ‖ N(0, 1)) per image [N], averaged over the latent elements.</summary>
-    public Tensor KlDivergence() => DeformationAttackLosses.KlDivergence(Mu, LogVar);
+    public Tensor KlDivergence() => KlDivergence(Mu, LogVar);
+
+    /// <summary>KL(N(μ, σ²) ‖ N(0, I)) per sample, averaged over the latent elements: −½·mean(1 + log σ² − μ² − σ²); [N].</summary>
+    public static Tensor KlDivergence(Tensor mu, Tensor logVar)
+    {
+        ArgumentNullException.ThrowIfNull(mu);
+        ArgumentNullException.ThrowIfNull(logVar);
+        using var scope = NewDisposeScope();
+        return logVar.add(1.0).sub(mu.pow(2)).sub(logVar.exp()).flatten(1).mean([1]).mul(-0.5).MoveToOuterDisposeScope();
+    }
 }
 
 /// <summary>The encoder's output for a batch: one Gaussian per branch (null for a branch the variant lacks).</summary>

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Augmentation;
 using System.Globalization;
 using MLNetMedSeg.Data;

@@ -278,14 +278,14 @@ public static class SampleWeights
     /// <see cref="Normalized"/> — a batch whose weights are all 0 gets zero weights (it adds nothing to the loss).
     /// float32 [N] on <paramref name="device"/>.
     /// </summary>
-    public static Tensor FromBatch(DataBatch batch, string column, Segmentation.SampleWeightMode mode, Device? device = null)
+    public static Tensor FromBatch(DataBatch batch, string column, SampleWeightMode mode, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentException.ThrowIfNullOrEmpty(column);
         var v = batch.Numbers(column);
         try
         {
-            if (mode == Segmentation.SampleWeightMode.IsAugmentedFlag) return RealAndAugmented(v.Select(a => a != 0).ToArray(), device);
+            if (mode == SampleWeightMode.IsAugmentedFlag) return RealAndAugmented(v.Select(a => a != 0).ToArray(), device);
             if (v.Length > 0 && v.All(a => a == 0)) return zeros([v.Length], ScalarType.Float32, device);
             return Normalized(v, device);
         }
@@ -307,4 +307,17 @@ public static class SampleWeights
         if (s <= 0) throw new ArgumentException("sample weights of a batch are all 0", nameof(values));
         return tensor(values.Select(v => (float)(v / s)).ToArray(), device: device);
     }
+}
+
+/// <summary>How the optional per-row weight column enters the loss.</summary>
+public enum SampleWeightMode
+{
+    /// <summary>
+    /// The column flags augmented rows (value ≠ 0 = augmented, 0 = real): each batch's loss is the mean over its real
+    /// rows plus the mean over its augmented rows, DASP's L_sup (Eq. 11 of paper 000). Default.
+    /// </summary>
+    IsAugmentedFlag,
+
+    /// <summary>The column holds non-negative weights: each batch's loss is the weighted mean Σ v_n·l_n / Σ v_n.</summary>
+    Weight,
 }
