@@ -155,6 +155,7 @@ internal static class DaspCommand
             {
                 Network = new SegmentationNetworkOptions { Architecture = TrainCommand.ParseBackbone(backbone), InChannels = 3, Classes = 1 },
                 Epochs = epochs, BatchSize = batch, LearningRate = lr, Augmentation = ClassicAugmentations.Parse(augment),
+                Loss = DaspOptions.PaperSegmentation().Loss,   // DASP's L_sup: the generalised Dice
             },
         };
     }

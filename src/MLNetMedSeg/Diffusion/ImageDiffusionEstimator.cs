@@ -182,7 +182,7 @@ public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransform
                     loss.backward();
                     _optimizer.step();
                     updates++;
-                    _ema.Update(_net, o.EmaWarmup ? Math.Min(o.EmaDecay, (1.0 + updates) / (10.0 + updates)) : o.EmaDecay);
+                    _ema.Update(_net, o.EmaWarmup);
                     sum += value;
                     tracker.Step(value, batch.Count);
                 }

@@ -217,7 +217,7 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
                 terms.Total.backward();
                 opt.step();
                 var ema = _ema!;
-                ema.Update(net, o.EmaWarmup ? Math.Min(o.EmaDecay, (1.0 + ema.Updates) / (10.0 + ema.Updates)) : o.EmaDecay);
+                ema.Update(net, o.EmaWarmup);
                 sumLoss += value;
                 sumBce += terms.Bce.ToDouble();
                 if (terms.Kl is { } kl) sumKl += kl.ToDouble();
