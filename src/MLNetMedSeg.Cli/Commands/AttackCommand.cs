@@ -43,7 +43,7 @@ internal static class AttackCommand
         var respacing = new Option<int?>("--sdedit-steps") { Description = "steps the diffusion schedule is respaced to for SDEdit (default 50)" };
         var gradient = new Option<string?>("--diffpgd-gradient")
         {
-            Description = "Diff-PGD's gradient: full (through SDEdit, DASP Eq. 9 = Diff-PGD v1; default) or detached (at SDEdit's output, Diff-PGD v2, about half the compute)",
+            Description = "Diff-PGD's gradient: full (through SDEdit, DASP Eq. 9 = Diff-PGD v1; default) or detached (at SDEdit's output, Diff-PGD v2, no backward pass through the denoiser)",
         };
         var batch = new Option<int>("--batch") { Description = "images attacked at once", DefaultValueFactory = _ => 8 };
         var seed = new Option<int>("--seed") { Description = "seed of the random starts and SDEdit noise", DefaultValueFactory = _ => 0 };
