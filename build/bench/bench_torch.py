@@ -209,7 +209,8 @@ def ddim50_sample_case(warmup, iters, size, batch):
 
 
 def diffpgd_batch_case(warmup, iters, size, batch):
-    """One DASP attack of a batch (AdversarialAttack.Run with AdversarialAttackOptions.Dasp()), written plainly:
+    """One DASP attack of a batch (AdversarialAttack.Run with AdversarialAttackOptions.Dasp() pinned to
+    Gradient = Detached and SdEditDepth = 2, as AttackCases.cs sets them), written plainly:
     W = exp(-z^2 / 8) on the clean logits (no grad); K = 10 steps of the detached Diff-PGD form: x_d = SDEdit(x_adv)
     without grad, loss = sum over images of mean over pixels of y * W * BCE(sigmoid(seg(x_d)), y) (Eq. 10), g = d loss /
     d x_d, x_adv = clip(x_adv + sign(g) / 255, 0, 1); result SDEdit(x_adv) clamped to [0, 1]. SDEdit as

@@ -23,11 +23,12 @@ using static TorchSharp.torch;
 // Training-step cases: unet_train_step (the 7.76 M U-Net of UNet.cs) and seg_step_<arch> (a library backbone), each
 // optionally followed by _bf16 (mixed precision, MixedPrecision.cs) and/or _channels_last (input and 4-D weights in
 // channels-last layout), e.g. unet_train_step_bf16_channels_last.
-var opts = new Dictionary<string, int> { ["threads"] = 0, ["warmup"] = 3, ["iters"] = 10, ["size"] = 0, ["batch"] = 8, ["ops"] = 10000 };
+var opts = new Dictionary<string, int> { ["threads"] = 0, ["warmup"] = 3, ["iters"] = 10, ["size"] = 0, ["batch"] = 8, ["ops"] = 10000, ["paper"] = 0 };
 if (args.Length < 1)
 {
     Console.Error.WriteLine("usage: MLNetMedSeg.Bench unet_train_step[_bf16][_channels_last]|seg_step_{unet,unetpp,linknet,deeplabv3plus}[_bf16][_channels_last]"
-        + "|tiny_ops|sgemm|sgemm_bf16|interleaved_unet|diffusion_train_step|ddim50_sample|diffpgd_batch [--threads N] [--warmup N] [--iters N] [--size N] [--batch N] [--ops N] [--device cpu|cuda]");
+        + "|tiny_ops|sgemm|sgemm_bf16|interleaved_unet|diffusion_train_step|ddim50_sample|diffpgd_batch [--threads N] [--warmup N] [--iters N] [--size N] [--batch N] [--ops N] [--device cpu|cuda]"
+        + " (diffpgd_batch --paper 1: DASP's own reading, Eq. 9's gradient through SDEdit and T^s = 3 as 4 calls, instead of the PyTorch twin's)");
     return 2;
 }
 TorchRuntime.Initialize(); // the library's allocator policy, as every stage applies it
@@ -91,7 +92,7 @@ else switch (benchCase)
     }
     case "diffpgd_batch":
     {
-        (ms, string p, string calls) = AttackCases.DiffPgdBatch(Size(64), opts["batch"], MedianMs);
+        (ms, string p, string calls) = AttackCases.DiffPgdBatch(Size(64), opts["batch"], MedianMs, paperReading: opts["paper"] == 1);
         fields.Add($"params={p}");
         fields.Add($"calls={calls}");
         break;

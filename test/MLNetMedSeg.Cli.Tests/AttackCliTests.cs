@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
+using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Core.MLNet;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Diffusion.Networks;
@@ -129,6 +130,7 @@ public sealed class AttackCliTests : CliTestBase
         var options = Report(outDir).GetProperty("options");
         Assert.AreEqual(2, options.GetProperty("Steps").GetInt32());
         Assert.AreEqual(3, options.GetProperty("SdEditDepth").GetInt32());
+        Assert.AreEqual((int)DiffPgdGradient.Full, options.GetProperty("Gradient").GetInt32(), "DASP's Eq. 9 gradient by default");
     }
 
     [TestMethod]
@@ -141,5 +143,8 @@ public sealed class AttackCliTests : CliTestBase
         (code, _, stderr) = Medseg("attack", "--model", "m.zip", "--data", _dir, "--method", "pgd", "--eps", "16", "--out", _dir);
         Assert.AreEqual(1, code);
         StringAssert.Contains(stderr, "--eps");
+        (code, _, stderr) = Medseg("attack", "--model", "m.zip", "--data", _dir, "--method", "dasp", "--diffpgd-gradient", "sideways", "--out", _dir);
+        Assert.AreNotEqual(0, code);
+        StringAssert.Contains(stderr, "--diffpgd-gradient");
     }
 }

@@ -42,13 +42,17 @@ internal static class AttackCommand
         var generator = new Option<string?>("--generator") { Description = "model file with the image diffusion stage used for SDEdit (required by diffpgd and dasp)" };
         var depth = new Option<int?>("--sdedit-depth") { Description = "SDEdit depth T^s (default 3, DASP)" };
         var respacing = new Option<int?>("--sdedit-steps") { Description = "steps the diffusion schedule is respaced to for SDEdit (default 50)" };
+        var gradient = new Option<string?>("--diffpgd-gradient")
+        {
+            Description = "Diff-PGD's gradient: full (through SDEdit, DASP Eq. 9 = Diff-PGD v1; default) or detached (at SDEdit's output, Diff-PGD v2, no backward pass through the denoiser)",
+        };
         var batch = new Option<int>("--batch") { Description = "images attacked at once", DefaultValueFactory = _ => 8 };
         var seed = new Option<int>("--seed") { Description = "seed of the random starts and SDEdit noise", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         var output = new Option<string>("--out") { Description = "folder for images/, masks/ and attack.json", Required = true };
         var cmd = new Command("attack", "attack a segmentation model (FGSM, Inverse FGSM, PGD, Diff-PGD, DASP) and write the attacked pairs and its clean vs attacked scores")
         {
-            model, data, method, eps, steps, stepSize, generator, depth, respacing, batch, seed, device, output,
+            model, data, method, eps, steps, stepSize, generator, depth, respacing, gradient, batch, seed, device, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
@@ -60,6 +64,7 @@ internal static class AttackCommand
             if (parse.GetValue(stepSize) is { } g) options.StepSize = ParseAmount(g, "--step-size");
             if (parse.GetValue(depth) is int d) options.SdEditDepth = d;
             if (parse.GetValue(respacing) is int r) options.SdEditRespacing = r;
+            if (parse.GetValue(gradient) is { } gf) options.Gradient = ParseGradient(gf);
             options.BatchSize = parse.GetValue(batch);
             options.Validate();
             string? generatorPath = parse.GetValue(generator);
@@ -153,6 +158,14 @@ internal static class AttackCommand
         if (count == 0) throw new InvalidOperationException("the data folder has no image/mask pairs");
         return (clean.GetResult(), attacked.GetResult(), count);
     }
+
+    /// <summary>"full" or "detached" (--diffpgd-gradient) → the Diff-PGD gradient form.</summary>
+    internal static DiffPgdGradient ParseGradient(string s) => s.Trim().ToLowerInvariant() switch
+    {
+        "full" => DiffPgdGradient.Full,
+        "detached" => DiffPgdGradient.Detached,
+        _ => throw new ArgumentException($"--diffpgd-gradient: '{s}' is not one of: full, detached"),
+    };
 
     /// <summary>"0.1" or "16/255" → a value in (0, 1].</summary>
     internal static double ParseAmount(string s, string option)

@@ -8,6 +8,7 @@ using MLNetMedSeg.Dasp;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Segmentation.Networks;
 using LogLevel = MLNetMedSeg.Pipeline.LogLevel;
 
@@ -46,6 +47,16 @@ internal static class DaspCommand
         var stepSize = new Option<string>("--step-size") { Description = "PGD step γ in [0,1] units (DASP's γ = 1 of 255)", DefaultValueFactory = _ => "1/255" };
         var depth = new Option<int>("--sdedit-depth") { Description = "SDEdit depth T^s (DASP: 3)", DefaultValueFactory = _ => 3 };
         var respacing = new Option<int>("--sdedit-steps") { Description = "steps the schedule is respaced to for SDEdit", DefaultValueFactory = _ => 50 };
+        var gradient = new Option<string>("--diffpgd-gradient")
+        {
+            Description = "Diff-PGD's gradient: full (through SDEdit, DASP Eq. 9) or detached (Diff-PGD v2, the tables in docs/results.md before 2026-12-03)",
+            DefaultValueFactory = _ => "full",
+        };
+        var loss = new Option<string>("--loss")
+        {
+            Description = "segmenter loss l of L_sup: generalized-dice (DASP's [30], Sudre et al.) or dice (per-image soft Dice, before 2026-12-03)",
+            DefaultValueFactory = _ => "generalized-dice",
+        };
         var every = new Option<int>("--attack-every") { Description = "re-attack the generated images against the current segmenter every n epochs (0: once, offline)", DefaultValueFactory = _ => 2 };
         var methods = new Option<string>("--methods") { Description = "comma-separated methods to compare: " + string.Join(", ", DaspExperiment.Methods.Keys), DefaultValueFactory = _ => "noaug,basic,dasp" };
         var gridEvery = new Option<int>("--grid-every") { Description = "also write the diffusion models' sample grids every n epochs (figures/mask-diffusion, figures/image-diffusion; 0: after training only)", DefaultValueFactory = _ => 0 };
@@ -57,7 +68,7 @@ internal static class DaspCommand
         var cmd = new Command("dasp", "run the whole DASP flow (mask diffusion → image diffusion → Diff-PGD with uncertainty → segmenter) and compare it with baselines")
         {
             data, size, backbone, widths, epochs, batch, lr, augment, diffusionEpochs, diffusionLr, diffusionWidth, timesteps, sampleSteps, synthetic, steps, stepSize, depth,
-            respacing, every, methods, gridEvery, robustness, testFraction, seed, device, output,
+            respacing, gradient, loss, every, methods, gridEvery, robustness, testFraction, seed, device, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
@@ -106,6 +117,13 @@ internal static class DaspCommand
             flow.Attack.StepSize = AttackCommand.ParseAmount(parse.GetValue(stepSize)!, "--step-size");
             flow.Attack.SdEditDepth = parse.GetValue(depth);
             flow.Attack.SdEditRespacing = parse.GetValue(respacing);
+            flow.Attack.Gradient = AttackCommand.ParseGradient(parse.GetValue(gradient)!);
+            flow.Segmentation.Loss.Kind = parse.GetValue(loss)!.Trim().ToLowerInvariant() switch
+            {
+                "generalized-dice" => SegmentationLossKind.GeneralizedDice,
+                "dice" => SegmentationLossKind.Dice,
+                var other => throw new ArgumentException($"--loss: '{other}' is not one of: generalized-dice, dice"),
+            };
 
             // The seeded split of the pairs (the same rows as before for the same seed), loaded at n×n.
             var all = MLNetRun.LoadPairs(ml, parse.GetRequiredValue(data));
@@ -155,6 +173,7 @@ internal static class DaspCommand
             {
                 Network = new SegmentationNetworkOptions { Architecture = TrainCommand.ParseBackbone(backbone), InChannels = 3, Classes = 1 },
                 Epochs = epochs, BatchSize = batch, LearningRate = lr, Augmentation = ClassicAugmentations.Parse(augment),
+                Loss = DaspOptions.PaperSegmentation().Loss,   // DASP's L_sup: the generalised Dice
             },
         };
     }

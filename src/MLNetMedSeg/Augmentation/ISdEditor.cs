@@ -5,8 +5,9 @@ namespace MLNetMedSeg.Augmentation;
 
 /// <summary>
 /// A mask-conditioned image diffusion model that can refine images with SDEdit (Meng et al.; DASP Eq. 1): the image is
-/// noised to step <c>depth</c> of the sampling schedule respaced to <c>respacedSteps</c> steps, then denoised back to
-/// step 0 with deterministic DDIM (η = 0) conditioned on the mask. The conditional image diffusion stage implements it;
+/// noised to index <c>depth</c> (T^s) of the sampling schedule respaced to <c>respacedSteps</c> steps, then denoised back
+/// with T^s + 1 deterministic DDIM (η = 0) steps at indices T^s … 0 conditioned on the mask (Eq. 1; depth in
+/// 0..respacedSteps − 1, 0 = no SDEdit). The conditional image diffusion stage implements it;
 /// the Diff-PGD augmenter consumes it.
 /// </summary>
 public interface ISdEditor

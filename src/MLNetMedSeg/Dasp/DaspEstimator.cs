@@ -217,7 +217,7 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>, Microsoft.ML.IE
     }
 
     private static string Describe(AdversarialAttackOptions a) => string.Create(CultureInfo.InvariantCulture,
-        $"{a.Method}{(a.UncertaintyWeighting ? " + W" : "")} (K = {a.Steps}, γ = {a.StepSize * 255:G3}/255{(a.Method == AdversarialAttackMethod.DiffPgd ? $", T^s = {a.SdEditDepth}" : "")})");
+        $"{a.Method}{(a.UncertaintyWeighting ? " + W" : "")} (K = {a.Steps}, γ = {a.StepSize * 255:G3}/255{(a.Method == AdversarialAttackMethod.DiffPgd ? $", T^s = {a.SdEditDepth}, {(a.Gradient == DiffPgdGradient.Full ? "gradient through SDEdit (Eq. 9)" : "detached gradient (Diff-PGD v2)")}" : "")})");
 
     private void Log(string message) => _context.WriteLog(LogLevel.Info, Name, message);
 }

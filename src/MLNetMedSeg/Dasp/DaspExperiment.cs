@@ -256,7 +256,11 @@ public static class DaspExperiment
         }
     }
 
-    /// <summary>The flow's options for a generative method (Table 2's rows).</summary>
+    /// <summary>
+    /// The flow's options for a generative method (Table 2's rows): the attacked rows take <see cref="DaspOptions.Attack"/>
+    /// and change only SDEdit and W (<see cref="AdversarialAttackOptions.Ablation"/>), so ε, γ, K, the random start and
+    /// the ỹ factor are the same in every row.
+    /// </summary>
     public static DaspOptions Variant(DaspOptions flow, string method)
     {
         var o = flow.Clone();
@@ -271,14 +275,10 @@ public static class DaspExperiment
                 o.Attack = null;
                 break;
             case "pgd":
-                o.Attack = dasp.Clone();
-                o.Attack.Method = AdversarialAttackMethod.Pgd;
-                o.Attack.UncertaintyWeighting = true;
+                o.Attack = dasp.Ablation(sdEdit: false, uncertaintyWeighting: true);
                 break;
             case "diffpgd":
-                o.Attack = dasp.Clone();
-                o.Attack.Method = AdversarialAttackMethod.DiffPgd;
-                o.Attack.UncertaintyWeighting = false;
+                o.Attack = dasp.Ablation(sdEdit: true, uncertaintyWeighting: false);
                 break;
             case "dasp":
                 o.Attack = dasp.Clone();

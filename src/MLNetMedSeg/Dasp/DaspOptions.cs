@@ -1,6 +1,7 @@
 using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Losses;
 
 namespace MLNetMedSeg.Dasp;
 
@@ -18,14 +19,30 @@ public sealed class DaspOptions
     /// <summary>The conditional image diffusion; it is also the SDEdit model of Diff-PGD (its columns are set by the flow).</summary>
     public ImageDiffusionOptions ImageDiffusion { get; set; } = new();
 
-    /// <summary>The segmentation trainer (its image and mask columns are set to <see cref="ImageColumn"/> and <see cref="MaskColumn"/>).</summary>
-    public SegmentationTrainerOptions Segmentation { get; set; } = new();
+    /// <summary>
+    /// The segmentation trainer (its image and mask columns are set to <see cref="ImageColumn"/> and <see cref="MaskColumn"/>).
+    /// Default: the trainer's defaults with DASP's L_sup loss, Sudre's generalised Dice ([30] in Eq. 11,
+    /// <see cref="SegmentationLossKind.GeneralizedDice"/>); set <c>Segmentation.Loss.Kind = SegmentationLossKind.Dice</c>
+    /// for the plain per-image soft Dice.
+    /// </summary>
+    public SegmentationTrainerOptions Segmentation { get; set; } = PaperSegmentation();
+
+    /// <summary>The trainer's default options with DASP's loss (the generalised Dice of Eq. 11's [30]).</summary>
+    public static SegmentationTrainerOptions PaperSegmentation()
+    {
+        var o = new SegmentationTrainerOptions();
+        o.Loss.Kind = SegmentationLossKind.GeneralizedDice;
+        return o;
+    }
 
     /// <summary>
     /// The attack applied to the generated images (default DASP's: Diff-PGD with W, K = 10 steps of γ = 1/255,
-    /// SDEdit T^s = 3, σ² = 4 — see <see cref="AdversarialAttackOptions.Dasp"/>). Null trains on the generated pairs
-    /// without attack (Table 2, row 2); <see cref="AdversarialAttackOptions.PgdPreset"/> with W is row 3, Diff-PGD without
-    /// W row 4.
+    /// SDEdit T^s = 3, σ² = 4, Eq. 9's gradient through SDEdit — see <see cref="AdversarialAttackOptions.Dasp"/>). Null
+    /// trains on the generated pairs without attack (Table 2, row 2); row 3 ("PGD + W") is
+    /// <c>AdversarialAttackOptions.Dasp().Ablation(sdEdit: false, uncertaintyWeighting: true)</c> and row 4 (Diff-PGD
+    /// without W) <c>Ablation(sdEdit: true, uncertaintyWeighting: false)</c> — the rows differ only in SDEdit and W, as
+    /// <see cref="DaspExperiment.Variant"/> builds them. (<see cref="AdversarialAttackOptions.PgdPreset"/> is not row 3:
+    /// it also changes ε, γ, the random start and the ỹ factor.)
     /// </summary>
     public AdversarialAttackOptions? Attack { get; set; } = AdversarialAttackOptions.Dasp();
 

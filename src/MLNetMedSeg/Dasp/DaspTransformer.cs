@@ -81,7 +81,8 @@ public sealed class DaspTransformer : Core.MLNet.StageTransformer, IDisposable
     /// <summary>
     /// Draws <paramref name="count"/> new pairs: masks ỹ from the mask diffusion (rows <paramref name="firstRow"/>…, seeded
     /// by row, so the same call gives the same pairs) and an image x̃ for each. Returns (images [N,C,H,W] in [0,1],
-    /// masks [N,1,H,W] {0,1}) on the context's device, in the caller's dispose scope. Needs the mask diffusion.
+    /// masks [N,1,H,W] {0,1}, binarised at 0.5 when the mask diffusion returns probabilities) on the context's device, in
+    /// the caller's dispose scope. Needs the mask diffusion.
     /// </summary>
     public (Tensor Images, Tensor Masks) GeneratePairs(int count, long firstRow = 0)
     {
@@ -90,7 +91,8 @@ public sealed class DaspTransformer : Core.MLNet.StageTransformer, IDisposable
         var masks = MaskDiffusion ?? throw new InvalidOperationException(
             $"{LoaderSignature}: this model drew images for the real masks (GeneratedMasks = false) and has no mask diffusion to sample masks from");
         using var scope = torch.NewDisposeScope();
-        var y = masks.Generate(count, firstRow);
+        // Pairs carry binary masks: a mask diffusion with FinalStep = Mean gives probability maps, binarised at 0.5 here.
+        var y = ImageDiffusionTransformer.BinarizeMask(masks.Generate(count, firstRow));
         var gens = Enumerable.Range(0, count).Select(i => ImageDiffusion.RowGenerator(firstRow + i)).ToArray();
         try
         {

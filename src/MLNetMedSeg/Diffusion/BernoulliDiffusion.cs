@@ -17,13 +17,22 @@ public enum BernoulliParameterization
     Mask,
 }
 
-/// <summary>What the last reverse step (t = 0) returns.</summary>
+/// <summary>
+/// What the last reverse step (t = 0) returns. As BerDiff's sampler, the last step returns the network's prediction ŷ_0
+/// (not the posterior θ of q(y_{−1} | y_0, ŷ_0), which with ȳ_{−1} = 1 and α_0 ≈ 1 stays ≈ y_0 and so keeps the
+/// isolated noisy pixels of the last stochastic sample).
+/// </summary>
 public enum BernoulliFinalStep
 {
-    /// <summary>The posterior mean θ (a probability map in [0, 1]), as BerDiff.</summary>
+    /// <summary>
+    /// The network's ŷ_0 at t = 0 as a probability map in [0, 1] (not a binary mask). Where such masks are consumed as
+    /// binary — the image diffusion's condition and the generated training pairs
+    /// (<see cref="ImageDiffusionTransformer.DrawPairs"/>) — they are thresholded at 0.5, which gives
+    /// <see cref="Threshold"/>'s masks.
+    /// </summary>
     Mean,
 
-    /// <summary>The posterior mean thresholded at 0.5: a binary {0, 1} mask.</summary>
+    /// <summary>The network's ŷ_0 at t = 0 thresholded at 0.5: a binary {0, 1} mask (the default of the mask diffusion stage).</summary>
     Threshold,
 }
 
@@ -205,8 +214,8 @@ public sealed class BernoulliDiffusion
 
     /// <summary>
     /// Samples masks with the reverse process p_θ (Eq. 4) over this schedule (respace first for strided sampling):
-    /// y_T ~ B(½); for t = T−1 … 1: ŷ_0 from the denoiser, y_{t−1} ~ B(θ(y_t, ŷ_0)); at t = 0 the posterior mean θ
-    /// (or θ ≥ 0.5, <paramref name="finalStep"/>). Sample n draws all of its noise from <paramref name="generators"/>[n]
+    /// y_T ~ B(½); for t = T−1 … 1: ŷ_0 from the denoiser, y_{t−1} ~ B(θ(y_t, ŷ_0)); at t = 0 the denoiser's ŷ_0
+    /// itself (BerDiff's last step), as a probability map or thresholded at 0.5 (<paramref name="finalStep"/>). Sample n draws all of its noise from <paramref name="generators"/>[n]
     /// (uniforms of shape <paramref name="shape"/>, one draw per step), so each sample depends only on its own generator
     /// and the denoiser, not on which other samples share its batch. Runs in inference mode; every step in a dispose
     /// scope. Returns [N,C,H,W] float32 on <paramref name="device"/>, N = generators.Count.
@@ -214,7 +223,7 @@ public sealed class BernoulliDiffusion
     /// <param name="denoiser">The network (conditioning, if any, captured by the delegate).</param>
     /// <param name="generators">One generator per sample, on <paramref name="device"/>.</param>
     /// <param name="shape">[C,H,W] of one mask.</param>
-    /// <param name="finalStep">Mean or threshold at the last step.</param>
+    /// <param name="finalStep">ŷ_0 as a probability map, or thresholded at 0.5, at the last step.</param>
     /// <param name="device">Where the samples are made.</param>
     /// <param name="cancellationToken">Checked before every step.</param>
     /// <param name="stepDone">Called after every step with (steps done, total steps).</param>
@@ -247,9 +256,16 @@ public sealed class BernoulliDiffusion
                     if (!logits.shape.SequenceEqual(y.shape))
                         throw new InvalidOperationException($"the denoiser returned [{string.Join(",", logits.shape)}] for y_t [{string.Join(",", y.shape)}]");
                     var y0Hat = PredictedMask(y, logits.to(ScalarType.Float32).sigmoid());
-                    var theta = PosteriorMean(y, y0Hat, torch.full([n], i, ScalarType.Int64, device));
-                    next = i > 0 ? Uniforms(generators, shape, device).lt(theta).to(ScalarType.Float32)
-                        : finalStep == BernoulliFinalStep.Mean ? theta : theta.ge(0.5).to(ScalarType.Float32);
+                    if (i > 0)
+                    {
+                        var theta = PosteriorMean(y, y0Hat, torch.full([n], i, ScalarType.Int64, device));
+                        next = Uniforms(generators, shape, device).lt(theta).to(ScalarType.Float32);
+                    }
+                    else
+                    {
+                        // BerDiff's last step: the prediction ŷ_0, not the posterior θ (which would keep y_0's noisy pixels).
+                        next = finalStep == BernoulliFinalStep.Mean ? y0Hat.clone() : y0Hat.ge(0.5).to(ScalarType.Float32);
+                    }
                     next.DetachFromDisposeScope();
                 }
                 y.Dispose();

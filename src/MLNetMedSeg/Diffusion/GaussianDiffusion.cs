@@ -234,12 +234,15 @@ public sealed class GaussianDiffusion
     }
 
     /// <summary>
-    /// SDEdit (DASP Eq. 1): noises <paramref name="x"/> (model space) to step <paramref name="depth"/> − 1 of the
-    /// schedule respaced to <paramref name="respacedSteps"/> steps, x_{depth−1} = √ᾱ·x + √(1 − ᾱ)·z, and denoises it
-    /// back with <paramref name="depth"/> deterministic DDIM (η = 0) steps conditioned on <paramref name="condition"/>.
-    /// Depth is counted in respaced steps (DASP's T^s); depth 0 returns x (an alias). With
-    /// <paramref name="differentiable"/> the graph through the denoiser is kept (the result's gradient reaches x);
-    /// otherwise it is computed without grad and detached. z comes from <paramref name="generators"/> (one, or one per row).
+    /// SDEdit (DASP Eq. 1; Diff-PGD's <c>SDEdit.sdedit</c>): noises <paramref name="x"/> (model space) to index
+    /// <paramref name="depth"/> of the schedule respaced to <paramref name="respacedSteps"/> steps,
+    /// x_{T^s} = √ᾱ_{T^s}·x + √(1 − ᾱ_{T^s})·z, and denoises it back with <paramref name="depth"/> + 1 deterministic DDIM
+    /// (η = 0) steps at respaced indices T^s, T^s − 1, …, 0 conditioned on <paramref name="condition"/> — Eq. 1's
+    /// R_φ(…R_φ(R_φ(x_{T^s}, T^s), T^s − 1)…, 0), which is Diff-PGD's <c>range(t + 1)</c> loop. Depth is counted in
+    /// respaced steps (DASP's T^s), in 0..respacedSteps − 1; depth 0 means "no SDEdit" and returns x (an alias), it does
+    /// not run Eq. 1's single step at index 0. With <paramref name="differentiable"/> the graph through the denoiser is
+    /// kept (the result's gradient reaches x, as Eq. 9 needs); otherwise it is computed without grad and detached. z comes
+    /// from <paramref name="generators"/> (one, or one per row).
     /// </summary>
     public Tensor SdEdit(NoisePredictor model, Tensor x, Tensor? condition, int respacedSteps, int depth, bool differentiable,
         IReadOnlyList<Generator>? generators = null, double guidanceScale = 0)
@@ -248,17 +251,18 @@ public sealed class GaussianDiffusion
         ArgumentNullException.ThrowIfNull(x);
         if (respacedSteps < 1 || respacedSteps > Schedule.Length)
             throw new ArgumentOutOfRangeException(nameof(respacedSteps), respacedSteps, $"must be in 1..{Schedule.Length}");
-        if (depth < 0 || depth > respacedSteps)
-            throw new ArgumentOutOfRangeException(nameof(depth), depth, $"must be in 0..{respacedSteps} (respaced steps)");
+        if (depth < 0 || depth >= respacedSteps)
+            throw new ArgumentOutOfRangeException(nameof(depth), depth,
+                $"must be in 0..{respacedSteps - 1} (the respaced index SDEdit noises to; {respacedSteps} respaced steps)");
         CheckGenerators(generators, x.size(0));
         if (depth == 0) return differentiable ? x.alias() : x.detach();
         using var scope = NewDisposeScope();
         using var grad = set_grad_enabled(differentiable && is_grad_enabled());
         var spaced = Schedule.Respace(respacedSteps);
-        double ab = spaced.AlphasCumprod[depth - 1];
+        double ab = spaced.AlphasCumprod[depth];
         var xt = x * Math.Sqrt(ab) + Noise(x.shape, x.dtype, x.device, generators) * Math.Sqrt(1 - ab);
         var options = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddim, Steps = respacedSteps, Eta = 0, GuidanceScale = guidanceScale };
-        var y = Denoise(model, xt, condition, spaced, depth, options);
+        var y = Denoise(model, xt, condition, spaced, depth + 1, options);
         return (differentiable ? y : y.detach()).MoveToOuterDisposeScope();
     }
 

@@ -40,7 +40,8 @@ public sealed class ImageDiffusionOptions
     public double EmaDecay { get; set; } = 0.9999;
 
     /// <summary>
-    /// EMA warm-up: update k uses decay min(<see cref="EmaDecay"/>, (1 + k)/(10 + k)), so that the average follows the
+    /// EMA warm-up: the update after k earlier ones uses decay min(<see cref="EmaDecay"/>, (1 + k)/(10 + k))
+    /// (<see cref="Core.Training.ExponentialMovingAverage.WarmupDecay"/>, shared with the mask diffusion), so that the average follows the
     /// weights early on and a short CPU run (a few thousand steps, where 0.9999 would still be mostly the random
     /// initialisation) gives usable samples; long runs converge to the plain EMA. Default true; false = the plain EMA
     /// from step 1.

@@ -97,7 +97,10 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
     /// (<see cref="RowGenerator"/>), batched by <see cref="ImageDiffusionOptions.TransformBatchSize"/>. The result holds
     /// the images in <paramref name="imageColumn"/> and the masks in <paramref name="maskColumnOut"/>, on
     /// <paramref name="storage"/> (default the CPU; the context's device keeps generated pairs there from generation
-    /// through attack to training); null when <paramref name="masks"/> has no rows. The caller owns it.
+    /// through attack to training); null when <paramref name="masks"/> has no rows. The caller owns it. The pairs are binary-mask training pairs: a soft
+    /// mask (probability map) is binarised at 0.5 (<see cref="BinarizeMask"/>) both as the image's condition and as the
+    /// pair's mask, so a mask diffusion with <see cref="BernoulliFinalStep.Mean"/> yields the same pairs as one with
+    /// <see cref="BernoulliFinalStep.Threshold"/>.
     /// </summary>
     public InMemoryDataView? DrawPairs(IDataView masks, string maskColumn, int copies, string imageColumn, ColumnType imageType,
         string maskColumnOut, ColumnType maskType, CancellationToken cancellationToken = default, Device? storage = null)
@@ -141,7 +144,7 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
                 for (int j = 0; j < copies; j++)
                 {
                     using (torch.NewDisposeScope())
-                        pending.Add(cursor.GetTensor(maskColumn).to(Context.Device).clone().DetachFromDisposeScope());
+                        pending.Add(BinarizeMask(cursor.GetTensor(maskColumn).to(Context.Device)).DetachFromDisposeScope());
                     if (pending.Count == Options.TransformBatchSize) Flush();
                 }
             }
@@ -231,10 +234,10 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
 
     /// <summary>
     /// SDEdit (see <see cref="ISdEditor"/> and <see cref="GaussianDiffusion.SdEdit"/>): images [N,C,H,W] in [0,1] are
-    /// scaled to [−1, 1], noised to step <paramref name="depth"/> − 1 of the schedule respaced to
-    /// <paramref name="respacedSteps"/> steps, denoised with <paramref name="depth"/> DDIM (η = 0) steps conditioned on
-    /// the masks (with the model's guidance scale) and scaled back to [0, 1] (clamped), on the images' device. Depth 0
-    /// returns the images.
+    /// scaled to [−1, 1], noised to index <paramref name="depth"/> (T^s) of the schedule respaced to
+    /// <paramref name="respacedSteps"/> steps, denoised with T^s + 1 DDIM (η = 0) steps (indices T^s … 0, DASP Eq. 1)
+    /// conditioned on the masks (with the model's guidance scale) and scaled back to [0, 1] (clamped), on the images'
+    /// device. Depth 0 returns the images; depth must be below <paramref name="respacedSteps"/>.
     /// </summary>
     public Tensor SdEdit(Tensor images, Tensor masks, int respacedSteps, int depth, bool differentiable, Generator? generator = null) =>
         SdEditCore(images, masks, respacedSteps, depth, differentiable, generator is null ? null : [generator]);
@@ -270,12 +273,28 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
         }
     }
 
-    /// <summary>{0,1} masks → the network's condition 2·y − 1 ∈ {−1, 1} (so that the null condition 0 is distinct).</summary>
+    /// <summary>
+    /// Masks → the network's condition 2·y − 1 ∈ {−1, 1} (so that the null condition 0 is distinct). The network was
+    /// trained on binary masks: a soft mask (a probability map, e.g. from a mask diffusion with
+    /// <see cref="BernoulliFinalStep.Mean"/>) is binarised first (<see cref="BinarizeMask"/>, y ≥ 0.5).
+    /// </summary>
     private Tensor Condition(Tensor masks)
     {
         using var scope = torch.NewDisposeScope();
-        var m = masks.to(ScalarType.Float32, Context.Device);
+        var m = BinarizeMask(masks.to(ScalarType.Float32, Context.Device));
         return (m * 2.0 - 1.0).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// A mask consumed as binary: 1 where y ≥ 0.5, else 0 (float32). {0,1} masks come back unchanged; probability maps
+    /// (a mask diffusion with <see cref="BernoulliFinalStep.Mean"/>) become the masks that
+    /// <see cref="BernoulliFinalStep.Threshold"/> would have given.
+    /// </summary>
+    public static Tensor BinarizeMask(Tensor masks)
+    {
+        ArgumentNullException.ThrowIfNull(masks);
+        using var scope = torch.NewDisposeScope();
+        return masks.ge(0.5).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     private static void CheckMasks(Tensor masks, string name)

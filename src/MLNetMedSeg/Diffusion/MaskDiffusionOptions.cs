@@ -65,7 +65,8 @@ public sealed class MaskDiffusionOptions
     public double EmaDecay { get; set; } = 0.9999;
 
     /// <summary>
-    /// Warm the average up: update n uses decay min(<see cref="EmaDecay"/>, (1 + n)/(10 + n)) (default true), so that
+    /// Warm the average up: the update after k earlier ones uses decay min(<see cref="EmaDecay"/>, (1 + k)/(10 + k))
+    /// (<see cref="Core.Training.ExponentialMovingAverage.WarmupDecay"/>, shared with the image diffusion) (default true), so that
     /// short runs (a few hundred steps) are not sampled from weights still near their initial values.
     /// </summary>
     public bool EmaWarmup { get; set; } = true;
@@ -73,7 +74,12 @@ public sealed class MaskDiffusionOptions
     /// <summary>Reverse steps used to sample: the T-step schedule respaced to this many steps (default 50; T = full DDPM-like chain).</summary>
     public int SampleSteps { get; set; } = 50;
 
-    /// <summary>What the last reverse step returns (default <see cref="BernoulliFinalStep.Threshold"/>: binary {0, 1} masks).</summary>
+    /// <summary>
+    /// What the last reverse step returns: the network's ŷ_0 thresholded at 0.5 (default
+    /// <see cref="BernoulliFinalStep.Threshold"/>: binary {0, 1} masks, BerDiff's last step) or as a probability map
+    /// (<see cref="BernoulliFinalStep.Mean"/>; the image diffusion and the generated training pairs binarise such masks at
+    /// 0.5 where they consume them as binary).
+    /// </summary>
     public BernoulliFinalStep FinalStep { get; set; } = BernoulliFinalStep.Threshold;
 
     /// <summary>

@@ -199,8 +199,9 @@ public sealed class BernoulliDiffusionTests
     {
         using var scope = torch.NewDisposeScope();
         var d = new BernoulliDiffusion(BetaScheduleKind.Cosine, 200).Respace(20);
-        // An uninformative denoiser (ε̂ = ½ everywhere): the samples are pure functions of the noise streams.
-        Tensor Flat(Tensor yt, Tensor ts) => torch.zeros_like(yt);
+        // A denoiser that depends on y_t only (ε̂ = σ(2y_t − 1)), so the samples are pure functions of the noise streams.
+        // (A constant ε̂ would not do: the last step returns ŷ_0 = |y_t − ε̂|, which for a flip prediction of ½ is ½ everywhere.)
+        Tensor Flat(Tensor yt, Tensor ts) => yt * 2 - 1;
         Tensor Run(params ulong[] seeds)
         {
             var gens = seeds.Select(s => new Generator(s)).ToArray();
@@ -219,6 +220,38 @@ public sealed class BernoulliDiffusionTests
         batch.Dispose();
         alone.Dispose();
         again.Dispose();
+    }
+
+    [TestMethod]
+    public void LastStepReturnsTheNetworksPrediction_NotThePosterior()
+    {
+        // BerDiff's last step returns ŷ_0. A stub network whose ŷ_0 is a known probability map P at every step: the
+        // sample must be P (Mean) or P ≥ 0.5 (Threshold) whatever y_1 was — the posterior θ(y_1, P) would keep y_1's pixels.
+        using var scope = torch.NewDisposeScope();
+        var rng = new Random(4);
+        var pValues = Enumerable.Range(0, 2 * 8 * 8).Select(_ => 0.05 + 0.9 * rng.NextDouble()).ToArray();
+        var p = torch.tensor(pValues.Select(v => (float)v).ToArray(), [2, 1, 8, 8]);
+        static Tensor Logit(Tensor q) => (q / (1 - q)).log();
+        foreach (var param in new[] { BernoulliParameterization.Mask, BernoulliParameterization.FlipNoise })
+        {
+            var d = new BernoulliDiffusion(BetaScheduleKind.Cosine, 100, param).Respace(10);
+            // Mask: σ(logit) = P = ŷ_0. FlipNoise: ε̂ = |y_t − P| gives ŷ_0 = |y_t − ε̂| = P for y_t ∈ {0, 1}.
+            Tensor Net(Tensor yt, Tensor ts) => param == BernoulliParameterization.Mask ? Logit(p) : Logit((yt - p).abs());
+            foreach (var final in new[] { BernoulliFinalStep.Mean, BernoulliFinalStep.Threshold })
+            {
+                var gens = new[] { new Generator(1), new Generator(2) };
+                try
+                {
+                    var y = d.Sample(Net, gens, [1, 8, 8], final, torch.CPU);
+                    var expected = final == BernoulliFinalStep.Mean ? p : p.ge(0.5).to(ScalarType.Float32);
+                    Assert.AreEqual(0.0, (y - expected).abs().max().ToDouble(), 1e-5, $"{param}, {final}: the last step returns ŷ_0");
+                }
+                finally
+                {
+                    foreach (var g in gens) g.Dispose();
+                }
+            }
+        }
     }
 
     [TestMethod]

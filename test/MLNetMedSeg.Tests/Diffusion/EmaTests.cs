@@ -35,6 +35,29 @@ public sealed class EmaTests
     }
 
     [TestMethod]
+    public void WarmupDecayCountsThePreviousUpdates_SharedByBothDiffusionStages()
+    {
+        // One helper for both stages: the update after k earlier ones uses min(decay, (1 + k)/(10 + k)).
+        Assert.AreEqual(0.1, ExponentialMovingAverage.WarmupDecay(0.9999, 0), 1e-15);
+        Assert.AreEqual(2.0 / 11, ExponentialMovingAverage.WarmupDecay(0.9999, 1), 1e-15);
+        Assert.AreEqual(0.9999, ExponentialMovingAverage.WarmupDecay(0.9999, 1_000_000), 1e-15);
+        Assert.AreEqual(0.5, ExponentialMovingAverage.WarmupDecay(0.5, 100), 1e-15);
+        Assert.ThrowsException<ArgumentOutOfRangeException>(() => ExponentialMovingAverage.WarmupDecay(0.9, -1));
+        using var scope = NewDisposeScope();
+        using var net = nn.Linear(1, 1, hasBias: false);
+        using (no_grad()) net.weight.fill_(0);
+        using var ema = new ExponentialMovingAverage(net, decay: 0.9999);
+        using (no_grad()) net.weight.fill_(10);
+        ema.Update(net, warmup: true);   // decay 0.1: 0.1·0 + 0.9·10 = 9
+        Assert.AreEqual(9.0, ema.State["weight"].ToSingle(), 1e-5);
+        ema.Update(net, warmup: true);   // decay 2/11: 9·2/11 + 10·9/11
+        Assert.AreEqual(9 * 2.0 / 11 + 10 * 9.0 / 11, ema.State["weight"].ToSingle(), 1e-5);
+        using (no_grad()) net.weight.fill_(0);
+        ema.Update(net, warmup: false);  // plain decay
+        Assert.AreEqual((9 * 2.0 / 11 + 10 * 9.0 / 11) * 0.9999, ema.State["weight"].ToSingle(), 1e-5);
+    }
+
+    [TestMethod]
     public void ShadowIsIndependentOfTheModelAndFreedOnDispose()
     {
         using var scope = NewDisposeScope();

@@ -225,23 +225,93 @@ public sealed class GaussianDiffusionTests
         Assert.IsFalse(edited.IsEqual(x));
         Assert.IsTrue(d.SdEdit(net.forward, x, cond, 10, 3, false, [new Generator(1)]).IsEqual(edited), "same generator seed, same edit");
         Assert.ThrowsException<ArgumentOutOfRangeException>(() => d.SdEdit(net.forward, x, cond, 10, 11, false));
+        Assert.ThrowsException<ArgumentOutOfRangeException>(() => d.SdEdit(net.forward, x, cond, 10, 10, false), "index T^s = 10 does not exist in 10 respaced steps");
     }
 
     [TestMethod]
-    public void SdEditRunsDepthDdimStepsFromTheNoisedInput()
+    public void SdEditNoisesToIndexDepthAndRunsDepthPlusOneDdimSteps()
     {
+        // DASP Eq. 1: SDEdit(x, T^s) = R(…R(R(x_{T^s}, T^s), T^s − 1)…, 0), i.e. noise to respaced index T^s and T^s + 1
+        // denoiser calls (Diff-PGD's range(t + 1)). Hand computation for T^s = 3 on a 10-step respacing of T = 1000.
         using var scope = NewDisposeScope();
         var d = new GaussianDiffusion(NoiseSchedule.Create(BetaScheduleKind.Linear, 1000));
         var spaced = d.Schedule.Respace(10);
+        CollectionAssert.AreEqual(new[] { 0, 111, 222, 333 }, spaced.Timesteps.Take(4).ToArray(), "respaced indices 0..3 are steps 0, 111, 222, 333");
         var steps = new List<long>();
         var firstInput = new List<float[]>();
         var x = full([1, 1, 4, 4], 0.3, ScalarType.Float32);
         d.SdEdit((xt, t, c) => { steps.Add(t.ToArray<long>()[0]); if (firstInput.Count == 0) firstInput.Add(xt.ToArray<float>()); return zeros_like(xt); },
             x, null, 10, 3, false, [new Generator(5)]);
-        CollectionAssert.AreEqual(new long[] { spaced.Timesteps[2], spaced.Timesteps[1], 0 }, steps, "depth 3 = respaced steps 2, 1, 0");
-        double ab = spaced.AlphasCumprod[2];
+        CollectionAssert.AreEqual(new long[] { 333, 222, 111, 0 }, steps, "depth 3 = 4 denoiser calls at respaced indices 3, 2, 1, 0");
+        // The noise level: ᾱ of original step 333 = Π_{s ≤ 333} (1 − β_s), β linear from 1e-4 to 0.02 over 1000 steps.
+        double ab = 1;
+        for (int s = 0; s <= 333; s++) ab *= 1 - (1e-4 + (0.02 - 1e-4) * s / 999.0);
+        Assert.AreEqual(ab, spaced.AlphasCumprod[3], 1e-12);
         var z = randn([1, 1, 4, 4], generator: new Generator(5));
         Assert.AreEqual(0.0, (tensor(firstInput[0]).reshape(1, 1, 4, 4) - (x * Math.Sqrt(ab) + z * Math.Sqrt(1 - ab))).abs().max().ToSingle(), 1e-6);
+        // Depth 1 by hand with ε̂ = 0: two DDIM steps (η = 0) from x_1 = √ᾱ_1·x + √(1 − ᾱ_1)·z.
+        steps.Clear();
+        var one = d.SdEdit((xt, t, c) => { steps.Add(t.ToArray<long>()[0]); return zeros_like(xt); }, x, null, 10, 1, false, [new Generator(5)]);
+        CollectionAssert.AreEqual(new long[] { 111, 0 }, steps, "depth 1 = 2 calls");
+        double ab1 = spaced.AlphasCumprod[1], ab0 = spaced.AlphasCumprod[0];
+        var z1 = randn([1, 1, 4, 4], generator: new Generator(5));
+        var x1 = x * Math.Sqrt(ab1) + z1 * Math.Sqrt(1 - ab1);
+        var x0Hat = (x1 / Math.Sqrt(ab1)).clamp(-1, 1);                     // call 1 (index 1)
+        var epsClipped = (x1 - x0Hat * Math.Sqrt(ab1)) / Math.Sqrt(1 - ab1);
+        var xi0 = x0Hat * Math.Sqrt(ab0) + epsClipped * Math.Sqrt(1 - ab0);
+        var expected = (xi0 / Math.Sqrt(ab0)).clamp(-1, 1);                 // call 2 (index 0): ᾱ_{−1} = 1 gives x̂₀
+        Assert.AreEqual(0.0, (one - expected).abs().max().ToSingle(), 1e-5);
+    }
+
+    [TestMethod]
+    public void SdEditGradientMatchesFiniteDifferencesThroughATinyDenoiser()
+    {
+        // Eq. 9 differentiates through SDEdit: the autograd gradient of Σ v·SDEdit(x) (through Core.Gradients) against
+        // central differences, in float64, with the forward noise held fixed (same generator seed for every evaluation).
+        using var scope = NewDisposeScope();
+        var d = new GaussianDiffusion(NoiseSchedule.Create(BetaScheduleKind.Linear, 100));
+        var eps = TinyFloat64Denoiser();
+        var rng = new Random(3);
+        var x0 = tensor(Enumerable.Range(0, 2 * 1 * 5 * 5).Select(_ => rng.NextDouble() - 0.5).ToArray(), [2, 1, 5, 5]);
+        var cond = tensor(Enumerable.Range(0, 2 * 1 * 5 * 5).Select(i => i % 3 == 0 ? 1.0 : -1.0).ToArray(), [2, 1, 5, 5]);
+        var v = tensor(Enumerable.Range(0, 2 * 1 * 5 * 5).Select(_ => rng.NextDouble() * 2 - 1).ToArray(), [2, 1, 5, 5]);
+        double F(Tensor x)
+        {
+            using var inner = NewDisposeScope();
+            using var g = new Generator(9);
+            using var _ = no_grad();
+            return d.SdEdit(eps, x, cond, 10, 3, differentiable: false, [g]).mul(v).sum().ToDouble();
+        }
+        var xg = x0.clone().requires_grad_();
+        Tensor grad;
+        using (var g = new Generator(9))
+            grad = Gradients.Grad(d.SdEdit(eps, xg, cond, 10, 3, differentiable: true, [g]).mul(v).sum(), [xg], what: "SDEdit gradient")[0];
+        var auto = grad.reshape(-1).ToArray<double>();
+        var flat = x0.reshape(-1).ToArray<double>();
+        int nonzero = 0;
+        for (int i = 0; i < flat.Length; i++)
+        {
+            var p = (double[])flat.Clone();
+            var m = (double[])flat.Clone();
+            p[i] += 1e-6;
+            m[i] -= 1e-6;
+            double fd = (F(tensor(p, x0.shape)) - F(tensor(m, x0.shape))) / 2e-6;
+            Assert.AreEqual(fd, auto[i], 1e-6 * Math.Max(1, Math.Abs(fd)), $"element {i}");
+            if (Math.Abs(fd) > 1e-3) nonzero++;
+        }
+        Assert.IsTrue(nonzero > 40, $"the gradient reaches the input through the denoiser ({nonzero} elements)");
+    }
+
+    /// <summary>A tiny nonlinear float64 ε-predictor: 0.7·x + 0.3·tanh(k ∗ x)·(0.5 + t/100) + 0.1·y.</summary>
+    internal static NoisePredictor TinyFloat64Denoiser()
+    {
+        var k = tensor(new[] { 0.2, -0.1, 0.05, 0.3, 0.9, -0.2, 0.1, 0.15, -0.3 }, [1, 1, 3, 3]);
+        return (xt, t, c) =>
+        {
+            var s = t.to(ScalarType.Float64).div(100).add(0.5).reshape(-1, 1, 1, 1);
+            var e = xt.mul(0.7).add(nn.functional.conv2d(xt, k.to(xt.dtype), padding: [1, 1]).tanh().mul(0.3).mul(s));
+            return c is null ? e : e.add(c.to(xt.dtype).mul(0.1));
+        };
     }
 
     [TestMethod]

@@ -181,6 +181,28 @@ public sealed class ImageDiffusionTests
     }
 
     [TestMethod]
+    public void SoftMasksAreBinarisedWhereTheyAreConsumedAsBinary()
+    {
+        // A mask diffusion with FinalStep = Mean gives probability maps; the image diffusion conditions on them and pairs
+        // them with images as binary masks, thresholded at 0.5 (what FinalStep = Threshold gives).
+        using var scope = NewDisposeScope();
+        var ctx = new MedSegContext(seed: 6);
+        using var data = Blobs(4, 6);
+        using var model = ctx.Generation.ImageDiffusion(Tiny()).Fit(data);
+        var binary = Column(data, "Mask");
+        var soft = binary * 0.4 + 0.3 + (rand(binary.shape, generator: new Generator(1)) - 0.5) * 0.2; // 0.2..0.4 / 0.6..0.8
+        Assert.IsTrue(ImageDiffusionTransformer.BinarizeMask(soft).IsEqual(binary));
+        var fromSoft = model.Sample(soft, [new Generator(2)]);
+        var fromBinary = model.Sample(binary, [new Generator(2)]);
+        Assert.AreEqual(0.0, (fromSoft - fromBinary).abs().max().ToSingle(), "the condition is the binarised mask");
+        using var softView = InMemoryDataView.Create(("Soft", TensorColumnType.BinaryMask(Size, Size), Enumerable.Range(0, 4).Select(i => soft[i].clone()).ToList()));
+        using var pairs = model.DrawPairs(softView, "Soft", 1, "Image", TensorColumnType.Image(1, Size, Size), "Mask", TensorColumnType.BinaryMask(Size, Size))!;
+        Assert.IsTrue(Column(pairs, "Mask").IsEqual(binary), "the pairs carry binary masks");
+        using var binaryPairs = model.DrawPairs(data, "Mask", 1, "Image", TensorColumnType.Image(1, Size, Size), "Mask", TensorColumnType.BinaryMask(Size, Size))!;
+        Assert.IsTrue(Column(pairs, "Image").IsEqual(Column(binaryPairs, "Image")), "and the same images as the binary masks");
+    }
+
+    [TestMethod]
     public void WritesSampleGridsDuringAndAfterTraining()
     {
         var folder = Path.Combine(Path.GetTempPath(), "imgdiff_grid_" + Guid.NewGuid().ToString("N"));

@@ -26,18 +26,25 @@ public enum AdversarialAttackMethod
     DiffPgd,
 }
 
-/// <summary>How Diff-PGD takes the gradient through SDEdit.</summary>
+/// <summary>
+/// How Diff-PGD takes the gradient through SDEdit. Xue et al.'s code has two versions: v1 back-propagates through the
+/// SDEdit denoiser (<see cref="Full"/>, what DASP's Eq. 9 writes: ∇ with respect to x̃ᵏ of L_adv(f(SDEdit(x̃ᵏ)))), and
+/// the accelerated v2 takes the gradient at the SDEdit output and applies it to x̃ᵏ (<see cref="Detached"/>).
+/// </summary>
 public enum DiffPgdGradient
 {
     /// <summary>
-    /// The cheaper form (Diff-PGD's "v1", its default): x_d = SDEdit(x + δ) is computed without autograd and the gradient
-    /// of the loss with respect to x_d is applied to δ. Default.
+    /// Diff-PGD's accelerated "v2": x_d = SDEdit(x̃ᵏ) is computed without autograd and ∇_{x_d} L_adv(f(x_d)) is applied to
+    /// x̃ᵏ — an approximation of Eq. 9 that ignores the Jacobian of SDEdit. No backward pass through the denoiser and no
+    /// activation memory for it.
     /// </summary>
     Detached,
 
     /// <summary>
-    /// The full gradient (Diff-PGD's "v2"): back-propagate through the denoiser steps of SDEdit to δ. T^s times the
-    /// memory and about twice the compute of <see cref="Detached"/>.
+    /// Diff-PGD's "v1" and DASP's Eq. 9 (the default): ∇_{x̃ᵏ} L_adv(f(SDEdit(x̃ᵏ))), back-propagated through the T^s + 1
+    /// denoiser calls of SDEdit (with the forward noise z held fixed) by <see cref="Core.Gradients.Grad"/>. Keeps the
+    /// denoiser's activations of all T^s + 1 calls; a DASP attack (K = 10, T^s = 3) took 2.2× the CPU time of the
+    /// detached form with the old 3-call SDEdit (docs/results.md).
     /// </summary>
     Full,
 }
@@ -47,7 +54,9 @@ public enum DiffPgdGradient
 /// those units: the papers' "γ = 1" and "ε = 16" are in 0–255 units, i.e. 1/255 and 16/255 here.
 /// A new instance holds DASP's settings (paper 000, §4.1 "PGD steps K, noise strength γ, SDEdit timesteps T^s and the
 /// variance of g(·) were set to 10, 1, 3 and 4"): <see cref="AdversarialAttackMethod.DiffPgd"/>, K = 10, γ = 1/255,
-/// no ε-ball, T^s = 3, σ² = 4, the uncertainty-weighted foreground loss of Eq. 10. The static presets
+/// no ε-ball, T^s = 3 (SDEdit noises to respaced index 3 and denoises in 4 steps, Eq. 1), σ² = 4, the
+/// uncertainty-weighted foreground loss of Eq. 10, and the gradient of Eq. 9 taken through SDEdit
+/// (<see cref="DiffPgdGradient.Full"/>). The static presets
 /// <see cref="Dasp"/>, <see cref="DiffPgdPreset"/>, <see cref="PgdPreset"/>, <see cref="FgsmPreset"/> and
 /// <see cref="InverseFgsmPreset"/> give each method's published defaults.
 /// </summary>
@@ -93,14 +102,20 @@ public sealed class AdversarialAttackOptions
     /// </summary>
     public bool ForegroundOnly { get; set; } = true;
 
-    /// <summary>Diff-PGD: the SDEdit depth T^s, in steps of the respaced schedule (default 3, DASP §4.1).</summary>
+    /// <summary>
+    /// Diff-PGD: the SDEdit depth T^s, in steps of the respaced schedule (default 3, DASP §4.1): the image is noised to
+    /// respaced index T^s and denoised with T^s + 1 DDIM calls (Eq. 1; Diff-PGD's <c>range(t + 1)</c>). 1..SdEditRespacing − 1.
+    /// </summary>
     public int SdEditDepth { get; set; } = 3;
 
     /// <summary>Diff-PGD: the number of steps the diffusion schedule is respaced to for SDEdit (default 50, Diff-PGD's DDIM-50).</summary>
     public int SdEditRespacing { get; set; } = 50;
 
-    /// <summary>Diff-PGD: how the gradient goes through SDEdit (default <see cref="DiffPgdGradient.Detached"/>).</summary>
-    public DiffPgdGradient Gradient { get; set; } = DiffPgdGradient.Detached;
+    /// <summary>
+    /// Diff-PGD: how the gradient goes through SDEdit (default <see cref="DiffPgdGradient.Full"/>, Eq. 9 and Diff-PGD's v1;
+    /// <see cref="DiffPgdGradient.Detached"/> is the faster v2 approximation).
+    /// </summary>
+    public DiffPgdGradient Gradient { get; set; } = DiffPgdGradient.Full;
 
     /// <summary>Image column read, float32 [C,H,W] in [0,1] (default "Image").</summary>
     public string ImageColumn { get; set; } = "Image";
@@ -127,7 +142,10 @@ public sealed class AdversarialAttackOptions
     [JsonIgnore]
     public bool NeedsSdEditor => Method == AdversarialAttackMethod.DiffPgd;
 
-    /// <summary>DASP (paper 000, §3.3, §4.1): Diff-PGD, K = 10, γ = 1/255, no ε-ball, T^s = 3, σ² = 4, Eq. 10 loss (W, foreground only).</summary>
+    /// <summary>
+    /// DASP (paper 000, §3.3, §4.1): Diff-PGD, K = 10, γ = 1/255, no ε-ball, T^s = 3, σ² = 4, Eq. 10 loss (W, foreground
+    /// only), Eq. 9's gradient through SDEdit (<see cref="DiffPgdGradient.Full"/>).
+    /// </summary>
     public static AdversarialAttackOptions Dasp() => new();
 
     /// <summary>
@@ -146,6 +164,24 @@ public sealed class AdversarialAttackOptions
         Method = AdversarialAttackMethod.Pgd, Epsilon = 16.0 / 255, StepSize = 2.0 / 255, Steps = 10, RandomStart = true,
         UncertaintyWeighting = false, ForegroundOnly = false,
     };
+
+    /// <summary>
+    /// A row of DASP's Table 2 ablation built from this attack (normally <see cref="Dasp"/>): a copy that differs from it
+    /// only in whether the iterates are refined with SDEdit (<paramref name="sdEdit"/>: Diff-PGD, else PGD) and whether
+    /// the loss is weighted by W (<paramref name="uncertaintyWeighting"/>). ε, γ, K, the random start, the ỹ factor,
+    /// σ², T^s and the gradient form are kept, so rows differ only in what the table varies ("PGD + W" is
+    /// <c>Ablation(false, true)</c>, "Diff-PGD without W" <c>Ablation(true, false)</c>, DASP <c>Ablation(true, true)</c>).
+    /// Unlike <see cref="PgdPreset"/>, which brings PGD's own budget (ε = 16/255, γ = 2/255, random start, no ỹ factor).
+    /// </summary>
+    public AdversarialAttackOptions Ablation(bool sdEdit, bool uncertaintyWeighting)
+    {
+        if (Method is not (AdversarialAttackMethod.Pgd or AdversarialAttackMethod.DiffPgd))
+            throw new InvalidOperationException($"Table 2's rows vary a PGD or Diff-PGD attack; this one is {Method}");
+        var o = Clone();
+        o.Method = sdEdit ? AdversarialAttackMethod.DiffPgd : AdversarialAttackMethod.Pgd;
+        o.UncertaintyWeighting = uncertaintyWeighting;
+        return o;
+    }
 
     /// <summary>FGSM as paper 001 trains with it: ε = 0.1 (its Table 2 also scores 0.05–0.2), plain loss.</summary>
     public static AdversarialAttackOptions FgsmPreset(double epsilon = 0.1) => new()
@@ -203,8 +239,9 @@ public sealed class AdversarialAttackOptions
         if (NeedsSdEditor)
         {
             if (SdEditRespacing < 1) throw new ArgumentException($"SdEditRespacing must be ≥ 1, got {SdEditRespacing}", nameof(SdEditRespacing));
-            if (SdEditDepth < 1 || SdEditDepth > SdEditRespacing)
-                throw new ArgumentException($"SdEditDepth must be in 1..SdEditRespacing ({SdEditRespacing}), got {SdEditDepth}", nameof(SdEditDepth));
+            if (SdEditDepth < 1 || SdEditDepth >= SdEditRespacing)
+                throw new ArgumentException(
+                    $"SdEditDepth must be in 1..SdEditRespacing − 1 ({SdEditRespacing - 1}): SDEdit noises to that respaced index; got {SdEditDepth}", nameof(SdEditDepth));
         }
         if (BatchSize < 1) throw new ArgumentException($"BatchSize must be ≥ 1, got {BatchSize}", nameof(BatchSize));
         foreach (var (v, n) in new[] { (ImageColumn, nameof(ImageColumn)), (MaskColumn, nameof(MaskColumn)), (AttackedImageColumn, nameof(AttackedImageColumn)) })

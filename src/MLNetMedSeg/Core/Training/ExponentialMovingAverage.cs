@@ -54,6 +54,25 @@ public sealed class ExponentialMovingAverage : IDisposable
     /// <summary>shadow ← <see cref="Decay"/>·shadow + (1 − Decay)·model (no grad).</summary>
     public void Update(nn.Module model) => Update(model, Decay);
 
+    /// <summary>
+    /// The warm-up decay of an update: min(<paramref name="decay"/>, (1 + k)/(10 + k)) with k =
+    /// <paramref name="previousUpdates"/>, the number of updates made before this one (0 for the first, which thus uses
+    /// 0.1). Both diffusion stages use it (through <see cref="EmaHandler"/>), so their EMAs warm up alike.
+    /// </summary>
+    public static double WarmupDecay(double decay, long previousUpdates)
+    {
+        if (!(decay >= 0 && decay <= 1)) throw new ArgumentOutOfRangeException(nameof(decay), decay, "EMA decay must be in [0, 1].");
+        if (previousUpdates < 0) throw new ArgumentOutOfRangeException(nameof(previousUpdates), previousUpdates, "must be ≥ 0");
+        return Math.Min(decay, (1.0 + previousUpdates) / (10.0 + previousUpdates));
+    }
+
+    /// <summary>
+    /// One update with <see cref="Decay"/>, or with warm-up (<paramref name="warmup"/>) the decay
+    /// <see cref="WarmupDecay"/>(Decay, <see cref="Updates"/>) — counted by this average, so it does not depend on how
+    /// the caller counts its steps.
+    /// </summary>
+    public void Update(nn.Module model, bool warmup) => Update(model, warmup ? WarmupDecay(Decay, Updates) : Decay);
+
     /// <summary>shadow ← <paramref name="decay"/>·shadow + (1 − decay)·model (no grad); decay 0 copies the model.</summary>
     public void Update(nn.Module model, double decay)
     {

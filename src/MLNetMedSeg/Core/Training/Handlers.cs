@@ -142,7 +142,7 @@ public sealed class EmaHandler(ExponentialMovingAverage average, nn.Module netwo
     public ExponentialMovingAverage Average { get; } = average ?? throw new ArgumentNullException(nameof(average));
 
     /// <summary>The decay of update n (0-based): <c>decay</c>, or min(decay, (1 + n)/(10 + n)) with warm-up.</summary>
-    public static double DecayAt(double decay, bool warmup, long n) => warmup ? Math.Min(decay, (1.0 + n) / (10.0 + n)) : decay;
+    public static double DecayAt(double decay, bool warmup, long n) => warmup ? ExponentialMovingAverage.WarmupDecay(decay, n) : decay;
 
     /// <inheritdoc/>
     public override object? Fingerprint => new { decay, warmup };

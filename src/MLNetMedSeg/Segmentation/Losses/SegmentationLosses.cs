@@ -25,7 +25,10 @@ public enum DiceReduction
 /// <summary>The supervised losses the trainer can minimise.</summary>
 public enum SegmentationLossKind
 {
-    /// <summary>Soft Dice loss (DASP's L_sup, Eq. 11 of paper 000). Binary: sigmoid; multi-class: softmax. Default.</summary>
+    /// <summary>
+    /// Soft Dice loss on the foreground (binary) or averaged over the classes (multi-class), one Dice per image. Binary:
+    /// sigmoid; multi-class: softmax. Default of the trainer (the DASP flow uses <see cref="GeneralizedDice"/>).
+    /// </summary>
     Dice,
 
     /// <summary>Binary cross-entropy with logits, mean over pixels (binary heads only).</summary>
@@ -39,6 +42,13 @@ public enum SegmentationLossKind
 
     /// <summary>Soft Dice + cross-entropy (multi-class heads only).</summary>
     DiceCrossEntropy,
+
+    /// <summary>
+    /// Sudre et al.'s generalised Dice loss (2017), the Dice loss [30] of DASP's L_sup (Eq. 11 of paper 000): classes
+    /// weighted by the inverse of their squared reference volume, so a small polyp counts as much as the background.
+    /// Binary heads use both classes (background 1 − p and foreground p); see <see cref="SegmentationLosses.GeneralizedDice"/>.
+    /// </summary>
+    GeneralizedDice,
 }
 
 /// <summary>Options of <see cref="SegmentationLoss"/>.</summary>
@@ -55,6 +65,12 @@ public sealed class SegmentationLossOptions
     /// the V-Net/smp implementations); it makes an empty prediction of an empty mask a Dice of 1 and keeps gradients finite.
     /// </summary>
     public double Smooth { get; set; } = 1.0;
+
+    /// <summary>
+    /// The smoothing ε of the generalised Dice, 1 − (2·Σ_k w_k·Σ p·y + ε)/(Σ_k w_k·Σ (p + y) + ε) (default 1e-5, as
+    /// MONAI's GeneralizedDiceLoss; the weighted sums are of the order of 1/volume, so <see cref="Smooth"/>'s 1 would swamp them).
+    /// </summary>
+    public double GeneralizedDiceSmooth { get; set; } = 1e-5;
 
     /// <summary>Multi-class Dice only: also average the background class 0 (default true, as smp and MONAI). Binary Dice is always over the foreground.</summary>
     public bool IncludeBackground { get; set; } = true;
@@ -74,6 +90,8 @@ public sealed class SegmentationLossOptions
         if (!Enum.IsDefined(Kind)) throw new ArgumentException($"unknown loss Kind {Kind}", nameof(Kind));
         if (!Enum.IsDefined(DiceReduction)) throw new ArgumentException($"unknown DiceReduction {DiceReduction}", nameof(DiceReduction));
         if (!double.IsFinite(Smooth) || Smooth < 0) throw new ArgumentException($"Smooth must be finite and ≥ 0, got {Smooth}", nameof(Smooth));
+        if (!double.IsFinite(GeneralizedDiceSmooth) || GeneralizedDiceSmooth < 0)
+            throw new ArgumentException($"GeneralizedDiceSmooth must be finite and ≥ 0, got {GeneralizedDiceSmooth}", nameof(GeneralizedDiceSmooth));
         if (!double.IsFinite(DiceWeight) || DiceWeight < 0) throw new ArgumentException($"DiceWeight must be finite and ≥ 0, got {DiceWeight}", nameof(DiceWeight));
         if (!double.IsFinite(CrossEntropyWeight) || CrossEntropyWeight < 0) throw new ArgumentException($"CrossEntropyWeight must be finite and ≥ 0, got {CrossEntropyWeight}", nameof(CrossEntropyWeight));
         bool binary = classes == 1;
@@ -115,6 +133,7 @@ public sealed class SegmentationLoss
         var loss = o.Kind switch
         {
             SegmentationLossKind.Dice => Dice(),
+            SegmentationLossKind.GeneralizedDice => SegmentationLosses.GeneralizedDice(logits, target, sampleWeights, o.DiceReduction, o.GeneralizedDiceSmooth, o.IncludeBackground),
             SegmentationLossKind.Bce => SegmentationLosses.BinaryCrossEntropy(logits, target, sampleWeights),
             SegmentationLossKind.CrossEntropy => SegmentationLosses.CrossEntropy(logits, target, sampleWeights),
             SegmentationLossKind.DiceBce => Dice().mul(o.DiceWeight).add(SegmentationLosses.BinaryCrossEntropy(logits, target, sampleWeights).mul(o.CrossEntropyWeight)),
@@ -173,6 +192,68 @@ public static class SegmentationLosses
             loss = dice.mean().neg().add(1).mul(w.sum());
         }
         return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Generalised Dice loss (Sudre et al. 2017; DASP's [30]). Per image n, over the classes k with one-hot references
+    /// y and probabilities p (binary head: the two classes background (1 − p, 1 − y) and foreground (p, y), always both —
+    /// with one class the weight cancels and this is the plain Dice; multi-class: softmax, class 0 left out unless
+    /// <paramref name="includeBackground"/>): w_nk = 1/(Σ_i y_nki)², and a class absent from the image (infinite w)
+    /// takes the largest finite weight of the image (1 when there is none), as MONAI's GeneralizedDiceLoss;
+    /// GD_n = (2·Σ_k w_nk·Σ_i p_nki·y_nki + ε)/(Σ_k w_nk·Σ_i (p_nki + y_nki) + ε); l_n = 1 − GD_n; result Σ_n w_n·l_n
+    /// with the sample weights. With <see cref="DiceReduction.Batch"/> the sums (volumes included) run over the batch,
+    /// each image's terms scaled by w_n/mean(w), and the result is (Σ_n w_n)·(1 − GD).
+    /// </summary>
+    /// <param name="logits">[N,K,H,W].</param>
+    /// <param name="target">Binary: float [N,1,H,W] (or [N,H,W]) in {0,1}; multi-class: int64 [N,H,W].</param>
+    /// <param name="sampleWeights">[N] or null (1/N each).</param>
+    /// <param name="reduction">Per image (default, Eq. 11's per-image l) or over the batch.</param>
+    /// <param name="smooth">ε ≥ 0 (default 1e-5).</param>
+    /// <param name="includeBackground">Multi-class only: include class 0 (default true, as Sudre et al.).</param>
+    public static Tensor GeneralizedDice(Tensor logits, Tensor target, Tensor? sampleWeights = null,
+        DiceReduction reduction = DiceReduction.PerImage, double smooth = 1e-5, bool includeBackground = true)
+    {
+        if (!double.IsFinite(smooth) || smooth < 0) throw new ArgumentOutOfRangeException(nameof(smooth), smooth, "must be finite and ≥ 0");
+        using var scope = NewDisposeScope();
+        var (p, y) = ProbabilitiesAndTargets(logits, target, includeBackground);
+        if (logits.size(1) == 1)
+        {
+            p = cat([p.neg().add(1), p], 1);
+            y = cat([y.neg().add(1), y], 1);
+        }
+        long n = p.size(0);
+        var w = Weights(sampleWeights, n, p);
+        Tensor loss;
+        if (reduction == DiceReduction.PerImage)
+        {
+            var inter = p.mul(y).sum([2, 3]);                       // [N,K]
+            var card = p.sum([2, 3]).add(y.sum([2, 3]));            // [N,K]
+            var cw = ClassWeights(y.sum([2, 3]));                   // [N,K]
+            var gd = inter.mul(cw).sum([1]).mul(2).add(smooth).div(card.mul(cw).sum([1]).add(smooth)); // [N]
+            loss = gd.neg().add(1).mul(w).sum();
+        }
+        else
+        {
+            var scale = w.div(w.mean()).reshape(n, 1, 1, 1);
+            var inter = p.mul(y).mul(scale).sum([0, 2, 3]).unsqueeze(0); // [1,K]
+            var card = p.add(y).mul(scale).sum([0, 2, 3]).unsqueeze(0);
+            var cw = ClassWeights(y.mul(scale).sum([0, 2, 3]).unsqueeze(0));
+            var gd = inter.mul(cw).sum().mul(2).add(smooth).div(card.mul(cw).sum().add(smooth));
+            loss = gd.neg().add(1).mul(w.sum());
+        }
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Sudre's class weights 1/volume² per row of <paramref name="volumes"/> [R,K]; absent classes take the row's largest finite weight (1 if none).</summary>
+    private static Tensor ClassWeights(Tensor volumes)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();   // the references carry no gradient; the weights are constants of the loss
+        var present = volumes.gt(0);
+        var w = where(present, volumes.clamp_min(1e-30).square().reciprocal(), zeros_like(volumes));
+        var rowMax = w.amax([1], keepdim: true);
+        rowMax = where(rowMax.gt(0), rowMax, ones_like(rowMax));
+        return where(present, w, rowMax.expand_as(w)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
