@@ -31,6 +31,40 @@ public sealed class TrainPredictCliTests : CliTestBase
     }
 
     [TestMethod]
+    public void TrainOnA16BitTiffFolder_ThePredictingModelReadsTiff()
+    {
+        // ImageAnalytics cannot decode TIFF: on such a folder 'medseg train' loads images with the library's loader,
+        // and the saved model keeps it, so an application predicts from .tif paths.
+        string png = Path.Combine(_dir, "png"), data = Path.Combine(_dir, "tiff");
+        MakeData(png, 8, seed: 6);
+        Directory.CreateDirectory(Path.Combine(data, "images"));
+        Directory.CreateDirectory(Path.Combine(data, "masks"));
+        foreach (var f in Directory.GetFiles(Path.Combine(png, "images")))
+        {
+            var img = ImageIO.Read(f);
+            ImageIO.WriteTiff16(Path.Combine(data, "images", Path.GetFileNameWithoutExtension(f) + ".tif"),
+                img.Pixels8!.Select(v => (ushort)(v * 257)).ToArray(), img.Width, img.Height, img.Channels);
+            File.Copy(Path.Combine(png, "masks", Path.GetFileName(f)), Path.Combine(data, "masks", Path.GetFileName(f)));
+        }
+        string model = Path.Combine(_dir, "tiff.zip");
+        var (code, stdout, stderr) = Medseg("train", "--data", data, "--size", "16", "--epochs", "1", "--batch", "4",
+            "--val-fraction", "0", "--out", model);
+        Assert.AreEqual(0, code, stderr);
+        var ml = new MLContext();
+        var loaded = ml.Model.Load(model, out _);
+        Assert.IsTrue(((IEnumerable<ITransformer>)loaded).OfType<MLNetMedSeg.Data.Transforms.LoadImageTransformer>().Any(), "the library's TIFF loader is saved with the model");
+        var engine = ml.Model.CreatePredictionEngine<ImageInput, MaskPrediction>(loaded);
+        var p = engine.Predict(new ImageInput { ImagePath = Path.Combine(data, "images", "case02.tif") });
+        Assert.AreEqual(256, p.Probability.Length);
+        Assert.IsTrue(p.Probability.All(v => v is >= 0 and <= 1));
+        (code, _, stderr) = Medseg("predict", "--model", model, "--images", Path.Combine(data, "images"), "--out", Path.Combine(_dir, "pred"));
+        Assert.AreEqual(0, code, stderr);
+        var written = Directory.GetFiles(Path.Combine(_dir, "pred"));
+        Assert.AreEqual(8, written.Length);
+        Assert.AreEqual((24, 20), (ImageIO.Read(written[0]).Width, ImageIO.Read(written[0]).Height), "masks come back at the image's own size");
+    }
+
+    [TestMethod]
     public void TrainInfoPredictEvaluate()
     {
         string data = Path.Combine(_dir, "data");

@@ -129,7 +129,7 @@ internal static class DaspCommand
             var all = MLNetRun.LoadPairs(ml, parse.GetRequiredValue(data));
             var split = MLNetRun.Split(ml, all, 1 - tf, 0, seedValue);
             var (trainPairs, testPairs, nTrain, nTest) = (split.Train, split.Test, split.TrainCount, split.TestCount);
-            var images = MLNetRun.LoadImages(ml, n, n);
+            var images = MLNetRun.LoadImages(ml, all, n, n);
             var load = images.Append(MLNetRun.LoadMasks(ml, n, n)).Append(MLNetRun.SelectIdImageMask(ml)).Fit(trainPairs);
             using var train = MLNetRun.Cache(load.Transform(trainPairs), ct);
             using var test = MLNetRun.Cache(load.Transform(testPairs), ct);

@@ -87,7 +87,7 @@ internal static class DeformAttackCommand
                 // Images at n×n (LoadImages, ResizeImages); masks binary for a binary segmenter, else class index = pixel value.
                 var classes = segmenter.IsBinary ? null : Enumerable.Range(0, (int)segmenter.Options.Network.Classes).ToDictionary(v => v, v => (long)v);
                 var raw = MLNetRun.LoadPairs(ml, parse.GetRequiredValue(data));
-                var load = MLNetRun.LoadImages(ml, n, n).Append(MLNetRun.LoadMasks(ml, n, n, classes)).Append(MLNetRun.SelectIdImageMask(ml)).Fit(raw);
+                var load = MLNetRun.LoadImages(ml, raw, n, n).Append(MLNetRun.LoadMasks(ml, n, n, classes)).Append(MLNetRun.SelectIdImageMask(ml)).Fit(raw);
                 using var images = MLNetRun.Cache(load.Transform(raw), ct);
                 using var evalImages = parse.GetValue(eval) is { } evalDir ? MLNetRun.Cache(load.Transform(MLNetRun.LoadPairs(ml, evalDir, "--eval")), ct) : null;
                 console.Err.WriteLine($"training the attacker (ξ = {o.Xi.ToString(CultureInfo.InvariantCulture)}, {o.Generator.Variant}) at {n}x{n} on {images.CountRows()} images");

@@ -97,7 +97,7 @@ internal static class GenerateCommand
             throw new ArgumentOutOfRangeException("--sample-steps", sampleSteps, $"--sample-steps must be in 1..min(--mask-steps, --image-steps) = {Math.Min(maskSteps, imageSteps)}");
         var bar = MLNetRun.AttachProgressBar(ml, console);
         var pairs = MLNetRun.LoadPairs(ml, dir);
-        var train = MLNetRun.LoadImages(ml, n, n).Append(MLNetRun.LoadMasks(ml, n, n)).Append(MLNetRun.SelectIdImageMask(ml)).Fit(pairs).Transform(pairs);
+        var train = MLNetRun.LoadImages(ml, pairs, n, n).Append(MLNetRun.LoadMasks(ml, n, n)).Append(MLNetRun.SelectIdImageMask(ml)).Fit(pairs).Transform(pairs);
         console.Err.WriteLine($"training the mask and image diffusion models at {n}x{n} on {MLNetRun.CountRows(pairs)} pairs, {epochs} epochs each");
 
         var maskOptions = new MaskDiffusionOptions

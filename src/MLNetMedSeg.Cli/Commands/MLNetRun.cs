@@ -107,6 +107,23 @@ internal static class MLNetRun
         ml.Transforms.LoadImages(Image, null, ImagePath)
             .Append(ml.Transforms.ResizeImages(Image, width, height, resizing: ImageResizingEstimator.ResizingKind.Fill));
 
+    /// <summary>
+    /// ImagePath → Image for the files of <paramref name="pairs"/>: ML.NET's <c>LoadImages</c> + <c>ResizeImages</c> (as
+    /// above) when ImageAnalytics can decode them; when the folder holds TIFF images (8 or 16 bits, as microscopy and
+    /// radiology exports are), which ImageAnalytics cannot decode, the library's <c>ml.MedSeg().Transforms.LoadImages</c>
+    /// (float [3,H,W] in [0,1], resized bilinearly and stretched the same way). The saved model keeps the loader it was
+    /// trained with, so it predicts from files of the same kind.
+    /// </summary>
+    public static IEstimator<ITransformer> LoadImages(MLContext ml, IDataView pairs, int height, int width) =>
+        HasTiffImages(pairs)
+            ? ml.MedSeg().Transforms.LoadImages(Image, null, ImagePath, width, height)
+            : LoadImages(ml, height, width);
+
+    /// <summary>True when any ImagePath of <paramref name="pairs"/> is a .tif/.tiff file.</summary>
+    public static bool HasTiffImages(IDataView pairs) =>
+        pairs.GetColumn<ReadOnlyMemory<char>>(ImagePath).Any(p =>
+            Path.GetExtension(p.ToString()) is { } e && (e.Equals(".tif", StringComparison.OrdinalIgnoreCase) || e.Equals(".tiff", StringComparison.OrdinalIgnoreCase)));
+
     /// <summary>MaskPath → Mask: float [1,H,W] in {0,1} (nearest resize, binarised), or class indices with <paramref name="valueToClass"/>.</summary>
     public static LoadMaskEstimator LoadMasks(MLContext ml, int height, int width, Dictionary<int, long>? valueToClass = null) =>
         ml.MedSeg().Transforms.LoadMasks(new LoadMaskOptions

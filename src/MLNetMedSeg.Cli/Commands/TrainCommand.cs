@@ -120,7 +120,7 @@ internal static class TrainCommand
             }
 
             // ImagePath → Image (MLImage, n×n), MaskPath → Mask (float [1,n,n] in {0,1}), then the trainer.
-            var images = MLNetRun.LoadImages(ml, n, n);
+            var images = MLNetRun.LoadImages(ml, all, n, n);
             var masks = MLNetRun.LoadMasks(ml, n, n);
             using var valData = validationCount > 0 ? MLNetRun.Cache(images.Append(masks).Fit(validation).Transform(validation), ct) : null;
             var options = new SegmentationTrainerOptions
