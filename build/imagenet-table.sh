@@ -57,7 +57,7 @@ for b in $backbones; do
           --augment "$a" --size "$size" --epochs "$epochs" --batch "$batch" --seed "$s" --device "$device" \
           --precision "$precision" --checkpoints "$out/$name.ckpt" --out "$out/$name.zip" >> "$out/$name.train.log" 2>&1
         # Train time over every session the run took: the epochs' own seconds in its log (the last line per epoch).
-        secs=$(python3 -c "import re,sys; e={}; [e.__setitem__(m[1], float(m[2])) for m in re.finditer(r'^epoch (\d+):.*\(([\d.]+) s\)', open(sys.argv[1]).read(), re.M)]; print(round(sum(e.values())))" "$out/$name.train.log")
+        secs=$(python3 -c "import re,sys; e={}; [e.__setitem__(m[1], float(m[2])) for m in re.finditer(r'epoch (\d+): loss.*?\(([\d.]+) s\)', open(sys.argv[1]).read())]; print(round(sum(e.values())))" "$out/$name.train.log")
         echo "$secs" > "$out/$name.seconds"
         $medseg evaluate --model "$out/$name.zip" --data "$split/test" --device "$device" --out "$out/$name.json.tmp" > "$out/$name.eval.log" 2>&1
         mv "$out/$name.json.tmp" "$out/$name.json"
