@@ -114,10 +114,13 @@ internal static class MLNetRun
     /// (float [3,H,W] in [0,1], resized bilinearly and stretched the same way). The saved model keeps the loader it was
     /// trained with, so it predicts from files of the same kind.
     /// </summary>
-    public static IEstimator<ITransformer> LoadImages(MLContext ml, IDataView pairs, int height, int width) =>
+    /// <remarks>A flat chain, so that what callers append to it stays at the top level of the fitted model.</remarks>
+    public static EstimatorChain<ITransformer> LoadImages(MLContext ml, IDataView pairs, int height, int width) =>
         HasTiffImages(pairs)
-            ? ml.MedSeg().Transforms.LoadImages(Image, null, ImagePath, width, height)
-            : LoadImages(ml, height, width);
+            ? new EstimatorChain<ITransformer>().Append<ITransformer>(ml.MedSeg().Transforms.LoadImages(Image, null, ImagePath, width, height))
+            : new EstimatorChain<ITransformer>()
+                .Append<ITransformer>(ml.Transforms.LoadImages(Image, null, ImagePath))
+                .Append<ITransformer>(ml.Transforms.ResizeImages(Image, width, height, resizing: ImageResizingEstimator.ResizingKind.Fill));
 
     /// <summary>True when any ImagePath of <paramref name="pairs"/> is a .tif/.tiff file.</summary>
     public static bool HasTiffImages(IDataView pairs) =>
