@@ -257,7 +257,13 @@ public sealed class CdalTrainer : IEstimator<CdalTransformer>, Microsoft.ML.IEst
 
         public override void OnStarted(TrainingState state)
         {
-            for (int e = 0; e < state.ResumedEpochs; e++)   // the same chain of steps as the original run
+            if (state.ResumedEpochs == 0 || _schedG is null) return;
+            // The restored optimizer states carry the last epoch's rates, but the schedules are new and step from the
+            // group's current rate (the recursive cosine form): start both from the initial rates and replay the
+            // original run's chain of steps, so that the rates are the same bit for bit.
+            foreach (var pg in _step!.GeneratorOptimizer.ParamGroups) pg.LearningRate = _o.Cdal.GeneratorLearningRate;
+            foreach (var pg in _step.DiscriminatorOptimizer.ParamGroups) pg.LearningRate = _o.Cdal.DiscriminatorLearningRate;
+            for (int e = 0; e < state.ResumedEpochs; e++)
             {
                 _schedG?.step();
                 _schedD?.step();

@@ -117,10 +117,11 @@ public sealed class CdalStageTests
             using var one = a.PredictProbabilities(images.narrow(0, 3, 1));
             Assert.IsTrue(all.narrow(0, 2, 2).allclose(last, rtol: 0, atol: 1e-5), "rows 2–3 alone give what they give in the batch of 4");
             Assert.IsTrue(all.narrow(0, 3, 1).allclose(one, rtol: 0, atol: 1e-5), "row 3 alone");
-            using var again = a.PredictProbabilities(images);
-            Assert.IsTrue(all.equal(again).item<bool>(), "the same images give the same prediction");
-            using var other = a.PredictProbabilities(images.flip(3));
-            Assert.IsFalse(all.flip(3).equal(other).item<bool>(), "another image draws other noise (and is another image)");
+            using var scope = NewDisposeScope();
+            var again = a.PredictProbabilities(images);
+            Assert.IsTrue(all.eq(again).all().item<bool>(), "the same images give the same prediction");
+            var other = a.PredictProbabilities(images.flip(3));
+            Assert.IsFalse(all.flip(3).eq(other).all().item<bool>(), "another image draws other noise (and is another image)");
         }
     }
 
@@ -138,6 +139,7 @@ public sealed class CdalStageTests
         // An attention scale the data's side does not have: named when fitting.
         using var data = Discs(16, 2, 1);
         var o = Tiny();
+        o.Cdal.ImageSize = 64;          // valid for 64 px images; the image size is then the data's
         o.Cdal.AttentionScale = 32;
         var a = Assert.ThrowsException<ArgumentException>(() => new CdalTrainer(new MedSegContext(seed: 1), o).Fit(data));
         StringAssert.Contains(a.Message, "AttentionScale");
