@@ -122,10 +122,8 @@ public sealed class CdalTrainerOptions
         if (PredictionBatchSize < 1) throw new ArgumentException($"PredictionBatchSize must be ≥ 1, got {PredictionBatchSize}", nameof(PredictionBatchSize));
         if (ValidationBatchSize < 1) throw new ArgumentException($"ValidationBatchSize must be ≥ 1, got {ValidationBatchSize}", nameof(ValidationBatchSize));
         if (EarlyStoppingPatience is < 1) throw new ArgumentException($"EarlyStoppingPatience must be ≥ 1 or null, got {EarlyStoppingPatience}", nameof(EarlyStoppingPatience));
-        // The image size comes from the data; check the rest at a size every other option allows.
-        var probe = Cdal.Clone();
-        probe.ImageSize = Math.Max(probe.ImageSize, 8);
-        probe.Validate();
+        // At Cdal.ImageSize here; the trainer checks again at the training images' side.
+        Cdal.Validate();
     }
 }
 

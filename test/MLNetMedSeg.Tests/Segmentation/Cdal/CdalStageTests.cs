@@ -156,9 +156,9 @@ public sealed class CdalStageTests
         var sw = Stopwatch.StartNew();
         var ml = new MLContext(seed: 21);
         var train = ml.Data.LoadFromEnumerable(WorkoutRows.Discs16(16, 21));
-        var val = ml.Data.LoadFromEnumerable(WorkoutRows.Discs16(4, 22));
+        var val = ml.Data.LoadFromEnumerable(WorkoutRows.Discs16(2, 22));
         var test = ml.Data.LoadFromEnumerable(WorkoutRows.Discs16(8, 23));
-        var o = Tiny(epochs: 25);
+        var o = Tiny(epochs: 8);   // validation mDice ≈ 0.9 after 2 epochs, ≈ 1 from about 8 (25 epochs: test mDice 0.999)
         using var model = ml.MedSeg().Trainers.Cdal(o).Fit(train, val);
         var scores = ml.MedSeg().Evaluate(model.Transform(test));
         var history = string.Join(", ", model.History.Select(r => $"{r.GeneratorLoss:F3}/{r.ValidationDice:F2}"));
