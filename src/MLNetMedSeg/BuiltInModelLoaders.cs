@@ -26,6 +26,7 @@ public static class BuiltInModelLoaders
         new(Dasp.DaspTransformer.LoaderSignature, Dasp.DaspTransformer.CurrentVersion, Dasp.DaspTransformer.Load),
         new(Diffusion.MaskDiffusionTransformer.LoaderSignature, Diffusion.MaskDiffusionTransformer.CurrentVersion, Diffusion.MaskDiffusionTransformer.Load),
         new(Attacks.DeformationAttackTransformer.LoaderSignature, Attacks.DeformationAttackTransformer.CurrentVersion, Attacks.DeformationAttackTransformer.Load),
+        new(Segmentation.Cdal.CdalTransformer.LoaderSignature, Segmentation.Cdal.CdalTransformer.CurrentVersion, Segmentation.Cdal.CdalTransformer.Load),
     ];
 }
 

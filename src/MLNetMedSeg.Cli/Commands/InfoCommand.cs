@@ -105,6 +105,7 @@ internal static class InfoCommand
     private static torch.nn.Module? NetworkOf(LibTransformer stage) => stage switch
     {
         SegmentationTransformer s => s.Network,
+        MLNetMedSeg.Segmentation.Cdal.CdalTransformer c => c.Network,
         MaskDiffusionTransformer m => m.Network,
         ImageDiffusionTransformer i => i.Network,
         DeformationAttackTransformer d => d.Generator,

@@ -5,8 +5,12 @@ using Microsoft.ML.Data;
 using MLNetMedSeg.Augmentation.Classic;
 using MLNetMedSeg.Core;
 using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Cdal;
 using MLNetMedSeg.Segmentation.Networks;
 using LoadMaskTransformer = MLNetMedSeg.Data.Transforms.LoadMaskTransformer;
+using LoadMaskEstimator = MLNetMedSeg.Data.Transforms.LoadMaskEstimator;
+using ConsoleProgressBar = MLNetMedSeg.Pipeline.ConsoleProgressBar;
+using Microsoft.ML.Transforms.Image;
 
 namespace MLNetMedSeg.Cli.Commands;
 
@@ -17,11 +21,16 @@ namespace MLNetMedSeg.Cli.Commands;
 /// file (<c>ml.Model.Load</c> reads it) holding the chain <c>LoadImages → ResizeImages → segmenter</c>: an application
 /// predicts from an ImagePath column (Probability and Predicted, float [1,N,N]). Without --val, a --val-fraction of DIR
 /// is held out (seeded: the same rows for the same seed and folder) for the per-epoch validation Dice that picks the
-/// best epoch.
+/// best epoch. <c>--backbone cdal [--timesteps 2] [--samples 5] [--attention-scale 16] [--latent-dim 100]</c> trains the
+/// cDAL diffusion segmenter instead (<c>Trainers.Cdal</c>, CPU-sized network; paper 003), saved the same way
+/// (<c>LoadImages → ResizeImages → CdalTransformer</c>, the same Probability/Predicted columns).
 /// </summary>
 internal static class TrainCommand
 {
     internal static readonly string[] Backbones = ["unet", "unetpp", "linknet", "deeplabv3plus"];
+
+    /// <summary>What <c>medseg train --backbone</c> accepts: the segmentation networks and cDAL.</summary>
+    internal static readonly string[] TrainBackbones = [.. Backbones, "cdal"];
 
     internal static readonly string[] Encoders = ["plain", "resnet18", "resnet34"];
     internal static readonly string[] EncoderWeightChoices = ["none", "imagenet"];
@@ -72,8 +81,8 @@ internal static class TrainCommand
         var data = new Option<string>("--data") { Description = "training folder with images/ and masks/ (matched by file stem)", Required = true };
         var val = new Option<string?>("--val") { Description = "validation folder with images/ and masks/ (default: hold out --val-fraction of --data)" };
         var valFraction = new Option<double>("--val-fraction") { Description = "fraction of --data held out for validation when --val is not given (0 = none)", DefaultValueFactory = _ => 0.1 };
-        var backbone = new Option<string>("--backbone") { Description = "network: unet, unetpp, linknet or deeplabv3plus", DefaultValueFactory = _ => "unet" };
-        backbone.AcceptOnlyFromAmong(Backbones);
+        var backbone = new Option<string>("--backbone") { Description = "network: unet, unetpp, linknet, deeplabv3plus, or cdal (the conditional diffusion segmenter of paper 003)", DefaultValueFactory = _ => "unet" };
+        backbone.AcceptOnlyFromAmong(TrainBackbones);
         var encoder = new Option<string?>("--encoder") { Description = "encoder (smp's encoder_name): plain (U-Net's own; unet/unetpp), resnet18 or resnet34; default: the backbone's own (plain for unet/unetpp, resnet18 for linknet/deeplabv3plus), resnet18 with ImageNet weights" };
         encoder.AcceptOnlyFromAmong(Encoders);
         var encoderWeights = new Option<string>("--encoder-weights") { Description = "initial encoder weights (smp's encoder_weights): none (from scratch) or imagenet (ResNet-18 from the NuGet package Microsoft.ML.DnnImageFeaturizer.ResNet18, which medseg ships next to itself)", DefaultValueFactory = _ => "none" };
@@ -84,7 +93,11 @@ internal static class TrainCommand
         var batch = new Option<int>("--batch") { Description = "batch size (DASP: 16)", DefaultValueFactory = _ => 16 };
         var augment = new Option<string>("--augment") { Description = "classic augmentation: " + string.Join(", ", ClassicAugmentations.Choices), DefaultValueFactory = _ => "none" };
         augment.AcceptOnlyFromAmong([.. ClassicAugmentations.Choices]);
-        var lr = new Option<double>("--lr") { Description = "Adam learning rate", DefaultValueFactory = _ => 1e-3 };
+        var lr = new Option<double?>("--lr") { Description = "Adam learning rate (default 1e-3; cdal: the generator's, default 2e-4 as the paper's code)" };
+        var timesteps = new Option<int>("--timesteps") { Description = "cdal: diffusion steps T (paper: 2 for chest X-rays, 4 for MoNuSeg)", DefaultValueFactory = _ => 2 };
+        var samples = new Option<int>("--samples") { Description = "cdal: samples averaged per image at prediction (paper: 5)", DefaultValueFactory = _ => 5 };
+        var attentionScale = new Option<int>("--attention-scale") { Description = "cdal: side of the discriminator feature maps that give the attention map (paper: 16, 32 or 64; must be size/2^k)", DefaultValueFactory = _ => 16 };
+        var latentDim = new Option<int>("--latent-dim") { Description = "cdal: dimension of the random latent z (paper: 100)", DefaultValueFactory = _ => 100 };
         var seed = new Option<int>("--seed") { Description = "seed of every random choice (split, initial weights, shuffling, augmentation)", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         var checkpoints = new Option<string?>("--checkpoints") { Description = "folder for per-epoch checkpoints; re-running with it resumes an interrupted run" };
@@ -92,13 +105,25 @@ internal static class TrainCommand
         var output = new Option<string>("--out") { Description = "the model file to write (.zip)", Required = true };
         var cmd = new Command("train", "train a segmentation network on a folder of images and masks")
         {
-            data, val, valFraction, backbone, encoder, encoderWeights, imagenetModel, size, epochs, batch, augment, lr, seed, device, precision, checkpoints, output,
+            data, val, valFraction, backbone, encoder, encoderWeights, imagenetModel, size, epochs, batch, augment, lr, seed, device, precision, checkpoints,
+            timesteps, samples, attentionScale, latentDim, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
             int n = parse.GetValue(size);
             if (n < 8) throw new ArgumentOutOfRangeException("--size", n, "--size must be at least 8");
-            var network = NetworkOptions(parse.GetValue(backbone)!, parse.GetValue(encoder), parse.GetValue(encoderWeights)!, parse.GetValue(imagenetModel));
+            bool cdal = parse.GetValue(backbone) == "cdal";
+            CdalOptions? cdalModel = null;
+            SegmentationNetworkOptions? network = null;
+            if (cdal)
+            {
+                if (parse.GetValue(encoder) is not null || parse.GetValue(encoderWeights) != "none" || parse.GetValue(imagenetModel) is not null)
+                    throw new ArgumentException("--encoder, --encoder-weights and --imagenet-model are options of the segmentation networks, not of --backbone cdal");
+                if (parse.GetValue(augment) != "none") throw new ArgumentException("--augment is not supported with --backbone cdal");
+                if (ParsePrecision(parse.GetValue(precision)!) != TrainingPrecision.Float32) throw new ArgumentException("--backbone cdal trains in float32 only");
+                cdalModel = CdalModel(parse.GetValue(timesteps), parse.GetValue(samples), parse.GetValue(attentionScale), parse.GetValue(latentDim), parse.GetValue(lr), n);
+            }
+            else network = NetworkOptions(parse.GetValue(backbone)!, parse.GetValue(encoder), parse.GetValue(encoderWeights)!, parse.GetValue(imagenetModel));
             int seedValue = parse.GetValue(seed);
             var ml = MLNetRun.CreateContext(console, seedValue, parse.GetValue(device)!);
             var bar = MLNetRun.AttachProgressBar(ml, console);
@@ -123,14 +148,17 @@ internal static class TrainCommand
             var images = MLNetRun.LoadImages(ml, all, n, n);
             var masks = MLNetRun.LoadMasks(ml, n, n);
             using var valData = validationCount > 0 ? MLNetRun.Cache(images.Append(masks).Fit(validation).Transform(validation), ct) : null;
+            if (cdalModel is not null)
+                return TrainCdal(console, ml, bar, images, masks, train, trainCount, validationCount, valData, cdalModel, n,
+                    parse.GetValue(epochs), parse.GetValue(batch), parse.GetValue(checkpoints), parse.GetRequiredValue(output), ct);
             var options = new SegmentationTrainerOptions
             {
-                Network = network,
+                Network = network!,
                 ImageColumn = MLNetRun.Image,
                 MaskColumn = MLNetRun.Mask,
                 Epochs = parse.GetValue(epochs),
                 BatchSize = parse.GetValue(batch),
-                LearningRate = parse.GetValue(lr),
+                LearningRate = parse.GetValue(lr) ?? 1e-3,
                 Precision = ParsePrecision(parse.GetValue(precision)!),
                 Augmentation = ClassicAugmentations.Parse(parse.GetValue(augment)!),
                 ValidationData = valData,
@@ -139,7 +167,7 @@ internal static class TrainCommand
                     $"epoch {r.Epoch}: loss {r.TrainLoss:F4}" + (r.ValidationDice is double d ? $", validation mDice {d:F4}" : "") + $" ({r.Seconds:F1} s)"),
             };
             var pipeline = images.Append(masks).Append(ml.MedSeg().Trainers.Segmentation(options));
-            string encoderText = network.ResolvedEncoder == EncoderKind.Plain ? "plain encoder"
+            string encoderText = network!.ResolvedEncoder == EncoderKind.Plain ? "plain encoder"
                 : $"ResNet encoder (blocks {string.Join("/", network.ResolvedResNetBlocks)}, {(network.EncoderWeights == EncoderWeights.ImageNet ? "ImageNet weights" : "from scratch")})";
             console.Err.WriteLine($"training {parse.GetValue(backbone)} with a {encoderText} at {n}x{n} on {trainCount} pairs, validating on {validationCount}");
             ct.ThrowIfCancellationRequested();
@@ -158,6 +186,67 @@ internal static class TrainCommand
             return 0;
         }, ct)));
         return cmd;
+    }
+
+    /// <summary>
+    /// The cDAL model of <c>--backbone cdal</c>: <see cref="CdalTrainerOptions.CpuSizedModel"/> with the paper's options
+    /// given on the command line; checked against the image size now (an attention scale the size does not have is an error naming it).
+    /// </summary>
+    internal static CdalOptions CdalModel(int timesteps, int samples, int attentionScale, int latentDim, double? lr, int size)
+    {
+        var m = CdalTrainerOptions.CpuSizedModel();
+        m.Timesteps = timesteps;
+        m.Samples = samples;
+        m.AttentionScale = attentionScale;
+        m.LatentDim = latentDim;
+        if (lr is double g) m.GeneratorLearningRate = g;
+        m.ImageSize = size;
+        try { m.Validate(); }
+        catch (ArgumentException e)
+        {
+            string option = e.ParamName switch
+            {
+                nameof(CdalOptions.Timesteps) => "--timesteps", nameof(CdalOptions.Samples) => "--samples",
+                nameof(CdalOptions.AttentionScale) => "--attention-scale", nameof(CdalOptions.LatentDim) => "--latent-dim",
+                nameof(CdalOptions.GeneratorLearningRate) => "--lr", _ => "--size",
+            };
+            throw new ArgumentException($"{option}: {e.Message}", e);
+        }
+        return m;
+    }
+
+    /// <summary>Fits <c>LoadImages → ResizeImages → LoadMasks → Trainers.Cdal</c> and saves <c>LoadImages → ResizeImages → CdalTransformer</c>.</summary>
+    private static int TrainCdal(CliConsole console, MLContext ml, ConsoleProgressBar bar, EstimatorChain<ImageResizingTransformer> images, LoadMaskEstimator masks,
+        IDataView train, long trainCount, long validationCount, MLNetMedSeg.Data.IDataView? validation, CdalOptions model, int size,
+        int epochs, int batch, string? checkpoints, string outPath, CancellationToken ct)
+    {
+        var options = new CdalTrainerOptions
+        {
+            Cdal = model,
+            ImageColumn = MLNetRun.Image,
+            MaskColumn = MLNetRun.Mask,
+            Epochs = epochs,
+            BatchSize = batch,
+            ValidationData = validation,
+            CheckpointFolder = checkpoints,
+            EpochCompleted = r => console.Err.WriteLine(
+                $"epoch {r.Epoch}: generator loss {r.GeneratorLoss:F4}, discriminator loss {r.DiscriminatorLoss:F4}" +
+                (r.ValidationDice is double d ? $", validation mDice {d:F4}" : "") + $" ({r.Seconds:F1} s)"),
+        };
+        var pipeline = images.Append(masks).Append(ml.MedSeg().Trainers.Cdal(options));
+        console.Err.WriteLine($"training cdal (T = {model.Timesteps}, {model.Samples} samples, attention {model.AttentionScale}², latent {model.LatentDim}) " +
+            $"at {size}x{size} on {trainCount} pairs, validating on {validationCount}");
+        ct.ThrowIfCancellationRequested();
+        var clock = Stopwatch.StartNew();
+        using var fitted = pipeline.Fit(train);
+        bar.Complete();
+        var segmenter = fitted.LastTransformer;
+        var saved = new TransformerChain<CdalTransformer>(fitted.Where(t => t is not LoadMaskTransformer).ToArray());
+        ml.MedSeg().SaveModel(saved, MLNetRun.ImagePathSchema(), outPath);
+        var best = segmenter.BestEpoch;
+        console.Out.WriteLine($"trained {segmenter.History.Count} epochs in {clock.Elapsed.TotalSeconds:F0} s" +
+            (best is null ? "" : $"; best validation mDice {best.ValidationDice:F4} at epoch {best.Epoch}") + $"; model written to {outPath}");
+        return 0;
     }
 
     internal static TrainingPrecision ParsePrecision(string s) => s.Trim().ToLowerInvariant() switch

@@ -7,6 +7,7 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Data.Transforms;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Cdal;
 
 // ML.NET finds a stage's loader through these attributes when ml.Model.Load reads the stage's loader signature from
 // the model file (the file also names this assembly). One line per stage; each stage has a private static
@@ -27,3 +28,4 @@ using MLNetMedSeg.Segmentation;
 [assembly: LoadableClass(typeof(LoadMaskTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg load masks", LoadMaskTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(LoadImageTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg load images", LoadImageTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(MLNetMedSeg.Augmentation.Adversarial.AdversarialTrainingTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg adversarial training", MLNetMedSeg.Augmentation.Adversarial.AdversarialTrainingTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(CdalTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg cDAL segmenter", CdalTransformer.LoaderSignature)]
