@@ -14,12 +14,17 @@ namespace MLNetMedSeg.Cli.Commands;
 
 /// <summary>
 /// <c>medseg generate --data DIR --size N --epochs N [--mask-steps N] [--image-steps N] [--sampler ddpm|ddim]
-/// [--sample-steps N] --count K --out OUTDIR [--save-model GEN.zip | --model GEN.zip]</c>: DASP's pair generation
+/// [--sample-steps N] [--checkpoints CKDIR] [--sample-grid-every N] --count K --out OUTDIR [--save-model GEN.zip | --model GEN.zip]</c>:
+/// DASP's pair generation
 /// (paper 000, §3.1–3.2). Trains a Bernoulli mask diffusion model and a mask-conditioned image diffusion model on
 /// DIR/images + DIR/masks resized to N×N (or loads both from GEN.zip), then samples K masks from noise and an image for
 /// each, and writes OUTDIR/masks/pairNNNN.png (0/255), OUTDIR/images/pairNNNN.png and OUTDIR/grid.png (mask | image
 /// pairs). The generator model file is an ML.NET model holding both stages as one transformer chain (masks, then
 /// images for them) over an input with one text column, Id.
+/// With <c>--checkpoints CKDIR</c> each model writes a resume checkpoint after every epoch (CKDIR/mask-diffusion,
+/// CKDIR/image-diffusion): the same command run again continues each model after its last finished epoch (a model
+/// already trained for --epochs trains no further step), and a larger --epochs trains on from there — the result is
+/// the model an uninterrupted run would give.
 /// </summary>
 internal static class GenerateCommand
 {
@@ -42,9 +47,20 @@ internal static class GenerateCommand
         var output = new Option<string>("--out") { Description = "output folder (images/, masks/, grid.png)", Required = true };
         var saveModel = new Option<string?>("--save-model") { Description = "write the trained generator (both models) to this .zip" };
         var model = new Option<string?>("--model") { Description = "generate with this generator .zip instead of training" };
+        var checkpoints = new Option<string?>("--checkpoints")
+        {
+            Description = "resume checkpoints, one folder per model (DIR/mask-diffusion, DIR/image-diffusion), written after every epoch; " +
+                          "running the same command again continues where it stopped (a larger --epochs trains on)",
+        };
+        var gridEvery = new Option<int>("--sample-grid-every")
+        {
+            Description = "write each model's sample grid every N epochs (and after training) to CKDIR/<model>/grids, or OUTDIR/training-grids/<model> " +
+                          "without --checkpoints; 0 (the default): none. Keep it the same when resuming from checkpoints",
+            DefaultValueFactory = _ => 0,
+        };
         var cmd = new Command("generate", "train (or load) the mask and image diffusion models and generate synthetic image/mask pairs")
         {
-            data, size, epochs, maskSteps, imageSteps, sampler, sampleSteps, count, batch, seed, device, output, saveModel, model,
+            data, size, epochs, maskSteps, imageSteps, sampler, sampleSteps, count, batch, seed, device, output, saveModel, model, checkpoints, gridEvery,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
@@ -53,6 +69,12 @@ internal static class GenerateCommand
             string? modelPath = parse.GetValue(model), savePath = parse.GetValue(saveModel);
             if (modelPath is not null && savePath is not null) throw new ArgumentException("use either --model (load a generator) or --save-model (train and save one), not both");
             if (modelPath is not null && parse.GetValue(data) is not null) throw new ArgumentException("--data trains new models; with --model nothing is trained (leave out --data)");
+            string? checkpointDir = parse.GetValue(checkpoints);
+            int every = parse.GetValue(gridEvery);
+            if (modelPath is not null && (checkpointDir is not null || every != 0))
+                throw new ArgumentException("--checkpoints and --sample-grid-every are training options; with --model nothing is trained");
+            if (checkpointDir is "") throw new ArgumentException("--checkpoints must name a folder");
+            if (every < 0) throw new ArgumentOutOfRangeException("--sample-grid-every", every, "--sample-grid-every must be ≥ 0");
             var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!);
             var clock = Stopwatch.StartNew();
 
@@ -61,8 +83,9 @@ internal static class GenerateCommand
             else
             {
                 string dir = parse.GetValue(data) ?? throw new ArgumentException("--data is required to train (or pass --model GEN.zip)");
+                var folders = new TrainingFolders(checkpointDir, every, parse.GetRequiredValue(output));
                 generator = Train(ml, console, dir, parse.GetValue(size), parse.GetValue(epochs), parse.GetValue(maskSteps), parse.GetValue(imageSteps),
-                    parse.GetValue(sampler)!, parse.GetValue(sampleSteps), parse.GetValue(batch), ct);
+                    parse.GetValue(sampler)!, parse.GetValue(sampleSteps), parse.GetValue(batch), folders, ct);
             }
             try
             {
@@ -87,9 +110,26 @@ internal static class GenerateCommand
         return cmd;
     }
 
-    /// <summary>Trains both models; returns the chain (mask diffusion → image diffusion conditioned on its masks).</summary>
+    /// <summary>Where training writes its checkpoints and sample grids.</summary>
+    /// <param name="Checkpoints">The --checkpoints folder (null: no checkpoints).</param>
+    /// <param name="GridEvery">The --sample-grid-every epochs (0: no grids).</param>
+    /// <param name="Output">The --out folder (grids go there without checkpoints).</param>
+    internal sealed record TrainingFolders(string? Checkpoints, int GridEvery, string Output)
+    {
+        /// <summary>The names of the two models' sub-folders.</summary>
+        public const string MaskModel = "mask-diffusion", ImageModel = "image-diffusion";
+
+        /// <summary>The checkpoint folder of one model, or null.</summary>
+        public string? CheckpointFolder(string model) => Checkpoints is null ? null : Path.Combine(Checkpoints, model);
+
+        /// <summary>The sample-grid folder of one model, or null when no grids are asked for.</summary>
+        public string? GridFolder(string model) => GridEvery <= 0 ? null
+            : Checkpoints is null ? Path.Combine(Output, "training-grids", model) : Path.Combine(Checkpoints, model, "grids");
+    }
+
+    /// <summary>Trains (or resumes) both models; returns the chain (mask diffusion → image diffusion conditioned on its masks).</summary>
     private static TransformerChain<ImageDiffusionTransformer> Train(MLContext ml, CliConsole console, string dir, int n, int epochs,
-        int maskSteps, int imageSteps, string sampler, int sampleSteps, int batch, CancellationToken ct)
+        int maskSteps, int imageSteps, string sampler, int sampleSteps, int batch, TrainingFolders folders, CancellationToken ct)
     {
         if (n < 16 || n % 4 != 0) throw new ArgumentOutOfRangeException("--size", n, "--size must be a multiple of 4 and at least 16");
         if (epochs < 1) throw new ArgumentOutOfRangeException("--epochs", epochs, "--epochs must be at least 1");
@@ -99,11 +139,15 @@ internal static class GenerateCommand
         var pairs = MLNetRun.LoadPairs(ml, dir);
         var train = MLNetRun.LoadImages(ml, n, n).Append(MLNetRun.LoadMasks(ml, n, n)).Append(MLNetRun.SelectIdImageMask(ml)).Fit(pairs).Transform(pairs);
         console.Err.WriteLine($"training the mask and image diffusion models at {n}x{n} on {MLNetRun.CountRows(pairs)} pairs, {epochs} epochs each");
+        if (folders.Checkpoints is { } ck)
+            console.Err.WriteLine($"checkpoints: {Path.Combine(ck, TrainingFolders.MaskModel)}, {Path.Combine(ck, TrainingFolders.ImageModel)} (a run resumes after the last finished epoch)");
 
         var maskOptions = new MaskDiffusionOptions
         {
             Steps = maskSteps, SampleSteps = sampleSteps, Epochs = epochs, BatchSize = batch,
             EpochCompleted = r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"mask diffusion epoch {r.Epoch}: loss {r.Loss:F4} ({r.Seconds:F1} s)")),
+            CheckpointFolder = folders.CheckpointFolder(TrainingFolders.MaskModel),
+            SampleGridFolder = folders.GridFolder(TrainingFolders.MaskModel), SampleGridEvery = Math.Max(0, folders.GridEvery),
         };
         maskOptions.Network.ImageSize = n;
         maskOptions.Network.AttentionResolutions = [n / 4];
@@ -111,6 +155,9 @@ internal static class GenerateCommand
         {
             TimeSteps = imageSteps, SampleSteps = sampleSteps, Epochs = epochs, BatchSize = batch, ConditionColumn = "SyntheticMask",
             Sampler = sampler == "ddpm" ? GaussianSamplerKind.Ddpm : GaussianSamplerKind.Ddim,
+            EpochCompleted = r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"image diffusion epoch {r.Epoch}: loss {r.Loss:F4} ({r.Seconds:F1} s)")),
+            CheckpointFolder = folders.CheckpointFolder(TrainingFolders.ImageModel),
+            SampleGridFolder = folders.GridFolder(TrainingFolders.ImageModel), SampleGridEvery = Math.Max(0, folders.GridEvery),
         };
         imageOptions.Network.ImageSize = n;
         imageOptions.Network.AttentionResolutions = [n / 4];
