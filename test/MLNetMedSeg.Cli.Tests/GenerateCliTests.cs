@@ -159,5 +159,8 @@ public sealed class GenerateCliTests : CliTestBase
         (code, _, stderr) = Medseg("generate", "--data", _dir, "--sample-grid-every", "-1", "--count", "2", "--out", _dir);
         Assert.AreEqual(1, code);
         StringAssert.Contains(stderr, "--sample-grid-every");
+        (code, _, stderr) = Medseg("generate", "--data", _dir, "--image-lr", "0", "--count", "2", "--out", _dir);
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "--image-lr");
     }
 }

@@ -14,7 +14,7 @@ namespace MLNetMedSeg.Cli.Commands;
 
 /// <summary>
 /// <c>medseg generate --data DIR --size N --epochs N [--mask-steps N] [--image-steps N] [--sampler ddpm|ddim]
-/// [--sample-steps N] [--checkpoints CKDIR] [--sample-grid-every N] --count K --out OUTDIR [--save-model GEN.zip | --model GEN.zip]</c>:
+/// [--sample-steps N] [--mask-lr X] [--image-lr X] [--checkpoints CKDIR] [--sample-grid-every N] --count K --out OUTDIR [--save-model GEN.zip | --model GEN.zip]</c>:
 /// DASP's pair generation
 /// (paper 000, §3.1–3.2). Trains a Bernoulli mask diffusion model and a mask-conditioned image diffusion model on
 /// DIR/images + DIR/masks resized to N×N (or loads both from GEN.zip), then samples K masks from noise and an image for
@@ -47,6 +47,8 @@ internal static class GenerateCommand
         var output = new Option<string>("--out") { Description = "output folder (images/, masks/, grid.png)", Required = true };
         var saveModel = new Option<string?>("--save-model") { Description = "write the trained generator (both models) to this .zip" };
         var model = new Option<string?>("--model") { Description = "generate with this generator .zip instead of training" };
+        var maskLr = new Option<double>("--mask-lr") { Description = "Adam learning rate of the mask diffusion model", DefaultValueFactory = _ => new MaskDiffusionOptions().LearningRate };
+        var imageLr = new Option<double>("--image-lr") { Description = "Adam learning rate of the image diffusion model (ADM's 1e-4; CPU-length runs learn faster with a few times more)", DefaultValueFactory = _ => new ImageDiffusionOptions().LearningRate };
         var checkpoints = new Option<string?>("--checkpoints")
         {
             Description = "resume checkpoints, one folder per model (DIR/mask-diffusion, DIR/image-diffusion), written after every epoch; " +
@@ -60,7 +62,7 @@ internal static class GenerateCommand
         };
         var cmd = new Command("generate", "train (or load) the mask and image diffusion models and generate synthetic image/mask pairs")
         {
-            data, size, epochs, maskSteps, imageSteps, sampler, sampleSteps, count, batch, seed, device, output, saveModel, model, checkpoints, gridEvery,
+            data, size, epochs, maskSteps, imageSteps, sampler, sampleSteps, count, batch, seed, device, output, saveModel, model, checkpoints, gridEvery, maskLr, imageLr,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
@@ -84,8 +86,10 @@ internal static class GenerateCommand
             {
                 string dir = parse.GetValue(data) ?? throw new ArgumentException("--data is required to train (or pass --model GEN.zip)");
                 var folders = new TrainingFolders(checkpointDir, every, parse.GetRequiredValue(output));
+                foreach (var (name, lr) in new[] { ("--mask-lr", parse.GetValue(maskLr)), ("--image-lr", parse.GetValue(imageLr)) })
+                    if (!(lr > 0 && double.IsFinite(lr))) throw new ArgumentOutOfRangeException(name, lr, $"{name} must be a positive number");
                 generator = Train(ml, console, dir, parse.GetValue(size), parse.GetValue(epochs), parse.GetValue(maskSteps), parse.GetValue(imageSteps),
-                    parse.GetValue(sampler)!, parse.GetValue(sampleSteps), parse.GetValue(batch), folders, ct);
+                    parse.GetValue(sampler)!, parse.GetValue(sampleSteps), parse.GetValue(batch), parse.GetValue(maskLr), parse.GetValue(imageLr), folders, ct);
             }
             try
             {
@@ -129,7 +133,7 @@ internal static class GenerateCommand
 
     /// <summary>Trains (or resumes) both models; returns the chain (mask diffusion → image diffusion conditioned on its masks).</summary>
     private static TransformerChain<ImageDiffusionTransformer> Train(MLContext ml, CliConsole console, string dir, int n, int epochs,
-        int maskSteps, int imageSteps, string sampler, int sampleSteps, int batch, TrainingFolders folders, CancellationToken ct)
+        int maskSteps, int imageSteps, string sampler, int sampleSteps, int batch, double maskLr, double imageLr, TrainingFolders folders, CancellationToken ct)
     {
         if (n < 16 || n % 4 != 0) throw new ArgumentOutOfRangeException("--size", n, "--size must be a multiple of 4 and at least 16");
         if (epochs < 1) throw new ArgumentOutOfRangeException("--epochs", epochs, "--epochs must be at least 1");
@@ -144,7 +148,7 @@ internal static class GenerateCommand
 
         var maskOptions = new MaskDiffusionOptions
         {
-            Steps = maskSteps, SampleSteps = sampleSteps, Epochs = epochs, BatchSize = batch,
+            Steps = maskSteps, SampleSteps = sampleSteps, Epochs = epochs, BatchSize = batch, LearningRate = maskLr,
             EpochCompleted = r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"mask diffusion epoch {r.Epoch}: loss {r.Loss:F4} ({r.Seconds:F1} s)")),
             CheckpointFolder = folders.CheckpointFolder(TrainingFolders.MaskModel),
             SampleGridFolder = folders.GridFolder(TrainingFolders.MaskModel), SampleGridEvery = Math.Max(0, folders.GridEvery),
@@ -153,7 +157,7 @@ internal static class GenerateCommand
         maskOptions.Network.AttentionResolutions = [n / 4];
         var imageOptions = new ImageDiffusionOptions
         {
-            TimeSteps = imageSteps, SampleSteps = sampleSteps, Epochs = epochs, BatchSize = batch, ConditionColumn = "SyntheticMask",
+            TimeSteps = imageSteps, SampleSteps = sampleSteps, Epochs = epochs, BatchSize = batch, ConditionColumn = "SyntheticMask", LearningRate = imageLr,
             Sampler = sampler == "ddpm" ? GaussianSamplerKind.Ddpm : GaussianSamplerKind.Ddim,
             EpochCompleted = r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"image diffusion epoch {r.Epoch}: loss {r.Loss:F4} ({r.Seconds:F1} s)")),
             CheckpointFolder = folders.CheckpointFolder(TrainingFolders.ImageModel),

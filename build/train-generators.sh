@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Trains the shipped Kvasir-SEG generators (data/models/kvasir-64-generators.zip): DASP's Bernoulli mask diffusion and
+# the mask-conditioned image diffusion, with `medseg generate`, at 64 px, on Kvasir-SEG minus every pair of the shipped
+# sample data/kvasir-seg-sample (the demo's held-out images are never generator training data).
+#
+# Background-friendly and resumable: everything lives in RUN (default runs/generators; give an absolute path outside
+# any git worktree for a job that must outlive it, e.g. GENERATORS_RUN=/work/runs/generators):
+#   RUN/data/{images,masks}   the training pairs (symlinks into RUN/all-128, made once)
+#   RUN/all-128               all 1000 pairs at 128×128, made exactly as the sample is (build/tools/MakeSample, seed 20201)
+#   RUN/bin                   a copy of the built medseg tool (the job does not depend on the checkout it came from)
+#   RUN/ckpt/{mask-diffusion,image-diffusion}  resume checkpoints (checkpoint.json + weights) after every epoch, and
+#                             sample grids (grids/) every GRID_EVERY epochs
+#   RUN/train.log             the log (appended); RUN/samples: pairs drawn from the finished models
+#   RUN/kvasir-64-generators.zip  the fitted ML.NET model, also copied to data/models/ of this checkout when done
+# Re-running the script continues each model after its last finished epoch; a model already at EPOCHS trains no step;
+# a larger EPOCHS trains on. A second copy started while one runs exits at once (lock file RUN/lock).
+# Everything runs under `nice -n 19` so that builds and tests on the same machine come first.
+#
+# Usage: [GENERATORS_RUN=DIR] [EPOCHS=N] build/train-generators.sh
+# Environment: GENERATORS_RUN (runs/generators), KVASIR (../shared/data/kvasir-seg, the original release),
+#   EPOCHS (see below), GRID_EVERY (10), SEED (0), COUNT (64 pairs drawn at the end), DEVICE (cpu).
+# Change nothing else between runs sharing a RUN folder: the checkpoints refuse other options.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+run=${GENERATORS_RUN:-runs/generators}
+case "$run" in /*) ;; *) run="$repo/$run" ;; esac
+kvasir=${KVASIR:-$repo/../shared/data/kvasir-seg}
+epochs=${EPOCHS:-150}
+grid_every=${GRID_EVERY:-10}
+seed=${SEED:-0}
+count=${COUNT:-64}
+device=${DEVICE:-cpu}
+mkdir -p "$run"
+exec 9>"$run/lock"
+if ! flock -n 9; then echo "train-generators: another run holds $run/lock; not starting a second one" >&2; exit 1; fi
+log="$run/train.log"
+say() { printf '[%s] %s\n' "$(date -u +%FT%TZ)" "$*" | tee -a "$log" >&2; }
+say "train-generators: run folder $run, checkout $repo ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')), epochs $epochs"
+
+# 1. Build the tools and copy medseg out of the checkout.
+nice -n 19 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >>"$log" 2>&1
+if [ ! -f "$run/all-128/done" ]; then
+  nice -n 19 dotnet build build/tools/MakeSample -c Release --nologo -v q >>"$log" 2>&1
+fi
+rm -rf "$run/bin.new"
+cp -a src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64 "$run/bin.new"
+rm -rf "$run/bin"
+mv "$run/bin.new" "$run/bin"
+
+# 2. The training set: all pairs resized as the sample was, minus the sample's ids.
+if [ ! -f "$run/all-128/done" ]; then
+  [ -d "$kvasir/images" ] && [ -d "$kvasir/masks" ] || { say "no Kvasir-SEG release at $kvasir (set KVASIR)"; exit 1; }
+  say "resizing the 1000 Kvasir-SEG pairs to 128x128 (build/tools/MakeSample, as data/kvasir-seg-sample)"
+  rm -rf "$run/all-128"
+  nice -n 19 build/tools/MakeSample/bin/Release/net10.0/linux-x64/MakeSample "$kvasir" "$run/all-128" 1000 128 20201 >>"$log" 2>&1
+  touch "$run/all-128/done"
+fi
+if [ ! -f "$run/data/done" ]; then
+  rm -rf "$run/data"
+  mkdir -p "$run/data/images" "$run/data/masks"
+  held_out=0
+  for img in "$run"/all-128/images/*.jpg; do
+    id=$(basename "$img" .jpg)
+    if [ -e "data/kvasir-seg-sample/images/$id.jpg" ] || [ -e "data/kvasir-seg-sample/masks/$id.png" ]; then
+      held_out=$((held_out + 1)); continue
+    fi
+    ln -s "$img" "$run/data/images/$id.jpg"
+    ln -s "$run/all-128/masks/$id.png" "$run/data/masks/$id.png"
+  done
+  n=$(ls "$run/data/images" | wc -l)
+  sample=$(ls data/kvasir-seg-sample/images | wc -l)
+  [ "$held_out" -eq "$sample" ] || { say "expected all $sample sample ids among the 1000 pairs, found $held_out"; exit 1; }
+  # No sample id may be in the training set.
+  overlap=$(comm -12 <(ls "$run/data/images" | sed 's/\.[^.]*$//' | sort) <(ls data/kvasir-seg-sample/images | sed 's/\.[^.]*$//' | sort) | wc -l)
+  [ "$overlap" -eq 0 ] || { say "BUG: $overlap sample ids in the training set"; exit 1; }
+  say "training set: $n pairs (1000 minus the $held_out of data/kvasir-seg-sample)"
+  touch "$run/data/done"
+fi
+
+# 3. Train (or resume) both models, save the generator, draw COUNT pairs.
+zip="$run/kvasir-64-generators.zip"
+rm -rf "$run/samples"
+say "medseg generate (resumes from $run/ckpt)"
+set +e
+nice -n 19 "$run/bin/medseg" generate --data "$run/data" --size 64 --epochs "$epochs" --mask-steps 1000 --image-steps 1000 \
+  --sampler ddim --sample-steps 50 --batch 16 --seed "$seed" --device "$device" \
+  --checkpoints "$run/ckpt" --sample-grid-every "$grid_every" \
+  --count "$count" --out "$run/samples" --save-model "$zip" >>"$log" 2>&1
+rc=$?
+set -e
+if [ $rc -ne 0 ]; then say "medseg generate failed (exit $rc); see $log — re-run this script to resume"; exit $rc; fi
+if [ -d "$repo/data" ]; then
+  mkdir -p "$repo/data/models"
+  cp "$zip" "$repo/data/models/kvasir-64-generators.zip"
+  say "done: $zip ($(du -h "$zip" | cut -f1)), copied to data/models/kvasir-64-generators.zip"
+else
+  say "done: $zip ($(du -h "$zip" | cut -f1))"
+fi
