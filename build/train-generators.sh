@@ -18,16 +18,24 @@
 #
 # Usage: [GENERATORS_RUN=DIR] [EPOCHS=N] build/train-generators.sh
 # Environment: GENERATORS_RUN (runs/generators), KVASIR (../shared/data/kvasir-seg, the original release),
-#   EPOCHS (see below), GRID_EVERY (10), SEED (0), COUNT (64 pairs drawn at the end), DEVICE (cpu).
-# Change nothing else between runs sharing a RUN folder: the checkpoints refuse other options.
+#   EPOCHS (200: the final target of both models), STAGES ("5 10 20 40 60 80 100 125 150 175": intermediate targets,
+#   each saving a generator), MASK_LR (1e-3), IMAGE_LR (5e-4), GRID_EVERY (5), SEED (0), COUNT (64 pairs drawn at
+#   the end; 16 after intermediate stages), DEVICE (cpu).
+# Change nothing but EPOCHS/STAGES/COUNT between runs sharing a RUN folder: the checkpoints refuse other options
+# (GRID_EVERY included: 0 and > 0 train with different handler lists).
+# Stop it with `kill -TERM <medseg pid>` (or Ctrl-C): training stops at the next step; the checkpoint of the last
+# finished epoch stays, and re-running the script resumes from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 run=${GENERATORS_RUN:-runs/generators}
 case "$run" in /*) ;; *) run="$repo/$run" ;; esac
 kvasir=${KVASIR:-$repo/../shared/data/kvasir-seg}
-epochs=${EPOCHS:-150}
-grid_every=${GRID_EVERY:-10}
+epochs=${EPOCHS:-200}
+stages=${STAGES:-"5 10 20 40 60 80 100 125 150 175"}
+mask_lr=${MASK_LR:-1e-3}
+image_lr=${IMAGE_LR:-5e-4}
+grid_every=${GRID_EVERY:-5}
 seed=${SEED:-0}
 count=${COUNT:-64}
 device=${DEVICE:-cpu}
@@ -36,7 +44,7 @@ exec 9>"$run/lock"
 if ! flock -n 9; then echo "train-generators: another run holds $run/lock; not starting a second one" >&2; exit 1; fi
 log="$run/train.log"
 say() { printf '[%s] %s\n' "$(date -u +%FT%TZ)" "$*" | tee -a "$log" >&2; }
-say "train-generators: run folder $run, checkout $repo ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')), epochs $epochs"
+say "train-generators: run folder $run, checkout $repo ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')), epochs $epochs, lr mask $mask_lr image $image_lr"
 
 # 1. Build the tools and copy medseg out of the checkout.
 nice -n 19 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >>"$log" 2>&1
@@ -78,22 +86,36 @@ if [ ! -f "$run/data/done" ]; then
   touch "$run/data/done"
 fi
 
-# 3. Train (or resume) both models, save the generator, draw COUNT pairs.
+# 3. Train (or resume) both models up a ladder of epoch targets: each stage resumes each model from its checkpoint and
+#    trains it on to the stage's epochs (mask model, then image model), so both improve together and a usable generator
+#    exists after every stage (RUN/models/kvasir-64-generators-eNNNN.zip; RUN/kvasir-64-generators.zip is the latest).
+#    Resuming makes the ladder give exactly the models a straight EPOCHS-epoch run would.
 zip="$run/kvasir-64-generators.zip"
-rm -rf "$run/samples"
-say "medseg generate (resumes from $run/ckpt)"
-set +e
-nice -n 19 "$run/bin/medseg" generate --data "$run/data" --size 64 --epochs "$epochs" --mask-steps 1000 --image-steps 1000 \
-  --sampler ddim --sample-steps 50 --batch 16 --seed "$seed" --device "$device" \
-  --checkpoints "$run/ckpt" --sample-grid-every "$grid_every" \
-  --count "$count" --out "$run/samples" --save-model "$zip" >>"$log" 2>&1
-rc=$?
-set -e
-if [ $rc -ne 0 ]; then say "medseg generate failed (exit $rc); see $log — re-run this script to resume"; exit $rc; fi
+mkdir -p "$run/models"
+targets=()
+for e in $stages; do [ "$e" -lt "$epochs" ] && targets+=("$e"); done
+targets+=("$epochs")
+for e in "${targets[@]}"; do
+  stage_zip="$run/models/kvasir-64-generators-e$(printf '%04d' "$e").zip"
+  if [ -f "$stage_zip" ] && [ "$e" -ne "$epochs" ]; then continue; fi
+  if [ "$e" -eq "$epochs" ]; then k=$count; else k=16; fi
+  say "stage: both models to epoch $e (resuming from $run/ckpt)"
+  rm -rf "$run/samples"
+  set +e
+  nice -n 19 "$run/bin/medseg" generate --data "$run/data" --size 64 --epochs "$e" --mask-steps 1000 --image-steps 1000 \
+    --sampler ddim --sample-steps 50 --batch 16 --mask-lr "$mask_lr" --image-lr "$image_lr" --seed "$seed" --device "$device" \
+    --checkpoints "$run/ckpt" --sample-grid-every "$grid_every" \
+    --count "$k" --out "$run/samples" --save-model "$zip" >>"$log" 2>&1
+  rc=$?
+  set -e
+  if [ $rc -ne 0 ]; then say "medseg generate failed or was stopped (exit $rc); see $log — re-run this script to resume"; exit $rc; fi
+  cp "$zip" "$stage_zip"
+  say "stage done: epoch $e, $stage_zip ($(du -h "$zip" | cut -f1)); samples in $run/samples"
+done
 if [ -d "$repo/data" ]; then
   mkdir -p "$repo/data/models"
   cp "$zip" "$repo/data/models/kvasir-64-generators.zip"
-  say "done: $zip ($(du -h "$zip" | cut -f1)), copied to data/models/kvasir-64-generators.zip"
+  say "done: $zip ($(du -h "$zip" | cut -f1)), copied to $repo/data/models/kvasir-64-generators.zip"
 else
   say "done: $zip ($(du -h "$zip" | cut -f1))"
 fi

@@ -78,6 +78,9 @@ internal static class GenerateCommand
             if (checkpointDir is "") throw new ArgumentException("--checkpoints must name a folder");
             if (every < 0) throw new ArgumentOutOfRangeException("--sample-grid-every", every, "--sample-grid-every must be ≥ 0");
             var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!);
+            // Ctrl-C / SIGTERM stop training at the next step (an ML.NET Fit takes no token); with --checkpoints the
+            // last finished epoch is kept and the same command resumes from it.
+            ml.MedSeg().CancellationToken = ct;
             var clock = Stopwatch.StartNew();
 
             ITransformer generator;
