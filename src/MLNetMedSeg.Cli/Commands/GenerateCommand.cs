@@ -6,6 +6,7 @@ using Microsoft.ML.Data;
 using MLNetMedSeg.Core.MLNet;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Imaging;
 using TorchSharp;
 using IDataView = Microsoft.ML.IDataView;
@@ -20,7 +21,8 @@ namespace MLNetMedSeg.Cli.Commands;
 /// DIR/images + DIR/masks resized to N×N (or loads both from GEN.zip), then samples K masks from noise and an image for
 /// each, and writes OUTDIR/masks/pairNNNN.png (0/255), OUTDIR/images/pairNNNN.png and OUTDIR/grid.png (mask | image
 /// pairs). The generator model file is an ML.NET model holding both stages as one transformer chain (masks, then
-/// images for them) over an input with one text column, Id.
+/// images for them) over an input with one text column, Id. --model also takes a model written by <c>medseg dasp</c>
+/// (its DASP stage holds both diffusion models), so the demo's generators can be drawn from and checked too.
 /// With <c>--checkpoints CKDIR</c> each model writes a resume checkpoint after every epoch (CKDIR/mask-diffusion,
 /// CKDIR/image-diffusion): the same command run again continues each model after its last finished epoch (a model
 /// already trained for --epochs trains no further step), and a larger --epochs trains on from there — the result is
@@ -97,7 +99,8 @@ internal static class GenerateCommand
             try
             {
                 var input = ml.Data.LoadFromEnumerable(Enumerable.Range(0, k).Select(i => new IdRow { Id = $"pair{i:D4}" }).ToList());
-                _ = Stages(generator, modelPath);
+                _ = Stages(generator, modelPath, out var checkedCopy); // names a file that is no generator before anything is written
+                checkedCopy?.Dispose();
                 if (savePath is not null)
                 {
                     ml.MedSeg().SaveModel(generator, input.Schema, savePath);
@@ -197,7 +200,8 @@ internal static class GenerateCommand
         Directory.CreateDirectory(maskDir);
         // In an ML.NET chain the mask diffusion is an augmenter (it hands its masks to a trainer and adds no column):
         // to draw pairs for their own sake, the two models run on the library's view of the ids.
-        var (masks, images) = Stages(generator, null);
+        var (masks, images) = Stages(generator, null, out var owned);
+        using var ownedImages = owned;
         var output = images.Transform(masks.Transform(MLNetData.AsLibraryView(input)));
         var grid = new List<Tensor>();
         try
@@ -228,14 +232,46 @@ internal static class GenerateCommand
         }
     }
 
-    /// <summary>The mask diffusion and the image diffusion of a generator chain written by 'medseg generate'.</summary>
-    private static (MaskDiffusionTransformer Masks, ImageDiffusionTransformer Images) Stages(ITransformer generator, string? path)
+    /// <summary>
+    /// The mask diffusion and the image diffusion of a generator chain written by 'medseg generate', or of a DASP model
+    /// written by 'medseg dasp' (its DaspTransformer holds both; its image model conditions on the real masks' column,
+    /// so a copy of it conditioned on the generated masks is made — <paramref name="owned"/> is that copy, to dispose).
+    /// </summary>
+    private static (MaskDiffusionTransformer Masks, ImageDiffusionTransformer Images) Stages(ITransformer generator, string? path, out IDisposable? owned)
     {
+        owned = null;
         var stages = generator as IEnumerable<ITransformer> ?? [generator];
         var masks = stages.OfType<MaskDiffusionTransformer>().LastOrDefault();
         var images = stages.OfType<ImageDiffusionTransformer>().LastOrDefault();
+        if ((masks is null || images is null) && stages.OfType<Dasp.DaspTransformer>().LastOrDefault() is { MaskDiffusion: { } dm } dasp)
+        {
+            masks = dm;
+            images = dasp.ImageDiffusion;
+        }
         if (masks is null || images is null)
-            throw new InvalidDataException($"the generator model{(path is null ? "" : $" '{path}'")} holds no {(masks is null ? "mask diffusion" : "image diffusion")} (its stages: {string.Join(", ", stages.Select(t => t.GetType().Name))}); it was not written by 'medseg generate'");
+            throw new InvalidDataException($"the generator model{(path is null ? "" : $" '{path}'")} holds no {(masks is null ? "mask diffusion" : "image diffusion")} (its stages: {string.Join(", ", stages.Select(t => t.GetType().Name))}); it was not written by 'medseg generate' or 'medseg dasp'");
+        string maskColumn = masks.Options.OutputColumn;
+        if (images.Options.ConditionColumn != maskColumn)
+        {
+            var o = images.Options;
+            o.ConditionColumn = maskColumn;
+            var net = new DiffusionUNet(images.Network.Options);
+            try
+            {
+                using (torch.no_grad())
+                {
+                    var source = images.Network.state_dict();
+                    foreach (var (k, v) in net.state_dict()) v.copy_(source[k]);
+                }
+                images = new ImageDiffusionTransformer(images.Context, o, net, images.History);
+            }
+            catch
+            {
+                net.Dispose();
+                throw;
+            }
+            owned = images;
+        }
         return (masks, images);
     }
 
