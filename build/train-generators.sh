@@ -20,7 +20,7 @@
 # Environment: GENERATORS_RUN (runs/generators), KVASIR (../shared/data/kvasir-seg, the original release),
 #   EPOCHS (200: the final target of both models), STAGES ("5 10 20 40 60 80 100 125 150 175": intermediate targets,
 #   each saving a generator), MASK_LR (1e-3), IMAGE_LR (5e-4), GRID_EVERY (5), SEED (0), COUNT (64 pairs drawn at
-#   the end; 16 after intermediate stages), DEVICE (cpu).
+#   the end; 16 after intermediate stages), DEVICE (cpu), REUSE_BIN (0; 1 runs RUN/bin/medseg as it is, without building).
 # Change nothing but EPOCHS/STAGES/COUNT between runs sharing a RUN folder: the checkpoints refuse other options
 # (GRID_EVERY included: 0 and > 0 train with different handler lists).
 # Stop it with `kill -TERM <medseg pid>` (or Ctrl-C): training stops at the next step; the checkpoint of the last
@@ -46,15 +46,20 @@ log="$run/train.log"
 say() { printf '[%s] %s\n' "$(date -u +%FT%TZ)" "$*" | tee -a "$log" >&2; }
 say "train-generators: run folder $run, checkout $repo ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')), epochs $epochs, lr mask $mask_lr image $image_lr"
 
-# 1. Build the tools and copy medseg out of the checkout.
-nice -n 19 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >>"$log" 2>&1
+# 1. Build the tools and copy medseg out of the checkout (REUSE_BIN=1: keep RUN/bin, the medseg the checkpoints were
+#    written with — for resuming from a checkout whose diffusion options have changed since, which the checkpoints refuse).
+if [ "${REUSE_BIN:-0}" = 1 ] && [ -x "$run/bin/medseg" ]; then
+  say "reusing $run/bin/medseg"
+else
+  nice -n 19 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >>"$log" 2>&1
+  rm -rf "$run/bin.new"
+  cp -a src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64 "$run/bin.new"
+  rm -rf "$run/bin"
+  mv "$run/bin.new" "$run/bin"
+fi
 if [ ! -f "$run/all-128/done" ]; then
   nice -n 19 dotnet build build/tools/MakeSample -c Release --nologo -v q >>"$log" 2>&1
 fi
-rm -rf "$run/bin.new"
-cp -a src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64 "$run/bin.new"
-rm -rf "$run/bin"
-mv "$run/bin.new" "$run/bin"
 
 # 2. The training set: all pairs resized as the sample was, minus the sample's ids.
 if [ ! -f "$run/all-128/done" ]; then
