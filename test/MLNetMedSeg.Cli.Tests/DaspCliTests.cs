@@ -56,6 +56,26 @@ public sealed class DaspCliTests : CliTestBase
             "--method", "dasp", "--steps", "2", "--sdedit-steps", "10", "--sdedit-depth", "2", "--out", attacked);
         Assert.AreEqual(0, code, stderr);
         Assert.AreEqual(10, Directory.GetFiles(Path.Combine(attacked, "images"), "*.png").Length);
+
+        // ... and 'generate' draws pairs from its two diffusion models (the image model conditioned on the generated masks),
+        // the same pairs on a second run.
+        string gen1 = Path.Combine(_dir, "gen1"), gen2 = Path.Combine(_dir, "gen2");
+        (code, stdout, stderr) = Medseg("generate", "--model", Path.Combine(run, "model.zip"), "--count", "3", "--out", gen1);
+        Assert.AreEqual(0, code, stderr);
+        StringAssert.Contains(stdout, "generated 3 pairs");
+        (code, _, stderr) = Medseg("generate", "--model", Path.Combine(run, "model.zip"), "--count", "3", "--out", gen2);
+        Assert.AreEqual(0, code, stderr);
+        foreach (var kind in new[] { "images", "masks" })
+        {
+            var files = Directory.GetFiles(Path.Combine(gen1, kind), "*.png").Select(Path.GetFileName).Order().ToArray();
+            Assert.AreEqual(3, files.Length, kind);
+            foreach (var f in files)
+            {
+                var a = MLNetMedSeg.Imaging.ImageIO.Read(Path.Combine(gen1, kind, f!));
+                Assert.AreEqual((16, 16), (a.Width, a.Height), $"{kind}/{f}");
+                CollectionAssert.AreEqual(a.Pixels8, MLNetMedSeg.Imaging.ImageIO.Read(Path.Combine(gen2, kind, f!)).Pixels8, $"{kind}/{f}");
+            }
+        }
     }
 
     [TestMethod]

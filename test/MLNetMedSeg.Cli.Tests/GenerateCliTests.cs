@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using Microsoft.ML;
 using MLNetMedSeg.Imaging;
 using TorchSharp;
@@ -64,6 +65,78 @@ public sealed class GenerateCliTests : CliTestBase
         }
     }
 
+    /// <summary>The safetensors entries of a model zip (name → bytes): the weights, without the options and training history.</summary>
+    private static SortedDictionary<string, byte[]> Weights(string zip)
+    {
+        using var archive = ZipFile.OpenRead(zip);
+        var result = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var e in archive.Entries.Where(e => e.FullName.EndsWith(".safetensors", StringComparison.Ordinal)))
+        {
+            using var s = e.Open();
+            using var m = new MemoryStream();
+            s.CopyTo(m);
+            result[e.FullName] = m.ToArray();
+        }
+        return result;
+    }
+
+    private static string[] GenerateArgs(string data, int epochs, string outDir, string zip, params string[] more) =>
+        ["generate", "--data", data, "--size", "16", "--epochs", epochs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+         "--mask-steps", "20", "--image-steps", "20", "--sample-steps", "4", "--count", "3", "--batch", "4", "--seed", "5",
+         "--out", outDir, "--save-model", zip, .. more];
+
+    [TestMethod]
+    public void CheckpointedRunInterruptedAfterOneEpochThenResumedGivesTheStraightRunsModel()
+    {
+        string data = Path.Combine(_dir, "data"), ck = Path.Combine(_dir, "ck");
+        MakeData(data, 6, seed: 4, new DiscSpec(16, 16, 5, 11, 5, 11, 2, 5, 200, 60, 20));
+
+        // Straight: 2 epochs, no checkpoints, no grids.
+        string straight = Path.Combine(_dir, "straight.zip");
+        var (code, _, stderr) = Medseg(GenerateArgs(data, 2, Path.Combine(_dir, "o1"), straight));
+        Assert.AreEqual(0, code, stderr);
+
+        // Interrupted: 1 epoch with checkpoints (and grids every epoch), then the same command with --epochs 2.
+        string first = Path.Combine(_dir, "first.zip"), resumed = Path.Combine(_dir, "resumed.zip");
+        (code, _, stderr) = Medseg(GenerateArgs(data, 1, Path.Combine(_dir, "o2"), first, "--checkpoints", ck, "--sample-grid-every", "1"));
+        Assert.AreEqual(0, code, stderr);
+        foreach (var m in new[] { "mask-diffusion", "image-diffusion" })
+            Assert.IsTrue(File.Exists(Path.Combine(ck, m, "checkpoint.json")), $"{m} checkpoint after epoch 1");
+        Assert.IsTrue(File.Exists(Path.Combine(ck, "mask-diffusion", "grids", "final.png")), "mask grid after training");
+        Assert.IsTrue(File.Exists(Path.Combine(ck, "image-diffusion", "grids", "grid_final.png")), "image grid after training");
+        CollectionAssert.AreNotEqual(Weights(straight).Values.SelectMany(b => b).ToArray(), Weights(first).Values.SelectMany(b => b).ToArray(),
+            "one epoch is not two (else the comparison below proves nothing)");
+
+        (code, _, stderr) = Medseg(GenerateArgs(data, 2, Path.Combine(_dir, "o3"), resumed, "--checkpoints", ck, "--sample-grid-every", "1"));
+        Assert.AreEqual(0, code, stderr);
+        Assert.IsFalse(stderr.Contains("mask diffusion epoch 1:", StringComparison.Ordinal), "epoch 1 is not trained again: " + stderr);
+        StringAssert.Contains(stderr, "mask diffusion epoch 2:");
+        StringAssert.Contains(stderr, "image diffusion epoch 2:");
+        var a = Weights(straight);
+        var b = Weights(resumed);
+        CollectionAssert.AreEqual(a.Keys.ToArray(), b.Keys.ToArray());
+        foreach (var k in a.Keys) CollectionAssert.AreEqual(a[k], b[k], $"weights {k}: resumed run = straight run");
+        foreach (var f in Directory.GetFiles(Path.Combine(_dir, "o1", "images")).Select(Path.GetFileName))
+        {
+            CollectionAssert.AreEqual(Pixels(Path.Combine(_dir, "o1", "images", f!)), Pixels(Path.Combine(_dir, "o3", "images", f!)), $"image {f}");
+            CollectionAssert.AreEqual(Pixels(Path.Combine(_dir, "o1", "masks", f!)), Pixels(Path.Combine(_dir, "o3", "masks", f!)), $"mask {f}");
+        }
+
+        // A finished model's checkpoint: the same command trains no step and gives the same model.
+        string again = Path.Combine(_dir, "again.zip");
+        (code, _, stderr) = Medseg(GenerateArgs(data, 2, Path.Combine(_dir, "o4"), again, "--checkpoints", ck, "--sample-grid-every", "1"));
+        Assert.AreEqual(0, code, stderr);
+        Assert.IsFalse(stderr.Contains("diffusion epoch", StringComparison.Ordinal), "no epoch is trained: " + stderr);
+        var c = Weights(again);
+        foreach (var k in a.Keys) CollectionAssert.AreEqual(a[k], c[k], $"weights {k}: finished checkpoint = straight run");
+
+        // Other options than the checkpoint's: a clear error, nothing overwritten.
+        (code, _, stderr) = Medseg(["generate", "--data", data, "--size", "16", "--epochs", "2", "--mask-steps", "30", "--image-steps", "20",
+            "--sample-steps", "4", "--count", "1", "--batch", "4", "--seed", "5", "--out", Path.Combine(_dir, "o5"), "--checkpoints", ck, "--sample-grid-every", "1"]);
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "other options");
+    }
+
     [TestMethod]
     public void UsageErrors()
     {
@@ -80,5 +153,14 @@ public sealed class GenerateCliTests : CliTestBase
         Assert.AreEqual(2, code, "--count is required");
         (code, _, stderr) = Medseg("generate", "--data", _dir, "--count", "2", "--out", _dir, "--sampler", "euler");
         Assert.AreEqual(2, code, stderr);
+        (code, _, stderr) = Medseg("generate", "--model", "a.zip", "--checkpoints", _dir, "--count", "2", "--out", _dir);
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "--checkpoints");
+        (code, _, stderr) = Medseg("generate", "--data", _dir, "--sample-grid-every", "-1", "--count", "2", "--out", _dir);
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "--sample-grid-every");
+        (code, _, stderr) = Medseg("generate", "--data", _dir, "--image-lr", "0", "--count", "2", "--out", _dir);
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "--image-lr");
     }
 }
