@@ -16,6 +16,9 @@
 # Quick check: SIZE=32 EPOCHS=1 BACKBONES=unet SEEDS=1 TRAIN_PAIRS=64 OUT=runs/imagenet-table-check build/imagenet-table.sh
 # Long run in the background: nohup build/imagenet-table.sh > runs/imagenet-table.log 2>&1 &
 set -euo pipefail
+# A background job started with setsid gets its own scheduler autogroup, where `nice` alone does not yield to the
+# foreground: lower the group's weight too, so builds and tests keep the CPU (best effort; Linux only).
+echo 19 > /proc/self/autogroup 2>/dev/null || true
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data/kvasir-seg}
 size=${SIZE:-128}; epochs=${EPOCHS:-30}; batch=${BATCH:-16}; seeds=${SEEDS:-"1 2 3"}; other_seeds=${OTHER_SEEDS:-"1"}

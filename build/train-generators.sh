@@ -26,6 +26,9 @@
 # Stop it with `kill -TERM <medseg pid>` (or Ctrl-C): training stops at the next step; the checkpoint of the last
 # finished epoch stays, and re-running the script resumes from it.
 set -euo pipefail
+# A background job started with setsid gets its own scheduler autogroup, where `nice` alone does not yield to the
+# foreground: lower the group's weight too, so builds and tests keep the CPU (best effort; Linux only).
+echo 19 > /proc/self/autogroup 2>/dev/null || true
 # The whole script is one function, read before anything runs: editing this file while a run is going does not change
 # (or break) that run.
 main() {
