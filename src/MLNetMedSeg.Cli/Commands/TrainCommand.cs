@@ -216,7 +216,7 @@ internal static class TrainCommand
     }
 
     /// <summary>Fits <c>LoadImages → ResizeImages → LoadMasks → Trainers.Cdal</c> and saves <c>LoadImages → ResizeImages → CdalTransformer</c>.</summary>
-    private static int TrainCdal(CliConsole console, MLContext ml, ConsoleProgressBar bar, EstimatorChain<ImageResizingTransformer> images, LoadMaskEstimator masks,
+    private static int TrainCdal(CliConsole console, MLContext ml, ConsoleProgressBar bar, EstimatorChain<ITransformer> images, LoadMaskEstimator masks,
         IDataView train, long trainCount, long validationCount, MLNetMedSeg.Data.IDataView? validation, CdalOptions model, int size,
         int epochs, int batch, string? checkpoints, string outPath, CancellationToken ct)
     {
