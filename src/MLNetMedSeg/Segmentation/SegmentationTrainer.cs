@@ -202,6 +202,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
         private MixedPrecision? _mixed;
         private Optimizer? _optimizer;
         private LRScheduler? _scheduler;
+        private double[] _ratesAtStart = [];
         private Generator? _generator;
         private ValidationHandler? _validation;
         private readonly SegmentationLoss _loss;
@@ -248,6 +249,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
                 ? torch.optim.AdamW(parameters, lr: o.LearningRate, weight_decay: o.WeightDecay)
                 : torch.optim.Adam(parameters, lr: o.LearningRate, weight_decay: o.WeightDecay);
             _scheduler = CreateScheduler(_optimizer, o);
+            _ratesAtStart = _optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
 
             var loop = new TrainingLoop(_ctx, SegmentationTrainer.Name, o.Epochs)
             {
@@ -420,7 +422,13 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
 
         public override void OnStarted(TrainingState state)
         {
-            for (int e = 0; e < state.ResumedEpochs; e++) _scheduler?.step();   // the same chain of steps as the original run
+            if (state.ResumedEpochs == 0 || _scheduler is null) return;
+            // The restored optimizer state carries the last epoch's rate, but the schedulers are new and step from the
+            // group's current rate (PyTorch's recursive forms): start from the rates the original run had when its
+            // schedulers were made, and replay its chain of steps, so the rates are the same bit for bit.
+            var groups = _optimizer!.ParamGroups.ToArray();
+            for (int i = 0; i < groups.Length; i++) groups[i].LearningRate = _ratesAtStart[i];
+            for (int e = 0; e < state.ResumedEpochs; e++) _scheduler.step();
         }
 
         private static LRScheduler? CreateScheduler(Optimizer opt, SegmentationTrainerOptions o)

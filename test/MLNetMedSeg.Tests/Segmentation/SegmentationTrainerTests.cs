@@ -297,6 +297,40 @@ public sealed class SegmentationTrainerTests
     }
 
     [TestMethod]
+    [DataRow(LearningRateSchedule.Cosine, 0)]
+    [DataRow(LearningRateSchedule.Step, 0)]
+    public void ResumeWithASchedule_GivesTheStraightRunsLearningRates(LearningRateSchedule schedule, int warmup)
+    {
+        // The restored optimizer state carries the last epoch's rate; replaying the schedule from it would anneal twice.
+        using var train = Discs(12, 17);
+        var o = Options(epochs: 4);
+        o.Schedule = schedule;
+        o.WarmupEpochs = warmup;
+        o.StepSize = 1;
+        o.StepGamma = 0.5;
+        ResumeCheckpoint(o, train);
+    }
+
+    private static void ResumeCheckpoint(SegmentationTrainerOptions baseOptions, IDataView train)
+    {
+        var rates = new List<double>();
+        MLNetMedSeg.Tests.Core.Training.ResumeCheck.Run(4, 2, (folder, onEpoch, ct) =>
+        {
+            var o = baseOptions.Clone();
+            o.CheckpointFolder = folder;
+            if (onEpoch is not null) o.EpochCompleted = r => { rates.Add(r.LearningRate); onEpoch(r.Epoch); };
+            using var m = new MedSegContext(seed: 5).Segmentation.Trainer(o).Fit(train, ct);
+            return MLNetMedSeg.Tests.Core.Training.ResumeCheck.Weights(m.Network);
+        });
+        // rates: epochs 1–2 of the killed run, then 3–4 of the resumed one — the straight run's four rates.
+        var straight = new List<double>();
+        var so = baseOptions.Clone();
+        so.EpochCompleted = r => straight.Add(r.LearningRate);
+        using (new MedSegContext(seed: 5).Segmentation.Trainer(so).Fit(train)) { }
+        CollectionAssert.AreEqual(straight, rates);
+    }
+
+    [TestMethod]
     public void ResumeAfterKill_GivesTheSameWeightsAsAStraightRun()
     {
         using var train = Discs(20, 7);
