@@ -31,23 +31,7 @@ medseg="dotnet src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64/medseg.dll"
 
 # The seeded split: pairs sorted by name, shuffled with SPLIT_SEED; 800 train, 100 validation, 100 test (symlinks).
 split="$out/split"
-if [ ! -d "$split/test/images" ]; then
-  python3 - "$data" "$split" "$split_seed" "$train_pairs" <<'PY'
-import os, random, sys
-data, split, seed, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-masks = {os.path.splitext(m)[0]: m for m in os.listdir(os.path.join(data, "masks"))}
-images = sorted(os.listdir(os.path.join(data, "images")))
-if len(images) != 1000: sys.exit(f"expected Kvasir-SEG's 1000 images in {data}/images, found {len(images)}")
-random.Random(seed).shuffle(images)
-parts = {"train": images[:800][:limit], "val": images[800:900], "test": images[900:]}
-for part, names in parts.items():
-    for img in names:
-        stem = os.path.splitext(img)[0]
-        for kind, name in (("images", img), ("masks", masks[stem])):
-            d = os.path.join(split, part, kind); os.makedirs(d, exist_ok=True)
-            os.symlink(os.path.realpath(os.path.join(data, kind, name)), os.path.join(d, name))
-PY
-fi
+python3 build/kvasir-split.py "$data" "$split" "$split_seed" "$train_pairs"
 
 for b in $backbones; do
   if [ "$b" = unet ]; then run_seeds=$seeds; else run_seeds=$other_seeds; fi

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Cli.Commands;
 using System.Text.Json;
 using Microsoft.ML;
 using MLNetMedSeg.Imaging;
@@ -77,6 +78,27 @@ public sealed class CdalCliTests : CliTestBase
         (code, _, stderr) = Medseg("train", "--data", data, "--backbone", "cdal", "--size", "16", "--encoder", "resnet18", "--out", Path.Combine(_dir, "m.zip"));
         Assert.AreNotEqual(0, code);
         StringAssert.Contains(stderr, "--encoder");
+        (code, _, stderr) = Medseg("train", "--data", data, "--backbone", "unet", "--size", "16", "--no-latent", "--out", Path.Combine(_dir, "m.zip"));
+        Assert.AreNotEqual(0, code);
+        StringAssert.Contains(stderr, "--no-latent");
         Assert.IsFalse(File.Exists(Path.Combine(_dir, "m.zip")));
+    }
+
+    [TestMethod]
+    public void AblationSwitches_ReachTheSavedModel()
+    {
+        // Table 1's "w/o latent" and "w/o attention" rows from the command line: the switches land in the options the
+        // saved model carries (what they change in training is covered by the stage's tests).
+        string data = Path.Combine(_dir, "data");
+        MakeData(data, 4, seed: 2);
+        string model = Path.Combine(_dir, "ablation.zip");
+        var (code, _, stderr) = Medseg("train", "--data", data, "--backbone", "cdal", "--size", "16", "--epochs", "1", "--batch", "2",
+            "--samples", "1", "--attention-scale", "8", "--latent-dim", "8", "--val-fraction", "0", "--no-latent", "--no-attention", "--out", model);
+        Assert.AreEqual(0, code, stderr);
+        var loaded = new MLContext().Model.Load(model, out _);
+        var cdal = ((IEnumerable<ITransformer>)loaded).OfType<CdalTransformer>().Single();
+        Assert.IsFalse(cdal.Options.Cdal.UseLatent);
+        Assert.IsFalse(cdal.Options.Cdal.UseAttention);
+        Assert.IsTrue(TrainCommand.CdalModel(2, 5, 8, 100, null, 16) is { UseLatent: true, UseAttention: true }, "the paper's full model by default");
     }
 }

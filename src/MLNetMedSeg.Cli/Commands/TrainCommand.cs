@@ -98,6 +98,8 @@ internal static class TrainCommand
         var samples = new Option<int>("--samples") { Description = "cdal: samples averaged per image at prediction (paper: 5)", DefaultValueFactory = _ => 5 };
         var attentionScale = new Option<int>("--attention-scale") { Description = "cdal: side of the discriminator feature maps that give the attention map (paper: 16, 32 or 64; must be size/2^k)", DefaultValueFactory = _ => 16 };
         var latentDim = new Option<int>("--latent-dim") { Description = "cdal: dimension of the random latent z (paper: 100)", DefaultValueFactory = _ => 100 };
+        var noLatent = new Option<bool>("--no-latent") { Description = "cdal ablation (paper 003, Table 1 \"w/o latent\"): no random latent z (fed as zeros)" };
+        var noAttention = new Option<bool>("--no-attention") { Description = "cdal ablation (paper 003, Table 1 \"w/o attention\"): the generator learns from x_t = q(x0, t), not from q(x0 ⊙ A_D, t)" };
         var seed = new Option<int>("--seed") { Description = "seed of every random choice (split, initial weights, shuffling, augmentation)", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         var checkpoints = new Option<string?>("--checkpoints") { Description = "folder for per-epoch checkpoints; re-running with it resumes an interrupted run" };
@@ -106,7 +108,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "train a segmentation network on a folder of images and masks")
         {
             data, val, valFraction, backbone, encoder, encoderWeights, imagenetModel, size, epochs, batch, augment, lr, seed, device, precision, checkpoints,
-            timesteps, samples, attentionScale, latentDim, output,
+            timesteps, samples, attentionScale, latentDim, noLatent, noAttention, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
@@ -121,9 +123,15 @@ internal static class TrainCommand
                     throw new ArgumentException("--encoder, --encoder-weights and --imagenet-model are options of the segmentation networks, not of --backbone cdal");
                 if (parse.GetValue(augment) != "none") throw new ArgumentException("--augment is not supported with --backbone cdal");
                 if (ParsePrecision(parse.GetValue(precision)!) != TrainingPrecision.Float32) throw new ArgumentException("--backbone cdal trains in float32 only");
-                cdalModel = CdalModel(parse.GetValue(timesteps), parse.GetValue(samples), parse.GetValue(attentionScale), parse.GetValue(latentDim), parse.GetValue(lr), n);
+                cdalModel = CdalModel(parse.GetValue(timesteps), parse.GetValue(samples), parse.GetValue(attentionScale), parse.GetValue(latentDim), parse.GetValue(lr), n,
+                    useLatent: !parse.GetValue(noLatent), useAttention: !parse.GetValue(noAttention));
             }
-            else network = NetworkOptions(parse.GetValue(backbone)!, parse.GetValue(encoder), parse.GetValue(encoderWeights)!, parse.GetValue(imagenetModel));
+            else
+            {
+                if (parse.GetValue(noLatent) || parse.GetValue(noAttention))
+                    throw new ArgumentException("--no-latent and --no-attention are ablations of --backbone cdal");
+                network = NetworkOptions(parse.GetValue(backbone)!, parse.GetValue(encoder), parse.GetValue(encoderWeights)!, parse.GetValue(imagenetModel));
+            }
             int seedValue = parse.GetValue(seed);
             var ml = MLNetRun.CreateContext(console, seedValue, parse.GetValue(device)!);
             var bar = MLNetRun.AttachProgressBar(ml, console);
@@ -192,9 +200,12 @@ internal static class TrainCommand
     /// The cDAL model of <c>--backbone cdal</c>: <see cref="CdalTrainerOptions.CpuSizedModel"/> with the paper's options
     /// given on the command line; checked against the image size now (an attention scale the size does not have is an error naming it).
     /// </summary>
-    internal static CdalOptions CdalModel(int timesteps, int samples, int attentionScale, int latentDim, double? lr, int size)
+    internal static CdalOptions CdalModel(int timesteps, int samples, int attentionScale, int latentDim, double? lr, int size,
+        bool useLatent = true, bool useAttention = true)
     {
         var m = CdalTrainerOptions.CpuSizedModel();
+        m.UseLatent = useLatent;
+        m.UseAttention = useAttention;
         m.Timesteps = timesteps;
         m.Samples = samples;
         m.AttentionScale = attentionScale;
