@@ -93,6 +93,7 @@ public sealed class ValidationHandler : TrainingHandler, IDisposable
     {
         DisposeBest();
         _best = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        using var scope = NewDisposeScope();   // frees the detached views; the kept copies leave the scope
         using var _ = no_grad();
         foreach (var (k, t) in _network.StateDictInOrder()) _best[k] = t.detach().clone().DetachFromDisposeScope();
     }
