@@ -14,7 +14,6 @@ using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
 using static TorchSharp.torch;
 using ConsoleProgressBar = MLNetMedSeg.Pipeline.ConsoleProgressBar;
-using MedSegContext = MLNetMedSeg.Pipeline.MedSegContext;
 
 // DASP's generative half (paper 000, §3.1–3.2) on the shipped Kvasir-SEG sample (data/kvasir-seg-sample, 120 pairs),
 // on ML.NET: an 80/20 split by seed (ml.Data.TrainTestSplit); on the 80 % train split, a Bernoulli mask diffusion model
@@ -195,7 +194,7 @@ static int Run(Dictionary<string, string> opt)
     double Diversity(List<Tensor> set, string what)
     {
         using var s = torch.NewDisposeScope();
-        using var g = new Generator(MedSegContext.MixSeed((ulong)seed, "ms-ssim " + what, 0));
+        using var g = new Generator(MLNetMedSeg.Core.Seeds.Mix((ulong)seed, "ms-ssim " + what, 0));
         return MsSsim.MeanPairwise(torch.stack(set.ToArray()), pairs, g);
     }
     double realImageMsSsim = Diversity(realImages, "real images"), genImageMsSsim = Diversity(genImages, "generated images");

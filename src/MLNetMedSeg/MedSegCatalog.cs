@@ -141,7 +141,7 @@ namespace MLNetMedSeg
         {
             ArgumentNullException.ThrowIfNull(data);
             var ctx = ContextFor("Evaluate");
-            return ctx.Evaluation.EvaluateBinary(MLNetData.AsLibraryView(data), labelColumnName, scoreColumnName, options);
+            return DataViewEvaluation.EvaluateBinary(ctx, MLNetData.AsLibraryView(data), labelColumnName, scoreColumnName, options);
         }
 
         /// <summary>
@@ -153,7 +153,7 @@ namespace MLNetMedSeg
         {
             ArgumentNullException.ThrowIfNull(data);
             var ctx = ContextFor("Evaluate");
-            return ctx.Evaluation.EvaluateMultiClass(MLNetData.AsLibraryView(data), numberOfClasses, labelColumnName, scoreColumnName, options);
+            return DataViewEvaluation.EvaluateMultiClass(ctx, MLNetData.AsLibraryView(data), numberOfClasses, labelColumnName, scoreColumnName, options);
         }
     }
 
@@ -164,7 +164,7 @@ namespace MLNetMedSeg
         public MedSegCatalog Owner { get; } = owner;
 
         /// <summary>A library context for one stage: seed from the MLContext's seed and the stage's stable name.</summary>
-        protected internal MedSegContext ContextFor(string stage) => Owner.ContextFor(stage);
+        internal MedSegContext ContextFor(string stage) => Owner.ContextFor(stage);
     }
 
     /// <summary>Loading image/mask pairs.</summary>

@@ -60,9 +60,9 @@ internal static class EvaluateCommand
                 // evaluator; the ground truth goes through the mask loader (thresholded at the same fraction of full scale).
                 var ctx = new MedSegContext(seed: 0);
                 ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) console.Err.WriteLine($"warning: {e.Message}"); };
-                var pairs = ctx.Data.LoadImagesAndMasks(predDir!, gtDir!,
+                var pairs = DataViews.LoadImagesAndMasks(ctx, predDir!, gtDir!,
                     new ImageMaskLoaderOptions { ImageChannels = 1, MaskThreshold = options.Threshold });
-                result = ctx.Evaluation.EvaluateBinary(pairs, "Mask", "Image", options);
+                result = DataViewEvaluation.EvaluateBinary(ctx, pairs, "Mask", "Image", options);
             }
             else
             {

@@ -10,7 +10,7 @@ using MLNetMedSeg.Dasp;
 using MLNetMedSeg.Segmentation;
 using CachedDataView = MLNetMedSeg.Data.CachedDataView;
 using ConsoleProgressBar = MLNetMedSeg.Pipeline.ConsoleProgressBar;
-using DataCatalogExtensions = MLNetMedSeg.Pipeline.DataCatalogExtensions;
+using DataViews = MLNetMedSeg.Data.DataViews;
 using LoadMaskEstimator = MLNetMedSeg.Data.Transforms.LoadMaskEstimator;
 using LoadMaskOptions = MLNetMedSeg.Data.Transforms.LoadMaskOptions;
 using LoadMaskTransformer = MLNetMedSeg.Data.Transforms.LoadMaskTransformer;
@@ -74,7 +74,7 @@ internal static class MLNetRun
     public static SplitPairs Split(MLContext ml, IDataView pairs, double trainFraction, double validationFraction, int seed)
     {
         var rows = ml.Data.CreateEnumerable<ImageMaskPathRow>(pairs, reuseRowObject: false).ToList();
-        var (nTrain, nValidation) = DataCatalogExtensions.SplitCounts(rows.Count, trainFraction, validationFraction);
+        var (nTrain, nValidation) = DataViews.SplitCounts(rows.Count, trainFraction, validationFraction);
         var perm = RowDataView.Permutation(rows.Count, new Random(seed));
         List<ImageMaskPathRow> Part(long from, long count) =>
             perm.Skip((int)from).Take((int)count).Order().Select(i => rows[(int)i]).ToList();

@@ -24,7 +24,7 @@ namespace MLNetMedSeg.Attacks;
 /// image column (S₀ comes from the segmenter, not from ground truth). Weights, batch orders and latent noise come
 /// from generators derived from the context's seed: fitting is deterministic on the CPU.
 /// </summary>
-public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTransformer>, Microsoft.ML.IEstimator<DeformationAttackTransformer>
+public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<DeformationAttackTransformer>
 {
     /// <summary>
     /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
@@ -48,7 +48,7 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
     /// <param name="context">Seed, device, progress, log.</param>
     /// <param name="options">The options (copied; validated now).</param>
     /// <param name="segmenter">The fitted segmenter to attack; it is not changed, and not owned (the caller disposes it after the fitted transformer).</param>
-    public DeformationAttackEstimator(MedSegContext context, DeformationAttackOptions options, SegmentationTransformer segmenter)
+    internal DeformationAttackEstimator(MedSegContext context, DeformationAttackOptions options, SegmentationTransformer segmenter)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
@@ -66,7 +66,7 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
     public DeformationAttackOptions Options => _options.Clone();
 
     /// <summary>Checks the image (and mask) column; returns the fitted transformer's output schema.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) =>
+    internal DataViewSchema GetOutputSchema(DataViewSchema inputSchema) =>
         DeformationAttackTransformer.OutputSchema(inputSchema, ModelOptions(), _segmenter.IsBinary);
 
     private DeformationAttackModelOptions ModelOptions() => DeformationAttackModelOptions.From(_options, _seed);
@@ -76,7 +76,7 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
     /// segmenter). Throws <see cref="SchemaException"/> before any work on a bad schema, <see cref="TrainingDivergedException"/>
     /// on a NaN/infinite loss, <see cref="OperationCanceledException"/> when cancelled.
     /// </summary>
-    public DeformationAttackTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    internal DeformationAttackTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(input);
         GetOutputSchema(input.Schema);
@@ -183,7 +183,7 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
 
         public override double? LearningRate => _o.LearningRate;
 
-        public override IEnumerable<DataBatch> Batches(TrainingState state)
+        internal override IEnumerable<DataBatch> Batches(TrainingState state)
         {
             _generator!.train();
             _critic!.train();
@@ -191,7 +191,7 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
             return _input.GetBatches([_o.ImageColumn], _o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
         }
 
-        public override StepResult Step(DataBatch batch, TrainingState state)
+        internal override StepResult Step(DataBatch batch, TrainingState state)
         {
             var x = batch[_o.ImageColumn];
             Tensor s0;
@@ -270,20 +270,5 @@ public sealed class DeformationAttackEstimator : IEstimator<DeformationAttackTra
             _criticOpt?.Dispose();
             _noise?.Dispose();
         }
-    }
-}
-
-/// <summary>The deformation attacker on <c>ctx.Augmentation</c>.</summary>
-public static class DeformationAttackCatalogExtensions
-{
-    /// <summary>
-    /// The VAE-GAN deformation attacker of paper 002 against a fitted <paramref name="segmenter"/> (held fixed; see
-    /// <see cref="DeformationAttackOptions"/> for the defaults). Its transformer doubles as an augmenter: the attacked
-    /// image with the ground truth moved by the same D.
-    /// </summary>
-    public static DeformationAttackEstimator DeformationAttack(this AugmentationCatalog catalog, SegmentationTransformer segmenter, DeformationAttackOptions? options = null)
-    {
-        ArgumentNullException.ThrowIfNull(catalog);
-        return new DeformationAttackEstimator(catalog.Context, options ?? new DeformationAttackOptions(), segmenter);
     }
 }

@@ -94,7 +94,7 @@ public sealed record DeformationAttackBatch(Tensor Attacked, Tensor? DeformedMas
 /// at a 30% Dice decrease, perceptibility p). The segmenter is saved as a child entry; a loaded attacker owns the
 /// segmenter it loaded, a fitted one only refers to the estimator's. Dispose it.
 /// </summary>
-public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, IScopedTransformer, IDisposable
+public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, IDisposable
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.DEFORMATION_ATTACK";
@@ -116,7 +116,7 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
     /// <param name="segmenter">The attacked segmenter (for <see cref="Evaluate"/> and saving).</param>
     /// <param name="ownsSegmenter">Dispose <paramref name="segmenter"/> with this transformer.</param>
     /// <param name="history">Per-epoch training records (may be empty).</param>
-    public DeformationAttackTransformer(MedSegContext context, DeformationAttackModelOptions options, DeformationGenerator generator,
+    internal DeformationAttackTransformer(MedSegContext context, DeformationAttackModelOptions options, DeformationGenerator generator,
         SegmentationTransformer segmenter, bool ownsSegmenter, IReadOnlyList<DeformationAttackEpochRecord>? history = null)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -139,7 +139,7 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
     }
 
     /// <summary>The context the attacker runs in.</summary>
-    public MedSegContext Context { get; }
+    internal MedSegContext Context { get; }
 
     /// <summary>The options (do not change this instance).</summary>
     public DeformationAttackModelOptions Options { get; }
@@ -153,14 +153,11 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
     /// <summary>Per-epoch training losses.</summary>
     public IReadOnlyList<DeformationAttackEpochRecord> History { get; }
 
-    /// <summary>An augmenter: applies when training later stages only.</summary>
-    public TransformerScope DefaultScope => TransformerScope.Training;
-
     /// <summary>The output schema: the input's columns and I_DV, the deformed mask (with a mask column), D and V.</summary>
     /// <summary>k output rows per input row (ML.NET views repeat the input row's columns on each).</summary>
     public override int OutputRowsPerInputRow => Options.Samples;
 
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options, Segmenter.IsBinary);
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options, Segmenter.IsBinary);
 
     internal static DataViewSchema OutputSchema(DataViewSchema inputSchema, DeformationAttackModelOptions o, bool binary)
     {
@@ -181,7 +178,7 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
     }
 
     /// <summary>k attacked rows per input row, lazily (see the class remarks).</summary>
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -248,7 +245,7 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
     /// per class the segmenter's Dice on I₀ against the ground truth and on I_DV against the ground truth moved by D,
     /// the success rate at a 30% Dice decrease, and the perceptibility p (Eq. 7). See <see cref="DeformationAttackReport"/>.
     /// </summary>
-    public DeformationAttackReport Evaluate(IDataView data, CancellationToken cancellationToken = default)
+    internal DeformationAttackReport Evaluate(IDataView data, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -274,7 +271,7 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
     }
 
     /// <summary>Writes the header, options, generator weights ("generator"), the segmenter (child "segmenter") and the history.</summary>
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -290,7 +287,7 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
     private static DeformationAttackTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
-    public static DeformationAttackTransformer Load(ModelLoadContext context)
+    internal static DeformationAttackTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var options = context.ReadOptions<DeformationAttackModelOptions>(CurrentVersion)

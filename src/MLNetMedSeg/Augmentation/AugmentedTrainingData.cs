@@ -48,10 +48,14 @@ public sealed class AugmentedTrainingData : MLDataView, IAugmentedTrainingInput
     public bool HasGeneratedPairs => _pairs is not null;
 
     /// <summary>The generated masks (library view; computed on first use).</summary>
-    public Data.IDataView? GeneratedMasks => _masks?.Value;
+    internal Data.IDataView? GeneratedMasks => _masks?.Value;
 
     /// <summary>The generated pairs, image and mask under the real data's column names (computed on first use, cached).</summary>
-    public InMemoryDataView? GeneratedPairs => _pairs?.Value;
+    internal InMemoryDataView? GeneratedPairs => _pairs?.Value;
+
+    InMemoryDataView? IAugmentedTrainingInput.GeneratedPairs => GeneratedPairs;
+
+    IOnlineAugmentation? IAugmentedTrainingInput.OnlineAugmentationOn(Data.IDataView pairs) => OnlineAugmentationOn(pairs);
 
     /// <summary>The SDEdit model for Diff-PGD (the image diffusion that drew the pairs).</summary>
     public ISdEditor? SdEditor { get; }
@@ -71,11 +75,11 @@ public sealed class AugmentedTrainingData : MLDataView, IAugmentedTrainingInput
         new(input ?? throw new ArgumentNullException(nameof(input)), _masks, GeneratedMaskColumn, _pairs, SdEditor, OnlineAttack);
 
     /// <summary>With generated masks (replaces earlier ones; generated pairs drawn before are dropped).</summary>
-    public AugmentedTrainingData WithGeneratedMasks(Func<Data.IDataView> masks, string maskColumn) =>
+    internal AugmentedTrainingData WithGeneratedMasks(Func<Data.IDataView> masks, string maskColumn) =>
         new(Input, new Lazy<Data.IDataView>(masks), maskColumn, null, null, OnlineAttack);
 
     /// <summary>With generated pairs drawn by <paramref name="sdEditor"/>.</summary>
-    public AugmentedTrainingData WithGeneratedPairs(Func<InMemoryDataView?> pairs, ISdEditor sdEditor) =>
+    internal AugmentedTrainingData WithGeneratedPairs(Func<InMemoryDataView?> pairs, ISdEditor sdEditor) =>
         new(Input, _masks, GeneratedMaskColumn, new Lazy<InMemoryDataView?>(pairs), sdEditor, OnlineAttack);
 
     /// <summary>With an attack for the trainer to run on the generated pairs.</summary>
@@ -86,7 +90,7 @@ public sealed class AugmentedTrainingData : MLDataView, IAugmentedTrainingInput
     /// The chain's online attack set to run on <paramref name="pairs"/> (DASP attacks its generated pairs, §3.3), with
     /// the image diffusion that drew them as its SDEdit model unless one is set; null without an online attack.
     /// </summary>
-    public IOnlineAugmentation? OnlineAugmentationOn(Data.IDataView pairs)
+    internal IOnlineAugmentation? OnlineAugmentationOn(Data.IDataView pairs)
     {
         return OnlineAttack switch
         {
@@ -118,7 +122,7 @@ public sealed class AugmentedTrainingData : MLDataView, IAugmentedTrainingInput
 /// An online augmentation that can be aimed at other rows than the training rows — DASP attacks its generated pairs
 /// (§3.3) — with an SDEdit model for the attacks that need one.
 /// </summary>
-public interface ISourcedOnlineAugmentation : IOnlineAugmentation
+internal interface ISourcedOnlineAugmentation : IOnlineAugmentation
 {
     /// <summary>A copy that regenerates from <paramref name="source"/>, using <paramref name="sdEditor"/> unless it has an SDEdit model.</summary>
     IOnlineAugmentation On(Data.IDataView source, ISdEditor? sdEditor);

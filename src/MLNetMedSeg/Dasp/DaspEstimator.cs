@@ -19,7 +19,7 @@ namespace MLNetMedSeg.Dasp;
 /// re-attacked against the segmenter being trained every <see cref="DaspOptions.AttackEveryEpochs"/> epochs. The result
 /// is one <see cref="DaspTransformer"/> (the three fitted models), saved as one model file, that predicts masks.
 /// </summary>
-public sealed class DaspEstimator : IEstimator<DaspTransformer>, Microsoft.ML.IEstimator<DaspTransformer>
+public sealed class DaspEstimator : Microsoft.ML.IEstimator<DaspTransformer>
 {
     /// <summary>
     /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
@@ -39,7 +39,7 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>, Microsoft.ML.IE
     private readonly DaspOptions _options;
 
     /// <summary>Creates the flow (options are copied and validated).</summary>
-    public DaspEstimator(MedSegContext context, DaspOptions? options = null)
+    internal DaspEstimator(MedSegContext context, DaspOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         _context = context;
@@ -52,7 +52,7 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>, Microsoft.ML.IE
     public DaspOptions Options => _options.Clone();
 
     /// <summary>The input schema plus the segmenter's Probability and Predicted columns; checks the image and mask columns first.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    internal DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         new MaskDiffusionEstimator(_context, _options.MaskDiffusion).GetOutputSchema(inputSchema);
@@ -61,7 +61,7 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>, Microsoft.ML.IE
     }
 
     /// <summary>Runs the whole flow on real image/mask pairs. Progress goes to the context's progress sink, stage by stage.</summary>
-    public DaspTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    internal DaspTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
     {
         var (masks, images) = FitGenerators(input, cancellationToken);
         try
@@ -81,7 +81,7 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>, Microsoft.ML.IE
     /// diffusion on real pairs. The caller owns the results; <see cref="FitWithGenerators"/> reuses them, e.g. to compare
     /// attacks on the same generated data (Table 2).
     /// </summary>
-    public (MaskDiffusionTransformer? Masks, ImageDiffusionTransformer Images) FitGenerators(IDataView input, CancellationToken cancellationToken = default)
+    internal (MaskDiffusionTransformer? Masks, ImageDiffusionTransformer Images) FitGenerators(IDataView input, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(input);
         GetOutputSchema(input.Schema);
@@ -110,7 +110,7 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>, Microsoft.ML.IE
     /// owns the diffusion models when <paramref name="ownsGenerators"/> is true (otherwise they stay the caller's and must
     /// outlive it). <paramref name="masks"/> may be null only when <see cref="DaspOptions.GeneratedMasks"/> is false.
     /// </summary>
-    public DaspTransformer FitWithGenerators(IDataView input, MaskDiffusionTransformer? masks, ImageDiffusionTransformer images,
+    internal DaspTransformer FitWithGenerators(IDataView input, MaskDiffusionTransformer? masks, ImageDiffusionTransformer images,
         bool ownsGenerators, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(input);
@@ -220,15 +220,4 @@ public sealed class DaspEstimator : IEstimator<DaspTransformer>, Microsoft.ML.IE
         $"{a.Method}{(a.UncertaintyWeighting ? " + W" : "")} (K = {a.Steps}, γ = {a.StepSize * 255:G3}/255{(a.Method == AdversarialAttackMethod.DiffPgd ? $", T^s = {a.SdEditDepth}, {(a.Gradient == DiffPgdGradient.Full ? "gradient through SDEdit (Eq. 9)" : "detached gradient (Diff-PGD v2)")}" : "")})");
 
     private void Log(string message) => _context.WriteLog(LogLevel.Info, Name, message);
-}
-
-/// <summary>Catalog entry of the DASP flow.</summary>
-public static class DaspCatalogExtensions
-{
-    /// <summary>The whole DASP flow (mask diffusion → image diffusion → Diff-PGD with W → segmenter) as one estimator.</summary>
-    public static DaspEstimator Dasp(this SegmentationCatalog catalog, DaspOptions? options = null)
-    {
-        ArgumentNullException.ThrowIfNull(catalog);
-        return new DaspEstimator(catalog.Context, options);
-    }
 }

@@ -132,7 +132,7 @@ public static class DaspExperiment
     /// segmenter is also scored on the held-out images attacked with FGSM at those strengths (paper 001, Table 2).
     /// <paramref name="rowDone"/> is called after each method.
     /// </summary>
-    public static DaspExperimentResult Run(MedSegContext context, IDataView train, IDataView test, DaspOptions flow,
+    internal static DaspExperimentResult Run(MedSegContext context, IDataView train, IDataView test, DaspOptions flow,
         IReadOnlyList<string> methods, double fgsmEpsilon = 0.1, IReadOnlyList<double>? robustnessEpsilons = null,
         Action<DaspComparisonRow>? rowDone = null, CancellationToken cancellationToken = default)
     {
@@ -171,7 +171,7 @@ public static class DaspExperiment
                         case "basic":
                             var o = flow.Segmentation.Clone();
                             o.Augmentation = method == "basic" ? ClassicAugmentationKind.Basic : ClassicAugmentationKind.None;
-                            segmenter = context.Segmentation.Trainer(o).Fit(train, cancellationToken);
+                            segmenter = new SegmentationTrainer(context, o).Fit(train, cancellationToken);
                             break;
                         case "fgsm":
                         case "ifgsm":
@@ -179,7 +179,7 @@ public static class DaspExperiment
                             {
                                 var o0 = flow.Segmentation.Clone();
                                 o0.Augmentation = ClassicAugmentationKind.None;
-                                noAug = context.Segmentation.Trainer(o0).Fit(train, cancellationToken);
+                                noAug = new SegmentationTrainer(context, o0).Fit(train, cancellationToken);
                             }
                             var attack = method == "fgsm" ? AdversarialAttackOptions.FgsmPreset(fgsmEpsilon) : AdversarialAttackOptions.InverseFgsmPreset(fgsmEpsilon);
                             attack.ImageColumn = flow.ImageColumn;
@@ -190,7 +190,7 @@ public static class DaspExperiment
                                 var o1 = flow.Segmentation.Clone();
                                 o1.SampleWeightColumn = "IsAugmented";
                                 o1.SampleWeightMode = SampleWeightMode.IsAugmentedFlag;
-                                segmenter = context.Segmentation.Trainer(o1).Fit(pairs, cancellationToken);
+                                segmenter = new SegmentationTrainer(context, o1).Fit(pairs, cancellationToken);
                             }
                             break;
                         default:
@@ -210,7 +210,7 @@ public static class DaspExperiment
                             segmenter = dasp.Segmenter;
                             break;
                     }
-                    var eval = context.Evaluation.EvaluateBinary(segmenter.Transform(test), flow.MaskColumn);
+                    var eval = DataViewEvaluation.EvaluateBinary(context, segmenter.Transform(test), flow.MaskColumn);
                     double seconds = clock.Elapsed.TotalSeconds;
                     var robustness = robustnessEpsilons is null ? null
                         : AdversarialRobustness.UnderFgsm(segmenter, test, robustnessEpsilons, flow.ImageColumn, flow.MaskColumn, cancellationToken: cancellationToken);

@@ -20,7 +20,7 @@ public static class DaspFigures
     /// Attacks the first <see cref="DaspOptions.FigureCount"/> generated pairs against <paramref name="segmenter"/> with the
     /// flow's attack (DASP's when it has none) and writes <c>dasp_samples.png</c> into <paramref name="folder"/>; returns its path.
     /// </summary>
-    public static string Write(string folder, IDataView generated, SegmentationTransformer segmenter, ISdEditor sdEditor, DaspOptions options, ulong seed)
+    internal static string Write(string folder, IDataView generated, SegmentationTransformer segmenter, ISdEditor sdEditor, DaspOptions options, ulong seed)
     {
         ArgumentNullException.ThrowIfNull(generated);
         ArgumentNullException.ThrowIfNull(segmenter);

@@ -38,7 +38,7 @@ public sealed class DaspTransformer : Core.MLNet.StageTransformer, IDisposable
     /// Wraps fitted models. The transformer owns the segmenter, and the diffusion models unless
     /// <paramref name="ownsGenerators"/> is false (then they stay the caller's and must outlive it).
     /// </summary>
-    public DaspTransformer(MedSegContext context, DaspOptions options, MaskDiffusionTransformer? maskDiffusion,
+    internal DaspTransformer(MedSegContext context, DaspOptions options, MaskDiffusionTransformer? maskDiffusion,
         ImageDiffusionTransformer imageDiffusion, SegmentationTransformer segmenter, bool ownsGenerators = true)
     {
         _ownsGenerators = ownsGenerators;
@@ -54,7 +54,7 @@ public sealed class DaspTransformer : Core.MLNet.StageTransformer, IDisposable
     }
 
     /// <summary>The context the models run in.</summary>
-    public MedSegContext Context { get; }
+    internal MedSegContext Context { get; }
 
     /// <summary>The flow's options (a copy; changing it changes nothing).</summary>
     public DaspOptions Options { get; }
@@ -69,10 +69,10 @@ public sealed class DaspTransformer : Core.MLNet.StageTransformer, IDisposable
     public SegmentationTransformer Segmenter { get; }
 
     /// <summary>The segmenter's output schema.</summary>
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Segmenter.GetOutputSchema(inputSchema);
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Segmenter.GetOutputSchema(inputSchema);
 
     /// <summary>Adds the segmenter's Probability and Predicted columns.</summary>
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         return Segmenter.Transform(input);
@@ -106,7 +106,7 @@ public sealed class DaspTransformer : Core.MLNet.StageTransformer, IDisposable
     }
 
     /// <summary>Writes the options entry and the three models as children.</summary>
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -121,7 +121,7 @@ public sealed class DaspTransformer : Core.MLNet.StageTransformer, IDisposable
     private static DaspTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
-    public static DaspTransformer Load(ModelLoadContext context)
+    internal static DaspTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var saved = context.ReadOptions<DaspModelOptions>(CurrentVersion)

@@ -4,7 +4,7 @@ using TorchSharp.Modules;
 namespace MLNetMedSeg.Data;
 
 /// <summary>One source row held by a <see cref="BatchedMapView"/> cursor while its batch is computed and served.</summary>
-public sealed class BatchedRow : IDisposable
+internal sealed class BatchedRow : IDisposable
 {
     internal BatchedRow(long position, Dictionary<string, object> inputs)
     {
@@ -40,7 +40,7 @@ public sealed class BatchedRow : IDisposable
 /// once for them, and then serves the rows one at a time; a cursor that needs none of the added columns is a plain
 /// pass-through and computes nothing.
 /// </summary>
-public sealed class BatchedMapView : IDataView
+internal sealed class BatchedMapView : IDataView
 {
     private readonly IDataView _source;
     private readonly HashSet<string> _added;

@@ -8,7 +8,7 @@ namespace MLNetMedSeg.Data;
 /// columns as arrays. The batch owns its tensors (outside any dispose scope) and frees them when disposed; the
 /// enumerator of <see cref="DataBatchExtensions.GetBatches"/> disposes each batch when it moves to the next.
 /// </summary>
-public sealed class DataBatch : IDisposable
+internal sealed class DataBatch : IDisposable
 {
     private readonly Dictionary<string, Tensor> _tensors = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string[]> _texts = new(StringComparer.Ordinal);
@@ -47,7 +47,7 @@ public sealed class DataBatch : IDisposable
     }
 }
 
-public static class DataBatchExtensions
+internal static class DataBatchExtensions
 {
     /// <summary>
     /// Reads <paramref name="data"/> in batches of <paramref name="batchSize"/> rows. With <paramref name="rand"/> the

@@ -40,7 +40,7 @@ public static class MedSegDataCatalogExtensions
         options ??= new ImageMaskLoaderOptions();
         options.Validate();
         var ml = catalog.Owner.MLContext;
-        var pairs = DataCatalogExtensions.MatchPairs(imageFolder, maskFolder, options, msg =>
+        var pairs = DataViews.MatchPairs(imageFolder, maskFolder, options, msg =>
         {
             using var ch = ((Microsoft.ML.Runtime.IHostEnvironment)ml).Register("LoadImageMaskPairs").Start("load");
             ch.Warning(msg);

@@ -5,7 +5,7 @@ using TorchSharp.Modules;
 namespace MLNetMedSeg.Data;
 
 /// <summary>The type of a column's values.</summary>
-public abstract record ColumnType
+internal abstract record ColumnType
 {
     /// <summary>A short readable form, e.g. <c>Tensor&lt;Float32&gt;[3,?,?]</c>.</summary>
     public abstract string Describe();
@@ -16,7 +16,7 @@ public abstract record ColumnType
 /// Tensor-valued column: every value is a <see cref="Tensor"/> of <paramref name="DType"/> whose shape matches
 /// <paramref name="Shape"/>, where -1 marks a dimension that may vary from row to row (e.g. H and W before resizing).
 /// </summary>
-public sealed record TensorColumnType(ScalarType DType, long[] Shape) : ColumnType
+internal sealed record TensorColumnType(ScalarType DType, long[] Shape) : ColumnType
 {
     /// <summary>Images: float32 [C,H,W] in [0,1].</summary>
     public static TensorColumnType Image(long channels = -1, long height = -1, long width = -1) => new(ScalarType.Float32, [channels, height, width]);
@@ -52,14 +52,14 @@ public sealed record TensorColumnType(ScalarType DType, long[] Shape) : ColumnTy
 }
 
 /// <summary>Text column (ids, file paths).</summary>
-public sealed record TextColumnType : ColumnType
+internal sealed record TextColumnType : ColumnType
 {
     public static readonly TextColumnType Instance = new();
     public override string Describe() => "Text";
 }
 
 /// <summary>Scalar numeric column (a double per row), e.g. a fold index or a per-image weight.</summary>
-public sealed record NumberColumnType : ColumnType
+internal sealed record NumberColumnType : ColumnType
 {
     public static readonly NumberColumnType Instance = new();
     public override string Describe() => "Number";
@@ -69,7 +69,7 @@ public sealed record NumberColumnType : ColumnType
 /// The ordered, named, typed columns of an <see cref="IDataView"/>. Column names are unique; a later column with
 /// the same name as an earlier one hides it (as in ML.NET) only through <see cref="Builder"/> replacement.
 /// </summary>
-public sealed class DataViewSchema : IReadOnlyList<DataViewSchema.Column>
+internal sealed class DataViewSchema : IReadOnlyList<DataViewSchema.Column>
 {
     /// <summary>One column: name, position, type and free-form annotations (e.g. "role" = "image").</summary>
     public sealed record Column(string Name, int Index, ColumnType Type, IReadOnlyDictionary<string, string> Annotations)

@@ -7,7 +7,7 @@ namespace MLNetMedSeg.Data;
 /// A schema'd, lazily read table, as ML.NET's IDataView: rows are produced by cursors only when read.
 /// Values are <see cref="Tensor"/> (tensor columns), <see cref="string"/> (text) or <see cref="double"/> (number).
 /// </summary>
-public interface IDataView
+internal interface IDataView
 {
     DataViewSchema Schema { get; }
 
@@ -28,7 +28,7 @@ public interface IDataView
 /// Reads rows one at a time. Tensor values belong to the cursor: they stay valid until the next
 /// <see cref="MoveNext"/> or <see cref="Dispose()"/> and are then freed (clone one to keep it).
 /// </summary>
-public abstract class DataViewRowCursor : IDisposable
+internal abstract class DataViewRowCursor : IDisposable
 {
     public abstract DataViewSchema Schema { get; }
 
@@ -63,7 +63,7 @@ public abstract class DataViewRowCursor : IDisposable
 }
 
 /// <summary>Conveniences over <see cref="IDataView"/>.</summary>
-public static class DataViewExtensions
+internal static class DataViewExtensions
 {
     /// <summary>A cursor over the named columns (all when none are named).</summary>
     public static DataViewRowCursor GetRowCursor(this IDataView data, params string[] columns)

@@ -6,7 +6,7 @@ namespace MLNetMedSeg.Data;
 /// <see cref="MappedDataView"/> does whenever its source does (it implements the interface always; ask
 /// <see cref="MappedDataView.HasIndexedAccess"/> whether a view really has row access).
 /// </summary>
-public interface IRowAccessDataView : IDataView
+internal interface IRowAccessDataView : IDataView
 {
     /// <summary>Number of rows.</summary>
     long RowCount { get; }

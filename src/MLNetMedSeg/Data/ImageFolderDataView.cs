@@ -6,7 +6,7 @@ namespace MLNetMedSeg.Data;
 /// Images without masks (for prediction): columns Id (file stem), Image (float32 [C,H,W] in [0,1]) and ImagePath,
 /// sorted by id and decoded lazily. Made by <see cref="Pipeline.ImageFolderCatalogExtensions.LoadImages"/>.
 /// </summary>
-public sealed class ImageFolderDataView : RowDataView
+internal sealed class ImageFolderDataView : RowDataView
 {
     private readonly (string Id, string Path)[] _files;
     private readonly int? _channels;

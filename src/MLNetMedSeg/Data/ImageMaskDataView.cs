@@ -9,7 +9,7 @@ namespace MLNetMedSeg.Data;
 /// <param name="Id">Row id (the file stem, or the manifest's id).</param>
 /// <param name="ImagePath">Full path of the image file.</param>
 /// <param name="MaskPath">Full path of the mask file.</param>
-public sealed record ImageMaskPair(string Id, string ImagePath, string MaskPath);
+internal sealed record ImageMaskPair(string Id, string ImagePath, string MaskPath);
 
 /// <summary>
 /// The view made by the image/mask loaders: columns Id, Image (float32 [C,H,W] in [0,1]), Mask (float32 [1,H,W]
@@ -19,7 +19,7 @@ public sealed record ImageMaskPair(string Id, string ImagePath, string MaskPath)
 /// An image and its mask of different sizes fail (naming both files and sizes) when both of the row's Image and Mask
 /// have been read.
 /// </summary>
-public sealed class ImageMaskDataView : RowDataView
+internal sealed class ImageMaskDataView : RowDataView
 {
     /// <summary>Column names.</summary>
     public const string IdColumn = "Id", ImageColumn = "Image", MaskColumn = "Mask", ImagePathColumn = "ImagePath", MaskPathColumn = "MaskPath";

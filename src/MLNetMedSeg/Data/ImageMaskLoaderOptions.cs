@@ -10,7 +10,7 @@ public enum UnmatchedFilePolicy
 }
 
 /// <summary>
-/// Options of <see cref="Pipeline.DataCatalogExtensions.LoadImagesAndMasks"/> and <see cref="Pipeline.DataCatalogExtensions.LoadFromManifest"/>.
+/// Options of <see cref="DataViews.LoadImagesAndMasks"/> and <see cref="DataViews.LoadFromManifest"/>.
 /// </summary>
 public sealed class ImageMaskLoaderOptions
 {

@@ -7,7 +7,7 @@ namespace MLNetMedSeg.Data;
 /// A data view over values held in memory: per column, a list of tensors, strings or doubles. The view owns its
 /// tensors (detached from dispose scopes) and frees them when disposed; cursors hand out aliases.
 /// </summary>
-public sealed class InMemoryDataView : RowDataView, IDisposable
+internal sealed class InMemoryDataView : RowDataView, IDisposable
 {
     private readonly object[][] _columns; // [column][row]
     private bool _disposed;

@@ -16,7 +16,7 @@ namespace MLNetMedSeg.Data;
 /// freed on its next MoveNext; returning a source value itself is allowed, it is aliased), a string, or a double.
 /// Temporaries made inside it are freed (it runs in its own dispose scope).
 /// </param>
-public sealed record MappedColumn(string Name, ColumnType Type, IReadOnlyList<string> Inputs, Func<DataViewRowCursor, object> Compute);
+internal sealed record MappedColumn(string Name, ColumnType Type, IReadOnlyList<string> Inputs, Func<DataViewRowCursor, object> Compute);
 
 /// <summary>
 /// A lazy view adding or replacing columns computed row by row from a source view. Nothing is computed until a
@@ -24,7 +24,7 @@ public sealed record MappedColumn(string Name, ColumnType Type, IReadOnlyList<st
 /// Row count and shuffling are those of the source; random row access (<see cref="IRowAccessDataView"/>) is passed
 /// through when the source has it. Stages build their transformers on it.
 /// </summary>
-public sealed class MappedDataView : IRowAccessDataView
+internal sealed class MappedDataView : IRowAccessDataView
 {
     private readonly IDataView _source;
     private readonly MappedColumn?[] _mapped; // by output column index; null = passed through from the source

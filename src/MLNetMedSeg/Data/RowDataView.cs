@@ -8,7 +8,7 @@ namespace MLNetMedSeg.Data;
 /// Implement <see cref="RowCount"/> and <see cref="ComputeValue"/>; cursors, shuffling and tensor ownership are
 /// handled here. Tensors returned by <see cref="ComputeValue"/> are taken over by the cursor.
 /// </summary>
-public abstract class RowDataView : IRowAccessDataView
+internal abstract class RowDataView : IRowAccessDataView
 {
     protected RowDataView(DataViewSchema schema) => Schema = schema;
 

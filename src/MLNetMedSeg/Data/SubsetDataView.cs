@@ -8,7 +8,7 @@ namespace MLNetMedSeg.Data;
 /// order: rows are read from the source only when a cursor reaches them. Shuffling permutes the chosen rows.
 /// Used by the splits, k-fold and seeded shuffles of the data catalog.
 /// </summary>
-public sealed class SubsetDataView : IRowAccessDataView
+internal sealed class SubsetDataView : IRowAccessDataView
 {
     private readonly IRowAccessDataView _source;
     private readonly long[] _rows;
@@ -124,7 +124,7 @@ internal sealed class FilteredDataView : IDataView
 /// An in-memory copy of a view: same schema and values, every row read once when the cache is made (so epochs do not
 /// decode files again). It owns its tensors and frees them when disposed; shufflable with random row access.
 /// </summary>
-public sealed class CachedDataView : RowDataView, IDisposable
+internal sealed class CachedDataView : RowDataView, IDisposable
 {
     private readonly object[][] _rows; // [row][column]
     private bool _disposed;

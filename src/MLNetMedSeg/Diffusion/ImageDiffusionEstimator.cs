@@ -25,7 +25,7 @@ namespace MLNetMedSeg.Diffusion;
 /// training masks are written as PNG every <see cref="ImageDiffusionOptions.SampleGridEvery"/> epochs
 /// (<c>grid_epoch_NNN.png</c>) and after training (<c>grid_final.png</c>).
 /// </summary>
-public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransformer>, Microsoft.ML.IEstimator<ImageDiffusionTransformer>
+public sealed class ImageDiffusionEstimator : Microsoft.ML.IEstimator<ImageDiffusionTransformer>
 {
     /// <summary>
     /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
@@ -58,7 +58,7 @@ public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransform
 
     /// <param name="context">Seed, device, progress, log.</param>
     /// <param name="options">The options (copied; validated now).</param>
-    public ImageDiffusionEstimator(MedSegContext context, ImageDiffusionOptions options)
+    internal ImageDiffusionEstimator(MedSegContext context, ImageDiffusionOptions options)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
@@ -73,7 +73,7 @@ public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransform
     public ImageDiffusionOptions Options => _options.Clone();
 
     /// <summary>Checks the image and mask columns; returns the fitted transformer's output schema.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    internal DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         CheckTrainingSchema(inputSchema, _options);
@@ -103,7 +103,7 @@ public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransform
     /// <see cref="TrainingDivergedException"/> on a NaN/infinite loss, <see cref="OperationCanceledException"/> when
     /// cancelled.
     /// </summary>
-    public ImageDiffusionTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    internal ImageDiffusionTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(input);
         var (h, _) = CheckTrainingSchema(input.Schema, _options);
@@ -198,14 +198,14 @@ public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransform
 
         public override double? LearningRate => o.LearningRate;
 
-        public override IEnumerable<DataBatch> Batches(TrainingState state)
+        internal override IEnumerable<DataBatch> Batches(TrainingState state)
         {
             _net!.train();
             var rand = new Random((int)(MedSegContext.MixSeed(seed, "shuffle", state.Epoch) & 0x7FFFFFFF));
             return input.GetBatches([o.ImageColumn, o.MaskColumn], o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
         }
 
-        public override StepResult Step(DataBatch batch, TrainingState state)
+        internal override StepResult Step(DataBatch batch, TrainingState state)
         {
             var x0 = GaussianDiffusion.ToModelRange(batch[o.ImageColumn]);
             var cond = batch[o.MaskColumn] * 2.0 - 1.0;
@@ -300,19 +300,5 @@ public sealed class ImageDiffusionEstimator : IEstimator<ImageDiffusionTransform
         var withSep = torch.cat([rows, hsep], 2);                                        // [K, C, H + 2, 2W + 2]
         var grid = withSep.permute(1, 0, 2, 3).reshape(c, k * (h + 2), 2 * w + 2);
         return grid.narrow(1, 0, k * (h + 2) - 2).contiguous().MoveToOuterDisposeScope();
-    }
-}
-
-/// <summary>The image diffusion stage on <c>ctx.Generation</c>.</summary>
-public static class ImageDiffusionCatalogExtensions
-{
-    /// <summary>
-    /// A mask-conditioned image diffusion estimator (DASP §3.2; see <see cref="ImageDiffusionOptions"/> for the
-    /// defaults). The fitted transformer adds a generated image for each row's mask and implements <see cref="ISdEditor"/>.
-    /// </summary>
-    public static ImageDiffusionEstimator ImageDiffusion(this GenerationCatalog catalog, ImageDiffusionOptions? options = null)
-    {
-        ArgumentNullException.ThrowIfNull(catalog);
-        return new ImageDiffusionEstimator(catalog.Context, options ?? new ImageDiffusionOptions());
     }
 }

@@ -43,7 +43,7 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
     /// <param name="options">The stage's options; <see cref="ImageDiffusionOptions.SamplingSeed"/> must be set.</param>
     /// <param name="network">The ε-network (its options must be <paramref name="options"/>' resolved network).</param>
     /// <param name="history">Per-epoch training records (may be empty).</param>
-    public ImageDiffusionTransformer(MedSegContext context, ImageDiffusionOptions options, DiffusionUNet network,
+    internal ImageDiffusionTransformer(MedSegContext context, ImageDiffusionOptions options, DiffusionUNet network,
         IReadOnlyList<ImageDiffusionEpochRecord>? history = null)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -66,7 +66,7 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
     }
 
     /// <summary>The context the model samples with.</summary>
-    public MedSegContext Context { get; }
+    internal MedSegContext Context { get; }
 
     private readonly ImageDiffusionOptions _options;
 
@@ -102,7 +102,7 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
     /// pair's mask, so a mask diffusion with <see cref="BernoulliFinalStep.Mean"/> yields the same pairs as one with
     /// <see cref="BernoulliFinalStep.Threshold"/>.
     /// </summary>
-    public InMemoryDataView? DrawPairs(IDataView masks, string maskColumn, int copies, string imageColumn, ColumnType imageType,
+    internal InMemoryDataView? DrawPairs(IDataView masks, string maskColumn, int copies, string imageColumn, ColumnType imageType,
         string maskColumnOut, ColumnType maskType, CancellationToken cancellationToken = default, Device? storage = null)
     {
         var to = storage ?? torch.CPU;
@@ -184,7 +184,7 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
     }
 
     /// <summary>The schema with the generated-image column; checks the condition column (float32 [1,H,W]).</summary>
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         var c = (TensorColumnType)inputSchema.RequireTensor(_options.ConditionColumn, TensorColumnType.BinaryMask(), Name).Type;
@@ -194,7 +194,7 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
     }
 
     /// <summary>Adds the generated-image column, lazily and in batches (see the class remarks).</summary>
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -304,7 +304,7 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
     }
 
     /// <summary>Writes the header, options (JSON, with the sampling seed), the EMA weights ("weights") and the history.</summary>
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -319,7 +319,7 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
     private static ImageDiffusionTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
-    public static ImageDiffusionTransformer Load(ModelLoadContext context)
+    internal static ImageDiffusionTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var options = context.ReadOptions<ImageDiffusionOptions>(CurrentVersion)

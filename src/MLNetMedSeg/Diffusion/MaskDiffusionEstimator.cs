@@ -22,7 +22,7 @@ namespace MLNetMedSeg.Diffusion;
 /// {0, 1}: anything else is refused with the column named. Initial weights, batch orders, timesteps, noise and dropout
 /// all come from seeds derived from the context's seed: training is deterministic on the CPU.
 /// </summary>
-public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer>, Microsoft.ML.IEstimator<MaskDiffusionTransformer>
+public sealed class MaskDiffusionEstimator : Microsoft.ML.IEstimator<MaskDiffusionTransformer>
 {
     /// <summary>
     /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
@@ -49,7 +49,7 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
 
     /// <param name="context">Seed, device, progress, log.</param>
     /// <param name="options">The options (copied; validated now).</param>
-    public MaskDiffusionEstimator(MedSegContext context, MaskDiffusionOptions options)
+    internal MaskDiffusionEstimator(MedSegContext context, MaskDiffusionOptions options)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
@@ -63,7 +63,7 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
     public MaskDiffusionOptions Options => _options.Clone();
 
     /// <summary>Checks the mask (and condition) columns; returns the fitted transformer's output schema.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    internal DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         var (h, w, c) = CheckTrainingSchema(inputSchema);
@@ -100,7 +100,7 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
     };
 
     /// <summary>Trains on the mask column of <paramref name="input"/> (shuffled every epoch: it must be shuffleable, e.g. cached).</summary>
-    public MaskDiffusionTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    internal MaskDiffusionTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(input);
         var (_, _, c) = CheckTrainingSchema(input.Schema);
@@ -204,14 +204,14 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
 
         public override double? LearningRate => _o.LearningRate;
 
-        public override IEnumerable<DataBatch> Batches(TrainingState state)
+        internal override IEnumerable<DataBatch> Batches(TrainingState state)
         {
             _net!.train();
             var rand = new Random((int)(MedSegContext.MixSeed(owner._seed, "shuffle", state.Epoch) & 0x7FFFFFFF));
             return input.GetBatches(_columns, _o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
         }
 
-        public override StepResult Step(DataBatch batch, TrainingState state)
+        internal override StepResult Step(DataBatch batch, TrainingState state)
         {
             var o = _o;
             var y0 = batch[o.MaskColumn];
@@ -296,19 +296,5 @@ public sealed class MaskDiffusionEstimator : IEstimator<MaskDiffusionTransformer
             _optimizer?.Dispose();
             _generator?.Dispose();
         }
-    }
-}
-
-/// <summary>The mask diffusion stage on <c>ctx.Generation</c>.</summary>
-public static class MaskDiffusionCatalogExtensions
-{
-    /// <summary>
-    /// A Bernoulli mask diffusion estimator (DASP §3.1; see <see cref="MaskDiffusionOptions"/> for the defaults): fit it on
-    /// a view with a binary "Mask" column; the fitted transformer adds k generated masks per row ("SyntheticMask").
-    /// </summary>
-    public static MaskDiffusionEstimator MaskDiffusion(this GenerationCatalog catalog, MaskDiffusionOptions? options = null)
-    {
-        ArgumentNullException.ThrowIfNull(catalog);
-        return new MaskDiffusionEstimator(catalog.Context, options ?? new MaskDiffusionOptions());
     }
 }

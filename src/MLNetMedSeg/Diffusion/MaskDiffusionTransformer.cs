@@ -50,7 +50,7 @@ public sealed class MaskDiffusionTransformer : Core.MLNet.StageTransformer, IDis
     /// <param name="options">Schedule, sampler, size, columns, seed; the network options must match <paramref name="network"/>.</param>
     /// <param name="network">The (EMA) network; the transformer owns and disposes it.</param>
     /// <param name="history">Per-epoch training records (may be empty).</param>
-    public MaskDiffusionTransformer(MedSegContext context, MaskDiffusionModelOptions options, DiffusionUNet network,
+    internal MaskDiffusionTransformer(MedSegContext context, MaskDiffusionModelOptions options, DiffusionUNet network,
         IReadOnlyList<MaskDiffusionEpochRecord>? history = null)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -71,7 +71,7 @@ public sealed class MaskDiffusionTransformer : Core.MLNet.StageTransformer, IDis
     }
 
     /// <summary>The context the model samples with.</summary>
-    public MedSegContext Context { get; }
+    internal MedSegContext Context { get; }
 
     /// <summary>The options (do not change them).</summary>
     public MaskDiffusionModelOptions Options { get; }
@@ -112,7 +112,7 @@ public sealed class MaskDiffusionTransformer : Core.MLNet.StageTransformer, IDis
     /// <summary>ML.NET: passes rows through (the augmenter acts only while a chain is fitted).</summary>
     public override Microsoft.ML.Data.IRowToRowMapper GetRowToRowMapper(Microsoft.ML.DataViewSchema inputSchema) => IdentityMapper(GetOutputSchema(inputSchema));
 
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options, Options.Height, Options.Width, Options.Network.ConditionChannels);
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options, Options.Height, Options.Width, Options.Network.ConditionChannels);
 
     internal static DataViewSchema OutputSchema(DataViewSchema inputSchema, MaskDiffusionModelOptions o, long h, long w, long conditionChannels)
     {
@@ -138,7 +138,7 @@ public sealed class MaskDiffusionTransformer : Core.MLNet.StageTransformer, IDis
     }
 
     /// <summary>Adds k generated masks per row, lazily (see the class remarks).</summary>
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -226,7 +226,7 @@ public sealed class MaskDiffusionTransformer : Core.MLNet.StageTransformer, IDis
         MedSegContext.MixSeed(modelSeed, "row " + row.ToString(System.Globalization.CultureInfo.InvariantCulture), index);
 
     /// <summary>Writes the header, options (JSON), the network's (EMA) weights ("weights") and the history.</summary>
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -241,7 +241,7 @@ public sealed class MaskDiffusionTransformer : Core.MLNet.StageTransformer, IDis
     private static MaskDiffusionTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
-    public static MaskDiffusionTransformer Load(ModelLoadContext context)
+    internal static MaskDiffusionTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var options = context.ReadOptions<MaskDiffusionModelOptions>(CurrentVersion)

@@ -32,7 +32,7 @@ public sealed partial class EvaluationResult
     /// <param name="metric">The ranking metric (HD95: larger is worse).</param>
     /// <param name="imageColumn">The image column (default <see cref="EvaluationOptions.ImageColumn"/>).</param>
     /// <returns>The paths written, worst first then best, each in rank order.</returns>
-    public IReadOnlyList<string> WriteOverlays(string folder, IDataView data, int worst = 5, int best = 5,
+    internal IReadOnlyList<string> WriteOverlays(string folder, IDataView data, int worst = 5, int best = 5,
         SegmentationMetric metric = SegmentationMetric.Dice, string? imageColumn = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
@@ -45,9 +45,9 @@ public sealed partial class EvaluationResult
         const string consumer = "WriteOverlays";
         var schema = data.Schema;
         var imgCol = schema.RequireTensor(imageColumn, TensorColumnType.Image(), consumer);
-        var labelCol = EvaluationCatalogExtensions.CheckLabelColumn(schema, LabelColumn, IsBinary, consumer);
-        var predCol = EvaluationCatalogExtensions.CheckPredictionColumn(schema, PredictionColumn, IsBinary, NumClasses, consumer);
-        var idCol = EvaluationCatalogExtensions.CheckIdColumn(schema, Options.IdColumn, consumer);
+        var labelCol = DataViewEvaluation.CheckLabelColumn(schema, LabelColumn, IsBinary, consumer);
+        var predCol = DataViewEvaluation.CheckPredictionColumn(schema, PredictionColumn, IsBinary, NumClasses, consumer);
+        var idCol = DataViewEvaluation.CheckIdColumn(schema, Options.IdColumn, consumer);
 
         // Rank.
         bool higherBetter = MetricFormulas.HigherIsBetter(metric);

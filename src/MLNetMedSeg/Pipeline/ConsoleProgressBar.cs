@@ -43,7 +43,7 @@ public sealed class ConsoleProgressBar : IProgress<TrainingProgress>
     public TimeSpan RedirectedInterval { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Makes a bar and sets it as <paramref name="context"/>'s <see cref="MedSegContext.Progress"/>.</summary>
-    public static ConsoleProgressBar AttachTo(MedSegContext context, TextWriter? writer = null, bool? interactive = null)
+    internal static ConsoleProgressBar AttachTo(MedSegContext context, TextWriter? writer = null, bool? interactive = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         var bar = new ConsoleProgressBar(writer, interactive);

@@ -5,10 +5,11 @@ using TorchSharp.Modules;
 namespace MLNetMedSeg.Pipeline;
 
 /// <summary>
-/// A fitted stage: maps a data view to a data view (lazily where it can) and saves itself into a model file.
-/// Public and implementable by applications, as ML.NET's ITransformer, including saving.
+/// The engine's side of a fitted stage (internal; every implementation is a <see cref="Core.MLNet.StageTransformer"/>,
+/// which is what applications see, as an ML.NET <c>ITransformer</c>): maps the engine's tensor data view to another
+/// (lazily where it can) and writes its model entry.
 /// </summary>
-public interface ITransformer
+internal interface ITransformer
 {
     /// <summary>The schema <see cref="Transform"/> would produce; throws <see cref="SchemaException"/> on a missing/wrong column.</summary>
     DataViewSchema GetOutputSchema(DataViewSchema inputSchema);
@@ -18,43 +19,6 @@ public interface ITransformer
 
     /// <summary>Writes options, weights and anything else needed to rebuild this transformer (see <see cref="ModelSaveContext"/>).</summary>
     void Save(ModelSaveContext context);
-}
-
-/// <summary>
-/// An unfitted stage: learns from data and returns a transformer. <see cref="GetOutputSchema"/> lets a chain check
-/// every stage's inputs before any training starts.
-/// </summary>
-public interface IEstimator<out TTransformer> where TTransformer : ITransformer
-{
-    /// <summary>The schema the fitted transformer will produce; throws <see cref="SchemaException"/> naming a missing/wrong column.</summary>
-    DataViewSchema GetOutputSchema(DataViewSchema inputSchema);
-
-    /// <summary>Trains on <paramref name="input"/>. Long fits report progress through the context and honour cancellation.</summary>
-    TTransformer Fit(IDataView input, CancellationToken cancellationToken = default);
-}
-
-/// <summary>
-/// When a transformer in a chain applies. Augmenters are <see cref="Training"/>-only: they enrich the data used to
-/// fit later stages but are skipped when the fitted pipeline transforms new data (<see cref="Scoring"/>).
-/// </summary>
-[Flags]
-public enum TransformerScope
-{
-    None = 0,
-    Training = 1,
-    Testing = 2,
-    Scoring = 4,
-    TrainTest = Training | Testing,
-    Everything = Training | Testing | Scoring,
-}
-
-/// <summary>
-/// A transformer that can say, for itself, when it applies (e.g. an augmenter defaults to Training); chains use it
-/// when the caller gives no scope.
-/// </summary>
-public interface IScopedTransformer : ITransformer
-{
-    TransformerScope DefaultScope { get; }
 }
 
 /// <summary>Progress of a long-running stage: which stage, where it is, the loss, speed and time left.</summary>

@@ -7,10 +7,10 @@ using TorchSharp.Modules;
 namespace MLNetMedSeg.Pipeline;
 
 /// <summary>Severity of a log message.</summary>
-public enum LogLevel { Trace, Info, Warning, Error }
+internal enum LogLevel { Trace, Info, Warning, Error }
 
 /// <summary>A message logged by a stage.</summary>
-public sealed class LogEventArgs(LogLevel level, string source, string message) : EventArgs
+internal sealed class LogEventArgs(LogLevel level, string source, string message) : EventArgs
 {
     public LogLevel Level { get; } = level;
     public string Source { get; } = source;
@@ -19,14 +19,15 @@ public sealed class LogEventArgs(LogLevel level, string source, string message) 
 }
 
 /// <summary>
-/// The entry point, as ML.NET's MLContext: seed, device, threads, logging and progress, and the catalogs through
-/// which every stage is created (<see cref="Data"/>, <see cref="Generation"/>, <see cref="Augmentation"/>,
-/// <see cref="Segmentation"/>, <see cref="Evaluation"/>, <see cref="Model"/>).
+/// What a stage's engine runs with (internal): seed stream, device, threads, logging, progress and cancellation.
+/// Applications never make one: <c>ml.MedSeg()</c> gives each stage its own, derived from the <see cref="Microsoft.ML.MLContext"/>
+/// (seed from the MLContext's seed and the stage's stable name, device from GpuDeviceId/FallbackToCpu, log to ml.Log;
+/// see <see cref="Core.MLNet.MLContextBridge"/>).
 /// Randomness: each component asks for its own seed (<see cref="DeriveSeed"/>) derived from the context's seed
 /// and the component's name, so adding a stage does not change another stage's stream; nothing here touches
 /// libtorch's global generator.
 /// </summary>
-public sealed class MedSegContext
+internal sealed class MedSegContext
 {
     private readonly Dictionary<string, int> _seedCounters = new(StringComparer.Ordinal);
     private readonly object _lock = new();
@@ -52,12 +53,6 @@ public sealed class MedSegContext
             if (t <= 0) throw new ArgumentOutOfRangeException(nameof(threads), t, "threads must be positive");
             torch.set_num_threads(t);
         }
-        Data = new DataCatalog(this);
-        Generation = new GenerationCatalog(this);
-        Augmentation = new AugmentationCatalog(this);
-        Segmentation = new SegmentationCatalog(this);
-        Evaluation = new EvaluationCatalog(this);
-        Model = new ModelOperationsCatalog(this);
     }
 
     /// <summary>The master seed (the one given, or the one drawn).</summary>
@@ -89,13 +84,6 @@ public sealed class MedSegContext
     /// <summary>Log messages of every stage.</summary>
     public event EventHandler<LogEventArgs>? Log;
 
-    public DataCatalog Data { get; }
-    public GenerationCatalog Generation { get; }
-    public AugmentationCatalog Augmentation { get; }
-    public SegmentationCatalog Segmentation { get; }
-    public EvaluationCatalog Evaluation { get; }
-    public ModelOperationsCatalog Model { get; }
-
     /// <summary>
     /// A seed for the n-th component named <paramref name="component"/> created from this context: a hash of
     /// (master seed, name, n). Same context seed and same construction order per name → same seeds.
@@ -111,14 +99,8 @@ public sealed class MedSegContext
         return MixSeed((ulong)Seed, component, n);
     }
 
-    /// <summary>A deterministic 64-bit seed from a base seed, a name and an index (SHA-256 based, platform independent).</summary>
-    public static ulong MixSeed(ulong baseSeed, string name, int index)
-    {
-        var bytes = Encoding.UTF8.GetBytes($"{baseSeed}|{name}|{index}");
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(bytes, hash);
-        return BitConverter.ToUInt64(hash[..8]);
-    }
+    /// <summary>A deterministic 64-bit seed from a base seed, a name and an index (see <see cref="Seeds.Mix"/>).</summary>
+    public static ulong MixSeed(ulong baseSeed, string name, int index) => Seeds.Mix(baseSeed, name, index);
 
     /// <summary>A libtorch generator on this context's device for one component.</summary>
     public Generator CreateGenerator(string component) => new(DeriveSeed(component), Device);
@@ -132,27 +114,3 @@ public sealed class MedSegContext
     /// <summary>Reports progress to <see cref="Progress"/>.</summary>
     public void ReportProgress(TrainingProgress progress) => Progress?.Report(progress);
 }
-
-/// <summary>Base of the catalogs: each stage adds its factory methods as extension methods on its catalog.</summary>
-public abstract class CatalogBase(MedSegContext context)
-{
-    public MedSegContext Context { get; } = context;
-}
-
-/// <summary>Loading, transforming, splitting and caching data.</summary>
-public sealed class DataCatalog(MedSegContext context) : CatalogBase(context);
-
-/// <summary>Generative stages: mask diffusion, conditional image diffusion.</summary>
-public sealed class GenerationCatalog(MedSegContext context) : CatalogBase(context);
-
-/// <summary>Classic and adversarial augmenters, deformation attackers.</summary>
-public sealed class AugmentationCatalog(MedSegContext context) : CatalogBase(context);
-
-/// <summary>Segmentation trainers.</summary>
-public sealed class SegmentationCatalog(MedSegContext context) : CatalogBase(context);
-
-/// <summary>Metrics: IoU, Dice and the rest.</summary>
-public sealed class EvaluationCatalog(MedSegContext context) : CatalogBase(context);
-
-/// <summary>Saving and loading fitted pipelines (one zip per pipeline).</summary>
-public sealed class ModelOperationsCatalog(MedSegContext context) : CatalogBase(context);

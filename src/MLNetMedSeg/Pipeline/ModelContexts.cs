@@ -8,7 +8,7 @@ namespace MLNetMedSeg.Pipeline;
 /// What a transformer writes when saved: its entry header (signature, version written, oldest version that can read
 /// it, loader name), options as JSON, weights as safetensors, and child transformers. One context per model entry.
 /// </summary>
-public abstract class ModelSaveContext
+internal abstract class ModelSaveContext
 {
     /// <summary>
     /// Declares this entry: <paramref name="signature"/> names the registered loader (e.g. "MEDSEG.RESIZE");
@@ -38,7 +38,7 @@ public abstract class ModelSaveContext
 }
 
 /// <summary>What a loader reads back: the mirror of <see cref="ModelSaveContext"/>, with validation.</summary>
-public abstract class ModelLoadContext
+internal abstract class ModelLoadContext
 {
     /// <summary>The context of the application loading the model (device, logging).</summary>
     public abstract MedSegContext Context { get; }

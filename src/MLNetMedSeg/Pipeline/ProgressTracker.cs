@@ -28,7 +28,7 @@ public sealed class ProgressTracker
     /// <param name="stepsPerEpoch">Steps (batches) per epoch; 0 when unknown (no ETA then).</param>
     /// <param name="cancellationToken">Checked at every step and epoch end.</param>
     /// <param name="timeProvider">The clock (default: <see cref="TimeProvider.System"/>; tests pass a fake one).</param>
-    public ProgressTracker(MedSegContext context, string stage, int epochs, long stepsPerEpoch,
+    internal ProgressTracker(MedSegContext context, string stage, int epochs, long stepsPerEpoch,
         CancellationToken cancellationToken = default, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(context);

@@ -6,10 +6,10 @@ namespace MLNetMedSeg.Pipeline;
 /// An estimator with nothing to learn (as ML.NET's TrivialEstimator): it wraps a ready transformer, made (and its
 /// options validated) when the estimator is constructed, and <see cref="Fit(Microsoft.ML.IDataView)"/> only checks the input schema.
 /// </summary>
-public abstract class TrivialEstimator<TTransformer> : IEstimator<TTransformer>, Microsoft.ML.IEstimator<TTransformer>
+public abstract class TrivialEstimator<TTransformer> : Microsoft.ML.IEstimator<TTransformer>
     where TTransformer : Core.MLNet.StageTransformer
 {
-    protected TrivialEstimator(TTransformer transformer)
+    private protected TrivialEstimator(TTransformer transformer)
     {
         ArgumentNullException.ThrowIfNull(transformer);
         Transformer = transformer;
@@ -18,9 +18,9 @@ public abstract class TrivialEstimator<TTransformer> : IEstimator<TTransformer>,
     /// <summary>The transformer <see cref="Fit(Microsoft.ML.IDataView)"/> returns.</summary>
     protected TTransformer Transformer { get; }
 
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Transformer.GetOutputSchema(inputSchema);
+    internal DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Transformer.GetOutputSchema(inputSchema);
 
-    public TTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    internal TTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(input);
         Transformer.GetOutputSchema(input.Schema);

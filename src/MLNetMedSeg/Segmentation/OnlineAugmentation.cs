@@ -23,8 +23,8 @@ public interface IOnlineAugmentation
     /// <summary>One line for the log (e.g. "Diff-PGD + W, 2 copies, every epoch").</summary>
     string Description { get; }
 
-    /// <summary>A fresh augmenter for one Fit, owned by the trainer.</summary>
-    IOnlineAugmenter CreateAugmenter(ulong seed);
+    /// <summary>A fresh augmenter for one Fit, owned by the trainer (engine side: implementations live in this library).</summary>
+    internal IOnlineAugmenter CreateAugmenter(ulong seed);
 
     /// <summary>A copy (what the trainer keeps).</summary>
     IOnlineAugmentation Clone();
@@ -34,7 +34,7 @@ public interface IOnlineAugmentation
 }
 
 /// <summary>One Fit's online augmenter: regenerates its rows against the current network.</summary>
-public interface IOnlineAugmenter : IDisposable
+internal interface IOnlineAugmenter : IDisposable
 {
     /// <summary>
     /// The rows for the coming epochs, under the trainer's image and mask columns; owned by the augmenter (valid until
@@ -54,7 +54,7 @@ public interface IOnlineAugmenter : IDisposable
 /// <param name="Device">Where the network runs.</param>
 /// <param name="Epoch">The 1-based epoch about to start.</param>
 /// <param name="CancellationToken">The run's cancellation.</param>
-public sealed record OnlineAugmentationRequest(MedSegContext Context, nn.Module Network, Func<Tensor, Tensor> Logits, IDataView TrainingData,
+internal sealed record OnlineAugmentationRequest(MedSegContext Context, nn.Module Network, Func<Tensor, Tensor> Logits, IDataView TrainingData,
     string ImageColumn, string MaskColumn, int BatchSize, Device Device, int Epoch, CancellationToken CancellationToken);
 
 /// <summary>
@@ -62,7 +62,7 @@ public sealed record OnlineAugmentationRequest(MedSegContext Context, nn.Module 
 /// <c>Augmentation.AugmentedTrainingData</c>): to ML.NET it is the real data; to the trainer it also carries generated
 /// pairs and an online augmentation to run on them.
 /// </summary>
-public interface IAugmentedTrainingInput
+internal interface IAugmentedTrainingInput
 {
     /// <summary>The real data, which is all ML.NET sees.</summary>
     Microsoft.ML.IDataView Input { get; }
@@ -91,7 +91,7 @@ public static class TrainingPool
     /// image and mask columns (under the real data's names and types) and <paramref name="flagColumn"/>. With
     /// <paramref name="realFlagColumn"/>, a real row whose value there is ≠ 0 is flagged augmented too.
     /// </summary>
-    public static InMemoryDataView Join(IDataView real, IDataView augmented, string imageColumn, string maskColumn, string flagColumn,
+    internal static InMemoryDataView Join(IDataView real, IDataView augmented, string imageColumn, string maskColumn, string flagColumn,
         string? realFlagColumn = null, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(real);

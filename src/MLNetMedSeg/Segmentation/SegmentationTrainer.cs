@@ -25,7 +25,7 @@ namespace MLNetMedSeg.Segmentation;
 /// the CPU given the context's seed (the seed is
 /// derived when the trainer is created: fitting the same trainer twice gives the same model).
 /// </summary>
-public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, Microsoft.ML.IEstimator<SegmentationTransformer>
+public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTransformer>
 {
     /// <summary>
     /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
@@ -123,7 +123,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
 
     /// <param name="context">Seed, device, progress, log.</param>
     /// <param name="options">The options (copied; validated now).</param>
-    public SegmentationTrainer(MedSegContext context, SegmentationTrainerOptions options)
+    internal SegmentationTrainer(MedSegContext context, SegmentationTrainerOptions options)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
@@ -137,7 +137,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
     public SegmentationTrainerOptions Options => _options.Clone();
 
     /// <summary>Checks the image, mask and weight columns; returns the fitted transformer's output schema.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    internal DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         CheckTrainingSchema(inputSchema, _options);
@@ -171,7 +171,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
     /// checkpoint stays in the folder). After a resume, progress reports count epochs from the resume point (the log
     /// and <see cref="SegmentationEpochRecord"/>s use absolute epoch numbers).
     /// </summary>
-    public SegmentationTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    internal SegmentationTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(input);
         var o = _options;
@@ -321,7 +321,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
             _pool = TrainingPool.Join(_input, rows, _o.ImageColumn, _o.MaskColumn, AttackFlagColumn, _o.SampleWeightColumn, _device);
         }
 
-        public override IEnumerable<DataBatch> Batches(TrainingState state)
+        internal override IEnumerable<DataBatch> Batches(TrainingState state)
         {
             var o = _o;
             _net!.train();
@@ -333,7 +333,7 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
             return _input.GetBatches(columns, o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
         }
 
-        public override StepResult Step(DataBatch batch, TrainingState state)
+        internal override StepResult Step(DataBatch batch, TrainingState state)
         {
             var o = _o;
             var net = _net!;
@@ -468,16 +468,5 @@ public sealed class SegmentationTrainer : IEstimator<SegmentationTransformer>, M
             _optimizer?.Dispose();
             _generator?.Dispose();
         }
-    }
-}
-
-/// <summary>The segmentation trainer on <c>ctx.Segmentation</c>.</summary>
-public static class SegmentationCatalogExtensions
-{
-    /// <summary>A trainer of a segmentation network (see <see cref="SegmentationTrainerOptions"/> for the defaults and DASP's settings).</summary>
-    public static SegmentationTrainer Trainer(this SegmentationCatalog catalog, SegmentationTrainerOptions? options = null)
-    {
-        ArgumentNullException.ThrowIfNull(catalog);
-        return new SegmentationTrainer(catalog.Context, options ?? new SegmentationTrainerOptions());
     }
 }

@@ -119,7 +119,7 @@ public sealed class SegmentationTrainerOptions
     /// (mDice, the papers' convention, threshold 0.5). Not saved with the model. Default null.
     /// </summary>
     [JsonIgnore]
-    public IDataView? ValidationData { get; set; }
+    internal IDataView? ValidationData { get; set; }
 
     /// <summary>With validation data: restore the weights of the epoch with the best validation mDice at the end (default true).</summary>
     public bool RestoreBestCheckpoint { get; set; } = true;

@@ -70,7 +70,7 @@ public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDisp
     /// <param name="options">Columns, threshold, TTA and the network's options (must match <paramref name="network"/>).</param>
     /// <param name="network">The network; the transformer owns and disposes it.</param>
     /// <param name="history">Per-epoch training records (may be empty).</param>
-    public SegmentationTransformer(MedSegContext context, SegmentationModelOptions options, SegmentationNetwork network,
+    internal SegmentationTransformer(MedSegContext context, SegmentationModelOptions options, SegmentationNetwork network,
         IReadOnlyList<SegmentationEpochRecord>? history = null)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -92,7 +92,7 @@ public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDisp
     }
 
     /// <summary>The context the model predicts with.</summary>
-    public MedSegContext Context { get; }
+    internal MedSegContext Context { get; }
 
     /// <summary>The options (a copy is kept; do not change this instance's network options).</summary>
     public SegmentationModelOptions Options { get; }
@@ -107,7 +107,7 @@ public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDisp
     public IReadOnlyList<SegmentationEpochRecord> History { get; }
 
     /// <summary>The schema with the probability and predicted columns; checks the image column.</summary>
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options);
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options);
 
     /// <summary>
     /// The best validation mDice seen in training and its epoch (the first epoch reaching it), or null without
@@ -136,7 +136,7 @@ public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDisp
     }
 
     /// <summary>Adds the probability and predicted columns, lazily (see the class remarks).</summary>
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -195,7 +195,7 @@ public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDisp
     private Tensor Threshold(Tensor p) => IsBinary ? p.ge(Options.Threshold).to(ScalarType.Float32) : p.argmax(1);
 
     /// <summary>Writes the header, options (JSON), network weights (safetensors, "weights") and the training history (JSON text).</summary>
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -210,7 +210,7 @@ public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDisp
     private static SegmentationTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
-    public static SegmentationTransformer Load(ModelLoadContext context)
+    internal static SegmentationTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         if (context.Version > CurrentVersion)

@@ -48,7 +48,7 @@ public sealed class CudaSegmentationTests
         using var test = Discs(16, 33);
         using var model = ctx.Segmentation.Trainer(Options(8)).Fit(train);
         Assert.IsTrue(model.Network.parameters().All(p => p.device.ToString() == Gpu.ToString()), $"the network's weights are not on {Gpu}");
-        var res = ctx.Evaluation.EvaluateBinary(model.Transform(test));
+        var res = DataViewEvaluation.EvaluateBinary(ctx, model.Transform(test));
         Console.WriteLine($"{Gpu} held-out mDice {res.MeanDice:F4}");
         Assert.IsTrue(res.MeanDice > 0.8, $"held-out mDice {res.MeanDice:F3}");
         Assert.IsTrue(model.History[^1].TrainLoss < model.History[0].TrainLoss, "the training loss did not fall");

@@ -115,7 +115,7 @@ public sealed class DaspFlowTests
             o.GeneratedMasks = attack is not null; // also covers images drawn for the real masks
             using var model = ctx.Segmentation.Dasp(o).Fit(data);
             Assert.AreEqual(o.GeneratedMasks, model.MaskDiffusion is not null);
-            var result = ctx.Evaluation.EvaluateBinary(model.Transform(test));
+            var result = DataViewEvaluation.EvaluateBinary(ctx, model.Transform(test));
             // The trivial baseline (all background) scores Dice 0 on every disc.
             Assert.IsTrue(result.MeanDice > 0.5, $"attack {attack?.Method.ToString() ?? "none"}, every {every}: held-out mDice {result.MeanDice:F3}");
         }

@@ -76,7 +76,7 @@ public sealed class DataTransformWorkoutTests
                     Assert.IsTrue(EstimatorWorkout.BitIdentical(ca.GetTensor("Mask"), cb.GetTensor("Mask"), out var d2), d2);
                 }
             // a trivial "prediction" (the ground truth itself) evaluates to perfect scores through the same view
-            var result = ctx.Evaluation.EvaluateBinary(b, "Mask", "Mask");
+            var result = DataViewEvaluation.EvaluateBinary(ctx, b, "Mask", "Mask");
             MetricsAssert.AtLeast(result, dice: 1.0, iou: 1.0);
             (loaded as IDisposable)?.Dispose();
         }

@@ -26,7 +26,7 @@ public class CatalogAndAssertTests
         var ctx = new MedSegContext(seed: 3);
         var logs = new List<string>();
         ctx.Log += (_, e) => logs.Add(e.ToString());
-        var r = ctx.Evaluation.EvaluateBinary(view, options: new EvaluationOptions { BatchSize = 2 });
+        var r = DataViewEvaluation.EvaluateBinary(ctx, view, options: new EvaluationOptions { BatchSize = 2 });
         CollectionAssert.AreEqual(ids, r.Images.Select(i => i.Id).ToArray());
         Assert.AreEqual("Mask", r.LabelColumn);
         Assert.AreEqual("Probability", r.PredictionColumn);

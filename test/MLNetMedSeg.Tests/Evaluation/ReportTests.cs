@@ -111,7 +111,7 @@ public class ReportTests
         var images = ids.Select(_ => torch.full([3, h, w], 0.5, ScalarType.Float32)).ToArray();
         using var view = BinaryView(ids, masks, probs, images);
         var ctx = new MLNetMedSeg.Pipeline.MedSegContext(seed: 1);
-        var r = ctx.Evaluation.EvaluateBinary(view);
+        var r = DataViewEvaluation.EvaluateBinary(ctx, view);
         string dir = Path.Combine(Path.GetTempPath(), "medseg-eval-" + Guid.NewGuid().ToString("N"));
         try
         {

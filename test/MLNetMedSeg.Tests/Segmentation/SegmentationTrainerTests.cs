@@ -50,7 +50,7 @@ public sealed class SegmentationTrainerTests
     private static EvaluationResult Evaluate(MedSegContext ctx, SegmentationTransformer model, IDataView data, int classes = 1)
     {
         var scored = model.Transform(data);
-        return classes == 1 ? ctx.Evaluation.EvaluateBinary(scored) : ctx.Evaluation.EvaluateMultiClass(scored, classes);
+        return classes == 1 ? DataViewEvaluation.EvaluateBinary(ctx, scored) : DataViewEvaluation.EvaluateMultiClass(ctx, scored, classes);
     }
 
     private static Dictionary<string, float[]> Weights(SegmentationTransformer model) =>

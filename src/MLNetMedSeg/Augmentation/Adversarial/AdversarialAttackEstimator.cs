@@ -13,7 +13,7 @@ namespace MLNetMedSeg.Augmentation.Adversarial;
 /// the caller's: the transformer uses them and does not dispose them. The seed is derived from the context when the
 /// estimator is created.
 /// </summary>
-public sealed class AdversarialAttackEstimator : IEstimator<AdversarialAttackTransformer>, Microsoft.ML.IEstimator<AdversarialAttackTransformer>
+public sealed class AdversarialAttackEstimator : Microsoft.ML.IEstimator<AdversarialAttackTransformer>
 {
     /// <summary>
     /// ML.NET: checks the columns of an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as
@@ -40,7 +40,7 @@ public sealed class AdversarialAttackEstimator : IEstimator<AdversarialAttackTra
     /// <param name="segmenter">The fitted segmenter to attack.</param>
     /// <param name="options">The attack (copied; validated now; default DASP's).</param>
     /// <param name="sdEditor">The SDEdit model (the conditional image diffusion stage); required by Diff-PGD and DASP.</param>
-    public AdversarialAttackEstimator(MedSegContext context, SegmentationTransformer segmenter, AdversarialAttackOptions? options = null, ISdEditor? sdEditor = null)
+    internal AdversarialAttackEstimator(MedSegContext context, SegmentationTransformer segmenter, AdversarialAttackOptions? options = null, ISdEditor? sdEditor = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(segmenter);
@@ -59,42 +59,14 @@ public sealed class AdversarialAttackEstimator : IEstimator<AdversarialAttackTra
     public AdversarialAttackOptions Options => _options.Clone();
 
     /// <summary>Checks the image and mask columns; returns the schema with the output columns.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => AdversarialAttackTransformer.OutputSchema(inputSchema, _options, _segmenter);
+    internal DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => AdversarialAttackTransformer.OutputSchema(inputSchema, _options, _segmenter);
 
     /// <summary>Checks the schema and returns the transformer (no training).</summary>
-    public AdversarialAttackTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    internal AdversarialAttackTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(input);
         GetOutputSchema(input.Schema);
         cancellationToken.ThrowIfCancellationRequested();
         return new AdversarialAttackTransformer(_options, _segmenter, _sdEditor, _seed, ownsSegmenter: false, ownsSdEditor: false);
-    }
-}
-
-/// <summary>The adversarial augmenters on <c>ctx.Augmentation</c>.</summary>
-public static class AdversarialCatalogExtensions
-{
-    /// <summary>
-    /// An adversarial augmenter stage attacking <paramref name="segmenter"/> (default options: DASP; see the presets on
-    /// <see cref="AdversarialAttackOptions"/>). Diff-PGD and DASP need <paramref name="sdEditor"/>.
-    /// </summary>
-    public static AdversarialAttackEstimator AdversarialAttack(this AugmentationCatalog catalog, SegmentationTransformer segmenter,
-        AdversarialAttackOptions? options = null, ISdEditor? sdEditor = null)
-    {
-        ArgumentNullException.ThrowIfNull(catalog);
-        return new AdversarialAttackEstimator(catalog.Context, segmenter, options, sdEditor);
-    }
-
-    /// <summary>
-    /// Offline adversarial augmentation (DASP §3.4): attacks <paramref name="segmenter"/> on every row of
-    /// <paramref name="data"/> <see cref="AdversarialPairsOptions.Copies"/> times (N′ = 2N by default, as DASP) and returns
-    /// the real rows followed by the attacked pairs, with an <see cref="AdversarialPairsOptions.IsAugmentedColumn"/> flag
-    /// for the trainer's Eq. 11 (<see cref="SegmentationTrainerOptions.SampleWeightColumn"/>). See <see cref="AdversarialPairs"/>.
-    /// </summary>
-    public static InMemoryDataView AdversarialPairs(this AugmentationCatalog catalog, IDataView data, SegmentationTransformer segmenter,
-        AdversarialAttackOptions? options = null, ISdEditor? sdEditor = null, AdversarialPairsOptions? pairs = null, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(catalog);
-        return Adversarial.AdversarialPairs.Generate(catalog.Context, data, segmenter, options, sdEditor, pairs, cancellationToken);
     }
 }

@@ -28,13 +28,13 @@ public sealed class AdversarialAttackModelOptions
 /// <see cref="AdversarialAttackOptions.BatchSize"/> rows ahead, attacks them at once on the segmenter's device and
 /// serves them one at a time (rows of different sizes are attacked one by one). Row r (the cursor's position) draws its
 /// random start from (seed, r) and a batch its SDEdit noise from (seed, first row): the same seed, order and batch size
-/// give bit-identical outputs, also after save and load. It is an augmenter: in a chain it applies in
-/// <see cref="TransformerScope.Training"/> only by default.
+/// give bit-identical outputs, also after save and load. It is an augmenter: append it to an ML.NET chain
+/// with <c>TransformerScope.Training</c> so that it applies only while later stages are fitted.
 /// Saving writes the segmenter as the child entry "segmenter" and the SDEdit model, when it is an
 /// <see cref="ITransformer"/>, as "sdeditor". An SDEdit model that is not a transformer is not saved: after loading,
 /// set <see cref="SdEditor"/> again before transforming (the error says so).
 /// </summary>
-public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, IScopedTransformer, IDisposable
+public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, IDisposable
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.ADVERSARIAL_ATTACK";
@@ -70,9 +70,6 @@ public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, 
     /// <summary>The seed every row's draws derive from.</summary>
     public ulong Seed { get; }
 
-    /// <summary>Augmenters apply when training only.</summary>
-    public TransformerScope DefaultScope => TransformerScope.Training;
-
     /// <summary>
     /// The SDEdit model Diff-PGD refines with. Set it after loading a model whose SDEdit model could not be saved
     /// (one that is not an <see cref="ITransformer"/>); its image channels must match the segmenter's.
@@ -103,7 +100,7 @@ public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, 
     }
 
     /// <summary>Checks the image and mask columns against the segmenter and adds the output columns.</summary>
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, _options, Segmenter);
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, _options, Segmenter);
 
     internal static DataViewSchema OutputSchema(DataViewSchema inputSchema, AdversarialAttackOptions o, SegmentationTransformer segmenter)
     {
@@ -121,7 +118,7 @@ public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, 
     }
 
     /// <summary>Adds the attacked-image column (and the optional ones), lazily; see the class remarks.</summary>
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -143,7 +140,7 @@ public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, 
     }
 
     /// <summary>Writes the header, the options (with the seed), the segmenter and, when it is a transformer, the SDEdit model.</summary>
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -161,7 +158,7 @@ public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, 
     private static AdversarialAttackTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
-    public static AdversarialAttackTransformer Load(ModelLoadContext context)
+    internal static AdversarialAttackTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var saved = context.ReadOptions<AdversarialAttackModelOptions>(CurrentVersion)

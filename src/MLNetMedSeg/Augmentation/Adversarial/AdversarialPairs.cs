@@ -72,7 +72,7 @@ public static class AdversarialPairs
     /// <param name="sdEditor">The SDEdit model; required by Diff-PGD / DASP.</param>
     /// <param name="pairs">Copies, flag and id columns (default: 2 copies, real rows included).</param>
     /// <param name="cancellationToken">Checked between batches and steps.</param>
-    public static InMemoryDataView Generate(MedSegContext context, IDataView data, SegmentationTransformer segmenter,
+    internal static InMemoryDataView Generate(MedSegContext context, IDataView data, SegmentationTransformer segmenter,
         AdversarialAttackOptions? options = null, ISdEditor? sdEditor = null, AdversarialPairsOptions? pairs = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);

@@ -35,10 +35,10 @@ public sealed class AdversarialTrainingTransformer : Core.MLNet.StageTransformer
     public OnlineAdversarialOptions Options { get; }
 
     /// <summary>Nothing changes in the library's view either: the request travels with ML.NET data only.</summary>
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => inputSchema ?? throw new ArgumentNullException(nameof(inputSchema));
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => inputSchema ?? throw new ArgumentNullException(nameof(inputSchema));
 
     /// <inheritdoc/>
-    public override IDataView Transform(IDataView input) => input ?? throw new ArgumentNullException(nameof(input));
+    internal override IDataView Transform(IDataView input) => input ?? throw new ArgumentNullException(nameof(input));
 
     /// <summary>ML.NET: the input, carrying the attack request for the trainer.</summary>
     public override Microsoft.ML.IDataView Transform(Microsoft.ML.IDataView input) =>
@@ -51,7 +51,7 @@ public sealed class AdversarialTrainingTransformer : Core.MLNet.StageTransformer
     /// <summary>ML.NET: passes rows through.</summary>
     public override Microsoft.ML.Data.IRowToRowMapper GetRowToRowMapper(Microsoft.ML.DataViewSchema inputSchema) => IdentityMapper(inputSchema);
 
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
@@ -62,7 +62,7 @@ public sealed class AdversarialTrainingTransformer : Core.MLNet.StageTransformer
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
     /// <summary>Rebuilds a saved stage.</summary>
-    public static AdversarialTrainingTransformer Load(ModelLoadContext context)
+    internal static AdversarialTrainingTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         return new AdversarialTrainingTransformer(context.ReadOptions<OnlineAdversarialOptions>(CurrentVersion));

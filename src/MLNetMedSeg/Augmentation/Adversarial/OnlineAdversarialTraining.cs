@@ -35,7 +35,7 @@ public sealed class OnlineAdversarialOptions : ISourcedOnlineAugmentation
     /// and types. Copies·|Source| attacked rows are spread evenly over each epoch's real batches. Not saved.
     /// </summary>
     [JsonIgnore]
-    public IDataView? Source { get; set; }
+    internal IDataView? Source { get; set; }
 
     /// <summary>The SDEdit model Diff-PGD / DASP need (not saved).</summary>
     [JsonIgnore]
@@ -52,7 +52,9 @@ public sealed class OnlineAdversarialOptions : ISourcedOnlineAugmentation
     IOnlineAugmentation IOnlineAugmentation.Clone() => Clone();
 
     /// <inheritdoc/>
-    public IOnlineAugmentation On(IDataView source, ISdEditor? sdEditor)
+    IOnlineAugmentation ISourcedOnlineAugmentation.On(IDataView source, ISdEditor? sdEditor) => On(source, sdEditor);
+
+    internal IOnlineAugmentation On(IDataView source, ISdEditor? sdEditor)
     {
         ArgumentNullException.ThrowIfNull(source);
         var c = Clone();
@@ -70,7 +72,7 @@ public sealed class OnlineAdversarialOptions : ISourcedOnlineAugmentation
         $"{Attack.Method}{(Attack.UncertaintyWeighting ? " + W" : "")}, {Copies} attacked cop{(Copies == 1 ? "y" : "ies")} of each {(Source is null ? "training row" : "source row")}, every {(EveryEpochs == 1 ? "epoch" : $"{EveryEpochs} epochs")}";
 
     /// <inheritdoc/>
-    public IOnlineAugmenter CreateAugmenter(ulong seed) => new OnlineAdversarialAugmenter(this, seed);
+    IOnlineAugmenter IOnlineAugmentation.CreateAugmenter(ulong seed) => new OnlineAdversarialAugmenter(this, seed);
 
     /// <summary>Checks every option; throws <see cref="ArgumentException"/> naming the offending one.</summary>
     public void Validate()

@@ -56,7 +56,7 @@ public static class MLContextBridge
     /// A library context for one stage of <paramref name="env"/>: seed = hash(MLContext seed, <paramref name="stage"/>)
     /// (a random seed when the MLContext has none), the device of <see cref="DeviceFor"/>, log lines to ML.NET's log.
     /// </summary>
-    public static MedSegContext ContextFor(IHostEnvironment env, string stage)
+    internal static MedSegContext ContextFor(IHostEnvironment env, string stage)
     {
         ArgumentNullException.ThrowIfNull(env);
         ArgumentException.ThrowIfNullOrEmpty(stage);
@@ -106,7 +106,7 @@ public static class MLContextBridge
     /// adds its columns, and those come back as vectors of Single (or text / double). Columns the stage does not touch
     /// are returned as given, so ML.NET's later stages see their types unchanged.
     /// </summary>
-    public static SchemaShape PropagateShape(SchemaShape input, Func<Data.DataViewSchema, Data.DataViewSchema> stageSchema)
+    internal static SchemaShape PropagateShape(SchemaShape input, Func<Data.DataViewSchema, Data.DataViewSchema> stageSchema)
     {
         ArgumentNullException.ThrowIfNull(input);
         var b = new Data.DataViewSchema.Builder();

@@ -13,7 +13,7 @@ public static class MLNetData
     /// Training shuffles every epoch: data that cannot be shuffled (a streaming loader) is read once into memory — a
     /// <see cref="CachedDataView"/> that the caller disposes (or use <see cref="Fit"/>, which does).
     /// </summary>
-    public static Data.IDataView ForTraining(MLDataView input)
+    internal static Data.IDataView ForTraining(MLDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         var view = new MLNetInputView(input);
@@ -26,7 +26,7 @@ public static class MLNetData
     /// is read — then <paramref name="fit"/> trains on the data as <see cref="ForTraining"/> gives it (shuffleable),
     /// and the in-memory copy made for data that cannot be shuffled is disposed afterwards.
     /// </summary>
-    public static T Fit<T>(MLDataView input, Func<Data.DataViewSchema, Data.DataViewSchema> schemaCheck, Func<Data.IDataView, T> fit)
+    internal static T Fit<T>(MLDataView input, Func<Data.DataViewSchema, Data.DataViewSchema> schemaCheck, Func<Data.IDataView, T> fit)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(schemaCheck);
@@ -47,7 +47,7 @@ public static class MLNetData
     /// Runs a stage's schema check on the library's view of <paramref name="schema"/>; a column the ML.NET data has but
     /// the library cannot read is named as such in the <see cref="SchemaException"/>.
     /// </summary>
-    public static Data.DataViewSchema CheckSchema(Microsoft.ML.DataViewSchema schema, Func<Data.DataViewSchema, Data.DataViewSchema> schemaCheck)
+    internal static Data.DataViewSchema CheckSchema(Microsoft.ML.DataViewSchema schema, Func<Data.DataViewSchema, Data.DataViewSchema> schemaCheck)
     {
         ArgumentNullException.ThrowIfNull(schema);
         ArgumentNullException.ThrowIfNull(schemaCheck);
@@ -56,7 +56,7 @@ public static class MLNetData
     }
 
     /// <summary>The columns of <paramref name="input"/> the library can read, converted lazily, in the input's order.</summary>
-    public static Data.IDataView AsLibraryView(MLDataView input)
+    internal static Data.IDataView AsLibraryView(MLDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         return new MLNetInputView(input);

@@ -21,6 +21,14 @@ namespace MLNetMedSeg.Core.MLNet;
 /// </summary>
 internal static class ModelFiles
 {
+    /// <summary>How options are written as JSON (camelCase, enums by name, indented).</summary>
+    internal static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+    };
+
     /// <summary>Versions in ML.NET's header are 0x0001nnnn for the stage's format version nnnn.</summary>
     private const uint VersionBase = 0x00010000;
 
@@ -128,7 +136,7 @@ internal static class ModelFiles
 
         public override void WriteOptions<T>(T options)
         {
-            var bytes = JsonSerializer.SerializeToUtf8Bytes(options, ModelManifest.JsonOptions);
+            var bytes = JsonSerializer.SerializeToUtf8Bytes(options, JsonOptions);
             Entry("options.json");
             ctx.SaveBinaryStream("options.json", w => w.Write(bytes));
         }
@@ -194,7 +202,7 @@ internal static class ModelFiles
             var bytes = Bytes("options.json");
             try
             {
-                return JsonSerializer.Deserialize<T>(bytes, ModelManifest.JsonOptions) ?? throw new InvalidDataException("null options");
+                return JsonSerializer.Deserialize<T>(bytes, JsonOptions) ?? throw new InvalidDataException("null options");
             }
             catch (JsonException e)
             {

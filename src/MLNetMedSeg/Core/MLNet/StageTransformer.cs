@@ -6,10 +6,9 @@ using MLSchema = Microsoft.ML.DataViewSchema;
 namespace MLNetMedSeg.Core.MLNet;
 
 /// <summary>
-/// Base of the library's fitted stages: one object that is both an ML.NET <see cref="ITransformer"/> (over
-/// <see cref="MLDataView"/>, saved by <c>ml.Model.Save</c>, loaded by <c>ml.Model.Load</c>, run by a
-/// <c>PredictionEngine</c>) and, while the library's own pipeline types are retired, a
-/// <see cref="Pipeline.ITransformer"/>. A subclass implements the library side; this class maps it to ML.NET:
+/// Base of the library's fitted stages: an ML.NET <see cref="ITransformer"/> (over <see cref="MLDataView"/>, saved by
+/// <c>ml.Model.Save</c>, loaded by <c>ml.Model.Load</c>, run by a <c>PredictionEngine</c>). A subclass implements the
+/// engine's side (internal: the stage over the engine's tensor views, and its model entry); this class maps it to ML.NET:
 /// <list type="bullet">
 /// <item><see cref="GetOutputSchema(MLSchema)"/>: the input's columns pass through, the stage's columns follow as
 /// <c>VectorDataViewType(Single, C, H, W)</c> (checks the input first; a missing or wrongly typed column is an error
@@ -17,21 +16,25 @@ namespace MLNetMedSeg.Core.MLNet;
 /// <item><see cref="Transform(MLDataView)"/>: lazy; the stage runs in its own batches when a cursor asks for one of
 /// its columns.</item>
 /// <item><see cref="GetRowToRowMapper"/>: one row at a time (what <c>PredictionEngine</c> uses).</item>
-/// <item><see cref="ICanSaveModel.Save"/>: the stage's <see cref="Pipeline.ITransformer.Save"/> into ML.NET's zip (options as
+/// <item><see cref="ICanSaveModel.Save"/>: the stage's entry into ML.NET's zip (options as
 /// JSON, weights as safetensors; see <see cref="ModelFiles"/>). Each subclass also has a static
 /// <c>Create(IHostEnvironment, ModelLoadContext)</c> and a line in <c>LoadableStages.cs</c>.</item>
 /// </list>
 /// </summary>
-public abstract class StageTransformer : Pipeline.ITransformer, ITransformer, ICanSaveModel
+public abstract class StageTransformer : ITransformer, ICanSaveModel, Pipeline.ITransformer
 {
-    /// <inheritdoc/>
-    public abstract Data.DataViewSchema GetOutputSchema(Data.DataViewSchema inputSchema);
+    // The engine's side (internal): the same stage over the engine's tensor data views, and its model entry.
+    internal abstract Data.DataViewSchema GetOutputSchema(Data.DataViewSchema inputSchema);
 
-    /// <inheritdoc/>
-    public abstract Data.IDataView Transform(Data.IDataView input);
+    internal abstract Data.IDataView Transform(Data.IDataView input);
 
-    /// <inheritdoc/>
-    public abstract void Save(Pipeline.ModelSaveContext context);
+    internal abstract void Save(Pipeline.ModelSaveContext context);
+
+    Data.DataViewSchema Pipeline.ITransformer.GetOutputSchema(Data.DataViewSchema inputSchema) => GetOutputSchema(inputSchema);
+
+    Data.IDataView Pipeline.ITransformer.Transform(Data.IDataView input) => Transform(input);
+
+    void Pipeline.ITransformer.Save(Pipeline.ModelSaveContext context) => Save(context);
 
     /// <summary>
     /// Output rows per input row: 1 for row-to-row stages; k for stages that draw k samples per row (output row

@@ -38,7 +38,7 @@ namespace MLNetMedSeg.Core.MLNet;
 public static class TensorColumns
 {
     /// <summary>The ML.NET type of a tensor column: a vector with the tensor's dimensions (variable length when one is unknown).</summary>
-    public static VectorDataViewType ToVectorType(TensorColumnType type)
+    internal static VectorDataViewType ToVectorType(TensorColumnType type)
     {
         ArgumentNullException.ThrowIfNull(type);
         var item = ItemType(type.DType);
@@ -47,7 +47,7 @@ public static class TensorColumns
     }
 
     /// <summary>The ML.NET type of a library column (tensor → vector, text → text, number → double).</summary>
-    public static MLDataViewType ToDataViewType(ColumnType type) => type switch
+    internal static MLDataViewType ToDataViewType(ColumnType type) => type switch
     {
         TensorColumnType t => ToVectorType(t),
         TextColumnType => TextDataViewType.Instance,
@@ -60,7 +60,7 @@ public static class TensorColumns
     /// [3,H,W]; a float vector with dimensions [C,H,W] (or [H,W] → [1,H,W]) → float32 tensor; an integer vector [H,W] →
     /// int64 class map; text → text; a numeric or boolean scalar → number.
     /// </summary>
-    public static ColumnType? FromDataViewType(MLDataViewType type)
+    internal static ColumnType? FromDataViewType(MLDataViewType type)
     {
         ArgumentNullException.ThrowIfNull(type);
         switch (type)

@@ -124,10 +124,10 @@ public abstract class TrainingProcess : TrainingHandler
     public abstract long? StepsPerEpoch { get; }
 
     /// <summary>The batches of <see cref="TrainingState.Epoch"/> (shuffled as the stage wants; the enumerator owns them).</summary>
-    public abstract IEnumerable<Data.DataBatch> Batches(TrainingState state);
+    internal abstract IEnumerable<Data.DataBatch> Batches(TrainingState state);
 
     /// <summary>One step on <paramref name="batch"/>, run inside a dispose scope; returns the loss it minimised.</summary>
-    public abstract StepResult Step(Data.DataBatch batch, TrainingState state);
+    internal abstract StepResult Step(Data.DataBatch batch, TrainingState state);
 
     /// <summary>The learning rate of the next steps, when the process has one (logged, kept in the history).</summary>
     public virtual double? LearningRate => null;

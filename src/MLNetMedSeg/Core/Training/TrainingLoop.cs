@@ -23,7 +23,7 @@ public sealed class TrainingLoop
     /// <param name="context">Seed, device, progress, log, and a cancellation token linked with each run's.</param>
     /// <param name="stage">The stage's name (log source, error messages, checkpoint owner).</param>
     /// <param name="epochs">Epochs to train (≥ 1).</param>
-    public TrainingLoop(MedSegContext context, string stage, int epochs)
+    internal TrainingLoop(MedSegContext context, string stage, int epochs)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentException.ThrowIfNullOrEmpty(stage);

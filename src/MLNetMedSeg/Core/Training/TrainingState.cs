@@ -97,7 +97,7 @@ public sealed class TrainingState
     }
 
     /// <summary>Seed, device, log and progress of the stage being trained.</summary>
-    public MedSegContext Context { get; }
+    internal MedSegContext Context { get; }
 
     /// <summary>The stage's name (log source, error messages).</summary>
     public string Stage { get; }

@@ -47,7 +47,7 @@ public sealed class BinarizeMaskTransformer : Core.MLNet.StageTransformer
     /// <summary>The options (a copy).</summary>
     public BinarizeMaskOptions Options { get; }
 
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
 
     private (DataViewSchema Schema, MappedColumn Column) Plan(DataViewSchema input)
     {
@@ -67,13 +67,13 @@ public sealed class BinarizeMaskTransformer : Core.MLNet.StageTransformer
         return mask.gt(threshold).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         return new MappedDataView(input, [Plan(input.Schema).Column]);
     }
 
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
@@ -84,17 +84,9 @@ public sealed class BinarizeMaskTransformer : Core.MLNet.StageTransformer
     private static BinarizeMaskTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
-    public static BinarizeMaskTransformer Load(ModelLoadContext context)
+    internal static BinarizeMaskTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         return new BinarizeMaskTransformer(context.ReadOptions<BinarizeMaskOptions>(CurrentVersion));
     }
-}
-
-/// <summary>The mask binarization stage on <c>ctx.Data</c>.</summary>
-public static class BinarizeMaskCatalogExtensions
-{
-    /// <summary>Thresholds a float32 [1,H,W] mask column to {0,1} (value &gt; <paramref name="threshold"/> → 1).</summary>
-    public static BinarizeMaskEstimator BinarizeMask(this DataCatalog catalog, double threshold = 0.5, string column = "Mask")
-        => new(new BinarizeMaskOptions { Threshold = threshold, Column = column });
 }

@@ -41,7 +41,7 @@ public sealed class ConvertChannelsTransformer : Core.MLNet.StageTransformer
     /// <summary>The options (a copy).</summary>
     public ConvertChannelsOptions Options { get; }
 
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
 
     private (DataViewSchema Schema, MappedColumn Column) Plan(DataViewSchema input)
     {
@@ -72,13 +72,13 @@ public sealed class ConvertChannelsTransformer : Core.MLNet.StageTransformer
         return r.MoveToOuterDisposeScope();
     }
 
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         return new MappedDataView(input, [Plan(input.Schema).Column]);
     }
 
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
@@ -89,17 +89,9 @@ public sealed class ConvertChannelsTransformer : Core.MLNet.StageTransformer
     private static ConvertChannelsTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
-    public static ConvertChannelsTransformer Load(ModelLoadContext context)
+    internal static ConvertChannelsTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         return new ConvertChannelsTransformer(context.ReadOptions<ConvertChannelsOptions>(CurrentVersion));
     }
-}
-
-/// <summary>The channel conversion stage on <c>ctx.Data</c>.</summary>
-public static class ConvertChannelsCatalogExtensions
-{
-    /// <summary>Converts images to <paramref name="channels"/> (1 = gray by BT.601 luma, 3 = RGB by repeating gray).</summary>
-    public static ConvertChannelsEstimator ConvertChannels(this DataCatalog catalog, int channels, string column = "Image")
-        => new(new ConvertChannelsOptions { Channels = channels, Column = column });
 }

@@ -27,19 +27,19 @@ public abstract class FileLoadingTransformer : Core.MLNet.StageTransformer
     protected abstract string? Folder { get; }
 
     /// <summary>The type of the values written.</summary>
-    protected abstract TensorColumnType OutputType { get; }
+    private protected abstract TensorColumnType OutputType { get; }
 
     /// <summary>Decodes the file at <paramref name="fullPath"/> into a value of <see cref="OutputType"/>.</summary>
     protected abstract Tensor ReadFile(string fullPath);
 
-    public sealed override DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    internal sealed override DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         inputSchema.Require(InputColumnName, TextColumnType.Instance, _stage);
         return new DataViewSchema.Builder(inputSchema).AddColumn(OutputColumnName, OutputType).ToSchema();
     }
 
-    public sealed override IDataView Transform(IDataView input)
+    internal sealed override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         GetOutputSchema(input.Schema);

@@ -73,7 +73,7 @@ public sealed class LoadImageTransformer : FileLoadingTransformer
 
     protected override string? Folder => Options.ImageFolder;
 
-    protected override TensorColumnType OutputType => TensorColumnType.Image(Options.Channels, Options.Height, Options.Width);
+    private protected override TensorColumnType OutputType => TensorColumnType.Image(Options.Channels, Options.Height, Options.Width);
 
     protected override Tensor ReadFile(string fullPath)
     {
@@ -84,7 +84,7 @@ public sealed class LoadImageTransformer : FileLoadingTransformer
         return t.MoveToOuterDisposeScope();
     }
 
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
@@ -95,7 +95,7 @@ public sealed class LoadImageTransformer : FileLoadingTransformer
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
     /// <summary>Rebuilds a saved transformer.</summary>
-    public static LoadImageTransformer Load(ModelLoadContext context)
+    internal static LoadImageTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         return new LoadImageTransformer(context.ReadOptions<LoadImageOptions>(CurrentVersion));

@@ -81,7 +81,7 @@ public sealed class LoadMaskTransformer : FileLoadingTransformer
 
     /// <param name="options">The options (copied, validated).</param>
     /// <param name="context">Where log lines go (null: nowhere).</param>
-    public LoadMaskTransformer(LoadMaskOptions options, MedSegContext? context = null) : base(Name, "mask")
+    internal LoadMaskTransformer(LoadMaskOptions options, MedSegContext? context = null) : base(Name, "mask")
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options.Copy();
@@ -102,7 +102,7 @@ public sealed class LoadMaskTransformer : FileLoadingTransformer
 
     protected override string? Folder => Options.ImageFolder;
 
-    protected override TensorColumnType OutputType => _lookup is null
+    private protected override TensorColumnType OutputType => _lookup is null
         ? TensorColumnType.BinaryMask(Options.Height, Options.Width)
         : TensorColumnType.ClassMask(Options.Height, Options.Width);
 
@@ -125,7 +125,7 @@ public sealed class LoadMaskTransformer : FileLoadingTransformer
         return t.MoveToOuterDisposeScope();
     }
 
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
@@ -136,7 +136,7 @@ public sealed class LoadMaskTransformer : FileLoadingTransformer
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
     /// <summary>Rebuilds a saved transformer.</summary>
-    public static LoadMaskTransformer Load(ModelLoadContext context)
+    internal static LoadMaskTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         return new LoadMaskTransformer(context.ReadOptions<LoadMaskOptions>(CurrentVersion), context.Context);
@@ -144,5 +144,10 @@ public sealed class LoadMaskTransformer : FileLoadingTransformer
 }
 
 /// <summary>The estimator of <see cref="LoadMaskTransformer"/> (nothing to learn).</summary>
-public sealed class LoadMaskEstimator(LoadMaskOptions options, MedSegContext? context = null)
-    : TrivialEstimator<LoadMaskTransformer>(new LoadMaskTransformer(options, context));
+public sealed class LoadMaskEstimator : TrivialEstimator<LoadMaskTransformer>
+{
+    internal LoadMaskEstimator(LoadMaskOptions options, MedSegContext? context = null)
+        : base(new LoadMaskTransformer(options, context))
+    {
+    }
+}

@@ -64,7 +64,7 @@ public sealed class MapMaskValuesTransformer : Core.MLNet.StageTransformer
     /// <summary>The options (a copy).</summary>
     public MapMaskValuesOptions Options { get; }
 
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
 
     private (DataViewSchema Schema, MappedColumn Column) Plan(DataViewSchema input)
     {
@@ -107,13 +107,13 @@ public sealed class MapMaskValuesTransformer : Core.MLNet.StageTransformer
         return result.MoveToOuterDisposeScope();
     }
 
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         return new MappedDataView(input, [Plan(input.Schema).Column]);
     }
 
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
@@ -124,17 +124,9 @@ public sealed class MapMaskValuesTransformer : Core.MLNet.StageTransformer
     private static MapMaskValuesTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
-    public static MapMaskValuesTransformer Load(ModelLoadContext context)
+    internal static MapMaskValuesTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         return new MapMaskValuesTransformer(context.ReadOptions<MapMaskValuesOptions>(CurrentVersion));
     }
-}
-
-/// <summary>The mask value → class stage on <c>ctx.Data</c>.</summary>
-public static class MapMaskValuesCatalogExtensions
-{
-    /// <summary>Maps mask values to class indices (e.g. {0:0, 128:1, 255:2}); float masks are read as round(x·255).</summary>
-    public static MapMaskValuesEstimator MapMaskValues(this DataCatalog catalog, IReadOnlyDictionary<int, long> map, string column = "Mask")
-        => new(new MapMaskValuesOptions { Map = new Dictionary<int, long>(map), Column = column });
 }

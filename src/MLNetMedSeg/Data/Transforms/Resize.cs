@@ -56,7 +56,7 @@ public sealed class ResizeTransformer : Core.MLNet.StageTransformer
         if (o.ImageColumn is null && o.MaskColumn is null) throw new ArgumentException("Resize: give an image column, a mask column or both");
     }
 
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Plan(inputSchema).Schema;
 
     private (DataViewSchema Schema, List<MappedColumn> Columns) Plan(DataViewSchema input)
     {
@@ -102,13 +102,13 @@ public sealed class ResizeTransformer : Core.MLNet.StageTransformer
         return r.MoveToOuterDisposeScope();
     }
 
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         return new MappedDataView(input, Plan(input.Schema).Columns);
     }
 
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         context.WriteOptionsEntry(LoaderSignature, CurrentVersion, Options);
@@ -119,20 +119,9 @@ public sealed class ResizeTransformer : Core.MLNet.StageTransformer
     private static ResizeTransformer Create(Microsoft.ML.Runtime.IHostEnvironment env, Microsoft.ML.ModelLoadContext ctx) =>
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
-    public static ResizeTransformer Load(ModelLoadContext context)
+    internal static ResizeTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         return new ResizeTransformer(context.ReadOptions<ResizeOptions>(CurrentVersion));
     }
-}
-
-/// <summary>The resize stage on <c>ctx.Data</c>.</summary>
-public static class ResizeCatalogExtensions
-{
-    /// <summary>
-    /// Resizes images bilinearly and masks by nearest neighbour to <paramref name="height"/>×<paramref name="width"/>.
-    /// Pass null for a column to leave it out (at least one is needed).
-    /// </summary>
-    public static ResizeEstimator Resize(this DataCatalog catalog, int height, int width, string? imageColumn = "Image", string? maskColumn = "Mask")
-        => new(new ResizeOptions { Height = height, Width = width, ImageColumn = imageColumn, MaskColumn = maskColumn });
 }

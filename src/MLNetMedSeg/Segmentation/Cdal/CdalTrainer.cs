@@ -20,7 +20,7 @@ namespace MLNetMedSeg.Segmentation.Cdal;
 /// run resumed from its checkpoint gives the same model bit for bit. The fitted <see cref="CdalTransformer"/> keeps
 /// only the generator.
 /// </summary>
-public sealed class CdalTrainer : IEstimator<CdalTransformer>, Microsoft.ML.IEstimator<CdalTransformer>
+public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>
 {
     internal const string Name = "CdalTrainer";
     private readonly MedSegContext _context;
@@ -29,7 +29,7 @@ public sealed class CdalTrainer : IEstimator<CdalTransformer>, Microsoft.ML.IEst
 
     /// <param name="context">Seed, device, progress, log.</param>
     /// <param name="options">The options (copied; validated now).</param>
-    public CdalTrainer(MedSegContext context, CdalTrainerOptions options)
+    internal CdalTrainer(MedSegContext context, CdalTrainerOptions options)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
@@ -78,7 +78,7 @@ public sealed class CdalTrainer : IEstimator<CdalTransformer>, Microsoft.ML.IEst
         Core.MLNet.MLContextBridge.PropagateShape(inputSchema, GetOutputSchema);
 
     /// <summary>Checks the image and mask columns; returns the fitted transformer's output schema.</summary>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    internal DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         var (h, _) = CheckTrainingSchema(inputSchema, _options);
@@ -121,7 +121,7 @@ public sealed class CdalTrainer : IEstimator<CdalTransformer>, Microsoft.ML.IEst
     /// NaN/infinite loss, <see cref="OperationCanceledException"/> when cancelled (the last completed epoch's checkpoint
     /// stays in the folder).
     /// </summary>
-    public CdalTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
+    internal CdalTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(input);
         return FitWith(_options, input, cancellationToken);
@@ -238,13 +238,13 @@ public sealed class CdalTrainer : IEstimator<CdalTransformer>, Microsoft.ML.IEst
 
         public override long? StepsPerEpoch => _input.GetRowCount() is long n ? (n + _o.BatchSize - 1) / _o.BatchSize : null;
 
-        public override IEnumerable<DataBatch> Batches(TrainingState state)
+        internal override IEnumerable<DataBatch> Batches(TrainingState state)
         {
             var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", state.Epoch) & 0x7FFFFFFF));
             return _input.GetBatches([_o.ImageColumn, _o.MaskColumn], _o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
         }
 
-        public override StepResult Step(DataBatch batch, TrainingState state)
+        internal override StepResult Step(DataBatch batch, TrainingState state)
         {
             var l = _step!.Step(batch[_o.ImageColumn], batch[_o.MaskColumn], _rng!, state.Epoch);
             var terms = new Dictionary<string, double>(StringComparer.Ordinal)

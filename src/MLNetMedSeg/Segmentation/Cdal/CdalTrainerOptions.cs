@@ -59,7 +59,7 @@ public sealed class CdalTrainerOptions
 
     /// <summary>Optional validation data (not serialised): per-image mDice of the K-sample prediction after every epoch.</summary>
     [JsonIgnore]
-    public IDataView? ValidationData { get; set; }
+    internal IDataView? ValidationData { get; set; }
 
     /// <summary>Rows per validation batch (default 4).</summary>
     public int ValidationBatchSize { get; set; } = 4;

@@ -74,7 +74,7 @@ public sealed class CdalTransformer : Core.MLNet.StageTransformer, IDisposable
     /// <param name="options">Columns, seed, batch size and the model's options (must match <paramref name="generator"/>).</param>
     /// <param name="generator">The generator x_θ; the transformer owns and disposes it.</param>
     /// <param name="history">Per-epoch training records (may be empty).</param>
-    public CdalTransformer(MedSegContext context, CdalModelOptions options, CdalGeneratorNetwork generator, IReadOnlyList<CdalEpochRecord>? history = null)
+    internal CdalTransformer(MedSegContext context, CdalModelOptions options, CdalGeneratorNetwork generator, IReadOnlyList<CdalEpochRecord>? history = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
@@ -92,7 +92,7 @@ public sealed class CdalTransformer : Core.MLNet.StageTransformer, IDisposable
     }
 
     /// <summary>The context the model predicts with.</summary>
-    public MedSegContext Context { get; }
+    internal MedSegContext Context { get; }
 
     /// <summary>The options (a copy is kept; do not change this instance's).</summary>
     public CdalModelOptions Options { get; }
@@ -110,7 +110,7 @@ public sealed class CdalTransformer : Core.MLNet.StageTransformer, IDisposable
     public CdalEpochRecord? BestEpoch => History.Where(r => r.ValidationDice is not null).MaxBy(r => r.ValidationDice!.Value);
 
     /// <summary>The schema with the probability and predicted columns; checks the image column.</summary>
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options);
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, Options);
 
     internal static DataViewSchema OutputSchema(DataViewSchema inputSchema, CdalModelOptions o)
     {
@@ -124,7 +124,7 @@ public sealed class CdalTransformer : Core.MLNet.StageTransformer, IDisposable
     }
 
     /// <summary>Adds the probability and predicted columns, lazily (see the class remarks).</summary>
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -212,7 +212,7 @@ public sealed class CdalTransformer : Core.MLNet.StageTransformer, IDisposable
     }
 
     /// <summary>Writes the header, options (JSON, with the sampling seed), the generator's weights ("generator", safetensors) and the training history.</summary>
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -227,7 +227,7 @@ public sealed class CdalTransformer : Core.MLNet.StageTransformer, IDisposable
         Core.MLNet.ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
     /// <summary>Rebuilds a saved model: the generator from its options, weights checked against the expected names and shapes.</summary>
-    public static CdalTransformer Load(ModelLoadContext context)
+    internal static CdalTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         if (context.Version > CurrentVersion)

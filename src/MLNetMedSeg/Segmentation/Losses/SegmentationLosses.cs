@@ -359,7 +359,7 @@ public static class SampleWeights
     /// <see cref="Normalized"/> — a batch whose weights are all 0 gets zero weights (it adds nothing to the loss).
     /// float32 [N] on <paramref name="device"/>.
     /// </summary>
-    public static Tensor FromBatch(DataBatch batch, string column, SampleWeightMode mode, Device? device = null)
+    internal static Tensor FromBatch(DataBatch batch, string column, SampleWeightMode mode, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentException.ThrowIfNullOrEmpty(column);

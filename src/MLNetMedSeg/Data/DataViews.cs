@@ -1,18 +1,18 @@
 using System.Text;
-using MLNetMedSeg.Data;
+using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
 
-namespace MLNetMedSeg.Pipeline;
+namespace MLNetMedSeg.Data;
 
 /// <summary>A train/validation/test split of one view (disjoint, together covering every row).</summary>
-public sealed record TrainValidationTestData(IDataView Train, IDataView Validation, IDataView Test);
+internal sealed record TrainValidationTestData(IDataView Train, IDataView Validation, IDataView Test);
 
 /// <summary>One fold of a k-fold split: <see cref="Test"/> is fold <see cref="Fold"/>, <see cref="Train"/> the other folds.</summary>
-public sealed record CrossValidationFold(int Fold, IDataView Train, IDataView Test);
+internal sealed record CrossValidationFold(int Fold, IDataView Train, IDataView Test);
 
-/// <summary>Loaders, splits, shuffling and caching on <see cref="DataCatalog"/> (<c>ctx.Data</c>).</summary>
-public static class DataCatalogExtensions
+/// <summary>The engine's loaders, splits, shuffling and caching over its internal data views (applications use <c>ml.MedSeg().Data</c> and ML.NET's own).</summary>
+internal static class DataViews
 {
     private static string Stem(string path) => Path.GetFileNameWithoutExtension(path);
 
@@ -25,15 +25,15 @@ public static class DataCatalogExtensions
     /// <exception cref="DirectoryNotFoundException">A folder does not exist.</exception>
     /// <exception cref="InvalidDataException">A folder holds no image files, a stem appears twice in one folder, or
     /// (with the default <see cref="UnmatchedFilePolicy.Error"/>) some files have no partner — all listed by name.</exception>
-    public static ImageMaskDataView LoadImagesAndMasks(this DataCatalog catalog, string imageFolder, string maskFolder, ImageMaskLoaderOptions? options = null)
+    public static ImageMaskDataView LoadImagesAndMasks(MedSegContext context, string imageFolder, string maskFolder, ImageMaskLoaderOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(context);
         ArgumentException.ThrowIfNullOrEmpty(imageFolder);
         ArgumentException.ThrowIfNullOrEmpty(maskFolder);
         options ??= new ImageMaskLoaderOptions();
         options.Validate();
-        var pairs = MatchPairs(imageFolder, maskFolder, options, msg => catalog.Context.WriteLog(LogLevel.Warning, "LoadImagesAndMasks", msg));
-        return new ImageMaskDataView(pairs, options, (source, message) => catalog.Context.WriteLog(LogLevel.Info, source, message));
+        var pairs = MatchPairs(imageFolder, maskFolder, options, msg => context.WriteLog(LogLevel.Warning, "LoadImagesAndMasks", msg));
+        return new ImageMaskDataView(pairs, options, (source, message) => context.WriteLog(LogLevel.Info, source, message));
     }
 
     /// <summary>
@@ -93,9 +93,9 @@ public static class DataCatalogExtensions
     /// <see cref="LoadImagesAndMasks"/>; rows keep the manifest's order. Every file must exist.
     /// </summary>
     /// <exception cref="InvalidDataException">A bad header or line, a duplicate id, or a missing file (naming the CSV line and the file).</exception>
-    public static ImageMaskDataView LoadFromManifest(this DataCatalog catalog, string csvPath, ImageMaskLoaderOptions? options = null)
+    public static ImageMaskDataView LoadFromManifest(MedSegContext context, string csvPath, ImageMaskLoaderOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(context);
         ArgumentException.ThrowIfNullOrEmpty(csvPath);
         options ??= new ImageMaskLoaderOptions();
         options.Validate();
@@ -125,7 +125,7 @@ public static class DataCatalogExtensions
             pairs.Add(new ImageMaskPair(id, image, mask));
         }
         if (pairs.Count == 0) throw new InvalidDataException($"the manifest '{csvPath}' lists no pairs");
-        return new ImageMaskDataView(pairs, options, (source, message) => catalog.Context.WriteLog(LogLevel.Info, source, message));
+        return new ImageMaskDataView(pairs, options, (source, message) => context.WriteLog(LogLevel.Info, source, message));
     }
 
     private static string Resolve(string dir, string path, string csv, int line, string what)
@@ -179,9 +179,9 @@ public static class DataCatalogExtensions
     /// caller keeps its own. Columns: Id, Image and (with masks) Mask. Dispose the view to free the copies.
     /// </summary>
     /// <exception cref="ArgumentException">A count, dtype or shape is wrong (naming the row), or an id is repeated.</exception>
-    public static InMemoryDataView LoadFromArrays(this DataCatalog catalog, IReadOnlyList<Tensor> images, IReadOnlyList<Tensor>? masks = null, IReadOnlyList<string>? ids = null)
+    public static InMemoryDataView LoadFromArrays(MedSegContext context, IReadOnlyList<Tensor> images, IReadOnlyList<Tensor>? masks = null, IReadOnlyList<string>? ids = null)
     {
-        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(images);
         int n = images.Count;
         if (n == 0) throw new ArgumentException("no images were given", nameof(images));
@@ -245,11 +245,11 @@ public static class DataCatalogExtensions
 
     private static long RowCountOf(IDataView data) => data.GetRowCount() ?? data.CountRows();
 
-    private static int SeedOrDerived(DataCatalog catalog, int? seed, string component) =>
-        seed ?? (int)(catalog.Context.DeriveSeed(component) & 0x7FFFFFFF);
+    private static int SeedOrDerived(MedSegContext context, int? seed, string component) =>
+        seed ?? (int)(context.DeriveSeed(component) & 0x7FFFFFFF);
 
     /// <summary>A lazy view of the chosen source rows (in the given order): indexable and shufflable when the source is.</summary>
-    public static IDataView SelectRows(this DataCatalog catalog, IDataView data, IReadOnlyList<long> rows)
+    public static IDataView SelectRows(MedSegContext context, IDataView data, IReadOnlyList<long> rows)
     {
         ArgumentNullException.ThrowIfNull(data);
         if (MappedDataView.HasIndexedAccess(data)) return new SubsetDataView((IRowAccessDataView)data, rows);
@@ -266,10 +266,10 @@ public static class DataCatalogExtensions
     /// the rest to Test — rounding is to nearest, halves away from zero (1000 rows → 800/100/100; 120 → 96/12/12;
     /// 15 → 12/2/1). The parts are disjoint, cover every row, keep source order inside each part, and stay lazy and shufflable.
     /// </summary>
-    public static TrainValidationTestData TrainValidationTestSplit(this DataCatalog catalog, IDataView data,
+    public static TrainValidationTestData TrainValidationTestSplit(MedSegContext context, IDataView data,
         double trainFraction = 0.8, double validationFraction = 0.1, int? seed = null)
     {
-        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(data);
         if (double.IsNaN(trainFraction) || trainFraction < 0 || trainFraction > 1)
             throw new ArgumentOutOfRangeException(nameof(trainFraction), trainFraction, "trainFraction must be in [0, 1]");
@@ -277,12 +277,12 @@ public static class DataCatalogExtensions
             throw new ArgumentOutOfRangeException(nameof(validationFraction), validationFraction, "validationFraction must be in [0, 1 - trainFraction]");
         long n = RowCountOf(data);
         var (nTrain, nVal) = SplitCounts(n, trainFraction, validationFraction);
-        var perm = RowDataView.Permutation(n, new Random(SeedOrDerived(catalog, seed, "TrainValidationTestSplit")));
+        var perm = RowDataView.Permutation(n, new Random(SeedOrDerived(context, seed, "TrainValidationTestSplit")));
         long[] Part(long from, long count) { var a = perm.AsSpan((int)from, (int)count).ToArray(); Array.Sort(a); return a; }
         return new TrainValidationTestData(
-            catalog.SelectRows(data, Part(0, nTrain)),
-            catalog.SelectRows(data, Part(nTrain, nVal)),
-            catalog.SelectRows(data, Part(nTrain + nVal, n - nTrain - nVal)));
+            SelectRows(context, data, Part(0, nTrain)),
+            SelectRows(context, data, Part(nTrain, nVal)),
+            SelectRows(context, data, Part(nTrain + nVal, n - nTrain - nVal)));
     }
 
     /// <summary>The (train, validation) row counts of <see cref="TrainValidationTestSplit"/>; test gets the rest.</summary>
@@ -298,13 +298,13 @@ public static class DataCatalogExtensions
     /// are cut into k consecutive folds whose sizes differ by at most one (the first n mod k folds get one more row).
     /// Fold i's Test is fold i; its Train is every other row. The k Test parts partition the data.
     /// </summary>
-    public static IReadOnlyList<CrossValidationFold> KFold(this DataCatalog catalog, IDataView data, int k = 5, int? seed = null)
+    public static IReadOnlyList<CrossValidationFold> KFold(MedSegContext context, IDataView data, int k = 5, int? seed = null)
     {
-        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(data);
         long n = RowCountOf(data);
         if (k < 2 || k > n) throw new ArgumentOutOfRangeException(nameof(k), k, $"k must be in 2..{n} (the number of rows)");
-        var perm = RowDataView.Permutation(n, new Random(SeedOrDerived(catalog, seed, "KFold")));
+        var perm = RowDataView.Permutation(n, new Random(SeedOrDerived(context, seed, "KFold")));
         var folds = new List<CrossValidationFold>(k);
         long start = 0;
         for (int f = 0; f < k; f++)
@@ -314,7 +314,7 @@ public static class DataCatalogExtensions
             var train = perm.Take((int)start).Concat(perm.Skip((int)(start + size))).ToArray();
             Array.Sort(test);
             Array.Sort(train);
-            folds.Add(new CrossValidationFold(f, catalog.SelectRows(data, train), catalog.SelectRows(data, test)));
+            folds.Add(new CrossValidationFold(f, SelectRows(context, data, train), SelectRows(context, data, test)));
             start += size;
         }
         return folds;
@@ -324,11 +324,11 @@ public static class DataCatalogExtensions
     /// The rows in one fixed random order drawn from <paramref name="seed"/> (default: derived from the context's
     /// seed): same seed, same order. Lazy; the result can itself be shuffled per epoch.
     /// </summary>
-    public static IDataView Shuffle(this DataCatalog catalog, IDataView data, int? seed = null)
+    public static IDataView Shuffle(MedSegContext context, IDataView data, int? seed = null)
     {
-        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(data);
-        int s = SeedOrDerived(catalog, seed, "Shuffle");
+        int s = SeedOrDerived(context, seed, "Shuffle");
         if (MappedDataView.HasIndexedAccess(data))
         {
             var ra = (IRowAccessDataView)data;
@@ -342,9 +342,9 @@ public static class DataCatalogExtensions
     /// Reads every row once into memory and returns a view with the same schema and values (so epochs do not decode
     /// the files again). The view owns the copies: dispose it when done. Resize before caching large images.
     /// </summary>
-    public static CachedDataView Cache(this DataCatalog catalog, IDataView data, CancellationToken cancellationToken = default)
+    public static CachedDataView Cache(MedSegContext context, IDataView data, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(context);
         return CachedDataView.Create(data, cancellationToken);
     }
 }

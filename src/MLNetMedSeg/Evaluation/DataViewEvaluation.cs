@@ -5,8 +5,8 @@ using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Evaluation;
 
-/// <summary>The evaluator's entry points on <see cref="MedSegContext.Evaluation"/>.</summary>
-public static class EvaluationCatalogExtensions
+/// <summary>The evaluator over the engine's data views (behind <c>ml.MedSeg().Evaluate</c>).</summary>
+internal static class DataViewEvaluation
 {
     /// <summary>
     /// Evaluates binary segmentation: <paramref name="labelColumn"/> float32 [1,H,W] {0,1} ground truth against
@@ -14,17 +14,17 @@ public static class EvaluationCatalogExtensions
     /// <see cref="EvaluationOptions.Threshold"/> (default 0.5). Rows are named by the Id column when present.
     /// The schema is checked first (a <see cref="SchemaException"/> names a missing or wrongly typed column).
     /// </summary>
-    public static EvaluationResult EvaluateBinary(this EvaluationCatalog catalog, IDataView data, string labelColumn = "Mask",
+    public static EvaluationResult EvaluateBinary(MedSegContext context, IDataView data, string labelColumn = "Mask",
         string predictionColumn = "Probability", EvaluationOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(data);
         const string consumer = "EvaluateBinary";
         var ev = SegmentationEvaluator.Binary(options);
         var label = CheckLabelColumn(data.Schema, labelColumn, true, consumer);
         var pred = CheckPredictionColumn(data.Schema, predictionColumn, true, 2, consumer);
         var id = CheckIdColumn(data.Schema, ev.Options.IdColumn, consumer);
-        return Run(catalog, data, ev, label, pred, id, consumer);
+        return Run(context, data, ev, label, pred, id, consumer);
     }
 
     /// <summary>
@@ -33,17 +33,17 @@ public static class EvaluationCatalogExtensions
     /// int64 [H,W] class indices or float32 [numClasses,H,W] scores (argmax). Per-class metrics are for classes
     /// 1..numClasses−1, or 0..numClasses−1 with <see cref="EvaluationOptions.IncludeBackground"/>.
     /// </summary>
-    public static EvaluationResult EvaluateMultiClass(this EvaluationCatalog catalog, IDataView data, int numClasses,
+    public static EvaluationResult EvaluateMultiClass(MedSegContext context, IDataView data, int numClasses,
         string labelColumn = "Mask", string predictionColumn = "Probability", EvaluationOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(data);
         const string consumer = "EvaluateMultiClass";
         var ev = SegmentationEvaluator.MultiClass(numClasses, options);
         var label = CheckLabelColumn(data.Schema, labelColumn, false, consumer);
         var pred = CheckPredictionColumn(data.Schema, predictionColumn, false, numClasses, consumer);
         var id = CheckIdColumn(data.Schema, ev.Options.IdColumn, consumer);
-        return Run(catalog, data, ev, label, pred, id, consumer);
+        return Run(context, data, ev, label, pred, id, consumer);
     }
 
     internal static DataViewSchema.Column CheckLabelColumn(DataViewSchema schema, string name, bool binary, string consumer)
@@ -72,7 +72,7 @@ public static class EvaluationCatalogExtensions
     internal static DataViewSchema.Column? CheckIdColumn(DataViewSchema schema, string name, string consumer) =>
         schema.Contains(name) ? schema.Require(name, TextColumnType.Instance, consumer) : null;
 
-    private static EvaluationResult Run(EvaluationCatalog catalog, IDataView data, SegmentationEvaluator ev,
+    private static EvaluationResult Run(MedSegContext context, IDataView data, SegmentationEvaluator ev,
         DataViewSchema.Column label, DataViewSchema.Column pred, DataViewSchema.Column? id, string consumer)
     {
         ev.LabelColumn = label.Name;
@@ -114,7 +114,7 @@ public static class EvaluationCatalogExtensions
         }
         var result = ev.GetResult();
         var dropped = result.Dropped.Where(kv => kv.Value > 0).Select(kv => $"{EvaluationResult.MetricName(kv.Key)} {kv.Value}").ToList();
-        catalog.Context.WriteLog(LogLevel.Info, consumer,
+        context.WriteLog(LogLevel.Info, consumer,
             $"{result.ImageCount} images: mIoU {result.MeanIoU:F4}, mDice {result.MeanDice:F4}" +
             (dropped.Count > 0 ? $"; dropped from per-image means: {string.Join(", ", dropped)}" : ""));
         return result;
