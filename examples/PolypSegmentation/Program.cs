@@ -11,7 +11,6 @@ using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
 using PolypSegmentation;
-using CachedDataView = MLNetMedSeg.Data.CachedDataView;
 using ConsoleProgressBar = MLNetMedSeg.Pipeline.ConsoleProgressBar;
 using LoadMaskTransformer = MLNetMedSeg.Data.Transforms.LoadMaskTransformer;
 
@@ -89,9 +88,8 @@ static int Run(Dictionary<string, string> opt)
         .Append(ml.Transforms.ResizeImages("Image", size, size, resizing: ImageResizingEstimator.ResizingKind.Fill));
     var masks = ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", size, size);
 
-    // The trainer's per-epoch validation reads the library's in-memory view: the validation pairs are decoded once.
-    var validationView = images.Append(masks).Fit(split.Validation).Transform(split.Validation);
-    using var validation = CachedDataView.Create(MLNetData.AsLibraryView(validationView));
+    // The trainer's per-epoch validation: the validation pairs are decoded once (ML.NET's cache).
+    var validation = ml.Data.Cache(images.Append(masks).Fit(split.Validation).Transform(split.Validation));
     Console.WriteLine($"data: {CountRows(pairs)} pairs from {opt["data"]} → train {CountRows(split.Train)}, validation {CountRows(split.Validation)}, test {CountRows(split.Test)}");
 
     var options = new SegmentationTrainerOptions
@@ -103,7 +101,7 @@ static int Run(Dictionary<string, string> opt)
         BatchSize = batch,
         LearningRate = double.Parse(opt["lr"], inv),
         Augmentation = augmentation,
-        ValidationData = validation,
+        ValidationSet = validation,
         EpochCompleted = r => Console.WriteLine(
             $"epoch {r.Epoch,3}: train loss {r.TrainLoss:F4}  validation mDice {r.ValidationDice:F4}  ({r.Seconds:F1} s)"),
     };
@@ -120,7 +118,7 @@ static int Run(Dictionary<string, string> opt)
     File.WriteAllText(Path.Combine(runDir, "metrics.json"), result.ToJson());
     File.WriteAllText(Path.Combine(runDir, "metrics.md"), result.ToMarkdown());
     File.WriteAllText(Path.Combine(runDir, "metrics.csv"), result.ToCsv());
-    var overlays = result.WriteOverlays(Path.Combine(runDir, "overlays"), MLNetData.AsLibraryView(scored), worst: 3, best: 3);
+    var overlays = result.WriteOverlays(Path.Combine(runDir, "overlays"), scored, worst: 3, best: 3);
 
     var history = segmenter.History;
     LineChart.WritePng(Path.Combine(runDir, "loss_curve.png"), 480, 240,

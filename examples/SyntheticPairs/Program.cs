@@ -131,18 +131,11 @@ static int Run(Dictionary<string, string> opt)
     // 3. Generate: masks from noise, then an image for each (the chain a `medseg generate` model holds), read once.
     clock.Restart();
     var ids = ml.Data.LoadFromEnumerable(Enumerable.Range(0, count).Select(i => new IdRow { Id = $"pair{i:D4}" }).ToList());
-    var genMasks = new List<Tensor>();
-    var genImages = new List<Tensor>();
-    // On an ML.NET data view the two models are augmenters (they hand generated pairs to a segmentation trainer
-    // downstream and leave the rows ML.NET sees unchanged); to draw pairs for their own sake they run on the library's
-    // view of the ids, where each adds its column (SyntheticMask, then SyntheticImage).
-    var generatedView = images.Transform(masks.Transform(MLNetData.AsLibraryView(ids)));
-    using (var cur = generatedView.GetRowCursor([generatedView.Schema["SyntheticMask"], generatedView.Schema["SyntheticImage"]]))
-        while (cur.MoveNext())
-        {
-            genMasks.Add(cur.GetTensor("SyntheticMask").clone().DetachFromDisposeScope());
-            genImages.Add(cur.GetTensor("SyntheticImage").clone().DetachFromDisposeScope());
-        }
+    // On an ML.NET data view the mask diffusion is an augmenter (it hands generated masks to a segmentation trainer
+    // downstream and adds no column ML.NET sees); GeneratePairs draws the pairs for their own sake.
+    var generatedView = ml.MedSeg().Generation.GeneratePairs(masks, images, ids);
+    var genMasks = MLNetData.ReadTensors(generatedView, "SyntheticMask");
+    var genImages = MLNetData.ReadTensors(generatedView, "SyntheticImage");
     double sampleSeconds = clock.Elapsed.TotalSeconds;
     bar.Complete();
     string generatedDir = Path.Combine(runDir, "generated");
@@ -182,15 +175,8 @@ static int Run(Dictionary<string, string> opt)
     var genResult = ml.MedSeg().Evaluate(segmenter.Transform(generated), "Mask", "Probability");
 
     // 5. Diversity: mean pairwise MS-SSIM (3 scales at 64 px, see MsSsim), the same number of random pairs for each set.
-    var realImages = new List<Tensor>();
-    var realMasks = new List<Tensor>();
-    var trainView = MLNetData.AsLibraryView(train);
-    using (var cur = trainView.GetRowCursor([trainView.Schema["Image"], trainView.Schema["Mask"]]))
-        while (cur.MoveNext())
-        {
-            realImages.Add(cur.GetTensor("Image").clone().DetachFromDisposeScope());
-            realMasks.Add(cur.GetTensor("Mask").clone().DetachFromDisposeScope());
-        }
+    var realImages = MLNetData.ReadTensors(train, "Image");
+    var realMasks = MLNetData.ReadTensors(train, "Mask");
     double Diversity(List<Tensor> set, string what)
     {
         using var s = torch.NewDisposeScope();

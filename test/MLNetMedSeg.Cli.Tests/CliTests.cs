@@ -105,11 +105,15 @@ public sealed class CliTests : CliTestBase
         StringAssert.Contains(stderr, "truncated.zip");
 
         // A model file in the library's own earlier format is not an ML.NET model: a clear error naming the file and saying so.
-        var ctx = new MedSegContext(seed: 1);
-        using var tensors = InMemoryDataView.Create(("Image", TensorColumnType.Image(3), new List<Tensor> { torch.rand(3, 8, 8) }));
-        var old = ctx.Data.Resize(4, 4, maskColumn: null).Fit(tensors);
+        // (that format's layout: a zip whose manifest.json carries the magic "MLNetMedSeg.Model", and the stage entries)
         string oldFile = Path.Combine(_dir, "old-format.zip");
-        MLNetMedSeg.Pipeline.ModelOperationsCatalogExtensions.Save(ctx.Model, old, tensors.Schema, oldFile);
+        using (var zip = System.IO.Compression.ZipFile.Open(oldFile, System.IO.Compression.ZipArchiveMode.Create))
+        {
+            using (var w = new StreamWriter(zip.CreateEntry("manifest.json").Open()))
+                w.Write("{\n  \"magic\": \"MLNetMedSeg.Model\",\n  \"formatVersion\": 1,\n  \"root\": \"Model\"\n}");
+            using (var w = new StreamWriter(zip.CreateEntry("Model/header.json").Open()))
+                w.Write("{\"signature\": \"MEDSEG.RESIZE\", \"version\": 1}");
+        }
         (code, _, stderr) = Medseg("info", oldFile);
         Assert.AreEqual(1, code);
         StringAssert.Contains(stderr, "old-format.zip");

@@ -38,7 +38,7 @@ public sealed class MLNetRunTests : CliTestBase
         var split = MLNetRun.Split(ml, ml.MedSeg().Data.LoadImageMaskPairs(Path.Combine(data, "images"), Path.Combine(data, "masks")), train, validation, seed);
 
         var ctx = new MedSegContext(seed: 5);
-        var library = ctx.Data.TrainValidationTestSplit(ctx.Data.LoadImagesAndMasks(Path.Combine(data, "images"), Path.Combine(data, "masks")), train, validation, seed);
+        var library = DataViews.TrainValidationTestSplit(ctx, DataViews.LoadImagesAndMasks(ctx, Path.Combine(data, "images"), Path.Combine(data, "masks")), train, validation, seed);
         CollectionAssert.AreEqual(Ids(library.Train), Ids(split.Train));
         CollectionAssert.AreEqual(Ids(library.Validation), Ids(split.Validation));
         CollectionAssert.AreEqual(Ids(library.Test), Ids(split.Test));

@@ -49,11 +49,11 @@ ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) Console.Error.WriteLine(
 {
     foreach (var sub in new[] { "images", "masks" })
         if (!Directory.Exists(Path.Combine(dir, sub))) throw new DirectoryNotFoundException($"'{dir}' has no {sub}/ folder (expected images/ and masks/ matched by file stem)");
-    var all = ctx.Data.LoadImagesAndMasks(Path.Combine(dir, "images"), Path.Combine(dir, "masks"),
+    var all = DataViews.LoadImagesAndMasks(ctx, Path.Combine(dir, "images"), Path.Combine(dir, "masks"),
         new ImageMaskLoaderOptions { ImageChannels = 3, MaskThreshold = 0.5 });
     IDataView data = all;
-    if (limit is int l && l < all.RowCount) data = ctx.Data.SelectRows(all, Enumerable.Range(0, l).Select(i => (long)i).ToArray());
-    var resized = ctx.Data.Resize(size, size).Fit(data).Transform(data);
+    if (limit is int l && l < all.RowCount) data = DataViews.SelectRows(ctx, all, Enumerable.Range(0, l).Select(i => (long)i).ToArray());
+    var resized = EngineTransforms.Resize(size, size).Fit(data).Transform(data);
     var images = new List<Tensor>();
     var masks = new List<Tensor>();
     using (var cur = resized.GetRowCursor("Image", "Mask"))

@@ -24,15 +24,15 @@ var ctx = new MedSegContext(seed: seed);
 ctx.Log += (_, e) => { if (e.Level >= LogLevel.Warning) Console.Error.WriteLine(e); };
 
 // Kvasir-SEG masks are JPEG with values in 0–10 and 245–255: threshold at half scale (the dataset README's 127).
-var all = ctx.Data.LoadImagesAndMasks(Path.Combine(kvasir, "images"), Path.Combine(kvasir, "masks"),
+var all = DataViews.LoadImagesAndMasks(ctx, Path.Combine(kvasir, "images"), Path.Combine(kvasir, "masks"),
     new ImageMaskLoaderOptions { ImageChannels = 3, MaskThreshold = 0.5 });
 if (count < 1 || count > all.RowCount) { Console.Error.WriteLine($"count must be in 1..{all.RowCount}"); return 2; }
 
 // A seeded permutation of the rows (sorted by id), first `count` taken, then sorted by id again.
 var perm = RowDataView.Permutation(all.RowCount, new Random(seed));
 var chosen = perm.Take(count).Order().ToArray();
-var sample = ctx.Data.SelectRows(all, chosen);
-var resized = ctx.Data.Resize(size, size).Fit(sample).Transform(sample);
+var sample = DataViews.SelectRows(ctx, all, chosen);
+var resized = EngineTransforms.Resize(size, size).Fit(sample).Transform(sample);
 
 string imgDir = Path.Combine(outDir, "images"), maskDir = Path.Combine(outDir, "masks");
 foreach (var d in new[] { imgDir, maskDir })

@@ -24,8 +24,12 @@ namespace MLNetMedSeg.Attacks;
 /// image column (S₀ comes from the segmenter, not from ground truth). Weights, batch orders and latent noise come
 /// from generators derived from the context's seed: fitting is deterministic on the CPU.
 /// </summary>
-public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<DeformationAttackTransformer>
+public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<DeformationAttackTransformer>, Pipeline.IEngineEstimator<DeformationAttackTransformer>
 {
+    Data.DataViewSchema Pipeline.IEngineEstimator<DeformationAttackTransformer>.GetOutputSchema(Data.DataViewSchema inputSchema) => GetOutputSchema(inputSchema);
+
+    DeformationAttackTransformer Pipeline.IEngineEstimator<DeformationAttackTransformer>.Fit(Data.IDataView input, CancellationToken cancellationToken) => Fit(input, cancellationToken);
+
     /// <summary>
     /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
     /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). The columns are checked first, before any row is read (a missing or unreadable column

@@ -245,6 +245,12 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
     /// per class the segmenter's Dice on I₀ against the ground truth and on I_DV against the ground truth moved by D,
     /// the success rate at a 30% Dice decrease, and the perceptibility p (Eq. 7). See <see cref="DeformationAttackReport"/>.
     /// </summary>
+    public DeformationAttackReport Evaluate(Microsoft.ML.IDataView data, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        return Evaluate(Core.MLNet.MLNetData.AsLibraryView(data), cancellationToken);
+    }
+
     internal DeformationAttackReport Evaluate(IDataView data, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);

@@ -19,8 +19,12 @@ namespace MLNetMedSeg.Dasp;
 /// re-attacked against the segmenter being trained every <see cref="DaspOptions.AttackEveryEpochs"/> epochs. The result
 /// is one <see cref="DaspTransformer"/> (the three fitted models), saved as one model file, that predicts masks.
 /// </summary>
-public sealed class DaspEstimator : Microsoft.ML.IEstimator<DaspTransformer>
+public sealed class DaspEstimator : Microsoft.ML.IEstimator<DaspTransformer>, Pipeline.IEngineEstimator<DaspTransformer>
 {
+    Data.DataViewSchema Pipeline.IEngineEstimator<DaspTransformer>.GetOutputSchema(Data.DataViewSchema inputSchema) => GetOutputSchema(inputSchema);
+
+    DaspTransformer Pipeline.IEngineEstimator<DaspTransformer>.Fit(Data.IDataView input, CancellationToken cancellationToken) => Fit(input, cancellationToken);
+
     /// <summary>
     /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
     /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). The columns are checked first, before any row is read (a missing or unreadable column

@@ -91,4 +91,28 @@ public static class MedSegGenerationCatalogExtensions
         ArgumentNullException.ThrowIfNull(options);
         return new ImageDiffusionEstimator(catalog.ContextFor("ImageDiffusion"), options);
     }
+
+    /// <summary>
+    /// Draws generated pairs for their own sake (a synthetic data set, a figure): for every row of
+    /// <paramref name="input"/> (one row per pair wanted, e.g. ids from <c>ml.Data.LoadFromEnumerable</c>) the mask
+    /// model samples k masks (its <c>SamplesPerRow</c>) and the image model an image for each. Inside a chain before a
+    /// segmentation trainer the mask diffusion is an augmenter that adds no column ML.NET sees; this call is the way to
+    /// get the pairs themselves. The result is computed now and held in memory, as an ML.NET data view with the
+    /// input's text columns (e.g. <c>Id</c>), the mask model's output column (float [1,H,W] in {0,1}, default
+    /// "SyntheticMask") and the image model's (float [C,H,W] in [0,1], default "SyntheticImage"), both vectors with
+    /// their dimensions. Read them with <see cref="MLNetMedSeg.Core.MLNet.MLNetData.ReadTensors"/>.
+    /// </summary>
+    /// <exception cref="MLNetMedSeg.Data.SchemaException">The image model's condition column is not the mask model's output.</exception>
+    public static IDataView GeneratePairs(this MedSegGenerationCatalog catalog, MaskDiffusionTransformer masks,
+        ImageDiffusionTransformer images, IDataView input, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(masks);
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(input);
+        var engine = images.Transform(masks.Transform(MLNetMedSeg.Core.MLNet.MLNetData.AsLibraryView(input)));
+        return MLNetMedSeg.Core.MLNet.MLNetData.ToMLNet(catalog.Owner.MLContext, engine,
+            [.. input.Schema.Where(c => !c.IsHidden && c.Type is Microsoft.ML.Data.TextDataViewType).Select(c => c.Name),
+             masks.Options.OutputColumn, images.Options.OutputColumn], cancellationToken);
+    }
 }

@@ -25,8 +25,12 @@ namespace MLNetMedSeg.Diffusion;
 /// training masks are written as PNG every <see cref="ImageDiffusionOptions.SampleGridEvery"/> epochs
 /// (<c>grid_epoch_NNN.png</c>) and after training (<c>grid_final.png</c>).
 /// </summary>
-public sealed class ImageDiffusionEstimator : Microsoft.ML.IEstimator<ImageDiffusionTransformer>
+public sealed class ImageDiffusionEstimator : Microsoft.ML.IEstimator<ImageDiffusionTransformer>, Pipeline.IEngineEstimator<ImageDiffusionTransformer>
 {
+    Data.DataViewSchema Pipeline.IEngineEstimator<ImageDiffusionTransformer>.GetOutputSchema(Data.DataViewSchema inputSchema) => GetOutputSchema(inputSchema);
+
+    ImageDiffusionTransformer Pipeline.IEngineEstimator<ImageDiffusionTransformer>.Fit(Data.IDataView input, CancellationToken cancellationToken) => Fit(input, cancellationToken);
+
     /// <summary>
     /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
     /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). The columns are checked first, before any row is read (a missing or unreadable column

@@ -22,8 +22,12 @@ namespace MLNetMedSeg.Diffusion;
 /// {0, 1}: anything else is refused with the column named. Initial weights, batch orders, timesteps, noise and dropout
 /// all come from seeds derived from the context's seed: training is deterministic on the CPU.
 /// </summary>
-public sealed class MaskDiffusionEstimator : Microsoft.ML.IEstimator<MaskDiffusionTransformer>
+public sealed class MaskDiffusionEstimator : Microsoft.ML.IEstimator<MaskDiffusionTransformer>, Pipeline.IEngineEstimator<MaskDiffusionTransformer>
 {
+    Data.DataViewSchema Pipeline.IEngineEstimator<MaskDiffusionTransformer>.GetOutputSchema(Data.DataViewSchema inputSchema) => GetOutputSchema(inputSchema);
+
+    MaskDiffusionTransformer Pipeline.IEngineEstimator<MaskDiffusionTransformer>.Fit(Data.IDataView input, CancellationToken cancellationToken) => Fit(input, cancellationToken);
+
     /// <summary>
     /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
     /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). The columns are checked first, before any row is read (a missing or unreadable column

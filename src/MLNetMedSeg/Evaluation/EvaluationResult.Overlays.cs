@@ -32,6 +32,13 @@ public sealed partial class EvaluationResult
     /// <param name="metric">The ranking metric (HD95: larger is worse).</param>
     /// <param name="imageColumn">The image column (default <see cref="EvaluationOptions.ImageColumn"/>).</param>
     /// <returns>The paths written, worst first then best, each in rank order.</returns>
+    public IReadOnlyList<string> WriteOverlays(string folder, Microsoft.ML.IDataView data, int worst = 5, int best = 5,
+        SegmentationMetric metric = SegmentationMetric.Dice, string? imageColumn = null)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        return WriteOverlays(folder, Core.MLNet.MLNetData.AsLibraryView(data), worst, best, metric, imageColumn);
+    }
+
     internal IReadOnlyList<string> WriteOverlays(string folder, IDataView data, int worst = 5, int best = 5,
         SegmentationMetric metric = SegmentationMetric.Dice, string? imageColumn = null)
     {

@@ -6,9 +6,13 @@ namespace MLNetMedSeg.Pipeline;
 /// An estimator with nothing to learn (as ML.NET's TrivialEstimator): it wraps a ready transformer, made (and its
 /// options validated) when the estimator is constructed, and <see cref="Fit(Microsoft.ML.IDataView)"/> only checks the input schema.
 /// </summary>
-public abstract class TrivialEstimator<TTransformer> : Microsoft.ML.IEstimator<TTransformer>
+public abstract class TrivialEstimator<TTransformer> : Microsoft.ML.IEstimator<TTransformer>, Pipeline.IEngineEstimator<TTransformer>
     where TTransformer : Core.MLNet.StageTransformer
 {
+    Data.DataViewSchema Pipeline.IEngineEstimator<TTransformer>.GetOutputSchema(Data.DataViewSchema inputSchema) => GetOutputSchema(inputSchema);
+
+    TTransformer Pipeline.IEngineEstimator<TTransformer>.Fit(Data.IDataView input, CancellationToken cancellationToken) => Fit(input, cancellationToken);
+
     private protected TrivialEstimator(TTransformer transformer)
     {
         ArgumentNullException.ThrowIfNull(transformer);

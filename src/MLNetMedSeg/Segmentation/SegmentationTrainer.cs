@@ -25,8 +25,12 @@ namespace MLNetMedSeg.Segmentation;
 /// the CPU given the context's seed (the seed is
 /// derived when the trainer is created: fitting the same trainer twice gives the same model).
 /// </summary>
-public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTransformer>
+public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTransformer>, Pipeline.IEngineEstimator<SegmentationTransformer>
 {
+    Data.DataViewSchema Pipeline.IEngineEstimator<SegmentationTransformer>.GetOutputSchema(Data.DataViewSchema inputSchema) => GetOutputSchema(inputSchema);
+
+    SegmentationTransformer Pipeline.IEngineEstimator<SegmentationTransformer>.Fit(Data.IDataView input, CancellationToken cancellationToken) => Fit(input, cancellationToken);
+
     /// <summary>
     /// ML.NET: trains on an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as float vectors
     /// [1,H,W] or [H,W]; see <see cref="Core.MLNet.TensorColumns"/>). The columns are checked first, before any row is read (a missing or unreadable column
@@ -175,12 +179,24 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
     {
         ArgumentNullException.ThrowIfNull(input);
         var o = _options;
-        CheckTrainingSchema(input.Schema, o);
-        if (o.ValidationData is { } vd) CheckTrainingSchema(vd.Schema, o);
-        if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled; cache it first (ctx.Data.Cache)");
-        cancellationToken.ThrowIfCancellationRequested();
-        using var run = new Run(_context, o, _seed, input, cancellationToken);
-        return run.Execute();
+        CachedDataView? validationSet = null;
+        if (o.ValidationData is null && o.ValidationSet is { } set)
+        {
+            // The ML.NET validation set of the options (a chain's trainer): checked, then read once into memory.
+            Core.MLNet.MLNetData.CheckSchema(set.Schema, s => { CheckTrainingSchema(s, o); return s; });
+            validationSet = CachedDataView.Create(Core.MLNet.MLNetData.AsLibraryView(set), cancellationToken);
+            o = o.Clone();
+            o.ValidationData = validationSet;
+        }
+        using (validationSet)
+        {
+            CheckTrainingSchema(input.Schema, o);
+            if (o.ValidationData is { } vd) CheckTrainingSchema(vd.Schema, o);
+            if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled; cache it first (ml.Data.Cache)");
+            cancellationToken.ThrowIfCancellationRequested();
+            using var run = new Run(_context, o, _seed, input, cancellationToken);
+            return run.Execute();
+        }
     }
 
     /// <summary>

@@ -121,6 +121,16 @@ public sealed class SegmentationTrainerOptions
     [JsonIgnore]
     internal IDataView? ValidationData { get; set; }
 
+    /// <summary>
+    /// Optional ML.NET validation data with the training data's image and mask columns (e.g. the validation split
+    /// through the same LoadImages/LoadMasks transforms), scored after every epoch with the per-image mean Dice (mDice,
+    /// threshold 0.5): the best epoch is kept with <see cref="RestoreBestCheckpoint"/> and early stopping watches it.
+    /// Lets a trainer inside an <c>EstimatorChain</c> validate; outside one, <c>trainer.Fit(train, validation)</c> does
+    /// the same. Read once into memory when Fit starts; not saved with the model. Default null.
+    /// </summary>
+    [JsonIgnore]
+    public Microsoft.ML.IDataView? ValidationSet { get; set; }
+
     /// <summary>With validation data: restore the weights of the epoch with the best validation mDice at the end (default true).</summary>
     public bool RestoreBestCheckpoint { get; set; } = true;
 

@@ -56,7 +56,7 @@ internal static class AttackData
 
     /// <summary>A tiny U-Net (8/16/32) trained on <paramref name="data"/>: 3 outputs (background + 2 organs) or 1 (binary).</summary>
     public static SegmentationTransformer TrainSegmenter(MedSegContext ctx, IDataView data, bool binary = false, int epochs = 12) =>
-        ctx.Segmentation.Trainer(new SegmentationTrainerOptions
+        new SegmentationTrainer(ctx, new SegmentationTrainerOptions
         {
             Network = new SegmentationNetworkOptions
             {

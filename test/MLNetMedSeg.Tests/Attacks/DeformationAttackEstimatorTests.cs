@@ -44,7 +44,7 @@ public sealed class DeformationAttackEstimatorTests
         var ctx = new MedSegContext(seed: 1);
         using var seg = Untrained(ctx);
         using var data = AttackData.Organs(5, 1);
-        var r = EstimatorWorkout.Run(ctx, ctx.Augmentation.DeformationAttack(seg, Tiny(samples: 2)), data, "Image",
+        var r = EstimatorWorkout.Run(ctx, new DeformationAttackEstimator(ctx, Tiny(samples: 2), seg), data, "Image",
             new WorkoutOptions { MoreRequiredColumns = ["Mask"] });
         Assert.AreEqual(10, r.Rows);
         Assert.AreEqual(TensorColumnType.Image(1, 32, 32), r.OutputSchema["AttackedImage"].Type);
@@ -62,7 +62,7 @@ public sealed class DeformationAttackEstimatorTests
         using var data = AttackData.Organs(4, 2, binary: true);
         var o = Tiny();
         o.MaskColumn = null;
-        var r = EstimatorWorkout.Run(ctx, ctx.Augmentation.DeformationAttack(seg, o), data, "Image");
+        var r = EstimatorWorkout.Run(ctx, new DeformationAttackEstimator(ctx, o, seg), data, "Image");
         Assert.AreEqual(4, r.Rows);
         Assert.IsFalse(r.OutputSchema.Contains("DeformedMask"));
     }
@@ -77,7 +77,7 @@ public sealed class DeformationAttackEstimatorTests
         var before = Weights(seg.Network);
         var o = Tiny();
         o.Epochs = 2;
-        using var attacker = ctx.Augmentation.DeformationAttack(seg, o).Fit(data);
+        using var attacker = new DeformationAttackEstimator(ctx, o, seg).Fit(data);
         var after = Weights(seg.Network);
         CollectionAssert.AreEquivalent(before.Keys.ToList(), after.Keys.ToList());
         foreach (var (k, v) in before) CollectionAssert.AreEqual(v, after[k], $"segmenter weight '{k}' changed");
@@ -101,7 +101,7 @@ public sealed class DeformationAttackEstimatorTests
         {
             var ctx = new MedSegContext(seed: 4);
             using var seg = Untrained(ctx);
-            using var a = ctx.Augmentation.DeformationAttack(seg, Tiny(samples: 2)).Fit(data);
+            using var a = new DeformationAttackEstimator(ctx, Tiny(samples: 2), seg).Fit(data);
             using var all = a.Attack(images);
             rowByRow = Enumerable.Range(0, 5).SelectMany(i =>
             {
@@ -125,7 +125,7 @@ public sealed class DeformationAttackEstimatorTests
         using var data = AttackData.Organs(4, 5);
         var o = Tiny(samples: 3);
         o.Epochs = 2;
-        using var a = ctx.Augmentation.DeformationAttack(seg, o).Fit(data);
+        using var a = new DeformationAttackEstimator(ctx, o, seg).Fit(data);
         using var b = a.Attack(AttackData.Column(data).narrow(0, 0, 1));
         var v = b.Intensity;
         Assert.IsTrue(v.narrow(0, 0, 1).sub(v.narrow(0, 1, 1)).abs().max().ToSingle() > 0, "two samples of a row are equal");
@@ -143,7 +143,7 @@ public sealed class DeformationAttackEstimatorTests
         {
             var o = Tiny(variant: variant);
             o.Epochs = 2;
-            using var a = ctx.Augmentation.DeformationAttack(seg, o).Fit(data);
+            using var a = new DeformationAttackEstimator(ctx, o, seg).Fit(data);
             using var b = a.Attack(x);
             if (variant == DeformationAttackVariant.DeformationOnly)
             {
@@ -174,7 +174,7 @@ public sealed class DeformationAttackEstimatorTests
             o.Epochs = 2;
             o.CriticIterations = 2;
             o.CriticRegularization = r;
-            using var a = ctx.Augmentation.DeformationAttack(seg, o).Fit(data);
+            using var a = new DeformationAttackEstimator(ctx, o, seg).Fit(data);
             history = a.History;
             using var b = a.Attack(AttackData.Column(data));
             return b.Attacked.contiguous().ToArray<float>();
@@ -200,7 +200,7 @@ public sealed class DeformationAttackEstimatorTests
         var o = Tiny();
         o.Epochs = 3;
         o.EpochCompleted = _ => cts.Cancel();
-        Assert.ThrowsException<OperationCanceledException>(() => ctx.Augmentation.DeformationAttack(seg, o).Fit(data, cts.Token));
+        Assert.ThrowsException<OperationCanceledException>(() => new DeformationAttackEstimator(ctx, o, seg).Fit(data, cts.Token));
         Assert.IsTrue(reports.Count >= 2 && reports.All(p => p.Stage == "DeformationAttackEstimator"));
         Assert.IsTrue(seg.Network.parameters().All(p => p.requires_grad), "requires_grad was not restored after cancellation");
     }
@@ -211,13 +211,13 @@ public sealed class DeformationAttackEstimatorTests
         using var scope = NewDisposeScope();
         var ctx = new MedSegContext(seed: 8);
         using var seg = Untrained(ctx);
-        Assert.ThrowsException<ArgumentException>(() => ctx.Augmentation.DeformationAttack(seg, new DeformationAttackOptions()), "3-channel generator, 1-channel segmenter");
+        Assert.ThrowsException<ArgumentException>(() => new DeformationAttackEstimator(ctx, new DeformationAttackOptions(), seg), "3-channel generator, 1-channel segmenter");
         var bad = Tiny();
         bad.Samples = 0;
-        Assert.ThrowsException<ArgumentException>(() => ctx.Augmentation.DeformationAttack(seg, bad));
+        Assert.ThrowsException<ArgumentException>(() => new DeformationAttackEstimator(ctx, bad, seg));
         bad = Tiny();
         bad.DeformationColumn = bad.IntensityColumn;
-        Assert.ThrowsException<ArgumentException>(() => ctx.Augmentation.DeformationAttack(seg, bad));
+        Assert.ThrowsException<ArgumentException>(() => new DeformationAttackEstimator(ctx, bad, seg));
     }
 
     [TestMethod]
@@ -227,7 +227,7 @@ public sealed class DeformationAttackEstimatorTests
         var ctx = new MedSegContext(seed: 9);
         using var seg = Untrained(ctx);
         using var data = AttackData.Organs(4, 9);
-        using var a = ctx.Augmentation.DeformationAttack(seg, Tiny(samples: 2)).Fit(data);
+        using var a = new DeformationAttackEstimator(ctx, Tiny(samples: 2), seg).Fit(data);
         var report = a.Evaluate(data);
         Assert.AreEqual(4, report.Images);
         Assert.AreEqual(2, report.PerClass.Count);
@@ -258,7 +258,7 @@ public sealed class DeformationAttackEstimatorTests
             o.Epochs = 3;
             o.CheckpointFolder = folder;
             if (onEpoch is not null) o.EpochCompleted = r => onEpoch(r.Epoch);
-            using var m = new MedSegContext(seed: 6).Augmentation.DeformationAttack(seg, o).Fit(data, ct);
+            using var m = new DeformationAttackEstimator(new MedSegContext(seed: 6), o, seg).Fit(data, ct);
             return ResumeCheck.Weights(m.Generator);
         });
     }

@@ -42,8 +42,8 @@ public sealed class DeformationAttackLearningTests
         _test = AttackData.Organs(12, 2);
         _segmenter = AttackData.TrainSegmenter(_ctx, _train, epochs: 10);
         _segmenterSeconds = clock.Elapsed.TotalSeconds;
-        _xi0 = _ctx.Augmentation.DeformationAttack(_segmenter, Fast(0)).Fit(_train);
-        _xi2 = _ctx.Augmentation.DeformationAttack(_segmenter, Fast(2)).Fit(_train);
+        _xi0 = new DeformationAttackEstimator(_ctx, Fast(0), _segmenter).Fit(_train);
+        _xi2 = new DeformationAttackEstimator(_ctx, Fast(2), _segmenter).Fit(_train);
         _seconds = clock.Elapsed.TotalSeconds;
     }
 
@@ -109,8 +109,8 @@ public sealed class DeformationAttackLearningTests
         string file = Path.Combine(Path.GetTempPath(), $"deform-{Guid.NewGuid():N}.zip");
         try
         {
-            _ctx.Model.Save(_xi2, _test.Schema, file);
-            using var loaded = (DeformationAttackTransformer)_ctx.Model.Load(file, out _);
+            TestModels.Save(_xi2, file);
+            using var loaded = (DeformationAttackTransformer)TestModels.Load(file);
             var x = AttackData.Column(_test);
             using var a = _xi2.Attack(x);
             using var b = loaded.Attack(x);

@@ -46,7 +46,7 @@ public sealed class CudaSegmentationTests
         var ctx = new MedSegContext(seed: 3, device: Gpu);
         using var train = Discs(48, 3);
         using var test = Discs(16, 33);
-        using var model = ctx.Segmentation.Trainer(Options(8)).Fit(train);
+        using var model = new SegmentationTrainer(ctx, Options(8)).Fit(train);
         Assert.IsTrue(model.Network.parameters().All(p => p.device.ToString() == Gpu.ToString()), $"the network's weights are not on {Gpu}");
         var res = DataViewEvaluation.EvaluateBinary(ctx, model.Transform(test));
         Console.WriteLine($"{Gpu} held-out mDice {res.MeanDice:F4}");
@@ -61,7 +61,7 @@ public sealed class CudaSegmentationTests
         {
             var ctx = new MedSegContext(seed: 9, device: Gpu);
             using var data = Discs(16, 9);
-            using var m = ctx.Segmentation.Trainer(Options(2)).Fit(data);
+            using var m = new SegmentationTrainer(ctx, Options(2)).Fit(data);
             return Weights(m);
         }
         var a = Run();
@@ -78,12 +78,12 @@ public sealed class CudaSegmentationTests
         {
             var gpuCtx = new MedSegContext(seed: 13, device: Gpu);
             using var data = Discs(8, 13);
-            using var model = gpuCtx.Segmentation.Trainer(Options(2)).Fit(data);
+            using var model = new SegmentationTrainer(gpuCtx, Options(2)).Fit(data);
             string file = Path.Combine(folder, "model.zip");
-            gpuCtx.Model.Save(model, data.Schema, file);
+            TestModels.Save(model, file);
 
             var cpuCtx = new MedSegContext(seed: 13);
-            var loaded = cpuCtx.Model.Load(file, out _);
+            var loaded = TestModels.Load(file);
             try
             {
                 var seg = loaded as SegmentationTransformer ?? throw new AssertFailedException($"loaded a {loaded.GetType().Name}");

@@ -51,7 +51,7 @@ public sealed class DaspFlowTests
         using var scope = NewDisposeScope();
         var ctx = new MedSegContext(seed: 11);
         using var data = AdversarialTestKit.Discs(8, 11);
-        var r = EstimatorWorkout.Run(ctx, ctx.Segmentation.Dasp(Tiny()), data, "Mask", new WorkoutOptions { MoreRequiredColumns = ["Image"] });
+        var r = EstimatorWorkout.Run(ctx, new DaspEstimator(ctx, Tiny()), data, "Mask", new WorkoutOptions { MoreRequiredColumns = ["Image"] });
         Assert.AreEqual(new TensorColumnType(ScalarType.Float32, [1, AdversarialTestKit.Size, AdversarialTestKit.Size]), r.OutputSchema["Predicted"].Type);
         Assert.AreEqual(8, r.Rows);
     }
@@ -65,7 +65,7 @@ public sealed class DaspFlowTests
         {
             var ctx = new MedSegContext(seed: 12);
             using var data = AdversarialTestKit.Discs(8, 12);
-            using var model = ctx.Segmentation.Dasp(Tiny(dir)).Fit(data);
+            using var model = new DaspEstimator(ctx, Tiny(dir)).Fit(data);
             var grid = ImageIO.ReadTensor(Path.Combine(dir, "dasp_samples.png"));
             int s = AdversarialTestKit.Size;
             CollectionAssert.AreEqual(new long[] { 3, 3 * (s + 2) - 2, 6 * s + 5 * 2 }, grid.shape);
@@ -113,7 +113,7 @@ public sealed class DaspFlowTests
             o.Attack = attack;
             o.AttackEveryEpochs = every;
             o.GeneratedMasks = attack is not null; // also covers images drawn for the real masks
-            using var model = ctx.Segmentation.Dasp(o).Fit(data);
+            using var model = new DaspEstimator(ctx, o).Fit(data);
             Assert.AreEqual(o.GeneratedMasks, model.MaskDiffusion is not null);
             var result = DataViewEvaluation.EvaluateBinary(ctx, model.Transform(test));
             // The trivial baseline (all background) scores Dice 0 on every disc.
@@ -127,15 +127,15 @@ public sealed class DaspFlowTests
         var ctx = new MedSegContext(seed: 1);
         var o = Tiny();
         o.Segmentation.Network.Classes = 3;
-        Assert.AreEqual("Segmentation", Assert.ThrowsException<ArgumentException>(() => ctx.Segmentation.Dasp(o)).ParamName);
+        Assert.AreEqual("Segmentation", Assert.ThrowsException<ArgumentException>(() => new DaspEstimator(ctx, o)).ParamName);
         o = Tiny();
         o.Segmentation.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.PgdPreset() };
-        Assert.AreEqual("Segmentation", Assert.ThrowsException<ArgumentException>(() => ctx.Segmentation.Dasp(o)).ParamName);
+        Assert.AreEqual("Segmentation", Assert.ThrowsException<ArgumentException>(() => new DaspEstimator(ctx, o)).ParamName);
         o = Tiny();
         o.SyntheticPerImage = 0;
-        Assert.AreEqual("SyntheticPerImage", Assert.ThrowsException<ArgumentException>(() => ctx.Segmentation.Dasp(o)).ParamName);
+        Assert.AreEqual("SyntheticPerImage", Assert.ThrowsException<ArgumentException>(() => new DaspEstimator(ctx, o)).ParamName);
         using var data = AdversarialTestKit.Discs(2, 1);
-        var e = Assert.ThrowsException<SchemaException>(() => ctx.Segmentation.Dasp(Tiny()).Fit(SchemaEditedView.WithoutColumn(data, "Mask")));
+        var e = Assert.ThrowsException<SchemaException>(() => new DaspEstimator(ctx, Tiny()).Fit(SchemaEditedView.WithoutColumn(data, "Mask")));
         StringAssert.Contains(e.Message, "Mask");
     }
 }
@@ -150,7 +150,7 @@ public sealed class DiffPgdWithImageDiffusionTests
         using var scope = NewDisposeScope();
         var ctx = new MedSegContext(seed: 21);
         using var data = AdversarialTestKit.Discs(16, 21);
-        using var editor = ctx.Generation.ImageDiffusion(new ImageDiffusionOptions
+        using var editor = new ImageDiffusionEstimator(ctx, new ImageDiffusionOptions
         {
             ImageChannels = 3,
             Network = new DiffusionUNetOptions { BaseChannels = 16, ChannelMultipliers = [1, 2], AttentionResolutions = [], HeadChannels = 16, GroupNormGroups = 8 },

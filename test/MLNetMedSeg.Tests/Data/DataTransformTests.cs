@@ -42,7 +42,7 @@ public sealed class DataTransformTests
         // 2x2 → 4x4, align_corners = false: source coordinate (d + 0.5)/2 - 0.5 clamped to [0, 1] → 0, .25, .75, 1.
         var img = torch.tensor(new float[] { 0, 1, 2, 3 }, [1, 2, 2]);
         using var data = View(img);
-        var est = Ctx().Data.Resize(4, 4, maskColumn: null);
+        var est = EngineTransforms.Resize(4, 4, maskColumn: null);
         var outv = est.Fit(data).Transform(data);
         Assert.AreEqual(TensorColumnType.Image(-1, 4, 4), outv.Schema["Image"].Type);
         var r = First(outv, "Image");
@@ -57,7 +57,7 @@ public sealed class DataTransformTests
         // 4x4 → 2x2: source coordinates 0.5 and 2.5 → means of the 2x2 blocks.
         var img = torch.arange(0, 16, ScalarType.Float32).reshape(1, 4, 4);
         using var data = View(img.expand(3, 4, 4).contiguous());
-        var r = First(Ctx().Data.Resize(2, 2, maskColumn: null).Fit(data).Transform(data), "Image");
+        var r = First(EngineTransforms.Resize(2, 2, maskColumn: null).Fit(data).Transform(data), "Image");
         CollectionAssert.AreEqual(new long[] { 3, 2, 2 }, r.shape);
         AssertClose([2.5f, 4.5f, 10.5f, 12.5f], r[2]);
     }
@@ -68,7 +68,7 @@ public sealed class DataTransformTests
         using var scope = torch.NewDisposeScope();
         var mask = torch.tensor(new float[] { 0, 1, 1, 0 }, [1, 2, 2]);
         using var data = View(torch.rand([3, 2, 2]), mask);
-        var outv = Ctx().Data.Resize(4, 4).Fit(data).Transform(data);
+        var outv = EngineTransforms.Resize(4, 4).Fit(data).Transform(data);
         Assert.AreEqual(TensorColumnType.BinaryMask(4, 4), outv.Schema["Mask"].Type);
         var m = First(outv, "Mask");
         AssertClose([0, 0, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0], m);
@@ -76,14 +76,14 @@ public sealed class DataTransformTests
         // 4x4 → 3x3 nearest: source index floor(d·4/3) = 0, 1, 2.
         var big = torch.tensor(Enumerable.Range(0, 16).Select(i => (float)((i * 7) % 2)).ToArray(), [1, 4, 4]);
         using var data2 = View(torch.rand([1, 4, 4]), big);
-        var small = First(Ctx().Data.Resize(3, 3, imageColumn: null).Fit(data2).Transform(data2), "Mask");
+        var small = First(EngineTransforms.Resize(3, 3, imageColumn: null).Fit(data2).Transform(data2), "Mask");
         var b = big.ToArray<float>();
         AssertClose([b[0], b[1], b[2], b[4], b[5], b[6], b[8], b[9], b[10]], small);
 
         // Class masks (int64) stay int64 with the same labels.
         var cls = torch.tensor(new long[] { 0, 1, 2, 3, 4, 5 }, [2, 3]);
         using var data3 = View(torch.rand([1, 2, 3]), cls);
-        var outc = Ctx().Data.Resize(4, 6).Fit(data3).Transform(data3);
+        var outc = EngineTransforms.Resize(4, 6).Fit(data3).Transform(data3);
         Assert.AreEqual(TensorColumnType.ClassMask(4, 6), outc.Schema["Mask"].Type);
         var c = First(outc, "Mask");
         Assert.AreEqual(ScalarType.Int64, c.dtype);
@@ -91,7 +91,7 @@ public sealed class DataTransformTests
 
         // A bilinear-interpolated real mask would leave {0,1}; nearest keeps it binary on an odd factor.
         using var data4 = View(torch.rand([1, 5, 5]), torch.rand([1, 5, 5]).gt(0.5).to(ScalarType.Float32));
-        var odd = First(Ctx().Data.Resize(7, 3).Fit(data4).Transform(data4), "Mask");
+        var odd = First(EngineTransforms.Resize(7, 3).Fit(data4).Transform(data4), "Mask");
         Assert.IsTrue(odd.eq(0).logical_or(odd.eq(1)).all().ToBoolean());
     }
 
@@ -101,29 +101,29 @@ public sealed class DataTransformTests
         using var scope = torch.NewDisposeScope();
         using var data = View(torch.rand([3, 4, 4]));
         var ctx = Ctx();
-        var e = Assert.ThrowsException<SchemaException>(() => ctx.Data.Resize(2, 2).GetOutputSchema(data.Schema));
+        var e = Assert.ThrowsException<SchemaException>(() => EngineTransforms.Resize(2, 2).GetOutputSchema(data.Schema));
         Assert.AreEqual("Mask", e.ColumnName);
-        e = Assert.ThrowsException<SchemaException>(() => ctx.Data.Resize(2, 2, imageColumn: "Picture", maskColumn: null).Fit(data));
+        e = Assert.ThrowsException<SchemaException>(() => EngineTransforms.Resize(2, 2, imageColumn: "Picture", maskColumn: null).Fit(data));
         Assert.AreEqual("Picture", e.ColumnName);
-        e = Assert.ThrowsException<SchemaException>(() => ctx.Data.Resize(2, 2, imageColumn: "Id", maskColumn: null).GetOutputSchema(data.Schema));
+        e = Assert.ThrowsException<SchemaException>(() => EngineTransforms.Resize(2, 2, imageColumn: "Id", maskColumn: null).GetOutputSchema(data.Schema));
         Assert.AreEqual("Id", e.ColumnName);
-        e = Assert.ThrowsException<SchemaException>(() => ctx.Data.BinarizeMask(column: "Id").GetOutputSchema(data.Schema));
+        e = Assert.ThrowsException<SchemaException>(() => EngineTransforms.BinarizeMask(column: "Id").GetOutputSchema(data.Schema));
         Assert.AreEqual("Id", e.ColumnName);
         var rgbSchema = DataViewSchema.Create(("Image", TensorColumnType.Image(3)), ("Mask", TensorColumnType.ClassMask()));
-        e = Assert.ThrowsException<SchemaException>(() => ctx.Data.BinarizeMask(column: "Image").GetOutputSchema(rgbSchema));
+        e = Assert.ThrowsException<SchemaException>(() => EngineTransforms.BinarizeMask(column: "Image").GetOutputSchema(rgbSchema));
         Assert.AreEqual("Image", e.ColumnName);
-        e = Assert.ThrowsException<SchemaException>(() => ctx.Data.BinarizeMask().GetOutputSchema(rgbSchema)); // int64 class mask
+        e = Assert.ThrowsException<SchemaException>(() => EngineTransforms.BinarizeMask().GetOutputSchema(rgbSchema)); // int64 class mask
         Assert.AreEqual("Mask", e.ColumnName);
-        e = Assert.ThrowsException<SchemaException>(() => ctx.Data.MapMaskValues(new Dictionary<int, long> { [0] = 0 }, "Id").GetOutputSchema(data.Schema));
+        e = Assert.ThrowsException<SchemaException>(() => EngineTransforms.MapMaskValues(new Dictionary<int, long> { [0] = 0 }, "Id").GetOutputSchema(data.Schema));
         Assert.AreEqual("Id", e.ColumnName);
-        e = Assert.ThrowsException<SchemaException>(() => ctx.Data.ConvertChannels(1, "Mask").GetOutputSchema(rgbSchema));
+        e = Assert.ThrowsException<SchemaException>(() => EngineTransforms.ConvertChannels(1, "Mask").GetOutputSchema(rgbSchema));
         Assert.AreEqual("Mask", e.ColumnName);
         using var four = View(torch.rand([4, 2, 2]));
         var fourSchema = new DataViewSchema.Builder(four.Schema).AddColumn("Image", TensorColumnType.Image(4)).ToSchema();
-        e = Assert.ThrowsException<SchemaException>(() => ctx.Data.ConvertChannels(3).GetOutputSchema(fourSchema));
+        e = Assert.ThrowsException<SchemaException>(() => EngineTransforms.ConvertChannels(3).GetOutputSchema(fourSchema));
         Assert.AreEqual("Image", e.ColumnName);
         // The transformer checks again when transforming.
-        var t = ctx.Data.Resize(2, 2, maskColumn: null).Fit(data);
+        var t = EngineTransforms.Resize(2, 2, maskColumn: null).Fit(data);
         using var noImage = InMemoryDataView.Create(("Id", TextColumnType.Instance, new List<string> { "a" }));
         Assert.AreEqual("Image", Assert.ThrowsException<SchemaException>(() => t.Transform(noImage)).ColumnName);
     }
@@ -147,7 +147,7 @@ public sealed class DataTransformTests
 
     private static Tensor ConvertTo(IDataView data, int channels)
     {
-        var outv = Ctx().Data.ConvertChannels(channels).Fit(data).Transform(data);
+        var outv = EngineTransforms.ConvertChannels(channels).Fit(data).Transform(data);
         Assert.AreEqual(channels, ((TensorColumnType)outv.Schema["Image"].Type).Shape[0]);
         return First(outv, "Image");
     }
@@ -157,8 +157,8 @@ public sealed class DataTransformTests
     {
         using var scope = torch.NewDisposeScope();
         using var data = View(torch.rand([1, 1, 4]), torch.tensor(new float[] { 0.2f, 0.5f, 0.51f, 1 }, [1, 1, 4]));
-        AssertClose([0, 0, 1, 1], First(Ctx().Data.BinarizeMask().Fit(data).Transform(data), "Mask"));
-        AssertClose([0, 1, 1, 1], First(Ctx().Data.BinarizeMask(0.3).Fit(data).Transform(data), "Mask"));
+        AssertClose([0, 0, 1, 1], First(EngineTransforms.BinarizeMask().Fit(data).Transform(data), "Mask"));
+        AssertClose([0, 1, 1, 1], First(EngineTransforms.BinarizeMask(0.3).Fit(data).Transform(data), "Mask"));
     }
 
     [TestMethod]
@@ -167,14 +167,14 @@ public sealed class DataTransformTests
         using var scope = torch.NewDisposeScope();
         var map = new Dictionary<int, long> { [0] = 0, [128] = 1, [255] = 2 };
         using var data = View(torch.rand([1, 1, 4]), torch.tensor(new float[] { 0, 128 / 255f, 1, 128 / 255f }, [1, 1, 4]));
-        var outv = Ctx().Data.MapMaskValues(map).Fit(data).Transform(data);
+        var outv = EngineTransforms.MapMaskValues(map).Fit(data).Transform(data);
         Assert.AreEqual(TensorColumnType.ClassMask(), outv.Schema["Mask"].Type);
         var m = First(outv, "Mask");
         CollectionAssert.AreEqual(new long[] { 1, 4 }, m.shape);
         CollectionAssert.AreEqual(new long[] { 0, 1, 2, 1 }, m.ToArray<long>());
 
         using var bad = View(torch.rand([1, 1, 2]), torch.tensor(new float[] { 0, 64 / 255f }, [1, 1, 2]));
-        var badOut = Ctx().Data.MapMaskValues(map).Fit(bad).Transform(bad);
+        var badOut = EngineTransforms.MapMaskValues(map).Fit(bad).Transform(bad);
         using var cur = badOut.GetRowCursor("Mask");
         Assert.IsTrue(cur.MoveNext());
         var e = Assert.ThrowsException<InvalidDataException>(() => cur.GetTensor("Mask"));
@@ -191,10 +191,10 @@ public sealed class DataTransformTests
         using var data = View(torch.rand([3, 5, 6]), torch.tensor(Enumerable.Range(0, 30).Select(i => i % 3 == 0 ? 1f : 0f).ToArray(), [1, 5, 6]));
         ITransformer[] fitted =
         [
-            ctx.Data.Resize(3, 4).Fit(data),
-            ctx.Data.ConvertChannels(1).Fit(data),
-            ctx.Data.BinarizeMask(0.25).Fit(data),
-            ctx.Data.MapMaskValues(new Dictionary<int, long> { [0] = 0, [255] = 7 }).Fit(data),
+            EngineTransforms.Resize(3, 4).Fit(data),
+            EngineTransforms.ConvertChannels(1).Fit(data),
+            EngineTransforms.BinarizeMask(0.25).Fit(data),
+            EngineTransforms.MapMaskValues(new Dictionary<int, long> { [0] = 0, [255] = 7 }).Fit(data),
         ];
         Func<ModelLoadContext, ITransformer>[] loaders = [ResizeTransformer.Load, ConvertChannelsTransformer.Load, BinarizeMaskTransformer.Load, MapMaskValuesTransformer.Load];
         string[] signatures = [ResizeTransformer.LoaderSignature, ConvertChannelsTransformer.LoaderSignature, BinarizeMaskTransformer.LoaderSignature, MapMaskValuesTransformer.LoaderSignature];
@@ -224,9 +224,9 @@ public sealed class DataTransformTests
         using (data)
         {
             var ctx = Ctx();
-            var a = ctx.Data.Resize(4, 4).Fit(data).Transform(data);
-            var b = ctx.Data.ConvertChannels(1).Fit(a).Transform(a);
-            var c = ctx.Data.BinarizeMask().Fit(b).Transform(b);
+            var a = EngineTransforms.Resize(4, 4).Fit(data).Transform(data);
+            var b = EngineTransforms.ConvertChannels(1).Fit(a).Transform(a);
+            var c = EngineTransforms.BinarizeMask().Fit(b).Transform(b);
             Assert.AreEqual(data.GetRowCount(), c.GetRowCount());
             Assert.IsTrue(c.CanShuffle);
             for (int pass = 0; pass < 2; pass++)

@@ -20,7 +20,7 @@ public sealed class DataTransformWorkoutTests
             images.Add(torch.rand([3, h, w], generator: g));
             masks.Add((torch.rand([1, h, w], generator: g) > 0.6).to(ScalarType.Float32));
         }
-        return ctx.Data.LoadFromArrays(images, masks, Enumerable.Range(0, n).Select(i => $"r{i}").ToList());
+        return DataViews.LoadFromArrays(ctx, images, masks, Enumerable.Range(0, n).Select(i => $"r{i}").ToList());
     }
 
     [TestMethod]
@@ -28,7 +28,7 @@ public sealed class DataTransformWorkoutTests
     {
         var ctx = new MedSegContext(seed: 1);
         using var data = Rows(ctx);
-        EstimatorWorkout.Run(ctx, ctx.Data.Resize(6, 9), data, "Image", new WorkoutOptions { MoreRequiredColumns = ["Mask"] });
+        EstimatorWorkout.Run(ctx, EngineTransforms.Resize(6, 9), data, "Image", new WorkoutOptions { MoreRequiredColumns = ["Mask"] });
     }
 
     [TestMethod]
@@ -36,7 +36,7 @@ public sealed class DataTransformWorkoutTests
     {
         var ctx = new MedSegContext(seed: 1);
         using var data = Rows(ctx);
-        EstimatorWorkout.Run(ctx, ctx.Data.ConvertChannels(1), data, "Image");
+        EstimatorWorkout.Run(ctx, EngineTransforms.ConvertChannels(1), data, "Image");
     }
 
     [TestMethod]
@@ -44,52 +44,6 @@ public sealed class DataTransformWorkoutTests
     {
         var ctx = new MedSegContext(seed: 1);
         using var data = Rows(ctx);
-        EstimatorWorkout.Run(ctx, ctx.Data.BinarizeMask(0.5), data, "Mask");
-    }
-
-    [TestMethod]
-    public void SamplePipelineSavesLoadsAndEvaluatesIdentically()
-    {
-        var ctx = new MedSegContext(seed: 3);
-        string dir = Path.Combine(RepoRoot(), "data", "kvasir-seg-sample");
-        var sample = ctx.Data.LoadImagesAndMasks(Path.Combine(dir, "images"), Path.Combine(dir, "masks"));
-        var split = ctx.Data.TrainValidationTestSplit(sample, seed: 3);
-        Assert.AreEqual(96L + 12 + 12, split.Train.CountRows() + split.Validation.CountRows() + split.Test.CountRows());
-
-        var pipeline = ctx.Data.Resize(32, 32).Append(ctx.Data.ConvertChannels(1));
-        using var model = pipeline.Fit(split.Train);
-        string file = Path.Combine(Path.GetTempPath(), $"sample-pipeline-{Guid.NewGuid():N}.zip");
-        try
-        {
-            ctx.Model.Save(model, split.Train.Schema, file);
-            var loaded = ctx.Model.Load(file, out var inputSchema);
-            Assert.AreEqual(split.Train.Schema.ToString(), inputSchema.ToString());
-            var a = model.Transform(split.Test);
-            var b = loaded.Transform(split.Test);
-            using (var ca = a.GetRowCursor("Image", "Mask"))
-            using (var cb = b.GetRowCursor("Image", "Mask"))
-                while (ca.MoveNext())
-                {
-                    Assert.IsTrue(cb.MoveNext());
-                    CollectionAssert.AreEqual(new long[] { 1, 32, 32 }, ca.GetTensor("Image").shape);
-                    Assert.IsTrue(EstimatorWorkout.BitIdentical(ca.GetTensor("Image"), cb.GetTensor("Image"), out var d1), d1);
-                    Assert.IsTrue(EstimatorWorkout.BitIdentical(ca.GetTensor("Mask"), cb.GetTensor("Mask"), out var d2), d2);
-                }
-            // a trivial "prediction" (the ground truth itself) evaluates to perfect scores through the same view
-            var result = DataViewEvaluation.EvaluateBinary(ctx, b, "Mask", "Mask");
-            MetricsAssert.AtLeast(result, dice: 1.0, iou: 1.0);
-            (loaded as IDisposable)?.Dispose();
-        }
-        finally
-        {
-            File.Delete(file);
-        }
-    }
-
-    private static string RepoRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "MLNetMedSeg.sln"))) return d.FullName;
-        throw new DirectoryNotFoundException($"no MLNetMedSeg.sln above {AppContext.BaseDirectory}");
+        EstimatorWorkout.Run(ctx, EngineTransforms.BinarizeMask(0.5), data, "Mask");
     }
 }

@@ -34,7 +34,7 @@ public sealed class ImageMaskLoaderTests
         TestImages.WriteMask(Path.Combine(mk, "b.PNG"), 8, 8, 1);
         TestImages.WriteMask(Path.Combine(mk, "c.png"), 8, 8, 2);
 
-        var view = Ctx().Data.LoadImagesAndMasks(im, mk);
+        var view = DataViews.LoadImagesAndMasks(Ctx(), im, mk);
         Assert.AreEqual(3L, view.GetRowCount());
         Assert.AreEqual("Id: Text, Image: Tensor<Float32>[?,?,?], Mask: Tensor<Float32>[1,?,?], ImagePath: Text, MaskPath: Text", view.Schema.ToString());
         var rows = ReadAll(view);
@@ -59,7 +59,7 @@ public sealed class ImageMaskLoaderTests
         string im = dir.Sub("images"), mk = dir.Sub("masks");
         foreach (var n in new[] { "a", "b", "c" }) TestImages.WriteRgb(Path.Combine(im, n + ".png"), 4, 4, 0);
         foreach (var n in new[] { "a", "c", "d" }) TestImages.WriteMask(Path.Combine(mk, n + ".png"), 4, 4, 1);
-        var e = Assert.ThrowsException<InvalidDataException>(() => Ctx().Data.LoadImagesAndMasks(im, mk));
+        var e = Assert.ThrowsException<InvalidDataException>(() => DataViews.LoadImagesAndMasks(Ctx(), im, mk));
         StringAssert.Contains(e.Message, "b.png");
         StringAssert.Contains(e.Message, "d.png");
         StringAssert.Contains(e.Message, "have no mask");
@@ -77,7 +77,7 @@ public sealed class ImageMaskLoaderTests
         var ctx = Ctx();
         var logs = new List<LogEventArgs>();
         ctx.Log += (_, e) => logs.Add(e);
-        var view = ctx.Data.LoadImagesAndMasks(im, mk, new ImageMaskLoaderOptions { UnmatchedFiles = UnmatchedFilePolicy.SkipWithWarning });
+        var view = DataViews.LoadImagesAndMasks(ctx, im, mk, new ImageMaskLoaderOptions { UnmatchedFiles = UnmatchedFilePolicy.SkipWithWarning });
         CollectionAssert.AreEqual(new[] { "a", "c" }, view.GetTextColumn("Id"));
         Assert.AreEqual(1, logs.Count);
         Assert.AreEqual(LogLevel.Warning, logs[0].Level);
@@ -91,16 +91,16 @@ public sealed class ImageMaskLoaderTests
         using var dir = new TempDir();
         string im = dir.Sub("images"), mk = dir.Sub("masks");
         TestImages.WriteMask(Path.Combine(mk, "a.png"), 4, 4, 1);
-        var e = Assert.ThrowsException<InvalidDataException>(() => Ctx().Data.LoadImagesAndMasks(im, mk));
+        var e = Assert.ThrowsException<InvalidDataException>(() => DataViews.LoadImagesAndMasks(Ctx(), im, mk));
         StringAssert.Contains(e.Message, im);
         StringAssert.Contains(e.Message, "no image files");
 
         File.WriteAllText(Path.Combine(im, "readme.txt"), "x");
-        e = Assert.ThrowsException<InvalidDataException>(() => Ctx().Data.LoadImagesAndMasks(im, mk));
+        e = Assert.ThrowsException<InvalidDataException>(() => DataViews.LoadImagesAndMasks(Ctx(), im, mk));
         StringAssert.Contains(e.Message, im);
 
         var missing = Path.Combine(dir.Path, "nope");
-        var d = Assert.ThrowsException<DirectoryNotFoundException>(() => Ctx().Data.LoadImagesAndMasks(missing, mk));
+        var d = Assert.ThrowsException<DirectoryNotFoundException>(() => DataViews.LoadImagesAndMasks(Ctx(), missing, mk));
         StringAssert.Contains(d.Message, missing);
     }
 
@@ -112,7 +112,7 @@ public sealed class ImageMaskLoaderTests
         TestImages.WriteRgb(Path.Combine(im, "a.png"), 4, 4, 0);
         TestImages.WriteRgb(Path.Combine(im, "a.jpg"), 4, 4, 0);
         TestImages.WriteMask(Path.Combine(mk, "a.png"), 4, 4, 1);
-        var e = Assert.ThrowsException<InvalidDataException>(() => Ctx().Data.LoadImagesAndMasks(im, mk));
+        var e = Assert.ThrowsException<InvalidDataException>(() => DataViews.LoadImagesAndMasks(Ctx(), im, mk));
         StringAssert.Contains(e.Message, "a.jpg");
         StringAssert.Contains(e.Message, "a.png");
     }
@@ -125,7 +125,7 @@ public sealed class ImageMaskLoaderTests
         string im = dir.Sub("images"), mk = dir.Sub("masks");
         TestImages.WriteRgb(Path.Combine(im, "a.png"), 16, 16, 0);
         TestImages.WriteMask(Path.Combine(mk, "a.png"), 16, 20, 1); // 20 wide, 16 high
-        var view = Ctx().Data.LoadImagesAndMasks(im, mk);
+        var view = DataViews.LoadImagesAndMasks(Ctx(), im, mk);
         using var cur = view.GetRowCursor("Image", "Mask");
         Assert.IsTrue(cur.MoveNext());
         _ = cur.GetTensor("Image");
@@ -151,7 +151,7 @@ public sealed class ImageMaskLoaderTests
         TestImages.WriteRgb(Path.Combine(im, "a.png"), 4, 4, 0);
         File.WriteAllText(Path.Combine(im, "b.png"), "not a png");
         foreach (var n in new[] { "a", "b" }) TestImages.WriteMask(Path.Combine(mk, n + ".png"), 4, 4, 1);
-        var view = Ctx().Data.LoadImagesAndMasks(im, mk);
+        var view = DataViews.LoadImagesAndMasks(Ctx(), im, mk);
         Assert.AreEqual(2L, view.GetRowCount());
         CollectionAssert.AreEqual(new[] { "a", "b" }, view.GetTextColumn("Id")); // ids need no decoding
         using var cur = view.GetRowCursor("Image", "Mask");
@@ -175,7 +175,7 @@ public sealed class ImageMaskLoaderTests
         ImageIO.WritePng16(Path.Combine(mk, "p.png"), new ushort[] { 0, 65535, 65535, 0 }, 2, 2, 1);
         ImageIO.WriteTiff16(Path.Combine(im, "t.tif"), img16, 2, 2, 1);
         ImageIO.WriteTiff(Path.Combine(mk, "t.tiff"), new byte[] { 255, 0, 0, 255 }, 2, 2, 1);
-        var view = Ctx().Data.LoadImagesAndMasks(im, mk, new ImageMaskLoaderOptions { StrictBinaryMasks = true });
+        var view = DataViews.LoadImagesAndMasks(Ctx(), im, mk, new ImageMaskLoaderOptions { StrictBinaryMasks = true });
         var rows = ReadAll(view);
         float[] want = img16.Select(v => v / 65535f).ToArray();
         foreach (var r in rows)
@@ -198,19 +198,19 @@ public sealed class ImageMaskLoaderTests
         ImageIO.WritePng(Path.Combine(im, "rgb.png"), new byte[] { 255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255 }, 2, 2, 3);
         foreach (var n in new[] { "gray", "rgb" }) TestImages.WriteMask(Path.Combine(mk, n + ".png"), 2, 2, 1);
 
-        var asRgb = ReadAll(Ctx().Data.LoadImagesAndMasks(im, mk, new ImageMaskLoaderOptions { ImageChannels = 3 }));
+        var asRgb = ReadAll(DataViews.LoadImagesAndMasks(Ctx(), im, mk, new ImageMaskLoaderOptions { ImageChannels = 3 }));
         var g3 = asRgb[0].Image;
         CollectionAssert.AreEqual(new long[] { 3, 2, 2 }, g3.shape);
         for (int c = 0; c < 3; c++) CollectionAssert.AreEqual(new float[] { 0, 0.2f, 0.4f, 1 }, g3[c].ToArray<float>());
 
-        var asGray = ReadAll(Ctx().Data.LoadImagesAndMasks(im, mk, new ImageMaskLoaderOptions { ImageChannels = 1 }));
+        var asGray = ReadAll(DataViews.LoadImagesAndMasks(Ctx(), im, mk, new ImageMaskLoaderOptions { ImageChannels = 1 }));
         var r1 = asGray[1].Image;
         CollectionAssert.AreEqual(new long[] { 1, 2, 2 }, r1.shape);
         var v = r1.ToArray<float>();
         float[] luma = [0.299f, 0.587f, 0.114f, 1f]; // BT.601
         for (int k = 0; k < 4; k++) Assert.AreEqual(luma[k], v[k], 1e-6f);
 
-        var asIs = Ctx().Data.LoadImagesAndMasks(im, mk);
+        var asIs = DataViews.LoadImagesAndMasks(Ctx(), im, mk);
         var kept = ReadAll(asIs);
         Assert.AreEqual(1L, kept[0].Image.size(0));
         Assert.AreEqual(3L, kept[1].Image.size(0));
@@ -237,7 +237,7 @@ public sealed class ImageMaskLoaderTests
         var ctx = Ctx();
         var logs = new List<LogEventArgs>();
         ctx.Log += (_, e) => logs.Add(e);
-        var view = ctx.Data.LoadImagesAndMasks(im, mk);
+        var view = DataViews.LoadImagesAndMasks(ctx, im, mk);
         Assert.AreEqual(0L, view.NonBinaryMaskPixels);
         for (int pass = 0; pass < 2; pass++)
         {
@@ -253,7 +253,7 @@ public sealed class ImageMaskLoaderTests
         Assert.AreEqual(2, view.MasksRead);
 
         // Another threshold moves the cut: 0.02 of 255 = 5.1 → 5 stays background, 100 becomes foreground.
-        var low = ReadAll(Ctx().Data.LoadImagesAndMasks(im, mk, new ImageMaskLoaderOptions { MaskThreshold = 0.02 }));
+        var low = ReadAll(DataViews.LoadImagesAndMasks(Ctx(), im, mk, new ImageMaskLoaderOptions { MaskThreshold = 0.02 }));
         CollectionAssert.AreEqual(new float[] { 0, 0, 1, 1, 1, 1 }, low[1].Mask.ToArray<float>());
     }
 
@@ -263,7 +263,7 @@ public sealed class ImageMaskLoaderTests
         using var scope = torch.NewDisposeScope();
         using var dir = new TempDir();
         string mk = MaskFolderWithNonBinary(dir, out var im, out var bad);
-        var view = Ctx().Data.LoadImagesAndMasks(im, mk, new ImageMaskLoaderOptions { StrictBinaryMasks = true });
+        var view = DataViews.LoadImagesAndMasks(Ctx(), im, mk, new ImageMaskLoaderOptions { StrictBinaryMasks = true });
         using var cur = view.GetRowCursor("Mask");
         Assert.IsTrue(cur.MoveNext());
         Assert.AreEqual(3f, cur.GetTensor("Mask").sum().ToSingle()); // the clean one passes
@@ -284,7 +284,7 @@ public sealed class ImageMaskLoaderTests
         ImageIO.WritePng(Path.Combine(mk, "a.png"), new byte[] { 0, 128, 255, 255, 128, 0 }, 3, 2, 1);
         ImageIO.WritePng(Path.Combine(mk, "b.png"), new byte[] { 0, 128, 64, 255, 128, 0 }, 3, 2, 1);
         var opts = new ImageMaskLoaderOptions { MaskValueToClass = new Dictionary<int, long> { [0] = 0, [128] = 1, [255] = 2 } };
-        var view = Ctx().Data.LoadImagesAndMasks(im, mk, opts);
+        var view = DataViews.LoadImagesAndMasks(Ctx(), im, mk, opts);
         Assert.AreEqual(TensorColumnType.ClassMask(), view.Schema["Mask"].Type);
         using var cur = view.GetRowCursor("Mask");
         Assert.IsTrue(cur.MoveNext());
@@ -306,7 +306,7 @@ public sealed class ImageMaskLoaderTests
         string im = dir.Sub("images"), mk = dir.Sub("masks");
         TestImages.WriteRgb(Path.Combine(im, "a.png"), 1, 3, 0);
         ImageIO.WritePng(Path.Combine(mk, "a.png"), new byte[] { 255, 0, 0, 0, 0, 0, 0, 0, 255 }, 3, 1, 3);
-        var rows = ReadAll(Ctx().Data.LoadImagesAndMasks(im, mk));
+        var rows = ReadAll(DataViews.LoadImagesAndMasks(Ctx(), im, mk));
         CollectionAssert.AreEqual(new float[] { 1, 0, 1 }, rows[0].Mask.ToArray<float>());
     }
 
@@ -315,8 +315,8 @@ public sealed class ImageMaskLoaderTests
     {
         using var dir = new TempDir();
         string im = dir.Sub("images"), mk = dir.Sub("masks");
-        Assert.ThrowsException<ArgumentOutOfRangeException>(() => Ctx().Data.LoadImagesAndMasks(im, mk, new ImageMaskLoaderOptions { ImageChannels = 2 }));
-        Assert.ThrowsException<ArgumentOutOfRangeException>(() => Ctx().Data.LoadImagesAndMasks(im, mk, new ImageMaskLoaderOptions { MaskThreshold = 1 }));
+        Assert.ThrowsException<ArgumentOutOfRangeException>(() => DataViews.LoadImagesAndMasks(Ctx(), im, mk, new ImageMaskLoaderOptions { ImageChannels = 2 }));
+        Assert.ThrowsException<ArgumentOutOfRangeException>(() => DataViews.LoadImagesAndMasks(Ctx(), im, mk, new ImageMaskLoaderOptions { MaskThreshold = 1 }));
     }
 
     [TestMethod]
@@ -325,7 +325,7 @@ public sealed class ImageMaskLoaderTests
         using var dir = new TempDir();
         string im = dir.Sub("images"), mk = dir.Sub("masks");
         foreach (var n in new[] { "a", "b" }) { TestImages.WriteRgb(Path.Combine(im, n + ".png"), 4, 4, 0); TestImages.WriteMask(Path.Combine(mk, n + ".png"), 4, 4, 2); }
-        var view = Ctx().Data.LoadImagesAndMasks(im, mk);
+        var view = DataViews.LoadImagesAndMasks(Ctx(), im, mk);
         long before = TorchRuntime.LiveTensorCount;
         using (var cur = view.GetRowCursor("Image", "Mask"))
             while (cur.MoveNext()) { _ = cur.GetTensor("Image"); _ = cur.GetTensor("Mask"); }

@@ -19,7 +19,7 @@ public sealed class KvasirSampleTests
     public void SampleHas120MatchedBinaryPairsOf128()
     {
         string dir = SampleDir();
-        var view = new MedSegContext(seed: 1).Data.LoadImagesAndMasks(Path.Combine(dir, "images"), Path.Combine(dir, "masks"),
+        var view = DataViews.LoadImagesAndMasks(new MedSegContext(seed: 1), Path.Combine(dir, "images"), Path.Combine(dir, "masks"),
             new ImageMaskLoaderOptions { StrictBinaryMasks = true });
         Assert.AreEqual(120L, view.GetRowCount());
         Assert.IsTrue(view.Pairs.All(p => p.ImagePath.EndsWith(".jpg") && p.MaskPath.EndsWith(".png")));

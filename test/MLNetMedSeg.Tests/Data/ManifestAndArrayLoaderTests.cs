@@ -22,7 +22,7 @@ public sealed class ManifestAndArrayLoaderTests
         TestImages.WriteMask(Path.Combine(mk, "y.png"), 4, 4, 7);
         string csv = Path.Combine(root, "manifest.csv");
         File.WriteAllText(csv, "mask,image,id\n\"gt/x1.png\",\"img/x, 1.png\",first\ngt/y.png,img/y.jpg,\n");
-        var view = Ctx().Data.LoadFromManifest(csv);
+        var view = DataViews.LoadFromManifest(Ctx(), csv);
         CollectionAssert.AreEqual(new[] { "first", "y" }, view.GetTextColumn("Id")); // manifest order; empty id → stem
         CollectionAssert.AreEqual(new[] { Path.Combine(im, "x, 1.png"), Path.Combine(im, "y.jpg") }, view.GetTextColumn("ImagePath"));
         using var cur = view.GetRowCursor("Mask", "Image");
@@ -41,7 +41,7 @@ public sealed class ManifestAndArrayLoaderTests
         TestImages.WriteMask(Path.Combine(dir.Path, "a_mask.png"), 4, 4, 1);
         string csv = Path.Combine(dir.Path, "m.csv");
         File.WriteAllText(csv, "image,mask\r\na.png,a_mask.png\r\n");
-        CollectionAssert.AreEqual(new[] { "a" }, Ctx().Data.LoadFromManifest(csv).GetTextColumn("Id"));
+        CollectionAssert.AreEqual(new[] { "a" }, DataViews.LoadFromManifest(Ctx(), csv).GetTextColumn("Id"));
     }
 
     [TestMethod]
@@ -52,7 +52,7 @@ public sealed class ManifestAndArrayLoaderTests
         TestImages.WriteMask(Path.Combine(dir.Path, "am.png"), 4, 4, 1);
         string csv = Path.Combine(dir.Path, "m.csv");
         File.WriteAllText(csv, "image,mask\na.png,am.png\nb.png,am.png\n");
-        var e = Assert.ThrowsException<FileNotFoundException>(() => Ctx().Data.LoadFromManifest(csv));
+        var e = Assert.ThrowsException<FileNotFoundException>(() => DataViews.LoadFromManifest(Ctx(), csv));
         StringAssert.Contains(e.Message, csv + ":3");
         StringAssert.Contains(e.Message, "b.png");
     }
@@ -65,11 +65,11 @@ public sealed class ManifestAndArrayLoaderTests
         TestImages.WriteMask(Path.Combine(dir.Path, "am.png"), 4, 4, 1);
         string csv = Path.Combine(dir.Path, "m.csv");
         File.WriteAllText(csv, "picture,mask\na.png,am.png\n");
-        StringAssert.Contains(Assert.ThrowsException<InvalidDataException>(() => Ctx().Data.LoadFromManifest(csv)).Message, "'image'");
+        StringAssert.Contains(Assert.ThrowsException<InvalidDataException>(() => DataViews.LoadFromManifest(Ctx(), csv)).Message, "'image'");
         File.WriteAllText(csv, "image,mask,id\na.png,am.png,k\na.png,am.png,k\n");
-        StringAssert.Contains(Assert.ThrowsException<InvalidDataException>(() => Ctx().Data.LoadFromManifest(csv)).Message, "line 2");
+        StringAssert.Contains(Assert.ThrowsException<InvalidDataException>(() => DataViews.LoadFromManifest(Ctx(), csv)).Message, "line 2");
         File.WriteAllText(csv, "image,mask\n\"a.png,am.png\n");
-        StringAssert.Contains(Assert.ThrowsException<InvalidDataException>(() => Ctx().Data.LoadFromManifest(csv)).Message, csv + ":2");
+        StringAssert.Contains(Assert.ThrowsException<InvalidDataException>(() => DataViews.LoadFromManifest(Ctx(), csv)).Message, csv + ":2");
     }
 
     [TestMethod]
@@ -78,7 +78,7 @@ public sealed class ManifestAndArrayLoaderTests
         using var scope = torch.NewDisposeScope();
         var images = new[] { torch.rand([3, 4, 5]), torch.rand([3, 4, 5]) };
         var masks = new[] { torch.ones([1, 4, 5]), torch.zeros([1, 4, 5]) };
-        using (var view = Ctx().Data.LoadFromArrays(images, masks, ["p", "q"]))
+        using (var view = DataViews.LoadFromArrays(Ctx(), images, masks, ["p", "q"]))
         {
             Assert.AreEqual("Id: Text, Image: Tensor<Float32>[3,?,?], Mask: Tensor<Float32>[1,?,?]", view.Schema.ToString());
             using var cur = view.GetRowCursor("Id", "Image", "Mask");
@@ -95,11 +95,11 @@ public sealed class ManifestAndArrayLoaderTests
         Assert.IsFalse(images[0].IsInvalid);
         Assert.AreEqual(20f, masks[0].sum().ToSingle());
 
-        using var noMasks = Ctx().Data.LoadFromArrays([torch.rand([1, 2, 2])]);
+        using var noMasks = DataViews.LoadFromArrays(Ctx(), [torch.rand([1, 2, 2])]);
         Assert.IsFalse(noMasks.Schema.Contains("Mask"));
         CollectionAssert.AreEqual(new[] { "0" }, noMasks.GetTextColumn("Id"));
 
-        using var classes = Ctx().Data.LoadFromArrays([torch.rand([1, 2, 2])], [torch.zeros([2, 2], ScalarType.Int64)]);
+        using var classes = DataViews.LoadFromArrays(Ctx(), [torch.rand([1, 2, 2])], [torch.zeros([2, 2], ScalarType.Int64)]);
         Assert.AreEqual(TensorColumnType.ClassMask(), classes.Schema["Mask"].Type);
     }
 
@@ -108,18 +108,18 @@ public sealed class ManifestAndArrayLoaderTests
     {
         using var scope = torch.NewDisposeScope();
         var ok = torch.rand([3, 4, 4]);
-        var e = Assert.ThrowsException<ArgumentException>(() => Ctx().Data.LoadFromArrays([ok, ok], [torch.zeros([1, 4, 4]), torch.zeros([1, 4, 5])]));
+        var e = Assert.ThrowsException<ArgumentException>(() => DataViews.LoadFromArrays(Ctx(), [ok, ok], [torch.zeros([1, 4, 4]), torch.zeros([1, 4, 5])]));
         StringAssert.Contains(e.Message, "row 1");
         StringAssert.Contains(e.Message, "5x4");
-        e = Assert.ThrowsException<ArgumentException>(() => Ctx().Data.LoadFromArrays([ok, torch.zeros([4, 4], ScalarType.Int64)]));
+        e = Assert.ThrowsException<ArgumentException>(() => DataViews.LoadFromArrays(Ctx(), [ok, torch.zeros([4, 4], ScalarType.Int64)]));
         StringAssert.Contains(e.Message, "row 1");
         StringAssert.Contains(e.Message, "Int64");
-        e = Assert.ThrowsException<ArgumentException>(() => Ctx().Data.LoadFromArrays([ok], [torch.zeros([2, 4, 4])]));
+        e = Assert.ThrowsException<ArgumentException>(() => DataViews.LoadFromArrays(Ctx(), [ok], [torch.zeros([2, 4, 4])]));
         StringAssert.Contains(e.Message, "row 0");
-        e = Assert.ThrowsException<ArgumentException>(() => Ctx().Data.LoadFromArrays([ok, ok], [torch.zeros([1, 4, 4]), torch.zeros([4, 4], ScalarType.Int64)]));
+        e = Assert.ThrowsException<ArgumentException>(() => DataViews.LoadFromArrays(Ctx(), [ok, ok], [torch.zeros([1, 4, 4]), torch.zeros([4, 4], ScalarType.Int64)]));
         StringAssert.Contains(e.Message, "row 1");
-        e = Assert.ThrowsException<ArgumentException>(() => Ctx().Data.LoadFromArrays([ok, ok], null, ["a", "a"]));
+        e = Assert.ThrowsException<ArgumentException>(() => DataViews.LoadFromArrays(Ctx(), [ok, ok], null, ["a", "a"]));
         StringAssert.Contains(e.Message, "row 1");
-        Assert.ThrowsException<ArgumentException>(() => Ctx().Data.LoadFromArrays([ok, ok], [torch.zeros([1, 4, 4])]));
+        Assert.ThrowsException<ArgumentException>(() => DataViews.LoadFromArrays(Ctx(), [ok, ok], [torch.zeros([1, 4, 4])]));
     }
 }

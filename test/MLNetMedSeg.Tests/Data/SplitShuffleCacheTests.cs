@@ -16,10 +16,10 @@ public sealed class SplitShuffleCacheTests
     [TestMethod]
     public void SplitCountsFollowTheDocumentedRounding()
     {
-        Assert.AreEqual((800L, 100L), DataCatalogExtensions.SplitCounts(1000, 0.8, 0.1));
-        Assert.AreEqual((96L, 12L), DataCatalogExtensions.SplitCounts(120, 0.8, 0.1));
-        Assert.AreEqual((12L, 2L), DataCatalogExtensions.SplitCounts(15, 0.8, 0.1)); // 12, 1.5 → 2, rest 1
-        Assert.AreEqual((2L, 1L), DataCatalogExtensions.SplitCounts(3, 0.5, 0.5)); // halves away from zero: 1.5 → 2; validation capped by the rows left
+        Assert.AreEqual((800L, 100L), DataViews.SplitCounts(1000, 0.8, 0.1));
+        Assert.AreEqual((96L, 12L), DataViews.SplitCounts(120, 0.8, 0.1));
+        Assert.AreEqual((12L, 2L), DataViews.SplitCounts(15, 0.8, 0.1)); // 12, 1.5 → 2, rest 1
+        Assert.AreEqual((2L, 1L), DataViews.SplitCounts(3, 0.5, 0.5)); // halves away from zero: 1.5 → 2; validation capped by the rows left
     }
 
     [TestMethod]
@@ -27,9 +27,9 @@ public sealed class SplitShuffleCacheTests
     {
         using var data = Ids(15);
         var ctx = Ctx();
-        var a = ctx.Data.TrainValidationTestSplit(data, seed: 7);
-        var b = ctx.Data.TrainValidationTestSplit(data, seed: 7);
-        var c = ctx.Data.TrainValidationTestSplit(data, seed: 8);
+        var a = DataViews.TrainValidationTestSplit(ctx, data, seed: 7);
+        var b = DataViews.TrainValidationTestSplit(ctx, data, seed: 7);
+        var c = DataViews.TrainValidationTestSplit(ctx, data, seed: 8);
         var (tr, va, te) = (a.Train.GetTextColumn("Id"), a.Validation.GetTextColumn("Id"), a.Test.GetTextColumn("Id"));
         Assert.AreEqual((12, 2, 1), (tr.Count, va.Count, te.Count));
         Assert.AreEqual((12L, 2L, 1L), (a.Train.GetRowCount(), a.Validation.GetRowCount(), a.Test.GetRowCount()));
@@ -41,18 +41,18 @@ public sealed class SplitShuffleCacheTests
         CollectionAssert.AreEqual(tr.Order(StringComparer.Ordinal).ToList(), tr, "each part keeps source order");
 
         // Default seed is derived from the context's seed: two contexts with one seed agree.
-        var d1 = new MedSegContext(seed: 5).Data.TrainValidationTestSplit(data);
-        var d2 = new MedSegContext(seed: 5).Data.TrainValidationTestSplit(data);
+        var d1 = DataViews.TrainValidationTestSplit(new MedSegContext(seed: 5), data);
+        var d2 = DataViews.TrainValidationTestSplit(new MedSegContext(seed: 5), data);
         CollectionAssert.AreEqual(d1.Test.GetTextColumn("Id"), d2.Test.GetTextColumn("Id"));
 
-        Assert.ThrowsException<ArgumentOutOfRangeException>(() => ctx.Data.TrainValidationTestSplit(data, 0.8, 0.3));
+        Assert.ThrowsException<ArgumentOutOfRangeException>(() => DataViews.TrainValidationTestSplit(ctx, data, 0.8, 0.3));
     }
 
     [TestMethod]
     public void KFoldPartitionsTheRows()
     {
         using var data = Ids(10);
-        var folds = Ctx().Data.KFold(data, 4, seed: 3);
+        var folds = DataViews.KFold(Ctx(), data, 4, seed: 3);
         Assert.AreEqual(4, folds.Count);
         CollectionAssert.AreEqual(new[] { 3, 3, 2, 2 }, folds.Select(f => f.Test.GetTextColumn("Id").Count).ToArray());
         var all = data.GetTextColumn("Id");
@@ -64,9 +64,9 @@ public sealed class SplitShuffleCacheTests
             Assert.AreEqual(0, train.Intersect(test).Count());
             CollectionAssert.AreEquivalent(all, train.Concat(test).ToList());
         }
-        var again = Ctx().Data.KFold(data, 4, seed: 3);
+        var again = DataViews.KFold(Ctx(), data, 4, seed: 3);
         CollectionAssert.AreEqual(folds[2].Test.GetTextColumn("Id"), again[2].Test.GetTextColumn("Id"));
-        Assert.ThrowsException<ArgumentOutOfRangeException>(() => Ctx().Data.KFold(data, 11));
+        Assert.ThrowsException<ArgumentOutOfRangeException>(() => DataViews.KFold(Ctx(), data, 11));
     }
 
     [TestMethod]
@@ -74,15 +74,15 @@ public sealed class SplitShuffleCacheTests
     {
         using var data = Ids(30);
         var ctx = Ctx();
-        var s1 = ctx.Data.Shuffle(data, seed: 11).GetTextColumn("Id");
-        var s2 = ctx.Data.Shuffle(data, seed: 11).GetTextColumn("Id");
-        var s3 = ctx.Data.Shuffle(data, seed: 12).GetTextColumn("Id");
+        var s1 = DataViews.Shuffle(ctx, data, seed: 11).GetTextColumn("Id");
+        var s2 = DataViews.Shuffle(ctx, data, seed: 11).GetTextColumn("Id");
+        var s3 = DataViews.Shuffle(ctx, data, seed: 12).GetTextColumn("Id");
         CollectionAssert.AreEqual(s1, s2);
         CollectionAssert.AreNotEqual(s1, s3);
         CollectionAssert.AreNotEqual(data.GetTextColumn("Id"), s1);
         CollectionAssert.AreEquivalent(data.GetTextColumn("Id"), s1);
         // Reading the same shuffled view twice gives the same order.
-        var view = ctx.Data.Shuffle(data, seed: 11);
+        var view = DataViews.Shuffle(ctx, data, seed: 11);
         CollectionAssert.AreEqual(view.GetTextColumn("Id"), view.GetTextColumn("Id"));
     }
 
@@ -108,9 +108,9 @@ public sealed class SplitShuffleCacheTests
             TestImages.WriteMask(Path.Combine(mk, n + ".png"), 6, 6, i);
         }
         var ctx = Ctx();
-        var loaded = ctx.Data.LoadImagesAndMasks(im, mk);
-        var resized = ctx.Data.Resize(4, 4).Fit(loaded).Transform(loaded); // a mapped view: row access passes through
-        var split = ctx.Data.TrainValidationTestSplit(resized, 0.6, 0.2, seed: 2); // nothing decoded: no error yet
+        var loaded = DataViews.LoadImagesAndMasks(ctx, im, mk);
+        var resized = EngineTransforms.Resize(4, 4).Fit(loaded).Transform(loaded); // a mapped view: row access passes through
+        var split = DataViews.TrainValidationTestSplit(ctx, resized, 0.6, 0.2, seed: 2); // nothing decoded: no error yet
         int partsWithCorrupt = 0;
         foreach (var part in new[] { split.Train, split.Validation, split.Test })
         {
@@ -146,14 +146,14 @@ public sealed class SplitShuffleCacheTests
             TestImages.WriteMask(Path.Combine(mk, $"c{i}.png"), 5, 7, 3 * i);
         }
         var ctx = Ctx();
-        var loaded = ctx.Data.LoadImagesAndMasks(im, mk);
+        var loaded = DataViews.LoadImagesAndMasks(ctx, im, mk);
         long before = TorchRuntime.LiveTensorCount;
         using (var scope = torch.NewDisposeScope())
         {
             var expected = new List<(string, Tensor, Tensor)>();
             using (var cur = loaded.GetRowCursor())
                 while (cur.MoveNext()) expected.Add((cur.GetText("Id"), cur.GetTensor("Image").clone(), cur.GetTensor("Mask").clone()));
-            using var cache = ctx.Data.Cache(loaded);
+            using var cache = DataViews.Cache(ctx, loaded);
             Assert.AreSame(loaded.Schema, cache.Schema);
             Assert.AreEqual(4L, cache.GetRowCount());
             Directory.Delete(dir.Path, recursive: true); // the cache does not decode again
@@ -200,23 +200,23 @@ public sealed class StreamingSourceSplitTests
         using var data = Ids(20);
         var stream = new StreamingView(data, canShuffle: false);
         var ctx = new MedSegContext(seed: 1);
-        var split = ctx.Data.TrainValidationTestSplit(stream, seed: 3);
+        var split = DataViews.TrainValidationTestSplit(ctx, stream, seed: 3);
         var tr = split.Train.GetTextColumn("Id");
         var va = split.Validation.GetTextColumn("Id");
         var te = split.Test.GetTextColumn("Id");
         Assert.AreEqual((16, 2, 2), (tr.Count, va.Count, te.Count));
         CollectionAssert.AreEquivalent(data.GetTextColumn("Id"), tr.Concat(va).Concat(te).ToList());
         // Same rows as the split of the indexable view with the same seed.
-        CollectionAssert.AreEqual(ctx.Data.TrainValidationTestSplit(data, seed: 3).Test.GetTextColumn("Id"), te);
+        CollectionAssert.AreEqual(DataViews.TrainValidationTestSplit(ctx, data, seed: 3).Test.GetTextColumn("Id"), te);
         Assert.IsFalse(split.Train.CanShuffle);
         Assert.ThrowsException<InvalidOperationException>(() => split.Train.GetBatches(["Id"], 4, new Random(1)).ToList());
-        Assert.ThrowsException<InvalidOperationException>(() => ctx.Data.Shuffle(stream, seed: 1));
+        Assert.ThrowsException<InvalidOperationException>(() => DataViews.Shuffle(ctx, stream, seed: 1));
 
         // Mapped views over a streaming source (two levels) have no row access either, and splits still work.
         var m1 = new MappedDataView(stream, [new MappedColumn("A", TextColumnType.Instance, ["Id"], c => c.GetText("Id") + "a")]);
         var m2 = new MappedDataView(m1, [new MappedColumn("B", TextColumnType.Instance, ["A"], c => c.GetText("A") + "b")]);
         Assert.IsFalse(m2.HasRowAccess);
-        var s2 = ctx.Data.TrainValidationTestSplit(m2, seed: 3);
+        var s2 = DataViews.TrainValidationTestSplit(ctx, m2, seed: 3);
         CollectionAssert.AreEqual(te.Select(t => t + "ab").ToList(), s2.Test.GetTextColumn("B"));
         Assert.ThrowsException<InvalidOperationException>(() => m2.GetIndexedRowCursor([m2.Schema["B"]], new long[] { 0 }));
     }
@@ -227,9 +227,9 @@ public sealed class StreamingSourceSplitTests
         using var data = Ids(20);
         var stream = new StreamingView(data, canShuffle: true);
         var ctx = new MedSegContext(seed: 1);
-        var a = ctx.Data.Shuffle(stream, seed: 9).GetTextColumn("Id");
-        CollectionAssert.AreEqual(a, ctx.Data.Shuffle(stream, seed: 9).GetTextColumn("Id"));
-        CollectionAssert.AreNotEqual(a, ctx.Data.Shuffle(stream, seed: 10).GetTextColumn("Id"));
+        var a = DataViews.Shuffle(ctx, stream, seed: 9).GetTextColumn("Id");
+        CollectionAssert.AreEqual(a, DataViews.Shuffle(ctx, stream, seed: 9).GetTextColumn("Id"));
+        CollectionAssert.AreNotEqual(a, DataViews.Shuffle(ctx, stream, seed: 10).GetTextColumn("Id"));
         CollectionAssert.AreEquivalent(data.GetTextColumn("Id"), a);
     }
 }

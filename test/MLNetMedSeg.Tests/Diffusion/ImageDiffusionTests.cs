@@ -79,7 +79,7 @@ public sealed class ImageDiffusionTests
     {
         var ctx = new MedSegContext(seed: 1);
         using var data = Blobs(8, 1);
-        var r = EstimatorWorkout.Run(ctx, ctx.Generation.ImageDiffusion(Tiny()), data, "Image",
+        var r = EstimatorWorkout.Run(ctx, new ImageDiffusionEstimator(ctx, Tiny()), data, "Image",
             new WorkoutOptions { MoreRequiredColumns = ["Mask"] });
         Assert.AreEqual(8, r.Rows);
         Assert.AreEqual(new TensorColumnType(ScalarType.Float32, [1, Size, Size]), r.OutputSchema["SyntheticImage"].Type);
@@ -95,7 +95,7 @@ public sealed class ImageDiffusionTests
         using var test = Blobs(16, 22);
         var o = Tiny(epochs: 40);                 // 8 steps per epoch: 320 Adam steps
         o.SampleSteps = 20;
-        using var model = ctx.Generation.ImageDiffusion(o).Fit(train);
+        using var model = new ImageDiffusionEstimator(ctx, o).Fit(train);
         double trained = sw.Elapsed.TotalSeconds;
         var masks = Column(test, "Mask");
         var generated = Column(model.Transform(test), "SyntheticImage");
@@ -116,7 +116,7 @@ public sealed class ImageDiffusionTests
         using var scope = NewDisposeScope();
         var ctx = new MedSegContext(seed: 3);
         using var data = Blobs(5, 3);
-        using var model = ctx.Generation.ImageDiffusion(Tiny()).Fit(data);
+        using var model = new ImageDiffusionEstimator(ctx, Tiny()).Fit(data);
         var a = Column(model.Transform(data), "SyntheticImage");
         var b = Column(model.Transform(data), "SyntheticImage");
         Assert.IsTrue(a.IsEqual(b), "the same rows give the same images");
@@ -140,7 +140,7 @@ public sealed class ImageDiffusionTests
             var o = Tiny();
             o.ConditionDropout = 0.2;
             o.Network.Dropout = 0.1;
-            using var m = ctx.Generation.ImageDiffusion(o).Fit(data);
+            using var m = new ImageDiffusionEstimator(ctx, o).Fit(data);
             return m.Network.StateDictInOrder().ToDictionary(e => e.Key, e => e.Value.cpu().contiguous().ToArray<float>());
         }
         var a = Fit(9);
@@ -163,7 +163,7 @@ public sealed class ImageDiffusionTests
         using var scope = NewDisposeScope();
         var ctx = new MedSegContext(seed: 4);
         using var data = Blobs(4, 4);
-        using var model = ctx.Generation.ImageDiffusion(Tiny()).Fit(data);
+        using var model = new ImageDiffusionEstimator(ctx, Tiny()).Fit(data);
         ISdEditor editor = model;
         Assert.AreEqual(1, editor.ImageChannels);
         var images = Column(data, "Image");
@@ -188,7 +188,7 @@ public sealed class ImageDiffusionTests
         using var scope = NewDisposeScope();
         var ctx = new MedSegContext(seed: 6);
         using var data = Blobs(4, 6);
-        using var model = ctx.Generation.ImageDiffusion(Tiny()).Fit(data);
+        using var model = new ImageDiffusionEstimator(ctx, Tiny()).Fit(data);
         var binary = Column(data, "Mask");
         var soft = binary * 0.4 + 0.3 + (rand(binary.shape, generator: new Generator(1)) - 0.5) * 0.2; // 0.2..0.4 / 0.6..0.8
         Assert.IsTrue(ImageDiffusionTransformer.BinarizeMask(soft).IsEqual(binary));
@@ -214,7 +214,7 @@ public sealed class ImageDiffusionTests
             o.SampleGridFolder = folder;
             o.SampleGridEvery = 1;
             o.SampleGridCount = 3;
-            using (ctx.Generation.ImageDiffusion(o).Fit(data)) { }
+            using (new ImageDiffusionEstimator(ctx, o).Fit(data)) { }
             Assert.IsTrue(File.Exists(Path.Combine(folder, "grid_epoch_001.png")));
             Assert.IsFalse(File.Exists(Path.Combine(folder, "grid_epoch_002.png")), "the last epoch writes the final grid only");
             var img = ImageIO.ReadTensor(Path.Combine(folder, "grid_final.png"));
@@ -253,7 +253,7 @@ public sealed class ImageDiffusionTests
         var ctx = new MedSegContext(seed: 6);
         var progress = new Collect();
         ctx.Progress = progress;
-        using (ctx.Generation.ImageDiffusion(Tiny(epochs: 2)).Fit(data)) { }
+        using (new ImageDiffusionEstimator(ctx, Tiny(epochs: 2)).Fit(data)) { }
         Assert.AreEqual(4, progress.Reports.Count, "2 epochs × 2 steps");
         Assert.IsTrue(progress.Reports.All(p => p.Stage == "ImageDiffusion" && p.Loss is double l && double.IsFinite(l)));
         Assert.AreEqual(2, progress.Reports[^1].Epoch);
@@ -262,7 +262,7 @@ public sealed class ImageDiffusionTests
         using var cts = new CancellationTokenSource();
         var ctx2 = new MedSegContext(seed: 6) { Progress = new Collect(_ => cts.Cancel()) };
         long finalized = TorchRuntime.FinalizedTensorCount;
-        Assert.ThrowsException<OperationCanceledException>(() => ctx2.Generation.ImageDiffusion(Tiny(epochs: 2)).Fit(data, cts.Token));
+        Assert.ThrowsException<OperationCanceledException>(() => new ImageDiffusionEstimator(ctx2, Tiny(epochs: 2)).Fit(data, cts.Token));
         Assert.AreEqual(finalized, TorchRuntime.FinalizedTensorCount, "a cancelled fit disposes everything it made (nothing is left to the finalizer)");
     }
 
@@ -271,22 +271,22 @@ public sealed class ImageDiffusionTests
     {
         var ctx = new MedSegContext(seed: 7);
         using var nan = Blobs(4, 7, nan: true);
-        var e = Assert.ThrowsException<TrainingDivergedException>(() => ctx.Generation.ImageDiffusion(Tiny()).Fit(nan));
+        var e = Assert.ThrowsException<TrainingDivergedException>(() => new ImageDiffusionEstimator(ctx, Tiny()).Fit(nan));
         StringAssert.Contains(e.Message, "NaN");
         using var data = Blobs(4, 7);
         var o = Tiny();
         o.ImageChannels = 3;
-        var s = Assert.ThrowsException<SchemaException>(() => ctx.Generation.ImageDiffusion(o).GetOutputSchema(data.Schema));
+        var s = Assert.ThrowsException<SchemaException>(() => new ImageDiffusionEstimator(ctx, o).GetOutputSchema(data.Schema));
         Assert.AreEqual("Image", s.ColumnName);
         o = Tiny();
         o.Network.ChannelMultipliers = [1, 1, 1, 1, 1, 1];  // 2^5 = 32 does not divide 16
-        s = Assert.ThrowsException<SchemaException>(() => ctx.Generation.ImageDiffusion(o).Fit(data));
+        s = Assert.ThrowsException<SchemaException>(() => new ImageDiffusionEstimator(ctx, o).Fit(data));
         StringAssert.Contains(s.Message, "divisible");
         o = Tiny();
         o.ConditionColumn = "SyntheticMask";
-        s = Assert.ThrowsException<SchemaException>(() => ctx.Generation.ImageDiffusion(o).GetOutputSchema(data.Schema));
+        s = Assert.ThrowsException<SchemaException>(() => new ImageDiffusionEstimator(ctx, o).GetOutputSchema(data.Schema));
         Assert.AreEqual("SyntheticMask", s.ColumnName);
-        Assert.ThrowsException<ArgumentException>(() => ctx.Generation.ImageDiffusion(new ImageDiffusionOptions { SampleSteps = 2000 }));
+        Assert.ThrowsException<ArgumentException>(() => new ImageDiffusionEstimator(ctx, new ImageDiffusionOptions { SampleSteps = 2000 }));
     }
 
     [TestMethod]
@@ -298,7 +298,7 @@ public sealed class ImageDiffusionTests
             var o = Tiny(epochs: 3);
             o.CheckpointFolder = folder;
             if (onEpoch is not null) o.EpochCompleted = r => onEpoch(r.Epoch);
-            using var m = new MedSegContext(seed: 4).Generation.ImageDiffusion(o).Fit(data, ct);
+            using var m = new ImageDiffusionEstimator(new MedSegContext(seed: 4), o).Fit(data, ct);
             return ResumeCheck.Weights(m.Network);
         });
     }

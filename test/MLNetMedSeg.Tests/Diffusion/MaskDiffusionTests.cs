@@ -95,7 +95,7 @@ public sealed class MaskDiffusionTests
         var o = Tiny();
         o.SamplesPerRow = 2;
         o.SampleBatchSize = 3;
-        var r = EstimatorWorkout.Run(ctx, ctx.Generation.MaskDiffusion(o), data, "Mask");
+        var r = EstimatorWorkout.Run(ctx, new MaskDiffusionEstimator(ctx, o), data, "Mask");
         Assert.AreEqual(12, r.Rows, "k = 2 rows per input row");
         Assert.AreEqual("SyntheticMask: Tensor<Float32>[1,16,16]", r.OutputSchema["SyntheticMask"].ToString());
         Assert.AreEqual("SampleIndex: Number", r.OutputSchema["SampleIndex"].ToString());
@@ -109,10 +109,10 @@ public sealed class MaskDiffusionTests
         using var data = SyntheticMasks.View(SyntheticMasks.Make(4, 16, 2, 2, 6), withImage: true);
         var o = Tiny();
         o.ConditionColumn = "Image";
-        EstimatorWorkout.Run(ctx, ctx.Generation.MaskDiffusion(o), data, "Mask", new WorkoutOptions { MoreRequiredColumns = ["Image"] });
+        EstimatorWorkout.Run(ctx, new MaskDiffusionEstimator(ctx, o), data, "Mask", new WorkoutOptions { MoreRequiredColumns = ["Image"] });
         // A condition of the wrong size is named.
         var bad = DataViewSchema.Create(("Mask", TensorColumnType.BinaryMask(16, 16)), ("Image", TensorColumnType.Image(1, 8, 8)));
-        var ex = Assert.ThrowsException<SchemaException>(() => ctx.Generation.MaskDiffusion(o).GetOutputSchema(bad));
+        var ex = Assert.ThrowsException<SchemaException>(() => new MaskDiffusionEstimator(ctx, o).GetOutputSchema(bad));
         Assert.AreEqual("Image", ex.ColumnName);
     }
 
@@ -125,7 +125,7 @@ public sealed class MaskDiffusionTests
         var o = Tiny();
         o.SamplesPerRow = 3;
         o.SampleBatchSize = 4;
-        using var model = ctx.Generation.MaskDiffusion(o).Fit(data);
+        using var model = new MaskDiffusionEstimator(ctx, o).Fit(data);
         var view = model.Transform(data);
         Assert.AreEqual(15L, view.GetRowCount());
         Assert.IsFalse(view.CanShuffle);
@@ -177,11 +177,11 @@ public sealed class MaskDiffusionTests
             o.SampleGridCount = 4;
             var epochs = new List<MaskDiffusionEpochRecord>();
             o.EpochCompleted = epochs.Add;
-            using var m1 = ctx1.Generation.MaskDiffusion(o).Fit(data);
+            using var m1 = new MaskDiffusionEstimator(ctx1, o).Fit(data);
             var ctx2 = new MedSegContext(seed: 5);
             o.SampleGridFolder = null;
             o.EpochCompleted = null;
-            using var m2 = ctx2.Generation.MaskDiffusion(o).Fit(data);
+            using var m2 = new MaskDiffusionEstimator(ctx2, o).Fit(data);
             CollectionAssert.AreEqual(m1.Generate(6).reshape(-1).ToArray<float>(), m2.Generate(6).reshape(-1).ToArray<float>());
             Assert.AreEqual(2, epochs.Count);
             Assert.AreEqual(2, m1.History.Count);
@@ -195,7 +195,7 @@ public sealed class MaskDiffusionTests
             Assert.AreEqual((2 + 2 * 18, 2 + 2 * 18), (grid.Width, grid.Height), "a 2×2 grid of 16 px masks with 2 px borders");
             // Another seed, another model.
             var ctx3 = new MedSegContext(seed: 6);
-            using var m3 = ctx3.Generation.MaskDiffusion(o).Fit(data);
+            using var m3 = new MaskDiffusionEstimator(ctx3, o).Fit(data);
             Assert.IsFalse(m1.Generate(6).reshape(-1).ToArray<float>().SequenceEqual(m3.Generate(6).reshape(-1).ToArray<float>()));
         }
         finally
@@ -217,26 +217,26 @@ public sealed class MaskDiffusionTests
         var soft = SyntheticMasks.Make(4, 16, 7, 2, 6).Select(m => (m * 0.5).DetachFromDisposeScope()).ToList();
         using (var data = SyntheticMasks.View(soft))
         {
-            var ex = Assert.ThrowsException<InvalidOperationException>(() => ctx.Generation.MaskDiffusion(Tiny()).Fit(data));
+            var ex = Assert.ThrowsException<InvalidOperationException>(() => new MaskDiffusionEstimator(ctx, Tiny()).Fit(data));
             StringAssert.Contains(ex.Message, "'Mask'");
         }
         using var good = SyntheticMasks.View(SyntheticMasks.Make(8, 16, 8, 2, 6));
         var o = Tiny(epochs: 3);
         o.LearningRate = 1e30;
-        var div = Assert.ThrowsException<TrainingDivergedException>(() => ctx.Generation.MaskDiffusion(o).Fit(good));
+        var div = Assert.ThrowsException<TrainingDivergedException>(() => new MaskDiffusionEstimator(ctx, o).Fit(good));
         StringAssert.Contains(div.Message, "MaskDiffusion");
         using var cts = new CancellationTokenSource();
         var oc = Tiny(epochs: 3);
         oc.EpochCompleted = _ => cts.Cancel();
-        Assert.ThrowsException<OperationCanceledException>(() => ctx.Generation.MaskDiffusion(oc).Fit(good, cts.Token));
+        Assert.ThrowsException<OperationCanceledException>(() => new MaskDiffusionEstimator(ctx, oc).Fit(good, cts.Token));
         // Option errors name the option.
         var bad = Tiny();
         bad.SampleSteps = 101;
-        var oe = Assert.ThrowsException<ArgumentException>(() => ctx.Generation.MaskDiffusion(bad));
+        var oe = Assert.ThrowsException<ArgumentException>(() => new MaskDiffusionEstimator(ctx, bad));
         Assert.AreEqual("SampleSteps", oe.ParamName);
         // A mask size the network cannot halve is refused before training.
         var odd = DataViewSchema.Create(("Mask", TensorColumnType.BinaryMask(15, 15)));
-        Assert.AreEqual("Mask", Assert.ThrowsException<SchemaException>(() => ctx.Generation.MaskDiffusion(Tiny()).GetOutputSchema(odd)).ColumnName);
+        Assert.AreEqual("Mask", Assert.ThrowsException<SchemaException>(() => new MaskDiffusionEstimator(ctx, Tiny()).GetOutputSchema(odd)).ColumnName);
     }
 
     /// <summary>
@@ -257,7 +257,7 @@ public sealed class MaskDiffusionTests
             Network = new DiffusionUNetOptions { BaseChannels = 16, ChannelMultipliers = [1, 2], AttentionResolutions = [], HeadChannels = 16, GroupNormGroups = 8, ImageSize = 16 },
             Steps = 100, SampleSteps = 25, Epochs = 100, BatchSize = 16, LearningRate = 2e-3,
         };
-        using var model = ctx.Generation.MaskDiffusion(o).Fit(data);
+        using var model = new MaskDiffusionEstimator(ctx, o).Fit(data);
         var samples = model.Generate(80);
         var values = samples.unique_values();
         CollectionAssert.IsSubsetOf(values, new[] { 0f, 1f });
@@ -280,7 +280,7 @@ public sealed class MaskDiffusionTests
             var o = Tiny(epochs: 3);
             o.CheckpointFolder = folder;
             if (onEpoch is not null) o.EpochCompleted = r => onEpoch(r.Epoch);
-            using var m = new MedSegContext(seed: 3).Generation.MaskDiffusion(o).Fit(data, ct);
+            using var m = new MaskDiffusionEstimator(new MedSegContext(seed: 3), o).Fit(data, ct);
             return ResumeCheck.Weights(m.Network);   // the EMA weights: the average is in the checkpoint too
         });
     }

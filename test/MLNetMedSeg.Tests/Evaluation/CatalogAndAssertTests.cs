@@ -51,7 +51,7 @@ public class CatalogAndAssertTests
         using var view = InMemoryDataView.Create(
             ("Truth", TensorColumnType.BinaryMask(), new[] { Mask(Gt), Mask(Gt) }),
             ("P", TensorColumnType.BinaryMask(), new[] { Mask(Pr), Mask(Gt) }));
-        var r = new MedSegContext(seed: 1).Evaluation.EvaluateBinary(view, "Truth", "P");
+        var r = DataViewEvaluation.EvaluateBinary(new MedSegContext(seed: 1), view, "Truth", "P");
         CollectionAssert.AreEqual(new[] { "0", "1" }, r.Images.Select(i => i.Id).ToArray());
         Assert.AreEqual(0.75, r.MeanIoU, 1e-12);
     }
@@ -67,9 +67,9 @@ public class CatalogAndAssertTests
             ("Mask", TensorColumnType.ClassMask(), gt),
             ("Predicted", TensorColumnType.ClassMask(), idx),
             ("Probability", new TensorColumnType(ScalarType.Float32, [3, -1, -1]), scores));
-        var ev = new MedSegContext(seed: 1).Evaluation;
-        var a = ev.EvaluateMultiClass(view, 3, "Mask", "Predicted");
-        var b = ev.EvaluateMultiClass(view, 3, "Mask", "Probability");
+        var ev = new MedSegContext(seed: 1);
+        var a = DataViewEvaluation.EvaluateMultiClass(ev, view, 3, "Mask", "Predicted");
+        var b = DataViewEvaluation.EvaluateMultiClass(ev, view, 3, "Mask", "Probability");
         Assert.AreEqual((2.0 / 3 + 0.5) / 2, a.MeanIoU, 1e-12);
         Assert.AreEqual(a.PerImageMean, b.PerImageMean);
         Assert.AreEqual(a.Macro, b.Macro);
@@ -85,24 +85,24 @@ public class CatalogAndAssertTests
             ("Labels", TensorColumnType.ClassMask(), new[] { Labels("0120", "0110") }),
             ("Scores4", new TensorColumnType(ScalarType.Float32, [4, -1, -1]), new[] { torch.zeros(4, 2, 4) }),
             ("Number", NumberColumnType.Instance, new[] { 1.0 }));
-        var ev = new MedSegContext(seed: 1).Evaluation;
-        var e = Assert.ThrowsException<SchemaException>(() => ev.EvaluateBinary(view));
+        var ev = new MedSegContext(seed: 1);
+        var e = Assert.ThrowsException<SchemaException>(() => DataViewEvaluation.EvaluateBinary(ev, view));
         Assert.AreEqual("Probability", e.ColumnName);
         StringAssert.Contains(e.Message, "EvaluateBinary: column 'Probability' was not found");
-        e = Assert.ThrowsException<SchemaException>(() => ev.EvaluateBinary(view, "Missing", "Mask"));
+        e = Assert.ThrowsException<SchemaException>(() => DataViewEvaluation.EvaluateBinary(ev, view, "Missing", "Mask"));
         Assert.AreEqual("Missing", e.ColumnName);
-        e = Assert.ThrowsException<SchemaException>(() => ev.EvaluateBinary(view, "Mask", "Labels"));
+        e = Assert.ThrowsException<SchemaException>(() => DataViewEvaluation.EvaluateBinary(ev, view, "Mask", "Labels"));
         Assert.AreEqual("Labels", e.ColumnName);
         StringAssert.Contains(e.Message, "has type Tensor<Int64>[?,?]");
-        e = Assert.ThrowsException<SchemaException>(() => ev.EvaluateMultiClass(view, 3, "Mask", "Labels"));
+        e = Assert.ThrowsException<SchemaException>(() => DataViewEvaluation.EvaluateMultiClass(ev, view, 3, "Mask", "Labels"));
         Assert.AreEqual("Mask", e.ColumnName);
-        e = Assert.ThrowsException<SchemaException>(() => ev.EvaluateMultiClass(view, 3, "Labels", "Scores4"));
+        e = Assert.ThrowsException<SchemaException>(() => DataViewEvaluation.EvaluateMultiClass(ev, view, 3, "Labels", "Scores4"));
         Assert.AreEqual("Scores4", e.ColumnName);
         StringAssert.Contains(e.Message, "Tensor<Float32>[3,?,?] (scores)");
-        e = Assert.ThrowsException<SchemaException>(() => ev.EvaluateBinary(view, "Mask", "Mask", new EvaluationOptions { IdColumn = "Number" }));
+        e = Assert.ThrowsException<SchemaException>(() => DataViewEvaluation.EvaluateBinary(ev, view, "Mask", "Mask", new EvaluationOptions { IdColumn = "Number" }));
         Assert.AreEqual("Number", e.ColumnName);
         // Overlays need an image column.
-        var r = ev.EvaluateBinary(view, "Mask", "Mask");
+        var r = DataViewEvaluation.EvaluateBinary(ev, view, "Mask", "Mask");
         e = Assert.ThrowsException<SchemaException>(() => r.WriteOverlays(Path.GetTempPath(), view));
         Assert.AreEqual("Image", e.ColumnName);
     }
@@ -112,7 +112,7 @@ public class CatalogAndAssertTests
     {
         using var scope = torch.NewDisposeScope();
         using var view = BinaryView(["ok", "bad"], [Mask(Gt), Mask(Gt)], [Mask(Pr), Mask("111", "111", "111")]);
-        var e = Assert.ThrowsException<ArgumentException>(() => new MedSegContext(seed: 1).Evaluation.EvaluateBinary(view));
+        var e = Assert.ThrowsException<ArgumentException>(() => DataViewEvaluation.EvaluateBinary(new MedSegContext(seed: 1), view));
         StringAssert.Contains(e.Message, "row 'bad'");
         StringAssert.Contains(e.Message, "'Probability'");
     }

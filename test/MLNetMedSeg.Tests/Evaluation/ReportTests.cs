@@ -162,7 +162,7 @@ public class ReportTests
             ("Image", MLNetMedSeg.Data.TensorColumnType.Image(), new[] { torch.zeros(1, 4, 4), torch.ones(1, 4, 4) }),
             ("Mask", MLNetMedSeg.Data.TensorColumnType.ClassMask(), gt),
             ("Predicted", MLNetMedSeg.Data.TensorColumnType.ClassMask(), pr));
-        var r = new MLNetMedSeg.Pipeline.MedSegContext(seed: 1).Evaluation.EvaluateMultiClass(view, 3, "Mask", "Predicted");
+        var r = DataViewEvaluation.EvaluateMultiClass(new MLNetMedSeg.Pipeline.MedSegContext(seed: 1), view, 3, "Mask", "Predicted");
         // m0: class 1 perfect (IoU 1), class 2 tp 1 fn 1 (IoU 1/2) → 3/4; m1: class 1 perfect, class 2 absent (1) → 1.
         Assert.AreEqual(0.75, r.Images[0].Mean.IoU, 1e-12);
         Assert.AreEqual(1.0, r.Images[1].Mean.IoU, 1e-12);

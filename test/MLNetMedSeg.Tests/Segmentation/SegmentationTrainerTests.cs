@@ -70,7 +70,7 @@ public sealed class SegmentationTrainerTests
         using var data = Discs(12, 1, weights: true);
         var o = Options();
         o.SampleWeightColumn = "IsAugmented";
-        var r = EstimatorWorkout.Run(ctx, ctx.Segmentation.Trainer(o), data, "Image",
+        var r = EstimatorWorkout.Run(ctx, new SegmentationTrainer(ctx, o), data, "Image",
             new WorkoutOptions { MoreRequiredColumns = ["Mask", "IsAugmented"] });
         Assert.AreEqual(12, r.Rows);
         Assert.AreEqual(new TensorColumnType(ScalarType.Float32, [1, Size, Size]), r.OutputSchema["Probability"].Type);
@@ -82,7 +82,7 @@ public sealed class SegmentationTrainerTests
     {
         var ctx = new MedSegContext(seed: 2);
         using var data = Discs(8, 2, multiClass: true);
-        var r = EstimatorWorkout.Run(ctx, ctx.Segmentation.Trainer(Options(3)), data, "Mask");
+        var r = EstimatorWorkout.Run(ctx, new SegmentationTrainer(ctx, Options(3)), data, "Mask");
         Assert.AreEqual(new TensorColumnType(ScalarType.Float32, [3, Size, Size]), r.OutputSchema["Probability"].Type);
         Assert.AreEqual(TensorColumnType.ClassMask(Size, Size), r.OutputSchema["Predicted"].Type);
     }
@@ -99,12 +99,12 @@ public sealed class SegmentationTrainerTests
             Network = new SegmentationNetworkOptions { Architecture = SegmentationArchitecture.UNet, EncoderDepth = 5, EncoderWidths = [4, 4, 8, 8, 8] },
             Epochs = 1, BatchSize = 4, LearningRate = 1e-2,
         };
-        using var model = ctx.Segmentation.Trainer(o).Fit(data);
+        using var model = new SegmentationTrainer(ctx, o).Fit(data);
         using var scope = NewDisposeScope();
         var p = model.PredictProbabilities(stack(images.Take(2).ToArray()));
         Assert.IsTrue(p.isfinite().all().ToBoolean(), "predictions are finite (9 rows, batch 4: the last batch of one image is left out)");
         using var single = InMemoryDataView.Create(("Image", TensorColumnType.Image(3, 16, 16), new List<Tensor> { images[0].clone() }), ("Mask", TensorColumnType.BinaryMask(16, 16), new List<Tensor> { masks[0].clone() }));
-        var e = Assert.ThrowsException<InvalidOperationException>(() => ctx.Segmentation.Trainer(o).Fit(single));
+        var e = Assert.ThrowsException<InvalidOperationException>(() => new SegmentationTrainer(ctx, o).Fit(single));
         StringAssert.Contains(e.Message, "at least 2");
     }
 
@@ -116,7 +116,7 @@ public sealed class SegmentationTrainerTests
         using var test = Discs(16, 33);
         var o = Options(epochs: 8);
         o.Augmentation = ClassicAugmentationKind.Basic;
-        using var model = ctx.Segmentation.Trainer(o).Fit(train);
+        using var model = new SegmentationTrainer(ctx, o).Fit(train);
         var res = Evaluate(ctx, model, test);
         Console.WriteLine($"binary held-out mDice {res.MeanDice:F4}");
         // An all-background prediction scores Dice 0 on every image (each has a disc).
@@ -135,7 +135,7 @@ public sealed class SegmentationTrainerTests
         {
             var o = Options(epochs: 8);
             o.Precision = p;
-            model = new MedSegContext(seed: 3).Segmentation.Trainer(o).Fit(train);
+            model = new SegmentationTrainer(new MedSegContext(seed: 3), o).Fit(train);
             return Evaluate(new MedSegContext(seed: 3), model, test).MeanDice;
         }
         double fp32 = Dice(TrainingPrecision.Float32, out var m32);
@@ -160,7 +160,7 @@ public sealed class SegmentationTrainerTests
         using var data = Discs(8, 5);
         var o = Options(epochs: 1);
         o.Precision = TrainingPrecision.Float16;
-        var ex = Assert.ThrowsException<ArgumentException>(() => new MedSegContext(seed: 1).Segmentation.Trainer(o).Fit(data));
+        var ex = Assert.ThrowsException<ArgumentException>(() => new SegmentationTrainer(new MedSegContext(seed: 1), o).Fit(data));
         StringAssert.Contains(ex.Message, "Float16");
         StringAssert.Contains(ex.Message, "CUDA");
     }
@@ -197,7 +197,7 @@ public sealed class SegmentationTrainerTests
         var ctx = new MedSegContext(seed: 4);
         using var train = Discs(48, 4, multiClass: true);
         using var test = Discs(16, 44, multiClass: true);
-        using var model = ctx.Segmentation.Trainer(Options(3, epochs: 10)).Fit(train);
+        using var model = new SegmentationTrainer(ctx, Options(3, epochs: 10)).Fit(train);
         var res = Evaluate(ctx, model, test, 3);
         Console.WriteLine($"multi-class held-out mDice {res.MeanDice:F4}");
         Assert.IsTrue(res.MeanDice > 0.6, $"held-out multi-class mDice {res.MeanDice:F3}");
@@ -226,7 +226,7 @@ public sealed class SegmentationTrainerTests
             o.LearningRate = 1e-12;
             o.SampleWeightColumn = "IsAugmented";
             o.SampleWeightMode = mode;
-            using var model = ctx.Segmentation.Trainer(o).Fit(data);
+            using var model = new SegmentationTrainer(ctx, o).Fit(data);
             using var scope = NewDisposeScope();
             using var cur = data.GetRowCursor("Image", "Mask", "IsAugmented");
             var xs = new List<Tensor>();
@@ -268,7 +268,7 @@ public sealed class SegmentationTrainerTests
             o.LearningRate = 3e-2;
             o.ValidationData = val;
             o.RestoreBestCheckpoint = restore;
-            using var m = ctx.Segmentation.Trainer(o).Fit(train);
+            using var m = new SegmentationTrainer(ctx, o).Fit(train);
             history = m.History.ToList();
             finalDice = Evaluate(ctx, m, val).MeanDice;
             return m.History.Select(h => h.ValidationDice!.Value).ToArray();
@@ -291,7 +291,7 @@ public sealed class SegmentationTrainerTests
         o.LearningRate = 1e-12; // the weights barely move: the validation mDice never improves on epoch 1
         o.ValidationData = val;
         o.EarlyStoppingPatience = 2;
-        using var m = ctx.Segmentation.Trainer(o).Fit(train);
+        using var m = new SegmentationTrainer(ctx, o).Fit(train);
         Assert.AreEqual(3, m.History.Count);
         Assert.AreEqual(1, m.BestEpoch!.Epoch);
     }
@@ -319,14 +319,14 @@ public sealed class SegmentationTrainerTests
             var o = baseOptions.Clone();
             o.CheckpointFolder = folder;
             if (onEpoch is not null) o.EpochCompleted = r => { rates.Add(r.LearningRate); onEpoch(r.Epoch); };
-            using var m = new MedSegContext(seed: 5).Segmentation.Trainer(o).Fit(train, ct);
+            using var m = new SegmentationTrainer(new MedSegContext(seed: 5), o).Fit(train, ct);
             return MLNetMedSeg.Tests.Core.Training.ResumeCheck.Weights(m.Network);
         });
         // rates: epochs 1–2 of the killed run, then 3–4 of the resumed one — the straight run's four rates.
         var straight = new List<double>();
         var so = baseOptions.Clone();
         so.EpochCompleted = r => straight.Add(r.LearningRate);
-        using (new MedSegContext(seed: 5).Segmentation.Trainer(so).Fit(train)) { }
+        using (new SegmentationTrainer(new MedSegContext(seed: 5), so).Fit(train)) { }
         CollectionAssert.AreEqual(straight, rates);
     }
 
@@ -352,7 +352,7 @@ public sealed class SegmentationTrainerTests
             List<SegmentationEpochRecord> expectedHistory;
             {
                 var ctx = new MedSegContext(seed: 7);
-                using var m = ctx.Segmentation.Trainer(Opts(straight)).Fit(train);
+                using var m = new SegmentationTrainer(ctx, Opts(straight)).Fit(train);
                 expected = Weights(m);
                 expectedHistory = m.History.ToList();
             }
@@ -362,7 +362,7 @@ public sealed class SegmentationTrainerTests
                 var ctx = new MedSegContext(seed: 7);
                 var o = Opts(killed);
                 o.EpochCompleted = r => { if (r.Epoch == 2) cts.Cancel(); };
-                Assert.ThrowsException<OperationCanceledException>(() => ctx.Segmentation.Trainer(o).Fit(train, cts.Token));
+                Assert.ThrowsException<OperationCanceledException>(() => new SegmentationTrainer(ctx, o).Fit(train, cts.Token));
             }
             Assert.IsTrue(File.Exists(Path.Combine(killed, "checkpoint.json")));
             {
@@ -370,7 +370,7 @@ public sealed class SegmentationTrainerTests
                 var resumedEpochs = new List<int>();
                 var o = Opts(killed);
                 o.EpochCompleted = r => resumedEpochs.Add(r.Epoch);
-                using var m = ctx.Segmentation.Trainer(o).Fit(train);
+                using var m = new SegmentationTrainer(ctx, o).Fit(train);
                 CollectionAssert.AreEqual(new[] { 3, 4 }, resumedEpochs, "only epochs 3 and 4 run after resuming");
                 var got = Weights(m);
                 CollectionAssert.AreEquivalent(expected.Keys.ToList(), got.Keys.ToList());
@@ -380,7 +380,7 @@ public sealed class SegmentationTrainerTests
             }
             // A different seed must not resume from this folder.
             var other = new MedSegContext(seed: 8);
-            var ex = Assert.ThrowsException<InvalidOperationException>(() => other.Segmentation.Trainer(Opts(killed)).Fit(train));
+            var ex = Assert.ThrowsException<InvalidOperationException>(() => new SegmentationTrainer(other, Opts(killed)).Fit(train));
             StringAssert.Contains(ex.Message, "checkpoint");
         }
         finally
@@ -407,7 +407,7 @@ public sealed class SegmentationTrainerTests
                     LowLevelChannels = 16, AtrousRates = [2, 4, 6], AsppDropout = 0.5,
                 };
             o.Augmentation = ClassicAugmentationKind.Basic;
-            using var m = ctx.Segmentation.Trainer(o).Fit(data);
+            using var m = new SegmentationTrainer(ctx, o).Fit(data);
             return Weights(m);
         }
         var a = Train(15);
@@ -428,7 +428,7 @@ public sealed class SegmentationTrainerTests
             var ctx = new MedSegContext(seed: 16);
             var o = Options(epochs: 1);
             o.CheckpointFolder = folder;
-            var ex = Assert.ThrowsException<InvalidDataException>(() => ctx.Segmentation.Trainer(o).Fit(data));
+            var ex = Assert.ThrowsException<InvalidDataException>(() => new SegmentationTrainer(ctx, o).Fit(data));
             StringAssert.Contains(ex.Message, "checkpoint.json");
         }
         finally { Directory.Delete(folder, true); }
@@ -456,7 +456,7 @@ public sealed class SegmentationTrainerTests
         ctx.Log += (_, e) => log.Add(e.Message);
         var o = Options(epochs: 2);
         o.ValidationData = val;
-        using (ctx.Segmentation.Trainer(o).Fit(train)) { }
+        using (new SegmentationTrainer(ctx, o).Fit(train)) { }
         // 20 rows in batches of 8: 3 steps per epoch.
         Assert.AreEqual(6, progress.Reports.Count);
         CollectionAssert.AreEqual(new long[] { 1, 2, 3, 1, 2, 3 }, progress.Reports.Select(p => p.Step).ToArray());
@@ -470,7 +470,7 @@ public sealed class SegmentationTrainerTests
         var ctx2 = new MedSegContext(seed: 17);
         var p2 = new Collect(p => { if (p.Step == 2) cts.Cancel(); });
         ctx2.Progress = p2;
-        Assert.ThrowsException<OperationCanceledException>(() => ctx2.Segmentation.Trainer(Options(epochs: 2)).Fit(train, cts.Token));
+        Assert.ThrowsException<OperationCanceledException>(() => new SegmentationTrainer(ctx2, Options(epochs: 2)).Fit(train, cts.Token));
         Assert.AreEqual(2, p2.Reports.Count);
     }
 
@@ -479,7 +479,7 @@ public sealed class SegmentationTrainerTests
     {
         var ctx = new MedSegContext(seed: 9);
         using var data = Discs(8, 9, nanImage: true);
-        var ex = Assert.ThrowsException<TrainingDivergedException>(() => ctx.Segmentation.Trainer(Options()).Fit(data));
+        var ex = Assert.ThrowsException<TrainingDivergedException>(() => new SegmentationTrainer(ctx, Options()).Fit(data));
         Assert.AreEqual(1, ex.Epoch);
         Assert.AreEqual(1, ex.Step);
         StringAssert.Contains(ex.Message, "epoch 1, step 1");
@@ -493,26 +493,26 @@ public sealed class SegmentationTrainerTests
         using var binary = Discs(4, 10);
         using var classes = Discs(4, 10, multiClass: true);
         // A binary mask for a 3-class head.
-        var e1 = Assert.ThrowsException<SchemaException>(() => ctx.Segmentation.Trainer(Options(3)).Fit(binary));
+        var e1 = Assert.ThrowsException<SchemaException>(() => new SegmentationTrainer(ctx, Options(3)).Fit(binary));
         Assert.AreEqual("Mask", e1.ColumnName);
         // A class mask for a binary head.
-        var e2 = Assert.ThrowsException<SchemaException>(() => ctx.Segmentation.Trainer(Options()).GetOutputSchema(classes.Schema));
+        var e2 = Assert.ThrowsException<SchemaException>(() => new SegmentationTrainer(ctx, Options()).GetOutputSchema(classes.Schema));
         Assert.AreEqual("Mask", e2.ColumnName);
         // Wrong channel count.
         var o = Options();
         o.Network.InChannels = 1;
-        var e3 = Assert.ThrowsException<SchemaException>(() => ctx.Segmentation.Trainer(o).Fit(binary));
+        var e3 = Assert.ThrowsException<SchemaException>(() => new SegmentationTrainer(ctx, o).Fit(binary));
         Assert.AreEqual("Image", e3.ColumnName);
         StringAssert.Contains(e3.Message, "channels");
         // Missing weight column.
         var ow = Options();
         ow.SampleWeightColumn = "Weight";
-        var e4 = Assert.ThrowsException<SchemaException>(() => ctx.Segmentation.Trainer(ow).Fit(binary));
+        var e4 = Assert.ThrowsException<SchemaException>(() => new SegmentationTrainer(ctx, ow).Fit(binary));
         Assert.AreEqual("Weight", e4.ColumnName);
         // Validation data is checked too, before training.
         var ov = Options();
         ov.ValidationData = classes;
-        var e5 = Assert.ThrowsException<SchemaException>(() => ctx.Segmentation.Trainer(ov).Fit(binary));
+        var e5 = Assert.ThrowsException<SchemaException>(() => new SegmentationTrainer(ctx, ov).Fit(binary));
         Assert.AreEqual("Mask", e5.ColumnName);
     }
 
@@ -523,7 +523,7 @@ public sealed class SegmentationTrainerTests
         using var data = Discs(4, 11);
         var o = Options(epochs: 1);
         o.TestTimeAugmentation = true;
-        using var model = ctx.Segmentation.Trainer(o).Fit(data);
+        using var model = new SegmentationTrainer(ctx, o).Fit(data);
         using var scope = NewDisposeScope();
         var scored = model.Transform(data);
         using var cur = scored.GetRowCursor("Image", "Probability", "Predicted");
@@ -570,7 +570,7 @@ public sealed class SegmentationTrainerTests
                 GC.Collect(); GC.WaitForPendingFinalizers();
                 counts.Add(TorchRuntime.LiveTensorCount);
             };
-            using (ctx.Segmentation.Trainer(o).Fit(train)) { }
+            using (new SegmentationTrainer(ctx, o).Fit(train)) { }
             Assert.AreEqual(5, counts.Count);
             // Adam's state and the best weights exist from epoch 1 on; later epochs must not add tensors.
             Assert.AreEqual(counts[1], counts[4], $"live tensors per epoch: {string.Join(", ", counts)}");
@@ -585,7 +585,7 @@ public sealed class SegmentationTrainerTests
         using var data = Discs(7, 18);
         var o = Options(epochs: 1);
         o.ValidationBatchSize = 3; // 7 rows: batches of 3, 3, 1
-        using var model = ctx.Segmentation.Trainer(o).Fit(data);
+        using var model = new SegmentationTrainer(ctx, o).Fit(data);
         Assert.AreEqual(3, model.Options.BatchSize);
         using var scope = NewDisposeScope();
         var scored = model.Transform(data);
@@ -615,10 +615,10 @@ public sealed class SegmentationTrainerTests
         string folder = TempFolder();
         try
         {
-            using var model = ctx.Segmentation.Trainer(Options(epochs: 2)).Fit(data);
+            using var model = new SegmentationTrainer(ctx, Options(epochs: 2)).Fit(data);
             string file = Path.Combine(folder, "model.zip");
-            ctx.Model.Save(model, data.Schema, file);
-            var loaded = ctx.Model.Load(file, out _);
+            TestModels.Save(model, file);
+            var loaded = TestModels.Load(file);
             try
             {
                 var seg = loaded as SegmentationTransformer ?? throw new AssertFailedException($"loaded a {loaded.GetType().Name}");

@@ -13,8 +13,12 @@ namespace MLNetMedSeg.Augmentation.Adversarial;
 /// the caller's: the transformer uses them and does not dispose them. The seed is derived from the context when the
 /// estimator is created.
 /// </summary>
-public sealed class AdversarialAttackEstimator : Microsoft.ML.IEstimator<AdversarialAttackTransformer>
+public sealed class AdversarialAttackEstimator : Microsoft.ML.IEstimator<AdversarialAttackTransformer>, Pipeline.IEngineEstimator<AdversarialAttackTransformer>
 {
+    Data.DataViewSchema Pipeline.IEngineEstimator<AdversarialAttackTransformer>.GetOutputSchema(Data.DataViewSchema inputSchema) => GetOutputSchema(inputSchema);
+
+    AdversarialAttackTransformer Pipeline.IEngineEstimator<AdversarialAttackTransformer>.Fit(Data.IDataView input, CancellationToken cancellationToken) => Fit(input, cancellationToken);
+
     /// <summary>
     /// ML.NET: checks the columns of an ML.NET data view (images as <c>MLImage</c> or float vectors [C,H,W], masks as
     /// float vectors [1,H,W] or [H,W], or integer vectors [H,W]; see <see cref="Core.MLNet.TensorColumns"/>) and returns

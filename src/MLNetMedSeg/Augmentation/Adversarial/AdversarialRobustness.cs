@@ -26,6 +26,13 @@ public static class AdversarialRobustness
     /// Scores <paramref name="segmenter"/> (binary) on <paramref name="data"/> (image and mask columns) attacked with FGSM
     /// at each of <paramref name="epsilons"/>, in batches of <paramref name="batchSize"/>.
     /// </summary>
+    public static IReadOnlyList<RobustnessPoint> UnderFgsm(SegmentationTransformer segmenter, Microsoft.ML.IDataView data, IReadOnlyList<double> epsilons,
+        string imageColumn = "Image", string maskColumn = "Mask", int batchSize = 8, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        return UnderFgsm(segmenter, Core.MLNet.MLNetData.AsLibraryView(data), epsilons, imageColumn, maskColumn, batchSize, cancellationToken);
+    }
+
     internal static IReadOnlyList<RobustnessPoint> UnderFgsm(SegmentationTransformer segmenter, IDataView data, IReadOnlyList<double> epsilons,
         string imageColumn = "Image", string maskColumn = "Mask", int batchSize = 8, CancellationToken cancellationToken = default)
     {

@@ -94,4 +94,136 @@ public static class MLNetData
                 e.ColumnName, e);
         }
     }
+
+    /// <summary>
+    /// Reads the tensor-valued column <paramref name="columnName"/> of an ML.NET data view — a float or integer vector
+    /// with its dimensions (e.g. [1,H,W] masks, [C,H,W] images, [C,H,W] probabilities from a segmenter) or an
+    /// <c>MLImage</c> (read as float [3,H,W] RGB in [0,1]) — one tensor per row, in row order, on the CPU. The caller
+    /// owns (disposes) the tensors. A missing or unreadable column is a <see cref="SchemaException"/> naming it.
+    /// </summary>
+    public static List<TorchSharp.torch.Tensor> ReadTensors(MLDataView data, string columnName, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentException.ThrowIfNullOrEmpty(columnName);
+        var view = AsLibraryView(data);
+        var column = ExplainUnreadable(() => view.Schema[columnName], name => UnreadableType(data.Schema, view.Schema, name));
+        if (column.Type is not TensorColumnType)
+            throw new SchemaException($"ReadTensors: column '{columnName}' is {column.Type}, not a tensor column", columnName);
+        var result = new List<TorchSharp.torch.Tensor>();
+        try
+        {
+            using var cursor = view.GetRowCursor([column]);
+            while (cursor.MoveNext())
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                result.Add(cursor.GetTensor(columnName).clone().DetachFromDisposeScope());
+            }
+            return result;
+        }
+        catch
+        {
+            foreach (var t in result) t.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Materialises <paramref name="columns"/> of an engine view (text and float tensor columns) as an in-memory ML.NET
+    /// data view: text stays text, a float tensor column becomes a <see cref="VectorDataViewType"/> with its dimensions.
+    /// </summary>
+    internal static MLDataView ToMLNet(Microsoft.ML.MLContext ml, Data.IDataView view, IReadOnlyList<string> columns, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(ml);
+        ArgumentNullException.ThrowIfNull(view);
+        var cols = columns.Select(c => view.Schema[c]).ToArray();
+        var values = cols.Select(_ => new List<object>()).ToArray();
+        using (var cursor = view.GetRowCursor(cols))
+            while (cursor.MoveNext())
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                for (int i = 0; i < cols.Length; i++)
+                {
+                    if (cols[i].Type is TextColumnType) values[i].Add(cursor.GetText(cols[i].Name));
+                    else
+                    {
+                        using var t = cursor.GetTensor(cols[i].Name).to(TorchSharp.torch.CPU).to(TorchSharp.torch.ScalarType.Float32).contiguous();
+                        values[i].Add(t.data<float>().ToArray());
+                    }
+                }
+            }
+        return new InMemoryColumns(cols.Select((c, i) => (c.Name, c.Type switch
+        {
+            TextColumnType => (Microsoft.ML.Data.DataViewType)Microsoft.ML.Data.TextDataViewType.Instance,
+            TensorColumnType t => new VectorDataViewType(Microsoft.ML.Data.NumberDataViewType.Single, t.Shape.Select(d => (int)d).ToArray()),
+            _ => throw new SchemaException($"ToMLNet: column '{c.Name}' is {c.Type}, which is neither text nor a tensor", c.Name),
+        }, values[i])).ToArray());
+    }
+
+    /// <summary>An in-memory ML.NET data view of text and float-vector columns (what <see cref="ToMLNet"/> returns).</summary>
+    private sealed class InMemoryColumns : MLDataView
+    {
+        private readonly List<object>[] _values;
+        private readonly int _rows;
+
+        public InMemoryColumns((string Name, Microsoft.ML.Data.DataViewType Type, List<object> Values)[] columns)
+        {
+            var b = new MLSchema.Builder();
+            foreach (var (name, type, _) in columns) b.AddColumn(name, type);
+            Schema = b.ToSchema();
+            _values = columns.Select(c => c.Values).ToArray();
+            _rows = _values.Length == 0 ? 0 : _values[0].Count;
+        }
+
+        public bool CanShuffle => false;
+
+        public MLSchema Schema { get; }
+
+        public long? GetRowCount() => _rows;
+
+        public Microsoft.ML.DataViewRowCursor GetRowCursor(IEnumerable<MLSchema.Column> columnsNeeded, Random? rand = null) => new Cursor(this);
+
+        public Microsoft.ML.DataViewRowCursor[] GetRowCursorSet(IEnumerable<MLSchema.Column> columnsNeeded, int n, Random? rand = null) => [new Cursor(this)];
+
+        private sealed class Cursor(InMemoryColumns owner) : Microsoft.ML.DataViewRowCursor
+        {
+            private long _position = -1;
+
+            public override MLSchema Schema => owner.Schema;
+            public override long Position => _position;
+            public override long Batch => 0;
+
+            public override bool MoveNext()
+            {
+                if (_position + 1 >= owner._rows) { _position = owner._rows; return false; }
+                _position++;
+                return true;
+            }
+
+            public override bool IsColumnActive(MLSchema.Column column) => true;
+
+            public override Microsoft.ML.ValueGetter<DataViewRowId> GetIdGetter() => (ref DataViewRowId id) => id = new DataViewRowId((ulong)_position, 0);
+
+            public override Microsoft.ML.ValueGetter<TValue> GetGetter<TValue>(MLSchema.Column column)
+            {
+                var values = owner._values[column.Index];
+                if (column.Type is Microsoft.ML.Data.TextDataViewType && typeof(TValue) == typeof(ReadOnlyMemory<char>))
+                {
+                    Microsoft.ML.ValueGetter<ReadOnlyMemory<char>> g = (ref ReadOnlyMemory<char> v) => v = ((string)values[(int)_position]).AsMemory();
+                    return (Microsoft.ML.ValueGetter<TValue>)(Delegate)g;
+                }
+                if (column.Type is VectorDataViewType && typeof(TValue) == typeof(VBuffer<float>))
+                {
+                    Microsoft.ML.ValueGetter<VBuffer<float>> g = (ref VBuffer<float> v) =>
+                    {
+                        var src = (float[])values[(int)_position];
+                        var editor = VBufferEditor.Create(ref v, src.Length);
+                        src.CopyTo(editor.Values);
+                        v = editor.Commit();
+                    };
+                    return (Microsoft.ML.ValueGetter<TValue>)(Delegate)g;
+                }
+                throw new InvalidOperationException($"column '{column.Name}' is {column.Type}; a getter of {typeof(TValue).Name} was asked for");
+            }
+        }
+    }
 }

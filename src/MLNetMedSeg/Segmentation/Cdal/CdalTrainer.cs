@@ -20,8 +20,12 @@ namespace MLNetMedSeg.Segmentation.Cdal;
 /// run resumed from its checkpoint gives the same model bit for bit. The fitted <see cref="CdalTransformer"/> keeps
 /// only the generator.
 /// </summary>
-public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>
+public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipeline.IEngineEstimator<CdalTransformer>
 {
+    Data.DataViewSchema Pipeline.IEngineEstimator<CdalTransformer>.GetOutputSchema(Data.DataViewSchema inputSchema) => GetOutputSchema(inputSchema);
+
+    CdalTransformer Pipeline.IEngineEstimator<CdalTransformer>.Fit(Data.IDataView input, CancellationToken cancellationToken) => Fit(input, cancellationToken);
+
     internal const string Name = "CdalTrainer";
     private readonly MedSegContext _context;
     private readonly CdalTrainerOptions _options;

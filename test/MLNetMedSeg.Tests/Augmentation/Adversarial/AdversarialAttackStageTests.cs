@@ -36,24 +36,10 @@ public sealed class AdversarialAttackStageTests
         var ctx = new MedSegContext(seed: 1);
         using var seg = Segmenter(ctx);
         using var data = Discs(5, 1);
-        var result = EstimatorWorkout.Run(ctx, ctx.Augmentation.AdversarialAttack(seg, SmallPgd()), data, "Image",
+        var result = EstimatorWorkout.Run(ctx, new AdversarialAttackEstimator(ctx, seg, SmallPgd()), data, "Image",
             new WorkoutOptions { MoreRequiredColumns = ["Mask"] });
         Assert.AreEqual("Image, Mask, AttackedImage", string.Join(", ", result.OutputSchema.Select(c => c.Name)));
         Assert.AreEqual(5, result.Rows);
-    }
-
-    [TestMethod]
-    public void Workout_Dasp_WithASavedSdEditor()
-    {
-        using var scope = NewDisposeScope();
-        BlurSdEditor.EnsureRegistered();
-        var ctx = new MedSegContext(seed: 2);
-        using var seg = Segmenter(ctx);
-        using var data = Discs(3, 2, ids: true);
-        var result = EstimatorWorkout.Run(ctx, ctx.Augmentation.AdversarialAttack(seg, SmallDasp(), new BlurSdEditor()), data, "Image",
-            new WorkoutOptions { MoreRequiredColumns = ["Mask"] });
-        Assert.AreEqual("Id: Text, Image: Tensor<Float32>[3,16,16], Mask: Tensor<Float32>[1,16,16], AttackedImage: Tensor<Float32>[3,16,16], " +
-            "Perturbed: Tensor<Float32>[3,16,16], Uncertainty: Tensor<Float32>[1,16,16]", result.OutputSchema.ToString());
     }
 
     [TestMethod]
@@ -65,7 +51,7 @@ public sealed class AdversarialAttackStageTests
         using var data = Discs(3, 3, multiClass: true);
         var o = SmallPgd();
         o.UncertaintyColumn = "W";
-        EstimatorWorkout.Run(ctx, ctx.Augmentation.AdversarialAttack(seg, o), data, "Image", new WorkoutOptions { MoreRequiredColumns = ["Mask"] });
+        EstimatorWorkout.Run(ctx, new AdversarialAttackEstimator(ctx, seg, o), data, "Image", new WorkoutOptions { MoreRequiredColumns = ["Mask"] });
     }
 
     private static List<float[]> Column(IDataView view, string column)
@@ -85,7 +71,7 @@ public sealed class AdversarialAttackStageTests
         {
             var ctx = new MedSegContext(seed);
             using var seg = Segmenter(ctx);
-            using var t = ctx.Augmentation.AdversarialAttack(seg, SmallPgd()).Fit(data);
+            using var t = new AdversarialAttackEstimator(ctx, seg, SmallPgd()).Fit(data);
             var out1 = Column(t.Transform(data), "AttackedImage");
             var out2 = Column(t.Transform(data), "AttackedImage");
             for (int i = 0; i < out1.Count; i++) CollectionAssert.AreEqual(out1[i], out2[i], $"row {i}: the same transformer twice");
@@ -99,12 +85,11 @@ public sealed class AdversarialAttackStageTests
 
         var ctx2 = new MedSegContext(9);
         using var seg2 = Segmenter(ctx2);
-        using var t2 = ctx2.Augmentation.AdversarialAttack(seg2, SmallPgd()).Fit(data);
+        using var t2 = new AdversarialAttackEstimator(ctx2, seg2, SmallPgd()).Fit(data);
         var output = t2.Transform(data);
         var masksIn = Column(data, "Mask");
         var masksOut = Column(output, "Mask");
         for (int i = 0; i < masksIn.Count; i++) CollectionAssert.AreEqual(masksIn[i], masksOut[i]);
-        Assert.AreEqual(TransformerScope.Training, t2.DefaultScope);
     }
 
     [TestMethod]
@@ -114,17 +99,17 @@ public sealed class AdversarialAttackStageTests
         var ctx = new MedSegContext(seed: 5);
         using var seg = Segmenter(ctx);
         using var data = Discs(2, 5);
-        var ex = Assert.ThrowsExactly<ArgumentException>(() => ctx.Augmentation.AdversarialAttack(seg, AdversarialAttackOptions.Dasp()));
+        var ex = Assert.ThrowsExactly<ArgumentException>(() => new AdversarialAttackEstimator(ctx, seg, AdversarialAttackOptions.Dasp()));
         StringAssert.Contains(ex.Message, "ISdEditor");
 
         var editor = new UnsavedBlurSdEditor();
-        using var fitted = ctx.Augmentation.AdversarialAttack(seg, SmallDasp(), editor).Fit(data);
+        using var fitted = new AdversarialAttackEstimator(ctx, seg, SmallDasp(), editor).Fit(data);
         var expected = Column(fitted.Transform(data), "AttackedImage");
         string file = Path.Combine(Path.GetTempPath(), $"attack-{Guid.NewGuid():N}.zip");
         try
         {
-            ctx.Model.Save(fitted, data.Schema, file);
-            var loaded = (AdversarialAttackTransformer)ctx.Model.Load(file, out _);
+            TestModels.Save(fitted, file);
+            var loaded = (AdversarialAttackTransformer)TestModels.Load(file);
             using (loaded)
             {
                 var missing = Assert.ThrowsExactly<InvalidOperationException>(() => loaded.Transform(data));
@@ -148,7 +133,7 @@ public sealed class AdversarialAttackStageTests
         var ctx = new MedSegContext(seed: 6);
         using var seg = Segmenter(ctx, classes: 3);
         using var binary = Discs(2, 6);
-        var ex = Assert.ThrowsExactly<SchemaException>(() => ctx.Augmentation.AdversarialAttack(seg, SmallPgd()).GetOutputSchema(binary.Schema));
+        var ex = Assert.ThrowsExactly<SchemaException>(() => new AdversarialAttackEstimator(ctx, seg, SmallPgd()).GetOutputSchema(binary.Schema));
         Assert.AreEqual("Mask", ex.ColumnName);
         StringAssert.Contains(ex.Message, "class-index");
     }

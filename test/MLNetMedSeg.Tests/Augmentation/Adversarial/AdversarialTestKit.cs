@@ -11,18 +11,11 @@ namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
 /// <summary>
 /// A small, fast SDEdit stand-in for the attack tests (Dasp/DaspFlowTests also attack through the real image diffusion): noise the image with
 /// Gaussian noise of standard deviation <c>noisePerStep</c>·depth (default 0.01) drawn from the generator, then "denoise" it with two passes of a
-/// 3×3 box blur (border-normalised), clipped to [0,1]. Differentiable when asked, and an <see cref="ITransformer"/>
-/// (identity on data) so that it can be saved with the attack stage.
+/// 3×3 box blur (border-normalised), clipped to [0,1]. Differentiable when asked. Not a stage, so an attack model
+/// saves without it (set <c>SdEditor</c> again after loading; the saved-SDEdit round trip is in StageWorkoutTests with the real image diffusion).
 /// </summary>
-internal sealed class BlurSdEditor(int channels = 3, double noisePerStep = 0.01) : ISdEditor, ITransformer
+internal sealed class BlurSdEditor(int channels = 3, double noisePerStep = 0.01) : ISdEditor
 {
-    public const string LoaderSignature = "TEST.BLUR_SDEDITOR";
-
-    static BlurSdEditor() => ModelLoaderRegistry.Register(LoaderSignature, 1, Load);
-
-    /// <summary>Makes sure the loader is registered (runs the static constructor).</summary>
-    public static void EnsureRegistered() { }
-
     public int ImageChannels { get; } = channels;
 
     /// <summary>Times SdEdit was called.</summary>
@@ -54,19 +47,6 @@ internal sealed class BlurSdEditor(int channels = 3, double noisePerStep = 0.01)
         var r = Blur(noisy).clamp(0, 1);
         if (!differentiable) r = r.detach();
         return r.MoveToOuterDisposeScope();
-    }
-
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => inputSchema;
-
-    public IDataView Transform(IDataView input) => input;
-
-    public void Save(ModelSaveContext context) => context.WriteOptionsEntry(LoaderSignature, 1, new Saved { Channels = ImageChannels });
-
-    public static BlurSdEditor Load(ModelLoadContext context) => new(context.ReadOptions<Saved>(1).Channels);
-
-    public sealed class Saved
-    {
-        public int Channels { get; set; }
     }
 }
 
@@ -107,7 +87,7 @@ internal static class AdversarialTestKit
     {
         var ctx = new MedSegContext(seed: 21);
         using var data = Discs(8, 21, multiClass: classes > 1);
-        return ctx.Segmentation.Trainer(new SegmentationTrainerOptions
+        return new SegmentationTrainer(ctx, new SegmentationTrainerOptions
         {
             Network = TinyNet(classes), Epochs = 6, BatchSize = 4, LearningRate = 3e-2,
             Loss = new MLNetMedSeg.Segmentation.Losses.SegmentationLossOptions

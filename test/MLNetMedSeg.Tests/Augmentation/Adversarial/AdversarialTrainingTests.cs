@@ -29,7 +29,7 @@ public sealed class AdversarialTrainingTests
         using var seg = Segmenter(ctx);
         var o = AdversarialAttackOptions.PgdPreset();
         o.Steps = 2;
-        using var pairs = ctx.Augmentation.AdversarialPairs(data, seg, o);
+        using var pairs = AdversarialPairs.Generate(ctx, data, seg, o);
         Assert.AreEqual("Id, Image, Mask, IsAugmented", string.Join(", ", pairs.Schema.Select(c => c.Name)));
         Assert.AreEqual(4 + 2 * 4, pairs.RowCount, "N + N′ with N′ = 2N");
 
@@ -59,7 +59,7 @@ public sealed class AdversarialTrainingTests
 
         var options = TrainerOptions();
         options.SampleWeightColumn = "IsAugmented";
-        using var model = ctx.Segmentation.Trainer(options).Fit(pairs);
+        using var model = new SegmentationTrainer(ctx, options).Fit(pairs);
         Assert.IsTrue(double.IsFinite(model.History.Single().TrainLoss));
     }
 
@@ -73,7 +73,7 @@ public sealed class AdversarialTrainingTests
         var o = AdversarialAttackOptions.Dasp();
         o.Steps = 2;
         o.ImageColumn = "Image";
-        using var pairs = ctx.Augmentation.AdversarialPairs(data, seg, o, new BlurSdEditor(),
+        using var pairs = AdversarialPairs.Generate(ctx, data, seg, o, new BlurSdEditor(),
             new AdversarialPairsOptions { IncludeReal = false, OutputImageColumn = "X", OutputMaskColumn = "Y" });
         Assert.AreEqual(4, pairs.RowCount);
         Assert.AreEqual("X, Y, IsAugmented", string.Join(", ", pairs.Schema.Select(c => c.Name)));
@@ -95,7 +95,7 @@ public sealed class AdversarialTrainingTests
             ctx.Log += (_, e) => { if (e.Source == "OnlineAdversarialAugmenter") logs.Add(e.Message); };
             var options = TrainerOptions(epochs: 3);
             options.OnlineAttack = online;
-            return ctx.Segmentation.Trainer(options).Fit(data);
+            return new SegmentationTrainer(ctx, options).Fit(data);
         }
         var fgsm = AdversarialAttackOptions.FgsmPreset(8.0 / 255);
         using var plain = Train(null);
@@ -126,7 +126,7 @@ public sealed class AdversarialTrainingTests
         ctx.Progress = new Reporter(steps.Add);
         var options = TrainerOptions();
         options.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.FgsmPreset(8.0 / 255), Copies = 2 };
-        using var model = ctx.Segmentation.Trainer(options).Fit(data);
+        using var model = new SegmentationTrainer(ctx, options).Fit(data);
         Assert.AreEqual(5, steps.Count, "⌈(6 + 12) / 4⌉ steps");
         Assert.IsTrue(steps.All(p => p.StepsPerEpoch == 5), "the ETA counts the pool's steps");
     }
@@ -152,7 +152,7 @@ public sealed class AdversarialTrainingTests
         var options = TrainerOptions();
         options.SampleWeightColumn = "IsAugmented";
         options.OnlineAttack = new OnlineAdversarialOptions { Attack = dasp, SdEditor = editor };
-        using var model = ctx.Segmentation.Trainer(options).Fit(data);
+        using var model = new SegmentationTrainer(ctx, options).Fit(data);
         Assert.IsTrue(double.IsFinite(model.History.Single().TrainLoss));
         Assert.AreEqual(2 * (2 + 1), editor.Calls, "two copies of one batch: SDEdit per step plus the final refinement");
     }
@@ -162,14 +162,14 @@ public sealed class AdversarialTrainingTests
     {
         var options = TrainerOptions();
         options.OnlineAttack = new OnlineAdversarialOptions(); // DASP without an SDEdit model
-        var ex = Assert.ThrowsExactly<ArgumentException>(() => new MedSegContext(1).Segmentation.Trainer(options));
+        var ex = Assert.ThrowsExactly<ArgumentException>(() => new SegmentationTrainer(new MedSegContext(1), options));
         StringAssert.Contains(ex.Message, "SdEditor");
         options.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.FgsmPreset() };
         options.SampleWeightColumn = "W";
         options.SampleWeightMode = SampleWeightMode.Weight;
-        Assert.ThrowsExactly<ArgumentException>(() => new MedSegContext(1).Segmentation.Trainer(options));
+        Assert.ThrowsExactly<ArgumentException>(() => new SegmentationTrainer(new MedSegContext(1), options));
         options.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.FgsmPreset(), EveryEpochs = 0 };
         options.SampleWeightColumn = null;
-        Assert.ThrowsExactly<ArgumentException>(() => new MedSegContext(1).Segmentation.Trainer(options));
+        Assert.ThrowsExactly<ArgumentException>(() => new SegmentationTrainer(new MedSegContext(1), options));
     }
 }

@@ -50,10 +50,10 @@ public sealed class TrainingLoopTests
         public override long? StepsPerEpoch => (_data.RowCount + _batch - 1) / _batch;
         public override double? LearningRate => 0.5;
 
-        public override IEnumerable<DataBatch> Batches(TrainingState state) =>
+        internal override IEnumerable<DataBatch> Batches(TrainingState state) =>
             _data.GetBatches(["x", "y"], _batch, new Random(1000 + state.Epoch), CPU);
 
-        public override StepResult Step(DataBatch batch, TrainingState state)
+        internal override StepResult Step(DataBatch batch, TrainingState state)
         {
             Opt.zero_grad();
             var loss = nn.functional.mse_loss(Net.call(batch["x"]), batch["y"]);
@@ -279,8 +279,8 @@ public sealed class TrainingLoopTests
     {
         private readonly InMemoryDataView _data = InMemoryDataView.Create(("x", new TensorColumnType(ScalarType.Float32, [1]), new List<Tensor> { zeros(1), zeros(1) }));
         public override long? StepsPerEpoch => 1;
-        public override IEnumerable<DataBatch> Batches(TrainingState state) => _data.GetBatches(["x"], 4, null, CPU);
-        public override StepResult Step(DataBatch batch, TrainingState state) => StepResult.Skip("the batch is too small");
+        internal override IEnumerable<DataBatch> Batches(TrainingState state) => _data.GetBatches(["x"], 4, null, CPU);
+        internal override StepResult Step(DataBatch batch, TrainingState state) => StepResult.Skip("the batch is too small");
         public void Dispose() => _data.Dispose();
     }
 
