@@ -79,7 +79,7 @@ public sealed class RePaintScheduler
         {
             level--;
             levels.Add(level);
-            if (level + 1 < steps - 1)
+            if (level < steps - 1)
                 for (int u = 1; u < stepResamplings; u++)
                 {
                     levels.Add(level + 1);
