@@ -56,7 +56,7 @@ public static class MedSegSynthesisCatalogExtensions
     /// <summary>
     /// RePaint inpainting (paper 004 §4.2, Appendix A.1.1, Table A.2; Lugmayr et al. 2022) with a fitted diffusion model:
     /// a <see cref="JointDiffusionTransformer"/> or an <see cref="ImageDiffusionTransformer"/> — or a fitted chain (e.g.
-    /// loaded with <c>ml.Model.Load</c>) whose last such stage is used. For every row it gives
+    /// loaded with <c>ml.Model.Load</c>) or RePaint stage whose last such model is used. For every row it gives
     /// <paramref name="samplesPerImage"/> rows, each adding <paramref name="outputColumnName"/> (float [C,H,W] in [0,1]):
     /// the image with the region under the mask dilated by <paramref name="dilationPixels"/> px regenerated and the rest
     /// kept exactly; the new pair is (that image, the row's mask).
@@ -99,6 +99,7 @@ public static class MedSegSynthesisCatalogExtensions
     {
         JointDiffusionTransformer j => j,
         ImageDiffusionTransformer i => i,
+        RePaintTransformer r => FindDiffusionModel(r.Model),
         IEnumerable<ITransformer> chain => chain.Reverse().Select(FindDiffusionModel).FirstOrDefault(m => m is not null),
         _ => null,
     };
