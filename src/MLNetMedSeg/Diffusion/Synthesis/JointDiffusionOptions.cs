@@ -115,8 +115,8 @@ public sealed class JointDiffusionOptions
     /// 16 and 8 px, num_head_channels 64, dropout 0, 32 GroupNorm groups, image_size 256; lr 1e-4, batch_size 1,
     /// diffusion_steps 1000, noise_schedule linear, timestep_respacing 200 (SampleSteps). Epochs: set it so that
     /// Epochs × rows ≈ 110,000 iterations (§4.1). Not reproduced: learn_sigma (the network predicts ε only; sampling uses
-    /// the fixed posterior variance), use_scale_shift_norm and resblock_updown (the U-Net adds the timestep embedding and
-    /// resamples with convolutions), use_fp16.
+    /// the fixed posterior variance), resblock_updown (the U-Net resamples with strided / nearest + 3×3 convolutions),
+    /// use_fp16 (float32). use_scale_shift_norm is the U-Net's own FiLM (GN(h)·(1 + s) + b).
     /// </summary>
     public static JointDiffusionOptions PaperPreset() => new()
     {
