@@ -182,6 +182,42 @@ public sealed class SynthesisStageTests
         Log("JointDiffusion clusters", sw);
     }
 
+    private sealed class Collect : IProgress<MLNetMedSeg.Pipeline.TrainingProgress>
+    {
+        public List<MLNetMedSeg.Pipeline.TrainingProgress> Items { get; } = [];
+        public void Report(MLNetMedSeg.Pipeline.TrainingProgress value) { lock (Items) Items.Add(value); }
+    }
+
+    [TestMethod]
+    public void JointDiffusion_SameSeedSameModel_ProgressPerCluster_Cancellation()
+    {
+        var sw = Stopwatch.StartNew();
+        var rows = Clustered(4, 10);
+        float[] Sample(MLContext ml)
+        {
+            using var model = ml.MedSeg().Generation.JointDiffusion(TinyJoint(cluster: "Cluster")).Fit(ml.Data.LoadFromEnumerable(rows));
+            using var scope = NewDisposeScope();
+            return model.Generate(2, "b").Images.flatten().data<float>().ToArray();
+        }
+        var ml1 = new MLContext(seed: 10);
+        var progress = new Collect();
+        ml1.MedSeg().Progress = progress;
+        var a = Sample(ml1);
+        CollectionAssert.AreEqual(a, Sample(new MLContext(seed: 10)), "same MLContext seed → same models and samples");
+        CollectionAssert.AreNotEqual(a, Sample(new MLContext(seed: 11)));
+        var stages = progress.Items.Select(p => p.Stage).Distinct().ToArray();
+        CollectionAssert.IsSubsetOf(new[] { "JointDiffusion[a]", "JointDiffusion[b]" }, stages, string.Join(", ", stages));
+        var ml2 = new MLContext(seed: 10);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        ml2.MedSeg().CancellationToken = cts.Token;
+        bool cancelled = false;
+        try { ml2.MedSeg().Generation.JointDiffusion(TinyJoint()).Fit(ml2.Data.LoadFromEnumerable(rows)); }
+        catch (OperationCanceledException) { cancelled = true; }
+        Assert.IsTrue(cancelled, "a cancelled token stops the fit");
+        Log("JointDiffusion seed/progress/cancel", sw);
+    }
+
     [TestMethod]
     public void JointDiffusion_Workout()
     {

@@ -130,7 +130,7 @@ public sealed class RePaintTransformer : Core.MLNet.StageTransformer, IDisposabl
         _ => throw new InvalidOperationException("unreachable"),
     };
 
-    private int Levels2 => _model switch
+    private int NetworkLevels => _model switch
     {
         JointDiffusionTransformer j => j.Options.Network.Levels,
         ImageDiffusionTransformer i => i.Network.Options.Levels,
@@ -236,7 +236,7 @@ public sealed class RePaintTransformer : Core.MLNet.StageTransformer, IDisposabl
             throw new ArgumentException($"images must be [N,{c},H,W], got [{string.Join(",", images.shape)}]", nameof(images));
         if (masks.dim() != 4 || masks.size(1) != 1 || masks.size(0) != images.size(0) || masks.size(2) != images.size(2) || masks.size(3) != images.size(3))
             throw new ArgumentException($"masks must be [N,1,H,W] matching the images [{string.Join(",", images.shape)}], got [{string.Join(",", masks.shape)}]", nameof(masks));
-        long f = 1L << (Levels2 - 1);
+        long f = 1L << (NetworkLevels - 1);
         if (images.size(2) % f != 0 || images.size(3) % f != 0)
             throw new ArgumentException($"the images are {images.size(2)}×{images.size(3)}, not divisible by {f} as the diffusion network needs", nameof(images));
         var o = _options;
