@@ -317,6 +317,30 @@ public sealed class SynthesisStageTests
     }
 
     [TestMethod]
+    public void Defaults_FollowTheTablesOfThePaper()
+    {
+        var p = JointDiffusionOptions.PaperPreset();
+        p.Validate();
+        var n = p.ResolvedNetwork();
+        n.Validate();
+        Assert.AreEqual(4, n.InChannels, "Table A.1 in_channels 4 (RGB + mask)");
+        Assert.AreEqual(4, n.OutChannels);
+        Assert.AreEqual(0, n.ConditionChannels, "unconditional");
+        Assert.AreEqual(256, n.BaseChannels);
+        Assert.AreEqual(2, n.BlocksPerLevel);
+        CollectionAssert.AreEqual(new[] { 16, 8 }, n.AttentionResolutions);
+        Assert.AreEqual(64, n.HeadChannels);
+        Assert.AreEqual(256, n.ImageSize);
+        Assert.IsTrue(n.HasAttention(4) && n.HasAttention(5) && !n.HasAttention(3), "attention at the 16 and 8 px levels");
+        Assert.AreEqual((1000, 1e-4, 1, 200, BetaScheduleKind.Linear), (p.TimeSteps, p.LearningRate, p.BatchSize, p.SampleSteps, p.Schedule));
+        var cpu = new JointDiffusionOptions();
+        Assert.AreEqual((1000, 1e-4, BetaScheduleKind.Linear), (cpu.TimeSteps, cpu.LearningRate, cpu.Schedule));
+        var r = new RePaintOptions();
+        Assert.AreEqual((3, 20, 10, 5, 1), (r.SamplesPerImage, r.DilationPixels, r.JumpLength, r.JumpResamplings, r.StepResamplings),
+            "§4.2 three samples, §3.2 20 px dilation, Table A.2 jump_length 10, jump_n_sample 5, n_sample 1");
+    }
+
+    [TestMethod]
     public void BadInputErrorsNameTheColumnOrArgument()
     {
         var ml = new MLContext(seed: 9);
