@@ -61,7 +61,9 @@ public sealed class RePaintEstimator : Microsoft.ML.IEstimator<RePaintTransforme
 /// row carries. With a joint image + mask model the mask channel is known (the original mask) unless
 /// <see cref="RePaintOptions.MaskChannelKnown"/> is false; a per-cluster joint model inpaints each row with its cluster's
 /// network; a mask-conditioned image model is conditioned on the row's (undilated) mask. Output row r·k + j's noise comes
-/// from a generator seeded by (<see cref="SamplingSeed"/>, r, j). Lazy, batched, no grad.
+/// from a generator seeded by (<see cref="SamplingSeed"/>, r, j). Lazy, batched, no grad; each inpainted batch is
+/// logged (rows, network evaluations, time) to the context's log, and the context's cancellation token is checked at
+/// every RePaint transition.
 /// </summary>
 public sealed class RePaintTransformer : Core.MLNet.StageTransformer, IDisposable
 {
@@ -311,7 +313,10 @@ public sealed class RePaintTransformer : Core.MLNet.StageTransformer, IDisposabl
             using var scope = NewDisposeScope();
             var x = stack(members.Select(i => rows[i].Tensor(o.ImageColumn)).ToArray());
             var m = stack(members.Select(i => rows[i].Tensor(o.MaskColumn)).ToArray());
+            var watch = System.Diagnostics.Stopwatch.StartNew();
             var y = InpaintCore(x, m, g.Key.Key, members.Select(i => (rows[i].Position / k, (int)(rows[i].Position % k))).ToArray(), null).cpu();
+            Context.WriteLog(LogLevel.Info, Name,
+                $"inpainted output rows {rows[members[0]].Position}..{rows[members[^1]].Position} ({members.Length} samples, {RePaintScheduler.NetworkEvaluations(Levels)} network evaluations each) in {watch.Elapsed.TotalSeconds:F1} s");
             for (int t = 0; t < members.Length; t++)
                 rows[members[t]].Outputs[o.OutputColumn] = y[t].contiguous().clone().DetachFromDisposeScope();
         }
