@@ -208,29 +208,59 @@ public sealed class GaussianDiffusion
         var cur = x.alias();
         for (int i = fromStep - 1; i >= 0; i--)
         {
-            using var scope = NewDisposeScope();
-            double ab = spaced.AlphasCumprod[i], abPrev = spaced.AlphasCumprodPrev[i];
-            var eps = PredictNoise(model, cur, spaced.Timesteps[i], condition, options.GuidanceScale);
-            var x0 = ((cur - eps * Math.Sqrt(1 - ab)) * (1 / Math.Sqrt(ab))).clamp(-1.0, 1.0);
-            Tensor next;
-            double sigma;
-            if (options.Sampler == GaussianSamplerKind.Ddim)
-            {
-                var epsClipped = (cur - x0 * Math.Sqrt(ab)) * (1 / Math.Sqrt(1 - ab));
-                sigma = options.Eta * Math.Sqrt((1 - abPrev) / (1 - ab)) * Math.Sqrt(1 - ab / abPrev);
-                next = x0 * Math.Sqrt(abPrev) + epsClipped * Math.Sqrt(Math.Max(1 - abPrev - sigma * sigma, 0));
-            }
-            else
-            {
-                double beta = spaced.Betas[i], alpha = spaced.Alphas[i];
-                next = x0 * (beta * Math.Sqrt(abPrev) / (1 - ab)) + cur * ((1 - abPrev) * Math.Sqrt(alpha) / (1 - ab));
-                sigma = Math.Sqrt(beta * (1 - abPrev) / (1 - ab));
-            }
-            if (i > 0 && sigma > 0) next = next + Noise(cur.shape, cur.dtype, cur.device, generators) * sigma;
+            var next = ReverseStepCore(model, cur, condition, spaced, i, options, generators);
             cur.Dispose();
-            cur = next.MoveToOuterDisposeScope();
+            cur = next;
         }
         return cur;
+    }
+
+    /// <summary>
+    /// One step of the reverse process of <see cref="Denoise"/>: from <paramref name="x"/> at respaced step
+    /// <paramref name="step"/> (x_i) to x_{i−1} with the sampler, η and guidance of <paramref name="options"/> (noise
+    /// from <paramref name="generators"/>, none at step 0, where the result is the clipped x̂₀). The building block of
+    /// samplers that interleave other operations with the reverse steps (RePaint's merge of the known region).
+    /// Records the graph through the model when grad mode is on.
+    /// </summary>
+    public Tensor ReverseStep(NoisePredictor model, Tensor x, Tensor? condition, NoiseSchedule spaced, int step,
+        GaussianSamplingOptions options, IReadOnlyList<Generator>? generators = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(spaced);
+        ArgumentNullException.ThrowIfNull(options);
+        if (step < 0 || step >= spaced.Length)
+            throw new ArgumentOutOfRangeException(nameof(step), step, $"must be in 0..{spaced.Length - 1}");
+        if (spaced.Timesteps.Any(s => s < 0 || s >= Schedule.Length))
+            throw new ArgumentException("the respaced schedule does not come from this process's schedule", nameof(spaced));
+        if (!(options.Eta >= 0)) throw new ArgumentException($"Eta must be ≥ 0, got {options.Eta}", nameof(options));
+        CheckGenerators(generators, x.size(0));
+        return ReverseStepCore(model, x, condition, spaced, step, options, generators);
+    }
+
+    private static Tensor ReverseStepCore(NoisePredictor model, Tensor cur, Tensor? condition, NoiseSchedule spaced, int i,
+        GaussianSamplingOptions options, IReadOnlyList<Generator>? generators)
+    {
+        using var scope = NewDisposeScope();
+        double ab = spaced.AlphasCumprod[i], abPrev = spaced.AlphasCumprodPrev[i];
+        var eps = PredictNoise(model, cur, spaced.Timesteps[i], condition, options.GuidanceScale);
+        var x0 = ((cur - eps * Math.Sqrt(1 - ab)) * (1 / Math.Sqrt(ab))).clamp(-1.0, 1.0);
+        Tensor next;
+        double sigma;
+        if (options.Sampler == GaussianSamplerKind.Ddim)
+        {
+            var epsClipped = (cur - x0 * Math.Sqrt(ab)) * (1 / Math.Sqrt(1 - ab));
+            sigma = options.Eta * Math.Sqrt((1 - abPrev) / (1 - ab)) * Math.Sqrt(1 - ab / abPrev);
+            next = x0 * Math.Sqrt(abPrev) + epsClipped * Math.Sqrt(Math.Max(1 - abPrev - sigma * sigma, 0));
+        }
+        else
+        {
+            double beta = spaced.Betas[i], alpha = spaced.Alphas[i];
+            next = x0 * (beta * Math.Sqrt(abPrev) / (1 - ab)) + cur * ((1 - abPrev) * Math.Sqrt(alpha) / (1 - ab));
+            sigma = Math.Sqrt(beta * (1 - abPrev) / (1 - ab));
+        }
+        if (i > 0 && sigma > 0) next = next + Noise(cur.shape, cur.dtype, cur.device, generators) * sigma;
+        return next.MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -6,6 +6,7 @@ using MLNetMedSeg.Dasp;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Data.Transforms;
 using MLNetMedSeg.Diffusion;
+using MLNetMedSeg.Diffusion.Synthesis;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Cdal;
 
@@ -18,6 +19,8 @@ using MLNetMedSeg.Segmentation.Cdal;
 [assembly: LoadableClass(typeof(SegmentationTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg segmentation model", SegmentationTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(MaskDiffusionTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg mask diffusion", MaskDiffusionTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(ImageDiffusionTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg image diffusion", ImageDiffusionTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(JointDiffusionTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg joint image + mask diffusion", JointDiffusionTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(RePaintTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg RePaint inpainting", RePaintTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(AdversarialAttackTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg adversarial augmenter", "MS.ADVERSARIAL_ATTACK")]
 [assembly: LoadableClass(typeof(DeformationAttackTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg deformation attacker", "MS.DEFORMATION_ATTACK")]
 [assembly: LoadableClass(typeof(DaspTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg DASP flow", DaspTransformer.LoaderSignature)]
