@@ -197,14 +197,14 @@ public sealed class JointDiffusionEstimator : Microsoft.ML.IEstimator<JointDiffu
 
         public override double? LearningRate => o.LearningRate;
 
-        public override IEnumerable<DataBatch> Batches(TrainingState state)
+        internal override IEnumerable<DataBatch> Batches(TrainingState state)
         {
             _net!.train();
             var rand = new Random((int)(MedSegContext.MixSeed(seed, "shuffle", state.Epoch) & 0x7FFFFFFF));
             return input.GetBatches([o.ImageColumn, o.MaskColumn], o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
         }
 
-        public override StepResult Step(DataBatch batch, TrainingState state)
+        internal override StepResult Step(DataBatch batch, TrainingState state)
         {
             var x0 = JointDiffusionTransformer.ToModelSpace(batch[o.ImageColumn], batch[o.MaskColumn], o.MaskColumn);
             _optimizer!.ZeroGrad();

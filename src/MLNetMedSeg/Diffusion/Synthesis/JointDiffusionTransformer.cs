@@ -66,7 +66,7 @@ public sealed class JointDiffusionTransformer : Core.MLNet.StageTransformer, IDi
     }
 
     /// <summary>The context the model samples with (device, log).</summary>
-    public MedSegContext Context { get; }
+    internal MedSegContext Context { get; }
 
     /// <summary>The options (a copy; Network, Height, Width and SamplingSeed are the fitted ones).</summary>
     public JointDiffusionOptions Options => _options.Clone();
@@ -185,7 +185,7 @@ public sealed class JointDiffusionTransformer : Core.MLNet.StageTransformer, IDi
     }
 
     /// <inheritdoc/>
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, _options, _options.Height, _options.Width);
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, _options, _options.Height, _options.Width);
 
     internal static DataViewSchema OutputSchema(DataViewSchema inputSchema, JointDiffusionOptions o, long h, long w)
     {
@@ -198,7 +198,7 @@ public sealed class JointDiffusionTransformer : Core.MLNet.StageTransformer, IDi
     }
 
     /// <summary>k generated pairs per input row, lazily and in batches (see the class remarks).</summary>
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -233,7 +233,7 @@ public sealed class JointDiffusionTransformer : Core.MLNet.StageTransformer, IDi
     }
 
     /// <summary>Writes the header, options, the cluster keys, each model's EMA weights ("weights_i") and the history.</summary>
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);

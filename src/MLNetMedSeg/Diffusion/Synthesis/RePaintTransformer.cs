@@ -98,7 +98,7 @@ public sealed class RePaintTransformer : Core.MLNet.StageTransformer, IDisposabl
     }
 
     /// <summary>The stage's context (log).</summary>
-    public MedSegContext Context { get; }
+    internal MedSegContext Context { get; }
 
     /// <summary>The options (a copy).</summary>
     public RePaintOptions Options => _options.Clone();
@@ -179,10 +179,10 @@ public sealed class RePaintTransformer : Core.MLNet.StageTransformer, IDisposabl
     }
 
     /// <inheritdoc/>
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, _options, _model);
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, _options, _model);
 
     /// <summary>k inpainted rows per input row, lazily and in batches (see the class remarks).</summary>
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -323,7 +323,7 @@ public sealed class RePaintTransformer : Core.MLNet.StageTransformer, IDisposabl
     }
 
     /// <summary>Writes the header, the options and the diffusion model (child "model").</summary>
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
