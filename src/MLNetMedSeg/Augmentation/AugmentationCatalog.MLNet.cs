@@ -241,4 +241,34 @@ public static class MedSegAugmentationCatalogExtensions
             Attack = attack ?? AdversarialAttackOptions.Dasp(), EveryEpochs = everyEpochs, Copies = copies,
         });
     }
+
+    /// <summary>
+    /// Offline adversarial augmentation (DASP §3.4, paper 001 §3): attacks <paramref name="segmenter"/> on every row of
+    /// <paramref name="data"/> (image and mask columns as <paramref name="options"/> names them) and returns the real
+    /// rows followed by N′ = Copies·N attacked pairs (attacked image, unchanged mask) as an in-memory ML.NET data view
+    /// with an <c>IsAugmented</c> number column (0 real, 1 attacked). Train on it again with
+    /// <see cref="SegmentationTrainerOptions.SampleWeightColumn"/> = "IsAugmented" for Eq. 11's weighting. The images
+    /// and masks are float vectors with their dimensions; text columns (e.g. Id) are kept.
+    /// </summary>
+    /// <param name="catalog">The augmentation catalog.</param>
+    /// <param name="data">The rows to attack.</param>
+    /// <param name="segmenter">The fitted segmenter attacked (its weights are not changed).</param>
+    /// <param name="options">The attack (default DASP's Diff-PGD with W; FGSM, Inverse-FGSM and PGD have presets).</param>
+    /// <param name="sdEditor">The SDEdit model Diff-PGD needs (a fitted image diffusion).</param>
+    /// <param name="pairs">Copies (default 2, DASP's N′ = 2N), flag and id columns.</param>
+    /// <param name="cancellationToken">Checked between batches and steps.</param>
+    public static IDataView AdversarialPairs(this MedSegAugmentationCatalog catalog, IDataView data, SegmentationTransformer segmenter,
+        AdversarialAttackOptions? options = null, ImageDiffusionTransformer? sdEditor = null, AdversarialPairsOptions? pairs = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(segmenter);
+        var ctx = catalog.ContextFor("AdversarialPairs");
+        using var generated = MLNetMedSeg.Augmentation.Adversarial.AdversarialPairs.Generate(ctx,
+            MLNetMedSeg.Core.MLNet.MLNetData.AsLibraryView(data), segmenter, options, sdEditor, pairs, cancellationToken);
+        return MLNetMedSeg.Core.MLNet.MLNetData.ToMLNet(catalog.Owner.MLContext, generated,
+            [.. generated.Schema.Where(c => c.Type is MLNetMedSeg.Data.TextColumnType or MLNetMedSeg.Data.TensorColumnType or MLNetMedSeg.Data.NumberColumnType).Select(c => c.Name)],
+            cancellationToken);
+    }
 }

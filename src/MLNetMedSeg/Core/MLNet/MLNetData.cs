@@ -128,8 +128,8 @@ public static class MLNetData
     }
 
     /// <summary>
-    /// Materialises <paramref name="columns"/> of an engine view (text and float tensor columns) as an in-memory ML.NET
-    /// data view: text stays text, a float tensor column becomes a <see cref="VectorDataViewType"/> with its dimensions.
+    /// Materialises <paramref name="columns"/> of an engine view (text, number and float tensor columns) as an in-memory ML.NET
+    /// data view: text stays text, a number is a double, a float tensor column becomes a <see cref="VectorDataViewType"/> with its dimensions.
     /// </summary>
     internal static MLDataView ToMLNet(Microsoft.ML.MLContext ml, Data.IDataView view, IReadOnlyList<string> columns, CancellationToken cancellationToken = default)
     {
@@ -144,6 +144,7 @@ public static class MLNetData
                 for (int i = 0; i < cols.Length; i++)
                 {
                     if (cols[i].Type is TextColumnType) values[i].Add(cursor.GetText(cols[i].Name));
+                    else if (cols[i].Type is NumberColumnType) values[i].Add(cursor.GetNumber(cols[i].Name));
                     else
                     {
                         using var t = cursor.GetTensor(cols[i].Name).to(TorchSharp.torch.CPU).to(TorchSharp.torch.ScalarType.Float32).contiguous();
@@ -154,12 +155,13 @@ public static class MLNetData
         return new InMemoryColumns(cols.Select((c, i) => (c.Name, c.Type switch
         {
             TextColumnType => (Microsoft.ML.Data.DataViewType)Microsoft.ML.Data.TextDataViewType.Instance,
+            NumberColumnType => Microsoft.ML.Data.NumberDataViewType.Double,
             TensorColumnType t => new VectorDataViewType(Microsoft.ML.Data.NumberDataViewType.Single, t.Shape.Select(d => (int)d).ToArray()),
-            _ => throw new SchemaException($"ToMLNet: column '{c.Name}' is {c.Type}, which is neither text nor a tensor", c.Name),
+            _ => throw new SchemaException($"ToMLNet: column '{c.Name}' is {c.Type}, which is not text, a number or a tensor", c.Name),
         }, values[i])).ToArray());
     }
 
-    /// <summary>An in-memory ML.NET data view of text and float-vector columns (what <see cref="ToMLNet"/> returns).</summary>
+    /// <summary>An in-memory ML.NET data view of text, double and float-vector columns (what <see cref="ToMLNet"/> returns).</summary>
     private sealed class InMemoryColumns : MLDataView
     {
         private readonly List<object>[] _values;
@@ -209,6 +211,11 @@ public static class MLNetData
                 if (column.Type is Microsoft.ML.Data.TextDataViewType && typeof(TValue) == typeof(ReadOnlyMemory<char>))
                 {
                     Microsoft.ML.ValueGetter<ReadOnlyMemory<char>> g = (ref ReadOnlyMemory<char> v) => v = ((string)values[(int)_position]).AsMemory();
+                    return (Microsoft.ML.ValueGetter<TValue>)(Delegate)g;
+                }
+                if (column.Type is Microsoft.ML.Data.NumberDataViewType && typeof(TValue) == typeof(double))
+                {
+                    Microsoft.ML.ValueGetter<double> g = (ref double v) => v = (double)values[(int)_position];
                     return (Microsoft.ML.ValueGetter<TValue>)(Delegate)g;
                 }
                 if (column.Type is VectorDataViewType && typeof(TValue) == typeof(VBuffer<float>))
