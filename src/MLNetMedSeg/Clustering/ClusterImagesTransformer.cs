@@ -49,7 +49,8 @@ public sealed class ClusterImagesTransformer : StageTransformer, IDisposable
             throw new InvalidDataException($"{Name}: centroids must be [{_options.NumberOfClusters}, {FeatureDimensionOf(_options)}], got [{string.Join(",", centroids.shape)}]");
         if (clusterSizes.Length != _options.NumberOfClusters)
             throw new InvalidDataException($"{Name}: {clusterSizes.Length} cluster sizes for {_options.NumberOfClusters} clusters");
-        _centroids = centroids.detach().to(ScalarType.Float32, CPU).contiguous().clone().DetachFromDisposeScope();
+        using (var scope = NewDisposeScope())
+            _centroids = centroids.detach().to(ScalarType.Float32, CPU).contiguous().clone().DetachFromDisposeScope();
         _clusterSizes = [.. clusterSizes];
         _network = network;
     }

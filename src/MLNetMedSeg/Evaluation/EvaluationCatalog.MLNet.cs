@@ -27,18 +27,32 @@ public static class MedSegImageQualityCatalogExtensions
     public static ImageSetQuality EvaluateImageQuality(this MedSegCatalog catalog, IDataView real, IDataView generated,
         string imageColumnName = "Image", string? generatedImageColumnName = null, ImageQualityOptions? options = null)
     {
+        ArgumentNullException.ThrowIfNull(generated);
+        string generatedColumn = generatedImageColumnName ?? imageColumnName;
+        ArgumentException.ThrowIfNullOrEmpty(generatedColumn);
+        // Both sets' columns are checked before the real set is read.
+        MLNetData.CheckSchema(generated.Schema, s => { s.RequireTensor(generatedColumn, TensorColumnType.Image(), "EvaluateImageQuality (generated set)"); return s; });
+        using var evaluator = catalog.CreateImageQualityEvaluator(real, imageColumnName, options);
+        return evaluator.Evaluate(generated, generatedColumn);
+    }
+
+    /// <summary>
+    /// An evaluator that compares any number of generated sets with <paramref name="real"/> (as
+    /// <see cref="EvaluateImageQuality"/> does for one): the real set is read, featured and measured once, here. Dispose it.
+    /// </summary>
+    /// <param name="catalog">The <c>ml.MedSeg()</c> catalog (device from the MLContext; MS-SSIM pairs seeded from its seed).</param>
+    /// <param name="real">The real images.</param>
+    /// <param name="imageColumnName">Their column (an <c>MLImage</c>, or float [C,H,W] in [0,1] with C = 1 or 3).</param>
+    /// <param name="options">Comparison size, feature input size, MS-SSIM pairs (defaults: <see cref="ImageQualityOptions"/>).</param>
+    public static ImageQualityEvaluator CreateImageQualityEvaluator(this MedSegCatalog catalog, IDataView real, string imageColumnName = "Image",
+        ImageQualityOptions? options = null)
+    {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(real);
-        ArgumentNullException.ThrowIfNull(generated);
         ArgumentException.ThrowIfNullOrEmpty(imageColumnName);
-        string generatedColumn = generatedImageColumnName ?? imageColumnName;
         options ??= new ImageQualityOptions();
         options.Validate();
-        const string Name = "EvaluateImageQuality";
-        MLNetData.CheckSchema(real.Schema, s => { s.RequireTensor(imageColumnName, TensorColumnType.Image(), $"{Name} (real set)"); return s; });
-        MLNetData.CheckSchema(generated.Schema, s => { s.RequireTensor(generatedColumn, TensorColumnType.Image(), $"{Name} (generated set)"); return s; });
-        var ctx = catalog.ContextFor(Name);
-        return ImageSetQuality.Compute(ctx, MLNetData.AsLibraryView(real), imageColumnName, MLNetData.AsLibraryView(generated), generatedColumn,
-            options, catalog.CancellationToken);
+        MLNetData.CheckSchema(real.Schema, s => { s.RequireTensor(imageColumnName, TensorColumnType.Image(), "EvaluateImageQuality (real set)"); return s; });
+        return new ImageQualityEvaluator(catalog.ContextFor("EvaluateImageQuality"), MLNetData.AsLibraryView(real), imageColumnName, options);
     }
 }

@@ -42,6 +42,8 @@ public sealed class ImageQualityOptions
     /// </summary>
     public string? ImageNetModelPath { get; set; }
 
+    internal ImageQualityOptions Clone() => (ImageQualityOptions)MemberwiseClone();
+
     internal void Validate()
     {
         if (ImageSize is int s && s < 1) throw new ArgumentOutOfRangeException(nameof(ImageSize), s, "ImageSize must be ≥ 1 (or null)");
@@ -151,32 +153,6 @@ public sealed class ImageSetQuality
         $"Fréchet ResNet-18 distance {FrechetResNet18:F4} ({RealCount} real vs {GeneratedCount} generated); MS-SSIM {MsSsim:F4} generated, {RealMsSsim:F4} real");
 
     /// <summary>
-    /// Computes the metrics on two library views (the catalog method converts ML.NET views). <paramref name="context"/>
-    /// gives the device and the seed of the MS-SSIM pairs.
-    /// </summary>
-    internal static ImageSetQuality Compute(MedSegContext context, IDataView real, string realColumn, IDataView generated,
-        string generatedColumn, ImageQualityOptions options, CancellationToken cancellationToken = default)
-    {
-        using var scope = NewDisposeScope();
-        var realImages = ImageSets.ReadAll(real, realColumn, options.ImageSize, "real", cancellationToken);
-        var generatedImages = ImageSets.ReadAll(generated, generatedColumn, options.ImageSize, "generated", cancellationToken);
-        foreach (var (set, images) in new[] { ("real", realImages), ("generated", generatedImages) })
-            if (images.size(0) < 2) throw new InvalidDataException($"the {set} set has {images.size(0)} image(s); a covariance and pairwise MS-SSIM need at least 2");
-        double frechet;
-        using (var network = new ImageNetFeatures(options.ImageNetModelPath, options.FeatureInputSize, context.Device))
-        {
-            var fr = ImageSets.Features(network, realImages, options.BatchSize, context.Device);
-            var fg = ImageSets.Features(network, generatedImages, options.BatchSize, context.Device);
-            frechet = FrechetDistance.Compute(fr, fg);
-        }
-        ulong seed = MedSegContext.MixSeed((ulong)context.Seed, "ms-ssim-pairs", 0);
-        var (msGenerated, pairsGenerated) = MeanPairwiseMsSsim(generatedImages, options.MsSsimPairs, seed, options.MsSsim);
-        var (msReal, pairsReal) = MeanPairwiseMsSsim(realImages, options.MsSsimPairs, seed + 1, options.MsSsim);
-        return new ImageSetQuality(frechet, msGenerated, msReal, (int)realImages.size(0), (int)generatedImages.size(0),
-            pairsGenerated, pairsReal, generatedImages.size(2), generatedImages.size(3), options.FeatureInputSize);
-    }
-
-    /// <summary>
     /// Mean MS-SSIM over every pair i &lt; j of <paramref name="images"/> [N,3,H,W] when there are at most
     /// <paramref name="pairs"/> of them, else over <paramref name="pairs"/> random pairs (<see cref="MsSsim.MeanPairwise"/>,
     /// seeded). Returns the mean and the number of pairs used.
@@ -209,5 +185,95 @@ public sealed class ImageSetQuality
             sum += Evaluation.MsSsim.Compute(a, b, options).sum().ToDouble();
         }
         return (sum / ii.Count, ii.Count);
+    }
+}
+
+/// <summary>
+/// <see cref="ImageSetQuality"/> of any number of generated sets against one real set (paper 004's Table 1 compares
+/// fifteen): the real set's features, their Gaussian and its MS-SSIM diversity are computed once, and the ResNet-18 is
+/// loaded once. Made by <c>ml.MedSeg().CreateImageQualityEvaluator(real, "Image")</c>; dispose it to free the network.
+/// </summary>
+public sealed class ImageQualityEvaluator : IDisposable
+{
+    private readonly MedSegContext _context;
+    private readonly ImageQualityOptions _options;
+    private readonly ImageNetFeatures _network;
+    private readonly Tensor _realMean, _realCovariance;
+    private readonly int _realCount, _realPairs;
+    private readonly double _realMsSsim;
+    private int _evaluated;
+    private bool _disposed;
+
+    internal ImageQualityEvaluator(MedSegContext context, IDataView real, string realColumn, ImageQualityOptions options)
+    {
+        _context = context;
+        _options = options.Clone();
+        var ct = context.CancellationToken;
+        using var scope = NewDisposeScope();
+        var images = ImageSets.ReadAll(real, realColumn, options.ImageSize, "real", ct);
+        if (images.size(0) < 2) throw new InvalidDataException($"the real set has {images.size(0)} image(s); a covariance and pairwise MS-SSIM need at least 2");
+        _network = new ImageNetFeatures(options.ImageNetModelPath, options.FeatureInputSize, context.Device);
+        try
+        {
+            var (mean, cov) = FrechetDistance.Statistics(ImageSets.Features(_network, images, options.BatchSize, context.Device));
+            _realMean = mean.DetachFromDisposeScope();
+            _realCovariance = cov.DetachFromDisposeScope();
+            _realCount = (int)images.size(0);
+            (_realMsSsim, _realPairs) = ImageSetQuality.MeanPairwiseMsSsim(images, options.MsSsimPairs, PairSeed("real", 0), options.MsSsim);
+        }
+        catch
+        {
+            _network.Dispose();
+            _realMean?.Dispose();
+            _realCovariance?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Images in the real set.</summary>
+    public int RealCount => _realCount;
+
+    /// <summary>Mean pairwise MS-SSIM of the real set.</summary>
+    public double RealMsSsim => _realMsSsim;
+
+    private ulong PairSeed(string set, int index) => MedSegContext.MixSeed((ulong)_context.Seed, $"ms-ssim-pairs|{set}", index);
+
+    /// <summary>
+    /// Compares <paramref name="generated"/> with the real set. The MS-SSIM pairs of the n-th set evaluated are drawn
+    /// with a seed of (MLContext seed, n) when they are sampled.
+    /// </summary>
+    /// <param name="generated">The generated images.</param>
+    /// <param name="imageColumnName">Their column (an <c>MLImage</c>, or float [C,H,W] in [0,1] with C = 1 or 3).</param>
+    /// <exception cref="SchemaException">The column is missing or not an image (named).</exception>
+    /// <exception cref="InvalidDataException">The set is empty or has one image; images of different sizes without <see cref="ImageQualityOptions.ImageSize"/>.</exception>
+    public ImageSetQuality Evaluate(Microsoft.ML.IDataView generated, string imageColumnName = "Image")
+    {
+        ArgumentNullException.ThrowIfNull(generated);
+        ArgumentException.ThrowIfNullOrEmpty(imageColumnName);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Core.MLNet.MLNetData.CheckSchema(generated.Schema, s => { s.RequireTensor(imageColumnName, TensorColumnType.Image(), "EvaluateImageQuality (generated set)"); return s; });
+        return Evaluate(Core.MLNet.MLNetData.AsLibraryView(generated), imageColumnName);
+    }
+
+    internal ImageSetQuality Evaluate(IDataView generated, string column)
+    {
+        using var scope = NewDisposeScope();
+        var images = ImageSets.ReadAll(generated, column, _options.ImageSize, "generated", _context.CancellationToken);
+        if (images.size(0) < 2) throw new InvalidDataException($"the generated set has {images.size(0)} image(s); a covariance and pairwise MS-SSIM need at least 2");
+        var (mean, cov) = FrechetDistance.Statistics(ImageSets.Features(_network, images, _options.BatchSize, _context.Device));
+        double frechet = FrechetDistance.FromStatistics(_realMean, _realCovariance, mean, cov);
+        var (ms, pairs) = ImageSetQuality.MeanPairwiseMsSsim(images, _options.MsSsimPairs, PairSeed("generated", _evaluated++), _options.MsSsim);
+        return new ImageSetQuality(frechet, ms, _realMsSsim, _realCount, (int)images.size(0), pairs, _realPairs,
+            images.size(2), images.size(3), _options.FeatureInputSize);
+    }
+
+    /// <summary>Frees the network and the real set's statistics.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _network.Dispose();
+        _realMean.Dispose();
+        _realCovariance.Dispose();
     }
 }
