@@ -18,6 +18,11 @@ public sealed class ImageSetQualityTests
         [VectorType(3, 32, 32)] public float[] Image { get; set; } = [];
     }
 
+    public sealed class PathRow
+    {
+        public string ImagePath { get; set; } = "";
+    }
+
     public sealed class Row24
     {
         [VectorType(3, 24, 24)] public float[] Generated { get; set; } = [];
@@ -53,13 +58,12 @@ public sealed class ImageSetQualityTests
         var ml = new MLContext(seed: 1);
         var clean = Images(20, 32, 1);
         var real = Set(ml, clean);
-        var same = ml.MedSeg().EvaluateImageQuality(real, Set(ml, clean), "Image", options: Fast());
+        // Several generated sets against one real set (Table 1): one evaluator, the real set measured once.
+        using var evaluator = ml.MedSeg().CreateImageQualityEvaluator(real, "Image", Fast());
+        var same = evaluator.Evaluate(Set(ml, clean));
         Assert.IsTrue(same.FrechetResNet18 >= 0 && same.FrechetResNet18 < 1e-6, $"a set with itself: {same.FrechetResNet18}");
         Assert.AreEqual((20, 20), (same.RealCount, same.GeneratedCount));
         Assert.AreEqual(same.RealMsSsim, same.MsSsim, 1e-12, "the same set has the same diversity");
-        // Several generated sets against one real set (Table 1): one evaluator, the real set measured once.
-        using var evaluator = ml.MedSeg().CreateImageQualityEvaluator(real, "Image", Fast());
-        Assert.AreEqual(same.FrechetResNet18, evaluator.Evaluate(Set(ml, clean)).FrechetResNet18, 1e-9);
         double previous = same.FrechetResNet18;
         foreach (var sigma in new[] { 0.05, 0.15, 0.4 })
         {
@@ -120,10 +124,34 @@ public sealed class ImageSetQualityTests
         StringAssert.Contains(Assert.ThrowsException<InvalidDataException>(() => ml.MedSeg().EvaluateImageQuality(real, empty, "Image", options: Fast())).Message, "generated set has no rows");
         StringAssert.Contains(Assert.ThrowsException<InvalidDataException>(() => ml.MedSeg().EvaluateImageQuality(Set(ml, Images(1, 32, 7)), real, "Image", options: Fast())).Message, "real set has 1 image");
         Assert.ThrowsException<ArgumentOutOfRangeException>(() => ml.MedSeg().EvaluateImageQuality(real, real, "Image", options: new ImageQualityOptions { FeatureInputSize = 16 }));
+        // Each set is measured at its own size when no ImageSize is given (MS-SSIM is within a set; the features bring
+        // both to the network's input)...
         var other = ml.Data.LoadFromEnumerable(Images(3, 24, 8).Select(x => new Row24 { Generated = x }).ToList());
-        // Different sizes are fine per set; the 32-px real set and 24-px generated set meet only at ImageSize ... but without
-        // one, each set is measured at its own size (MS-SSIM within a set); the features bring both to the network's size.
         var q = ml.MedSeg().EvaluateImageQuality(real, other, "Image", "Generated", Fast());
         Assert.AreEqual((24L, 24L), (q.ImageHeight, q.ImageWidth));
+        // ... but within a set the images must share one: files of two sizes (MLImage from ML.NET's LoadImages) are named.
+        string dir = Path.Combine(Path.GetTempPath(), $"quality-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var files = new[] { (16, "a.png"), (20, "b.png") }.Select(f =>
+            {
+                var (side, name) = f;
+                string path = Path.Combine(dir, name);
+                MLNetMedSeg.Imaging.ImageIO.WritePng(path, Enumerable.Range(0, side * side * 3).Select(i => (byte)(i % 251)).ToArray(), side, side, 3);
+                return new PathRow { ImagePath = path };
+            }).ToList();
+            var paths = ml.Data.LoadFromEnumerable(files);
+            var loaded = ml.Transforms.LoadImages("Image", null, "ImagePath").Fit(paths).Transform(paths);
+            var mixed = Assert.ThrowsException<InvalidDataException>(() => ml.MedSeg().EvaluateImageQuality(loaded, real, "Image", options: Fast()));
+            StringAssert.Contains(mixed.Message, "the real set's column 'Image', row 1: the image is 20×20 but the first one is 16×16");
+            StringAssert.Contains(mixed.Message, "ImageSize");
+            var fixedSize = ml.MedSeg().EvaluateImageQuality(loaded, real, "Image", options: Fast(size: 32));
+            Assert.AreEqual(2, fixedSize.RealCount);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 }
