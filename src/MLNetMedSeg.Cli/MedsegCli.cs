@@ -22,6 +22,7 @@ public static class MedsegCli
             DaspCommand.Create(console),
             GenerateCommand.Create(console),
             DeformAttackCommand.Create(console),
+            QualityCommand.Create(console),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -5,7 +5,8 @@
 //    more diverse);
 //  - fidelity: the Fréchet ResNet-18 distance (Fréchet distance of the ImageNet ResNet-18's 512-d pooled features at
 //    224 px; NOT FID, which uses Inception-v3) between real and generated images, and — with --reference — between the
-//    real images and as many other real images (the floor that finite samples give);
+//    real images and as many other real images (the floor that finite samples give), with the image diversity computed
+//    by ml.MedSeg().CreateImageQualityEvaluator (the library's one path for both, as `medseg quality`);
 //  - OUT/real-grid.png: 16 real pairs (mask | image) at the checked size, beside the generator's own grid.png.
 // Every set is read as build/tools/MakeSample reads data (images RGB, masks thresholded at half scale) and resized to
 // SIZE×SIZE (images bilinear, masks nearest).
@@ -15,6 +16,8 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.ML;
+using Microsoft.ML.Data;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Data.Transforms;
 using MLNetMedSeg.Diffusion;
@@ -23,6 +26,8 @@ using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using static TorchSharp.torch;
+using IDataView = MLNetMedSeg.Data.IDataView;
+using MLDataView = Microsoft.ML.IDataView;
 
 var opts = new Dictionary<string, string>(StringComparer.Ordinal);
 for (int i = 0; i < args.Length; i++)
@@ -85,24 +90,25 @@ Console.Error.WriteLine($"{name}: {nGen} generated pairs against {nReal} real pa
 var realFrac = Fractions(realMasks);
 var genFrac = Fractions(genMasks);
 var ks = KolmogorovSmirnov.TwoSample(realFrac, genFrac);
-double msGenImages = Msssim(genImages, 1), msRealImages = Msssim(realImages, 1);
 double msGenMasks = Msssim(genMasks, 2), msRealMasks = Msssim(realMasks, 2);
 
-double frd;
+// Fidelity and image diversity through the library's API (ml.MedSeg().CreateImageQualityEvaluator, as medseg quality):
+// one resize path for every set (antialiased bilinear to the feature size), the real set measured once.
+double frd, msGenImages, msRealImages;
 double? floor = null;
 int? nReference = null;
-using (var features = new ImageNetFeatures(inputSize: featureSize))
-using (var scope = NewDisposeScope())
+var ml = new MLContext(seed);
+var qualityOptions = new ImageQualityOptions { FeatureInputSize = featureSize, MsSsimPairs = pairs };
+using (var evaluator = ml.MedSeg().CreateImageQualityEvaluator(AsMLView(ml, realImages), "Image", qualityOptions))
 {
-    var fReal = features.Compute(realImages);
-    var fGen = features.Compute(genImages);
-    frd = FrechetDistance.Compute(fReal, fGen);
+    var q = evaluator.Evaluate(AsMLView(ml, genImages));
+    (frd, msGenImages, msRealImages) = (q.FrechetResNet18, q.MsSsim, q.RealMsSsim);
     if (referenceDir is not null)
     {
         var (refImages, refMasks, nRef) = Load(referenceDir, nGen);
         using (refImages) using (refMasks)
         {
-            floor = FrechetDistance.Compute(fReal, features.Compute(refImages));
+            floor = evaluator.Evaluate(AsMLView(ml, refImages)).FrechetResNet18;
             nReference = nRef;
         }
     }
@@ -135,7 +141,7 @@ var json = new JsonObject
     },
     ["frechet_resnet18_distance"] = new JsonObject
     {
-        ["features"] = $"ImageNet ResNet-18 (Microsoft.ML.DnnImageFeaturizer.ResNet18 0.24.0), 512-d global average pool after layer4, images resized {size} -> {featureSize} px bilinear",
+        ["features"] = $"ImageNet ResNet-18 (Microsoft.ML.DnnImageFeaturizer.ResNet18 0.24.0), 512-d global average pool after layer4, images resized {size} -> {featureSize} px bilinear, antialiased (ml.MedSeg().EvaluateImageQuality)",
         ["real_vs_generated"] = frd,
         ["real_vs_reference"] = floor, ["reference_pairs"] = nReference,
     },
@@ -166,8 +172,25 @@ File.WriteAllText(Path.Combine(outDir, "checks.md"), md.ToString());
 Console.Write(md.ToString());
 return 0;
 
+// Images [N,3,S,S] as an ML.NET data view with an Image column of float [3,S,S], what EvaluateImageQuality reads.
+static MLDataView AsMLView(MLContext ml, Tensor images)
+{
+    int n = (int)images.size(0), c = (int)images.size(1), h = (int)images.size(2), w = (int)images.size(3);
+    var flat = images.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+    var rows = Enumerable.Range(0, n).Select(i => new ImageRow { Image = flat.AsSpan(i * c * h * w, c * h * w).ToArray() }).ToList();
+    var definition = SchemaDefinition.Create(typeof(ImageRow));
+    definition[nameof(ImageRow.Image)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, c, h, w);
+    return ml.Data.LoadFromEnumerable(rows, definition);
+}
+
 static int Usage()
 {
     Console.Error.WriteLine("usage: CheckGenerators --real DIR --generated DIR --out DIR [--reference DIR] [--size 64] [--name NAME] [--pairs 500] [--seed 0] [--feature-size 224]");
     return 2;
+}
+
+/// <summary>One image of <c>AsMLView</c>.</summary>
+internal sealed class ImageRow
+{
+    public float[] Image { get; set; } = [];
 }

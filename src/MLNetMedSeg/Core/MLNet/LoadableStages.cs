@@ -2,6 +2,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLNetMedSeg.Attacks;
 using MLNetMedSeg.Augmentation.Adversarial;
+using MLNetMedSeg.Clustering;
 using MLNetMedSeg.Dasp;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Data.Transforms;
@@ -32,3 +33,4 @@ using MLNetMedSeg.Segmentation.Cdal;
 [assembly: LoadableClass(typeof(LoadImageTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg load images", LoadImageTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(MLNetMedSeg.Augmentation.Adversarial.AdversarialTrainingTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg adversarial training", MLNetMedSeg.Augmentation.Adversarial.AdversarialTrainingTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(CdalTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg cDAL segmenter", CdalTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(ClusterImagesTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg image clustering", ClusterImagesTransformer.LoaderSignature)]
