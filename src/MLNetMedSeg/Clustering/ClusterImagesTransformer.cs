@@ -78,7 +78,7 @@ public sealed class ClusterImagesTransformer : StageTransformer, IDisposable
     internal static int FeatureDimensionOf(ClusterImagesOptions o) => o.MaskColumnName is null ? 512 : 1024;
 
     /// <inheritdoc/>
-    public override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(_options, inputSchema);
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(_options, inputSchema);
 
     /// <summary>The input schema checked (image and mask columns) plus the cluster column.</summary>
     internal static DataViewSchema OutputSchema(ClusterImagesOptions o, DataViewSchema input)
@@ -90,7 +90,7 @@ public sealed class ClusterImagesTransformer : StageTransformer, IDisposable
     }
 
     /// <inheritdoc/>
-    public override IDataView Transform(IDataView input)
+    internal override IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -198,7 +198,7 @@ public sealed class ClusterImagesTransformer : StageTransformer, IDisposable
     }
 
     /// <inheritdoc/>
-    public override void Save(ModelSaveContext context)
+    internal override void Save(ModelSaveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -213,7 +213,7 @@ public sealed class ClusterImagesTransformer : StageTransformer, IDisposable
         ModelFiles.Load(env, ctx, LoaderSignature, CurrentVersion, Load);
 
     /// <summary>Rebuilds a saved stage: options, then the centroids checked against k and the feature dimension.</summary>
-    public static ClusterImagesTransformer Load(ModelLoadContext context)
+    internal static ClusterImagesTransformer Load(ModelLoadContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var options = context.ReadOptions<ClusterImagesOptions>(CurrentVersion);
