@@ -91,7 +91,7 @@ public sealed class EvaluationOptions
     /// <summary>Column holding row ids; used when present (text), else rows are named by their 0-based position. Default "Id".</summary>
     public string IdColumn { get; set; } = "Id";
 
-    /// <summary>Image column read by <see cref="EvaluationResult.WriteOverlays"/>. Default "Image".</summary>
+    /// <summary>Image column read by <c>EvaluationResult.WriteOverlays</c>. Default "Image".</summary>
     public string ImageColumn { get; set; } = "Image";
 
     /// <summary>Rows of equal size counted together in one batch of tensor operations (default 16).</summary>

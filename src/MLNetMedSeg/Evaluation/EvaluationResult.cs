@@ -155,10 +155,10 @@ public sealed partial class EvaluationResult
     /// <summary>The evaluated class values ([1] for binary masks without background).</summary>
     public IReadOnlyList<int> Classes { get; }
 
-    /// <summary>The ground-truth column read (used again by <see cref="WriteOverlays"/>).</summary>
+    /// <summary>The ground-truth column read (used again by <c>WriteOverlays</c>).</summary>
     public string LabelColumn { get; }
 
-    /// <summary>The prediction column read (used again by <see cref="WriteOverlays"/>).</summary>
+    /// <summary>The prediction column read (used again by <c>WriteOverlays</c>).</summary>
     public string PredictionColumn { get; }
 
     /// <summary>Number of images evaluated.</summary>
