@@ -10,7 +10,7 @@ using MLNetMedSeg.Dasp;
 using MLNetMedSeg.Segmentation;
 using CachedDataView = MLNetMedSeg.Data.CachedDataView;
 using ConsoleProgressBar = MLNetMedSeg.Pipeline.ConsoleProgressBar;
-using DataViews = MLNetMedSeg.Data.DataViews;
+using DataViews = MLNetMedSeg.Pipeline.DataViews;
 using LoadMaskEstimator = MLNetMedSeg.Data.Transforms.LoadMaskEstimator;
 using LoadMaskOptions = MLNetMedSeg.Data.Transforms.LoadMaskOptions;
 using LoadMaskTransformer = MLNetMedSeg.Data.Transforms.LoadMaskTransformer;

@@ -90,7 +90,7 @@ public sealed record DeformationAttackBatch(Tensor Attacked, Tensor? DeformedMas
 /// sample s of the row at cursor position r comes from a generator seeded by (the model's seed, r, s): the same row
 /// gets the same attacks whatever the batching, and a saved and reloaded model reproduces them. The output view is
 /// lazy and batched (<see cref="DeformationAttackModelOptions.BatchSize"/> input rows per generator pass, eval mode,
-/// no gradients). <see cref="Evaluate"/> scores the segmenter before and after the attack (per-class Dice, success rate
+/// no gradients). <c>Evaluate</c> scores the segmenter before and after the attack (per-class Dice, success rate
 /// at a 30% Dice decrease, perceptibility p). The segmenter is saved as a child entry; a loaded attacker owns the
 /// segmenter it loaded, a fitted one only refers to the estimator's. Dispose it.
 /// </summary>
@@ -113,7 +113,7 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
     /// <param name="context">Device and logging.</param>
     /// <param name="options">Columns, k, seed and the generator's options (must match <paramref name="generator"/>).</param>
     /// <param name="generator">The generator; owned and disposed by this transformer.</param>
-    /// <param name="segmenter">The attacked segmenter (for <see cref="Evaluate"/> and saving).</param>
+    /// <param name="segmenter">The attacked segmenter (for <c>Evaluate</c> and saving).</param>
     /// <param name="ownsSegmenter">Dispose <paramref name="segmenter"/> with this transformer.</param>
     /// <param name="history">Per-epoch training records (may be empty).</param>
     internal DeformationAttackTransformer(MedSegContext context, DeformationAttackModelOptions options, DeformationGenerator generator,

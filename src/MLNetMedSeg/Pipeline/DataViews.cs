@@ -1,9 +1,9 @@
 using System.Text;
-using MLNetMedSeg.Pipeline;
+using MLNetMedSeg.Data;
 using TorchSharp;
 using TorchSharp.Modules;
 
-namespace MLNetMedSeg.Data;
+namespace MLNetMedSeg.Pipeline;
 
 /// <summary>A train/validation/test split of one view (disjoint, together covering every row).</summary>
 internal sealed record TrainValidationTestData(IDataView Train, IDataView Validation, IDataView Test);
