@@ -10,7 +10,7 @@ public enum UnmatchedFilePolicy
 }
 
 /// <summary>
-/// Options of <see cref="DataViews.LoadImagesAndMasks"/> and <see cref="DataViews.LoadFromManifest"/>.
+/// Options of <c>ml.MedSeg().Data.LoadImageMaskPairs</c> (folder pairing) and of the engine's folder and manifest loaders.
 /// </summary>
 public sealed class ImageMaskLoaderOptions
 {

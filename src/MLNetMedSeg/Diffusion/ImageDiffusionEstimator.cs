@@ -136,111 +136,61 @@ public sealed class ImageDiffusionEstimator : Microsoft.ML.IEstimator<ImageDiffu
     /// One Fit call, trained by the shared <see cref="TrainingLoop"/> with an <see cref="EmaHandler"/> and a sample-grid
     /// handler; disposes everything it made except the returned network.
     /// </summary>
-    private sealed class Run(MedSegContext ctx, ImageDiffusionOptions o, ulong seed, IDataView input, CancellationToken ct) : TrainingProcess, IDisposable
+    private sealed class Run(MedSegContext ctx, ImageDiffusionOptions o, ulong seed, IDataView input, CancellationToken ct)
+        : GaussianTrainingRun(ctx, o.Network, o.Schedule, o.TimeSteps, o.LearningRate, o.EmaDecay, o.BatchSize, seed, input, [o.ImageColumn, o.MaskColumn])
     {
-        private readonly Device _device = ctx.Device;
-        private readonly GaussianDiffusion _diffusion = new(NoiseSchedule.Create(o.Schedule, o.TimeSteps));
-        private DiffusionUNet? _net;
         private DiffusionUNet? _sampler;
-        private ExponentialMovingAverage? _ema;
-        private Optimizer? _optimizer;
-        private Generator? _generator;
         private Tensor? _gridMasks;
 
         public override string Name => "diffusion";
 
         public ImageDiffusionTransformer Execute()
         {
-            using (var initGen = new Generator(MedSegContext.MixSeed(seed, "init", 0)))
-                _net = new DiffusionUNet(o.Network, initGen);
-            _net.MoveTo(_device);
-            _generator = new Generator(MedSegContext.MixSeed(seed, "noise", 0), _device);
-            _net.DropoutGenerator = _generator;
-            _ema = new ExponentialMovingAverage(_net, o.EmaDecay);
-            _optimizer = torch.optim.Adam(_net.parameters(), lr: o.LearningRate);
             if (o.SampleGridFolder is { } folder)
             {
                 Directory.CreateDirectory(folder);
                 _gridMasks = GridMasks();
             }
 
-            var loop = new TrainingLoop(ctx, ImageDiffusionEstimator.Name, o.Epochs)
+            var loop = new TrainingLoop(Context, ImageDiffusionEstimator.Name, o.Epochs)
             {
                 CheckpointFolder = o.CheckpointFolder,
                 Fingerprint = new
                 {
                     Options = TrainingLoop.OptionsFingerprint(o, nameof(o.Epochs), nameof(o.SampleGridFolder), nameof(o.SampleGridEvery)),
-                    Seed = seed.ToString(CultureInfo.InvariantCulture),
+                    Seed = Seed.ToString(CultureInfo.InvariantCulture),
                 },
                 EpochCompleted = o.EpochCompleted is { } callback ? e => callback(Record(e)) : null,
             };
-            loop.Handlers.Add(new EmaHandler(_ema, _net, o.EmaDecay, o.EmaWarmup));
+            loop.Handlers.Add(new EmaHandler(Ema, Net, o.EmaDecay, o.EmaWarmup));
             if (_gridMasks is not null && o.SampleGridEvery > 0)
                 loop.Handlers.Add(new EveryEpochsHandler("grid", o.SampleGridEvery,
                     s => WriteGrid(Path.Combine(o.SampleGridFolder!, $"grid_epoch_{s.Epoch:D3}.png"))));
             var state = loop.Run(this, ct);
 
-            var net = _net;
-            net.DropoutGenerator = null; // the generator is disposed with this run
-            _ema.CopyTo(net);
-            _net = null; // the transformer owns it now
+            var net = TakeNetwork(); // the transformer owns it now
             ImageDiffusionTransformer model;
-            try { model = new ImageDiffusionTransformer(ctx, o, net, state.History.Select(Record).ToList()); }
+            try { model = new ImageDiffusionTransformer(Context, o, net, state.History.Select(Record).ToList()); }
             catch { net.Dispose(); throw; }
             if (_gridMasks is not null)
             {
                 var path = Path.Combine(o.SampleGridFolder!, "grid_final.png");
                 WriteGrid(model, _gridMasks, path);
-                ctx.WriteLog(LogLevel.Info, ImageDiffusionEstimator.Name, $"wrote the sample grid '{path}'");
+                Context.WriteLog(LogLevel.Info, ImageDiffusionEstimator.Name, $"wrote the sample grid '{path}'");
             }
             return model;
         }
 
+        protected override (Tensor X0, Tensor? Condition, double ConditionDropout) ModelInputs(DataBatch batch) =>
+            (GaussianDiffusion.ToModelRange(batch[o.ImageColumn]), batch[o.MaskColumn] * 2.0 - 1.0, o.ConditionDropout);
+
         private static ImageDiffusionEpochRecord Record(EpochSummary e) => new(e.Epoch, e.Loss, e.Seconds);
-
-        public override long? StepsPerEpoch => input.GetRowCount() is long n ? (n + o.BatchSize - 1) / o.BatchSize : null;
-
-        public override double? LearningRate => o.LearningRate;
-
-        internal override IEnumerable<DataBatch> Batches(TrainingState state)
-        {
-            _net!.train();
-            var rand = new Random((int)(MedSegContext.MixSeed(seed, "shuffle", state.Epoch) & 0x7FFFFFFF));
-            return input.GetBatches([o.ImageColumn, o.MaskColumn], o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
-        }
-
-        internal override StepResult Step(DataBatch batch, TrainingState state)
-        {
-            var x0 = GaussianDiffusion.ToModelRange(batch[o.ImageColumn]);
-            var cond = batch[o.MaskColumn] * 2.0 - 1.0;
-            _optimizer!.ZeroGrad();
-            var loss = _diffusion.TrainingLoss(_net!.forward, x0, cond, o.ConditionDropout, _generator);
-            double value = loss.ToDouble();
-            if (!double.IsFinite(value)) return new StepResult(value, batch.Count);
-            loss.backward();
-            _optimizer!.step();
-            return new StepResult(value, batch.Count);
-        }
-
-        public override void SaveState(CheckpointState c)
-        {
-            c.Put("net", _net!);
-            c.Put("opt", _optimizer!);
-            c.Put("rng", _generator!);
-        }
-
-        public override void LoadState(CheckpointState c)
-        {
-            c.Load("net", _net!);
-            c.Load("opt", _optimizer!);
-            c.Load("rng", _generator!);
-        }
 
         /// <summary>The first SampleGridCount training masks [K,1,H,W] on the device (detached, owned by this run).</summary>
         private Tensor GridMasks()
         {
             using var scope = torch.NewDisposeScope();
-            foreach (var batch in input.GetBatches([o.MaskColumn], o.SampleGridCount, null, _device, cancellationToken: ct))
+            foreach (var batch in Input.GetBatches([o.MaskColumn], o.SampleGridCount, null, Device, cancellationToken: ct))
             {
                 var m = batch[o.MaskColumn].clone();
                 batch.Dispose();
@@ -256,10 +206,10 @@ public sealed class ImageDiffusionEstimator : Microsoft.ML.IEstimator<ImageDiffu
             {
                 using var g = new Generator(0);
                 _sampler = new DiffusionUNet(o.Network, g);
-                _sampler.MoveTo(_device);
+                _sampler.MoveTo(Device);
             }
-            _ema!.CopyTo(_sampler);
-            var view = new ImageDiffusionTransformer(ctx, o, _sampler, []);
+            Ema.CopyTo(_sampler);
+            var view = new ImageDiffusionTransformer(Context, o, _sampler, []);
             WriteGrid(view, _gridMasks!, path);   // not disposed: _sampler is reused and disposed by the run
         }
 
@@ -276,13 +226,10 @@ public sealed class ImageDiffusionEstimator : Microsoft.ML.IEstimator<ImageDiffu
             finally { foreach (var g in gens) g.Dispose(); }
         }
 
-        public void Dispose()
+        public override void Dispose()
         {
-            _net?.Dispose();
+            base.Dispose();
             _sampler?.Dispose();
-            _ema?.Dispose();
-            _optimizer?.Dispose();
-            _generator?.Dispose();
             _gridMasks?.Dispose();
         }
     }

@@ -158,7 +158,7 @@ public sealed class BernoulliDiffusionTests
         var exact = (BernoulliDiffusion.FlipNoise(yt, y0) * 2 - 1) * 30;
         var le = d.Loss(y0, yt, t, exact, klWeight: 1);
         Assert.IsTrue(le.Bce.ToDouble() < 1e-6, $"BCE {le.Bce.ToDouble()}");
-        Assert.IsTrue(le.Kl!.ToDouble() < 1e-5, $"KL {le.Kl.ToDouble()}");
+        Assert.IsTrue(le.Kl!.ToDouble() < 1e-5, $"KL {le.Kl!.ToDouble()}");
         // Gradients flow through both terms.
         var logits = torch.zeros([3, 1, 8, 8], requires_grad: true);
         d.Loss(y0, yt, t, logits, klWeight: 1).Total.backward();

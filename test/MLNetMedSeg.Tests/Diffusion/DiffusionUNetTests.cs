@@ -2,7 +2,6 @@ using MLNetMedSeg.Core;
 using MLNetMedSeg.Diffusion.Networks;
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace MLNetMedSeg.Tests.Diffusion;

@@ -5,7 +5,7 @@ using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Data.Transforms;
 
-/// <summary>Options of the mask binarization stage (<see cref="BinarizeMaskCatalogExtensions.BinarizeMask"/>).</summary>
+/// <summary>Options of the mask binarization stage (<c>ml.MedSeg().Transforms.BinarizeMask</c>).</summary>
 public sealed class BinarizeMaskOptions
 {
     /// <summary>A value above the threshold becomes 1, else 0. Default 0.5 (the papers' mIoU/mDice threshold; half of full scale).</summary>

@@ -6,7 +6,7 @@ using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Data.Transforms;
 
-/// <summary>Options of the channel conversion stage (<see cref="ConvertChannelsCatalogExtensions.ConvertChannels"/>).</summary>
+/// <summary>Options of the channel conversion stage (<see cref="ConvertChannelsEstimator"/>).</summary>
 public sealed class ConvertChannelsOptions
 {
     /// <summary>Wanted channels: 1 (gray: ITU-R BT.601 luma 0.299 R + 0.587 G + 0.114 B) or 3 (RGB: gray repeated). Default 3.</summary>

@@ -6,7 +6,7 @@ using TorchSharp.Modules;
 
 namespace MLNetMedSeg.Data.Transforms;
 
-/// <summary>Options of the mask value → class stage (<see cref="MapMaskValuesCatalogExtensions.MapMaskValues"/>).</summary>
+/// <summary>Options of the mask value → class stage (<c>ml.MedSeg().Transforms.MapMaskValues</c>).</summary>
 public sealed class MapMaskValuesOptions
 {
     /// <summary>

@@ -6,7 +6,7 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace MLNetMedSeg.Data.Transforms;
 
-/// <summary>Options of the resize stage (<see cref="ResizeCatalogExtensions.Resize"/>).</summary>
+/// <summary>Options of the resize stage (<see cref="ResizeEstimator"/>).</summary>
 public sealed class ResizeOptions
 {
     /// <summary>Output height in pixels. Default 256 (DASP and cDAL train polyp models at 256×256).</summary>

@@ -149,94 +149,34 @@ public sealed class JointDiffusionEstimator : Microsoft.ML.IEstimator<JointDiffu
 
     /// <summary>One model's training on the shared loop (with an EMA handler); disposes all it made but the returned network.</summary>
     private sealed class Run(MedSegContext ctx, JointDiffusionOptions o, string? cluster, ulong seed, IDataView input, string? checkpointFolder,
-        CancellationToken ct) : TrainingProcess, IDisposable
+        CancellationToken ct)
+        : GaussianTrainingRun(ctx, o.Network, o.Schedule, o.TimeSteps, o.LearningRate, o.EmaDecay, o.BatchSize, seed, input, [o.ImageColumn, o.MaskColumn])
     {
-        private readonly Device _device = ctx.Device;
-        private readonly GaussianDiffusion _diffusion = new(NoiseSchedule.Create(o.Schedule, o.TimeSteps));
-        private DiffusionUNet? _net;
-        private ExponentialMovingAverage? _ema;
-        private Optimizer? _optimizer;
-        private Generator? _generator;
-
         public override string Name => "joint-diffusion";
 
         public (DiffusionUNet Net, List<JointDiffusionEpochRecord> History) Execute()
         {
-            using (var initGen = new Generator(MedSegContext.MixSeed(seed, "init", 0)))
-                _net = new DiffusionUNet(o.Network, initGen);
-            _net.MoveTo(_device);
-            _generator = new Generator(MedSegContext.MixSeed(seed, "noise", 0), _device);
-            _net.DropoutGenerator = _generator;
-            _ema = new ExponentialMovingAverage(_net, o.EmaDecay);
-            _optimizer = torch.optim.Adam(_net.parameters(), lr: o.LearningRate);
             string stage = cluster is null ? JointDiffusionEstimator.Name : $"{JointDiffusionEstimator.Name}[{cluster}]";
-            var loop = new TrainingLoop(ctx, stage, o.Epochs)
+            var loop = new TrainingLoop(Context, stage, o.Epochs)
             {
                 CheckpointFolder = checkpointFolder,
                 Fingerprint = new
                 {
                     Options = TrainingLoop.OptionsFingerprint(o, nameof(o.Epochs)),
-                    Seed = seed.ToString(CultureInfo.InvariantCulture),
+                    Seed = Seed.ToString(CultureInfo.InvariantCulture),
                     Cluster = cluster,
                 },
                 EpochCompleted = o.EpochCompleted is { } callback ? e => callback(Record(e)) : null,
             };
-            loop.Handlers.Add(new EmaHandler(_ema, _net, o.EmaDecay, o.EmaWarmup));
+            loop.Handlers.Add(new EmaHandler(Ema, Net, o.EmaDecay, o.EmaWarmup));
             var state = loop.Run(this, ct);
-            var net = _net;
-            net.DropoutGenerator = null;
-            _ema.CopyTo(net);
-            net.eval();
-            _net = null;
-            return (net, state.History.Select(Record).ToList());
+            return (TakeNetwork(), state.History.Select(Record).ToList());
         }
 
         private JointDiffusionEpochRecord Record(EpochSummary e) => new(cluster, e.Epoch, e.Loss, e.Seconds);
 
-        public override long? StepsPerEpoch => input.GetRowCount() is long n ? (n + o.BatchSize - 1) / o.BatchSize : null;
-
-        public override double? LearningRate => o.LearningRate;
-
-        internal override IEnumerable<DataBatch> Batches(TrainingState state)
-        {
-            _net!.train();
-            var rand = new Random((int)(MedSegContext.MixSeed(seed, "shuffle", state.Epoch) & 0x7FFFFFFF));
-            return input.GetBatches([o.ImageColumn, o.MaskColumn], o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
-        }
-
-        internal override StepResult Step(DataBatch batch, TrainingState state)
-        {
-            var x0 = JointDiffusionTransformer.ToModelSpace(batch[o.ImageColumn], batch[o.MaskColumn], o.MaskColumn);
-            _optimizer!.ZeroGrad();
-            var loss = _diffusion.TrainingLoss(_net!.forward, x0, null, 0, _generator);
-            double value = loss.ToDouble();
-            if (!double.IsFinite(value)) return new StepResult(value, batch.Count);
-            loss.backward();
-            _optimizer!.step();
-            return new StepResult(value, batch.Count);
-        }
-
-        public override void SaveState(CheckpointState c)
-        {
-            c.Put("net", _net!);
-            c.Put("opt", _optimizer!);
-            c.Put("rng", _generator!);
-        }
-
-        public override void LoadState(CheckpointState c)
-        {
-            c.Load("net", _net!);
-            c.Load("opt", _optimizer!);
-            c.Load("rng", _generator!);
-        }
-
-        public void Dispose()
-        {
-            _net?.Dispose();
-            _ema?.Dispose();
-            _optimizer?.Dispose();
-            _generator?.Dispose();
-        }
+        protected override (Tensor X0, Tensor? Condition, double ConditionDropout) ModelInputs(DataBatch batch) =>
+            (JointDiffusionTransformer.ToModelSpace(batch[o.ImageColumn], batch[o.MaskColumn], o.MaskColumn), null, 0);
     }
 }
 
