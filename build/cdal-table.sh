@@ -27,7 +27,7 @@ scales=${ATTENTION_SCALES:-"8 16 32"}; split_seed=${SPLIT_SEED:-1}; train_pairs=
 out=${OUT:-runs/cdal-table}
 mkdir -p "$out"
 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
-medseg="dotnet src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64/medseg.dll"
+medseg="nice -n 19 dotnet src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64/medseg.dll"
 split="$out/split"
 python3 build/kvasir-split.py "$data" "$split" "$split_seed" "$train_pairs"
 

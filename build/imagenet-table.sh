@@ -27,7 +27,7 @@ split_seed=${SPLIT_SEED:-1}; train_pairs=${TRAIN_PAIRS:-800}; device=${DEVICE:-c
 precision=${PRECISION:-float32}
 mkdir -p "$out"
 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
-medseg="dotnet src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64/medseg.dll"
+medseg="nice -n 19 dotnet src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64/medseg.dll"
 
 # The seeded split: pairs sorted by name, shuffled with SPLIT_SEED; 800 train, 100 validation, 100 test (symlinks).
 split="$out/split"
