@@ -84,7 +84,7 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
     {
         ArgumentNullException.ThrowIfNull(input);
         GetOutputSchema(input.Schema);
-        if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled; cache it first (ctx.Data.Cache)");
+        if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled; cache it first (ml.Data.Cache)");
         cancellationToken.ThrowIfCancellationRequested();
         using var run = new Run(_context, _options, _seed, _segmenter, input, cancellationToken);
         var (generator, history) = run.Execute();

@@ -60,7 +60,7 @@ internal static class DataBatchExtensions
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         var cols = columns.Select(c => data.Schema[c]).ToArray();
         if (rand is not null && !data.CanShuffle)
-            throw new InvalidOperationException("this data view cannot be shuffled; cache it first (ctx.Data.Cache)");
+            throw new InvalidOperationException("this data view cannot be shuffled; cache it first (ml.Data.Cache)");
         return Iterate(data, cols, batchSize, rand, device, dropLast, cancellationToken);
     }
 
@@ -122,7 +122,7 @@ internal static class DataBatchExtensions
                         for (int r = 1; r < ts.Length; r++)
                             if (!ts[r].shape.SequenceEqual(first))
                                 throw new InvalidOperationException(
-                                    $"column '{col.Name}': rows of one batch differ in shape ([{string.Join(",", first)}] vs [{string.Join(",", ts[r].shape)}]); resize them first (ctx.Data.Resize)");
+                                    $"column '{col.Name}': rows of one batch differ in shape ([{string.Join(",", first)}] vs [{string.Join(",", ts[r].shape)}]); resize them first (ml.Transforms.ResizeImages or LoadMasks' size)");
                         using (torch.NewDisposeScope())
                         {
                             var stacked = torch.stack(ts, 0);

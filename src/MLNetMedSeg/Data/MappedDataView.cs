@@ -79,7 +79,7 @@ internal sealed class MappedDataView : IRowAccessDataView
     public DataViewRowCursor GetIndexedRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, IReadOnlyList<long> rows)
     {
         if (!HasRowAccess || _source is not IRowAccessDataView ra)
-            throw new InvalidOperationException("the source of this mapped view has no random row access; cache it first (ctx.Data.Cache)");
+            throw new InvalidOperationException("the source of this mapped view has no random row access; cache it first (ml.Data.Cache)");
         var needed = columnsNeeded.ToArray();
         return new Cursor(this, needed, ra.GetIndexedRowCursor(SourceColumns(needed), rows));
     }

@@ -95,7 +95,7 @@ internal sealed class FilteredDataView : IDataView
 
     public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
     {
-        if (rand is not null) throw new InvalidOperationException("this subset of a non-indexable view cannot be shuffled; cache the data first (ctx.Data.Cache)");
+        if (rand is not null) throw new InvalidOperationException("this subset of a non-indexable view cannot be shuffled; cache the data first (ml.Data.Cache)");
         return new Cursor(this, _source.GetRowCursor(columnsNeeded));
     }
 

@@ -111,7 +111,7 @@ public sealed class ImageDiffusionEstimator : Microsoft.ML.IEstimator<ImageDiffu
     {
         ArgumentNullException.ThrowIfNull(input);
         var (h, _) = CheckTrainingSchema(input.Schema, _options);
-        if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled; cache it first (ctx.Data.Cache)");
+        if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled; cache it first (ml.Data.Cache)");
         cancellationToken.ThrowIfCancellationRequested();
         var o = _options.Clone();
         if (h > 0) o.Network.ImageSize = (int)h;

@@ -108,7 +108,7 @@ public sealed class MaskDiffusionEstimator : Microsoft.ML.IEstimator<MaskDiffusi
     {
         ArgumentNullException.ThrowIfNull(input);
         var (_, _, c) = CheckTrainingSchema(input.Schema);
-        if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled; cache it first (ctx.Data.Cache)");
+        if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled; cache it first (ml.Data.Cache)");
         cancellationToken.ThrowIfCancellationRequested();
         using var run = new Run(this, input, c, cancellationToken);
         return run.Execute();
@@ -245,7 +245,7 @@ public sealed class MaskDiffusionEstimator : Microsoft.ML.IEstimator<MaskDiffusi
             bool binary = y0.eq(0).logical_or(y0.eq(1)).all().ToBoolean();
             if (!binary)
                 throw new InvalidOperationException(
-                    $"{MaskDiffusionEstimator.Name}: column '{_o.MaskColumn}' holds values other than 0 and 1 (epoch {epoch}, batch {step}); binarize the masks first (ctx.Data.BinarizeMask)");
+                    $"{MaskDiffusionEstimator.Name}: column '{_o.MaskColumn}' holds values other than 0 and 1 (epoch {epoch}, batch {step}); binarize the masks first (ml.MedSeg().Transforms.BinarizeMask, or LoadMasks, which binarises)");
         }
 
         public override void SaveState(CheckpointState c)

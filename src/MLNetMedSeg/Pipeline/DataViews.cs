@@ -255,7 +255,7 @@ internal static class DataViews
         if (MappedDataView.HasIndexedAccess(data)) return new SubsetDataView((IRowAccessDataView)data, rows);
         var sorted = rows.ToArray();
         if (sorted.Distinct().Count() != sorted.Length || !sorted.Zip(sorted.Skip(1)).All(p => p.First < p.Second))
-            throw new InvalidOperationException("this view has no random row access: rows can only be selected once each, in source order; cache it first (ctx.Data.Cache)");
+            throw new InvalidOperationException("this view has no random row access: rows can only be selected once each, in source order; cache it first (ml.Data.Cache)");
         return new FilteredDataView(data, sorted);
     }
 
@@ -335,7 +335,7 @@ internal static class DataViews
             return new SubsetDataView(ra, RowDataView.Permutation(ra.RowCount, new Random(s)));
         }
         if (data.CanShuffle) return new SeededShuffleDataView(data, s);
-        throw new InvalidOperationException("this view cannot be shuffled; cache it first (ctx.Data.Cache)");
+        throw new InvalidOperationException("this view cannot be shuffled; cache it first (ml.Data.Cache)");
     }
 
     /// <summary>

@@ -92,6 +92,32 @@ public sealed class AugmentedChainTests
     }
 
     [TestMethod]
+    public void CdalAfterTheGenerators_TrainsOnRealPlusGeneratedPairs_AndRefusesAdversarialTraining()
+    {
+        var ml = new MLContext(seed: 6);
+        var log = new List<string>();
+        ml.Log += (_, e) => { lock (log) log.Add(e.Message); };
+        var cdal = new MLNetMedSeg.Segmentation.Cdal.CdalTrainerOptions
+        {
+            Cdal = MLNetMedSeg.Tests.Segmentation.Cdal.CdalTestUtil.Small(S), Epochs = 1, BatchSize = 4, PredictionBatchSize = 4,
+        };
+        cdal.Cdal.Samples = 2;
+        var data = Pairs(ml);
+        var model = Loading(ml).Append(Masks(ml)).Append(Images(ml)).Append(ml.MedSeg().Trainers.Cdal(cdal)).Fit(data);
+        string line;
+        lock (log) line = log.FirstOrDefault(m => m.Contains("generated pairs", StringComparison.Ordinal)) ?? "";
+        StringAssert.Contains(line, "8 real rows + 16 generated pairs", "cDAL saw the 8 real rows and k = 2 generated pairs per row");
+        var scored = model.Transform(data);
+        Assert.AreEqual(8, Probabilities(scored).Length, "the augmenters add no rows when the model scores");
+
+        var withAttack = Loading(ml).Append(Masks(ml)).Append(Images(ml))
+            .Append(ml.MedSeg().Augmentation.AdversarialTraining())
+            .Append(ml.MedSeg().Trainers.Cdal(cdal));
+        var e = Assert.ThrowsException<InvalidOperationException>(() => withAttack.Fit(data));
+        StringAssert.Contains(e.Message, "cDAL trainer cannot run it");
+    }
+
+    [TestMethod]
     public void DesignChain_TrainsOnRealPlusAttackedGeneratedPairs_ThenScoresWithoutTheAugmenters()
     {
         var ml = new MLContext(seed: 5);

@@ -52,10 +52,43 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
     /// vectors [1,H,W] in {0,1}, or int64 [H,W] class indices for a multi-class model). The columns are checked first,
     /// before any row is read (a missing or wrongly typed column is a <see cref="SchemaException"/> naming it).
     /// </summary>
+    /// <remarks>
+    /// After a mask diffusion and an image diffusion in a chain (augmenters, see <see cref="IAugmentedTrainingInput"/>),
+    /// trains on the real rows plus the generated pairs (the "Generated" augmentation; cDAL's objective has no per-row
+    /// weights, so the pool is used as it is). Adversarial training in the chain is refused: its online attack runs
+    /// inside the segmentation trainer.
+    /// </remarks>
     public CdalTransformer Fit(Microsoft.ML.IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        return Core.MLNet.MLNetData.Fit(input, GetOutputSchema, data => Fit(data, CancellationToken.None));
+        if (input is not IAugmentedTrainingInput a)
+            return Core.MLNet.MLNetData.Fit(input, GetOutputSchema, data => Fit(data, CancellationToken.None));
+        return Core.MLNet.MLNetData.Fit(a.Input, GetOutputSchema, real => FitAugmented(a, real));
+    }
+
+    private CdalTransformer FitAugmented(IAugmentedTrainingInput a, IDataView real)
+    {
+        try
+        {
+            if (a.OnlineAugmentationOn(real) is not null)
+                throw new InvalidOperationException($"{Name}: adversarial training (ml.MedSeg().Augmentation.AdversarialTraining) attacks the network a segmentation trainer trains; a cDAL trainer cannot run it: remove it from the chain, or attack a fitted cDAL model offline");
+            if (!a.HasGeneratedPairs)
+            {
+                if (a.HasGeneratedMasks)
+                    throw new InvalidOperationException($"{Name}: the chain generates masks but no images for them: add ml.MedSeg().Generation.ImageDiffusion(...) after the mask diffusion");
+                return Fit(real, CancellationToken.None);
+            }
+            if (_options.Cdal.Classes != 1)
+                throw new InvalidOperationException($"{Name}: the chain's generated pairs have binary masks, and this cDAL model has {_options.Cdal.Classes} classes");
+            var pairs = a.GeneratedPairs ?? throw new InvalidOperationException($"{Name}: the generators produced no pairs (the training data has no rows)");
+            _context.WriteLog(LogLevel.Info, Name, $"training on {real.GetRowCount()} real rows + {pairs.RowCount} generated pairs");
+            using var joint = TrainingPool.Join(real, pairs, _options.ImageColumn, _options.MaskColumn, "IsAugmented", device: _context.Device);
+            return Fit(joint, CancellationToken.None);
+        }
+        finally
+        {
+            a.ReleaseGenerated();
+        }
     }
 
     /// <summary>
@@ -128,14 +161,20 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
     internal CdalTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(input);
-        return FitWith(_options, input, cancellationToken);
+        if (_options.ValidationData is not null || _options.ValidationSet is not { } set) return FitWith(_options, input, cancellationToken);
+        // The ML.NET validation set of the options (a chain's trainer): checked, then read once into memory.
+        Core.MLNet.MLNetData.CheckSchema(set.Schema, s => { CheckTrainingSchema(s, _options); return s; });
+        using var validation = CachedDataView.Create(Core.MLNet.MLNetData.AsLibraryView(set), cancellationToken);
+        var o = _options.Clone();
+        o.ValidationData = validation;
+        return FitWith(o, input, cancellationToken);
     }
 
     private CdalTransformer FitWith(CdalTrainerOptions options, IDataView input, CancellationToken cancellationToken)
     {
         var (h, _) = CheckTrainingSchema(input.Schema, options);
         if (options.ValidationData is { } vd) CheckTrainingSchema(vd.Schema, options);
-        if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled; cache it first (ctx.Data.Cache)");
+        if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled; cache it first (ml.Data.Cache)");
         cancellationToken.ThrowIfCancellationRequested();
         var o = options.Clone();
         o.Cdal.ImageSize = h > 0 ? (int)h : FirstImageSide(input, o.ImageColumn);

@@ -61,6 +61,15 @@ public sealed class CdalTrainerOptions
     [JsonIgnore]
     internal IDataView? ValidationData { get; set; }
 
+    /// <summary>
+    /// Optional ML.NET validation data with the training data's image and mask columns: per-image mDice of the K-sample
+    /// prediction after every epoch (the best epoch's generator kept with <see cref="RestoreBestCheckpoint"/>). Lets a
+    /// cDAL trainer inside an <c>EstimatorChain</c> validate; outside one, <c>trainer.Fit(train, validation)</c> does
+    /// the same. Read once into memory when Fit starts; not saved with the model. Default null.
+    /// </summary>
+    [JsonIgnore]
+    public Microsoft.ML.IDataView? ValidationSet { get; set; }
+
     /// <summary>Rows per validation batch (default 4).</summary>
     public int ValidationBatchSize { get; set; } = 4;
 
