@@ -775,9 +775,41 @@ def twin_reference():
               f'{y[1, 0, 17, 23].item():.6f}, {y[0, 1, 32, 46].item():.6f}),')
 
 
+def cdal_twin_reference():
+    """Prints the reference numbers of CdalNetworkTests.NetworksMatchTheirPyTorchTwins (tiny cDAL networks filled by
+    deterministic_fill_, eval mode; the discriminator's logits on inputs x 100)."""
+    o = dict(label_channels=1, image_channels=3, base=8, mults=(1, 2), blocks=1, attn_res=(8,), cond_blocks=1,
+             latent_dim=4, zemb=8, mapping_layers=1, ngf=4, d_temb=8, image_size=16, attention_scale=8)
+    g, d = CdalGenerator(**o), CdalDiscriminator(**o)
+    for m in (g, d):
+        deterministic_fill_(m)
+        m.eval()
+
+    def seq(shape, f):
+        return f(torch.arange(math.prod(shape), dtype=torch.float64)).reshape(shape).float()
+
+    xt = seq((2, 1, 16, 16), lambda k: torch.sin(0.05 * k))
+    image = seq((2, 3, 16, 16), lambda k: torch.cos(0.07 * k))
+    z = seq((2, 4), lambda k: torch.sin(0.3 * k + 0.1))
+    x_prev = seq((2, 1, 16, 16), lambda k: torch.cos(0.11 * k))
+    t = torch.tensor([1, 2])
+    with torch.no_grad():
+        y = g(xt, t, z, image).double()
+        logits = d(x_prev * 100, xt * 100, t).double()
+        a = d.attention_map(x_prev, xt, t).double()
+    print(f"params {sum(p.numel() for p in g.parameters())} {sum(p.numel() for p in d.parameters())} "
+          f"state-dict entries {len(g.state_dict())} {len(d.state_dict())}")
+    print(f"generator sum {y.sum().item():.6f} |sum| {y.abs().sum().item():.6f} y[1,0,9,5] {y[1, 0, 9, 5].item():.6f} "
+          f"y[0,0,15,0] {y[0, 0, 15, 0].item():.6f}")
+    print(f"discriminator logits (inputs x 100) {logits[0].item():.7f} {logits[1].item():.7f}")
+    print(f"attention map sum {a.sum().item():.6f} a[1,0,3,12] {a[1, 0, 3, 12].item():.6f}")
+
+
 if __name__ == "__main__":
     import sys as _sys
     if len(_sys.argv) > 1 and _sys.argv[1] == "--twin-reference":
         twin_reference()
+    elif len(_sys.argv) > 1 and _sys.argv[1] == "--cdal-twin-reference":
+        cdal_twin_reference()
     else:
         _main()
