@@ -36,11 +36,17 @@
 #                 ImageDiffusionTransformer around the untrained default diffusion network; the PyTorch side is the same
 #                 loop written plainly with the twins. params=<segmenter>+<diffusion>, unet_calls=<diffusion
 #                 forwards>+<segmenter forwards> per attack (both must agree) and images_per_s= both sides.
+#   cdal_train_step, cdal_predict5   cDAL (paper 003) with the network the CLI trains (CdalTrainerOptions.CpuSizedModel()),
+#                 64 px, batch 8, T = 2: one Algorithm-1 iteration (CdalTrainingStep.Step: D step with R1, then G step on
+#                 the attention-weighted x0) and Algorithm 2 with 5 samples averaged per image (CdalSampler); twins
+#                 CdalGenerator/CdalDiscriminator in build/bench/networks.py: params= (train: <generator>+<discriminator>)
+#                 and images_per_s= both sides; slow cases (BENCH_SLOW_ITERS / BENCH_SLOW_WARMUP).
 # A summary follows: the issue's targets (every case ratio <= 0.75 except the sgemm and tiny_ops references;
 # unet_train_step >= 75% of the fp32 sgemm peak; bf16 >= 1.8x faster than fp32), each marked met or MISSED, the last two
 # also from interleaved_unet (see the summary below; BENCH_INTERLEAVED=0 skips it).
 # Environment: BENCH_THREADS (default nproc), BENCH_ITERS (10), BENCH_WARMUP (3), BENCH_ROUNDS (3), BENCH_CASES,
-# BENCH_SLOW_ITERS (3) and BENCH_SLOW_WARMUP (1) (ddim50_sample and diffpgd_batch: tens of seconds per run),
+# BENCH_SLOW_ITERS (3) and BENCH_SLOW_WARMUP (1) (ddim50_sample, diffpgd_batch and the cdal_* cases: seconds to tens of
+# seconds per run),
 # BENCH_DEVICE (cpu; cuda runs the training-step, sgemm and tiny_ops cases on the GPU, each step timed up to a device
 # synchronize), BENCH_PYTHON (/usr/bin/python3), BENCH_BIN (a folder with a built MLNetMedSeg.Bench: skips the set-up
 # and the build), BENCH_PAIRED (1: run both sides at the same time, each pinned to its own core with one thread,
@@ -62,7 +68,7 @@ warmup=${BENCH_WARMUP:-3}
 rounds=${BENCH_ROUNDS:-3}
 slow_iters=${BENCH_SLOW_ITERS:-3}
 slow_warmup=${BENCH_SLOW_WARMUP:-1}
-cases=${BENCH_CASES:-"sgemm sgemm_bf16 tiny_ops unet_train_step unet_train_step_channels_last unet_train_step_bf16 unet_train_step_bf16_channels_last seg_step_unet seg_step_unetpp seg_step_linknet seg_step_deeplabv3plus diffusion_train_step ddim50_sample diffpgd_batch"}
+cases=${BENCH_CASES:-"sgemm sgemm_bf16 tiny_ops unet_train_step unet_train_step_channels_last unet_train_step_bf16 unet_train_step_bf16_channels_last seg_step_unet seg_step_unetpp seg_step_linknet seg_step_deeplabv3plus diffusion_train_step ddim50_sample diffpgd_batch cdal_train_step cdal_predict5"}
 if [ -n "${BENCH_BIN:-}" ]; then ours_bin=$BENCH_BIN/MLNetMedSeg.Bench
 else
   dotnet build test/MLNetMedSeg.Bench -c Release --nologo -v q >/dev/null
@@ -80,8 +86,8 @@ echo "# $(date -u '+%Y-%m-%d %H:%M UTC') device=$device$([ "$paired" = 1 ] && ec
 declare -A ours_ms theirs_ms ratio_of flops_of cpu_ratio_of
 peak=""; misses=""
 for c in $cases; do
-  case "$c" in # a DDIM-50 run or an attack takes tens of seconds: fewer iterations (BENCH_SLOW_ITERS, BENCH_SLOW_WARMUP)
-    ddim50_sample|diffpgd_batch) args=(--threads "$threads" --iters "$slow_iters" --warmup "$slow_warmup" --device "$device") ;;
+  case "$c" in # a DDIM-50 run, an attack or a cDAL step takes seconds to tens of seconds: fewer iterations (BENCH_SLOW_ITERS, BENCH_SLOW_WARMUP)
+    ddim50_sample|diffpgd_batch|cdal_*) args=(--threads "$threads" --iters "$slow_iters" --warmup "$slow_warmup" --device "$device") ;;
     *) args=(--threads "$threads" --iters "$iters" --warmup "$warmup" --device "$device") ;;
   esac
   ours_all=""; theirs_all=""; round_ratios=""; ours_min=""; theirs_min=""; ours_cpu=""; theirs_cpu=""
@@ -147,7 +153,7 @@ for c in $cases; do
     diffpgd_batch)
       extra=" params=$params unet_calls=$calls images_per_s=$(calc %.2f "8000 / $ours") pytorch_images_per_s=$(calc %.2f "8000 / $theirs")"
       ;;
-    diffusion_*|ddim*)
+    diffusion_*|ddim*|cdal_*)
       extra=" params=$params images_per_s=$(calc %.2f "8000 / $ours") pytorch_images_per_s=$(calc %.2f "8000 / $theirs")"
       ;;
   esac

@@ -2,7 +2,8 @@
 """PyTorch side of build/bench.sh: the same cases as test/MLNetMedSeg.Bench, on the same libtorch.
 
 Prints one line per case: "<case> <median_ms> [key=value ...]" with the keys of test/MLNetMedSeg.Bench/Program.cs:
-params= (training-step and diffusion cases; diffpgd_batch "<segmenter>+<diffusion>"), calls= (diffpgd_batch:
+params= (training-step, diffusion and cDAL cases; diffpgd_batch "<segmenter>+<diffusion>", cdal_train_step
+"<generator>+<discriminator>"), calls= (diffpgd_batch:
 "<diffusion forwards>+<segmenter forwards>"), gflops= (sgemm cases), us_per_op= (tiny_ops), min_ms= (the fastest run), cpu_ms= (the median CPU time
 of a run).
 Training-step cases: unet_train_step and seg_step_<arch>, each optionally followed by _bf16 (torch.autocast('cpu',
@@ -11,6 +12,7 @@ dtype=torch.bfloat16) around the forward, fp32 parameters, loss in fp32) and/or 
 Run with Debian's /usr/bin/python3 + python3-torch.
 """
 import argparse
+import math
 import statistics
 import time
 
@@ -273,7 +275,136 @@ def diffpgd_batch_case(warmup, iters, size, batch):
     return ms, params, seen[0]
 
 
-DIFFUSION_CASES = {"diffusion_train_step": diffusion_train_step_case, "ddim50_sample": ddim50_sample_case}
+CDAL_T = 2  # the paper's T for CXR (the cases' CdalOptions.Timesteps)
+
+
+def cdal_networks(size, need_discriminator=True):
+    """CdalCases.Options: CdalTrainerOptions.CpuSizedModel() at size px, T = 2 (networks.cdal_cpu_sized)."""
+    torch.manual_seed(0)
+    o = networks.cdal_cpu_sized(size)
+    g = networks.CdalGenerator(**o)
+    d = networks.CdalDiscriminator(**o) if need_discriminator else None
+    return g, d
+
+
+def cdal_batch(size, batch):
+    images = torch.rand(batch, 3, size, size)
+    masks = (torch.rand(batch, 1, size, size) > 0.5).float()
+    return images, masks
+
+
+def cdal_train_step_case(warmup, iters, size, batch):
+    """CdalTrainingStep.Step, written plainly (Algorithm 1 as the library implements it): labels 2m - 1, condition
+    2I - 1; D step: t ~ U{1..T}, real pair x_{t-1} ~ q(x_{t-1} | x0), x_t ~ q(x_t | x_{t-1}); softplus(-D(real)) + R1
+    (gamma = 1, every step: d sum D / d x_{t-1} with create_graph, gamma/2 E||grad||^2); z ~ N(0, I); x0-hat =
+    G(x_t, t, z, I) without grad; x-hat_{t-1} from the posterior; softplus(D(fake)); Adam (lr 1e-5, betas 0.5, 0.9).
+    G step with D's parameters frozen: fresh t and real pair; A_D (D's level features at 16 px, channel mean, bilinear,
+    no grad); x_t^att ~ q(x_t | x0 * A_D); z; MSE(x0, G(x_t^att, t, z, I)); Adam (lr 2e-4). Every draw from one
+    generator in the library's order; both losses read back (.item(), the library's finiteness checks).
+    Returns (ms, "<generator>+<discriminator>" params)."""
+    g_net, d_net = cdal_networks(size)
+    sched = networks.CdalSchedule(CDAL_T)
+    opt_g = torch.optim.Adam(g_net.parameters(), lr=2e-4, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(d_net.parameters(), lr=1e-5, betas=(0.5, 0.9))
+    gen = torch.Generator().manual_seed(0)
+    images, masks = cdal_batch(size, batch)
+    latent = 100
+
+    def step():
+        x0 = masks * 2 - 1
+        cond = images * 2 - 1
+        n = x0.shape[0]
+        g_net.train()
+        d_net.train()
+        # discriminator step, generator frozen
+        t = torch.randint(1, CDAL_T + 1, (n,), generator=gen)
+        x_prev, xt = sched.sample_pair(x0, t, gen)
+        x_prev = x_prev.detach().requires_grad_(True)
+        d_real = d_net(x_prev, xt, t)
+        loss_real = F.softplus(-d_real).mean()
+        grad, = torch.autograd.grad(d_real.sum(), [x_prev], create_graph=True)
+        penalty = grad.reshape(n, -1).square().sum(1).mean() * 0.5
+        z = torch.randn(n, latent, generator=gen)
+        with torch.no_grad():
+            x0_pred = g_net(xt, t, z, cond)
+            x_fake = sched.sample_posterior(x0_pred, xt, t, torch.randn(xt.shape, generator=gen))
+        loss_fake = F.softplus(d_net(x_fake, xt, t)).mean()
+        loss_d = loss_real + loss_fake + penalty
+        if not math.isfinite(loss_d.item()):
+            raise RuntimeError("discriminator loss diverged")
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        # generator step, discriminator frozen
+        for p in d_net.parameters():
+            p.requires_grad_(False)
+        try:
+            t2 = torch.randint(1, CDAL_T + 1, (n,), generator=gen)
+            x_prev2, xt2 = sched.sample_pair(x0, t2, gen)
+            x0_att = x0 * d_net.attention_map(x_prev2, xt2, t2)
+            xt_in = sched.sample_q(x0_att, t2, torch.randn(x0.shape, generator=gen))
+            z2 = torch.randn(n, latent, generator=gen)
+            mse = (x0 - g_net(xt_in, t2, z2, cond)).square().mean()
+            if not math.isfinite(mse.item()):
+                raise RuntimeError("generator loss diverged")
+            opt_g.zero_grad(set_to_none=True)
+            mse.backward()
+            opt_g.step()
+        finally:
+            for p in d_net.parameters():
+                p.requires_grad_(True)
+
+    params = f"{sum(p.numel() for p in g_net.parameters())}+{sum(p.numel() for p in d_net.parameters())}"
+    return median_ms(step, warmup, iters), params
+
+
+def cdal_image_seed(seed, index):
+    """CdalSampler.ImageSeed: SplitMix64 of (seed, index)."""
+    m = (1 << 64) - 1
+    z = (seed * 0x9E3779B97F4A7C15 + index + 0x632BE59BD9B4E019) & m
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+    return z ^ (z >> 31)
+
+
+def cdal_predict5_case(warmup, iters, size, batch, samples=5):
+    """CdalSampler.PredictProbability + ToMask (Algorithm 2): one generator per image (seeded as ImageSeed(0, i)); x_T
+    ~ N(0, I) per image and sample; for t = 2, 1: z ~ N(0, I), x0-hat = G(x_t, t, z, 2I - 1) on the batch x 5 (eval, no
+    grad), x_{t-1} from the posterior (at t = 1: x0-hat); probability = mean over the 5 samples of clamp((x + 1)/2, 0,
+    1); mask = p >= 0.5. The generator's zero-initialised convs drawn N(0, 0.02) first, as CdalCases.Predict5.
+    Returns (ms, generator params)."""
+    g_net, _ = cdal_networks(size, need_discriminator=False)
+    with torch.no_grad():
+        for name, p in g_net.named_parameters():
+            if name.endswith("out_conv.weight") or name.endswith("proj.weight") or name.endswith("conv1.weight"):
+                p.normal_(0, 0.02)
+    g_net.eval()
+    sched = networks.CdalSchedule(CDAL_T)
+    images, _ = cdal_batch(size, batch)
+    latent, k = 100, samples
+
+    def predict():
+        n, _, h, w = images.shape
+        gens = [torch.Generator().manual_seed(cdal_image_seed(0, i)) for i in range(n)]
+        with torch.no_grad():
+            cond = (images * 2 - 1).repeat_interleave(k, 0)
+            x = torch.cat([torch.randn(k, 1, h, w, generator=g) for g in gens])
+            for t in range(CDAL_T, 0, -1):
+                ts = torch.full((n * k,), t, dtype=torch.long)
+                z = torch.cat([torch.randn(k, latent, generator=g) for g in gens])
+                x0 = g_net(x, ts, z, cond)
+                if t == 1:
+                    x = x0
+                    break
+                x = sched.sample_posterior(x0, x, ts, torch.cat([torch.randn(k, 1, h, w, generator=g) for g in gens]))
+            prob = ((x + 1) * 0.5).clamp(0, 1).reshape(n, k, 1, h, w).mean(1)
+            return prob.ge(0.5).float()
+
+    return median_ms(predict, warmup, iters), sum(p.numel() for p in g_net.parameters())
+
+
+DIFFUSION_CASES = {"diffusion_train_step": diffusion_train_step_case, "ddim50_sample": ddim50_sample_case,
+                   "cdal_train_step": cdal_train_step_case, "cdal_predict5": cdal_predict5_case}
 
 
 def tiny_ops_case(warmup, iters, n_ops):
@@ -292,12 +423,13 @@ def tiny_ops_case(warmup, iters, n_ops):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("case", help="unet_train_step[_bf16][_channels_last], seg_step_<arch>[_bf16][_channels_last], "
-                    "tiny_ops, sgemm, sgemm_bf16, diffusion_train_step, ddim50_sample, diffpgd_batch")
+                    "tiny_ops, sgemm, sgemm_bf16, diffusion_train_step, ddim50_sample, diffpgd_batch, cdal_train_step, "
+                    "cdal_predict5")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--size", type=int, default=None,
-                    help="128 px (segmentation cases), 64 px (diffusion cases), 2048 (sgemm cases)")
+                    help="128 px (segmentation cases), 64 px (diffusion and cDAL cases), 2048 (sgemm cases)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--ops", type=int, default=10000)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the training-step, sgemm and tiny_ops cases)")

@@ -406,6 +406,323 @@ class DiffusionUNet(nn.Module):
         return self.out_conv(F.silu(self.out_norm(h)))
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Twins of cDAL's networks (paper 003; src/MLNetMedSeg/Segmentation/Cdal): CdalGeneratorNetwork,
+# CdalDiscriminatorNetwork and their blocks in CdalLayers.cs, read layer by layer: the same modules, widths, kernel
+# sizes, biases, group counts, epsilons, zero-initialised convs, registration order and state-dict names, and the same
+# forward. The constructors take CdalOptions' knobs (snake_case); their defaults are CdalOptions' (the paper's CXR
+# network), cdal_cpu_sized() is CdalTrainerOptions.CpuSizedModel() (what the CLI and the simple catalog overload train).
+
+def cdal_groups(channels):
+    """CdalLayers.Groups: min(C/4, 32) lowered to the largest divisor of C (at least 1)."""
+    g = max(1, min(channels // 4, 32))
+    while g > 1:
+        if channels % g == 0:
+            return g
+        g -= 1
+    return 1
+
+
+def cdal_sinusoidal(t, dim):
+    """CdalLayers.SinusoidalEmbedding: f_k = exp(-k ln 10000 / (half - 1)), [sin(t f), cos(t f)], zero-padded if odd."""
+    half = dim // 2
+    step = math.log(10000.0) / (half - 1) if half > 1 else 0.0
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32, device=t.device) * -step)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([args.sin(), args.cos()], 1)
+    return F.pad(emb, (0, 1)) if dim % 2 else emb
+
+
+def cdal_cpu_sized(image_size=64):
+    """CdalTrainerOptions.CpuSizedModel() at image_size (the other settings: CdalOptions' defaults)."""
+    return dict(base=32, mults=(1, 2, 2, 2), attn_res=(8,), cond_blocks=2, zemb=128, mapping_layers=2, ngf=32,
+                d_temb=128, image_size=image_size)
+
+
+class CdalAdaptiveGroupNorm(nn.Module):
+    """AdaptiveGroupNorm: GN (no affine, eps 1e-6), then gamma(z) GN(x) + beta(z), [gamma, beta] = Linear(z_emb);
+    gamma's bias starts at 1, beta's at 0."""
+
+    def __init__(self, channels, style_dim):
+        super().__init__()
+        self.norm = nn.GroupNorm(cdal_groups(channels), channels, eps=1e-6, affine=False)
+        self.style = nn.Linear(style_dim, 2 * channels)
+        with torch.no_grad():
+            self.style.bias[:channels].fill_(1)
+            self.style.bias[channels:].fill_(0)
+
+    def forward(self, x, style):
+        g, b = self.style(style)[:, :, None, None].chunk(2, 1)
+        return g * self.norm(x) + b
+
+
+class CdalResBlock(nn.Module):
+    """CdalResBlock: BigGAN-style block with AdaGN; resample -1 = average-pool /2, +1 = nearest x2 (of h and x)."""
+
+    def __init__(self, cin, cout, temb, zemb, dropout, resample=0):
+        super().__init__()
+        self.resample = (resample > 0) - (resample < 0)
+        self.norm0 = CdalAdaptiveGroupNorm(cin, zemb)
+        self.conv0 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.temb = nn.Linear(temb, cout)
+        self.norm1 = CdalAdaptiveGroupNorm(cout, zemb)
+        self.dropout = nn.Dropout(dropout)
+        self.conv1 = nn.Conv2d(cout, cout, 3, padding=1)
+        nn.init.zeros_(self.conv1.weight)
+        nn.init.zeros_(self.conv1.bias)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout or self.resample != 0 else None
+
+    def _resample(self, t):
+        if self.resample < 0:
+            return F.avg_pool2d(t, 2)
+        return F.interpolate(t, size=(t.shape[2] * 2, t.shape[3] * 2), mode="nearest")
+
+    def forward(self, x, temb, zemb):
+        h = F.silu(self.norm0(x, zemb))
+        if self.resample != 0:
+            h, x = self._resample(h), self._resample(x)
+        h = self.conv0(h)
+        h = h + self.temb(F.silu(temb))[:, :, None, None]
+        h = self.conv1(self.dropout(F.silu(self.norm1(h, zemb))))
+        s = x if self.skip is None else self.skip(x)
+        return (s + h) * (1 / math.sqrt(2))
+
+
+class CdalEncoderBlock(nn.Module):
+    """CdalEncoderBlock: x + conv3_zero(Dropout(SiLU(GN(conv3(SiLU(GN(x))))))) (GN eps 1e-5, affine)."""
+
+    def __init__(self, channels, dropout):
+        super().__init__()
+        self.norm0 = nn.GroupNorm(cdal_groups(channels), channels)
+        self.conv0 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.norm1 = nn.GroupNorm(cdal_groups(channels), channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.conv1.weight)
+        nn.init.zeros_(self.conv1.bias)
+
+    def forward(self, x):
+        h = self.conv0(F.silu(self.norm0(x)))
+        return x + self.conv1(self.dropout(F.silu(self.norm1(h))))
+
+
+class CdalUNetBlock(nn.Module):
+    """CdalUNetBlock: res, optional attn, optional second residual block (named resample, or res2 in the middle)."""
+
+    def __init__(self, res, attn=None, after=None, after_name="resample"):
+        super().__init__()
+        self.res = res
+        if attn is not None:
+            self.attn = attn
+        self.after_name = after_name if after is not None else None
+        if after is not None:
+            setattr(self, after_name, after)
+
+    def forward(self, x, temb, zemb):
+        h = self.res(x, temb, zemb)
+        if hasattr(self, "attn"):
+            h = self.attn(h)
+        if self.after_name is not None:
+            h = getattr(self, self.after_name)(h, temb, zemb)
+        return h
+
+
+def _cdal_attention(channels):
+    # CdalGeneratorNetwork.Attention: one head over all channels, CdalLayers.Groups groups (GN eps 1e-5)
+    return DiffusionAttentionBlock(channels, channels, cdal_groups(channels))
+
+
+class CdalGenerator(nn.Module):
+    """CdalGeneratorNetwork: x0-hat = tanh(U-Net(x_t | t, z, image)); image encoder added to the first feature map,
+    time MLP in every residual block, latent mapping network into every AdaGN."""
+
+    def __init__(self, label_channels=1, image_channels=3, base=32, mults=(1, 1, 2, 2, 4, 4), blocks=1, attn_res=(16,),
+                 cond_blocks=6, latent_dim=100, zemb=256, mapping_layers=3, dropout=0.0, image_size=256, **_):
+        super().__init__()
+        nf, temb = base, 4 * base
+        self.base = base
+        self.time_embed = nn.Sequential(nn.Linear(nf, temb), nn.SiLU(), nn.Linear(temb, temb))
+        mapping = [nn.Linear(latent_dim, zemb), nn.SiLU()]
+        for _ in range(mapping_layers):
+            mapping += [nn.Linear(zemb, zemb), nn.SiLU()]
+        self.z_map = nn.Sequential(*mapping)
+        self.cond_in = nn.Conv2d(image_channels, nf, 3, padding=1)
+        self.cond_blocks = nn.ModuleList([CdalEncoderBlock(nf, dropout) for _ in range(cond_blocks)])
+        self.input_conv = nn.Conv2d(label_channels, nf, 3, padding=1)
+        skips, ch, levels = [nf], nf, len(mults)
+        self.down = nn.ModuleList()
+        for level in range(levels):
+            width = nf * mults[level]
+            attn = (image_size >> level) in attn_res
+            for _ in range(blocks):
+                self.down.append(CdalUNetBlock(CdalResBlock(ch, width, temb, zemb, dropout),
+                                               _cdal_attention(width) if attn else None))
+                ch = width
+                skips.append(ch)
+            if level != levels - 1:
+                self.down.append(CdalUNetBlock(CdalResBlock(ch, ch, temb, zemb, dropout, resample=-1)))
+                skips.append(ch)
+        self.middle = CdalUNetBlock(CdalResBlock(ch, ch, temb, zemb, dropout), _cdal_attention(ch),
+                                    CdalResBlock(ch, ch, temb, zemb, dropout), after_name="res2")
+        self.up = nn.ModuleList()
+        for level in reversed(range(levels)):
+            width = nf * mults[level]
+            attn = (image_size >> level) in attn_res
+            for i in range(blocks + 1):
+                skip = skips.pop()
+                last = i == blocks
+                self.up.append(CdalUNetBlock(
+                    CdalResBlock(ch + skip, width, temb, zemb, dropout),
+                    _cdal_attention(width) if last and attn else None,
+                    CdalResBlock(width, width, temb, zemb, dropout, resample=+1) if last and level > 0 else None))
+                ch = width
+        self.out_norm = nn.GroupNorm(cdal_groups(ch), ch, eps=1e-6)
+        self.out_conv = nn.Conv2d(ch, label_channels, 3, padding=1)
+        nn.init.zeros_(self.out_conv.weight)
+        nn.init.zeros_(self.out_conv.bias)
+
+    def forward(self, xt, t, z, image):
+        zn = z / (z.square().mean(1, keepdim=True) + 1e-8).sqrt()  # pixel norm
+        zemb = self.z_map(zn)
+        temb = self.time_embed(cdal_sinusoidal(t, self.base))
+        c = self.cond_in(image)
+        for b in self.cond_blocks:
+            c = b(c)
+        h = self.input_conv(xt) + c
+        hs = [h]
+        for b in self.down:
+            h = b(h, temb, zemb)
+            hs.append(h)
+        h = self.middle(h, temb, zemb)
+        for b in self.up:
+            h = b(torch.cat([h, hs.pop()], 1), temb, zemb)
+        return self.out_conv(F.silu(self.out_norm(h))).tanh()
+
+
+class CdalDownBlock(nn.Module):
+    """CdalDownBlock: h = LReLU(conv1(LReLU(x)) + Linear(t_emb)); avg-pool h and x; (skip_nobias(x) + conv2(h)) / sqrt 2."""
+
+    def __init__(self, cin, cout, temb, down):
+        super().__init__()
+        self.down = down
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.temb = nn.Linear(temb, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x, temb):
+        h = self.conv1(F.leaky_relu(x, 0.2))
+        h = F.leaky_relu(h + self.temb(temb)[:, :, None, None], 0.2)
+        if self.down:
+            h, x = F.avg_pool2d(h, 2), F.avg_pool2d(x, 2)
+        return (self.skip(x) + self.conv2(h)) * (1 / math.sqrt(2))
+
+
+def cdal_discriminator_levels(image_size):
+    """CdalOptions.DiscriminatorLevels: halvings of the side while it stays even and the half is >= 4."""
+    levels, s = 0, image_size
+    while s % 2 == 0 and s // 2 >= 4:
+        s //= 2
+        levels += 1
+    return levels
+
+
+class CdalDiscriminator(nn.Module):
+    """CdalDiscriminatorNetwork: D(x_{t-1}, x_t, t) -> [N] logits; attention_map = channel mean of the level-k
+    features (k: ImageSize / 2^k = attention_scale), bilinear to H x W, without gradients."""
+
+    def __init__(self, label_channels=1, ngf=64, d_temb=256, image_size=256, attention_scale=16, **_):
+        super().__init__()
+        e = d_temb
+        self.e = e
+        self.t_embed = nn.Sequential(nn.Linear(e, e), nn.LeakyReLU(0.2), nn.Linear(e, e))
+        ch = 2 * ngf
+        self.start_conv = nn.Conv2d(2 * label_channels, ch, 1)
+        self.blocks = nn.ModuleList()
+        levels = cdal_discriminator_levels(image_size)
+        for k in range(1, levels + 1):
+            width = min((2 * ngf) << k, 8 * ngf)
+            self.blocks.append(CdalDownBlock(ch, width, e, down=True))
+            ch = width
+        self.final_conv = nn.Conv2d(ch + 1, ch, 3, padding=1)
+        self.end_linear = nn.Linear(ch, 1)
+        sides = [image_size >> k for k in range(levels + 1)]
+        if attention_scale not in sides:
+            raise ValueError(f"attention_scale {attention_scale} is not one of {sides}")
+        self.attention_level = sides.index(attention_scale)
+
+    def features(self, x_prev, xt, t, up_to):
+        temb = F.leaky_relu(self.t_embed(cdal_sinusoidal(t, self.e)), 0.2)
+        feats = [self.start_conv(torch.cat([x_prev, xt], 1))]
+        for k in range(up_to):
+            feats.append(self.blocks[k](feats[-1], temb))
+        return feats
+
+    def forward(self, x_prev, xt, t):
+        h = self.features(x_prev, xt, t, len(self.blocks))[-1]
+        n, c, hh, ww = h.shape
+        group = max(g for g in range(1, min(n, 4) + 1) if n % g == 0)  # minibatch standard deviation
+        sd = h.view(group, -1, 1, c, hh, ww)
+        sd = (sd.var(0, unbiased=False) + 1e-8).sqrt()
+        sd = sd.mean([2, 3, 4], keepdim=True).squeeze(2)
+        sd = sd.repeat(group, 1, hh, ww)
+        h = F.leaky_relu(self.final_conv(torch.cat([h, sd], 1)), 0.2)
+        return self.end_linear(h.view(n, c, -1).sum(2)).view(n)
+
+    def attention_map(self, x_prev, xt, t):
+        with torch.no_grad():
+            a = self.features(x_prev, xt, t, self.attention_level)[self.attention_level].mean(1, keepdim=True)
+            if a.shape[2:] != x_prev.shape[2:]:
+                a = F.interpolate(a, size=tuple(x_prev.shape[2:]), mode="bilinear", align_corners=False)
+        return a
+
+
+class CdalSchedule:
+    """CdalSchedule: Algorithm 1's closed-form beta_t (t = 1..T), alpha-bar; q(x_t | x_0), q(x_t | x_{t-1}), real
+    pairs and the posterior q(x_{t-1} | x_t, x0-hat); coefficients in float64, gathered per sample as float32."""
+
+    def __init__(self, timesteps=2, beta_min=0.1, beta_max=20.0):
+        T = timesteps
+        self.T = T
+        betas, ab = [0.0], [1.0]
+        for t in range(1, T + 1):
+            b = 1 - math.exp(-beta_min / T - 0.5 * (beta_max - beta_min) * (2.0 * t - 1) / (T * T))
+            betas.append(b)
+            ab.append(ab[-1] * (1 - b))
+        self.betas, self.ab = betas, ab
+
+        def table(f, lo):
+            return torch.tensor([f(i) if i >= lo else 0.0 for i in range(T + 1)], dtype=torch.float32)
+
+        self.sqrt_ab = table(lambda i: math.sqrt(ab[i]), 0)
+        self.sqrt_1m_ab = table(lambda i: math.sqrt(1 - ab[i]), 0)
+        self.sqrt_a = table(lambda i: math.sqrt(1 - betas[i]), 1)
+        self.sqrt_b = table(lambda i: math.sqrt(betas[i]), 1)
+        self.c0 = table(lambda i: betas[i] * math.sqrt(ab[i - 1]) / (1 - ab[i]), 1)
+        self.ct = table(lambda i: (1 - ab[i - 1]) * math.sqrt(1 - betas[i]) / (1 - ab[i]), 1)
+        self.var = table(lambda i: betas[i] * (1 - ab[i - 1]) / (1 - ab[i]), 1)
+
+    @staticmethod
+    def _at(tab, t):
+        return tab.index_select(0, t).view(-1, 1, 1, 1)
+
+    def sample_q(self, x0, t, noise):
+        return self._at(self.sqrt_ab, t) * x0 + self._at(self.sqrt_1m_ab, t) * noise
+
+    def sample_step(self, x_prev, t, noise):
+        return self._at(self.sqrt_a, t) * x_prev + self._at(self.sqrt_b, t) * noise
+
+    def sample_pair(self, x0, t, gen):
+        e1 = torch.randn(x0.shape, generator=gen)
+        e2 = torch.randn(x0.shape, generator=gen)
+        prev = self.sample_q(x0, t - 1, e1)
+        return prev, self.sample_step(prev, t, e2)
+
+    def sample_posterior(self, x0, xt, t, noise):
+        mean = self._at(self.c0, t) * x0 + self._at(self.ct, t) * xt
+        return mean + self._at(self.var, t).sqrt() * noise
+
+
 def create(name, cin=3, classes=1):
     return ARCHITECTURES[name](cin=cin, classes=classes)
 
@@ -458,9 +775,41 @@ def twin_reference():
               f'{y[1, 0, 17, 23].item():.6f}, {y[0, 1, 32, 46].item():.6f}),')
 
 
+def cdal_twin_reference():
+    """Prints the reference numbers of CdalNetworkTests.NetworksMatchTheirPyTorchTwins (tiny cDAL networks filled by
+    deterministic_fill_, eval mode; the discriminator's logits on inputs x 100)."""
+    o = dict(label_channels=1, image_channels=3, base=8, mults=(1, 2), blocks=1, attn_res=(8,), cond_blocks=1,
+             latent_dim=4, zemb=8, mapping_layers=1, ngf=4, d_temb=8, image_size=16, attention_scale=8)
+    g, d = CdalGenerator(**o), CdalDiscriminator(**o)
+    for m in (g, d):
+        deterministic_fill_(m)
+        m.eval()
+
+    def seq(shape, f):
+        return f(torch.arange(math.prod(shape), dtype=torch.float64)).reshape(shape).float()
+
+    xt = seq((2, 1, 16, 16), lambda k: torch.sin(0.05 * k))
+    image = seq((2, 3, 16, 16), lambda k: torch.cos(0.07 * k))
+    z = seq((2, 4), lambda k: torch.sin(0.3 * k + 0.1))
+    x_prev = seq((2, 1, 16, 16), lambda k: torch.cos(0.11 * k))
+    t = torch.tensor([1, 2])
+    with torch.no_grad():
+        y = g(xt, t, z, image).double()
+        logits = d(x_prev * 100, xt * 100, t).double()
+        a = d.attention_map(x_prev, xt, t).double()
+    print(f"params {sum(p.numel() for p in g.parameters())} {sum(p.numel() for p in d.parameters())} "
+          f"state-dict entries {len(g.state_dict())} {len(d.state_dict())}")
+    print(f"generator sum {y.sum().item():.6f} |sum| {y.abs().sum().item():.6f} y[1,0,9,5] {y[1, 0, 9, 5].item():.6f} "
+          f"y[0,0,15,0] {y[0, 0, 15, 0].item():.6f}")
+    print(f"discriminator logits (inputs x 100) {logits[0].item():.7f} {logits[1].item():.7f}")
+    print(f"attention map sum {a.sum().item():.6f} a[1,0,3,12] {a[1, 0, 3, 12].item():.6f}")
+
+
 if __name__ == "__main__":
     import sys as _sys
     if len(_sys.argv) > 1 and _sys.argv[1] == "--twin-reference":
         twin_reference()
+    elif len(_sys.argv) > 1 and _sys.argv[1] == "--cdal-twin-reference":
+        cdal_twin_reference()
     else:
         _main()

@@ -9,7 +9,8 @@ using static TorchSharp.torch;
 // The C# side of build/bench.sh (TorchSharp). Usage: MLNetMedSeg.Bench <case> [--threads N] [--warmup N] [--iters N]
 //   [--size N] [--batch N] [--ops N] [--device cpu|cuda]. Prints "<case> <median_ms> [key=value ...]" like
 //   build/bench/bench_torch.py; build/bench.sh reads the keys:
-//   params=   parameter count (training-step and diffusion cases; must equal PyTorch's: the same network)
+//   params=   parameter count (training-step, diffusion and cDAL cases; must equal PyTorch's: the same network;
+//             cdal_train_step "<generator>+<discriminator>")
 //   calls=    network calls per run (diffpgd_batch: "<diffusion forwards>+<segmenter forwards>"; must equal PyTorch's)
 //   flops=    (C# only) FLOPs of one training step: forward conv/linear FLOPs (2 per multiply-add, counted by forward
 //             hooks on the network's Conv2d/ConvTranspose2d/Linear layers) x 3 for forward + backward
@@ -23,11 +24,13 @@ using static TorchSharp.torch;
 // Training-step cases: unet_train_step (the 7.76 M U-Net of UNet.cs) and seg_step_<arch> (a library backbone), each
 // optionally followed by _bf16 (mixed precision, MixedPrecision.cs) and/or _channels_last (input and 4-D weights in
 // channels-last layout), e.g. unet_train_step_bf16_channels_last.
+// cDAL cases (CdalCases.cs): cdal_train_step (one Algorithm-1 iteration, D step then G step) and cdal_predict5
+// (Algorithm 2, 5 samples averaged per image), 64 px, batch 8, T = 2, CdalTrainerOptions.CpuSizedModel().
 var opts = new Dictionary<string, int> { ["threads"] = 0, ["warmup"] = 3, ["iters"] = 10, ["size"] = 0, ["batch"] = 8, ["ops"] = 10000, ["paper"] = 0 };
 if (args.Length < 1)
 {
     Console.Error.WriteLine("usage: MLNetMedSeg.Bench unet_train_step[_bf16][_channels_last]|seg_step_{unet,unetpp,linknet,deeplabv3plus}[_bf16][_channels_last]"
-        + "|tiny_ops|sgemm|sgemm_bf16|interleaved_unet|diffusion_train_step|ddim50_sample|diffpgd_batch [--threads N] [--warmup N] [--iters N] [--size N] [--batch N] [--ops N] [--device cpu|cuda]"
+        + "|tiny_ops|sgemm|sgemm_bf16|interleaved_unet|diffusion_train_step|ddim50_sample|diffpgd_batch|cdal_train_step|cdal_predict5 [--threads N] [--warmup N] [--iters N] [--size N] [--batch N] [--ops N] [--device cpu|cuda]"
         + " (diffpgd_batch --paper 1: DASP's own reading, Eq. 9's gradient through SDEdit and T^s = 3 as 4 calls, instead of the PyTorch twin's)");
     return 2;
 }
@@ -42,7 +45,7 @@ for (int k = 1; k + 1 < args.Length; k += 2)
     opts[key] = int.Parse(args[k + 1], CultureInfo.InvariantCulture);
 }
 if (opts["threads"] > 0) set_num_threads(opts["threads"]);
-if (dev.type != DeviceType.CPU && benchCase is "diffusion_train_step" or "ddim50_sample" or "diffpgd_batch")
+if (dev.type != DeviceType.CPU && benchCase is "diffusion_train_step" or "ddim50_sample" or "diffpgd_batch" or "cdal_train_step" or "cdal_predict5")
 {
     Console.Error.WriteLine($"{benchCase} runs on the CPU only");
     return 2;
@@ -95,6 +98,18 @@ else switch (benchCase)
         (ms, string p, string calls) = AttackCases.DiffPgdBatch(Size(64), opts["batch"], MedianMs, paperReading: opts["paper"] == 1);
         fields.Add($"params={p}");
         fields.Add($"calls={calls}");
+        break;
+    }
+    case "cdal_train_step":
+    {
+        (ms, string p) = CdalCases.TrainStep(Size(64), opts["batch"], MedianMs);
+        fields.Add($"params={p}");
+        break;
+    }
+    case "cdal_predict5":
+    {
+        (ms, long p) = CdalCases.Predict5(Size(64), opts["batch"], MedianMs);
+        fields.Add($"params={p}");
         break;
     }
     default:

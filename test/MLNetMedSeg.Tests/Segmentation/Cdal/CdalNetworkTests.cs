@@ -223,4 +223,65 @@ public sealed class CdalNetworkTests
         Assert.AreEqual("masks", Assert.ThrowsException<ArgumentException>(() => CdalLabels.Encode(idx, 1)).ParamName);
         Assert.IsTrue(CdalLabels.ToProbability(tensor(new float[] { -2, -1, 0, 0.5f, 3 })).allclose(tensor(new float[] { 0, 0, 0.5f, 0.75f, 1 })));
     }
+
+    /// <summary>
+    /// The PyTorch twins build/bench.sh's cdal_* cases run against (build/bench/networks.py CdalGenerator and
+    /// CdalDiscriminator) compute the same functions: both sides filled by networks.deterministic_fill_
+    /// (0.5·sin(0.731k + 1.3j)/√fan for state-dict entry j, so the state-dict order must match too), inputs x_t =
+    /// sin(0.05k), I = cos(0.07k), z = sin(0.3k + 0.1), x_{t−1} = cos(0.11k), t = [1, 2], evaluation mode. Reference
+    /// numbers printed by Debian's PyTorch 1.13 with the twins (<c>python3 build/bench/networks.py
+    /// --cdal-twin-reference</c>).
+    /// </summary>
+    [TestMethod]
+    public void NetworksMatchTheirPyTorchTwins()
+    {
+        using var scope = NewDisposeScope();
+        var o = new CdalOptions
+        {
+            ImageSize = 16, BaseChannels = 8, ChannelMultipliers = [1, 2], SelfAttentionResolutions = [8], ConditionEncoderBlocks = 1,
+            LatentDim = 4, LatentEmbeddingDim = 8, MappingLayers = 1, DiscriminatorChannels = 4, DiscriminatorTimeEmbeddingDim = 8,
+            AttentionScale = 8,
+        };
+        using var g = new CdalGeneratorNetwork(o, new TorchSharp.torch.Generator(0));
+        using var d = new CdalDiscriminatorNetwork(o, new TorchSharp.torch.Generator(0));
+        Assert.AreEqual(54257, g.ParameterCount(), "the generator twin's parameter count");
+        Assert.AreEqual(28185, d.ParameterCount(), "the discriminator twin's parameter count");
+        Assert.AreEqual(156, g.StateDictInOrder().Count, "the generator twin's state-dict entries");
+        Assert.AreEqual(24, d.StateDictInOrder().Count, "the discriminator twin's state-dict entries");
+        foreach (var net in new TorchSharp.torch.nn.Module[] { g, d })
+        {
+            using var noGrad = no_grad();
+            int j = 0;
+            foreach (var (_, t) in net.StateDictInOrder())
+            {
+                long n = t.numel(), fan = t.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+                var v = new float[n];
+                for (long k = 0; k < n; k++) v[k] = (float)(0.5 * Math.Sin(0.731 * k + 1.3 * j) / Math.Sqrt(fan));
+                t.copy_(tensor(v).reshape(t.shape));
+                j++;
+            }
+            net.eval();
+        }
+        Tensor Seq(long[] shape, Func<int, double> f)
+            => tensor(Enumerable.Range(0, (int)shape.Aggregate(1L, (a, b) => a * b)).Select(f).ToArray()).to(ScalarType.Float32).reshape(shape);
+        var xt = Seq([2, 1, 16, 16], k => Math.Sin(0.05 * k));
+        var image = Seq([2, 3, 16, 16], k => Math.Cos(0.07 * k));
+        var z = Seq([2, 4], k => Math.Sin(0.3 * k + 0.1));
+        var xPrev = Seq([2, 1, 16, 16], k => Math.Cos(0.11 * k));
+        var ts = tensor(new long[] { 1, 2 });
+        using var _ = no_grad();
+        var y = g.call(xt, ts, z, image).to(ScalarType.Float64);
+        Assert.AreEqual(108.492358, y.sum().ToDouble(), 1e-3, "generator: sum");
+        Assert.AreEqual(110.589899, y.abs().sum().ToDouble(), 1e-3, "generator: |sum|");
+        Assert.AreEqual(0.066824, y[1, 0, 9, 5].ToDouble(), 1e-4, "generator: y[1,0,9,5]");
+        Assert.AreEqual(0.256847, y[0, 0, 15, 0].ToDouble(), 1e-4, "generator: y[0,0,15,0]");
+        // Inputs × 100: with these weights the logits are mostly end_linear's bias, and small inputs would hide the
+        // last layers (leaving out the minibatch-stddev channel moves these by 4e-4, the unscaled ones by 1e-6).
+        var logits = d.call(xPrev * 100, xt * 100, ts).to(ScalarType.Float64);
+        Assert.AreEqual(0.7370467, logits[0].ToDouble(), 2e-5, "discriminator: logit 0");
+        Assert.AreEqual(0.7387662, logits[1].ToDouble(), 2e-5, "discriminator: logit 1");
+        var att = d.AttentionMap(xPrev, xt, ts).to(ScalarType.Float64);
+        Assert.AreEqual(-22.222704, att.sum().ToDouble(), 1e-3, "attention map: sum");
+        Assert.AreEqual(-0.043698, att[1, 0, 3, 12].ToDouble(), 1e-4, "attention map: a[1,0,3,12]");
+    }
 }
