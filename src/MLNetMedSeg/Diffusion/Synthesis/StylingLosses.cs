@@ -26,9 +26,9 @@ public static class StylingLosses
             throw new ArgumentException($"query and key must both be [N,P,C]; got [{string.Join(",", query.shape)}] and [{string.Join(",", key.shape)}]", nameof(key));
         if (!(temperature > 0)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "must be > 0");
         using var scope = NewDisposeScope();
-        var q = query / (query.norm(2, true, -1) + 1e-7);
+        var q = query / (query.square().sum(-1, true).sqrt() + 1e-7);
         var kd = key.detach();
-        var k = kd / (kd.norm(2, true, -1) + 1e-7);
+        var k = kd / (kd.square().sum(-1, true).sqrt() + 1e-7);
         long p = q.size(1);
         var pos = (q * k).sum(-1, true);                                    // [N,P,1]
         var neg = matmul(q, k.transpose(1, 2));                             // [N,P,P]
