@@ -263,10 +263,10 @@ public sealed class StyleStageTests
             {
                 var next = joint.Diffusion.ReverseStep(net.forward, x, null, spaced, i, ddpm, [g]);
                 x = RePaintScheduler.Merge(scheduler.KnownSample(x0, spaced, i, [g]), next, keep);
-                Assert.IsTrue(x.equal(steps[5 - i].State).item<bool>(), $"step {i}: the stage's state is the plain process's, bit for bit");
+                Assert.IsTrue(x.eq(steps[5 - i].State).all().item<bool>(), $"step {i}: the stage's state is the plain process's, bit for bit");
             }
         var expected = GaussianDiffusion.ToImageRange(x.narrow(1, 0, 3));
-        Assert.IsTrue(styled.equal(expected).item<bool>(), "λ = 0: the plain reverse process, bit for bit");
+        Assert.IsTrue(styled.eq(expected).all().item<bool>(), "λ = 0: the plain reverse process, bit for bit");
         Log("zero weights", sw);
     }
 
@@ -295,9 +295,10 @@ public sealed class StyleStageTests
             Console.WriteLine($"row {r}: |styled − target| plain {dPlain:F4}, pixel-guided {dGuided:F4}");
             Assert.IsTrue(dGuided < 0.8 * dPlain, $"row {r}: pixel guidance moves towards the target: {dGuided:F4} vs unguided {dPlain:F4}");
         }
-        // Semantic guidance alone (ℓ_sty on the ImageNet ResNet-18's pooled feature) lowers ℓ_sty to the target.
+        // Semantic guidance alone (ℓ_sty on the ImageNet ResNet-18's pooled feature) lowers ℓ_sty to the target. Its
+        // distances are ~100 and its pixel gradients large at 16 px, so λ_sty ≈ 0.1 here (larger weights overshoot).
         var style = Off();
-        style.StyleWeight = 300;
+        style.StyleWeight = 0.1;
         var styled = Run(style);
         using var resnet = StyleFeatureNetwork.ImageNet(null, 32, CPU);
         using var scope = NewDisposeScope();
@@ -306,7 +307,7 @@ public sealed class StyleStageTests
         var lPlain = StylingLosses.EmbeddingDistance(eTarget, Emb(plain));
         var lStyled = StylingLosses.EmbeddingDistance(eTarget, Emb(styled));
         Console.WriteLine($"ℓ_sty plain [{string.Join(", ", lPlain.data<float>().ToArray())}], style-guided [{string.Join(", ", lStyled.data<float>().ToArray())}]");
-        Assert.IsTrue(lStyled.lt(lPlain).all().item<bool>(), "ℓ_sty to the target falls with style guidance");
+        Assert.IsTrue(lStyled.lt(lPlain * 0.9).all().item<bool>(), "ℓ_sty to the target falls (by > 10 %) with style guidance");
         Log("guidance", sw);
     }
 
