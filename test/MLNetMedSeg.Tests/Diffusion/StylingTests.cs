@@ -358,6 +358,32 @@ public sealed class StyleStageTests
         Log("all terms / seeded / save-load", sw);
     }
 
+    [TestMethod]
+    public void Workout_WithAMaskConditionedImageModel_AndTheTensorCallMatchesTransform()
+    {
+        var sw = Stopwatch.StartNew();
+        var ml = new MLContext(seed: 6);
+        var rows = Rows(3, 6);
+        using var image = ml.MedSeg().Generation.ImageDiffusion(new ImageDiffusionOptions
+        {
+            Network = TinyJoint().Network, TimeSteps = 50, Epochs = 1, BatchSize = 4, LearningRate = 2e-3, EmaDecay = 0.9, SampleSteps = 4,
+        }).Fit(ml.Data.LoadFromEnumerable(rows));
+        var o = Off();
+        (o.ZeConWeight, o.PerceptualWeight, o.L2Weight, o.RangeWeight) = (5, 1, 40, 2);
+        var r = MLNetMedSeg.Testing.MLNetWorkout.Run(ml, ml.MedSeg().Generation.Style(image, o), rows, "InpaintedImage",
+            new MLNetMedSeg.Testing.MLNetWorkoutOptions { MoreRequiredColumns = ["Image", "Mask"] });
+        CollectionAssert.AreEqual(new[] { "StyledImage: Vector<Single, 3, 16, 16>" }, r.AddedColumns.ToArray());
+        Assert.AreEqual(3, r.PredictionEngineRows);
+        using var stage = ml.MedSeg().Generation.Style(image, o).Fit(ml.Data.LoadFromEnumerable(rows));
+        var column = Column(stage.Transform(ml.Data.LoadFromEnumerable(rows)), "StyledImage");
+        using var scope = NewDisposeScope();
+        var y = stage.Style(tensor(rows[2].InpaintedImage, [1, 3, 16, 16]), tensor(rows[2].Image, [1, 3, 16, 16]), tensor(rows[2].Mask, [1, 1, 16, 16]), firstRow: 2);
+        var expected = column[2];
+        var actual = y.flatten().data<float>().ToArray();
+        Assert.IsTrue(expected.Zip(actual, (a, b) => Math.Abs(a - b)).Max() < 1e-4, "Style(…, firstRow: 2) = Transform's row 2 (batch rounding aside)");
+        Log("image model workout", sw);
+    }
+
     private sealed class Progress(List<MLNetMedSeg.Pipeline.TrainingProgress> items) : IProgress<MLNetMedSeg.Pipeline.TrainingProgress>
     {
         public void Report(MLNetMedSeg.Pipeline.TrainingProgress value) { lock (items) items.Add(value); }
