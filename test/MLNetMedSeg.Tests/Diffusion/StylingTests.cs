@@ -90,6 +90,20 @@ public sealed class StylingLossTests
         Assert.IsTrue(same < noisy && noisy < mixed, $"identical {same:F4} < perturbed {noisy:F4} < shuffled {mixed:F4}");
         Assert.IsTrue(same < 0.01, $"identical features: the positive dominates (τ = 0.07), loss {same:F5}");
         Assert.IsTrue(mixed > Math.Log(64) - 1, $"shuffled features: about chance, log 64 = {Math.Log(64):F2}; got {mixed:F3}");
+        // The U-Net's encoder features that ZeCon compares: the input conv, then every encoder step.
+        using var g = new Generator(1, CPU);
+        using var net = new DiffusionUNet(new DiffusionUNetOptions
+        {
+            BaseChannels = 8, ChannelMultipliers = [1, 2], BlocksPerLevel = 2, AttentionResolutions = [], HeadChannels = 8, GroupNormGroups = 4,
+            InChannels = 3, OutChannels = 3,
+        }, g);
+        Assert.AreEqual(1 + 2 + 1 + 2, net.EncoderFeatureCount);
+        var maps = net.EncoderFeatures(zeros([2, 3, 16, 16]), zeros([2], ScalarType.Int64), null, [0, 2, 3, 5]);
+        CollectionAssert.AreEqual(new long[] { 2, 8, 16, 16 }, maps[0].shape);
+        CollectionAssert.AreEqual(new long[] { 2, 8, 16, 16 }, maps[1].shape);
+        CollectionAssert.AreEqual(new long[] { 2, 8, 8, 8 }, maps[2].shape, "layer 3: the down-sampling");
+        CollectionAssert.AreEqual(new long[] { 2, 16, 8, 8 }, maps[3].shape);
+        CollectionAssert.AreEqual(new[] { 0, 2, 5 }, StylingScheduler.ZeConLayersFor(new StyleOptions(), net), "ZeCon's 0, 2, 5, 8, 11 that exist (0..5)");
     }
 
     private static DiffusionUNet Float64UNet()
@@ -382,6 +396,42 @@ public sealed class StyleStageTests
         var actual = y.flatten().data<float>().ToArray();
         Assert.IsTrue(expected.Zip(actual, (a, b) => Math.Abs(a - b)).Max() < 1e-4, "Style(…, firstRow: 2) = Transform's row 2 (batch rounding aside)");
         Log("image model workout", sw);
+    }
+
+    /// <summary>A styling row with a cluster id.</summary>
+    public sealed class ClusterStyleRow
+    {
+        [VectorType(3, 16, 16)] public float[] Image { get; set; } = [];
+        [VectorType(1, 16, 16)] public float[] Mask { get; set; } = [];
+        [VectorType(3, 16, 16)] public float[] InpaintedImage { get; set; } = [];
+        public string Cluster { get; set; } = "";
+    }
+
+    [TestMethod]
+    public void PerClusterJointModel_StylesEachRowWithItsClustersNetwork()
+    {
+        var sw = Stopwatch.StartNew();
+        var ml = new MLContext(seed: 7);
+        var rows = Rows(4, 7).Select((r, i) => new ClusterStyleRow { Image = r.Image, Mask = r.Mask, InpaintedImage = r.InpaintedImage, Cluster = i % 2 == 0 ? "a" : "b" }).ToList();
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var jo = TinyJoint();
+        jo.Epochs = 1;
+        jo.ClusterColumnName = "Cluster";
+        using var joint = ml.MedSeg().Generation.JointDiffusion(jo).Fit(data);
+        var o = Off();
+        (o.ZeConWeight, o.L2Weight) = (5, 40);
+        using var stage = ml.MedSeg().Generation.Style(joint, o).Fit(data);
+        var column = Column(stage.Transform(data), "StyledImage");
+        using var scope = NewDisposeScope();
+        Tensor Call(int row, string cluster) => stage.Style(tensor(rows[row].InpaintedImage, [1, 3, 16, 16]), tensor(rows[row].Image, [1, 3, 16, 16]),
+            tensor(rows[row].Mask, [1, 1, 16, 16]), cluster, firstRow: row);
+        var own = Call(3, "b").flatten().data<float>().ToArray();
+        var other = Call(3, "a").flatten().data<float>().ToArray();
+        Assert.IsTrue(column[3].Zip(own, (a, b) => Math.Abs(a - b)).Max() < 1e-4, "row 3 (cluster b) is styled with cluster b's network");
+        Assert.IsTrue(column[3].Zip(other, (a, b) => Math.Abs(a - b)).Max() > 1e-3, "cluster a's network gives another image");
+        var e = Assert.ThrowsException<SchemaException>(() => ml.MedSeg().Generation.Style(joint, o).Fit(ml.Data.LoadFromEnumerable(Rows(2, 1))));
+        StringAssert.Contains(e.Message, "'Cluster'");
+        Log("per-cluster styling", sw);
     }
 
     private sealed class Progress(List<MLNetMedSeg.Pipeline.TrainingProgress> items) : IProgress<MLNetMedSeg.Pipeline.TrainingProgress>
