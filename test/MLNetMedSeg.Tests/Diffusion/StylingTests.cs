@@ -472,6 +472,13 @@ public sealed class StyleStageTests
         Assert.AreEqual("targets", a.ParamName);
         a = Assert.ThrowsException<ArgumentException>(() => stage.Style(zeros([1, 3, 16, 16]), zeros([1, 3, 16, 16]), zeros([1, 1, 8, 8])));
         Assert.AreEqual("masks", a.ParamName);
+        // A cancelled token stops styling at the first reverse step.
+        var ml2 = new MLContext(seed: 5);
+        using var cts = new CancellationTokenSource();
+        ml2.MedSeg().CancellationToken = cts.Token;
+        using var cancellable = ml2.MedSeg().Generation.Style(joint, Off()).Fit(data);
+        cts.Cancel();
+        Assert.ThrowsException<OperationCanceledException>(() => cancellable.Style(zeros([1, 3, 16, 16]), zeros([1, 3, 16, 16]), zeros([1, 1, 16, 16])));
         var d = StyleOptions.PaperPreset();
         Assert.AreEqual((200, 80, 500.0, 100.0, 5000.0, 10000.0, 10000.0, 40000.0, 200.0),
             (d.SampleSteps, d.SkipSteps, d.ZeConWeight, d.PerceptualWeight, d.MseWeight, d.StyleWeight, d.L2Weight, d.SemanticWeight, d.RangeWeight),
