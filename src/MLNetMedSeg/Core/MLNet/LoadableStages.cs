@@ -22,6 +22,7 @@ using MLNetMedSeg.Segmentation.Cdal;
 [assembly: LoadableClass(typeof(ImageDiffusionTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg image diffusion", ImageDiffusionTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(JointDiffusionTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg joint image + mask diffusion", JointDiffusionTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(RePaintTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg RePaint inpainting", RePaintTransformer.LoaderSignature)]
+[assembly: LoadableClass(typeof(StyleTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg diffusion styling", StyleTransformer.LoaderSignature)]
 [assembly: LoadableClass(typeof(AdversarialAttackTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg adversarial augmenter", "MS.ADVERSARIAL_ATTACK")]
 [assembly: LoadableClass(typeof(DeformationAttackTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg deformation attacker", "MS.DEFORMATION_ATTACK")]
 [assembly: LoadableClass(typeof(DaspTransformer), null, typeof(SignatureLoadModel), "MLNetMedSeg DASP flow", DaspTransformer.LoaderSignature)]

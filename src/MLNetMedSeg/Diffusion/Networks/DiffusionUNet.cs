@@ -122,6 +122,76 @@ public sealed class DiffusionUNet : MedSegModule, ISeededInit
     /// <exception cref="ArgumentException">A shape does not match the options (the message names the argument).</exception>
     public Tensor forward(Tensor x, Tensor timesteps, Tensor? condition = null)
     {
+        CheckInputs(x, timesteps, condition);
+        using var scope = NewDisposeScope();
+        var emb = TimeEmbedding(timesteps, x);
+
+        var hcur = _inputConv.call(condition is null ? x : cat([x, condition.to(x.dtype)], 1));
+        var skips = new List<Tensor> { hcur };
+        foreach (var block in _down)
+        {
+            hcur = block.forward(hcur, emb);
+            skips.Add(hcur);
+        }
+        hcur = _midRes1.forward(hcur, emb);
+        hcur = _midAttn.call(hcur);
+        hcur = _midRes2.forward(hcur, emb);
+        foreach (var block in _up)
+        {
+            var s = skips[^1];
+            skips.RemoveAt(skips.Count - 1);
+            hcur = block.forward(cat([hcur, s], 1), emb);
+        }
+        return _outConv.call(nn.functional.silu(_outNorm.call(hcur))).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Number of encoder feature maps <see cref="EncoderFeatures"/> can return: the input conv's output (index 0) and the
+    /// output of every encoder step (residual block + attention, or down-sampling), in order — the features the decoder
+    /// receives as skips (guided-diffusion's <c>input_blocks</c> outputs).
+    /// </summary>
+    internal int EncoderFeatureCount => 1 + _down.Count;
+
+    /// <summary>
+    /// The encoder's feature maps at <paramref name="layers"/> (indices 0..<see cref="EncoderFeatureCount"/> − 1, see
+    /// there) for the same inputs as <see cref="forward"/>: the encoder of the ε-network as a feature extractor (ZeCon's
+    /// <c>forward_enc</c>). Runs the encoder only up to the deepest layer asked for; the graph is kept when grad mode is on.
+    /// Does not change <see cref="forward"/>'s outputs.
+    /// </summary>
+    internal IReadOnlyList<Tensor> EncoderFeatures(Tensor x, Tensor timesteps, Tensor? condition, IReadOnlyList<int> layers)
+    {
+        CheckInputs(x, timesteps, condition);
+        ArgumentNullException.ThrowIfNull(layers);
+        if (layers.Count == 0) throw new ArgumentException("give at least one encoder layer", nameof(layers));
+        foreach (var l in layers)
+            if (l < 0 || l >= EncoderFeatureCount)
+                throw new ArgumentOutOfRangeException(nameof(layers), l, $"encoder layers are 0..{EncoderFeatureCount - 1} for this network");
+        int deepest = layers.Max();
+        using var scope = NewDisposeScope();
+        var emb = TimeEmbedding(timesteps, x);
+        var hcur = _inputConv.call(condition is null ? x : cat([x, condition.to(x.dtype)], 1));
+        var all = new List<Tensor> { hcur };
+        for (int i = 0; i < deepest; i++)
+        {
+            hcur = _down[i].forward(hcur, emb);
+            all.Add(hcur);
+        }
+        var result = layers.Select(l => all[l].alias()).ToList();
+        foreach (var r in result) r.MoveToOuterDisposeScope();
+        return result;
+    }
+
+    private Tensor TimeEmbedding(Tensor timesteps, Tensor x)
+    {
+        long n = x.size(0);
+        using var scope = NewDisposeScope();
+        var t = timesteps.reshape(-1).to(ScalarType.Float32, x.device);
+        if (t.numel() == 1 && n != 1) t = t.expand(n);
+        return _timeEmbed.call(TimestepEmbedding(t).to(x.dtype)).MoveToOuterDisposeScope();
+    }
+
+    private void CheckInputs(Tensor x, Tensor timesteps, Tensor? condition)
+    {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(timesteps);
         var o = Options;
@@ -142,29 +212,6 @@ public sealed class DiffusionUNet : MedSegModule, ISeededInit
         }
         if (!(timesteps.numel() == n || timesteps.numel() == 1) || timesteps.dim() > 1)
             throw new ArgumentException($"timesteps must be [{n}] (or a single value), got [{string.Join(", ", timesteps.shape)}]", nameof(timesteps));
-
-        using var scope = NewDisposeScope();
-        var t = timesteps.reshape(-1).to(ScalarType.Float32, x.device);
-        if (t.numel() == 1 && n != 1) t = t.expand(n);
-        var emb = _timeEmbed.call(TimestepEmbedding(t).to(x.dtype));
-
-        var hcur = _inputConv.call(condition is null ? x : cat([x, condition.to(x.dtype)], 1));
-        var skips = new List<Tensor> { hcur };
-        foreach (var block in _down)
-        {
-            hcur = block.forward(hcur, emb);
-            skips.Add(hcur);
-        }
-        hcur = _midRes1.forward(hcur, emb);
-        hcur = _midAttn.call(hcur);
-        hcur = _midRes2.forward(hcur, emb);
-        foreach (var block in _up)
-        {
-            var s = skips[^1];
-            skips.RemoveAt(skips.Count - 1);
-            hcur = block.forward(cat([hcur, s], 1), emb);
-        }
-        return _outConv.call(nn.functional.silu(_outNorm.call(hcur))).MoveToOuterDisposeScope();
     }
 
     /// <summary>Same as <see cref="forward"/>.</summary>

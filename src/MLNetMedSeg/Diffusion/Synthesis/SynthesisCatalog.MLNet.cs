@@ -6,7 +6,8 @@ namespace Microsoft.ML;
 
 /// <summary>
 /// Synthetic image + mask pairs (<c>ml.MedSeg().Generation</c>), paper 004 (Saragih et al.): joint image + mask
-/// diffusion (on all data or per cluster) and RePaint inpainting of the polyp region of real images.
+/// diffusion (on all data or per cluster), RePaint inpainting of the polyp region of real images, and diffusion styling
+/// of the inpainted images towards the originals.
 /// </summary>
 public static class MedSegSynthesisCatalogExtensions
 {
@@ -95,11 +96,52 @@ public static class MedSegSynthesisCatalogExtensions
         return new RePaintEstimator(catalog.ContextFor("RePaint"), model, options);
     }
 
+    /// <summary>
+    /// Diffusion styling (paper 004 §3.2, Appendix A.1.2, Table A.3; DiffuseIT, ZeCon) with a fitted diffusion model: a
+    /// <see cref="JointDiffusionTransformer"/> or an <see cref="ImageDiffusionTransformer"/> — or a fitted chain or
+    /// RePaint/Style stage whose last such model is used. Every row gains <paramref name="outputColumnName"/> (float
+    /// [C,H,W] in [0,1]): <paramref name="sourceColumnName"/> (e.g. RePaint's inpainted image) noised to the skip depth and
+    /// brought back by reverse steps guided towards <paramref name="targetColumnName"/> (the original image) by the
+    /// content and style losses of Table A.3, with the paper's weights. The paper's VGG and DINO ViT are replaced by the
+    /// ImageNet ResNet-18 of <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> (see <see cref="StyleOptions"/>).
+    /// </summary>
+    /// <param name="catalog">The generation catalog.</param>
+    /// <param name="diffusionModel">The fitted diffusion model (not disposed by the stage).</param>
+    /// <param name="outputColumnName">The styled image column (default "StyledImage").</param>
+    /// <param name="sourceColumnName">The images to style (default "InpaintedImage").</param>
+    /// <param name="targetColumnName">The target images x₀ (default "Image").</param>
+    /// <param name="maskColumnName">The masks (default "Mask").</param>
+    /// <param name="samplingSteps">The model's schedule respaced to this many steps (default 20, CPU-sized; Table A.1: 200).</param>
+    /// <param name="skipSteps">Respaced steps skipped at the noisy end (default 8; Table A.1: 80).</param>
+    public static StyleEstimator Style(this MedSegGenerationCatalog catalog, ITransformer diffusionModel, string outputColumnName = "StyledImage",
+        string sourceColumnName = "InpaintedImage", string targetColumnName = "Image", string maskColumnName = "Mask", int samplingSteps = 20, int skipSteps = 8)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return catalog.Style(diffusionModel, new StyleOptions
+        {
+            OutputColumn = outputColumnName, SourceColumn = sourceColumnName, TargetColumn = targetColumnName, MaskColumn = maskColumnName,
+            SampleSteps = samplingSteps, SkipSteps = skipSteps,
+        });
+    }
+
+    /// <summary>Diffusion styling with every option (see <see cref="StyleOptions"/>; <see cref="StyleOptions.PaperPreset"/> for Table A.1/A.3).</summary>
+    public static StyleEstimator Style(this MedSegGenerationCatalog catalog, ITransformer diffusionModel, StyleOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(diffusionModel);
+        ArgumentNullException.ThrowIfNull(options);
+        var model = FindDiffusionModel(diffusionModel)
+            ?? throw new ArgumentException(
+                $"Style needs a fitted JointDiffusion or ImageDiffusion model (or a chain holding one); got a {diffusionModel.GetType().Name}", nameof(diffusionModel));
+        return new StyleEstimator(catalog.ContextFor("Style"), model, options);
+    }
+
     private static MLNetMedSeg.Core.MLNet.StageTransformer? FindDiffusionModel(ITransformer t) => t switch
     {
         JointDiffusionTransformer j => j,
         ImageDiffusionTransformer i => i,
         RePaintTransformer r => FindDiffusionModel(r.Model),
+        StyleTransformer s => FindDiffusionModel(s.Model),
         IEnumerable<ITransformer> chain => chain.Reverse().Select(FindDiffusionModel).FirstOrDefault(m => m is not null),
         _ => null,
     };
