@@ -12,7 +12,7 @@ namespace MLNetMedSeg.Tests.Attacks;
 public sealed class CdalDeformationAttackTests
 {
     [TestMethod]
-    public void Fit_AgainstACdalModel_LowersItsDice_AndLeavesItUnchanged()
+    public void Fit_AgainstACdalModel_LossFalls_DiceDrops_AndTheModelIsUnchanged()
     {
         using var scope = NewDisposeScope();
         var cdal = CdalAttackKit.Trained;
@@ -32,6 +32,7 @@ public sealed class CdalDeformationAttackTests
         Console.WriteLine(summary);
         Assert.AreEqual(8, report.Images);
         Assert.IsTrue(report.DiceAfter < report.DiceBefore, $"the attack lowers the cDAL model's Dice: {summary}");
-        Assert.IsTrue(attacker.History[^1].CrossEntropy > 0, summary);
+        Assert.IsTrue(attacker.History[^1].GeneratorLoss < attacker.History[0].GeneratorLoss, $"the generator's loss falls: {summary}");
+        Assert.IsTrue(attacker.History[^1].CrossEntropy > attacker.History[0].CrossEntropy, $"the masked cross-entropy rises towards ξ: {summary}");
     }
 }
