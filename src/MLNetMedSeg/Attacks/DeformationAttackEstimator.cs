@@ -13,7 +13,9 @@ using static TorchSharp.torch;
 namespace MLNetMedSeg.Attacks;
 
 /// <summary>
-/// Trains the deformation attacker of paper 002 (Chen et al., §3) against a fixed, fitted segmenter: a two-branch
+/// Trains the deformation attacker of paper 002 (Chen et al., §3) against a fixed, fitted segmenter (any
+/// <see cref="IDifferentiableSegmenter"/>: a U-Net's <see cref="SegmentationTransformer"/>, or a cDAL model, whose
+/// S = f_seg(I) is then the averaged Algorithm-2 prediction, differentiated through its unrolled sampler): a two-branch
 /// VAE-like generator (<see cref="DeformationGenerator"/>) learns to produce a smooth deformation D and intensity
 /// variation V such that the segmenter's masked cross-entropy between S₀ = f_seg(I₀) and S_DV = f_seg(I_DV) reaches ξ,
 /// while a WGAN critic (<see cref="DeformationCritic"/>) keeps I_DV realistic. Every step, in its own dispose scope:
@@ -46,21 +48,21 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
     internal const string Name = "DeformationAttackEstimator";
     private readonly MedSegContext _context;
     private readonly DeformationAttackOptions _options;
-    private readonly SegmentationTransformer _segmenter;
+    private readonly IDifferentiableSegmenter _segmenter;
     private readonly ulong _seed;
 
     /// <param name="context">Seed, device, progress, log.</param>
     /// <param name="options">The options (copied; validated now).</param>
     /// <param name="segmenter">The fitted segmenter to attack; it is not changed, and not owned (the caller disposes it after the fitted transformer).</param>
-    internal DeformationAttackEstimator(MedSegContext context, DeformationAttackOptions options, SegmentationTransformer segmenter)
+    internal DeformationAttackEstimator(MedSegContext context, DeformationAttackOptions options, IDifferentiableSegmenter segmenter)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(segmenter);
         _options = options.Clone();
         _options.Validate();
-        if (_options.Generator.InChannels != segmenter.Options.Network.InChannels)
-            throw new ArgumentException($"the generator takes {_options.Generator.InChannels} image channels but the segmenter {segmenter.Options.Network.InChannels}", nameof(options));
+        if (_options.Generator.InChannels != segmenter.ImageChannels)
+            throw new ArgumentException($"the generator takes {_options.Generator.InChannels} image channels but the segmenter {segmenter.ImageChannels}", nameof(options));
         _context = context;
         _segmenter = segmenter;
         _seed = context.DeriveSeed(Name);
@@ -101,7 +103,7 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
         private readonly MedSegContext _ctx;
         private readonly DeformationAttackOptions _o;
         private readonly ulong _seed;
-        private readonly SegmentationTransformer _segmenter;
+        private readonly IDifferentiableSegmenter _segmenter;
         private readonly IDataView _input;
         private readonly CancellationToken _ct;
         private readonly Device _device;
@@ -110,7 +112,7 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
         private RMSProp? _genOpt, _criticOpt;
         private Generator? _noise;
 
-        public Run(MedSegContext ctx, DeformationAttackOptions o, ulong seed, SegmentationTransformer segmenter, IDataView input, CancellationToken ct)
+        public Run(MedSegContext ctx, DeformationAttackOptions o, ulong seed, IDifferentiableSegmenter segmenter, IDataView input, CancellationToken ct)
         {
             _ctx = ctx;
             _o = o;
@@ -199,7 +201,7 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
         {
             var x = batch[_o.ImageColumn];
             Tensor s0;
-            using (no_grad()) s0 = DeformationAttackLosses.Probabilities(_segmenter.Network.call(x));
+            using (no_grad()) s0 = DeformationAttackLosses.Probabilities(_segmenter.Logits(x));
             double criticLoss = 0;
             for (int i = 0; i < _o.CriticIterations; i++) criticLoss = CriticStep(x);
             if (!double.IsFinite(criticLoss))
@@ -255,7 +257,7 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
             using var scope = NewDisposeScope();
             var critic = _critic!;
             var fields = DeformationSampler.Forward(_generator!, real, Noise);
-            var logSdv = DeformationAttackLosses.LogProbabilities(_segmenter.Network.call(fields.Attacked));
+            var logSdv = DeformationAttackLosses.LogProbabilities(_segmenter.Logits(fields.Attacked));
             Tensor realScores;
             using (no_grad()) realScores = critic.call(real);
             var terms = DeformationAttackLosses.GeneratorLoss(realScores, critic.call(fields.Attacked), s0, logSdv,

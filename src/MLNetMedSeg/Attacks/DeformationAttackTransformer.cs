@@ -117,7 +117,7 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
     /// <param name="ownsSegmenter">Dispose <paramref name="segmenter"/> with this transformer.</param>
     /// <param name="history">Per-epoch training records (may be empty).</param>
     internal DeformationAttackTransformer(MedSegContext context, DeformationAttackModelOptions options, DeformationGenerator generator,
-        SegmentationTransformer segmenter, bool ownsSegmenter, IReadOnlyList<DeformationAttackEpochRecord>? history = null)
+        IDifferentiableSegmenter segmenter, bool ownsSegmenter, IReadOnlyList<DeformationAttackEpochRecord>? history = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
@@ -144,8 +144,8 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
     /// <summary>The options (do not change this instance).</summary>
     public DeformationAttackModelOptions Options { get; }
 
-    /// <summary>The attacked segmenter.</summary>
-    public SegmentationTransformer Segmenter { get; }
+    /// <summary>The attacked segmenter (a U-Net's <see cref="SegmentationTransformer"/> or a cDAL model).</summary>
+    public IDifferentiableSegmenter Segmenter { get; }
 
     /// <summary>The generator (owned; eval mode).</summary>
     public DeformationGenerator Generator => _generator;
@@ -258,7 +258,7 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
         var o = Options;
         if (o.MaskColumn is null) throw new InvalidOperationException($"{Name}: Evaluate needs ground-truth masks; the attacker was built with MaskColumn = null");
         GetOutputSchema(data.Schema);
-        int classes = Segmenter.IsBinary ? 2 : (int)Segmenter.Options.Network.Classes;
+        int classes = Segmenter.IsBinary ? 2 : (int)Segmenter.Classes;
         var acc = new DeformationAttackReport.Accumulator(classes, o.Samples);
         long row = 0;
         foreach (var batch in data.GetBatches([o.ImageColumn, o.MaskColumn], o.BatchSize, device: _device, cancellationToken: cancellationToken))
@@ -284,7 +284,7 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
         context.WriteHeader(LoaderSignature, CurrentVersion, 1);
         context.WriteOptions(Options);
         context.WriteTensors("generator", _generator.StateDictInOrder());
-        context.WriteChild("segmenter", Segmenter);
+        context.WriteChild("segmenter", DifferentiableSegmenters.AsChild(Segmenter, Name));
         context.WriteText("history.json", JsonSerializer.Serialize(History));
     }
 
@@ -298,8 +298,12 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
         ArgumentNullException.ThrowIfNull(context);
         var options = context.ReadOptions<DeformationAttackModelOptions>(CurrentVersion)
             ?? throw new InvalidDataException($"{LoaderSignature}: the model entry has no options");
-        var segmenter = context.ReadChild("segmenter") as SegmentationTransformer;
-        if (segmenter is null) throw new InvalidDataException($"{LoaderSignature}: the child entry 'segmenter' is not a segmentation model");
+        var child = context.ReadChild("segmenter");
+        if (child is not IDifferentiableSegmenter segmenter)
+        {
+            (child as IDisposable)?.Dispose();
+            throw new InvalidDataException($"{LoaderSignature}: the child entry 'segmenter' is a {child.GetType().Name}, not a segmentation model the attacker can differentiate (IDifferentiableSegmenter)");
+        }
         DeformationGenerator? net = null;
         try
         {
@@ -311,7 +315,7 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
         catch
         {
             net?.Dispose();
-            segmenter.Dispose();
+            (segmenter as IDisposable)?.Dispose();
             throw;
         }
     }
@@ -322,6 +326,6 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
         if (_disposed) return;
         _disposed = true;
         _generator.Dispose();
-        if (_ownsSegmenter) Segmenter.Dispose();
+        if (_ownsSegmenter) (Segmenter as IDisposable)?.Dispose();
     }
 }

@@ -8,8 +8,9 @@ namespace Microsoft.ML;
 
 /// <summary>
 /// Adversarial augmenters and the deformation attacker (<c>ml.MedSeg().Augmentation</c>). Each attacks a fitted
-/// segmenter (a <see cref="SegmentationTransformer"/>, e.g. the last transformer of a fitted segmentation chain, or one
-/// loaded with <c>ml.Model.Load</c>), which stays the caller's: the stages use it and never dispose it. Images are read
+/// segmenter (an <see cref="IDifferentiableSegmenter"/>: a U-Net's <see cref="SegmentationTransformer"/> or a cDAL model's
+/// <see cref="MLNetMedSeg.Segmentation.Cdal.CdalTransformer"/>, e.g. the last transformer of a fitted segmentation chain, or
+/// one loaded with <c>ml.Model.Load</c>), which stays the caller's: the stages use it and never dispose it. Images are read
 /// from an <c>MLImage</c> column or float [C,H,W] in [0,1]; masks as float [1,H,W] in {0,1} (binary segmenters) or
 /// integer [H,W] class maps (multi-class ones). Amounts (ε, γ) are in [0,1] image units: the papers' 0–255 values
 /// divided by 255.
@@ -27,7 +28,7 @@ public static class MedSegAugmentationCatalogExtensions
     /// <param name="imageColumnName">The image to attack (default "Image").</param>
     /// <param name="labelColumnName">The ground-truth mask the loss is taken against (default "Mask").</param>
     /// <param name="epsilon">The step ε (default 0.1: paper 001 trains with 0.1; its Table 2 scores 0–0.2).</param>
-    public static AdversarialAttackEstimator Fgsm(this MedSegAugmentationCatalog catalog, SegmentationTransformer segmenter,
+    public static AdversarialAttackEstimator Fgsm(this MedSegAugmentationCatalog catalog, IDifferentiableSegmenter segmenter,
         string outputColumnName = "AttackedImage", string imageColumnName = "Image", string labelColumnName = "Mask", double epsilon = 0.1)
     {
         ArgumentNullException.ThrowIfNull(catalog);
@@ -37,7 +38,7 @@ public static class MedSegAugmentationCatalogExtensions
     }
 
     /// <summary>FGSM with every option (loss weighting, batch size, extra output columns); <c>Method</c> must be FGSM.</summary>
-    public static AdversarialAttackEstimator Fgsm(this MedSegAugmentationCatalog catalog, SegmentationTransformer segmenter, AdversarialAttackOptions options) =>
+    public static AdversarialAttackEstimator Fgsm(this MedSegAugmentationCatalog catalog, IDifferentiableSegmenter segmenter, AdversarialAttackOptions options) =>
         Attack(catalog, segmenter, options, null, AdversarialAttackMethod.Fgsm);
 
     /// <summary>
@@ -50,7 +51,7 @@ public static class MedSegAugmentationCatalogExtensions
     /// <param name="imageColumnName">The image to perturb (default "Image").</param>
     /// <param name="labelColumnName">The ground-truth mask (default "Mask").</param>
     /// <param name="epsilon">The step ε (default 0.1, paper 001's training setting).</param>
-    public static AdversarialAttackEstimator InverseFgsm(this MedSegAugmentationCatalog catalog, SegmentationTransformer segmenter,
+    public static AdversarialAttackEstimator InverseFgsm(this MedSegAugmentationCatalog catalog, IDifferentiableSegmenter segmenter,
         string outputColumnName = "AttackedImage", string imageColumnName = "Image", string labelColumnName = "Mask", double epsilon = 0.1)
     {
         ArgumentNullException.ThrowIfNull(catalog);
@@ -60,7 +61,7 @@ public static class MedSegAugmentationCatalogExtensions
     }
 
     /// <summary>Inverse FGSM with every option; <c>Method</c> must be InverseFgsm.</summary>
-    public static AdversarialAttackEstimator InverseFgsm(this MedSegAugmentationCatalog catalog, SegmentationTransformer segmenter, AdversarialAttackOptions options) =>
+    public static AdversarialAttackEstimator InverseFgsm(this MedSegAugmentationCatalog catalog, IDifferentiableSegmenter segmenter, AdversarialAttackOptions options) =>
         Attack(catalog, segmenter, options, null, AdversarialAttackMethod.InverseFgsm);
 
     /// <summary>
@@ -77,7 +78,7 @@ public static class MedSegAugmentationCatalogExtensions
     /// <param name="stepSize">γ (default 2/255, Diff-PGD's α).</param>
     /// <param name="steps">K (default 10, paper 000 §4.1 and Diff-PGD).</param>
     /// <param name="randomStart">Start from a uniform point of the ball (default true, Madry et al.).</param>
-    public static AdversarialAttackEstimator Pgd(this MedSegAugmentationCatalog catalog, SegmentationTransformer segmenter,
+    public static AdversarialAttackEstimator Pgd(this MedSegAugmentationCatalog catalog, IDifferentiableSegmenter segmenter,
         string outputColumnName = "AttackedImage", string imageColumnName = "Image", string labelColumnName = "Mask",
         double? epsilon = 16.0 / 255, double stepSize = 2.0 / 255, int steps = 10, bool randomStart = true)
     {
@@ -92,7 +93,7 @@ public static class MedSegAugmentationCatalogExtensions
     }
 
     /// <summary>PGD with every option (uncertainty weighting, foreground-only loss, extra output columns); <c>Method</c> must be Pgd.</summary>
-    public static AdversarialAttackEstimator Pgd(this MedSegAugmentationCatalog catalog, SegmentationTransformer segmenter, AdversarialAttackOptions options) =>
+    public static AdversarialAttackEstimator Pgd(this MedSegAugmentationCatalog catalog, IDifferentiableSegmenter segmenter, AdversarialAttackOptions options) =>
         Attack(catalog, segmenter, options, null, AdversarialAttackMethod.Pgd);
 
     /// <summary>
@@ -115,7 +116,7 @@ public static class MedSegAugmentationCatalogExtensions
     /// <param name="uncertaintyWeighting">Weight the loss with W and keep Eq. 10's foreground factor (default true); false gives plain Diff-PGD (Xue et al.).</param>
     /// <param name="uncertaintyVariance">σ² of W's Gaussian g(·) (default 4, §4.1).</param>
     /// <param name="uncertaintyColumnName">Optional output column of W, float [1,H,W] in (0,1] (default null: not written).</param>
-    public static AdversarialAttackEstimator DiffPgd(this MedSegAugmentationCatalog catalog, SegmentationTransformer segmenter,
+    public static AdversarialAttackEstimator DiffPgd(this MedSegAugmentationCatalog catalog, IDifferentiableSegmenter segmenter,
         ImageDiffusionTransformer sdEditModel, string outputColumnName = "AttackedImage", string imageColumnName = "Image",
         string labelColumnName = "Mask", int steps = 10, double stepSize = 1.0 / 255, int sdEditDepth = 3, bool uncertaintyWeighting = true,
         double uncertaintyVariance = 4.0, string? uncertaintyColumnName = null)
@@ -138,7 +139,7 @@ public static class MedSegAugmentationCatalogExtensions
     /// must be DiffPgd. <see cref="AdversarialAttackOptions.Dasp"/> and <see cref="AdversarialAttackOptions.DiffPgdPreset"/>
     /// are the two published settings.
     /// </summary>
-    public static AdversarialAttackEstimator DiffPgd(this MedSegAugmentationCatalog catalog, SegmentationTransformer segmenter,
+    public static AdversarialAttackEstimator DiffPgd(this MedSegAugmentationCatalog catalog, IDifferentiableSegmenter segmenter,
         ImageDiffusionTransformer sdEditModel, AdversarialAttackOptions options)
     {
         ArgumentNullException.ThrowIfNull(sdEditModel);
@@ -148,9 +149,9 @@ public static class MedSegAugmentationCatalogExtensions
     /// <summary>
     /// Any of the adversarial augmenters by its options (e.g. <c>AdversarialAttackOptions.Preset("pgd")</c>);
     /// <paramref name="sdEditModel"/> is required by Diff-PGD. Same stage, same seed as the method's own entry
-    /// (<see cref="Fgsm(MedSegAugmentationCatalog, SegmentationTransformer, AdversarialAttackOptions)"/> and the others).
+    /// (<see cref="Fgsm(MedSegAugmentationCatalog, IDifferentiableSegmenter, AdversarialAttackOptions)"/> and the others).
     /// </summary>
-    public static AdversarialAttackEstimator AdversarialAttack(this MedSegAugmentationCatalog catalog, SegmentationTransformer segmenter,
+    public static AdversarialAttackEstimator AdversarialAttack(this MedSegAugmentationCatalog catalog, IDifferentiableSegmenter segmenter,
         AdversarialAttackOptions options, ImageDiffusionTransformer? sdEditModel = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -175,7 +176,7 @@ public static class MedSegAugmentationCatalogExtensions
     /// <param name="samplesPerImage">Attacks drawn per image at transform time, k (default 1).</param>
     /// <param name="epochs">Training epochs (default 20).</param>
     /// <param name="batchSize">Images per step (default 8).</param>
-    public static DeformationAttackEstimator DeformationAttack(this MedSegAugmentationCatalog catalog, SegmentationTransformer segmenter,
+    public static DeformationAttackEstimator DeformationAttack(this MedSegAugmentationCatalog catalog, IDifferentiableSegmenter segmenter,
         string outputColumnName = "AttackedImage", string imageColumnName = "Image", string? labelColumnName = "Mask", double xi = 2.0,
         int samplesPerImage = 1, int epochs = 20, int batchSize = 8)
     {
@@ -186,7 +187,7 @@ public static class MedSegAugmentationCatalogExtensions
             AttackedImageColumn = outputColumnName, ImageColumn = imageColumnName, MaskColumn = labelColumnName, Xi = xi,
             Samples = samplesPerImage, Epochs = epochs, BatchSize = batchSize,
         };
-        o.Generator.InChannels = segmenter.Options.Network.InChannels;
+        o.Generator.InChannels = segmenter.ImageChannels;
         return catalog.DeformationAttack(segmenter, o);
     }
 
@@ -194,7 +195,7 @@ public static class MedSegAugmentationCatalogExtensions
     /// The deformation attacker with every option (generator and critic widths, variant D+V / D / V, critic
     /// regularisation, loss weights); see <see cref="DeformationAttackOptions"/>.
     /// </summary>
-    public static DeformationAttackEstimator DeformationAttack(this MedSegAugmentationCatalog catalog, SegmentationTransformer segmenter,
+    public static DeformationAttackEstimator DeformationAttack(this MedSegAugmentationCatalog catalog, IDifferentiableSegmenter segmenter,
         DeformationAttackOptions options)
     {
         ArgumentNullException.ThrowIfNull(catalog);
@@ -211,7 +212,7 @@ public static class MedSegAugmentationCatalogExtensions
     }
 
     /// <summary>The stage for <paramref name="method"/>: its seed comes from the method's name, whichever entry made it.</summary>
-    private static AdversarialAttackEstimator Attack(MedSegAugmentationCatalog catalog, SegmentationTransformer segmenter,
+    private static AdversarialAttackEstimator Attack(MedSegAugmentationCatalog catalog, IDifferentiableSegmenter segmenter,
         AdversarialAttackOptions options, ImageDiffusionTransformer? sdEditModel, AdversarialAttackMethod method)
     {
         ArgumentNullException.ThrowIfNull(catalog);
@@ -257,7 +258,7 @@ public static class MedSegAugmentationCatalogExtensions
     /// <param name="sdEditor">The SDEdit model Diff-PGD needs (a fitted image diffusion).</param>
     /// <param name="pairs">Copies (default 2, DASP's N′ = 2N), flag and id columns.</param>
     /// <param name="cancellationToken">Checked between batches and steps.</param>
-    public static IDataView AdversarialPairs(this MedSegAugmentationCatalog catalog, IDataView data, SegmentationTransformer segmenter,
+    public static IDataView AdversarialPairs(this MedSegAugmentationCatalog catalog, IDataView data, IDifferentiableSegmenter segmenter,
         AdversarialAttackOptions? options = null, ImageDiffusionTransformer? sdEditor = null, AdversarialPairsOptions? pairs = null,
         CancellationToken cancellationToken = default)
     {

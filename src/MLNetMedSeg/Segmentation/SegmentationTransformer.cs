@@ -50,7 +50,7 @@ public sealed class SegmentationModelOptions
 /// device, eval mode, inference mode), giving both columns on the CPU. A cursor that asks for neither output column
 /// runs nothing. <see cref="Predict"/> predicts a batch tensor directly. Owns its network: dispose it.
 /// </summary>
-public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDisposable
+public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDifferentiableSegmenter, IDisposable
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.SEGMENTER";
@@ -102,6 +102,31 @@ public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDisp
 
     /// <summary>True for a binary (sigmoid) head.</summary>
     public bool IsBinary => Options.Network.Classes == 1;
+
+    /// <summary>Image channels the network takes.</summary>
+    public long ImageChannels => Options.Network.InChannels;
+
+    /// <summary>Output channels of the network: 1 (binary head) or the number of classes including background.</summary>
+    public long Classes => Options.Network.Classes;
+
+    /// <summary>The device the network is on (the context's).</summary>
+    public torch.Device Device => _device;
+
+    torch.nn.Module IDifferentiableSegmenter.Network => _network;
+
+    /// <summary>
+    /// The network's logits [N,K,H,W] for images on <see cref="Device"/>, differentiable, in the network's current mode
+    /// and without test-time augmentation (what the attacks differentiate). <paramref name="generators"/> is ignored
+    /// (the network is deterministic).
+    /// </summary>
+    public torch.Tensor Logits(torch.Tensor images, IReadOnlyList<torch.Generator>? generators = null)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (images.dim() != 4 || images.size(1) != Options.Network.InChannels)
+            throw new ArgumentException($"images must be [N,{Options.Network.InChannels},H,W], got [{string.Join(",", images.shape)}]", nameof(images));
+        return _network.call(images);
+    }
 
     /// <summary>Per-epoch training loss and validation Dice, in order (for loss curves).</summary>
     public IReadOnlyList<SegmentationEpochRecord> History { get; }

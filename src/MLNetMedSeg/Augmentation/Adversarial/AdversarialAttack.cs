@@ -17,7 +17,8 @@ public sealed record AdversarialAttackResult(Tensor Attacked, Tensor Perturbed, 
 
 /// <summary>
 /// The attack core: FGSM, Inverse FGSM, PGD and Diff-PGD (with DASP's uncertainty weighting) on a batch, against any
-/// differentiable logits function — a fitted <see cref="SegmentationTransformer"/> or the network being trained.
+/// differentiable logits function — a fitted segmenter (<see cref="IDifferentiableSegmenter"/>: a U-Net's
+/// <see cref="SegmentationTransformer"/> or a cDAL model) or the network being trained.
 /// Pixel space is [0,1]; every iterate is clipped to it (and projected onto the ε-ball when one is set). One step:
 /// x ← Π(x + s·γ·sign(∇ₓL)) with s = +1 (ascend the loss) or −1 (Inverse FGSM). For Diff-PGD the loss is taken on
 /// x_d = SDEdit(x) (<see cref="DiffPgdGradient"/> says how the gradient reaches x) and the result is SDEdit(x̃ᴷ).
@@ -47,22 +48,25 @@ public sealed class AdversarialAttack
     public ISdEditor? SdEditor { get; }
 
     /// <summary>
-    /// Attacks a batch with a fitted segmenter: its network (without test-time augmentation) is switched to eval mode
-    /// for the attack and every module's previous mode restored afterwards; its weights are not changed. Images and
-    /// masks are moved to the segmenter's device; the results are on it.
+    /// Attacks a batch with a fitted segmenter — a <see cref="SegmentationTransformer"/>, a cDAL model or any
+    /// <see cref="IDifferentiableSegmenter"/>: its network is switched to eval mode for the attack and every module's
+    /// previous mode restored afterwards; its weights are not changed. The loss is taken on
+    /// <see cref="IDifferentiableSegmenter.Logits"/> (a U-Net's logits without test-time augmentation; for cDAL the
+    /// averaged prediction of Algorithm 2 unrolled with autograd, its noise seeded by each iterate's content, see
+    /// <c>CdalTransformer.Logits</c>). Images and masks are moved to the segmenter's device; the results are on it.
     /// </summary>
-    public AdversarialAttackResult Run(SegmentationTransformer segmenter, Tensor images, Tensor masks, ulong seed,
+    public AdversarialAttackResult Run(IDifferentiableSegmenter segmenter, Tensor images, Tensor masks, ulong seed,
         IReadOnlyList<long>? rowKeys = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(segmenter);
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(masks);
-        var device = segmenter.Context.Device;
+        var device = segmenter.Device;
         using var scope = NewDisposeScope();
         var x = images.device == device ? images : images.to(device);
         var y = masks.device == device ? masks : masks.to(device);
         using var mode = ModuleModeScope.Eval(segmenter.Network);
-        var r = Run(t => segmenter.Network.call(t), x, y, seed, rowKeys, cancellationToken);
+        var r = Run(t => segmenter.Logits(t), x, y, seed, rowKeys, cancellationToken);
         return Keep(r);
     }
 

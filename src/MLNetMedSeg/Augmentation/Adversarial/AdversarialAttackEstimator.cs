@@ -36,15 +36,15 @@ public sealed class AdversarialAttackEstimator : Microsoft.ML.IEstimator<Adversa
         Core.MLNet.MLContextBridge.PropagateShape(inputSchema, GetOutputSchema);
 
     private readonly AdversarialAttackOptions _options;
-    private readonly SegmentationTransformer _segmenter;
+    private readonly IDifferentiableSegmenter _segmenter;
     private readonly ISdEditor? _sdEditor;
     private readonly ulong _seed;
 
     /// <param name="context">Seed.</param>
-    /// <param name="segmenter">The fitted segmenter to attack.</param>
+    /// <param name="segmenter">The fitted segmenter to attack (a U-Net's transformer or a cDAL model).</param>
     /// <param name="options">The attack (copied; validated now; default DASP's).</param>
     /// <param name="sdEditor">The SDEdit model (the conditional image diffusion stage); required by Diff-PGD and DASP.</param>
-    internal AdversarialAttackEstimator(MedSegContext context, SegmentationTransformer segmenter, AdversarialAttackOptions? options = null, ISdEditor? sdEditor = null)
+    internal AdversarialAttackEstimator(MedSegContext context, IDifferentiableSegmenter segmenter, AdversarialAttackOptions? options = null, ISdEditor? sdEditor = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(segmenter);
@@ -52,8 +52,8 @@ public sealed class AdversarialAttackEstimator : Microsoft.ML.IEstimator<Adversa
         _options.Validate();
         if (_options.NeedsSdEditor && sdEditor is null)
             throw new ArgumentException($"{_options.Method} refines every step with SDEdit and needs an ISdEditor (the conditional image diffusion stage, e.g. a fitted image diffusion model); pass it as sdEditor", nameof(sdEditor));
-        if (sdEditor is not null && sdEditor.ImageChannels != segmenter.Options.Network.InChannels)
-            throw new ArgumentException($"the SDEdit model works on {sdEditor.ImageChannels} channels but the segmenter takes {segmenter.Options.Network.InChannels}", nameof(sdEditor));
+        if (sdEditor is not null && sdEditor.ImageChannels != segmenter.ImageChannels)
+            throw new ArgumentException($"the SDEdit model works on {sdEditor.ImageChannels} channels but the segmenter takes {segmenter.ImageChannels}", nameof(sdEditor));
         _segmenter = segmenter;
         _sdEditor = sdEditor;
         _seed = context.DeriveSeed("AdversarialAttack");

@@ -30,7 +30,9 @@ public sealed class AdversarialAttackModelOptions
 /// random start from (seed, r) and a batch its SDEdit noise from (seed, first row): the same seed, order and batch size
 /// give bit-identical outputs, also after save and load. It is an augmenter: append it to an ML.NET chain
 /// with <c>TransformerScope.Training</c> so that it applies only while later stages are fitted.
-/// Saving writes the segmenter as the child entry "segmenter" and the SDEdit model, when it is an
+/// The segmenter is any <see cref="IDifferentiableSegmenter"/>: a U-Net's <see cref="SegmentationTransformer"/> or a
+/// cDAL model (<c>CdalTransformer</c>, attacked through Algorithm 2 unrolled with autograd).
+/// Saving writes the segmenter (either kind) as the child entry "segmenter" and the SDEdit model, when it is an
 /// <see cref="ITransformer"/>, as "sdeditor". An SDEdit model that is not a transformer is not saved: after loading,
 /// set <see cref="SdEditor"/> again before transforming (the error says so).
 /// </summary>
@@ -49,7 +51,7 @@ public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, 
     private AdversarialAttack? _attack;
     private bool _disposed;
 
-    internal AdversarialAttackTransformer(AdversarialAttackOptions options, SegmentationTransformer segmenter, ISdEditor? sdEditor,
+    internal AdversarialAttackTransformer(AdversarialAttackOptions options, IDifferentiableSegmenter segmenter, ISdEditor? sdEditor,
         ulong seed, bool ownsSegmenter, bool ownsSdEditor)
     {
         _options = options.Clone();
@@ -64,8 +66,8 @@ public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, 
     /// <summary>The options (a copy).</summary>
     public AdversarialAttackOptions Options => _options.Clone();
 
-    /// <summary>The attacked segmenter (in eval mode; never changed).</summary>
-    public SegmentationTransformer Segmenter { get; }
+    /// <summary>The attacked segmenter (a U-Net's <see cref="SegmentationTransformer"/> or a cDAL model; in eval mode; never changed).</summary>
+    public IDifferentiableSegmenter Segmenter { get; }
 
     /// <summary>The seed every row's draws derive from.</summary>
     public ulong Seed { get; }
@@ -80,8 +82,8 @@ public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, 
         set
         {
             ArgumentNullException.ThrowIfNull(value);
-            if (value.ImageChannels != Segmenter.Options.Network.InChannels)
-                throw new ArgumentException($"{Name}: the SDEdit model works on {value.ImageChannels} channels but the segmenter takes {Segmenter.Options.Network.InChannels}", nameof(value));
+            if (value.ImageChannels != Segmenter.ImageChannels)
+                throw new ArgumentException($"{Name}: the SDEdit model works on {value.ImageChannels} channels but the segmenter takes {Segmenter.ImageChannels}", nameof(value));
             _sdEditor = value;
             _attack = null;
         }
@@ -102,10 +104,10 @@ public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, 
     /// <summary>Checks the image and mask columns against the segmenter and adds the output columns.</summary>
     internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => OutputSchema(inputSchema, _options, Segmenter);
 
-    internal static DataViewSchema OutputSchema(DataViewSchema inputSchema, AdversarialAttackOptions o, SegmentationTransformer segmenter)
+    internal static DataViewSchema OutputSchema(DataViewSchema inputSchema, AdversarialAttackOptions o, IDifferentiableSegmenter segmenter)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        var (h, w) = SegmentationTransformer.CheckImage(inputSchema, o.ImageColumn, segmenter.Options.Network.InChannels, Name);
+        var (h, w) = SegmentationTransformer.CheckImage(inputSchema, o.ImageColumn, segmenter.ImageChannels, Name);
         bool classMask = TransformHelpers.RequireMask(inputSchema, o.MaskColumn, Name);
         if (classMask == segmenter.IsBinary)
             throw new SchemaException(
@@ -146,7 +148,7 @@ public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, 
         ObjectDisposedException.ThrowIf(_disposed, this);
         bool saveSd = _sdEditor is ITransformer;
         context.WriteOptionsEntry(LoaderSignature, CurrentVersion, new AdversarialAttackModelOptions { Attack = _options.Clone(), Seed = Seed, SdEditorSaved = saveSd });
-        context.WriteChild("segmenter", Segmenter);
+        context.WriteChild("segmenter", DifferentiableSegmenters.AsChild(Segmenter, Name));
         if (saveSd) context.WriteChild("sdeditor", (ITransformer)_sdEditor!);
     }
 
@@ -164,10 +166,10 @@ public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, 
         var saved = context.ReadOptions<AdversarialAttackModelOptions>(CurrentVersion)
             ?? throw new InvalidDataException($"{LoaderSignature}: the model entry has no options");
         var child = context.ReadChild("segmenter");
-        if (child is not SegmentationTransformer segmenter)
+        if (child is not IDifferentiableSegmenter segmenter)
         {
             (child as IDisposable)?.Dispose();
-            throw new InvalidDataException($"{LoaderSignature}: the child entry 'segmenter' is a {child.GetType().Name}, not a segmentation model");
+            throw new InvalidDataException($"{LoaderSignature}: the child entry 'segmenter' is a {child.GetType().Name}, not a segmentation model the attacks can differentiate (IDifferentiableSegmenter)");
         }
         ISdEditor? sd = null;
         try
@@ -186,7 +188,7 @@ public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, 
         }
         catch
         {
-            segmenter.Dispose();
+            (segmenter as IDisposable)?.Dispose();
             (sd as IDisposable)?.Dispose();
             throw;
         }
@@ -197,7 +199,7 @@ public sealed class AdversarialAttackTransformer : Core.MLNet.StageTransformer, 
     {
         if (_disposed) return;
         _disposed = true;
-        if (_ownsSegmenter) Segmenter.Dispose();
+        if (_ownsSegmenter) (Segmenter as IDisposable)?.Dispose();
         if (_ownsSdEditor) (_sdEditor as IDisposable)?.Dispose();
     }
 

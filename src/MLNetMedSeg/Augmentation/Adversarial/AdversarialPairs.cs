@@ -72,7 +72,7 @@ public static class AdversarialPairs
     /// <param name="sdEditor">The SDEdit model; required by Diff-PGD / DASP.</param>
     /// <param name="pairs">Copies, flag and id columns (default: 2 copies, real rows included).</param>
     /// <param name="cancellationToken">Checked between batches and steps.</param>
-    internal static InMemoryDataView Generate(MedSegContext context, IDataView data, SegmentationTransformer segmenter,
+    internal static InMemoryDataView Generate(MedSegContext context, IDataView data, IDifferentiableSegmenter segmenter,
         AdversarialAttackOptions? options = null, ISdEditor? sdEditor = null, AdversarialPairsOptions? pairs = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -93,7 +93,7 @@ public static class AdversarialPairs
             throw new ArgumentException($"{Name}: the result's columns must have distinct names, got {string.Join(", ", names)}", nameof(pairs));
         long batches = data.GetRowCount() is long n ? (n + o.BatchSize - 1) / o.BatchSize : 0;
         var tracker = new ProgressTracker(context, Name, 1, batches * p.Copies, cancellationToken);
-        using var collected = Collect(data, o.ImageColumn, o.MaskColumn, id, o.BatchSize, segmenter.Context.Device, p.Copies, p.IncludeReal, seed,
+        using var collected = Collect(data, o.ImageColumn, o.MaskColumn, id, o.BatchSize, segmenter.Device, p.Copies, p.IncludeReal, seed,
             (x, y, s, keys) => attack.Run(segmenter, x, y, s, keys, cancellationToken), cancellationToken, tracker);
         tracker.EndEpoch();
         return collected.ToView(image, data.Schema[o.ImageColumn].Type, mask, data.Schema[o.MaskColumn].Type, id, p.IsAugmentedColumn);

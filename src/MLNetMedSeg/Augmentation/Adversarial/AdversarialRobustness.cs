@@ -23,17 +23,18 @@ public static class AdversarialRobustness
     public static IReadOnlyList<double> PaperEpsilons { get; } = [0, 0.05, 0.1, 0.15, 0.2];
 
     /// <summary>
-    /// Scores <paramref name="segmenter"/> (binary) on <paramref name="data"/> (image and mask columns) attacked with FGSM
+    /// Scores <paramref name="segmenter"/> (binary: a U-Net's <see cref="SegmentationTransformer"/>, a cDAL model, any
+    /// <see cref="IDifferentiableSegmenter"/>) on <paramref name="data"/> (image and mask columns) attacked with FGSM
     /// at each of <paramref name="epsilons"/>, in batches of <paramref name="batchSize"/>.
     /// </summary>
-    public static IReadOnlyList<RobustnessPoint> UnderFgsm(SegmentationTransformer segmenter, Microsoft.ML.IDataView data, IReadOnlyList<double> epsilons,
+    public static IReadOnlyList<RobustnessPoint> UnderFgsm(IDifferentiableSegmenter segmenter, Microsoft.ML.IDataView data, IReadOnlyList<double> epsilons,
         string imageColumn = "Image", string maskColumn = "Mask", int batchSize = 8, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
         return UnderFgsm(segmenter, Core.MLNet.MLNetData.AsLibraryView(data), epsilons, imageColumn, maskColumn, batchSize, cancellationToken);
     }
 
-    internal static IReadOnlyList<RobustnessPoint> UnderFgsm(SegmentationTransformer segmenter, IDataView data, IReadOnlyList<double> epsilons,
+    internal static IReadOnlyList<RobustnessPoint> UnderFgsm(IDifferentiableSegmenter segmenter, IDataView data, IReadOnlyList<double> epsilons,
         string imageColumn = "Image", string maskColumn = "Mask", int batchSize = 8, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(segmenter);
@@ -44,7 +45,7 @@ public static class AdversarialRobustness
             if (!(e >= 0 && e <= 1)) throw new ArgumentOutOfRangeException(nameof(epsilons), e, "every ε must be in [0, 1]");
         var evaluators = epsilons.Select(_ => SegmentationEvaluator.Binary(new EvaluationOptions { ComputeHd95 = false })).ToArray();
         var attacks = epsilons.Select(e => e > 0 ? new AdversarialAttack(AdversarialAttackOptions.FgsmPreset(e)) : null).ToArray();
-        var device = segmenter.Context.Device;
+        var device = segmenter.Device;
         foreach (var batch in data.GetBatches([imageColumn, maskColumn], batchSize, null, device, cancellationToken: cancellationToken))
         {
             using var scope = torch.NewDisposeScope();

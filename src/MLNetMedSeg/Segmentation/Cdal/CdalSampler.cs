@@ -48,6 +48,33 @@ public sealed class CdalSampler
     /// <exception cref="ArgumentException">Wrong image shape, or not one generator per image.</exception>
     public Tensor SampleLabels(Tensor images, IReadOnlyList<Generator> generators, int samples)
     {
+        var net = GeneratorNetwork;
+        bool wasTraining = net.training;
+        net.eval();
+        try
+        {
+            using var noGrad = no_grad();
+            return Sample(images, generators, samples);
+        }
+        finally
+        {
+            net.train(wasTraining);
+        }
+    }
+
+    /// <summary>
+    /// Algorithm 2 unrolled with autograd: <paramref name="samples"/> label samples x_0 per image as
+    /// <see cref="SampleLabels"/> draws them (the same noise from the same generators), but in the network's current
+    /// mode and keeping the graph, so that gradients reach <paramref name="images"/> (through the image condition of
+    /// every one of the T generator calls and through x_t) and the weights. The noise is a constant of the graph: with
+    /// fixed generators this is a deterministic, differentiable function of the image. → [N, samples, LabelChannels, H, W].
+    /// </summary>
+    /// <exception cref="ArgumentException">Wrong image shape, or not one generator per image.</exception>
+    public Tensor SampleLabelsDifferentiable(Tensor images, IReadOnlyList<Generator> generators, int samples) =>
+        Sample(images, generators, samples);
+
+    private Tensor Sample(Tensor images, IReadOnlyList<Generator> generators, int samples)
+    {
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(generators);
         var o = Options;
@@ -59,34 +86,44 @@ public sealed class CdalSampler
         if (samples < 1) throw new ArgumentOutOfRangeException(nameof(samples), samples, "at least one sample per image");
         int lc = o.LabelChannels;
         var net = GeneratorNetwork;
-        bool wasTraining = net.training;
-        net.eval();
-        try
+        using var scope = NewDisposeScope();
+        var device = net.parameters().First().device;
+        var cond = CdalLabels.EncodeImage(images.to(device)).repeat_interleave(samples, dim: 0);   // image-major
+        long[] one = [samples, lc, h, w];
+        var x = cat(generators.Select(g => CdalSchedule.Noise(one, g, device)).ToArray(), 0);
+        for (int t = o.Timesteps; t >= 1; t--)
         {
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            var device = net.parameters().First().device;
-            var cond = CdalLabels.EncodeImage(images.to(device)).repeat_interleave(samples, dim: 0);   // image-major
-            long[] one = [samples, lc, h, w];
-            var x = cat(generators.Select(g => CdalSchedule.Noise(one, g, device)).ToArray(), 0);
-            for (int t = o.Timesteps; t >= 1; t--)
-            {
-                var ts = full([n * samples], t, ScalarType.Int64, device);
-                var z = o.UseLatent
-                    ? cat(generators.Select(g => CdalSchedule.Noise([samples, o.LatentDim], g, device)).ToArray(), 0)
-                    : zeros([n * samples, o.LatentDim], ScalarType.Float32, device);
-                var x0 = net.call(x, ts, z, cond);
-                if (t == 1) { x = x0; break; }
-                var noise = cat(generators.Select(g => CdalSchedule.Noise(one, g, device)).ToArray(), 0);
-                x = Schedule.SamplePosterior(x0, x, ts, noise);
-            }
-            return x.reshape(n, samples, lc, h, w).MoveToOuterDisposeScope();
+            var ts = full([n * samples], t, ScalarType.Int64, device);
+            var z = o.UseLatent
+                ? cat(generators.Select(g => CdalSchedule.Noise([samples, o.LatentDim], g, device)).ToArray(), 0)
+                : zeros([n * samples, o.LatentDim], ScalarType.Float32, device);
+            var x0 = net.call(x, ts, z, cond);
+            if (t == 1) { x = x0; break; }
+            var noise = cat(generators.Select(g => CdalSchedule.Noise(one, g, device)).ToArray(), 0);
+            x = Schedule.SamplePosterior(x0, x, ts, noise);
         }
-        finally
-        {
-            net.train(wasTraining);
-        }
+        return x.reshape(n, samples, lc, h, w).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// Differentiable logits of the averaged prediction (<see cref="SampleLabelsDifferentiable"/> with
+    /// <see cref="CdalOptions.Samples"/> samples): with p̄ the mean over the samples of (x_0 + 1)/2 (the generator ends
+    /// in tanh, so this is the prediction's clamp((x_0 + 1)/2, 0, 1) without a flat clamp), a binary model gives
+    /// [N,1,H,W] logit(p̄) = log p̄ − log(1 − p̄) (sigmoid of it is the prediction) and a multi-class model [N,Classes,H,W]
+    /// log p̄ (softmax of it is the prediction renormalised over the classes). p̄ is kept in [1e-6, 1 − 1e-6] so the
+    /// logits stay finite.
+    /// </summary>
+    public Tensor Logits(Tensor images, IReadOnlyList<Generator> generators)
+    {
+        using var scope = NewDisposeScope();
+        var x = SampleLabelsDifferentiable(images, generators, Options.Samples);
+        var p = x.add(1).mul(0.5).mean([1]).clamp(LogitFloor, 1 - LogitFloor);
+        var logits = Options.Classes == 1 ? p.log().sub(p.neg().add(1).log()) : p.log();
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The smallest probability (and 1 − the largest) <see cref="Logits"/> takes the logarithm of.</summary>
+    public const double LogitFloor = 1e-6;
 
     /// <summary>
     /// The averaged probability of <see cref="CdalOptions.Samples"/> samples per image: [N,1,H,W] (binary) or

@@ -53,7 +53,7 @@ public sealed class CdalModelOptions
 /// generator network: dispose it.
 /// </para>
 /// </summary>
-public sealed class CdalTransformer : Core.MLNet.StageTransformer, IDisposable
+public sealed class CdalTransformer : Core.MLNet.StageTransformer, IDifferentiableSegmenter, IDisposable
 {
     /// <summary>The signature of this stage's model entries.</summary>
     public const string LoaderSignature = "MEDSEG.CDAL";
@@ -103,6 +103,51 @@ public sealed class CdalTransformer : Core.MLNet.StageTransformer, IDisposable
     /// <summary>True for a binary model (one label channel).</summary>
     public bool IsBinary => Options.Cdal.Classes == 1;
 
+    /// <summary>Image channels the model is conditioned on.</summary>
+    public long ImageChannels => Options.Cdal.ImageChannels;
+
+    /// <summary>Channels of the probability and of <see cref="Logits"/>: 1 (binary) or the number of classes including background.</summary>
+    public long Classes => Options.Cdal.LabelChannels;
+
+    /// <summary>The device the generator is on (the context's).</summary>
+    public Device Device => _device;
+
+    nn.Module IDifferentiableSegmenter.Network => _generator;
+
+    /// <summary>
+    /// Differentiable logits of the prediction for images float [N,C,H,W] (moved to <see cref="Device"/>): Algorithm 2
+    /// unrolled with autograd over <see cref="CdalOptions.Samples"/> samples and averaged
+    /// (<see cref="CdalSampler.Logits"/>: binary logit(p̄), multi-class log p̄), in the generator's current mode (the
+    /// attacks put it in eval mode). The sampling noise (initial x_T, latents z, posterior draws) is drawn from one
+    /// generator per image: <paramref name="generators"/> when given, else the prediction's own content-seeded ones, so
+    /// that sigmoid(Logits(x)) is <see cref="PredictProbabilities"/>(x) (up to the 1e-6 floor). Either way the noise is a
+    /// constant of the graph: an attack step differentiates a deterministic function of the image. (With the default
+    /// seeding the noise is re-drawn from each new iterate's content, as the deployed model would; no expectation over
+    /// the noise — EOT — is taken.) Memory grows with T × K generator calls held for the backward pass.
+    /// </summary>
+    public Tensor Logits(Tensor images, IReadOnlyList<Generator>? generators = null)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (images.dim() != 4 || images.size(1) != Options.Cdal.ImageChannels)
+            throw new ArgumentException($"images must be [N,{Options.Cdal.ImageChannels},H,W], got [{string.Join(",", images.shape)}]", nameof(images));
+        if (generators is not null) return _sampler.Logits(images.device == _device ? images : images.to(_device), generators);
+        var own = ImageGenerators(images);
+        try { return _sampler.Logits(images.device == _device ? images : images.to(_device), own); }
+        finally { foreach (var g in own) g.Dispose(); }
+    }
+
+    /// <summary>One generator per image, seeded by (<see cref="CdalModelOptions.SamplingSeed"/>, the image's content hash).</summary>
+    private List<Generator> ImageGenerators(Tensor images)
+    {
+        var gens = new List<Generator>((int)images.size(0));
+        using var scope = NewDisposeScope();
+        var cpu = images.detach().cpu();
+        for (long i = 0; i < images.size(0); i++)
+            gens.Add(new Generator(CdalSampler.ImageSeed(unchecked((long)Options.SamplingSeed), unchecked((long)ContentHash(cpu[i])))));
+        return gens;
+    }
+
     /// <summary>Per-epoch training losses and validation Dice, in order.</summary>
     public IReadOnlyList<CdalEpochRecord> History { get; }
 
@@ -143,15 +188,9 @@ public sealed class CdalTransformer : Core.MLNet.StageTransformer, IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (images.dim() != 4 || images.size(1) != Options.Cdal.ImageChannels)
             throw new ArgumentException($"images must be [N,{Options.Cdal.ImageChannels},H,W], got [{string.Join(",", images.shape)}]", nameof(images));
-        var gens = new List<Generator>((int)images.size(0));
+        var gens = ImageGenerators(images);
         try
         {
-            using (NewDisposeScope())
-            {
-                var cpu = images.detach().cpu();
-                for (long i = 0; i < images.size(0); i++)
-                    gens.Add(new Generator(CdalSampler.ImageSeed(unchecked((long)Options.SamplingSeed), unchecked((long)ContentHash(cpu[i])))));
-            }
             lock (_lock)
             {
                 using var scope = NewDisposeScope();
