@@ -65,6 +65,13 @@ public sealed class CdalCliTests : CliTestBase
         var expected = ml.MedSeg().Evaluate(loaded.Transform(withMasks));
         Assert.AreEqual(expected.MeanDice, doc.RootElement.GetProperty("mDice").GetDouble(), 1e-9);
         (loaded as IDisposable)?.Dispose();
+
+        // The attacks take a cDAL model as they take a U-Net (its K-sample prediction, differentiated).
+        string attacked = Path.Combine(_dir, "fgsm");
+        (code, stdout, stderr) = Medseg("attack", "--model", model, "--data", data, "--method", "fgsm", "--eps", "8/255", "--out", attacked);
+        Assert.AreEqual(0, code, stderr);
+        StringAssert.Contains(stdout, "10 pairs written");
+        Assert.AreEqual(10, Directory.GetFiles(Path.Combine(attacked, "images")).Length);
     }
 
     [TestMethod]

@@ -78,7 +78,7 @@ internal static class AttackCommand
             {
                 var (segmenter, imageStages) = MLNetRun.Segmenter(loaded, modelPath, "attack");
                 if (!segmenter.IsBinary)
-                    throw new ArgumentException($"model '{modelPath}' has a {segmenter.Options.Network.Classes}-class head; 'attack' reads binary masks and needs a binary segmenter");
+                    throw new ArgumentException($"model '{modelPath}' has a {segmenter.Classes}-class head; 'attack' reads binary masks and needs a binary segmenter");
                 ISdEditor? sdEditor = null;
                 if (generatorPath is not null)
                 {
@@ -129,7 +129,7 @@ internal static class AttackCommand
     };
 
     /// <summary>Writes every attacked pair and scores the segmenter on the clean and the attacked images.</summary>
-    private static (EvaluationResult Clean, EvaluationResult Attacked, int Count) Write(AdversarialAttackTransformer attacker, SegmentationTransformer segmenter,
+    private static (EvaluationResult Clean, EvaluationResult Attacked, int Count) Write(AdversarialAttackTransformer attacker, IDifferentiableSegmenter segmenter,
         LibDataView pairs, string outDir, AdversarialAttackOptions o, CancellationToken ct)
     {
         string images = Path.Combine(outDir, "images"), masks = Path.Combine(outDir, "masks");

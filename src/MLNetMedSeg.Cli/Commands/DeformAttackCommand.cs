@@ -61,10 +61,10 @@ internal static class DeformAttackCommand
             try
             {
                 var stages = MLNetRun.Stages(loaded);
-                var segmenter = stages.OfType<SegmentationTransformer>().LastOrDefault() ?? stages.OfType<DaspTransformer>().LastOrDefault()?.Segmenter
+                IDifferentiableSegmenter? segmenter = stages.OfType<IDifferentiableSegmenter>().LastOrDefault() ?? stages.OfType<DaspTransformer>().LastOrDefault()?.Segmenter
                     ?? throw new ArgumentException($"'{modelPath}' holds no segmentation model (its stages: {string.Join(", ", stages.Select(s => s.GetType().Name))})");
-                if (segmenter.Options.Network.InChannels != 3)
-                    throw new ArgumentException($"'{modelPath}': its network takes {segmenter.Options.Network.InChannels}-channel images; 'deform-attack' loads RGB images (3 channels)");
+                if (segmenter.ImageChannels != 3)
+                    throw new ArgumentException($"'{modelPath}': its network takes {segmenter.ImageChannels}-channel images; 'deform-attack' loads RGB images (3 channels)");
                 int n = parse.GetValue(size) ?? ModelImageSize(loaded, modelInput) ?? 64;
                 if (n < 8) throw new ArgumentOutOfRangeException("--size", n, "--size must be at least 8");
                 var o = new DeformationAttackOptions
@@ -78,14 +78,14 @@ internal static class DeformAttackCommand
                     CriticIterations = parse.GetValue(criticIterations),
                     Generator = new DeformationGeneratorOptions
                     {
-                        InChannels = segmenter.Options.Network.InChannels,
+                        InChannels = segmenter.ImageChannels,
                         Variant = ParseVariant(parse.GetValue(variant)!),
                     },
                     EpochCompleted = r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"epoch {r.Epoch}: generator {r.GeneratorLoss:F4}, critic {r.CriticLoss:F4}, masked CE {r.CrossEntropy:F4} ({r.Seconds:F1} s)")),
                 };
                 // Images at n×n (LoadImages, ResizeImages); masks binary for a binary segmenter, else class index = pixel value.
-                var classes = segmenter.IsBinary ? null : Enumerable.Range(0, (int)segmenter.Options.Network.Classes).ToDictionary(v => v, v => (long)v);
+                var classes = segmenter.IsBinary ? null : Enumerable.Range(0, (int)segmenter.Classes).ToDictionary(v => v, v => (long)v);
                 var raw = MLNetRun.LoadPairs(ml, parse.GetRequiredValue(data));
                 var load = MLNetRun.LoadImages(ml, raw, n, n).Append(MLNetRun.LoadMasks(ml, n, n, classes)).Append(MLNetRun.SelectIdImageMask(ml)).Fit(raw);
                 using var images = MLNetRun.Cache(load.Transform(raw), ct);

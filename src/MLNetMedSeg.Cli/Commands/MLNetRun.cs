@@ -193,24 +193,25 @@ internal static class MLNetRun
     };
 
     /// <summary>
-    /// The binary segmenter of a loaded model and the stages in front of it: the model's last stage must be a
-    /// <see cref="SegmentationTransformer"/> (or a <see cref="DaspTransformer"/>, whose segmenter is taken), preceded
+    /// The segmenter of a loaded model and the stages in front of it: the model's last stage must be a
+    /// <see cref="SegmentationTransformer"/>, a cDAL model (<see cref="MLNetMedSeg.Segmentation.Cdal.CdalTransformer"/>) or a
+    /// <see cref="DaspTransformer"/> (whose segmenter is taken), preceded
     /// only by ML.NET's image loading and resizing (and mask loading, which is left out: the verbs load the masks at the
     /// images' size themselves). <paramref name="verb"/> names the command in errors.
     /// </summary>
-    public static (SegmentationTransformer Segmenter, TransformerChain<ITransformer> ImageStages) Segmenter(ITransformer model, string path, string verb)
+    public static (IDifferentiableSegmenter Segmenter, TransformerChain<ITransformer> ImageStages) Segmenter(ITransformer model, string path, string verb)
     {
         var stages = Stages(model);
         if (stages.Count == 0) throw new ArgumentException($"model '{path}' is empty");
-        var segmenter = stages[^1] switch
+        IDifferentiableSegmenter? segmenter = stages[^1] switch
         {
-            SegmentationTransformer s => s,
+            IDifferentiableSegmenter s => s,
             DaspTransformer d => d.Segmenter,
             _ => null,
         };
         if (segmenter is null)
         {
-            if (stages.Any(s => s is SegmentationTransformer or DaspTransformer))
+            if (stages.Any(s => s is IDifferentiableSegmenter or DaspTransformer))
                 throw new ArgumentException($"model '{path}': a {stages[^1].GetType().Name} follows the segmenter; '{verb}' needs a model whose last stage is the segmenter");
             throw new ArgumentException($"model '{path}' holds no segmentation model (its stages: {string.Join(", ", stages.Select(s => s.GetType().Name))})");
         }
