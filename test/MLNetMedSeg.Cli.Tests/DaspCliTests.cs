@@ -11,6 +11,47 @@ public sealed class DaspCliTests : CliTestBase
     private static readonly DiscSpec Small16 = new(16, 16, 5, 11, 5, 11, 3, 5, 190, 70, 20);
 
     [TestMethod]
+    public void Dasp_WithTrainedGenerators_OverSeveralSeeds_ReportsMeanSdAndThePairedLine()
+    {
+        string data = Path.Combine(_dir, "data");
+        MakeData(data, 10, seed: 4, Small16);
+        string gen = Path.Combine(_dir, "gen.zip");
+        var (code, _, stderr) = Medseg("generate", "--data", data, "--size", "16", "--epochs", "1", "--mask-steps", "20", "--image-steps", "20",
+            "--sample-steps", "4", "--count", "2", "--batch", "4", "--seed", "1", "--out", Path.Combine(_dir, "drawn"), "--save-model", gen);
+        Assert.AreEqual(0, code, stderr);
+
+        string run = Path.Combine(_dir, "seeds");
+        string stdout;
+        (code, stdout, stderr) = Medseg("dasp", "--data", data, "--size", "16", "--widths", "4,8", "--epochs", "2", "--batch", "4", "--lr", "0.03",
+            "--generators", gen, "--synthetic", "2", "--seeds", "1,2", "--robustness", "false", "--methods", "noaug,generated", "--test-fraction", "0.2", "--out", run);
+        Assert.AreEqual(0, code, stderr);
+        StringAssert.Contains(stderr, "using the generators of");
+        StringAssert.Contains(stderr, "training seed 2 (2 of 2)");
+        StringAssert.Contains(stdout, "over 2 training seeds (1, 2)");
+        StringAssert.Contains(stdout, "| generated |");
+        StringAssert.Contains(stdout, "generated − noaug:");
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "seeds.json"))).RootElement;
+        CollectionAssert.AreEqual(new[] { 1, 2 }, summary.GetProperty("seeds").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+        foreach (var m in summary.GetProperty("methods").EnumerateArray())
+        {
+            Assert.AreEqual(2, m.GetProperty("runs").GetInt32());
+            Assert.IsTrue(m.GetProperty("mDice_sd").GetDouble() >= 0);
+        }
+        var paired = summary.GetProperty("paired").EnumerateArray().Single();
+        Assert.AreEqual(2, paired.GetProperty("images").GetInt32(), "the 2 held-out images of the 10");
+        var first = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json"))).RootElement;
+        Assert.AreEqual(0.0, first.GetProperty("generator_seconds").GetDouble(), "no diffusion model was trained");
+
+        // Generators at another size are refused, naming the size to use.
+        (code, _, stderr) = Medseg("dasp", "--data", data, "--size", "24", "--generators", gen, "--methods", "generated", "--out", Path.Combine(_dir, "bad"));
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "run with --size 16");
+        (code, _, stderr) = Medseg("dasp", "--data", data, "--seeds", "1,x", "--out", Path.Combine(_dir, "bad"));
+        Assert.AreNotEqual(0, code);
+        StringAssert.Contains(stderr, "--seeds: 'x' is not an integer");
+    }
+
+    [TestMethod]
     public void Dasp_RunsTheFlow_WritesMetricsTableFiguresAndAModelThatPredicts()
     {
         string data = Path.Combine(_dir, "data");

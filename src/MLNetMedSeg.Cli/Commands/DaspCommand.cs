@@ -62,13 +62,19 @@ internal static class DaspCommand
         var gridEvery = new Option<int>("--grid-every") { Description = "also write the diffusion models' sample grids every n epochs (figures/mask-diffusion, figures/image-diffusion; 0: after training only)", DefaultValueFactory = _ => 0 };
         var robustness = new Option<bool>("--robustness") { Description = "also score every method under FGSM ε ∈ {0, 0.05, 0.1, 0.15, 0.2} (paper 001, Table 2)", DefaultValueFactory = _ => true };
         var testFraction = new Option<double>("--test-fraction") { Description = "fraction of the data held out for the comparison", DefaultValueFactory = _ => 0.2 };
-        var seed = new Option<int>("--seed") { Description = "seed of every random choice", DefaultValueFactory = _ => 0 };
+        var seed = new Option<int>("--seed") { Description = "seed of every random choice (the split; training too unless --seeds)", DefaultValueFactory = _ => 0 };
+        var seeds = new Option<string?>("--seeds") { Description = "comma-separated training seeds, e.g. 1,2,3: every method is trained once per seed on the same split (--seed's); the report gives mean ± sd and each method against No-Aug with a paired bootstrap interval" };
+        var generators = new Option<string?>("--generators") { Description = "a model file with trained mask and image diffusion models (written by 'medseg generate --save-model' or 'medseg dasp', e.g. data/models/kvasir-64-generators.zip): the generative methods use it instead of training the diffusion models" };
+        var encoder = new Option<string?>("--encoder") { Description = "segmenter encoder: plain, resnet18 or resnet34 (default: the backbone's own); see 'medseg train --help'" };
+        encoder.AcceptOnlyFromAmong(TrainCommand.Encoders);
+        var encoderWeights = new Option<string>("--encoder-weights") { Description = "segmenter encoder weights: none or imagenet (ResNet-18 from Microsoft.ML.DnnImageFeaturizer.ResNet18)", DefaultValueFactory = _ => "none" };
+        encoderWeights.AcceptOnlyFromAmong(TrainCommand.EncoderWeightChoices);
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         var output = new Option<string>("--out") { Description = "run folder for metrics.json, comparison.md, figures/ and model.zip", Required = true };
         var cmd = new Command("dasp", "run the whole DASP flow (mask diffusion → image diffusion → Diff-PGD with uncertainty → segmenter) and compare it with baselines")
         {
             data, size, backbone, widths, epochs, batch, lr, augment, diffusionEpochs, diffusionLr, diffusionWidth, timesteps, sampleSteps, synthetic, steps, stepSize, depth,
-            respacing, gradient, loss, every, methods, gridEvery, robustness, testFraction, seed, device, output,
+            respacing, gradient, loss, every, methods, gridEvery, robustness, testFraction, seed, seeds, generators, encoder, encoderWeights, device, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
@@ -96,6 +102,11 @@ internal static class DaspCommand
 
             var flow = Flow(parse.GetValue(backbone)!, parse.GetValue(epochs), parse.GetValue(batch), parse.GetValue(lr), parse.GetValue(augment)!,
                 parse.GetValue(diffusionEpochs), parse.GetValue(diffusionLr), parse.GetValue(diffusionWidth), parse.GetValue(timesteps), parse.GetValue(sampleSteps), n);
+            if (parse.GetValue(encoder) is not null || parse.GetValue(encoderWeights) != "none")
+            {
+                if (parse.GetValue(widths) is not null) throw new ArgumentException("--widths sets the plain encoder's widths; it cannot be combined with --encoder/--encoder-weights");
+                flow.Segmentation.Network = TrainCommand.NetworkOptions(parse.GetValue(backbone)!, parse.GetValue(encoder), parse.GetValue(encoderWeights)!, null);
+            }
             if (parse.GetValue(widths) is { } ws)
             {
                 var list = ws.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -135,25 +146,81 @@ internal static class DaspCommand
             using var test = MLNetRun.Cache(load.Transform(testPairs), ct);
             console.Err.WriteLine($"DASP at {n}x{n}: {nTrain} training pairs, {nTest} held out; methods: {string.Join(", ", methodList)}");
 
-            using var result = DaspExperiment.Run(ctx, train, test, flow, methodList,
-                robustnessEpsilons: parse.GetValue(robustness) ? AdversarialRobustness.PaperEpsilons : null, rowDone: r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{r.Method}: mIoU {r.MeanIoU:F4} mDice {r.MeanDice:F4} ({r.Seconds:F0} s)")), cancellationToken: ct);
-            bar.Complete();
-            EvaluateCommand.WriteAtomic(Path.Combine(run, "metrics.json"), result.ToJson());
-            EvaluateCommand.WriteAtomic(Path.Combine(run, "comparison.md"), result.ToMarkdown());
-            if (result.DaspEvaluation is { } ev) EvaluateCommand.WriteAtomic(Path.Combine(run, "dasp_evaluation.json"), ev.ToJson());
-            if (result.TakeModel() is { } model)
+            var seedList = parse.GetValue(seeds) is { } sv ? ParseSeeds(sv) : [seedValue];
+            ITransformer? generatorModel = null;
+            IDisposable? ownedGenerator = null;
+            (MaskDiffusionTransformer? Masks, ImageDiffusionTransformer Images)? pretrained = null;
+            if (parse.GetValue(generators) is { } generatorPath)
             {
-                // An ML.NET model: LoadImages → ResizeImages → the fitted flow (which segments with its U-Net).
-                using var owned = model;
-                var chain = images.Fit(trainPairs).Append(owned);
-                ml.MedSeg().SaveModel(chain, MLNetRun.ImagePathSchema(), Path.Combine(run, "model.zip"));
+                generatorModel = MLNetRun.LoadModel(ml, generatorPath, out _);
+                var (gm, gi) = GenerateCommand.Stages(generatorModel, generatorPath, out ownedGenerator);
+                if (gm.Network.Options.ImageSize != n || gi.Network.Options.ImageSize != n)
+                    throw new ArgumentException($"--generators '{generatorPath}' draws {gi.Network.Options.ImageSize}x{gi.Network.Options.ImageSize} pairs; run with --size {gi.Network.Options.ImageSize} (or train generators at {n} px)");
+                pretrained = (gm, gi);
+                console.Err.WriteLine($"using the generators of '{generatorPath}' (not training diffusion models)");
             }
-            console.Out.Write(result.ToMarkdown());
-            console.Out.WriteLine($"written to {run}: metrics.json, comparison.md, figures/" + (methodList.Contains("dasp") ? ", dasp_evaluation.json, model.zip" : ""));
+            try
+            {
+                var runs = new List<(int Seed, IReadOnlyList<DaspComparisonRow> Rows)>();
+                foreach (int trainingSeed in seedList)
+                {
+                    // Each seed trains every method anew on the same split, from its own MLContext seed; the first seed's
+                    // figures and DASP model are kept.
+                    var seedMl = seedList.Count == 1 ? ml : MLNetRun.CreateContext(console, trainingSeed, parse.GetValue(device)!);
+                    if (!ReferenceEquals(seedMl, ml)) seedMl.MedSeg().Progress = ml.MedSeg().Progress;
+                    var seedCtx = ReferenceEquals(seedMl, ml) ? ctx : MLContextBridge.ContextFor(seedMl, "Dasp");
+                    var seedFlow = flow.Clone();
+                    if (runs.Count > 0)
+                    {
+                        seedFlow.FigureFolder = null;
+                        seedFlow.MaskDiffusion.SampleGridFolder = null;
+                        seedFlow.ImageDiffusion.SampleGridFolder = null;
+                    }
+                    if (seedList.Count > 1) console.Err.WriteLine($"training seed {trainingSeed} ({runs.Count + 1} of {seedList.Count})");
+                    using var result = DaspExperiment.Run(seedCtx, train, test, seedFlow, methodList,
+                        robustnessEpsilons: parse.GetValue(robustness) ? AdversarialRobustness.PaperEpsilons : null, rowDone: r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{r.Method}: mIoU {r.MeanIoU:F4} mDice {r.MeanDice:F4} ({r.Seconds:F0} s)")), cancellationToken: ct, generators: pretrained);
+                    runs.Add((trainingSeed, result.Rows));
+                    if (runs.Count > 1) continue;
+                    EvaluateCommand.WriteAtomic(Path.Combine(run, "metrics.json"), result.ToJson());
+                    EvaluateCommand.WriteAtomic(Path.Combine(run, "comparison.md"), result.ToMarkdown());
+                    if (result.DaspEvaluation is { } ev) EvaluateCommand.WriteAtomic(Path.Combine(run, "dasp_evaluation.json"), ev.ToJson());
+                    if (result.TakeModel() is { } model)
+                    {
+                        // An ML.NET model: LoadImages → ResizeImages → the fitted flow (which segments with its U-Net).
+                        using var owned = model;
+                        var chain = images.Fit(trainPairs).Append(owned);
+                        ml.MedSeg().SaveModel(chain, MLNetRun.ImagePathSchema(), Path.Combine(run, "model.zip"));
+                    }
+                    if (seedList.Count == 1) console.Out.Write(result.ToMarkdown());
+                }
+                bar.Complete();
+                var summary = new DaspSeedSummary(runs);
+                EvaluateCommand.WriteAtomic(Path.Combine(run, "seeds.json"), summary.ToJson());
+                EvaluateCommand.WriteAtomic(Path.Combine(run, "seeds.md"), summary.ToMarkdown());
+                if (seedList.Count > 1) console.Out.Write(summary.ToMarkdown());
+                else foreach (var d in summary.Differences) console.Out.WriteLine("- " + d);
+                console.Out.WriteLine($"written to {run}: metrics.json, comparison.md, seeds.md, seeds.json, figures/" + (methodList.Contains("dasp") ? ", dasp_evaluation.json, model.zip" : ""));
+            }
+            finally
+            {
+                ownedGenerator?.Dispose();
+                (generatorModel as IDisposable)?.Dispose();
+            }
             return 0;
         }, ct)));
         return cmd;
+    }
+
+    /// <summary>"1,2,3" → [1, 2, 3]: distinct integers, at least one.</summary>
+    internal static List<int> ParseSeeds(string text)
+    {
+        var list = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(v => int.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var x) ? x
+                : throw new ArgumentException($"--seeds: '{v}' is not an integer")).ToList();
+        if (list.Count == 0) throw new ArgumentException("--seeds: give at least one seed");
+        if (list.Distinct().Count() != list.Count) throw new ArgumentException($"--seeds: '{text}' repeats a seed");
+        return list;
     }
 
     /// <summary>The flow's options for the command's settings: both diffusion models get the same U-Net.</summary>

@@ -237,7 +237,7 @@ internal static class GenerateCommand
     /// written by 'medseg dasp' (its DaspTransformer holds both; its image model conditions on the real masks' column,
     /// so a copy of it conditioned on the generated masks is made — <paramref name="owned"/> is that copy, to dispose).
     /// </summary>
-    private static (MaskDiffusionTransformer Masks, ImageDiffusionTransformer Images) Stages(ITransformer generator, string? path, out IDisposable? owned)
+    internal static (MaskDiffusionTransformer Masks, ImageDiffusionTransformer Images) Stages(ITransformer generator, string? path, out IDisposable? owned)
     {
         owned = null;
         var stages = generator as IEnumerable<ITransformer> ?? [generator];

@@ -152,7 +152,7 @@ public sealed class DaspEstimator : Microsoft.ML.IEstimator<DaspTransformer>, Pi
         var o = _options;
         // The mask diffusion's view already has k rows per input row; real masks are repeated k times.
         IDataView view = masks is null ? input : masks.Transform(input);
-        string maskColumn = masks is null ? o.MaskColumn : o.MaskDiffusion.OutputColumn;
+        string maskColumn = masks is null ? o.MaskColumn : masks.Options.OutputColumn;
         var pairs = images.DrawPairs(view, maskColumn, masks is null ? o.SyntheticPerImage : 1,
             o.ImageColumn, input.Schema[o.ImageColumn].Type, o.MaskColumn, input.Schema[o.MaskColumn].Type, ct);
         return pairs ?? throw new InvalidOperationException($"{Name}: the training data has no rows");

@@ -20,19 +20,24 @@ namespace MLNetMedSeg.Dasp;
 /// <param name="MeanDice">Held-out mDice in [0,1].</param>
 /// <param name="Seconds">Training time of the segmenter, including its attacks (the shared diffusion training is reported once).</param>
 /// <param name="Robustness">Held-out scores under FGSM at each ε asked for (paper 001, Table 2), or null.</param>
+/// <param name="ImageDice">Each held-out image's Dice, by image id (for paired comparisons across methods and seeds), or null.</param>
 public sealed record DaspComparisonRow(string Method, string Description, double MeanIoU, double MeanDice, double Seconds,
-    IReadOnlyList<RobustnessPoint>? Robustness = null);
+    IReadOnlyList<RobustnessPoint>? Robustness = null, IReadOnlyDictionary<string, double>? ImageDice = null);
 
 /// <summary>The outcome of <see cref="DaspExperiment.Run"/>. Owns the DASP model when one was trained: dispose it.</summary>
 public sealed class DaspExperimentResult : IDisposable
 {
-    internal DaspExperimentResult(IReadOnlyList<DaspComparisonRow> rows, double generatorSeconds, DaspTransformer? model, EvaluationResult? daspEvaluation)
+    internal DaspExperimentResult(IReadOnlyList<DaspComparisonRow> rows, double generatorSeconds, DaspTransformer? model, EvaluationResult? daspEvaluation,
+        IDisposable? owned = null)
     {
+        _owned = owned;
         Rows = rows;
         GeneratorSeconds = generatorSeconds;
         Model = model;
         DaspEvaluation = daspEvaluation;
     }
+
+    private IDisposable? _owned;
 
     /// <summary>One row per method, in the order asked.</summary>
     public IReadOnlyList<DaspComparisonRow> Rows { get; }
@@ -96,11 +101,16 @@ public sealed class DaspExperimentResult : IDisposable
         return m;
     }
 
-    /// <summary>Frees the DASP model if it was not taken.</summary>
+    /// <summary>
+    /// Frees the DASP model if it was not taken, and what the result holds for it (a copy of given generators drawing
+    /// another number of masks per row): a taken model built on given generators is used while the result lives.
+    /// </summary>
     public void Dispose()
     {
         Model?.Dispose();
         Model = null;
+        _owned?.Dispose();
+        _owned = null;
     }
 }
 
@@ -130,11 +140,13 @@ public static class DaspExperiment
     /// <paramref name="test"/>. <paramref name="flow"/> configures the diffusion models, the segmenter and DASP's attack
     /// (FGSM/Inverse-FGSM use ε = <paramref name="fgsmEpsilon"/>). With <paramref name="robustnessEpsilons"/> each
     /// segmenter is also scored on the held-out images attacked with FGSM at those strengths (paper 001, Table 2).
-    /// <paramref name="rowDone"/> is called after each method.
+    /// <paramref name="rowDone"/> is called after each method. With <paramref name="generators"/> (trained earlier, e.g.
+    /// the shipped ones) the generative methods use them instead of training the diffusion models; they stay the caller's.
     /// </summary>
     internal static DaspExperimentResult Run(MedSegContext context, IDataView train, IDataView test, DaspOptions flow,
         IReadOnlyList<string> methods, double fgsmEpsilon = 0.1, IReadOnlyList<double>? robustnessEpsilons = null,
-        Action<DaspComparisonRow>? rowDone = null, CancellationToken cancellationToken = default)
+        Action<DaspComparisonRow>? rowDone = null, CancellationToken cancellationToken = default,
+        (MaskDiffusionTransformer? Masks, ImageDiffusionTransformer Images)? generators = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(train);
@@ -148,8 +160,14 @@ public static class DaspExperiment
         new DaspEstimator(context, flow).GetOutputSchema(train.Schema);
 
         var rows = new List<DaspComparisonRow>();
-        MaskDiffusionTransformer? masks = null;
-        ImageDiffusionTransformer? images = null;
+        bool given = generators is not null;
+        MaskDiffusionTransformer? masks = generators?.Masks;
+        ImageDiffusionTransformer? images = generators?.Images;
+        MaskDiffusionTransformer? resampled = null; // the given mask model drawing SyntheticPerImage masks per row (owned here)
+        if (given && methods.Any(m => m is "generated" or "pgd" or "diffpgd" or "dasp") && masks is null)
+            throw new ArgumentException("the generators given have no mask diffusion, and a method asked for needs generated masks (generated, pgd, diffpgd, dasp)", nameof(generators));
+        if (masks is not null && given && masks.Options.SamplesPerRow != flow.SyntheticPerImage)
+            masks = resampled = masks.WithSamplesPerRow(flow.SyntheticPerImage);
         SegmentationTransformer? noAug = null;
         DaspTransformer? daspModel = null;
         EvaluationResult? daspEval = null;
@@ -196,7 +214,7 @@ public static class DaspExperiment
                         default:
                             var variant = Variant(flow, method);
                             var estimator = new DaspEstimator(context, variant);
-                            if (images is null || (variant.GeneratedMasks && masks is null))
+                            if (!given && (images is null || (variant.GeneratedMasks && masks is null)))
                             {
                                 var g = Stopwatch.StartNew();
                                 var fit = new DaspEstimator(context, WithGeneratedMasks(flow, methods)).FitGenerators(train, cancellationToken);
@@ -206,7 +224,7 @@ public static class DaspExperiment
                                 generatorSeconds += g.Elapsed.TotalSeconds;
                                 clock.Restart();
                             }
-                            dasp = estimator.FitWithGenerators(train, masks, images, ownsGenerators: false, cancellationToken);
+                            dasp = estimator.FitWithGenerators(train, masks, images!, ownsGenerators: false, cancellationToken);
                             segmenter = dasp.Segmenter;
                             break;
                     }
@@ -214,7 +232,9 @@ public static class DaspExperiment
                     double seconds = clock.Elapsed.TotalSeconds;
                     var robustness = robustnessEpsilons is null ? null
                         : AdversarialRobustness.UnderFgsm(segmenter, test, robustnessEpsilons, flow.ImageColumn, flow.MaskColumn, cancellationToken: cancellationToken);
-                    var row = new DaspComparisonRow(method, Methods[method], eval.MeanIoU, eval.MeanDice, seconds, robustness);
+                    var imageDice = new Dictionary<string, double>(StringComparer.Ordinal);
+                    foreach (var im in eval.Images) imageDice[im.Id] = im.Mean.Dice;
+                    var row = new DaspComparisonRow(method, Methods[method], eval.MeanIoU, eval.MeanDice, seconds, robustness, imageDice);
                     rows.Add(row);
                     rowDone?.Invoke(row);
                     if (method == "dasp")
@@ -239,20 +259,30 @@ public static class DaspExperiment
             DaspTransformer? result = null;
             if (daspModel is not null)
             {
-                // The result owns the models: rebuild the DASP transformer so that it owns the shared diffusion models too.
-                result = new DaspTransformer(context, daspModel.Options, daspModel.MaskDiffusion, daspModel.ImageDiffusion, daspModel.Segmenter, ownsGenerators: true);
-                masks = null;
-                images = null;
+                // The result owns the models: rebuild the DASP transformer so that it owns the shared diffusion models too
+                // (unless they were given: then they stay the caller's).
+                result = new DaspTransformer(context, daspModel.Options, daspModel.MaskDiffusion, daspModel.ImageDiffusion, daspModel.Segmenter, ownsGenerators: !given);
+                if (!given)
+                {
+                    masks = null;
+                    images = null;
+                }
                 daspModel = null;
             }
-            return new DaspExperimentResult(rows, generatorSeconds, result, daspEval);
+            var outcome = new DaspExperimentResult(rows, generatorSeconds, result, daspEval, resampled);
+            resampled = null;
+            return outcome;
         }
         finally
         {
             daspModel?.Dispose();
             noAug?.Dispose();
-            masks?.Dispose();
-            images?.Dispose();
+            if (!given)
+            {
+                masks?.Dispose();
+                images?.Dispose();
+            }
+            resampled?.Dispose();
         }
     }
 

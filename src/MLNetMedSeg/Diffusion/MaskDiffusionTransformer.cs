@@ -161,6 +161,34 @@ public sealed class MaskDiffusionTransformer : Core.MLNet.StageTransformer, IDis
     }
 
     /// <summary>
+    /// The same model drawing <paramref name="samplesPerRow"/> masks per row (a copy of the network; the same seed, so
+    /// sample j of row r is the mask this model draws there): how a flow asks a trained generator for its N′ = kN masks.
+    /// The caller owns the copy.
+    /// </summary>
+    internal MaskDiffusionTransformer WithSamplesPerRow(int samplesPerRow)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(samplesPerRow, 1);
+        var o = Options.Clone();
+        o.SamplesPerRow = samplesPerRow;
+        var net = new DiffusionUNet(_network.Options);
+        try
+        {
+            using (torch.no_grad())
+            {
+                var source = _network.state_dict();
+                foreach (var (k, v) in net.state_dict()) v.copy_(source[k]);
+            }
+            net.MoveTo(Context.Device);
+            return new MaskDiffusionTransformer(Context, o, net, History);
+        }
+        catch
+        {
+            net.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Samples mask 0 of rows <paramref name="firstRow"/> … firstRow + count − 1 of an unconditional model (the masks the
     /// output view gives for those rows' first sample): [count,1,H,W] float32 on the context's device.
     /// </summary>
