@@ -9,9 +9,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash build/setup.sh
 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q
-defaults=(--data data/kvasir-seg-sample --out runs/dasp --size 64 --widths 16,32,64,128 --epochs 20
-          --diffusion-epochs 15 --diffusion-width 16 --sample-steps 10 --synthetic 1 --attack-every 10
-          --methods noaug,basic,dasp)
+defaults=(--data data/kvasir-seg-sample --out runs/dasp --size 64 --epochs 20 --sample-steps 10 --synthetic 1 --attack-every 10)
+generators=data/models/kvasir-64-generators.zip
+if [ -f "$generators" ]; then
+  # The shipped generators (trained on Kvasir-SEG without the sample's pairs, data/models/README.md) and the ImageNet
+  # ResNet-18 encoder: four methods over three training seeds, with the paired verdict against No-Aug.
+  defaults+=(--generators "$generators" --encoder resnet18 --encoder-weights imagenet --seeds 1,2,3
+             --methods noaug,basic,generated,dasp)
+else
+  # No shipped generators yet: the flow trains small diffusion models itself (one seed).
+  defaults+=(--widths 16,32,64,128 --diffusion-epochs 15 --diffusion-width 16 --methods noaug,basic,dasp)
+fi
 args=("$@")
 given() { local a; for a in "${args[@]}"; do [[ $a == "$1" || $a == "$1="* ]] && return 0; done; return 1; }
 for ((i = 0; i < ${#defaults[@]}; i += 2)); do
