@@ -42,6 +42,15 @@ public sealed class DaspCliTests : CliTestBase
         var first = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json"))).RootElement;
         Assert.AreEqual(0.0, first.GetProperty("generator_seconds").GetDouble(), "no diffusion model was trained");
 
+        // A separate held-out folder: every --data pair trains, the --test pairs are scored.
+        string held = Path.Combine(_dir, "held");
+        MakeData(held, 3, seed: 9, Small16);
+        string run2 = Path.Combine(_dir, "heldout");
+        (code, _, stderr) = Medseg("dasp", "--data", data, "--test", held, "--size", "16", "--widths", "4,8", "--epochs", "1", "--batch", "4",
+            "--robustness", "false", "--methods", "noaug", "--out", run2);
+        Assert.AreEqual(0, code, stderr);
+        StringAssert.Contains(stderr, "10 training pairs, 3 held out");
+
         // Generators at another size are refused, naming the size to use.
         (code, _, stderr) = Medseg("dasp", "--data", data, "--size", "24", "--generators", gen, "--methods", "generated", "--out", Path.Combine(_dir, "bad"));
         Assert.AreEqual(1, code);

@@ -62,6 +62,7 @@ internal static class DaspCommand
         var gridEvery = new Option<int>("--grid-every") { Description = "also write the diffusion models' sample grids every n epochs (figures/mask-diffusion, figures/image-diffusion; 0: after training only)", DefaultValueFactory = _ => 0 };
         var robustness = new Option<bool>("--robustness") { Description = "also score every method under FGSM ε ∈ {0, 0.05, 0.1, 0.15, 0.2} (paper 001, Table 2)", DefaultValueFactory = _ => true };
         var testFraction = new Option<double>("--test-fraction") { Description = "fraction of the data held out for the comparison", DefaultValueFactory = _ => 0.2 };
+        var testData = new Option<string?>("--test") { Description = "a folder of held-out pairs (images/, masks/) to score on; then every pair of --data trains (e.g. to keep the test images out of the generators' training data)" };
         var seed = new Option<int>("--seed") { Description = "seed of every random choice (the split; training too unless --seeds)", DefaultValueFactory = _ => 0 };
         var seeds = new Option<string?>("--seeds") { Description = "comma-separated training seeds, e.g. 1,2,3: every method is trained once per seed on the same split (--seed's); the report gives mean ± sd and each method against No-Aug with a paired bootstrap interval" };
         var generators = new Option<string?>("--generators") { Description = "a model file with trained mask and image diffusion models (written by 'medseg generate --save-model' or 'medseg dasp', e.g. data/models/kvasir-64-generators.zip): the generative methods use it instead of training the diffusion models" };
@@ -74,7 +75,7 @@ internal static class DaspCommand
         var cmd = new Command("dasp", "run the whole DASP flow (mask diffusion → image diffusion → Diff-PGD with uncertainty → segmenter) and compare it with baselines")
         {
             data, size, backbone, widths, epochs, batch, lr, augment, diffusionEpochs, diffusionLr, diffusionWidth, timesteps, sampleSteps, synthetic, steps, stepSize, depth,
-            respacing, gradient, loss, every, methods, gridEvery, robustness, testFraction, seed, seeds, generators, encoder, encoderWeights, device, output,
+            respacing, gradient, loss, every, methods, gridEvery, robustness, testFraction, testData, seed, seeds, generators, encoder, encoderWeights, device, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
@@ -138,8 +139,19 @@ internal static class DaspCommand
 
             // The seeded split of the pairs (the same rows as before for the same seed), loaded at n×n.
             var all = MLNetRun.LoadPairs(ml, parse.GetRequiredValue(data));
-            var split = MLNetRun.Split(ml, all, 1 - tf, 0, seedValue);
-            var (trainPairs, testPairs, nTrain, nTest) = (split.Train, split.Test, split.TrainCount, split.TestCount);
+            IDataView trainPairs, testPairs;
+            long nTrain, nTest;
+            if (parse.GetValue(testData) is { } testDir)
+            {
+                trainPairs = all;
+                testPairs = MLNetRun.LoadPairs(ml, testDir, "--test");
+                (nTrain, nTest) = (MLNetRun.CountRows(trainPairs), MLNetRun.CountRows(testPairs));
+            }
+            else
+            {
+                var split = MLNetRun.Split(ml, all, 1 - tf, 0, seedValue);
+                (trainPairs, testPairs, nTrain, nTest) = (split.Train, split.Test, split.TrainCount, split.TestCount);
+            }
             var images = MLNetRun.LoadImages(ml, all, n, n);
             var load = images.Append(MLNetRun.LoadMasks(ml, n, n)).Append(MLNetRun.SelectIdImageMask(ml)).Fit(trainPairs);
             using var train = MLNetRun.Cache(load.Transform(trainPairs), ct);
