@@ -74,7 +74,7 @@ internal static class SynthesizeCommand
         var width = new Option<int>("--width") { Description = "base channels of the diffusion U-Net (Table A.1: 256; CPU default 32)", DefaultValueFactory = _ => new JointDiffusionOptions().Network.BaseChannels };
         var steps = new Option<int>("--diffusion-steps") { Description = "diffusion steps T (Table A.1: 1000)", DefaultValueFactory = _ => 1000 };
         var sampleSteps = new Option<int?>("--sample-steps") { Description = "joint: respaced DDIM sampling steps (default min(50, --diffusion-steps); Table A.1's respacing: 200)" };
-        var repaintSteps = new Option<int>("--repaint-steps") { Description = "repaint: RePaint's T, the schedule respaced to this many steps (RePaint: 250; CPU default 100)", DefaultValueFactory = _ => 100 };
+        var repaintSteps = new Option<int?>("--repaint-steps") { Description = "repaint: RePaint's T, the model's schedule respaced to this many steps (RePaint: 250; default min(100, the model's diffusion steps))" };
         var jumpLength = new Option<int>("--jump-length") { Description = "repaint: jump length (Table A.2: 10)", DefaultValueFactory = _ => 10 };
         var jumps = new Option<int>("--jump-resamplings") { Description = "repaint: jump resamplings, jump_n_sample (Table A.2: 5)", DefaultValueFactory = _ => 5 };
         var dilation = new Option<int?>("--dilation") { Description = "repaint: mask dilation radius in px (paper: 20 px at 256 px; default: that fraction of --size)" };
@@ -128,7 +128,7 @@ internal static class SynthesizeCommand
         public int Width { get; set; } = 32;
         public int DiffusionSteps { get; set; } = 1000;
         public int SampleSteps { get; set; } = 50;
-        public int RePaintSteps { get; set; } = 100;
+        public int? RePaintSteps { get; set; }
         public int JumpLength { get; set; } = 10;
         public int JumpResamplings { get; set; } = 5;
         public int? Dilation { get; set; }
@@ -160,7 +160,7 @@ internal static class SynthesizeCommand
             if (DiffusionSteps < 2) throw new ArgumentOutOfRangeException("--diffusion-steps", DiffusionSteps, "--diffusion-steps must be at least 2");
             if (SampleSteps < 1 || SampleSteps > DiffusionSteps)
                 throw new ArgumentOutOfRangeException("--sample-steps", SampleSteps, $"--sample-steps must be in 1..--diffusion-steps ({DiffusionSteps})");
-            if (RePaintSteps < 1) throw new ArgumentOutOfRangeException("--repaint-steps", RePaintSteps, "--repaint-steps must be at least 1");
+            if (RePaintSteps is < 1) throw new ArgumentOutOfRangeException("--repaint-steps", RePaintSteps, "--repaint-steps must be at least 1");
             if (JumpLength < 1) throw new ArgumentOutOfRangeException("--jump-length", JumpLength, "--jump-length must be at least 1");
             if (JumpResamplings < 1) throw new ArgumentOutOfRangeException("--jump-resamplings", JumpResamplings, "--jump-resamplings must be at least 1");
             if (Dilation is < 0) throw new ArgumentOutOfRangeException("--dilation", Dilation, "--dilation must be ≥ 0");
@@ -332,15 +332,16 @@ internal static class SynthesizeCommand
     {
         int dilation = s.Dilation ?? Math.Max(1, (int)Math.Round(20.0 * n / 256));
         int timeSteps = diffusion is JointDiffusionTransformer j ? j.Options.TimeSteps : ((ImageDiffusionTransformer)diffusion).Options.TimeSteps;
-        if (s.RePaintSteps > timeSteps)
-            throw new ArgumentOutOfRangeException("--repaint-steps", s.RePaintSteps, $"--repaint-steps ({s.RePaintSteps}) must not exceed the model's diffusion steps ({timeSteps})");
+        int repaintSteps = s.RePaintSteps ?? Math.Min(100, timeSteps);
+        if (repaintSteps > timeSteps)
+            throw new ArgumentOutOfRangeException("--repaint-steps", repaintSteps, $"--repaint-steps ({repaintSteps}) must not exceed the model's diffusion steps ({timeSteps})");
         var options = new RePaintOptions
         {
             ImageColumn = MLNetRun.Image, MaskColumn = MLNetRun.Mask, OutputColumn = Inpainted, SamplesPerImage = s.PerImage, DilationPixels = dilation,
-            SampleSteps = s.RePaintSteps, JumpLength = s.JumpLength, JumpResamplings = s.JumpResamplings,
+            SampleSteps = repaintSteps, JumpLength = s.JumpLength, JumpResamplings = s.JumpResamplings,
         };
         console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"inpainting each real image {s.PerImage} times (RePaint: T = {s.RePaintSteps}, jump length {s.JumpLength}, {s.JumpResamplings} resamplings; mask dilated by {dilation} px)"));
+            $"inpainting each real image {s.PerImage} times (RePaint: T = {repaintSteps}, jump length {s.JumpLength}, {s.JumpResamplings} resamplings; mask dilated by {dilation} px)"));
         using var repaint = ml.MedSeg().Generation.RePaint(diffusion, options).Fit(input);
         IDataView output = repaint.Transform(input);
         string imageColumn = Inpainted;
