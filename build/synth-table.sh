@@ -47,7 +47,8 @@ if [ "$report_only" != 1 ]; then
 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
 python3 build/kvasir-split.py "$data" "$split" "$split_seed" "$train_pairs"
 # Is the styling stage in this build? (--method styled is refused up front, before --per-image is checked, when not.)
-if $medseg synthesize --data "$split/train" --method styled --per-image 0 --out "$out/.probe" 2>&1 | grep -q "styling stage"; then
+probe=$($medseg synthesize --data "$split/train" --method styled --per-image 0 --out "$out/.probe" 2>&1 || true)
+if [[ "$probe" == *"styling stage"* ]]; then
   echo "styling stage not in this build: styled rows stay pending"
 else styled=1; fi
 fi
