@@ -23,6 +23,7 @@ public static class MedsegCli
             GenerateCommand.Create(console),
             DeformAttackCommand.Create(console),
             QualityCommand.Create(console),
+            SynthesizeCommand.Create(console),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
