@@ -147,6 +147,22 @@ public sealed class SynthesizeCliTests : CliTestBase
         (code, _, stderr) = Medseg(Args(data, "repaint", out2, "--model", gen, "--dilation", "1"));
         Assert.AreEqual(0, code, stderr);
         AssertSameFiles(out1, out2);
+
+        // styled: the same inpainted pairs, each image then styled towards its original; the masks stay the real ones.
+        string out3 = Path.Combine(_dir, "o3");
+        (code, stdout, stderr) = Medseg(Args(data, "styled", out3, "--model", gen, "--dilation", "1", "--style-steps", "4", "--style-skip", "1"));
+        Assert.AreEqual(0, code, stderr);
+        StringAssert.Contains(stderr, "styling each inpainted image towards its original (4 steps, 1 skipped");
+        CheckOutput(out3, "styled");
+        int changed = 0;
+        for (int i = 0; i < 6; i++)
+        {
+            CollectionAssert.AreEqual(Pixels(Path.Combine(data, "masks", $"case{i:D2}.png")), Pixels(Path.Combine(out3, "masks", $"case{i:D2}_0.png")));
+            var styled = Pixels(Path.Combine(out3, "images", $"case{i:D2}_0.png"));
+            var inpainted = Pixels(Path.Combine(out1, "images", $"case{i:D2}_0.png"));
+            changed += styled.Zip(inpainted).Count(p => p.First != p.Second);
+        }
+        Assert.IsTrue(changed > 0, "styling changes the inpainted images");
     }
 
     [TestMethod]
@@ -174,9 +190,9 @@ public sealed class SynthesizeCliTests : CliTestBase
         StringAssert.Contains(stderr, "--clusters 20 is more than the 3 images");
         StringAssert.Contains(stderr, "--no-clusters");
 
-        (code, _, stderr) = Medseg("synthesize", "--data", data, "--method", "styled", "--out", o);
+        (code, _, stderr) = Medseg("synthesize", "--data", data, "--method", "styled", "--style-steps", "1", "--out", o);
         Assert.AreEqual(1, code);
-        StringAssert.Contains(stderr, "styling stage");
+        StringAssert.Contains(stderr, "--style-steps must be at least 2");
 
         (code, _, stderr) = Medseg("synthesize", "--data", data, "--method", "joint", "--clusters", "2", "--no-clusters", "--out", o);
         Assert.AreEqual(1, code);

@@ -29,8 +29,8 @@ namespace MLNetMedSeg.Cli.Commands;
 /// <item><c>repaint</c>: each real image is inpainted --per-image times under its dilated mask (RePaint); the new pair is
 /// (inpainted image, original mask). --model may also be a mask-conditioned image diffusion model ('medseg generate',
 /// 'medseg dasp');</item>
-/// <item><c>styled</c>: repaint, then the styling stage (paper 004 step 4) — refused while that stage is not part of
-/// the library (see <see cref="StylingUnavailable"/>).</item>
+/// <item><c>styled</c>: repaint, then each inpainted image styled towards its original (paper 004 step 4, Appendix
+/// A.1.2: guided reverse steps with Table A.3's content and style losses; --style-steps, --style-skip).</item>
 /// </list>
 /// Writes OUTDIR/images/ID_J.png, OUTDIR/masks/ID_J.png (0/255) for real image ID and sample J, OUTDIR/grid.png (up to
 /// 16 pairs, mask | image) and OUTDIR/quality.json (<c>ml.MedSeg().CreateImageQualityEvaluator</c>: Fréchet ResNet-18
@@ -44,15 +44,7 @@ internal static class SynthesizeCommand
     internal static readonly string[] Methods = ["joint", "repaint", "styled"];
 
     /// <summary>The column names of the real data and of the cluster index.</summary>
-    private const string Cluster = "Cluster", Inpainted = "InpaintedImage";
-
-    /// <summary>
-    /// Why <c>--method styled</c> is refused: the styling stage of paper 004 (step 4, Appendix A.1.2: content/style-loss
-    /// guided sampling) is not in this build of the library. When it lands, <see cref="Style"/> calls it.
-    /// </summary>
-    internal const string StylingUnavailable =
-        "--method styled needs the styling stage of paper 004 (step 4, Appendix A.1.2), which is not part of this build of MLNetMedSeg yet; " +
-        "use --method repaint (the same pairs without styling)";
+    private const string Cluster = "Cluster", Inpainted = "InpaintedImage", Styled = "StyledImage";
 
     public static Command Create(CliConsole console)
     {
@@ -74,6 +66,8 @@ internal static class SynthesizeCommand
         var width = new Option<int>("--width") { Description = "base channels of the diffusion U-Net (Table A.1: 256; CPU default 32)", DefaultValueFactory = _ => new JointDiffusionOptions().Network.BaseChannels };
         var steps = new Option<int>("--diffusion-steps") { Description = "diffusion steps T (Table A.1: 1000)", DefaultValueFactory = _ => 1000 };
         var sampleSteps = new Option<int?>("--sample-steps") { Description = "joint: respaced DDIM sampling steps (default min(50, --diffusion-steps); Table A.1's respacing: 200)" };
+        var styleSteps = new Option<int?>("--style-steps") { Description = "styled: the styling's reverse schedule, the model's respaced to this many steps (the paper: 200; default min(20, the model's diffusion steps))" };
+        var styleSkip = new Option<int?>("--style-skip") { Description = "styled: steps of that schedule skipped, i.e. how far the inpainted image is noised before the guided steps (the paper: 80 of 200; default 40% of --style-steps)" };
         var repaintSteps = new Option<int?>("--repaint-steps") { Description = "repaint: RePaint's T, the model's schedule respaced to this many steps (RePaint: 250; default min(100, the model's diffusion steps))" };
         var jumpLength = new Option<int>("--jump-length") { Description = "repaint: jump length (Table A.2: 10)", DefaultValueFactory = _ => 10 };
         var jumps = new Option<int>("--jump-resamplings") { Description = "repaint: jump resamplings, jump_n_sample (Table A.2: 5)", DefaultValueFactory = _ => 5 };
@@ -88,7 +82,7 @@ internal static class SynthesizeCommand
         var output = new Option<string>("--out") { Description = "output folder (images/, masks/, grid.png, quality.json)", Required = true };
         var cmd = new Command("synthesize", "paper 004's synthetic pairs: joint image + mask diffusion (per cluster or on all data), RePaint inpainting of real images, styling")
         {
-            data, method, perImage, clusters, noClusters, size, epochs, batch, lr, width, steps, sampleSteps, repaintSteps, jumpLength, jumps, dilation,
+            data, method, perImage, clusters, noClusters, size, epochs, batch, lr, width, steps, sampleSteps, repaintSteps, styleSteps, styleSkip, jumpLength, jumps, dilation,
             featureSize, pairs, seed, device, checkpoints, saveModel, model, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
@@ -99,7 +93,7 @@ internal static class SynthesizeCommand
                 Clusters = parse.GetValue(noClusters) ? null : parse.GetValue(clusters) ?? 20, Size = parse.GetValue(size),
                 Epochs = parse.GetValue(epochs), Batch = parse.GetValue(batch), LearningRate = parse.GetValue(lr), Width = parse.GetValue(width),
                 DiffusionSteps = parse.GetValue(steps), SampleSteps = parse.GetValue(sampleSteps) ?? Math.Min(50, parse.GetValue(steps)), RePaintSteps = parse.GetValue(repaintSteps),
-                JumpLength = parse.GetValue(jumpLength), JumpResamplings = parse.GetValue(jumps), Dilation = parse.GetValue(dilation),
+                StyleSteps = parse.GetValue(styleSteps), StyleSkip = parse.GetValue(styleSkip), JumpLength = parse.GetValue(jumpLength), JumpResamplings = parse.GetValue(jumps), Dilation = parse.GetValue(dilation),
                 FeatureSize = parse.GetValue(featureSize), MsSsimPairs = parse.GetValue(pairs), Seed = parse.GetValue(seed),
                 Checkpoints = parse.GetValue(checkpoints), SaveModel = parse.GetValue(saveModel), Model = parse.GetValue(model),
                 Output = parse.GetRequiredValue(output),
@@ -129,6 +123,8 @@ internal static class SynthesizeCommand
         public int DiffusionSteps { get; set; } = 1000;
         public int SampleSteps { get; set; } = 50;
         public int? RePaintSteps { get; set; }
+        public int? StyleSteps { get; set; }
+        public int? StyleSkip { get; set; }
         public int JumpLength { get; set; } = 10;
         public int JumpResamplings { get; set; } = 5;
         public int? Dilation { get; set; }
@@ -146,7 +142,8 @@ internal static class SynthesizeCommand
         public void Validate()
         {
             if (Array.IndexOf(Methods, Method) < 0) throw new ArgumentException($"unknown --method '{Method}' (use {string.Join(", ", Methods)})");
-            if (Method == "styled" && Style is null) throw new NotSupportedException(StylingUnavailable);
+            if (StyleSteps is < 2) throw new ArgumentOutOfRangeException("--style-steps", StyleSteps, "--style-steps must be at least 2");
+            if (StyleSkip is < 0) throw new ArgumentOutOfRangeException("--style-skip", StyleSkip, "--style-skip must be ≥ 0");
             if (PerImage < 1) throw new ArgumentOutOfRangeException("--per-image", PerImage, "--per-image must be at least 1");
             if (Clusters is < 1) throw new ArgumentOutOfRangeException("--clusters", Clusters, "--clusters must be at least 1");
             if (Model is not null && SaveModel is not null) throw new ArgumentException("use either --model (load a model) or --save-model (train and save one), not both");
@@ -168,13 +165,6 @@ internal static class SynthesizeCommand
             if (MsSsimPairs < 1) throw new ArgumentOutOfRangeException("--pairs", MsSsimPairs, "--pairs must be at least 1");
         }
     }
-
-    /// <summary>
-    /// The styling stage for <c>--method styled</c>: (ML context, inpainted pairs as an ML.NET view with Id, the inpainted
-    /// image column and Mask) → the styled view (same rows, the image column replaced). Null while the library has no
-    /// styling stage: <c>styled</c> is then refused with <see cref="StylingUnavailable"/> before any work.
-    /// </summary>
-    internal static Func<MLContext, IDataView, string, IDataView>? Style => null;
 
     /// <summary>The fitted (or loaded) models of a run: the clustering stage (or null) and the diffusion model.</summary>
     private sealed record Models(ClusterImagesTransformer? Clusterer, StageTransformer Diffusion);
@@ -345,7 +335,27 @@ internal static class SynthesizeCommand
         using var repaint = ml.MedSeg().Generation.RePaint(diffusion, options).Fit(input);
         IDataView output = repaint.Transform(input);
         string imageColumn = Inpainted;
-        if (s.Method == "styled") output = Style!(ml, output, imageColumn);
+        StyleTransformer? styler = null;
+        if (s.Method == "styled")
+        {
+            // Paper 004 step 4 (Appendix A.1.2): each inpainted image is styled towards its original (Table A.3's weights).
+            int styleSteps = s.StyleSteps ?? Math.Min(20, timeSteps);
+            if (styleSteps > timeSteps)
+                throw new ArgumentOutOfRangeException("--style-steps", styleSteps, $"--style-steps ({styleSteps}) must not exceed the model's diffusion steps ({timeSteps})");
+            int skip = s.StyleSkip ?? (int)Math.Round(0.4 * styleSteps);
+            if (skip >= styleSteps) throw new ArgumentOutOfRangeException("--style-skip", skip, $"--style-skip must be below --style-steps ({styleSteps})");
+            var so = new StyleOptions
+            {
+                SourceColumn = Inpainted, TargetColumn = MLNetRun.Image, MaskColumn = MLNetRun.Mask, OutputColumn = Styled,
+                SampleSteps = styleSteps, SkipSteps = skip,
+            };
+            console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"styling each inpainted image towards its original ({styleSteps} steps, {skip} skipped; Table A.3's loss weights)"));
+            styler = ml.MedSeg().Generation.Style(diffusion, so).Fit(output);
+            output = styler.Transform(output);
+            imageColumn = Styled;
+        }
+        using var ownedStyler = styler;
         int k = s.PerImage, done = 0;
         long total = MLNetRun.CountRows(input) * k;
         var view = MLNetData.AsLibraryView(output);
