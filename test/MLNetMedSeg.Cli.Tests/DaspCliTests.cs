@@ -129,6 +129,37 @@ public sealed class DaspCliTests : CliTestBase
     }
 
     [TestMethod]
+    public void Dasp_WithTheCdalBackbone_RunsEndToEnd_AndSavesACdalFlow()
+    {
+        string data = Path.Combine(_dir, "data");
+        MakeData(data, 8, seed: 5, Small16);
+        string run = Path.Combine(_dir, "cdal");
+        var (code, stdout, stderr) = Medseg("dasp", "--data", data, "--size", "16", "--backbone", "cdal", "--epochs", "1", "--batch", "4",
+            "--cdal-timesteps", "2", "--samples", "2", "--attention-scale", "8", "--latent-dim", "16",
+            "--diffusion-epochs", "1", "--diffusion-width", "8", "--timesteps", "20", "--sample-steps", "4", "--attack-steps", "1", "--sdedit-steps", "10",
+            "--sdedit-depth", "2", "--attack-every", "1", "--robustness", "false", "--test-fraction", "0.25", "--out", run);
+        Assert.AreEqual(0, code, stderr);
+        StringAssert.Contains(stdout, "| dasp |");
+        var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json"))).RootElement;
+        CollectionAssert.AreEqual(new[] { "noaug", "dasp" }, metrics.GetProperty("methods").EnumerateArray().Select(r => r.GetProperty("method").GetString()).ToArray(),
+            "cDAL's default comparison leaves out 'basic'");
+        Assert.IsTrue(metrics.GetProperty("mDice").GetDouble() is >= 0 and <= 1);
+
+        var loaded = new MLContext().Model.Load(Path.Combine(run, "model.zip"), out _);
+        var flow = ((IEnumerable<ITransformer>)loaded).OfType<MLNetMedSeg.Dasp.DaspTransformer>().Single();
+        Assert.IsInstanceOfType<MLNetMedSeg.Segmentation.Cdal.CdalTransformer>(flow.Segmenter);
+        (loaded as IDisposable)?.Dispose();
+        string masks = Path.Combine(_dir, "cdal-pred");
+        (code, _, stderr) = Medseg("predict", "--model", Path.Combine(run, "model.zip"), "--images", Path.Combine(data, "images"), "--out", masks);
+        Assert.AreEqual(0, code, stderr);
+        Assert.AreEqual(8, Directory.GetFiles(masks, "*.png").Length);
+
+        (code, _, stderr) = Medseg("dasp", "--data", data, "--size", "16", "--backbone", "cdal", "--methods", "noaug,basic", "--out", Path.Combine(_dir, "bad"));
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "'basic'");
+    }
+
+    [TestMethod]
     public void Dasp_BadArguments_FailClearly()
     {
         var (code, _, stderr) = Medseg("dasp", "--data", Path.Combine(_dir, "missing"), "--out", Path.Combine(_dir, "run"));

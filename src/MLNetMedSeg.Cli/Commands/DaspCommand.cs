@@ -8,6 +8,7 @@ using MLNetMedSeg.Dasp;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Cdal;
 using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Segmentation.Networks;
 using LogLevel = MLNetMedSeg.Pipeline.LogLevel;
@@ -22,6 +23,10 @@ namespace MLNetMedSeg.Cli.Commands;
 /// RUNDIR/figures/ (the DASP sample grid and the diffusion models' grids) and RUNDIR/model.zip (an ML.NET model:
 /// LoadImages → ResizeImages → the fitted flow, which segments with its U-Net). The data are loaded with ML.NET
 /// (LoadImageMaskPairs, LoadImages, ResizeImages, LoadMasks) and handed to the flow as the library's in-memory views.
+/// <c>--backbone cdal [--cdal-timesteps 2] [--samples 5] [--attention-scale 16] [--latent-dim 100]</c> makes every
+/// method's segmenter the cDAL diffusion segmenter (CPU-sized network, as <c>medseg train --backbone cdal</c>; the
+/// attack differentiates its K-sample Algorithm-2 prediction); its comparison defaults to noaug,dasp (no classic
+/// augmentation for cDAL).
 /// </summary>
 internal static class DaspCommand
 {
@@ -29,8 +34,12 @@ internal static class DaspCommand
     {
         var data = new Option<string>("--data") { Description = "folder with images/ and masks/ (matched by file stem)", Required = true };
         var size = new Option<int>("--size") { Description = "images and masks are resized to size×size pixels", DefaultValueFactory = _ => 64 };
-        var backbone = new Option<string>("--backbone") { Description = "segmenter: unet, unetpp, linknet or deeplabv3plus", DefaultValueFactory = _ => "unet" };
-        backbone.AcceptOnlyFromAmong(TrainCommand.Backbones);
+        var backbone = new Option<string>("--backbone") { Description = "segmenter: unet, unetpp, linknet, deeplabv3plus, or cdal (the conditional diffusion segmenter of paper 003, attacked through its Algorithm-2 prediction)", DefaultValueFactory = _ => "unet" };
+        backbone.AcceptOnlyFromAmong(TrainCommand.TrainBackbones);
+        var cdalTimesteps = new Option<int>("--cdal-timesteps") { Description = "cdal: the segmenter's diffusion steps T (paper: 2 for chest X-rays, 4 for MoNuSeg)", DefaultValueFactory = _ => 2 };
+        var samples = new Option<int>("--samples") { Description = "cdal: samples averaged per image at prediction and in the attack (paper: 5)", DefaultValueFactory = _ => 5 };
+        var attentionScale = new Option<int>("--attention-scale") { Description = "cdal: side of the discriminator feature maps that give the attention map (must be size/2^k)", DefaultValueFactory = _ => 16 };
+        var latentDim = new Option<int>("--latent-dim") { Description = "cdal: dimension of the random latent z (paper: 100)", DefaultValueFactory = _ => 100 };
         var widths = new Option<string?>("--widths") { Description = "segmenter encoder widths, shallow to deep, e.g. 16,32,64,128 (default: the backbone's 5 levels)" };
         var epochs = new Option<int>("--epochs") { Description = "segmenter training epochs (DASP: 200)", DefaultValueFactory = _ => 20 };
         var batch = new Option<int>("--batch") { Description = "segmenter batch size (DASP: 16)", DefaultValueFactory = _ => 16 };
@@ -76,6 +85,7 @@ internal static class DaspCommand
         {
             data, size, backbone, widths, epochs, batch, lr, augment, diffusionEpochs, diffusionLr, diffusionWidth, timesteps, sampleSteps, synthetic, steps, stepSize, depth,
             respacing, gradient, loss, every, methods, gridEvery, robustness, testFraction, testData, seed, seeds, generators, encoder, encoderWeights, device, output,
+            cdalTimesteps, samples, attentionScale, latentDim,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
         {
@@ -93,7 +103,10 @@ internal static class DaspCommand
             if (n < 16 || n % 8 != 0) throw new ArgumentOutOfRangeException("--size", n, "--size must be a multiple of 8, at least 16");
             double tf = parse.GetValue(testFraction);
             if (tf is <= 0 or >= 1) throw new ArgumentOutOfRangeException("--test-fraction", tf, "--test-fraction must be in (0, 1)");
-            var methodList = parse.GetValue(methods)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            bool cdal = parse.GetValue(backbone) == "cdal";
+            // cDAL has no classic augmentation: its default comparison leaves 'basic' out.
+            string methodText = cdal && parse.GetResult(methods) is not { Implicit: false } ? "noaug,dasp" : parse.GetValue(methods)!;
+            var methodList = methodText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (var m in methodList)
                 if (!DaspExperiment.Methods.ContainsKey(m))
                     throw new ArgumentException($"--methods: unknown method '{m}'; choose from: {string.Join(", ", DaspExperiment.Methods.Keys)}");
@@ -101,7 +114,14 @@ internal static class DaspCommand
             Directory.CreateDirectory(run);
             string figures = Path.Combine(run, "figures");
 
-            var flow = Flow(parse.GetValue(backbone)!, parse.GetValue(epochs), parse.GetValue(batch), parse.GetValue(lr), parse.GetValue(augment)!,
+            if (cdal)
+            {
+                if (parse.GetValue(encoder) is not null || parse.GetValue(encoderWeights) != "none" || parse.GetValue(widths) is not null)
+                    throw new ArgumentException("--encoder, --encoder-weights and --widths are options of the segmentation networks, not of --backbone cdal");
+                if (parse.GetValue(augment) != "none") throw new ArgumentException("--augment is not supported with --backbone cdal");
+                if (methodList.Contains("basic")) throw new ArgumentException("--methods: 'basic' (classic augmentation) is not supported with --backbone cdal");
+            }
+            var flow = Flow(cdal ? "unet" : parse.GetValue(backbone)!, parse.GetValue(epochs), parse.GetValue(batch), parse.GetValue(lr), parse.GetValue(augment)!,
                 parse.GetValue(diffusionEpochs), parse.GetValue(diffusionLr), parse.GetValue(diffusionWidth), parse.GetValue(timesteps), parse.GetValue(sampleSteps), n);
             if (parse.GetValue(encoder) is not null || parse.GetValue(encoderWeights) != "none")
             {
@@ -116,6 +136,18 @@ internal static class DaspCommand
                 if (list.Length < 2) throw new ArgumentException("--widths needs at least two levels");
                 flow.Segmentation.Network.EncoderDepth = list.Length;
                 flow.Segmentation.Network.EncoderWidths = list;
+            }
+            if (cdal)
+            {
+                // The generator's learning rate: --lr when given, else the paper code's (CdalOptions' default).
+                double? generatorLr = parse.GetResult(lr) is { Implicit: false } ? parse.GetValue(lr) : null;
+                flow.Segmenter = DaspSegmenter.Cdal;
+                flow.Cdal = new CdalTrainerOptions
+                {
+                    Cdal = TrainCommand.CdalModel(parse.GetValue(cdalTimesteps), parse.GetValue(samples), parse.GetValue(attentionScale), parse.GetValue(latentDim), generatorLr, n),
+                    Epochs = parse.GetValue(epochs),
+                    BatchSize = parse.GetValue(batch),
+                };
             }
             flow.SyntheticPerImage = parse.GetValue(synthetic);
             flow.AttackEveryEpochs = parse.GetValue(every);
@@ -199,7 +231,7 @@ internal static class DaspCommand
                     if (result.DaspEvaluation is { } ev) EvaluateCommand.WriteAtomic(Path.Combine(run, "dasp_evaluation.json"), ev.ToJson());
                     if (result.TakeModel() is { } model)
                     {
-                        // An ML.NET model: LoadImages → ResizeImages → the fitted flow (which segments with its U-Net).
+                        // An ML.NET model: LoadImages → ResizeImages → the fitted flow (which segments with its U-Net or cDAL model).
                         using var owned = model;
                         var chain = images.Fit(trainPairs).Append(owned);
                         ml.MedSeg().SaveModel(chain, MLNetRun.ImagePathSchema(), Path.Combine(run, "model.zip"));

@@ -7,6 +7,7 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Cdal;
 using TorchSharp;
 using TorchSharp.Modules;
 
@@ -17,7 +18,9 @@ namespace MLNetMedSeg.Dasp;
 /// conditional image diffusion on the pairs, generates N′ = k·N pairs {x̃, ỹ}, and trains the segmenter on the real
 /// pairs plus the generated ones attacked with Diff-PGD and W (Eq. 9–11) — online by default: the generated images are
 /// re-attacked against the segmenter being trained every <see cref="DaspOptions.AttackEveryEpochs"/> epochs. The result
-/// is one <see cref="DaspTransformer"/> (the three fitted models), saved as one model file, that predicts masks.
+/// is one <see cref="DaspTransformer"/> (the three fitted models), saved as one model file, that predicts masks. The
+/// segmenter is a U-Net-family network, or the cDAL diffusion segmenter with <see cref="DaspOptions.Segmenter"/> =
+/// <see cref="DaspSegmenter.Cdal"/> (attacked through its differentiable Algorithm-2 prediction).
 /// </summary>
 public sealed class DaspEstimator : Microsoft.ML.IEstimator<DaspTransformer>, Pipeline.IEngineEstimator<DaspTransformer>
 {
@@ -61,7 +64,9 @@ public sealed class DaspEstimator : Microsoft.ML.IEstimator<DaspTransformer>, Pi
         ArgumentNullException.ThrowIfNull(inputSchema);
         new MaskDiffusionEstimator(_context, _options.MaskDiffusion).GetOutputSchema(inputSchema);
         new ImageDiffusionEstimator(_context, ImageOptions(_options)).GetOutputSchema(inputSchema);
-        return new SegmentationTrainer(_context, _options.Segmentation).GetOutputSchema(inputSchema);
+        return _options.Segmenter == DaspSegmenter.Cdal
+            ? new CdalTrainer(_context, _options.Cdal).GetOutputSchema(inputSchema)
+            : new SegmentationTrainer(_context, _options.Segmentation).GetOutputSchema(inputSchema);
     }
 
     /// <summary>Runs the whole flow on real image/mask pairs. Progress goes to the context's progress sink, stage by stage.</summary>
@@ -137,7 +142,7 @@ public sealed class DaspEstimator : Microsoft.ML.IEstimator<DaspTransformer>, Pi
         }
         catch
         {
-            segmenter.Dispose();
+            ((IDisposable)segmenter).Dispose();
             throw;
         }
     }
@@ -158,37 +163,73 @@ public sealed class DaspEstimator : Microsoft.ML.IEstimator<DaspTransformer>, Pi
         return pairs ?? throw new InvalidOperationException($"{Name}: the training data has no rows");
     }
 
-    private SegmentationTransformer TrainSegmenter(IDataView real, InMemoryDataView synthetic, ImageDiffusionTransformer images, CancellationToken ct)
+    private IDifferentiableSegmenter TrainSegmenter(IDataView real, InMemoryDataView synthetic, ImageDiffusionTransformer images, CancellationToken ct)
     {
         var o = _options;
-        var seg = o.Segmentation.Clone();
         if (o.Attack is null)
         {
             // Table 2, rows 1–2: the generated pairs as they are, with Eq. 11's weights.
             using var joint = Join(real, synthetic);
-            seg.SampleWeightColumn = FlagColumn;
-            seg.SampleWeightMode = SampleWeightMode.IsAugmentedFlag;
-            return new SegmentationTrainer(_context, seg).Fit(joint, ct);
+            return TrainOn(_context, o, joint, FlagColumn, null, ct);
         }
         if (o.AttackEveryEpochs > 0)
         {
-            seg.OnlineAttack = new OnlineAdversarialOptions
+            var online = new OnlineAdversarialOptions
             {
                 Attack = o.Attack.Clone(), EveryEpochs = o.AttackEveryEpochs, Copies = 1, Source = synthetic, SdEditor = images,
             };
-            return new SegmentationTrainer(_context, seg).Fit(real, ct);
+            return TrainOn(_context, o, real, null, online, ct);
         }
         // Offline: attack once against a segmenter trained on the real pairs, then train a fresh one on real + attacked.
-        using var first = new SegmentationTrainer(_context, seg).Fit(real, ct);
-        var attack = o.Attack.Clone();
-        attack.ImageColumn = o.ImageColumn;
-        attack.MaskColumn = o.MaskColumn;
-        using var attacked = AdversarialPairs.Generate(_context, synthetic, first, attack, images,
-            new AdversarialPairsOptions { Copies = 1, IncludeReal = false, IdColumn = null }, ct);
-        using var all = Join(real, attacked);
-        seg.SampleWeightColumn = FlagColumn;
-        seg.SampleWeightMode = SampleWeightMode.IsAugmentedFlag;
-        return new SegmentationTrainer(_context, seg).Fit(all, ct);
+        var first = TrainOn(_context, o, real, null, null, ct);
+        try
+        {
+            var attack = o.Attack.Clone();
+            attack.ImageColumn = o.ImageColumn;
+            attack.MaskColumn = o.MaskColumn;
+            using var attacked = AdversarialPairs.Generate(_context, synthetic, first, attack, images,
+                new AdversarialPairsOptions { Copies = 1, IncludeReal = false, IdColumn = null }, ct);
+            using var all = Join(real, attacked);
+            return TrainOn(_context, o, all, FlagColumn, null, ct);
+        }
+        finally
+        {
+            ((IDisposable)first).Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Trains the flow's segmenter (<see cref="DaspOptions.Segmenter"/>: the U-Net family or cDAL) on
+    /// <paramref name="data"/>: rows flagged in <paramref name="flagColumn"/> (≠ 0) count as augmented in Eq. 11 (the
+    /// segmentation loss's sample weights; cDAL's generator loss per row), and <paramref name="online"/> attacks rows
+    /// against the segmenter being trained. <paramref name="classic"/> overrides the U-Net's classic augmentation
+    /// (cDAL has none: anything but None is refused).
+    /// </summary>
+    internal static IDifferentiableSegmenter TrainOn(MedSegContext context, DaspOptions flow, IDataView data, string? flagColumn,
+        IOnlineAugmentation? online, CancellationToken ct, Augmentation.Classic.ClassicAugmentationKind? classic = null)
+    {
+        if (flow.Segmenter == DaspSegmenter.Cdal)
+        {
+            if (classic is { } k && k != Augmentation.Classic.ClassicAugmentationKind.None)
+                throw new NotSupportedException($"{Name}: the cDAL segmenter has no classic augmentation ({k}): compare it without 'basic'");
+            var c = flow.Cdal.Clone();
+            c.ImageColumn = flow.ImageColumn;
+            c.MaskColumn = flow.MaskColumn;
+            c.AugmentedFlagColumn = flagColumn;
+            c.OnlineAttack = online;
+            return new CdalTrainer(context, c).Fit(data, ct);
+        }
+        var seg = flow.Segmentation.Clone();
+        seg.ImageColumn = flow.ImageColumn;
+        seg.MaskColumn = flow.MaskColumn;
+        if (classic is { } kind) seg.Augmentation = kind;
+        if (flagColumn is not null)
+        {
+            seg.SampleWeightColumn = flagColumn;
+            seg.SampleWeightMode = SampleWeightMode.IsAugmentedFlag;
+        }
+        seg.OnlineAttack = online;
+        return new SegmentationTrainer(context, seg).Fit(data, ct);
     }
 
     private const string FlagColumn = "IsAugmented";
@@ -203,6 +244,8 @@ public sealed class DaspEstimator : Microsoft.ML.IEstimator<DaspTransformer>, Pi
         o.MaskDiffusion.SamplesPerRow = o.SyntheticPerImage;
         o.Segmentation.ImageColumn = o.ImageColumn;
         o.Segmentation.MaskColumn = o.MaskColumn;
+        o.Cdal.ImageColumn = o.ImageColumn;
+        o.Cdal.MaskColumn = o.MaskColumn;
         if (o.FigureFolder is { } f)
         {
             o.MaskDiffusion.SampleGridFolder ??= Path.Combine(f, "mask-diffusion");

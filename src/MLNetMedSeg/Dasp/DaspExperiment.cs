@@ -168,7 +168,7 @@ public static class DaspExperiment
             throw new ArgumentException("the generators given have no mask diffusion, and a method asked for needs generated masks (generated, pgd, diffpgd, dasp)", nameof(generators));
         if (masks is not null && given && masks.Options.SamplesPerRow != flow.SyntheticPerImage)
             masks = resampled = masks.WithSamplesPerRow(flow.SyntheticPerImage);
-        SegmentationTransformer? noAug = null;
+        IDifferentiableSegmenter? noAug = null;
         DaspTransformer? daspModel = null;
         EvaluationResult? daspEval = null;
         double generatorSeconds = 0;
@@ -179,7 +179,7 @@ public static class DaspExperiment
                 cancellationToken.ThrowIfCancellationRequested();
                 context.WriteLog(LogLevel.Info, "DASP comparison", $"method '{method}': {Methods[method]}");
                 var clock = Stopwatch.StartNew();
-                SegmentationTransformer? segmenter = null;
+                IDifferentiableSegmenter? segmenter = null;
                 DaspTransformer? dasp = null;
                 try
                 {
@@ -187,17 +187,14 @@ public static class DaspExperiment
                     {
                         case "noaug":
                         case "basic":
-                            var o = flow.Segmentation.Clone();
-                            o.Augmentation = method == "basic" ? ClassicAugmentationKind.Basic : ClassicAugmentationKind.None;
-                            segmenter = new SegmentationTrainer(context, o).Fit(train, cancellationToken);
+                            segmenter = DaspEstimator.TrainOn(context, flow, train, null, null, cancellationToken,
+                                method == "basic" ? ClassicAugmentationKind.Basic : ClassicAugmentationKind.None);
                             break;
                         case "fgsm":
                         case "ifgsm":
                             if (noAug is null)
                             {
-                                var o0 = flow.Segmentation.Clone();
-                                o0.Augmentation = ClassicAugmentationKind.None;
-                                noAug = new SegmentationTrainer(context, o0).Fit(train, cancellationToken);
+                                noAug = DaspEstimator.TrainOn(context, flow, train, null, null, cancellationToken, ClassicAugmentationKind.None);
                             }
                             var attack = method == "fgsm" ? AdversarialAttackOptions.FgsmPreset(fgsmEpsilon) : AdversarialAttackOptions.InverseFgsmPreset(fgsmEpsilon);
                             attack.ImageColumn = flow.ImageColumn;
@@ -205,10 +202,7 @@ public static class DaspExperiment
                             using (var pairs = AdversarialPairs.Generate(context, train, noAug, attack, null,
                                        new AdversarialPairsOptions { Copies = 1, IdColumn = null }, cancellationToken))
                             {
-                                var o1 = flow.Segmentation.Clone();
-                                o1.SampleWeightColumn = "IsAugmented";
-                                o1.SampleWeightMode = SampleWeightMode.IsAugmentedFlag;
-                                segmenter = new SegmentationTrainer(context, o1).Fit(pairs, cancellationToken);
+                                segmenter = DaspEstimator.TrainOn(context, flow, pairs, "IsAugmented", null, cancellationToken);
                             }
                             break;
                         default:
@@ -228,7 +222,7 @@ public static class DaspExperiment
                             segmenter = dasp.Segmenter;
                             break;
                     }
-                    var eval = DataViewEvaluation.EvaluateBinary(context, segmenter.Transform(test), flow.MaskColumn);
+                    var eval = DataViewEvaluation.EvaluateBinary(context, ((ITransformer)segmenter).Transform(test), flow.MaskColumn);
                     double seconds = clock.Elapsed.TotalSeconds;
                     var robustness = robustnessEpsilons is null ? null
                         : AdversarialRobustness.UnderFgsm(segmenter, test, robustnessEpsilons, flow.ImageColumn, flow.MaskColumn, cancellationToken: cancellationToken);
@@ -253,7 +247,7 @@ public static class DaspExperiment
                 finally
                 {
                     if (dasp is not null) dasp.Dispose();
-                    else if (segmenter is not null && !ReferenceEquals(segmenter, daspModel?.Segmenter)) segmenter.Dispose();
+                    else if (segmenter is not null && !ReferenceEquals(segmenter, daspModel?.Segmenter)) ((IDisposable)segmenter).Dispose();
                 }
             }
             DaspTransformer? result = null;
@@ -276,7 +270,7 @@ public static class DaspExperiment
         finally
         {
             daspModel?.Dispose();
-            noAug?.Dispose();
+            (noAug as IDisposable)?.Dispose();
             if (!given)
             {
                 masks?.Dispose();

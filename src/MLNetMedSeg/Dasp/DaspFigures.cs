@@ -20,7 +20,7 @@ public static class DaspFigures
     /// Attacks the first <see cref="DaspOptions.FigureCount"/> generated pairs against <paramref name="segmenter"/> with the
     /// flow's attack (DASP's when it has none) and writes <c>dasp_samples.png</c> into <paramref name="folder"/>; returns its path.
     /// </summary>
-    internal static string Write(string folder, IDataView generated, SegmentationTransformer segmenter, ISdEditor sdEditor, DaspOptions options, ulong seed)
+    internal static string Write(string folder, IDataView generated, IDifferentiableSegmenter segmenter, ISdEditor sdEditor, DaspOptions options, ulong seed)
     {
         ArgumentNullException.ThrowIfNull(generated);
         ArgumentNullException.ThrowIfNull(segmenter);
@@ -36,7 +36,7 @@ public static class DaspFigures
                 ys.Add(cursor.GetTensor(options.MaskColumn).clone());
             }
         if (xs.Count == 0) throw new InvalidOperationException("DASP figures: no generated pairs");
-        var device = segmenter.Context.Device;
+        var device = segmenter.Device;
         var x = torch.stack(xs.ToArray(), 0).to(device);
         var y = torch.stack(ys.ToArray(), 0).to(device);
         var attack = (options.Attack ?? AdversarialAttackOptions.Dasp()).Clone();

@@ -1,6 +1,7 @@
 using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Segmentation;
+using MLNetMedSeg.Segmentation.Cdal;
 using MLNetMedSeg.Segmentation.Losses;
 
 namespace MLNetMedSeg.Dasp;
@@ -26,6 +27,21 @@ public sealed class DaspOptions
     /// for the plain per-image soft Dice.
     /// </summary>
     public SegmentationTrainerOptions Segmentation { get; set; } = PaperSegmentation();
+
+    /// <summary>
+    /// Which segmenter the flow trains (default <see cref="DaspSegmenter.Segmentation"/>: the U-Net family of
+    /// <see cref="Segmentation"/>); <see cref="DaspSegmenter.Cdal"/> trains the cDAL diffusion segmenter of paper 003 with
+    /// <see cref="Cdal"/> — attacked online through its differentiable Algorithm-2 prediction, Eq. 11 weighting its
+    /// generator's per-row loss (see <see cref="CdalTrainerOptions.OnlineAttack"/>).
+    /// </summary>
+    public DaspSegmenter Segmenter { get; set; } = DaspSegmenter.Segmentation;
+
+    /// <summary>
+    /// The cDAL trainer when <see cref="Segmenter"/> is <see cref="DaspSegmenter.Cdal"/> (its image and mask columns are
+    /// set to <see cref="ImageColumn"/> and <see cref="MaskColumn"/>; binary: <c>Cdal.Classes</c> = 1). Default: the
+    /// trainer's defaults with <see cref="CdalTrainerOptions.CpuSizedModel"/>.
+    /// </summary>
+    public CdalTrainerOptions Cdal { get; set; } = new() { Cdal = CdalTrainerOptions.CpuSizedModel() };
 
     /// <summary>The trainer's default options with DASP's loss (the generalised Dice of Eq. 11's [30]).</summary>
     public static SegmentationTrainerOptions PaperSegmentation()
@@ -85,6 +101,7 @@ public sealed class DaspOptions
         c.MaskDiffusion = MaskDiffusion.Clone();
         c.ImageDiffusion = ImageDiffusion.Clone();
         c.Segmentation = Segmentation.Clone();
+        c.Cdal = Cdal.Clone();
         c.Attack = Attack?.Clone();
         return c;
     }
@@ -100,6 +117,15 @@ public sealed class DaspOptions
         if (FigureCount < 1) throw new ArgumentException($"FigureCount must be ≥ 1, got {FigureCount}", nameof(FigureCount));
         if (string.IsNullOrEmpty(ImageColumn)) throw new ArgumentException("ImageColumn is required", nameof(ImageColumn));
         if (string.IsNullOrEmpty(MaskColumn)) throw new ArgumentException("MaskColumn is required", nameof(MaskColumn));
+        if (!Enum.IsDefined(Segmenter)) throw new ArgumentException($"unknown Segmenter {Segmenter}", nameof(Segmenter));
+        if (Cdal is null) throw new ArgumentException("Cdal options are required (null is not a choice: set Segmenter)", nameof(Cdal));
+        if (Segmenter == DaspSegmenter.Cdal)
+        {
+            if (Cdal.Cdal.Classes != 1) throw new ArgumentException("DASP generates binary masks: Cdal.Cdal.Classes must be 1", nameof(Cdal));
+            if (Cdal.OnlineAttack is not null)
+                throw new ArgumentException("the flow sets Cdal.OnlineAttack itself from Attack and AttackEveryEpochs; leave it null", nameof(Cdal));
+            Cdal.Validate();
+        }
         if (Segmentation.Network.Classes != 1)
             throw new ArgumentException("DASP generates binary masks: Segmentation.Network.Classes must be 1", nameof(Segmentation));
         if (Segmentation.OnlineAttack is not null)
@@ -109,4 +135,14 @@ public sealed class DaspOptions
         ImageDiffusion.Validate();
         Segmentation.Validate();
     }
+}
+
+/// <summary>The segmenter a DASP flow trains.</summary>
+public enum DaspSegmenter
+{
+    /// <summary>A U-Net-family network (<see cref="DaspOptions.Segmentation"/>; DASP's own). Default.</summary>
+    Segmentation,
+
+    /// <summary>The cDAL conditional diffusion segmenter of paper 003 (<see cref="DaspOptions.Cdal"/>).</summary>
+    Cdal,
 }

@@ -18,7 +18,8 @@ public sealed class DaspModelOptions
 }
 
 /// <summary>
-/// The fitted DASP flow: the segmenter trained on real + attacked generated pairs, with the two diffusion models that
+/// The fitted DASP flow: the segmenter (a U-Net-family <see cref="SegmentationTransformer"/> or a cDAL
+/// <see cref="Segmentation.Cdal.CdalTransformer"/>) trained on real + attacked generated pairs, with the two diffusion models that
 /// made those pairs. <see cref="Transform"/> predicts (the segmenter's Probability and Predicted columns);
 /// <see cref="GeneratePairs"/> draws new pairs {x̃, ỹ}. Saved as one model entry with the children "segmenter",
 /// "image_diffusion" and, when masks were generated, "mask_diffusion". Owns its models: dispose it.
@@ -39,13 +40,15 @@ public sealed class DaspTransformer : Core.MLNet.StageTransformer, IDisposable
     /// <paramref name="ownsGenerators"/> is false (then they stay the caller's and must outlive it).
     /// </summary>
     internal DaspTransformer(MedSegContext context, DaspOptions options, MaskDiffusionTransformer? maskDiffusion,
-        ImageDiffusionTransformer imageDiffusion, SegmentationTransformer segmenter, bool ownsGenerators = true)
+        ImageDiffusionTransformer imageDiffusion, IDifferentiableSegmenter segmenter, bool ownsGenerators = true)
     {
         _ownsGenerators = ownsGenerators;
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(imageDiffusion);
         ArgumentNullException.ThrowIfNull(segmenter);
+        _segmenter = segmenter as Core.MLNet.StageTransformer ?? throw new ArgumentException(
+            $"{LoaderSignature}: the segmenter ({segmenter.GetType().Name}) is not one of the library's stages (SegmentationTransformer, CdalTransformer)", nameof(segmenter));
         Context = context;
         Options = options.Clone();
         MaskDiffusion = maskDiffusion;
@@ -65,17 +68,22 @@ public sealed class DaspTransformer : Core.MLNet.StageTransformer, IDisposable
     /// <summary>The mask-conditioned image diffusion (also the SDEdit model of the attack).</summary>
     public ImageDiffusionTransformer ImageDiffusion { get; }
 
-    /// <summary>The trained segmenter.</summary>
-    public SegmentationTransformer Segmenter { get; }
+    /// <summary>
+    /// The trained segmenter: a <see cref="SegmentationTransformer"/> (U-Net family) or a
+    /// <see cref="Segmentation.Cdal.CdalTransformer"/> (<see cref="DaspOptions.Segmenter"/> = <see cref="DaspSegmenter.Cdal"/>).
+    /// </summary>
+    public IDifferentiableSegmenter Segmenter { get; }
+
+    private readonly Core.MLNet.StageTransformer _segmenter;
 
     /// <summary>The segmenter's output schema.</summary>
-    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Segmenter.GetOutputSchema(inputSchema);
+    internal override DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _segmenter.GetOutputSchema(inputSchema);
 
     /// <summary>Adds the segmenter's Probability and Predicted columns.</summary>
     internal override IDataView Transform(IDataView input)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return Segmenter.Transform(input);
+        return _segmenter.Transform(input);
     }
 
     /// <summary>
@@ -111,7 +119,7 @@ public sealed class DaspTransformer : Core.MLNet.StageTransformer, IDisposable
         ArgumentNullException.ThrowIfNull(context);
         ObjectDisposedException.ThrowIf(_disposed, this);
         context.WriteOptionsEntry(LoaderSignature, CurrentVersion, new DaspModelOptions { Flow = Options, HasMaskDiffusion = MaskDiffusion is not null });
-        context.WriteChild("segmenter", Segmenter);
+        context.WriteChild("segmenter", _segmenter);
         context.WriteChild("image_diffusion", ImageDiffusion);
         if (MaskDiffusion is not null) context.WriteChild("mask_diffusion", MaskDiffusion);
     }
@@ -135,7 +143,10 @@ public sealed class DaspTransformer : Core.MLNet.StageTransformer, IDisposable
                 if (c is IDisposable d) loaded.Add(d);
                 return c as T ?? throw new InvalidDataException($"{LoaderSignature}: the child entry '{name}' is a {c.GetType().Name}, not a {typeof(T).Name}");
             }
-            var segmenter = Child<SegmentationTransformer>("segmenter");
+            // A U-Net-family model (every model saved before cDAL could be DASP's segmenter) or a cDAL one.
+            var segmenter = saved.Flow.Segmenter == DaspSegmenter.Cdal
+                ? (IDifferentiableSegmenter)Child<Segmentation.Cdal.CdalTransformer>("segmenter")
+                : Child<SegmentationTransformer>("segmenter");
             var images = Child<ImageDiffusionTransformer>("image_diffusion");
             var masks = saved.HasMaskDiffusion ? Child<MaskDiffusionTransformer>("mask_diffusion") : null;
             return new DaspTransformer(context.Context, saved.Flow, masks, images, segmenter);
@@ -152,7 +163,7 @@ public sealed class DaspTransformer : Core.MLNet.StageTransformer, IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        Segmenter.Dispose();
+        ((IDisposable)_segmenter).Dispose();
         if (!_ownsGenerators) return;
         ImageDiffusion.Dispose();
         MaskDiffusion?.Dispose();

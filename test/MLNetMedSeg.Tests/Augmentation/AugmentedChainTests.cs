@@ -92,11 +92,11 @@ public sealed class AugmentedChainTests
     }
 
     [TestMethod]
-    public void CdalAfterTheGenerators_TrainsOnRealPlusGeneratedPairs_AndRefusesAdversarialTraining()
+    public void CdalAfterTheGenerators_TrainsOnRealPlusGeneratedPairs_AndRunsAdversarialTrainingOnline()
     {
         var ml = new MLContext(seed: 6);
-        var log = new List<string>();
-        ml.Log += (_, e) => { lock (log) log.Add(e.Message); };
+        var log = new List<(string Source, string Message)>();
+        ml.Log += (_, e) => { lock (log) log.Add((e.Source, e.Message)); };
         var cdal = new MLNetMedSeg.Segmentation.Cdal.CdalTrainerOptions
         {
             Cdal = MLNetMedSeg.Tests.Segmentation.Cdal.CdalTestUtil.Small(S), Epochs = 1, BatchSize = 4, PredictionBatchSize = 4,
@@ -104,17 +104,30 @@ public sealed class AugmentedChainTests
         cdal.Cdal.Samples = 2;
         var data = Pairs(ml);
         var model = Loading(ml).Append(Masks(ml)).Append(Images(ml)).Append(ml.MedSeg().Trainers.Cdal(cdal)).Fit(data);
-        string line;
-        lock (log) line = log.FirstOrDefault(m => m.Contains("generated pairs", StringComparison.Ordinal)) ?? "";
-        StringAssert.Contains(line, "8 real rows + 16 generated pairs", "cDAL saw the 8 real rows and k = 2 generated pairs per row");
+        string Line(string what)
+        {
+            lock (log) return log.Select(l => l.Message).FirstOrDefault(m => m.Contains(what, StringComparison.Ordinal)) ?? "";
+        }
+        StringAssert.Contains(Line("generated pairs"), "8 real rows + 16 generated pairs", "cDAL saw the 8 real rows and k = 2 generated pairs per row");
         var scored = model.Transform(data);
         Assert.AreEqual(8, Probabilities(scored).Length, "the augmenters add no rows when the model scores");
 
+        // Adversarial training in the chain: the generated pairs are attacked against the cDAL generator being trained.
+        lock (log) log.Clear();
         var withAttack = Loading(ml).Append(Masks(ml)).Append(Images(ml))
-            .Append(ml.MedSeg().Augmentation.AdversarialTraining())
+            .Append(ml.MedSeg().Augmentation.AdversarialTraining(new AdversarialAttackOptions { Steps = 1, SdEditRespacing = 10, SdEditDepth = 2 }))
             .Append(ml.MedSeg().Trainers.Cdal(cdal));
-        var e = Assert.ThrowsException<InvalidOperationException>(() => withAttack.Fit(data));
-        StringAssert.Contains(e.Message, "cDAL trainer cannot run it");
+        var attacked = withAttack.Fit(data);
+        string line = Line("generated pairs");
+        StringAssert.Contains(line, "8 real rows + 16 generated pairs");
+        StringAssert.Contains(line, "attacked online (DiffPgd + W");
+        StringAssert.Contains(Line("attacked rows"), "epoch 1: 16 attacked rows", "one attacked copy of each of the 16 generated pairs (the chain stage's default)");
+        Assert.AreEqual(1, attacked.OfType<AdversarialTrainingTransformer>().Count());
+        var cdalModel = attacked.OfType<MLNetMedSeg.Segmentation.Cdal.CdalTransformer>().Single();
+        Assert.IsTrue(double.IsFinite(cdalModel.History.Single().GeneratorLoss));
+        var p = Probabilities(attacked.Transform(data));
+        Assert.AreEqual(8, p.Length, "one scored row per input row");
+        Assert.IsTrue(p.All(r => r.All(v => v >= 0 && v <= 1)));
     }
 
     [TestMethod]

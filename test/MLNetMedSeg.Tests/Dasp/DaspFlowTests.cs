@@ -101,6 +101,52 @@ public sealed class DaspFlowTests
     }
 
     [TestMethod]
+    public void CdalSegmenter_FitsOnline_SavesAndLoadsBitIdentically()
+    {
+        using var scope = NewDisposeScope();
+        var ctx = new MedSegContext(seed: 14);
+        using var data = AdversarialTestKit.Discs(4, 14);
+        var o = Tiny(segEpochs: 1);
+        o.Segmenter = DaspSegmenter.Cdal;
+        o.Cdal = new MLNetMedSeg.Segmentation.Cdal.CdalTrainerOptions
+        {
+            Cdal = MLNetMedSeg.Tests.Segmentation.Cdal.CdalTestUtil.Small(AdversarialTestKit.Size), Epochs = 1, BatchSize = 4, PredictionBatchSize = 4,
+        };
+        o.Cdal.Cdal.Samples = 2;
+        o.Attack!.Steps = 1;
+        var logs = new List<string>();
+        ctx.Log += (_, e) => { if (e.Source == "OnlineAdversarialAugmenter") lock (logs) logs.Add(e.Message); };
+        using var model = new DaspEstimator(ctx, o).Fit(data);
+        Assert.IsInstanceOfType<MLNetMedSeg.Segmentation.Cdal.CdalTransformer>(model.Segmenter);
+        Assert.AreEqual(1, logs.Count, "the generated pairs were attacked against the cDAL generator once (1 epoch)");
+        StringAssert.StartsWith(logs[0], "epoch 1: 8 attacked rows", "2 generated pairs per real row, one attacked copy each");
+
+        static List<float[]> Probabilities(IDataView scored)
+        {
+            var rows = new List<float[]>();
+            using var cur = scored.GetRowCursor("Probability");
+            while (cur.MoveNext()) rows.Add(AdversarialTestKit.Values(cur.GetTensor("Probability")));
+            return rows;
+        }
+        var expected = Probabilities(model.Transform(data));
+        Assert.AreEqual(4, expected.Count);
+        string file = Path.Combine(Path.GetTempPath(), $"dasp-cdal-{Guid.NewGuid():N}.zip");
+        try
+        {
+            TestModels.Save(model, file);
+            using var loaded = (DaspTransformer)TestModels.Load(file);
+            Assert.AreEqual(DaspSegmenter.Cdal, loaded.Options.Segmenter);
+            Assert.IsInstanceOfType<MLNetMedSeg.Segmentation.Cdal.CdalTransformer>(loaded.Segmenter);
+            var actual = Probabilities(loaded.Transform(data));
+            for (int i = 0; i < expected.Count; i++) CollectionAssert.AreEqual(expected[i], actual[i], $"row {i} after ml.Model.Save/Load");
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [TestMethod]
     public void OfflineAttack_AndNoAttack_Run_AndTheSegmenterLearns()
     {
         using var scope = NewDisposeScope();

@@ -54,9 +54,11 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
     /// </summary>
     /// <remarks>
     /// After a mask diffusion and an image diffusion in a chain (augmenters, see <see cref="IAugmentedTrainingInput"/>),
-    /// trains on the real rows plus the generated pairs (the "Generated" augmentation; cDAL's objective has no per-row
-    /// weights, so the pool is used as it is). Adversarial training in the chain is refused: its online attack runs
-    /// inside the segmentation trainer.
+    /// trains on the real rows plus the generated pairs, the generator's per-row loss weighted with Eq. 11 (mean over
+    /// the real rows + mean over the generated rows of each batch; see <see cref="CdalTrainerOptions.OnlineAttack"/>).
+    /// With adversarial training in the chain (<c>ml.MedSeg().Augmentation.AdversarialTraining</c>), the generated pairs
+    /// are attacked against the generator being trained every n epochs (<see cref="CdalTrainerOptions.OnlineAttack"/>)
+    /// and each epoch trains on the real rows plus the current attacked pairs.
     /// </remarks>
     public CdalTransformer Fit(Microsoft.ML.IDataView input)
     {
@@ -70,20 +72,29 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
     {
         try
         {
-            if (a.OnlineAugmentationOn(real) is not null)
-                throw new InvalidOperationException($"{Name}: adversarial training (ml.MedSeg().Augmentation.AdversarialTraining) attacks the network a segmentation trainer trains; a cDAL trainer cannot run it: remove it from the chain, or attack a fitted cDAL model offline");
             if (!a.HasGeneratedPairs)
             {
                 if (a.HasGeneratedMasks)
                     throw new InvalidOperationException($"{Name}: the chain generates masks but no images for them: add ml.MedSeg().Generation.ImageDiffusion(...) after the mask diffusion");
+                if (a.OnlineAugmentationOn(real) is not null)
+                    throw new InvalidOperationException($"{Name}: adversarial training attacks generated pairs: add a mask diffusion and an image diffusion before it");
                 return Fit(real, CancellationToken.None);
             }
             if (_options.Cdal.Classes != 1)
                 throw new InvalidOperationException($"{Name}: the chain's generated pairs have binary masks, and this cDAL model has {_options.Cdal.Classes} classes");
             var pairs = a.GeneratedPairs ?? throw new InvalidOperationException($"{Name}: the generators produced no pairs (the training data has no rows)");
-            _context.WriteLog(LogLevel.Info, Name, $"training on {real.GetRowCount()} real rows + {pairs.RowCount} generated pairs");
-            using var joint = TrainingPool.Join(real, pairs, _options.ImageColumn, _options.MaskColumn, "IsAugmented", device: _context.Device);
-            return Fit(joint, CancellationToken.None);
+            var online = a.OnlineAugmentationOn(pairs);
+            _context.WriteLog(LogLevel.Info, Name, $"training on {real.GetRowCount()} real rows + {pairs.RowCount} generated pairs" +
+                (online is not null ? $", attacked online ({online.Description})" : ""));
+            var o = _options.Clone();
+            if (online is not null)
+            {
+                o.OnlineAttack = online;
+                return FitOptions(o, real, CancellationToken.None);
+            }
+            using var joint = TrainingPool.Join(real, pairs, o.ImageColumn, o.MaskColumn, AugmentedFlagColumn, device: _context.Device);
+            o.AugmentedFlagColumn = AugmentedFlagColumn;
+            return FitOptions(o, joint, CancellationToken.None);
         }
         finally
         {
@@ -161,11 +172,19 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
     internal CdalTransformer Fit(IDataView input, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(input);
-        if (_options.ValidationData is not null || _options.ValidationSet is not { } set) return FitWith(_options, input, cancellationToken);
+        return FitOptions(_options, input, cancellationToken);
+    }
+
+    private const string AugmentedFlagColumn = "IsAugmented";
+
+    /// <summary>Fits with <paramref name="options"/> (same seed and context), reading their ML.NET validation set first.</summary>
+    private CdalTransformer FitOptions(CdalTrainerOptions options, IDataView input, CancellationToken cancellationToken)
+    {
+        if (options.ValidationData is not null || options.ValidationSet is not { } set) return FitWith(options, input, cancellationToken);
         // The ML.NET validation set of the options (a chain's trainer): checked, then read once into memory.
-        Core.MLNet.MLNetData.CheckSchema(set.Schema, s => { CheckTrainingSchema(s, _options); return s; });
+        Core.MLNet.MLNetData.CheckSchema(set.Schema, s => { CheckTrainingSchema(s, options); return s; });
         using var validation = CachedDataView.Create(Core.MLNet.MLNetData.AsLibraryView(set), cancellationToken);
-        var o = _options.Clone();
+        var o = options.Clone();
         o.ValidationData = validation;
         return FitWith(o, input, cancellationToken);
     }
@@ -174,6 +193,7 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
     {
         var (h, _) = CheckTrainingSchema(input.Schema, options);
         if (options.ValidationData is { } vd) CheckTrainingSchema(vd.Schema, options);
+        if (options.AugmentedFlagColumn is { } fc) input.Schema.Require(fc, NumberColumnType.Instance, Name);
         if (!input.CanShuffle) throw new InvalidOperationException($"{Name}: the training data cannot be shuffled; cache it first (ml.Data.Cache)");
         cancellationToken.ThrowIfCancellationRequested();
         var o = options.Clone();
@@ -205,6 +225,7 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
     private sealed class Run : TrainingProcess, IDisposable
     {
         private const string ValidationMetric = "val mDice";
+        private const string AttackFlagColumn = "__IsAttacked";
         private readonly MedSegContext _ctx;
         private readonly CdalTrainerOptions _o;
         private readonly ulong _seed;
@@ -217,6 +238,8 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
         private LRScheduler? _schedG, _schedD;
         private Generator? _rng;
         private ValidationHandler? _validation;
+        private IOnlineAugmenter? _online;
+        private InMemoryDataView? _pool;
 
         public Run(MedSegContext ctx, CdalTrainerOptions o, ulong seed, IDataView input, CancellationToken ct)
         {
@@ -244,6 +267,11 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
             _rng = new Generator(MedSegContext.MixSeed(_seed, "train", 0));   // timesteps, noises, latents (CPU: the same draws on any device)
             _g.DropoutGenerator = _rng;
             _step = new CdalTrainingStep(cdal, _g, _d);
+            if (o.OnlineAttack is { } online)
+            {
+                _online = online.CreateAugmenter(MedSegContext.MixSeed(_seed, "online-attack", 0));
+                _ctx.WriteLog(LogLevel.Info, CdalTrainer.Name, $"online attack against the generator being trained: {online.Description}");
+            }
             if (o.CosineSchedule)
             {
                 _schedG = torch.optim.lr_scheduler.CosineAnnealingLR(_step.GeneratorOptimizer, o.Epochs, Math.Min(o.MinLearningRate, cdal.GeneratorLearningRate));
@@ -279,17 +307,52 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
 
         public override double? LearningRate => _step?.GeneratorOptimizer.LearningRate();
 
-        public override long? StepsPerEpoch => _input.GetRowCount() is long n ? (n + _o.BatchSize - 1) / _o.BatchSize : null;
+        public override long? StepsPerEpoch
+        {
+            get
+            {
+                long? rows = _pool?.RowCount ?? _input.GetRowCount();
+                if (rows is long n && _online is not null && _pool is null) rows = n + _o.OnlineAttack!.RowsFor(n);
+                return rows is long r ? (r + _o.BatchSize - 1) / _o.BatchSize : null;
+            }
+        }
+
+        /// <summary>
+        /// Online adversarial training: when due (every EveryEpochs epochs from epoch 1, and at a resumed run's first
+        /// epoch — the rows are not in checkpoints), the rows are attacked against the generator being trained through
+        /// its seeded, differentiable Algorithm-2 prediction (the augmenter puts it in eval mode and restores its modes),
+        /// then pooled with the real rows (flagged for Eq. 11).
+        /// </summary>
+        public override void OnEpochStarted(TrainingState state)
+        {
+            if (_online is not { } on || (_pool is not null && (state.Epoch - 1) % _o.OnlineAttack!.EveryEpochs != 0)) return;
+            _pool?.Dispose();
+            _pool = null;
+            var g = _g!;
+            var sampler = new CdalSampler(_o.Cdal, g);
+            ulong samplingSeed = _o.SamplingSeed ?? 0;
+            var rows = on.Regenerate(new OnlineAugmentationRequest(_ctx, g, x => CdalTransformer.SeededLogits(sampler, samplingSeed, x, _device),
+                _input, _o.ImageColumn, _o.MaskColumn, _o.BatchSize, _device, state.Epoch, state.CancellationToken));
+            _pool = TrainingPool.Join(_input, rows, _o.ImageColumn, _o.MaskColumn, AttackFlagColumn, _o.AugmentedFlagColumn, _device);
+            g.train();
+        }
 
         internal override IEnumerable<DataBatch> Batches(TrainingState state)
         {
             var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", state.Epoch) & 0x7FFFFFFF));
-            return _input.GetBatches([_o.ImageColumn, _o.MaskColumn], _o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
+            var o = _o;
+            if (_pool is { } pool)
+                return pool.GetBatches([o.ImageColumn, o.MaskColumn, AttackFlagColumn], o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
+            string[] columns = o.AugmentedFlagColumn is { } fc ? [o.ImageColumn, o.MaskColumn, fc] : [o.ImageColumn, o.MaskColumn];
+            return _input.GetBatches(columns, o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
         }
 
         internal override StepResult Step(DataBatch batch, TrainingState state)
         {
-            var l = _step!.Step(batch[_o.ImageColumn], batch[_o.MaskColumn], _rng!, state.Epoch);
+            // Eq. 11 on the generator's per-row loss: 1/N_real for the batch's real rows, 1/N_aug for its augmented ones.
+            string? flag = _pool is not null ? AttackFlagColumn : _o.AugmentedFlagColumn;
+            using var w = flag is null ? null : Losses.SampleWeights.FromBatch(batch, flag, Losses.SampleWeightMode.IsAugmentedFlag, _device);
+            var l = _step!.Step(batch[_o.ImageColumn], batch[_o.MaskColumn], _rng!, state.Epoch, w);
             var terms = new Dictionary<string, double>(StringComparer.Ordinal)
             {
                 ["D"] = l.Discriminator, ["D real"] = l.DiscriminatorReal, ["D fake"] = l.DiscriminatorFake, ["R1"] = l.R1Penalty,
@@ -369,11 +432,15 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
             Epochs = _o.CosineSchedule ? _o.Epochs : (int?)null,   // the cosine schedule's period
             Seed = _seed.ToString(CultureInfo.InvariantCulture),
             Validation = _o.ValidationData is not null,
+            _o.AugmentedFlagColumn,
+            OnlineAttack = _o.OnlineAttack is { } oa ? System.Text.Json.JsonSerializer.SerializeToNode(oa, oa.GetType()) : null,
         };
 
         public void Dispose()
         {
             _validation?.Dispose();
+            _pool?.Dispose();
+            _online?.Dispose();
             _step?.Dispose();
             _g?.Dispose();
             _d?.Dispose();

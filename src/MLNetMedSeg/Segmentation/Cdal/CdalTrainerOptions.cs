@@ -87,6 +87,29 @@ public sealed class CdalTrainerOptions
     [JsonIgnore]
     public string? CheckpointFolder { get; set; }
 
+    /// <summary>
+    /// Online adversarial training (e.g. <c>Augmentation.Adversarial.OnlineAdversarialOptions</c>): every
+    /// <see cref="IOnlineAugmentation.EveryEpochs"/> epochs, from epoch 1, the rows are attacked against the generator
+    /// being trained — through its differentiable Algorithm-2 prediction (<see cref="CdalSampler.Logits"/>, K samples
+    /// seeded per image by <see cref="SamplingSeed"/> and the image's content, as the fitted model's
+    /// <see cref="CdalTransformer.Logits"/>), the generator in eval mode during the attack and put back after — and each
+    /// epoch draws its batches of <see cref="BatchSize"/> from the pool of real and attacked rows. Eq. 11 of paper 000
+    /// enters cDAL through the generator's loss: each row's Eq. 4 loss (its MSE [+ adversarial term]) is weighted
+    /// 1/N_real (real rows of the batch) or 1/N_aug (attacked rows), so the batch's generator loss is the mean over its
+    /// real rows plus the mean over its attacked rows; the discriminator's losses stay batch means (they fit the
+    /// denoising distribution of every row, real or attacked). A resumed run regenerates the attacked rows at its first
+    /// epoch (they are not in checkpoints). Default null: no online attack. Not saved with the model.
+    /// </summary>
+    [JsonIgnore]
+    public IOnlineAugmentation? OnlineAttack { get; set; }
+
+    /// <summary>
+    /// Internal: a Number column flagging augmented rows (≠ 0) of the training data — the chain's real + generated pool:
+    /// the generator's loss then weighs them with Eq. 11 as <see cref="OnlineAttack"/>'s pool. Null: every row the same.
+    /// </summary>
+    [JsonIgnore]
+    internal string? AugmentedFlagColumn { get; set; }
+
     /// <summary>Called after every epoch (after its checkpoint) with its record (not serialised).</summary>
     [JsonIgnore]
     public Action<CdalEpochRecord>? EpochCompleted { get; set; }
@@ -109,11 +132,12 @@ public sealed class CdalTrainerOptions
         DiscriminatorTimeEmbeddingDim = 128,
     };
 
-    /// <summary>A deep copy (the validation data and callback are shared).</summary>
+    /// <summary>A deep copy (the validation data and callback are shared; the online attack is copied).</summary>
     public CdalTrainerOptions Clone()
     {
         var c = (CdalTrainerOptions)MemberwiseClone();
         c.Cdal = Cdal.Clone();
+        c.OnlineAttack = OnlineAttack?.Clone();
         return c;
     }
 
@@ -131,6 +155,7 @@ public sealed class CdalTrainerOptions
         if (PredictionBatchSize < 1) throw new ArgumentException($"PredictionBatchSize must be ≥ 1, got {PredictionBatchSize}", nameof(PredictionBatchSize));
         if (ValidationBatchSize < 1) throw new ArgumentException($"ValidationBatchSize must be ≥ 1, got {ValidationBatchSize}", nameof(ValidationBatchSize));
         if (EarlyStoppingPatience is < 1) throw new ArgumentException($"EarlyStoppingPatience must be ≥ 1 or null, got {EarlyStoppingPatience}", nameof(EarlyStoppingPatience));
+        OnlineAttack?.Validate();
         // At Cdal.ImageSize here; the trainer checks again at the training images' side.
         Cdal.Validate();
     }

@@ -91,9 +91,19 @@ public sealed class CdalTrainingStep : IDisposable
     /// randomness from <paramref name="generator"/>. <paramref name="epoch"/> only labels a
     /// <see cref="TrainingDivergedException"/>.
     /// </summary>
+    /// <param name="images">Images float [N,C,H,W] in [0,1].</param>
+    /// <param name="masks">Masks float [N,1,H,W] in {0,1} or int64 [N,H,W] class indices.</param>
+    /// <param name="generator">Every random draw of the step.</param>
+    /// <param name="epoch">Labels a <see cref="TrainingDivergedException"/>.</param>
+    /// <param name="sampleWeights">
+    /// Optional per-row weights w [N] of the generator's loss: Σ_n w_n·l_n with l_n row n's Eq. 4 MSE (plus
+    /// AdversarialWeight · its adversarial term) — e.g. Eq. 11's 1/N_real and 1/N_aug
+    /// (<see cref="Losses.SampleWeights.RealAndAugmented"/>). Null (default): the batch mean, as Algorithm 1. The
+    /// discriminator's losses are batch means either way.
+    /// </param>
     /// <exception cref="ArgumentException">A tensor has the wrong shape, dtype or values (the message names it).</exception>
     /// <exception cref="TrainingDivergedException">A loss is NaN or infinite.</exception>
-    public CdalStepLosses Step(Tensor images, Tensor masks, Generator generator, int epoch = 1)
+    public CdalStepLosses Step(Tensor images, Tensor masks, Generator generator, int epoch = 1, Tensor? sampleWeights = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(images);
@@ -103,6 +113,9 @@ public sealed class CdalTrainingStep : IDisposable
         if (images.dim() != 4 || images.size(1) != o.ImageChannels || !images.is_floating_point())
             throw new ArgumentException($"images must be float [N, {o.ImageChannels}, H, W] in [0,1], got {images.dtype} [{string.Join(", ", images.shape)}]", nameof(images));
         if (images.size(0) < 1) throw new ArgumentException("an empty batch", nameof(images));
+
+        if (sampleWeights is not null && (sampleWeights.dim() != 1 || sampleWeights.size(0) != images.size(0) || !sampleWeights.is_floating_point()))
+            throw new ArgumentException($"sample weights must be float [N] = [{images.size(0)}], got {sampleWeights.dtype} [{string.Join(", ", sampleWeights.shape)}]", nameof(sampleWeights));
 
         using var scope = NewDisposeScope();
         var device = GeneratorNetwork.parameters().First().device;
@@ -163,13 +176,16 @@ public sealed class CdalTrainingStep : IDisposable
             else xtIn = Schedule.SampleQ(x0, t2, CdalSchedule.Noise(x0.shape, generator, device));
             var z2 = Latent(n, generator, device);
             var x0Hat = GeneratorNetwork.call(xtIn, t2, z2, cond);
-            var mse = (x0 - x0Hat).square().mean();
+            var w = sampleWeights?.to(ScalarType.Float32, device);
+            // Batch mean (Algorithm 1), or Σ_n w_n·(row n's mean) with per-row weights.
+            Tensor Reduce(Tensor perElement) => w is null ? perElement.mean() : (perElement.reshape(n, -1).mean([1]) * w).sum();
+            var mse = Reduce((x0 - x0Hat).square());
             var lossG = mse;
             Tensor adv = zeros([], ScalarType.Float32, device);
             if (o.AdversarialWeight > 0)
             {
                 var xPrevHat = Schedule.SamplePosterior(x0Hat, xtIn, t2, CdalSchedule.Noise(x0.shape, generator, device));
-                adv = nn.functional.softplus(-DiscriminatorNetwork.call(xPrevHat, xtIn, t2)).mean();
+                adv = Reduce(nn.functional.softplus(-DiscriminatorNetwork.call(xPrevHat, xtIn, t2)));
                 lossG = mse + adv * o.AdversarialWeight;
             }
             vMse = mse.ToDouble(); vAdv = adv.ToDouble(); vG = lossG.ToDouble();

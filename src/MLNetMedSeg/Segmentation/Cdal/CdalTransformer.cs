@@ -132,20 +132,36 @@ public sealed class CdalTransformer : Core.MLNet.StageTransformer, IDifferentiab
         if (images.dim() != 4 || images.size(1) != Options.Cdal.ImageChannels)
             throw new ArgumentException($"images must be [N,{Options.Cdal.ImageChannels},H,W], got [{string.Join(",", images.shape)}]", nameof(images));
         if (generators is not null) return _sampler.Logits(images.device == _device ? images : images.to(_device), generators);
-        var own = ImageGenerators(images);
-        try { return _sampler.Logits(images.device == _device ? images : images.to(_device), own); }
-        finally { foreach (var g in own) g.Dispose(); }
+        return SeededLogits(_sampler, Options.SamplingSeed, images, _device);
     }
 
     /// <summary>One generator per image, seeded by (<see cref="CdalModelOptions.SamplingSeed"/>, the image's content hash).</summary>
-    private List<Generator> ImageGenerators(Tensor images)
+    private List<Generator> ImageGenerators(Tensor images) => ImageGenerators(images, Options.SamplingSeed);
+
+    /// <summary>
+    /// One generator per image of <paramref name="images"/> [N,C,H,W], seeded by (<paramref name="samplingSeed"/>, the
+    /// image's content hash): the prediction's seeding (the trainer's online attack uses it on the network it trains).
+    /// The caller disposes them.
+    /// </summary>
+    internal static List<Generator> ImageGenerators(Tensor images, ulong samplingSeed)
     {
         var gens = new List<Generator>((int)images.size(0));
         using var scope = NewDisposeScope();
         var cpu = images.detach().cpu();
         for (long i = 0; i < images.size(0); i++)
-            gens.Add(new Generator(CdalSampler.ImageSeed(unchecked((long)Options.SamplingSeed), unchecked((long)ContentHash(cpu[i])))));
+            gens.Add(new Generator(CdalSampler.ImageSeed(unchecked((long)samplingSeed), unchecked((long)ContentHash(cpu[i])))));
         return gens;
+    }
+
+    /// <summary>
+    /// <paramref name="sampler"/>'s differentiable logits of images on <paramref name="device"/>, seeded per image by
+    /// (<paramref name="samplingSeed"/>, content) — what <see cref="Logits"/> computes for a fitted model, for a generator still in training.
+    /// </summary>
+    internal static Tensor SeededLogits(CdalSampler sampler, ulong samplingSeed, Tensor images, Device device)
+    {
+        var own = ImageGenerators(images, samplingSeed);
+        try { return sampler.Logits(images.device == device ? images : images.to(device), own); }
+        finally { foreach (var g in own) g.Dispose(); }
     }
 
     /// <summary>Per-epoch training losses and validation Dice, in order.</summary>
