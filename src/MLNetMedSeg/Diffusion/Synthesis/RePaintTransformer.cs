@@ -12,44 +12,26 @@ namespace MLNetMedSeg.Diffusion.Synthesis;
 /// mask channels, one model or one per cluster) or a mask-conditioned <see cref="ImageDiffusionTransformer"/> — and,
 /// when fitted, checks the input's columns and gives the <see cref="RePaintTransformer"/>. Nothing is trained.
 /// </summary>
-public sealed class RePaintEstimator : Microsoft.ML.IEstimator<RePaintTransformer>
+public sealed class RePaintEstimator : ModelStageEstimator<RePaintTransformer>
 {
     internal const string Name = "RePaint";
-    private readonly MedSegContext _context;
     private readonly RePaintOptions _options;
-    private readonly Core.MLNet.StageTransformer _model;
 
-    internal RePaintEstimator(MedSegContext context, Core.MLNet.StageTransformer model, RePaintOptions options)
+    internal RePaintEstimator(MedSegContext context, Core.MLNet.StageTransformer model, RePaintOptions options) : base(context, model)
     {
-        ArgumentNullException.ThrowIfNull(context);
-        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Clone();
         _options.Validate();
         RePaintTransformer.CheckModel(model, _options);
-        _context = context;
-        _model = model;
         _options.SamplingSeed ??= MedSegContext.MixSeed(context.DeriveSeed(Name), "sampling", 0);
     }
 
     /// <summary>The options (a copy; SamplingSeed resolved).</summary>
     public RePaintOptions Options => _options.Clone();
 
-    /// <summary>
-    /// ML.NET: checks the image, mask (and, with a per-cluster joint model, cluster) columns — a missing or wrongly typed
-    /// column, or image and mask sizes that differ, is a <see cref="SchemaException"/> naming it — and returns the stage.
-    /// The stage shares the diffusion model given to the catalog (it does not dispose it).
-    /// </summary>
-    public RePaintTransformer Fit(Microsoft.ML.IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        Core.MLNet.MLNetData.CheckSchema(input.Schema, s => RePaintTransformer.OutputSchema(s, _options, _model));
-        return new RePaintTransformer(_context, _options, _model, ownsModel: false);
-    }
+    private protected override DataViewSchema OutputSchema(DataViewSchema input) => RePaintTransformer.OutputSchema(input, _options, Model);
 
-    /// <summary>ML.NET schema propagation: checks the columns and adds the inpainted image column.</summary>
-    public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>
-        Core.MLNet.MLContextBridge.PropagateShape(inputSchema, s => RePaintTransformer.OutputSchema(s, _options, _model));
+    private protected override RePaintTransformer CreateTransformer() => new(Context, _options, Model, ownsModel: false);
 }
 
 /// <summary>

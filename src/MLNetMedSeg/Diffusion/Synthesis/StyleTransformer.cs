@@ -11,44 +11,26 @@ namespace MLNetMedSeg.Diffusion.Synthesis;
 /// mask channels, one model or one per cluster) or a mask-conditioned <see cref="ImageDiffusionTransformer"/> — and,
 /// when fitted, checks the input's columns and gives the <see cref="StyleTransformer"/>. Nothing is trained.
 /// </summary>
-public sealed class StyleEstimator : Microsoft.ML.IEstimator<StyleTransformer>
+public sealed class StyleEstimator : ModelStageEstimator<StyleTransformer>
 {
     internal const string Name = "Style";
-    private readonly MedSegContext _context;
     private readonly StyleOptions _options;
-    private readonly Core.MLNet.StageTransformer _model;
 
-    internal StyleEstimator(MedSegContext context, Core.MLNet.StageTransformer model, StyleOptions options)
+    internal StyleEstimator(MedSegContext context, Core.MLNet.StageTransformer model, StyleOptions options) : base(context, model)
     {
-        ArgumentNullException.ThrowIfNull(context);
-        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Clone();
         _options.Validate();
         StyleTransformer.CheckModel(model, _options);
-        _context = context;
-        _model = model;
         _options.SamplingSeed ??= MedSegContext.MixSeed(context.DeriveSeed(Name), "sampling", 0);
     }
 
     /// <summary>The options (a copy; SamplingSeed resolved).</summary>
     public StyleOptions Options => _options.Clone();
 
-    /// <summary>
-    /// ML.NET: checks the source, target, mask (and, with a per-cluster joint model, cluster) columns — a missing or
-    /// wrongly typed column, or sizes that differ, is a <see cref="SchemaException"/> naming it — and returns the stage
-    /// (which loads the ResNet-18 when a term needs it). The stage shares the diffusion model given to the catalog.
-    /// </summary>
-    public StyleTransformer Fit(Microsoft.ML.IDataView input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        Core.MLNet.MLNetData.CheckSchema(input.Schema, s => StyleTransformer.OutputSchema(s, _options, _model));
-        return new StyleTransformer(_context, _options, _model, ownsModel: false);
-    }
+    private protected override DataViewSchema OutputSchema(DataViewSchema input) => StyleTransformer.OutputSchema(input, _options, Model);
 
-    /// <summary>ML.NET schema propagation: checks the columns and adds the styled image column.</summary>
-    public Microsoft.ML.SchemaShape GetOutputSchema(Microsoft.ML.SchemaShape inputSchema) =>
-        Core.MLNet.MLContextBridge.PropagateShape(inputSchema, s => StyleTransformer.OutputSchema(s, _options, _model));
+    private protected override StyleTransformer CreateTransformer() => new(Context, _options, Model, ownsModel: false);
 }
 
 /// <summary>
