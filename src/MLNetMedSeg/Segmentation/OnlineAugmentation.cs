@@ -126,3 +126,54 @@ public static class TrainingPool
         }
     }
 }
+
+/// <summary>
+/// How a segmenter's trainer fits after a chain's augmenters (<see cref="IAugmentedTrainingInput"/>), the same for every
+/// trainer: no generated pairs → the real rows (a mask diffusion without an image diffusion, or adversarial training
+/// without generated pairs, is an error saying what to add); generated pairs attacked online → the real rows with the
+/// online augmentation; generated pairs without an attack → the real + generated pool with its Eq. 11 flag column.
+/// The generated pairs are released afterwards.
+/// </summary>
+internal static class AugmentedFit
+{
+    /// <summary>The flag column of the pooled rows (1 for generated pairs).</summary>
+    public const string FlagColumn = "IsAugmented";
+
+    /// <param name="a">What the chain hands the trainer.</param>
+    /// <param name="real">The real rows (the engine's view of <c>a.Input</c>).</param>
+    /// <param name="stage">The trainer's name, for errors and the log.</param>
+    /// <param name="context">Log and device.</param>
+    /// <param name="imageColumn">The trainer's image column.</param>
+    /// <param name="maskColumn">The trainer's mask column.</param>
+    /// <param name="plain">Fit on these rows as they are.</param>
+    /// <param name="online">Fit on the real rows, regenerating attacked rows with this augmentation.</param>
+    /// <param name="pooled">Fit on the real + generated pool (flag column <see cref="FlagColumn"/>).</param>
+    /// <param name="checkPairs">Checks the trainer makes before using generated pairs (e.g. binary masks only).</param>
+    public static T Run<T>(IAugmentedTrainingInput a, IDataView real, string stage, MedSegContext context, string imageColumn, string maskColumn,
+        Func<IDataView, T> plain, Func<IDataView, IOnlineAugmentation, T> online, Func<IDataView, T> pooled, Action? checkPairs = null)
+    {
+        try
+        {
+            if (!a.HasGeneratedPairs)
+            {
+                if (a.HasGeneratedMasks)
+                    throw new InvalidOperationException($"{stage}: the chain generates masks but no images for them: add ml.MedSeg().Generation.ImageDiffusion(...) after the mask diffusion");
+                if (a.OnlineAugmentationOn(real) is not null)
+                    throw new InvalidOperationException($"{stage}: adversarial training attacks generated pairs: add a mask diffusion and an image diffusion before it");
+                return plain(real);
+            }
+            checkPairs?.Invoke();
+            var pairs = a.GeneratedPairs ?? throw new InvalidOperationException($"{stage}: the generators produced no pairs (the training data has no rows)");
+            var attack = a.OnlineAugmentationOn(pairs);
+            context.WriteLog(LogLevel.Info, stage, $"training on {real.GetRowCount()} real rows + {pairs.RowCount} generated pairs" +
+                (attack is not null ? $", attacked online ({attack.Description})" : ""));
+            if (attack is not null) return online(real, attack);
+            using var joint = TrainingPool.Join(real, pairs, imageColumn, maskColumn, FlagColumn, device: context.Device);
+            return pooled(joint);
+        }
+        finally
+        {
+            a.ReleaseGenerated();
+        }
+    }
+}

@@ -50,38 +50,22 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
         return Core.MLNet.MLNetData.Fit(a.Input, GetOutputSchema, real => FitAugmented(a, real));
     }
 
-    private SegmentationTransformer FitAugmented(IAugmentedTrainingInput a, IDataView real)
-    {
-        if (!a.HasGeneratedPairs)
-        {
-            if (a.HasGeneratedMasks)
-                throw new InvalidOperationException($"{Name}: the chain generates masks but no images for them: add ml.MedSeg().Generation.ImageDiffusion(...) after the mask diffusion");
-            if (a.OnlineAugmentationOn(real) is not null)
-                throw new InvalidOperationException($"{Name}: adversarial training attacks generated pairs: add a mask diffusion and an image diffusion before it");
-            return Fit(real, CancellationToken.None);
-        }
-        try
-        {
-            var pairs = a.GeneratedPairs ?? throw new InvalidOperationException($"{Name}: the generators produced no pairs (the training data has no rows)");
-            var o = _options.Clone();
-            var online = a.OnlineAugmentationOn(pairs);
-            _context.WriteLog(LogLevel.Info, Name, $"training on {real.GetRowCount()} real rows + {pairs.RowCount} generated pairs" +
-                (online is not null ? $", attacked online ({online.Description})" : ""));
-            if (online is not null)
+    private SegmentationTransformer FitAugmented(IAugmentedTrainingInput a, IDataView real) =>
+        AugmentedFit.Run(a, real, Name, _context, _options.ImageColumn, _options.MaskColumn,
+            plain: rows => Fit(rows, CancellationToken.None),
+            online: (rows, attack) =>
             {
-                o.OnlineAttack = online;
-                return FitWith(o, real);
-            }
-            using var joint = TrainingPool.Join(real, pairs, o.ImageColumn, o.MaskColumn, AugmentedFlagColumn, device: _context.Device);
-            o.SampleWeightColumn = AugmentedFlagColumn;
-            o.SampleWeightMode = SampleWeightMode.IsAugmentedFlag;
-            return FitWith(o, joint);
-        }
-        finally
-        {
-            a.ReleaseGenerated();
-        }
-    }
+                var o = _options.Clone();
+                o.OnlineAttack = attack;
+                return FitWith(o, rows);
+            },
+            pooled: joint =>
+            {
+                var o = _options.Clone();
+                o.SampleWeightColumn = AugmentedFit.FlagColumn;
+                o.SampleWeightMode = SampleWeightMode.IsAugmentedFlag;
+                return FitWith(o, joint);
+            });
 
     /// <summary>
     /// ML.NET: trains on <paramref name="trainData"/> and scores <paramref name="validationData"/> after every epoch (mDice;
@@ -102,8 +86,6 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
             return FitWith(o, train);
         });
     }
-
-    private const string AugmentedFlagColumn = "IsAugmented";
 
     /// <summary>Fits with other options (same seed, same context).</summary>
     private SegmentationTransformer FitWith(SegmentationTrainerOptions o, IDataView input)

@@ -68,39 +68,26 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
         return Core.MLNet.MLNetData.Fit(a.Input, GetOutputSchema, real => FitAugmented(a, real));
     }
 
-    private CdalTransformer FitAugmented(IAugmentedTrainingInput a, IDataView real)
-    {
-        try
-        {
-            if (!a.HasGeneratedPairs)
+    private CdalTransformer FitAugmented(IAugmentedTrainingInput a, IDataView real) =>
+        AugmentedFit.Run(a, real, Name, _context, _options.ImageColumn, _options.MaskColumn,
+            plain: rows => Fit(rows, CancellationToken.None),
+            online: (rows, attack) =>
             {
-                if (a.HasGeneratedMasks)
-                    throw new InvalidOperationException($"{Name}: the chain generates masks but no images for them: add ml.MedSeg().Generation.ImageDiffusion(...) after the mask diffusion");
-                if (a.OnlineAugmentationOn(real) is not null)
-                    throw new InvalidOperationException($"{Name}: adversarial training attacks generated pairs: add a mask diffusion and an image diffusion before it");
-                return Fit(real, CancellationToken.None);
-            }
-            if (_options.Cdal.Classes != 1)
-                throw new InvalidOperationException($"{Name}: the chain's generated pairs have binary masks, and this cDAL model has {_options.Cdal.Classes} classes");
-            var pairs = a.GeneratedPairs ?? throw new InvalidOperationException($"{Name}: the generators produced no pairs (the training data has no rows)");
-            var online = a.OnlineAugmentationOn(pairs);
-            _context.WriteLog(LogLevel.Info, Name, $"training on {real.GetRowCount()} real rows + {pairs.RowCount} generated pairs" +
-                (online is not null ? $", attacked online ({online.Description})" : ""));
-            var o = _options.Clone();
-            if (online is not null)
+                var o = _options.Clone();
+                o.OnlineAttack = attack;
+                return FitOptions(o, rows, CancellationToken.None);
+            },
+            pooled: joint =>
             {
-                o.OnlineAttack = online;
-                return FitOptions(o, real, CancellationToken.None);
-            }
-            using var joint = TrainingPool.Join(real, pairs, o.ImageColumn, o.MaskColumn, AugmentedFlagColumn, device: _context.Device);
-            o.AugmentedFlagColumn = AugmentedFlagColumn;
-            return FitOptions(o, joint, CancellationToken.None);
-        }
-        finally
-        {
-            a.ReleaseGenerated();
-        }
-    }
+                var o = _options.Clone();
+                o.AugmentedFlagColumn = AugmentedFit.FlagColumn;
+                return FitOptions(o, joint, CancellationToken.None);
+            },
+            checkPairs: () =>
+            {
+                if (_options.Cdal.Classes != 1)
+                    throw new InvalidOperationException($"{Name}: the chain's generated pairs have binary masks, and this cDAL model has {_options.Cdal.Classes} classes");
+            });
 
     /// <summary>
     /// ML.NET: trains on <paramref name="trainData"/> and scores <paramref name="validationData"/> after every epoch
@@ -174,8 +161,6 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
         ArgumentNullException.ThrowIfNull(input);
         return FitOptions(_options, input, cancellationToken);
     }
-
-    private const string AugmentedFlagColumn = "IsAugmented";
 
     /// <summary>Fits with <paramref name="options"/> (same seed and context), reading their ML.NET validation set first.</summary>
     private CdalTransformer FitOptions(CdalTrainerOptions options, IDataView input, CancellationToken cancellationToken)
