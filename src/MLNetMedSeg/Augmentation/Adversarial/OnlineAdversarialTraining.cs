@@ -23,7 +23,12 @@ public sealed class OnlineAdversarialOptions : ISourcedOnlineAugmentation
     /// <summary>The attack (default: DASP's, which needs <see cref="SdEditor"/>; see the presets of <see cref="AdversarialAttackOptions"/>).</summary>
     public AdversarialAttackOptions Attack { get; set; } = new();
 
-    /// <summary>Regenerate the attacked rows every n epochs, from epoch 1 (default 1: every epoch).</summary>
+    /// <summary>
+    /// Regenerate the attacked rows every n epochs, from epoch 1 (default 1: every epoch). Each regeneration is seeded
+    /// by its epoch. The rows are not in checkpoints: a resumed run attacks at its first epoch, so a run resumed at an
+    /// attack epoch (1 + k·n) gives the straight run's model bit for bit; one resumed mid-period attacks its current
+    /// network one or more epochs early.
+    /// </summary>
     public int EveryEpochs { get; set; } = 1;
 
     /// <summary>Attacked copies per real row (default 2: N′ = 2N, DASP §4.1).</summary>

@@ -114,6 +114,27 @@ public sealed class AdversarialTrainingTests
     }
 
     [TestMethod]
+    public void Online_ResumeAtAnAttackEpoch_GivesTheStraightRunsWeights()
+    {
+        // The attacked rows are not in checkpoints; a resumed run attacks at its first epoch, seeded by that epoch: when
+        // the straight run attacks there too (EveryEpochs = 2, killed after epoch 2, resumed at 3) the model is the same.
+        using var data = Discs(6, 3);
+        var attacked = new List<int>();
+        MLNetMedSeg.Tests.Core.Training.ResumeCheck.Run(3, 2, (folder, onEpoch, ct) =>
+        {
+            var ctx = new MedSegContext(seed: 4);
+            ctx.Log += (_, e) => { if (e.Source == "OnlineAdversarialAugmenter") attacked.Add(int.Parse(e.Message.Split(' ', ':')[1])); };
+            var options = TrainerOptions(epochs: 3);
+            options.CheckpointFolder = folder;
+            options.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.FgsmPreset(8.0 / 255), EveryEpochs = 2, Copies = 1 };
+            if (onEpoch is not null) options.EpochCompleted = r => onEpoch(r.Epoch);
+            using var m = new SegmentationTrainer(ctx, options).Fit(data, ct);
+            return MLNetMedSeg.Tests.Core.Training.ResumeCheck.Weights(m.Network);
+        });
+        CollectionAssert.AreEqual(new[] { 1, 3, 1, 3 }, attacked, "straight run: epochs 1 and 3; killed run: 1; resumed run: 3");
+    }
+
+    [TestMethod]
     public void Online_DrawsBatchesOfBatchSizeFromTheRealPlusAttackedPool_AsOffline()
     {
         // Paper 000 §3.4 / Eq. 11: DASP trains with batch 16 on real + augmented rows in either mode. 6 real rows with

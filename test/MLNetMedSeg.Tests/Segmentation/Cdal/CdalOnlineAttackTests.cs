@@ -65,6 +65,43 @@ public sealed class CdalOnlineAttackTests
     }
 
     [TestMethod]
+    public void Resume_AtAnAttackEpoch_GivesTheStraightRunsWeights_MidPeriodItAttacksAgain()
+    {
+        // The attacked rows are not in checkpoints: a resumed run attacks at its first epoch. When that epoch is one
+        // where the straight run attacks too (EveryEpochs = 2, killed after epoch 2, resumed at 3), the pool, seeded by
+        // the epoch, is the same and so is the model, bit for bit.
+        using var data = Discs(3, 8);
+        var logs = new List<string>();
+        Func<string, Action<int>?, CancellationToken, Dictionary<string, float[]>> Fit(int everyEpochs) => (folder, onEpoch, ct) =>
+        {
+            var ctx = new MedSegContext(seed: 4);
+            ctx.Log += (_, e) => { if (e.Source == "OnlineAdversarialAugmenter") lock (logs) logs.Add(e.Message); };
+            var o = Options(3);
+            o.CheckpointFolder = folder;
+            o.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.FgsmPreset(8.0 / 255), EveryEpochs = everyEpochs, Copies = 1 };
+            if (onEpoch is not null) o.EpochCompleted = r => onEpoch(r.Epoch);
+            using var m = new CdalTrainer(ctx, o).Fit(data, ct);
+            return MLNetMedSeg.Tests.Core.Training.ResumeCheck.Weights(m.Network);
+        };
+        MLNetMedSeg.Tests.Core.Training.ResumeCheck.Run(3, 2, Fit(2));
+        CollectionAssert.AreEqual(new[] { "epoch 1", "epoch 3", "epoch 1", "epoch 3" }, logs.Select(l => l[..l.IndexOf(':')]).ToArray(),
+            "straight run: epochs 1 and 3; killed run: epoch 1, resumed run: epoch 3");
+
+        // Killed mid-period (after epoch 1 of a 2-epoch period): the resumed run attacks its current network at epoch 2,
+        // where the straight run trained on epoch 1's rows (documented: resume is exact at attack epochs only).
+        logs.Clear();
+        string folder = Path.Combine(Path.GetTempPath(), "medseg-cdal-online-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using (var cts = new CancellationTokenSource())
+                Assert.ThrowsException<OperationCanceledException>(() => Fit(2)(folder, e => { if (e == 1) cts.Cancel(); }, cts.Token));
+            Fit(2)(folder, null, CancellationToken.None);
+            CollectionAssert.AreEqual(new[] { "epoch 1", "epoch 2", "epoch 3" }, logs.Select(l => l[..l.IndexOf(':')]).ToArray());
+        }
+        finally { Directory.Delete(folder, true); }
+    }
+
+    [TestMethod]
     public void OnlineAttack_IsValidatedWithTheOptions()
     {
         var o = Options(1);
