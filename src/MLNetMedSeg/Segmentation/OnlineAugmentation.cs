@@ -177,3 +177,58 @@ internal static class AugmentedFit
         }
     }
 }
+
+/// <summary>
+/// A trainer's online augmentation for one Fit, the same in every trainer: the augmenter, the current pool of real +
+/// augmented rows (flag column <see cref="FlagColumn"/> for Eq. 11), when a regeneration is due, and the steps an
+/// epoch takes. Due every <see cref="IOnlineAugmentation.EveryEpochs"/> epochs from epoch 1, and at a resumed run's
+/// first epoch (the rows are not in checkpoints).
+/// </summary>
+internal sealed class OnlineAttackPool : IDisposable
+{
+    /// <summary>The pool's flag column (1 for augmented rows).</summary>
+    public const string FlagColumn = "__IsAttacked";
+
+    private readonly IOnlineAugmentation _options;
+    private readonly IOnlineAugmenter _augmenter;
+    private InMemoryDataView? _pool;
+
+    /// <param name="options">The trainer's online augmentation.</param>
+    /// <param name="runSeed">The Fit's seed (the augmenter's is mixed from it).</param>
+    public OnlineAttackPool(IOnlineAugmentation options, ulong runSeed)
+    {
+        _options = options;
+        _augmenter = options.CreateAugmenter(MedSegContext.MixSeed(runSeed, "online-attack", 0));
+    }
+
+    /// <summary>The current pool, null before the first regeneration.</summary>
+    public InMemoryDataView? Pool => _pool;
+
+    /// <summary>Batches an epoch takes: the pool's rows, or before the first regeneration the rows it will have.</summary>
+    public long? StepsPerEpoch(long? realRows, int batchSize)
+    {
+        long? rows = _pool?.RowCount ?? (realRows is long n ? n + _options.RowsFor(n) : null);
+        return rows is long r ? (r + batchSize - 1) / batchSize : null;
+    }
+
+    /// <summary>
+    /// When due at <paramref name="epoch"/>, regenerates the augmented rows with <paramref name="request"/> and pools them
+    /// with <paramref name="real"/> (a real row flagged in <paramref name="realFlagColumn"/> counts as augmented).
+    /// </summary>
+    public void OnEpochStarted(int epoch, Func<OnlineAugmentationRequest> request, IDataView real, string imageColumn, string maskColumn,
+        string? realFlagColumn, Device device)
+    {
+        if (_pool is not null && (epoch - 1) % _options.EveryEpochs != 0) return;
+        _pool?.Dispose();
+        _pool = null;
+        var rows = _augmenter.Regenerate(request());
+        _pool = TrainingPool.Join(real, rows, imageColumn, maskColumn, FlagColumn, realFlagColumn, device);
+    }
+
+    public void Dispose()
+    {
+        _pool?.Dispose();
+        _pool = null;
+        _augmenter.Dispose();
+    }
+}

@@ -188,7 +188,6 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
     /// </summary>
     private sealed class Run : TrainingProcess, IDisposable
     {
-        private const string AttackFlagColumn = "__IsAttacked";
         private readonly MedSegContext _ctx;
         private readonly SegmentationTrainerOptions _o;
         private readonly ulong _seed;
@@ -205,8 +204,7 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
         private ValidationHandler? _validation;
         private readonly SegmentationLoss _loss;
         private readonly List<IBatchAugmentation> _augmentations = [];
-        private IOnlineAugmenter? _online;
-        private InMemoryDataView? _pool;
+        private OnlineAttackPool? _online;
 
         public Run(MedSegContext ctx, SegmentationTrainerOptions o, ulong seed, IDataView input, CancellationToken ct)
         {
@@ -232,7 +230,7 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
             _net.MoveTo(_device);
             _generator = new Generator(MedSegContext.MixSeed(_seed, "augment", 0), _device);
             SetDropoutGenerator(_net, _generator);
-            if (o.OnlineAttack is { } online) _online = online.CreateAugmenter(MedSegContext.MixSeed(_seed, "online-attack", 0));
+            if (o.OnlineAttack is { } online) _online = new OnlineAttackPool(online, _seed);
             if (o.Precision != TrainingPrecision.Float32)
             {
                 if (o.Precision == TrainingPrecision.Float16 && _device.type != DeviceType.CUDA)
@@ -297,9 +295,8 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
         {
             get
             {
-                long? rows = _pool?.RowCount ?? _input.GetRowCount();
-                if (rows is long n && _online is not null && _pool is null) rows = n + _o.OnlineAttack!.RowsFor(n);
-                return rows is long r ? (r + _o.BatchSize - 1) / _o.BatchSize : null;
+                long? rows = _input.GetRowCount();
+                return _online is { } on ? on.StepsPerEpoch(rows, _o.BatchSize) : rows is long r ? (r + _o.BatchSize - 1) / _o.BatchSize : null;
             }
         }
 
@@ -310,13 +307,8 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
         /// </summary>
         public override void OnEpochStarted(TrainingState state)
         {
-            // Due every EveryEpochs epochs from epoch 1, and at a resumed run's first epoch (the rows are not in checkpoints).
-            if (_online is not { } on || (_pool is not null && (state.Epoch - 1) % _o.OnlineAttack!.EveryEpochs != 0)) return;
-            _pool?.Dispose();
-            _pool = null;
-            var rows = on.Regenerate(new OnlineAugmentationRequest(_ctx, _net!, _net!.call, _input, _o.ImageColumn, _o.MaskColumn, _o.BatchSize, _device,
-                state.Epoch, state.CancellationToken));
-            _pool = TrainingPool.Join(_input, rows, _o.ImageColumn, _o.MaskColumn, AttackFlagColumn, _o.SampleWeightColumn, _device);
+            _online?.OnEpochStarted(state.Epoch, () => new OnlineAugmentationRequest(_ctx, _net!, _net!.call, _input, _o.ImageColumn, _o.MaskColumn,
+                _o.BatchSize, _device, state.Epoch, state.CancellationToken), _input, _o.ImageColumn, _o.MaskColumn, _o.SampleWeightColumn, _device);
         }
 
         internal override IEnumerable<DataBatch> Batches(TrainingState state)
@@ -325,8 +317,8 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
             _net!.train();
             _mixed?.Compute.train();
             var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", state.Epoch) & 0x7FFFFFFF));
-            if (_pool is { } pool)
-                return pool.GetBatches([o.ImageColumn, o.MaskColumn, AttackFlagColumn], o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
+            if (_online?.Pool is { } pool)
+                return pool.GetBatches([o.ImageColumn, o.MaskColumn, OnlineAttackPool.FlagColumn], o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
             string[] columns = o.SampleWeightColumn is { } wc ? [o.ImageColumn, o.MaskColumn, wc] : [o.ImageColumn, o.MaskColumn];
             return _input.GetBatches(columns, o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
         }
@@ -339,7 +331,7 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
             var x = batch[o.ImageColumn];
             var y = batch[o.MaskColumn];
             Tensor? w = null;
-            if (_pool is not null) w = SampleWeights.FromBatch(batch, AttackFlagColumn, SampleWeightMode.IsAugmentedFlag, _device);
+            if (_online?.Pool is not null) w = SampleWeights.FromBatch(batch, OnlineAttackPool.FlagColumn, SampleWeightMode.IsAugmentedFlag, _device);
             else if (o.SampleWeightColumn is { } wc) w = SampleWeights.FromBatch(batch, wc, o.SampleWeightMode, _device);
             if (x.shape[0] == 1 && _hasBatchNorm)
             {
@@ -459,7 +451,6 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
         public void Dispose()
         {
             _validation?.Dispose();
-            _pool?.Dispose();
             _online?.Dispose();
             _mixed?.Dispose();
             _net?.Dispose();

@@ -210,7 +210,6 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
     private sealed class Run : TrainingProcess, IDisposable
     {
         private const string ValidationMetric = "val mDice";
-        private const string AttackFlagColumn = "__IsAttacked";
         private readonly MedSegContext _ctx;
         private readonly CdalTrainerOptions _o;
         private readonly ulong _seed;
@@ -223,8 +222,7 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
         private LRScheduler? _schedG, _schedD;
         private Generator? _rng;
         private ValidationHandler? _validation;
-        private IOnlineAugmenter? _online;
-        private InMemoryDataView? _pool;
+        private OnlineAttackPool? _online;
 
         public Run(MedSegContext ctx, CdalTrainerOptions o, ulong seed, IDataView input, CancellationToken ct)
         {
@@ -254,7 +252,7 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
             _step = new CdalTrainingStep(cdal, _g, _d);
             if (o.OnlineAttack is { } online)
             {
-                _online = online.CreateAugmenter(MedSegContext.MixSeed(_seed, "online-attack", 0));
+                _online = new OnlineAttackPool(online, _seed);
                 _ctx.WriteLog(LogLevel.Info, CdalTrainer.Name, $"online attack against the generator being trained: {online.Description}");
             }
             if (o.CosineSchedule)
@@ -296,9 +294,8 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
         {
             get
             {
-                long? rows = _pool?.RowCount ?? _input.GetRowCount();
-                if (rows is long n && _online is not null && _pool is null) rows = n + _o.OnlineAttack!.RowsFor(n);
-                return rows is long r ? (r + _o.BatchSize - 1) / _o.BatchSize : null;
+                long? rows = _input.GetRowCount();
+                return _online is { } on ? on.StepsPerEpoch(rows, _o.BatchSize) : rows is long r ? (r + _o.BatchSize - 1) / _o.BatchSize : null;
             }
         }
 
@@ -310,15 +307,16 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
         /// </summary>
         public override void OnEpochStarted(TrainingState state)
         {
-            if (_online is not { } on || (_pool is not null && (state.Epoch - 1) % _o.OnlineAttack!.EveryEpochs != 0)) return;
-            _pool?.Dispose();
-            _pool = null;
+            if (_online is not { } on) return;
             var g = _g!;
-            var sampler = new CdalSampler(_o.Cdal, g);
-            ulong samplingSeed = _o.SamplingSeed ?? 0;
-            var rows = on.Regenerate(new OnlineAugmentationRequest(_ctx, g, x => CdalTransformer.SeededLogits(sampler, samplingSeed, x, _device),
-                _input, _o.ImageColumn, _o.MaskColumn, _o.BatchSize, _device, state.Epoch, state.CancellationToken));
-            _pool = TrainingPool.Join(_input, rows, _o.ImageColumn, _o.MaskColumn, AttackFlagColumn, _o.AugmentedFlagColumn, _device);
+            OnlineAugmentationRequest Request()
+            {
+                var sampler = new CdalSampler(_o.Cdal, g);
+                ulong samplingSeed = _o.SamplingSeed ?? 0;
+                return new OnlineAugmentationRequest(_ctx, g, x => CdalTransformer.SeededLogits(sampler, samplingSeed, x, _device),
+                    _input, _o.ImageColumn, _o.MaskColumn, _o.BatchSize, _device, state.Epoch, state.CancellationToken);
+            }
+            on.OnEpochStarted(state.Epoch, Request, _input, _o.ImageColumn, _o.MaskColumn, _o.AugmentedFlagColumn, _device);
             g.train();
         }
 
@@ -326,8 +324,8 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
         {
             var rand = new Random((int)(MedSegContext.MixSeed(_seed, "shuffle", state.Epoch) & 0x7FFFFFFF));
             var o = _o;
-            if (_pool is { } pool)
-                return pool.GetBatches([o.ImageColumn, o.MaskColumn, AttackFlagColumn], o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
+            if (_online?.Pool is { } pool)
+                return pool.GetBatches([o.ImageColumn, o.MaskColumn, OnlineAttackPool.FlagColumn], o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
             string[] columns = o.AugmentedFlagColumn is { } fc ? [o.ImageColumn, o.MaskColumn, fc] : [o.ImageColumn, o.MaskColumn];
             return _input.GetBatches(columns, o.BatchSize, rand, _device, cancellationToken: state.CancellationToken);
         }
@@ -335,7 +333,7 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
         internal override StepResult Step(DataBatch batch, TrainingState state)
         {
             // Eq. 11 on the generator's per-row loss: 1/N_real for the batch's real rows, 1/N_aug for its augmented ones.
-            string? flag = _pool is not null ? AttackFlagColumn : _o.AugmentedFlagColumn;
+            string? flag = _online?.Pool is not null ? OnlineAttackPool.FlagColumn : _o.AugmentedFlagColumn;
             using var w = flag is null ? null : Losses.SampleWeights.FromBatch(batch, flag, Losses.SampleWeightMode.IsAugmentedFlag, _device);
             var l = _step!.Step(batch[_o.ImageColumn], batch[_o.MaskColumn], _rng!, state.Epoch, w);
             var terms = new Dictionary<string, double>(StringComparer.Ordinal)
@@ -424,7 +422,6 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
         public void Dispose()
         {
             _validation?.Dispose();
-            _pool?.Dispose();
             _online?.Dispose();
             _step?.Dispose();
             _g?.Dispose();
