@@ -309,7 +309,7 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
         {
             net = new DeformationGenerator(options.Generator);   // weights are read next
             context.ReadModuleWeights("generator", net);
-            var history = JsonSerializer.Deserialize<DeformationAttackEpochRecord[]>(context.ReadText("history.json")) ?? [];
+            var history = context.ReadHistory<DeformationAttackEpochRecord>();
             return new DeformationAttackTransformer(context.Context, options, net, segmenter, ownsSegmenter: true, history);
         }
         catch

@@ -324,20 +324,8 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
         ArgumentNullException.ThrowIfNull(context);
         var options = context.ReadOptions<ImageDiffusionOptions>(CurrentVersion)
             ?? throw new InvalidDataException($"{LoaderSignature}: the model entry has no options");
-        DiffusionUNet net;
-        using (var gen = new Generator(0))
-            net = new DiffusionUNet(options.ResolvedNetwork(options.Network.ImageSize), gen);
-        try
-        {
-            context.ReadModuleWeights("weights", net);
-            var history = JsonSerializer.Deserialize<ImageDiffusionEpochRecord[]>(context.ReadText("history.json")) ?? [];
-            return new ImageDiffusionTransformer(context.Context, options, net, history);
-        }
-        catch
-        {
-            net.Dispose();
-            throw;
-        }
+        return context.LoadNetwork("weights", gen => new DiffusionUNet(options.ResolvedNetwork(options.Network.ImageSize), gen),
+            net => new ImageDiffusionTransformer(context.Context, options, net, context.ReadHistory<ImageDiffusionEpochRecord>()));
     }
 
     /// <summary>Frees the network.</summary>

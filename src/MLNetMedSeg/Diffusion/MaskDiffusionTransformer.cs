@@ -275,20 +275,8 @@ public sealed class MaskDiffusionTransformer : Core.MLNet.StageTransformer, IDis
         var options = context.ReadOptions<MaskDiffusionModelOptions>(CurrentVersion)
             ?? throw new InvalidDataException($"{LoaderSignature}: the model entry has no options");
         options.Validate();
-        DiffusionUNet net;
-        using (var gen = new Generator(0))
-            net = new DiffusionUNet(options.Network, gen);
-        try
-        {
-            context.ReadModuleWeights("weights", net);
-            var history = JsonSerializer.Deserialize<MaskDiffusionEpochRecord[]>(context.ReadText("history.json")) ?? [];
-            return new MaskDiffusionTransformer(context.Context, options, net, history);
-        }
-        catch
-        {
-            net.Dispose();
-            throw;
-        }
+        return context.LoadNetwork("weights", gen => new DiffusionUNet(options.Network, gen),
+            net => new MaskDiffusionTransformer(context.Context, options, net, context.ReadHistory<MaskDiffusionEpochRecord>()));
     }
 
     /// <summary>Frees the network.</summary>

@@ -72,6 +72,31 @@ internal abstract class ModelLoadContext
 
     public abstract ITransformer ReadChild(string name);
 
+    /// <summary>The entry's training history (<c>history.json</c>, an array of <typeparamref name="T"/>; empty when it holds null).</summary>
+    public T[] ReadHistory<T>() => System.Text.Json.JsonSerializer.Deserialize<T[]>(ReadText("history.json")) ?? [];
+
+    /// <summary>
+    /// A network built by <paramref name="create"/> (its initial weights from a throwaway generator: the saved ones
+    /// replace them), its weights read from the tensor file <paramref name="name"/> (<see cref="ReadModuleWeights"/>),
+    /// handed to <paramref name="make"/>, which takes ownership; when reading or <paramref name="make"/> throws, the
+    /// network is disposed.
+    /// </summary>
+    public TResult LoadNetwork<TNet, TResult>(string name, Func<Generator, TNet> create, Func<TNet, TResult> make) where TNet : torch.nn.Module
+    {
+        TNet net;
+        using (var gen = new Generator(0)) net = create(gen);
+        try
+        {
+            ReadModuleWeights(name, net);
+            return make(net);
+        }
+        catch
+        {
+            net.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>
     /// Loads the tensor file <paramref name="name"/> into <paramref name="module"/>'s parameters and buffers: every
     /// entry of its state dict must be there with its shape, and an entry the module does not have is an error (both

@@ -244,20 +244,9 @@ public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDiff
             ?? throw new InvalidDataException($"{LoaderSignature}: the model entry has no options");
         options.Network.EncoderWeightsPath = null;
         options.Network.ImageNetModelPath = null;
-        SegmentationNetwork net;
-        using (var gen = new Generator(0))   // the saved weights (ImageNet-initialised ones too) are loaded next: no package needed
-            net = SegmentationNetworks.Create(options.Network, gen, loadEncoderWeights: false);
-        try
-        {
-            context.ReadModuleWeights("weights", net);
-            var history = JsonSerializer.Deserialize<SegmentationEpochRecord[]>(context.ReadText("history.json")) ?? [];
-            return new SegmentationTransformer(context.Context, options, net, history);
-        }
-        catch
-        {
-            net.Dispose();
-            throw;
-        }
+        // The saved weights (ImageNet-initialised ones too) replace the initial ones: no package is needed.
+        return context.LoadNetwork("weights", gen => SegmentationNetworks.Create(options.Network, gen, loadEncoderWeights: false),
+            net => new SegmentationTransformer(context.Context, options, net, context.ReadHistory<SegmentationEpochRecord>()));
     }
 
     /// <summary>Frees the network.</summary>

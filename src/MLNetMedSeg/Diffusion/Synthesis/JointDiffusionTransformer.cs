@@ -267,7 +267,7 @@ public sealed class JointDiffusionTransformer : Core.MLNet.StageTransformer, IDi
                 models.Add((keys[i], net));
                 context.ReadModuleWeights($"weights_{i}", net);
             }
-            var history = JsonSerializer.Deserialize<JointDiffusionEpochRecord[]>(context.ReadText("history.json")) ?? [];
+            var history = context.ReadHistory<JointDiffusionEpochRecord>();
             var model = new JointDiffusionTransformer(context.Context, options, models, history);
             models.Clear();
             return model;

@@ -292,20 +292,8 @@ public sealed class CdalTransformer : Core.MLNet.StageTransformer, IDifferentiab
         if (options.Cdal is null) throw new InvalidDataException($"{LoaderSignature}: the model entry's options have no 'Cdal' settings");
         try { options.Cdal.Validate(); }
         catch (ArgumentException e) { throw new InvalidDataException($"{LoaderSignature}: the model entry's options are invalid: {e.Message}", e); }
-        CdalGeneratorNetwork net;
-        using (var gen = new Generator(0))   // the saved weights replace these next
-            net = new CdalGeneratorNetwork(options.Cdal, gen);
-        try
-        {
-            context.ReadModuleWeights("generator", net);
-            var history = JsonSerializer.Deserialize<CdalEpochRecord[]>(context.ReadText("history.json")) ?? [];
-            return new CdalTransformer(context.Context, options, net, history);
-        }
-        catch
-        {
-            net.Dispose();
-            throw;
-        }
+        return context.LoadNetwork("generator", gen => new CdalGeneratorNetwork(options.Cdal, gen),
+            net => new CdalTransformer(context.Context, options, net, context.ReadHistory<CdalEpochRecord>()));
     }
 
     /// <summary>Frees the generator.</summary>
