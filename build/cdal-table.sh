@@ -16,7 +16,7 @@
 # seconds. Usage: build/cdal-table.sh [DATA_DIR] — environment: SIZE (128), EPOCHS (30), BATCH (8), SEEDS ("1 2 3"),
 # ABLATION_SEEDS ("1"), ATTENTION_SCALES (SIZE/16, SIZE/8, SIZE/4), ROWS (all), SPLIT_SEED (1), TRAIN_PAIRS (800), DEVICE (cpu),
 # OUT (runs/cdal-table), REPORT_ONLY (0; 1 rebuilds OUT/table.md from the finished runs and trains nothing).
-# The report adds cDAL against U-Net and U-Net++ paired on the test images (per-image Dice averaged over the seeds
+# The report adds cDAL against U-Net and U-Net++, and each ablation against cDAL, paired on the test images (per-image Dice averaged over the seeds
 # both ran; 95 % bootstrap interval of the mean difference). Quick check: SIZE=32 EPOCHS=1 SEEDS=1 ATTENTION_SCALES=8 TRAIN_PAIRS=16 OUT=runs/cdal-check build/cdal-table.sh
 set -euo pipefail
 # A background job started with setsid gets its own scheduler autogroup, where `nice` alone does not yield to the
@@ -87,7 +87,7 @@ for key in dict.fromkeys(r[0] for r in rows):
     g = [r for r in rows if r[0] == key]
     t = st.mean(r[4] for r in g)
     lines.append(f"| {key} | {len(g)} | {ms([r[2] for r in g])} | {ms([r[3] for r in g])} | {int(t // 60)} min {int(t % 60)} s | {st.mean(r[5] for r in g):.3f} |")
-# cDAL against each segmentation network on the same test images: per image, the mean Dice over the seeds both rows
+# cDAL against each segmentation network, and each ablation against cDAL (its seeds), on the same test images: per image, the mean Dice over the seeds both rows
 # ran; the mean difference with a 95 % paired bootstrap interval over the images (10,000 resamples, seeded).
 import random
 def per_image(row, seeds):
@@ -97,20 +97,21 @@ def per_image(row, seeds):
 seeds_of = {}
 for r in rows: seeds_of.setdefault(r[0], set()).add(r[1])
 comparisons = []
-for other in ("unet", "unetpp"):
-    common = sorted(seeds_of.get("cdal", set()) & seeds_of.get(other, set()))
+ablations = [k for k in seeds_of if k.startswith("cdal-")]
+for first, other in [("cdal", "unet"), ("cdal", "unetpp")] + [(a, "cdal") for a in sorted(ablations)]:
+    common = sorted(seeds_of.get(first, set()) & seeds_of.get(other, set()))
     if not common: continue
-    ids_c, dc = per_image("cdal", common)
+    ids_c, dc = per_image(first, common)
     ids_o, do = per_image(other, common)
     if ids_c != ids_o: continue
     diff = [a - b for a, b in zip(dc, do)]
     rng = random.Random(1)
     boots = sorted(st.mean(rng.choices(diff, k=len(diff))) for _ in range(10000))
     lo, hi = boots[249], boots[9749]
-    verdict = "cDAL better" if lo > 0 else f"{other} better" if hi < 0 else "no difference beyond the noise"
-    comparisons.append(f"| cdal − {other} | {len(common)} | {st.mean(diff):+.4f} | [{lo:+.4f}, {hi:+.4f}] | {verdict} |")
+    verdict = f"{first} better" if lo > 0 else f"{other} better" if hi < 0 else "no difference beyond the noise"
+    comparisons.append(f"| {first} − {other} | {len(common)} | {st.mean(diff):+.4f} | [{lo:+.4f}, {hi:+.4f}] | {verdict} |")
 if comparisons:
-    lines += ["", "Paired on the test images (per image: Dice averaged over the seeds both rows ran; 95 % bootstrap interval of the mean difference):",
+    lines += ["", "Paired on the test images (per image: Dice averaged over the seeds both rows ran; 95 % bootstrap interval of the mean difference; one seed cannot show the training noise between runs, only the test images'):",
               "", "| comparison | seeds | mean Dice difference | 95 % interval | reading |", "| --- | ---: | ---: | --- | --- |"] + comparisons
 lines += ["", f"The attention-scale ablation's {int(size) // 8}² row is the cdal row itself (its seed 1): cdal attends at SIZE/8 = {int(size) // 8}."]
 open(os.path.join(out, "table.md"), "w").write("\n".join(lines) + "\n")
