@@ -61,3 +61,22 @@ public abstract class CliTestBase
         }
     }
 }
+
+/// <summary>
+/// A CLI test class whose tests run libtorch on one thread (restored after the class): tiny networks gain nothing from
+/// more, and on a shared 2-core machine spinning threads slow them down many times over.
+/// </summary>
+public abstract class OneThreadCliTestBase : CliTestBase
+{
+    private static int _threads;
+
+    [ClassInitialize(InheritanceBehavior.BeforeEachDerivedClass)]
+    public static void OneThread(TestContext _)
+    {
+        _threads = TorchSharp.torch.get_num_threads();
+        TorchSharp.torch.set_num_threads(1);
+    }
+
+    [ClassCleanup(InheritanceBehavior.BeforeEachDerivedClass, ClassCleanupBehavior.EndOfClass)]
+    public static void RestoreThreads() => TorchSharp.torch.set_num_threads(_threads);
+}

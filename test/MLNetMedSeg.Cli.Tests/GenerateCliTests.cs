@@ -7,21 +7,8 @@ namespace MLNetMedSeg.Cli.Tests;
 
 /// <summary><c>medseg generate</c> at a tiny size: train both diffusion models, save, reload, generate the same pairs.</summary>
 [TestClass]
-public sealed class GenerateCliTests : CliTestBase
+public sealed class GenerateCliTests : OneThreadCliTestBase
 {
-    private static int _threads;
-
-    /// <summary>One libtorch thread (restored afterwards): tiny networks, shared 2-core machines.</summary>
-    [ClassInitialize]
-    public static void OneThread(TestContext _)
-    {
-        _threads = torch.get_num_threads();
-        torch.set_num_threads(1);
-    }
-
-    [ClassCleanup(ClassCleanupBehavior.EndOfClass)]
-    public static void RestoreThreads() => torch.set_num_threads(_threads);
-
     private static byte[] Pixels(string path) => ImageIO.Read(path).Pixels8!;
 
     [TestMethod]

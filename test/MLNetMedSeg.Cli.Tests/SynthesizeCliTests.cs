@@ -10,21 +10,8 @@ namespace MLNetMedSeg.Cli.Tests;
 /// counts, binary 0/255 masks, quality.json, grid.png), --save-model then --model giving the same files, bad input named.
 /// </summary>
 [TestClass]
-public sealed class SynthesizeCliTests : CliTestBase
+public sealed class SynthesizeCliTests : OneThreadCliTestBase
 {
-    private static int _threads;
-
-    /// <summary>One libtorch thread (restored afterwards): tiny networks, shared 2-core machines.</summary>
-    [ClassInitialize]
-    public static void OneThread(TestContext _)
-    {
-        _threads = torch.get_num_threads();
-        torch.set_num_threads(1);
-    }
-
-    [ClassCleanup(ClassCleanupBehavior.EndOfClass)]
-    public static void RestoreThreads() => torch.set_num_threads(_threads);
-
     private static readonly DiscSpec Discs = new(16, 16, 5, 11, 5, 11, 2, 5, 200, 60, 20);
 
     /// <summary>The options every run shares: 16 px, 1 epoch, T = 20, small ResNet-18 input for clusters and quality.</summary>
