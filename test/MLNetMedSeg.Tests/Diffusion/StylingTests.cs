@@ -61,6 +61,10 @@ public sealed class StylingLossTests
         var eRef = randn([2, 16], ScalarType.Float64, generator: gen);
         CheckGradient(e => StylingLosses.EmbeddingDistance(eRef, e).sum(), e0, "ℓ_sty on the embedding");
         CheckGradient(e => (-StylingLosses.EmbeddingDistance(e, eRef)).sum(), e0, "ℓ_sem on the embedding");
+        CheckGradient(e => StylingLosses.EmbeddingMeanSquared(eRef, e).sum(), e0, "ℓ_sty / ℓ_sem as DiffuseIT's code (mean squared)");
+        using (no_grad())
+            Assert.AreEqual(((eRef - e0).square().sum(1) / 16).sum().ToDouble(), StylingLosses.EmbeddingMeanSquared(eRef, e0).sum().ToDouble(), 1e-12,
+                "mean over the 16 values of the squared difference");
         var f0 = randn([2, 5, 4, 4], ScalarType.Float64, generator: gen);
         var fRef = randn([2, 5, 4, 4], ScalarType.Float64, generator: gen);
         var locations = StylingLosses.DrawLocations(2, 16, 6, [gen], CPU);
@@ -106,6 +110,32 @@ public sealed class StylingLossTests
         CollectionAssert.AreEqual(new[] { 0, 2, 5 }, StylingScheduler.ZeConLayersFor(new StyleOptions(), net), "ZeCon's 0, 2, 5, 8, 11 that exist (0..5)");
     }
 
+    [TestMethod]
+    public void GuidanceFactors_PosteriorVariance_Resolution_SemanticCutoff()
+    {
+        var diffusion = new GaussianDiffusion(NoiseSchedule.Create(BetaScheduleKind.Linear, 50));
+        var o = new StyleOptions { SampleSteps = 10, SkipSteps = 4, FeatureImageSize = 32 };
+        var scheduler = new StylingScheduler(diffusion, o, StyleFeatureNetwork.Random(6, 32, CPU, ScalarType.Float32, [8, 8, 8, 16, 16]));
+        var sp = scheduler.Spaced;
+        for (int i = 1; i < 10; i++)
+            Assert.AreEqual(sp.Betas[i] * (1 - sp.AlphasCumprod[i - 1]) / (1 - sp.AlphasCumprod[i]), scheduler.GradientScale(i), 1e-15,
+                $"step {i}: β̃_i = β_i(1 − ᾱ_(i−1))/(1 − ᾱ_i)");
+        Assert.AreEqual(scheduler.GradientScale(1), scheduler.GradientScale(0), "step 0 (β̃_0 = 0) takes β̃_1");
+        Assert.IsTrue(scheduler.GradientScale(9) > scheduler.GradientScale(1), "the posterior variance grows with the noise level");
+        Assert.AreEqual(32.0 * 32 / (256 * 256), scheduler.ResolutionScale(32, 32), 1e-15, "H·W / 256² (Table A.1's 256 px)");
+        Assert.IsTrue(scheduler.SemanticActive(6) && !scheduler.SemanticActive(5), "ℓ_sem only above 0.5 · SampleSteps");
+        var printed = new StylingScheduler(diffusion, new StyleOptions
+        {
+            SampleSteps = 10, SkipSteps = 4, GuidanceScaling = StyleGuidanceScaling.None, WeightsImageSize = null, SemanticCutoff = 0,
+            PerceptualWeight = 0, StyleWeight = 0, SemanticWeight = 0,
+        }, null);
+        Assert.AreEqual(1.0, printed.GradientScale(3));
+        Assert.AreEqual(1.0, printed.ResolutionScale(32, 32));
+        Assert.IsTrue(printed.SemanticActive(1));
+        Assert.ThrowsException<ArgumentException>(() => new StyleOptions { SemanticCutoff = 1.5 }.Validate());
+        Assert.ThrowsException<ArgumentException>(() => new StyleOptions { WeightsImageSize = -1 }.Validate());
+    }
+
     private static DiffusionUNet Float64UNet()
     {
         using var g = new Generator(11, CPU);
@@ -140,6 +170,7 @@ public sealed class StylingLossTests
             {
                 SampleSteps = 10, SkipSteps = 2, ZeConWeight = 0, PerceptualWeight = 0, MseWeight = 0, StyleWeight = 0, L2Weight = 0,
                 SemanticWeight = 0, RangeWeight = 0, ZeConPatches = 8, FeatureImageSize = 32, ContentReference = StyleContentReference.Source,
+                SemanticCutoff = 0,
             };
             typeof(StyleOptions).GetProperty(name + "Weight")!.SetValue(o, 2.0);
             var scheduler = new StylingScheduler(diffusion, o, resnet);
@@ -217,7 +248,7 @@ public sealed class StyleStageTests
     private static JointDiffusionOptions TinyJoint() => new()
     {
         Network = new DiffusionUNetOptions { BaseChannels = 16, ChannelMultipliers = [1, 2], AttentionResolutions = [], HeadChannels = 16, GroupNormGroups = 8 },
-        TimeSteps = 50, Epochs = 2, BatchSize = 4, LearningRate = 2e-3, EmaDecay = 0.9, SampleSteps = 4,
+        TimeSteps = 1000, Epochs = 2, BatchSize = 4, LearningRate = 2e-3, EmaDecay = 0.9, SampleSteps = 4,
     };
 
     private static StyleOptions Off() => new()
@@ -298,31 +329,74 @@ public sealed class StyleStageTests
             return Column(stage.Transform(data), "StyledImage");
         }
         var plain = Run(Off());
-        // Pixel guidance (ℓ_L2 + ℓ_MSE towards the target; means over 768 values at 16 px, hence λ ≈ 10² here).
+        // Pixel guidance with Table A.3's weights (λ_L2 10000, λ_MSE 5000) and the default scaling (β̃_t, H·W/256²): on
+        // this 16 px model about 13 % closer to the target than the unguided steps (> 10 % asserted).
         var pixel = Off();
-        pixel.L2Weight = 60;
-        pixel.MseWeight = 20;
+        pixel.L2Weight = 10000;
+        pixel.MseWeight = 5000;
         var guided = Run(pixel);
         for (int r = 0; r < rows.Count; r++)
         {
             double dPlain = MeanAbs(plain[r], rows[r].Image), dGuided = MeanAbs(guided[r], rows[r].Image);
             Console.WriteLine($"row {r}: |styled − target| plain {dPlain:F4}, pixel-guided {dGuided:F4}");
-            Assert.IsTrue(dGuided < 0.8 * dPlain, $"row {r}: pixel guidance moves towards the target: {dGuided:F4} vs unguided {dPlain:F4}");
+            Assert.IsTrue(dGuided < 0.9 * dPlain, $"row {r}: pixel guidance moves towards the target: {dGuided:F4} vs unguided {dPlain:F4}");
         }
-        // Semantic guidance alone (ℓ_sty on the ImageNet ResNet-18's pooled feature) lowers ℓ_sty to the target. Its
-        // distances are ~100 and its pixel gradients large at 16 px, so λ_sty ≈ 0.1 here (larger weights overshoot).
+        // Semantic guidance alone (ℓ_sty on the ImageNet ResNet-18's pooled feature's direction, DiffuseIT's mean squared
+        // distance) lowers the distance of the directions to the target's. Table A.3's λ_sty (10⁴) lowers it by ~8 % on
+        // this barely trained 16 px model in 6 steps; 4·10⁴ is used to see the direction clearly.
         var style = Off();
-        style.StyleWeight = 0.1;
+        style.StyleWeight = 40000;
         var styled = Run(style);
         using var resnet = StyleFeatureNetwork.ImageNet(null, 32, CPU);
         using var scope = NewDisposeScope();
-        Tensor Emb(List<float[]> images) => resnet.Features(stack(images.Select(i => tensor(i, [3, 16, 16])).ToArray())).Embedding;
+        Tensor Emb(List<float[]> images)
+        {
+            var e = resnet.Features(stack(images.Select(i => tensor(i, [3, 16, 16])).ToArray())).Embedding;
+            return e / e.norm(1, true);   // the direction that ℓ_sty compares (NormalizeEmbedding)
+        }
         var eTarget = Emb(rows.Select(r => r.Image).ToList());
         var lPlain = StylingLosses.EmbeddingDistance(eTarget, Emb(plain));
         var lStyled = StylingLosses.EmbeddingDistance(eTarget, Emb(styled));
         Console.WriteLine($"ℓ_sty plain [{string.Join(", ", lPlain.data<float>().ToArray())}], style-guided [{string.Join(", ", lStyled.data<float>().ToArray())}]");
         Assert.IsTrue(lStyled.lt(lPlain * 0.9).all().item<bool>(), "ℓ_sty to the target falls (by > 10 %) with style guidance");
         Log("guidance", sw);
+    }
+
+    [TestMethod]
+    public void TableA3Weights_StayBounded_ThePrintedEquationDiverges_WithAClearError()
+    {
+        var sw = Stopwatch.StartNew();
+        var ml = new MLContext(seed: 5);
+        var rows = Rows(2, 4);
+        var data = ml.Data.LoadFromEnumerable(rows);
+        using var joint = ml.MedSeg().Generation.JointDiffusion(TinyJoint()).Fit(data);
+        var paper = new StyleOptions { SampleSteps = 10, SkipSteps = 4, ZeConPatches = 16, FeatureImageSize = 32, TransformBatchSize = 2 };
+        using (var stage = ml.MedSeg().Generation.Style(joint, paper).Fit(data))
+        using (var scope = NewDisposeScope())
+        {
+            double largest = 0;
+            stage.Style(tensor(rows[0].InpaintedImage, [1, 3, 16, 16]), tensor(rows[0].Image, [1, 3, 16, 16]), tensor(rows[0].Mask, [1, 1, 16, 16]),
+                observer: s => largest = Math.Max(largest, s.State.abs().max().ToDouble()));
+            Console.WriteLine($"Table A.3's weights, default scaling: largest |x_t| {largest:F2}");
+            // The noised source itself reaches |x| ≈ 3.3 here; before the β̃_t and H·W/256² scaling and the normalised
+            // embedding, the same run reached |x_t| ≈ 2.5·10⁴ (ℓ_sty) and the 32 px Kvasir model produced NaN.
+            Assert.IsTrue(largest < 10, $"every state stays at the scale of the noised image (largest |x_t| {largest:F2})");
+        }
+        var printed = new StyleOptions
+        {
+            SampleSteps = 10, SkipSteps = 4, ZeConPatches = 16, FeatureImageSize = 32, TransformBatchSize = 2,
+            GuidanceScaling = StyleGuidanceScaling.None, WeightsImageSize = null, EmbeddingLoss = StyleEmbeddingLoss.Norm, SemanticCutoff = 0,
+            NormalizeEmbedding = false,
+        };
+        using (var stage = ml.MedSeg().Generation.Style(joint, printed).Fit(data))
+        {
+            var e = Assert.ThrowsException<InvalidOperationException>(() => Column(stage.Transform(data), "StyledImage"));
+            Console.WriteLine(e.Message);
+            StringAssert.Contains(e.Message, "styling diverged at respaced step");
+            StringAssert.Contains(e.Message, "rows 0..1");
+            StringAssert.Contains(e.Message, "Lower the loss weights");
+        }
+        Log("Table A.3 weights", sw);
     }
 
     [TestMethod]
@@ -455,7 +529,7 @@ public sealed class StyleStageTests
         StringAssert.Contains(e.Message, "8×8");
         var a = Assert.ThrowsException<ArgumentException>(() => ml.MedSeg().Generation.Style(joint, new StyleOptions { SampleSteps = 10, SkipSteps = 10 }));
         Assert.AreEqual("SkipSteps", a.ParamName);
-        a = Assert.ThrowsException<ArgumentException>(() => ml.MedSeg().Generation.Style(joint, new StyleOptions { SampleSteps = 51 }));
+        a = Assert.ThrowsException<ArgumentException>(() => ml.MedSeg().Generation.Style(joint, new StyleOptions { SampleSteps = 1001 }));
         StringAssert.Contains(a.Message, "TimeSteps");
         a = Assert.ThrowsException<ArgumentException>(() => ml.MedSeg().Generation.Style(joint, new StyleOptions { L2Weight = -1 }));
         Assert.AreEqual("L2Weight", a.ParamName);

@@ -10,11 +10,40 @@ public enum StyleContentReference
     Source,
 }
 
+/// <summary>How the guidance gradient enters the reverse step (<see cref="StyleOptions.GuidanceScaling"/>).</summary>
+public enum StyleGuidanceScaling
+{
+    /// <summary>
+    /// x_{t−1} = x'_{t−1} − σ_t²·∇_{x_t} ℓ_total: the gradient scaled by the step's posterior variance σ_t² = β̃_t (β̃ of
+    /// the second step at the last, where β̃ is 0, as guided-diffusion's clipped log-variance) — what the code of DiffuseIT
+    /// and ZeCon does (guided-diffusion's <c>condition_mean</c>), and the scale Table A.3's weights were tuned for. The default.
+    /// </summary>
+    PosteriorVariance,
+
+    /// <summary>
+    /// x_{t−1} = x'_{t−1} − ∇_{x_t} ℓ_total, the appendix's equation as printed. With Table A.3's weights the steps
+    /// overshoot by orders of magnitude and diverge (measured: the state is not finite within a few steps at 32 px);
+    /// usable only with weights ~σ_t² times smaller.
+    /// </summary>
+    None,
+}
+
+/// <summary>How ℓ_sty and ℓ_sem measure the distance of two embeddings (<see cref="StyleOptions.EmbeddingLoss"/>).</summary>
+public enum StyleEmbeddingLoss
+{
+    /// <summary>The mean over the embedding's D values of the squared difference — DiffuseIT's code (<c>F.mse_loss</c> of the [CLS] tokens), the scale Table A.3's λ_sty and λ_sem were set for. The default.</summary>
+    MeanSquared,
+
+    /// <summary>‖a − b‖₂, Eqs. 5–6 as printed (with Table A.3's weights this term is ~√D·‖a − b‖ times stronger than the code's).</summary>
+    Norm,
+}
+
 /// <summary>
 /// Options of the styling stage (paper 004 §3.2, Appendix A.1.2, Table A.3; after Kwon &amp; Ye's DiffuseIT and Yang et
 /// al.'s ZeCon): the source image (e.g. RePaint's inpainted image) is noised to the depth of
 /// <see cref="SkipSteps"/> and taken back by guided reverse DDPM steps of a trained diffusion model; at every step
-/// x_{t−1} = μ_θ(x_t, t) + σ_t·ε − ∇_{x_t} ℓ_total(x̂₀(x_t)), ℓ_total the weighted sum of the losses below between the
+/// x_{t−1} = μ_θ(x_t, t) + σ_t·ε − σ_t²·∇_{x_t} ℓ_total(x̂₀(x_t)) (<see cref="GuidanceScaling"/>: the paper's
+/// equation omits σ_t², which its reference code applies), ℓ_total the weighted sum of the losses below between the
 /// Tweedie estimate x̂₀ and the row's target image (the original). Every weight may be 0, which switches its term off;
 /// all zero gives the plain reverse process. Defaults: Table A.3's weights, CPU-sized step counts
 /// (<see cref="PaperPreset"/> has Table A.1's timestep_respacing 200 and skip_timesteps 80). Plain and
@@ -63,20 +92,61 @@ public sealed class StyleOptions
     /// <summary>λ_MSE, weight of ZeCon's pixel MSE between x̂₀ and the content reference (Table A.3: 5000).</summary>
     public double MseWeight { get; set; } = 5000;
 
-    /// <summary>λ_sty, weight of ℓ_sty = ‖e(x₀) − e(x̂₀)‖₂ (Eq. 5, e the ResNet-18 pooled feature; Table A.3: 10000).</summary>
+    /// <summary>λ_sty, weight of ℓ_sty = d(e(x₀), e(x̂₀)) (Eq. 5, e the ResNet-18 pooled feature, d per <see cref="EmbeddingLoss"/>; Table A.3: 10000).</summary>
     public double StyleWeight { get; set; } = 10000;
 
     /// <summary>λ_L2, weight of the pixel MSE between x̂₀ and the target x₀ (Table A.3: 10000).</summary>
     public double L2Weight { get; set; } = 10000;
 
     /// <summary>
-    /// λ_sem, weight of ℓ_sem = −‖e(x̂₀(x_{t−1})) − e(x̂₀(x_t))‖₂ (Eq. 6: pushes the estimates of adjacent steps apart; the
+    /// λ_sem, weight of ℓ_sem = −d(e(x̂₀(x_{t−1})), e(x̂₀(x_t))) (Eq. 6, d per <see cref="EmbeddingLoss"/>: pushes the estimates of adjacent steps apart; the
     /// previous step's estimate is held fixed; no term at the first step; Table A.3: 40000).
     /// </summary>
     public double SemanticWeight { get; set; } = 40000;
 
+    /// <summary>
+    /// ℓ_sem applies only at the noisy respaced steps i &gt; SemanticCutoff·SampleSteps (default 0.5: DiffuseIT's code
+    /// uses its semantic divergence loss only above <c>diff_iter</c> = 50 of <c>timestep_respacing</c> 100; the paper
+    /// does not say). ℓ_sem has no floor (it rewards any change between adjacent estimates), so applied at every step
+    /// with Table A.3's λ_sem it feeds on itself and the steps diverge (measured at 32 px). 0 = at every step; 1 = never.
+    /// With the CPU-sized defaults (20 steps, 8 skipped) the guided steps are 11..0, so only step 11 qualifies, where
+    /// ℓ_sem has no previous estimate: the term is inactive; with <see cref="PaperPreset"/> it acts on steps 119..101.
+    /// </summary>
+    public double SemanticCutoff { get; set; } = 0.5;
+
     /// <summary>λ_rng, weight of DiffuseIT's range loss: mean of (x̂₀ − clamp(x̂₀, −1, 1))² in model space (Table A.3: 200).</summary>
     public double RangeWeight { get; set; } = 200;
+
+    /// <summary>
+    /// How the guidance gradient is scaled in the reverse step (default <see cref="StyleGuidanceScaling.PosteriorVariance"/>:
+    /// DiffuseIT's and ZeCon's code, for which Table A.3's weights are set; <see cref="StyleGuidanceScaling.None"/> is the
+    /// appendix's equation as printed, which diverges with those weights).
+    /// </summary>
+    public StyleGuidanceScaling GuidanceScaling { get; set; } = StyleGuidanceScaling.PosteriorVariance;
+
+    /// <summary>
+    /// The image side Table A.3's weights are for (default 256, Table A.1's image size); null or 0 switches the compensation
+    /// off. The losses are means over pixels (and the ResNet-18 sees the image resized to <see cref="FeatureImageSize"/>),
+    /// so the gradient each pixel receives grows as 1/(H·W) when the images shrink: at 32 px a weight acts 64 times
+    /// harder than at 256 px and the guided steps diverge. The stage scales the guidance gradient by
+    /// H·W / WeightsImageSize², so that a step moves a pixel as far as it would at the paper's size.
+    /// </summary>
+    public int? WeightsImageSize { get; set; } = 256;
+
+    /// <summary>
+    /// Whether ℓ_sty and ℓ_sem compare the ResNet-18 embedding's direction, e/‖e‖·√D (default true), rather than e itself.
+    /// DINO's [CLS] token passes through LayerNorms that make it insensitive to the input's scale; the ResNet-18's pooled
+    /// feature (ReLU, BatchNorm in eval mode) grows with it, so once x̂₀ leaves the image range ℓ_sty's gradient grows
+    /// with it and the guided steps feed on themselves (measured on a barely trained model: |x_t| reached 10⁴ with Table
+    /// A.3's λ_sty). The √D keeps the mean squared distance at the scale of unit-variance features (it is ‖u − v‖², 0..4).
+    /// </summary>
+    public bool NormalizeEmbedding { get; set; } = true;
+
+    /// <summary>
+    /// The distance ℓ_sty and ℓ_sem take between embeddings (default <see cref="StyleEmbeddingLoss.MeanSquared"/>, DiffuseIT's
+    /// code; <see cref="StyleEmbeddingLoss.Norm"/> is Eqs. 5–6 as printed).
+    /// </summary>
+    public StyleEmbeddingLoss EmbeddingLoss { get; set; } = StyleEmbeddingLoss.MeanSquared;
 
     /// <summary>What the content losses compare with (default <see cref="StyleContentReference.Target"/>, the paper's text).</summary>
     public StyleContentReference ContentReference { get; set; } = StyleContentReference.Target;
@@ -146,6 +216,10 @@ public sealed class StyleOptions
         foreach (var (name, w) in new[] { (nameof(ZeConWeight), ZeConWeight), (nameof(PerceptualWeight), PerceptualWeight), (nameof(MseWeight), MseWeight),
                      (nameof(StyleWeight), StyleWeight), (nameof(L2Weight), L2Weight), (nameof(SemanticWeight), SemanticWeight), (nameof(RangeWeight), RangeWeight) })
             if (!(w >= 0) || double.IsInfinity(w)) throw new ArgumentException($"{name} must be a finite number ≥ 0, got {w}", name);
+        if (!(SemanticCutoff >= 0 && SemanticCutoff <= 1)) throw new ArgumentException($"SemanticCutoff must be in [0, 1], got {SemanticCutoff}", nameof(SemanticCutoff));
+        if (WeightsImageSize is < 0) throw new ArgumentException($"WeightsImageSize must be > 0 (or 0/null for no compensation), got {WeightsImageSize}", nameof(WeightsImageSize));
+        if (!Enum.IsDefined(EmbeddingLoss)) throw new ArgumentException($"unknown EmbeddingLoss {EmbeddingLoss}", nameof(EmbeddingLoss));
+        if (!Enum.IsDefined(GuidanceScaling)) throw new ArgumentException($"unknown GuidanceScaling {GuidanceScaling}", nameof(GuidanceScaling));
         if (!Enum.IsDefined(ContentReference)) throw new ArgumentException($"unknown ContentReference {ContentReference}", nameof(ContentReference));
         if (ZeConLayers is { } layers)
         {

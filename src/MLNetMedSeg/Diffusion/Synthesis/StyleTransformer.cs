@@ -245,6 +245,10 @@ public sealed class StyleTransformer : Core.MLNet.StageTransformer, IDisposable
             if (output.device != sources.device) output = output.to(sources.device);
             return output.MoveToOuterDisposeScope();
         }
+        catch (InvalidOperationException e) when (e.Message.StartsWith("styling diverged", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"{Name}: rows {rows[0]}..{rows[^1]}: {e.Message}", e);
+        }
         finally
         {
             foreach (var g in noise) g.Dispose();

@@ -139,6 +139,20 @@ public static class StylingLosses
         return ((a - b).square().sum([1]) + 1e-12).sqrt().MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The mean over D of (a − b)² per row of [N,D] embeddings — what DiffuseIT's code computes for ℓ_sty and ℓ_sem
+    /// (<c>F.mse_loss</c> of the [CLS] tokens) where Eqs. 5–6 print ‖a − b‖₂ (see <see cref="StyleEmbeddingLoss"/>). Returns [N].
+    /// </summary>
+    public static Tensor EmbeddingMeanSquared(Tensor a, Tensor b)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        if (a.dim() != 2 || !a.shape.SequenceEqual(b.shape))
+            throw new ArgumentException($"embeddings must both be [N,D]; got [{string.Join(",", a.shape)}] and [{string.Join(",", b.shape)}]", nameof(b));
+        using var scope = NewDisposeScope();
+        return (a - b).square().mean([1]).MoveToOuterDisposeScope();
+    }
+
     /// <summary>DiffuseIT's and ZeCon's range loss: mean over C,H,W of (x − clamp(x, −1, 1))² (model space). Returns [N].</summary>
     public static Tensor Range(Tensor x)
     {

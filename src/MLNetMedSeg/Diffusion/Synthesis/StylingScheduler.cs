@@ -26,17 +26,23 @@ public sealed record StylingStep(int Index, int Count, int Step, Tensor State, T
 /// space) is noised to respaced step s = SampleSteps − SkipSteps − 1 (x_s = √ᾱ_s·x_src + √(1 − ᾱ_s)·z), then for
 /// i = s..0: ε̂ = ε_θ(x_i, t_i) (with the model's condition and guidance), x̂₀ = (x_i − √(1 − ᾱ_i)·ε̂)/√ᾱ_i (Tweedie,
 /// unclipped for the losses), x'_{i−1} = the DDPM step of Eq. 2 from that ε̂ (x̂₀ clipped to [−1, 1] inside it, noise
-/// σ·z), and x_{i−1} = x'_{i−1} − ∇_{x_i} ℓ_total(x̂₀(x_i)) — the gradient through the network, as the paper writes it
-/// (ZeCon's code adds the gradient scaled by the posterior variance to the mean instead). ℓ_total =
+/// σ·z), and x_{i−1} = x'_{i−1} − r·s_i·∇_{x_i} ℓ_total(x̂₀(x_i)), the gradient through the network, s_i the posterior
+/// variance β̃_i as DiffuseIT's and ZeCon's code scale it (<see cref="StyleGuidanceScaling.PosteriorVariance"/>, the default; β̃_1
+/// at i = 0) or 1 as the appendix prints it (<see cref="StyleGuidanceScaling.None"/>), r = H·W / WeightsImageSize² the
+/// resolution compensation (<see cref="StyleOptions.WeightsImageSize"/>). ℓ_total =
 /// λ_ZeCon·ℓ_ZeCon + λ_VGG·ℓ_perc + λ_MSE·ℓ_MSE + λ_sty·ℓ_sty + λ_L2·ℓ_L2 + λ_sem·ℓ_sem + λ_rng·ℓ_rng
 /// (<see cref="StylingLosses"/>; each a per-row value, summed over the rows). With a known channel (the joint model's
 /// mask) that channel is replaced after every step by the target's channel noised to the new level, exactly as
 /// RePaint's merge. When every weight is 0 nothing is differentiated and the steps are the plain reverse process.
+/// A step whose state is not finite or beyond ±100 (guidance that diverged) throws, naming the step and the loss terms.
 /// Every step runs in its own dispose scope.
 /// </summary>
 public sealed class StylingScheduler
 {
     private static readonly int[] ZeConDefaultLayers = [0, 2, 5, 8, 11];
+
+    /// <summary>A guided state beyond this magnitude (or not finite) has diverged: model-space images lie in [−1, 1].</summary>
+    internal const double DivergedState = 100;
     private readonly StyleOptions _options;
     private readonly StyleFeatureNetwork? _features;
 
@@ -63,6 +69,33 @@ public sealed class StylingScheduler
 
     /// <summary>The respaced step the source is noised to (SampleSteps − SkipSteps − 1).</summary>
     public int StartStep => _options.SampleSteps - _options.SkipSteps - 1;
+
+    /// <summary>
+    /// The factor s_i of the guidance gradient at respaced step <paramref name="step"/>: 1 without scaling, else the
+    /// posterior variance β̃_i = β_i·(1 − ᾱ_{i−1})/(1 − ᾱ_i) (β̃_1 at i = 0, where β̃_0 = 0).
+    /// </summary>
+    public double GradientScale(int step)
+    {
+        if (step < 0 || step >= Spaced.Length) throw new ArgumentOutOfRangeException(nameof(step), step, $"must be in 0..{Spaced.Length - 1}");
+        if (_options.GuidanceScaling == StyleGuidanceScaling.None) return 1.0;
+        int i = step == 0 && Spaced.Length > 1 ? 1 : step;
+        return Spaced.Betas[i] * (1 - Spaced.AlphasCumprodPrev[i]) / (1 - Spaced.AlphasCumprod[i]);
+    }
+
+    /// <summary>The resolution factor of the guidance gradient for H×W images: H·W / WeightsImageSize² (1 when off).</summary>
+    public double ResolutionScale(long height, long width) =>
+        _options.WeightsImageSize is int s and > 0 ? (double)height * width / ((double)s * s) : 1.0;
+
+    /// <summary>Whether ℓ_sem applies at respaced step <paramref name="step"/>: step &gt; SemanticCutoff·SampleSteps.</summary>
+    public bool SemanticActive(int step) => step > _options.SemanticCutoff * _options.SampleSteps;
+
+    /// <summary>The embedding ℓ_sty and ℓ_sem compare: e/‖e‖·√D with <see cref="StyleOptions.NormalizeEmbedding"/>, else e.</summary>
+    private Tensor Embedding(Tensor e) => _options.NormalizeEmbedding
+        ? e / (e.square().sum(1, true) + 1e-12).sqrt() * Math.Sqrt(e.size(1))
+        : e;
+
+    private Tensor EmbeddingLoss(Tensor a, Tensor b) => _options.EmbeddingLoss == StyleEmbeddingLoss.Norm
+        ? StylingLosses.EmbeddingDistance(a, b) : StylingLosses.EmbeddingMeanSquared(a, b);
 
     /// <summary>The ZeCon layers used with <paramref name="network"/> (the option, or ZeCon's 0, 2, 5, 8, 11 that it has).</summary>
     internal static int[] ZeConLayersFor(StyleOptions options, DiffusionUNet network)
@@ -129,7 +162,7 @@ public sealed class StylingScheduler
         {
             using var scope = NewDisposeScope();
             var (_, emb) = _features!.Features(ToUnit(inputs.Target.narrow(1, 0, inputs.ImageChannels)));
-            inputs.TargetEmbedding = emb.DetachFromDisposeScope();
+            inputs.TargetEmbedding = Embedding(emb).DetachFromDisposeScope();
         }
     }
 
@@ -165,7 +198,8 @@ public sealed class StylingScheduler
         Tensor? emb = null;
         if (_features is not null && (o.PerceptualWeight != 0 || o.StyleWeight != 0 || o.SemanticWeight != 0))
         {
-            var (maps, e) = _features.Features(ToUnit(img));
+            var (maps, raw) = _features.Features(ToUnit(img));
+            var e = Embedding(raw);
             emb = e;
             if (o.PerceptualWeight != 0)
             {
@@ -175,13 +209,13 @@ public sealed class StylingScheduler
             }
             if (o.StyleWeight != 0)
             {
-                var term = StylingLosses.EmbeddingDistance(inputs.TargetEmbedding!, e);
+                var term = EmbeddingLoss(inputs.TargetEmbedding!, e);
                 sty = term.sum().ToDouble();
                 total = total + term * o.StyleWeight;
             }
-            if (o.SemanticWeight != 0 && previousEmbedding is not null)
+            if (o.SemanticWeight != 0 && previousEmbedding is not null && SemanticActive(step))
             {
-                var term = -StylingLosses.EmbeddingDistance(e, previousEmbedding.detach());
+                var term = -EmbeddingLoss(e, previousEmbedding.detach());
                 sem = term.sum().ToDouble();
                 total = total + term * o.SemanticWeight;
             }
@@ -240,6 +274,7 @@ public sealed class StylingScheduler
             if (inputs.Keep is not null) keep = inputs.Keep.expand(inputs.Source.shape);
         }
         Tensor? prevEmb = null;
+        double resolution = ResolutionScale(inputs.Source.size(2), inputs.Source.size(3));
         for (int i = start; i >= 0; i--)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -255,7 +290,14 @@ public sealed class StylingScheduler
                 using (no_grad())
                 {
                     var eps = g.Eps;
-                    next = Diffusion.ReverseStep((_, _, _) => eps.detach(), cur, inputs.Condition, Spaced, i, sampling, noise) - g.Gradient;
+                    next = Diffusion.ReverseStep((_, _, _) => eps.detach(), cur, inputs.Condition, Spaced, i, sampling, noise) - g.Gradient * (GradientScale(i) * resolution);
+                    double largest = next.abs().max().ToDouble();
+                    if (!(largest <= DivergedState))
+                        throw new InvalidOperationException(
+                            $"styling diverged at respaced step {i} (reverse step {start - i + 1} of {count}): the guided state reached |x| = {largest:G4} " +
+                            $"(images lie in [−1, 1], noised states within a few units); " +
+                            $"loss terms ZeCon {terms.ZeCon:G4}, perceptual {terms.Perceptual:G4}, MSE {terms.Mse:G4}, style {terms.Style:G4}, L2 {terms.L2:G4}, " +
+                            $"semantic {terms.Semantic:G4}, range {terms.Range:G4}, total {terms.Total:G4} (GuidanceScaling {o.GuidanceScaling}). Lower the loss weights.");
                 }
                 prevEmb?.Dispose();
                 prevEmb = g.Embedding?.MoveToOuterDisposeScope();
