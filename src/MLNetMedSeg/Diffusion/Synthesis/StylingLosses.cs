@@ -131,10 +131,7 @@ public static class StylingLosses
     /// </summary>
     public static Tensor EmbeddingDistance(Tensor a, Tensor b)
     {
-        ArgumentNullException.ThrowIfNull(a);
-        ArgumentNullException.ThrowIfNull(b);
-        if (a.dim() != 2 || !a.shape.SequenceEqual(b.shape))
-            throw new ArgumentException($"embeddings must both be [N,D]; got [{string.Join(",", a.shape)}] and [{string.Join(",", b.shape)}]", nameof(b));
+        CheckEmbeddings(a, b);
         using var scope = NewDisposeScope();
         return ((a - b).square().sum([1]) + 1e-12).sqrt().MoveToOuterDisposeScope();
     }
@@ -145,12 +142,17 @@ public static class StylingLosses
     /// </summary>
     public static Tensor EmbeddingMeanSquared(Tensor a, Tensor b)
     {
+        CheckEmbeddings(a, b);
+        using var scope = NewDisposeScope();
+        return (a - b).square().mean([1]).MoveToOuterDisposeScope();
+    }
+
+    private static void CheckEmbeddings(Tensor a, Tensor b)
+    {
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
         if (a.dim() != 2 || !a.shape.SequenceEqual(b.shape))
             throw new ArgumentException($"embeddings must both be [N,D]; got [{string.Join(",", a.shape)}] and [{string.Join(",", b.shape)}]", nameof(b));
-        using var scope = NewDisposeScope();
-        return (a - b).square().mean([1]).MoveToOuterDisposeScope();
     }
 
     /// <summary>DiffuseIT's and ZeCon's range loss: mean over C,H,W of (x − clamp(x, −1, 1))² (model space). Returns [N].</summary>
