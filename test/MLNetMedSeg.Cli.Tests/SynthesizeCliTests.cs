@@ -63,8 +63,10 @@ public sealed class SynthesizeCliTests : OneThreadCliTestBase
     {
         string data = Path.Combine(_dir, "data"), gen = Path.Combine(_dir, "joint.zip"), out1 = Path.Combine(_dir, "o1"), out2 = Path.Combine(_dir, "o2");
         MakeData(data, 6, seed: 1, Discs);
-        var (code, stdout, stderr) = Medseg([.. Args(data, "joint", out1, "--clusters", "2", "--save-model", gen), .. Train]);
+        // --train-steps: each cluster's model gets 2 optimizer steps whatever its size (the paper's equal iterations).
+        var (code, stdout, stderr) = Medseg([.. Args(data, "joint", out1, "--clusters", "2", "--save-model", gen), .. Train, "--train-steps", "2"]);
         Assert.AreEqual(0, code, stderr);
+        StringAssert.Contains(stderr, "of each cluster at 16x16, 2 steps each");
         StringAssert.Contains(stdout, "synthesized 12 pairs (joint, 2 per real image, 16x16)");
         StringAssert.Contains(stderr, "clustering 6 pairs into 2 clusters");
         StringAssert.Contains(stderr, "[cluster 0] epoch 1");
@@ -180,6 +182,9 @@ public sealed class SynthesizeCliTests : OneThreadCliTestBase
         (code, _, stderr) = Medseg("synthesize", "--data", data, "--method", "styled", "--style-steps", "1", "--out", o);
         Assert.AreEqual(1, code);
         StringAssert.Contains(stderr, "--style-steps must be at least 2");
+        (code, _, stderr) = Medseg("synthesize", "--data", data, "--method", "joint", "--train-steps", "0", "--out", o);
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "--train-steps must be at least 1");
 
         (code, _, stderr) = Medseg("synthesize", "--data", data, "--method", "joint", "--clusters", "2", "--no-clusters", "--out", o);
         Assert.AreEqual(1, code);

@@ -19,7 +19,7 @@ namespace MLNetMedSeg.Cli.Commands;
 
 /// <summary>
 /// <c>medseg synthesize --data DIR --method joint|repaint|styled [--per-image 3] [--clusters 20 | --no-clusters] [--size N]
-/// [--epochs N] [--model GEN.zip | --save-model GEN.zip] --out OUTDIR</c>: paper 004's synthetic pairs (Saragih et al.,
+/// [--epochs N | --train-steps N] [--model GEN.zip | --save-model GEN.zip] --out OUTDIR</c>: paper 004's synthetic pairs (Saragih et al.,
 /// §3.2). The real pairs of DIR (images/ + masks/, resized to N×N) are optionally clustered (<c>ClusterImages</c>:
 /// ImageNet ResNet-18 features of image and mask, KMeans), a joint image + mask diffusion model is trained — one per
 /// cluster, or one on all data — (or loaded with --model), and then
@@ -61,6 +61,7 @@ internal static class SynthesizeCommand
         var noClusters = new Option<bool>("--no-clusters") { Description = "one diffusion model on all the data (the paper's Full-Diff)" };
         var size = new Option<int?>("--size") { Description = "images and masks are resized to size×size pixels (default 64; with --model: the model's size)" };
         var epochs = new Option<int>("--epochs") { Description = "training epochs of each diffusion model", DefaultValueFactory = _ => 20 };
+        var trainSteps = new Option<int?>("--train-steps") { Description = "optimizer steps of each diffusion model instead of --epochs: every cluster's model gets the same number whatever its size (the paper: 110,000 each)" };
         var batch = new Option<int>("--batch") { Description = "training batch size", DefaultValueFactory = _ => 8 };
         var lr = new Option<double>("--lr") { Description = "Adam learning rate of the diffusion models (Table A.1: 1e-4)", DefaultValueFactory = _ => new JointDiffusionOptions().LearningRate };
         var width = new Option<int>("--width") { Description = "base channels of the diffusion U-Net (Table A.1: 256; CPU default 32)", DefaultValueFactory = _ => new JointDiffusionOptions().Network.BaseChannels };
@@ -82,7 +83,7 @@ internal static class SynthesizeCommand
         var output = new Option<string>("--out") { Description = "output folder (images/, masks/, grid.png, quality.json)", Required = true };
         var cmd = new Command("synthesize", "paper 004's synthetic pairs: joint image + mask diffusion (per cluster or on all data), RePaint inpainting of real images, styling")
         {
-            data, method, perImage, clusters, noClusters, size, epochs, batch, lr, width, steps, sampleSteps, repaintSteps, styleSteps, styleSkip, jumpLength, jumps, dilation,
+            data, method, perImage, clusters, noClusters, size, epochs, trainSteps, batch, lr, width, steps, sampleSteps, repaintSteps, styleSteps, styleSkip, jumpLength, jumps, dilation,
             featureSize, pairs, seed, device, checkpoints, saveModel, model, output,
         };
         cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
@@ -91,7 +92,7 @@ internal static class SynthesizeCommand
             {
                 Data = parse.GetRequiredValue(data), Method = parse.GetRequiredValue(method), PerImage = parse.GetValue(perImage),
                 Clusters = parse.GetValue(noClusters) ? null : parse.GetValue(clusters) ?? 20, Size = parse.GetValue(size),
-                Epochs = parse.GetValue(epochs), Batch = parse.GetValue(batch), LearningRate = parse.GetValue(lr), Width = parse.GetValue(width),
+                Epochs = parse.GetValue(epochs), TrainSteps = parse.GetValue(trainSteps), Batch = parse.GetValue(batch), LearningRate = parse.GetValue(lr), Width = parse.GetValue(width),
                 DiffusionSteps = parse.GetValue(steps), SampleSteps = parse.GetValue(sampleSteps) ?? Math.Min(50, parse.GetValue(steps)), RePaintSteps = parse.GetValue(repaintSteps),
                 StyleSteps = parse.GetValue(styleSteps), StyleSkip = parse.GetValue(styleSkip), JumpLength = parse.GetValue(jumpLength), JumpResamplings = parse.GetValue(jumps), Dilation = parse.GetValue(dilation),
                 FeatureSize = parse.GetValue(featureSize), MsSsimPairs = parse.GetValue(pairs), Seed = parse.GetValue(seed),
@@ -117,6 +118,7 @@ internal static class SynthesizeCommand
         public int? Clusters { get; set; }
         public int? Size { get; set; }
         public int Epochs { get; set; } = 20;
+        public int? TrainSteps { get; set; }
         public int Batch { get; set; } = 8;
         public double LearningRate { get; set; } = 1e-4;
         public int Width { get; set; } = 32;
@@ -151,6 +153,7 @@ internal static class SynthesizeCommand
             if (Checkpoints is "") throw new ArgumentException("--checkpoints must name a folder");
             if (Size is int n && (n < 16 || n % 4 != 0)) throw new ArgumentOutOfRangeException("--size", n, "--size must be a multiple of 4 and at least 16");
             if (Epochs < 1) throw new ArgumentOutOfRangeException("--epochs", Epochs, "--epochs must be at least 1");
+            if (TrainSteps is < 1) throw new ArgumentOutOfRangeException("--train-steps", TrainSteps, "--train-steps must be at least 1");
             if (Batch < 1) throw new ArgumentOutOfRangeException("--batch", Batch, "--batch must be at least 1");
             if (!(LearningRate > 0 && double.IsFinite(LearningRate))) throw new ArgumentOutOfRangeException("--lr", LearningRate, "--lr must be a positive number");
             if (Width < 8 || Width % 8 != 0) throw new ArgumentOutOfRangeException("--width", Width, "--width must be a multiple of 8 (the U-Net's 8 GroupNorm groups)");
@@ -266,7 +269,7 @@ internal static class SynthesizeCommand
     {
         var o = new JointDiffusionOptions
         {
-            ImageColumn = MLNetRun.Image, MaskColumn = MLNetRun.Mask, ClusterColumnName = perCluster ? Cluster : null, Epochs = s.Epochs, BatchSize = s.Batch,
+            ImageColumn = MLNetRun.Image, MaskColumn = MLNetRun.Mask, ClusterColumnName = perCluster ? Cluster : null, Epochs = s.Epochs, TrainingSteps = s.TrainSteps, BatchSize = s.Batch,
             LearningRate = s.LearningRate, TimeSteps = s.DiffusionSteps, SampleSteps = s.SampleSteps, SamplesPerRow = s.PerImage, CheckpointFolder = s.Checkpoints,
             EpochCompleted = r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"joint diffusion{(r.Cluster is null ? "" : $" [cluster {r.Cluster}]")} epoch {r.Epoch}: loss {r.Loss:F4} ({r.Seconds:F1} s)")),
@@ -274,7 +277,7 @@ internal static class SynthesizeCommand
         o.Network.BaseChannels = s.Width;
         o.Network.ImageSize = n;
         o.Network.AttentionResolutions = [n / 4];
-        console.Err.WriteLine($"training the joint image + mask diffusion model{(perCluster ? " of each cluster" : " on all pairs")} at {n}x{n}, {s.Epochs} epochs");
+        console.Err.WriteLine($"training the joint image + mask diffusion model{(perCluster ? " of each cluster" : " on all pairs")} at {n}x{n}, {(s.TrainSteps is int ts ? $"{ts} steps each" : $"{s.Epochs} epochs")}");
         if (s.Checkpoints is { } ck) console.Err.WriteLine($"checkpoints: {ck} (a run resumes after the last finished epoch)");
         return ml.MedSeg().Generation.JointDiffusion(o).Fit(train);
     }

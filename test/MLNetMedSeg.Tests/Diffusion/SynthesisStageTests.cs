@@ -182,6 +182,30 @@ public sealed class SynthesisStageTests
         Log("JointDiffusion clusters", sw);
     }
 
+    [TestMethod]
+    public void JointDiffusion_TrainingSteps_GiveEveryClusterTheSameNumberOfSteps()
+    {
+        var sw = Stopwatch.StartNew();
+        var ml = new MLContext(seed: 3);
+        // Cluster a: 9 rows (3 batches of 4 an epoch); cluster b: 2 rows (1 batch an epoch).
+        var rows = WorkoutRows.Discs16(11, 4).Select((r, i) => new ClusterRow { Image = r.Image, Mask = r.Mask, Cluster = i < 9 ? "a" : "b" }).ToList();
+        var records = new List<JointDiffusionEpochRecord>();
+        var o = TinyJoint(epochs: 1, cluster: "Cluster");
+        o.TrainingSteps = 6;
+        o.EpochCompleted = records.Add;
+        Assert.AreEqual(2, o.EpochsFor(9), "⌈6 / ⌈9/4⌉⌉");
+        Assert.AreEqual(6, o.EpochsFor(2), "⌈6 / ⌈2/4⌉⌉");
+        Assert.AreEqual(1, o.EpochsFor(100), "at least one epoch");
+        using var model = ml.MedSeg().Generation.JointDiffusion(o).Fit(ml.Data.LoadFromEnumerable(rows));
+        Assert.AreEqual(2, records.Count(r => r.Cluster == "a"), "cluster a: 2 epochs × 3 steps");
+        Assert.AreEqual(6, records.Count(r => r.Cluster == "b"), "cluster b: 6 epochs × 1 step");
+        o.TrainingSteps = null;
+        Assert.AreEqual(1, o.EpochsFor(2), "without TrainingSteps: Epochs");
+        o.TrainingSteps = 0;
+        Assert.AreEqual("TrainingSteps", Assert.ThrowsException<ArgumentException>(() => o.Validate()).ParamName);
+        Log("JointDiffusion training steps", sw);
+    }
+
     private sealed class Collect : IProgress<MLNetMedSeg.Pipeline.TrainingProgress>
     {
         public List<MLNetMedSeg.Pipeline.TrainingProgress> Items { get; } = [];

@@ -117,9 +117,11 @@ public sealed class JointDiffusionEstimator : Microsoft.ML.IEstimator<JointDiffu
             {
                 ulong seed = key is null ? _seed : MedSegContext.MixSeed(_seed, "cluster " + key, 0);
                 string? folder = o.CheckpointFolder is { } cf && key is not null ? Path.Combine(cf, "cluster-" + ClusterKeys.FileSafe(key)) : o.CheckpointFolder;
+                long rows = data.CountRows();
+                int epochs = o.EpochsFor(rows);
                 if (key is not null)
-                    _context.WriteLog(LogLevel.Info, Name, $"training the model of cluster '{key}' ({data.CountRows()} rows)");
-                using var run = new Run(_context, o, key, seed, data, folder, cancellationToken);
+                    _context.WriteLog(LogLevel.Info, Name, $"training the model of cluster '{key}' ({rows} rows, {epochs} epochs)");
+                using var run = new Run(_context, o, epochs, key, seed, data, folder, cancellationToken);
                 var (net, records) = run.Execute();
                 models.Add((key, net));
                 history.AddRange(records);
@@ -148,7 +150,7 @@ public sealed class JointDiffusionEstimator : Microsoft.ML.IEstimator<JointDiffu
     }
 
     /// <summary>One model's training on the shared loop (with an EMA handler); disposes all it made but the returned network.</summary>
-    private sealed class Run(MedSegContext ctx, JointDiffusionOptions o, string? cluster, ulong seed, IDataView input, string? checkpointFolder,
+    private sealed class Run(MedSegContext ctx, JointDiffusionOptions o, int epochs, string? cluster, ulong seed, IDataView input, string? checkpointFolder,
         CancellationToken ct)
         : GaussianTrainingRun(ctx, o.Network, o.Schedule, o.TimeSteps, o.LearningRate, o.EmaDecay, o.BatchSize, seed, input, [o.ImageColumn, o.MaskColumn])
     {
@@ -157,12 +159,12 @@ public sealed class JointDiffusionEstimator : Microsoft.ML.IEstimator<JointDiffu
         public (DiffusionUNet Net, List<JointDiffusionEpochRecord> History) Execute()
         {
             string stage = cluster is null ? JointDiffusionEstimator.Name : $"{JointDiffusionEstimator.Name}[{cluster}]";
-            var loop = new TrainingLoop(Context, stage, o.Epochs)
+            var loop = new TrainingLoop(Context, stage, epochs)
             {
                 CheckpointFolder = checkpointFolder,
                 Fingerprint = new
                 {
-                    Options = TrainingLoop.OptionsFingerprint(o, nameof(o.Epochs)),
+                    Options = TrainingLoop.OptionsFingerprint(o, nameof(o.Epochs), nameof(o.TrainingSteps)),
                     Seed = Seed.ToString(CultureInfo.InvariantCulture),
                     Cluster = cluster,
                 },
