@@ -27,7 +27,7 @@ public sealed class DataBatchTests
     [TestMethod]
     public void BatchesStackRowsInOrderWithARaggedLastBatch()
     {
-        long baseline = TorchRuntime.LiveTensorCount;
+        long baseline = LiveTensors.Settled();
         using (var data = Numbered(5))
         {
             var sizes = new List<int>();
@@ -47,7 +47,7 @@ public sealed class DataBatchTests
             CollectionAssert.AreEqual(new float[] { 0, 1, 2, 3, 4 }, seen);
             Assert.AreEqual(2, data.GetBatches(["Image"], 2, dropLast: true).Count());
         }
-        Assert.AreEqual(baseline, TorchRuntime.LiveTensorCount, "batches free their tensors and the view its own");
+        Assert.AreEqual(baseline, LiveTensors.Settled(), "batches free their tensors and the view its own");
     }
 
     [TestMethod]

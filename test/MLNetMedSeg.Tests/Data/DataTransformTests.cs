@@ -218,7 +218,7 @@ public sealed class DataTransformTests
     [TestMethod]
     public void TransformsAreLazyAndFreeTheirTensors()
     {
-        long before = TorchRuntime.LiveTensorCount;
+        long before = LiveTensors.Settled();
         InMemoryDataView data;
         using (torch.NewDisposeScope()) data = View(torch.rand([3, 8, 8]), torch.ones([1, 8, 8]));
         using (data)
@@ -238,6 +238,6 @@ public sealed class DataTransformTests
                         Assert.AreEqual(16f, cur.GetTensor("Mask").sum().ToSingle());
                     }
         }
-        Assert.AreEqual(before, TorchRuntime.LiveTensorCount);
+        Assert.AreEqual(before, LiveTensors.Settled());
     }
 }

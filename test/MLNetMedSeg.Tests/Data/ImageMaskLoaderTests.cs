@@ -326,9 +326,9 @@ public sealed class ImageMaskLoaderTests
         string im = dir.Sub("images"), mk = dir.Sub("masks");
         foreach (var n in new[] { "a", "b" }) { TestImages.WriteRgb(Path.Combine(im, n + ".png"), 4, 4, 0); TestImages.WriteMask(Path.Combine(mk, n + ".png"), 4, 4, 2); }
         var view = DataViews.LoadImagesAndMasks(Ctx(), im, mk);
-        long before = TorchRuntime.LiveTensorCount;
+        long before = LiveTensors.Settled();
         using (var cur = view.GetRowCursor("Image", "Mask"))
             while (cur.MoveNext()) { _ = cur.GetTensor("Image"); _ = cur.GetTensor("Mask"); }
-        Assert.AreEqual(before, TorchRuntime.LiveTensorCount);
+        Assert.AreEqual(before, LiveTensors.Settled());
     }
 }

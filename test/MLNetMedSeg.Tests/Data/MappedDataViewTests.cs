@@ -17,7 +17,7 @@ public sealed class MappedDataViewTests
     [TestMethod]
     public void AddsAndReplacesColumnsLazily()
     {
-        long before = TorchRuntime.LiveTensorCount;
+        long before = LiveTensors.Settled();
         using (var src = Source(4))
         {
             int computed = 0;
@@ -48,7 +48,7 @@ public sealed class MappedDataViewTests
             }
             Assert.AreEqual(4, computed);
         }
-        Assert.AreEqual(before, TorchRuntime.LiveTensorCount, "mapped cursors free what they computed");
+        Assert.AreEqual(before, LiveTensors.Settled(), "mapped cursors free what they computed");
     }
 
     [TestMethod]
@@ -74,7 +74,7 @@ public sealed class MappedDataViewTests
     [TestMethod]
     public void ReturningASourceValueIsAliasedNotStolen()
     {
-        long before = TorchRuntime.LiveTensorCount;
+        long before = LiveTensors.Settled();
         using (var src = Source(2))
         {
             var view = new MappedDataView(src, [new MappedColumn("Y", new TensorColumnType(ScalarType.Float32, [2]), ["X"], c => c.GetTensor("X"))]);
@@ -82,7 +82,7 @@ public sealed class MappedDataViewTests
             while (cur.MoveNext())
                 Assert.AreNotSame(cur.GetTensor("X"), cur.GetTensor("Y"));
         }
-        Assert.AreEqual(before, TorchRuntime.LiveTensorCount);
+        Assert.AreEqual(before, LiveTensors.Settled());
     }
 
     [TestMethod]

@@ -147,7 +147,7 @@ public sealed class SplitShuffleCacheTests
         }
         var ctx = Ctx();
         var loaded = DataViews.LoadImagesAndMasks(ctx, im, mk);
-        long before = TorchRuntime.LiveTensorCount;
+        long before = LiveTensors.Settled();
         using (var scope = torch.NewDisposeScope())
         {
             var expected = new List<(string, Tensor, Tensor)>();
@@ -174,7 +174,7 @@ public sealed class SplitShuffleCacheTests
             Assert.IsTrue(cache.CanShuffle);
             CollectionAssert.AreEquivalent(cache.GetTextColumn("Id"), ReadIds(cache, new Random(3)));
         }
-        Assert.AreEqual(before, TorchRuntime.LiveTensorCount, "the cache frees its tensors when disposed");
+        Assert.AreEqual(before, LiveTensors.Settled(), "the cache frees its tensors when disposed");
     }
 }
 

@@ -278,9 +278,9 @@ public sealed class DiffusionUNetTests
         using var net = new DiffusionUNet(Tiny(cond: 1), new Generator(12));
         var x = zeros(1, 1, 16, 16); var c = zeros(1, 1, 16, 16); var t = tensor(new long[] { 4 });
         using (no_grad()) net.forward(x, t, c).Dispose();
-        long live = TorchRuntime.LiveTensorCount;
+        long live = LiveTensors.Settled();
         for (int i = 0; i < 3; i++)
             using (no_grad()) net.forward(x, t, c).Dispose();
-        Assert.AreEqual(live, TorchRuntime.LiveTensorCount);
+        Assert.AreEqual(live, LiveTensors.Settled());
     }
 }

@@ -62,7 +62,7 @@ public sealed class EmaTests
     {
         using var scope = NewDisposeScope();
         using var net = nn.BatchNorm2d(3);
-        long live = TorchRuntime.LiveTensorCount;
+        long live = LiveTensors.Settled();
         var ema = new ExponentialMovingAverage(net);
         Assert.AreEqual(net.StateDictInOrder().Count, ema.State.Count, "parameters and buffers (running stats, num_batches_tracked)");
         using (no_grad()) net.weight!.fill_(5);
@@ -70,7 +70,7 @@ public sealed class EmaTests
         ema.Update(net, 0.5);
         Assert.AreEqual(3f, ema.State["weight"].ToArray<float>()[0]);
         ema.Dispose();
-        Assert.AreEqual(live, TorchRuntime.LiveTensorCount, "the shadow tensors are freed");
+        Assert.AreEqual(live, LiveTensors.Settled(), "the shadow tensors are freed");
         Assert.ThrowsException<ObjectDisposedException>(() => ema.Update(net));
     }
 

@@ -341,9 +341,9 @@ public sealed class GaussianDiffusionTests
         var opts = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddpm, Steps = 4, GuidanceScale = 1 };
         using var g = new Generator(61);
         d.Sample(net.forward, [2, 1, 16, 16], cond, opts, [g]).Dispose();
-        long live = TorchRuntime.LiveTensorCount;
+        long live = LiveTensors.Settled();
         d.Sample(net.forward, [2, 1, 16, 16], cond, opts, [g]).Dispose();
         d.SdEdit(net.forward, cond, cond, 4, 2, false, [g]).Dispose();
-        Assert.AreEqual(live, TorchRuntime.LiveTensorCount);
+        Assert.AreEqual(live, LiveTensors.Settled());
     }
 }

@@ -21,7 +21,7 @@ public class CatalogAndAssertTests
         var ids = new[] { "r0", "r1", "r2", "r3", "r4" };
         var masks = new[] { Mask(Gt), Mask(Gt), Mask("11100", "11100", "00000", "00000", "00000"), Mask(Gt), Mask("00000", "00000", "00000", "00000", "00000") };
         var probs = new[] { Mask(Pr) * 0.8, Mask(Gt) * 0.6, Mask("01100", "01100", "00000", "00000", "00000") * 0.9, Mask(Pr) * 0.4, Mask("00000", "00000", "00000", "00000", "00000") };
-        long live = TorchRuntime.LiveTensorCount;
+        long live = LiveTensors.Settled();
         using var view = BinaryView(ids, masks, probs);
         var ctx = new MedSegContext(seed: 3);
         var logs = new List<string>();
@@ -37,7 +37,7 @@ public class CatalogAndAssertTests
         Assert.AreEqual(1, logs.Count);
         StringAssert.Contains(logs[0], "EvaluateBinary: 5 images: mIoU 0.6333");
         view.Dispose();
-        Assert.AreEqual(live - 10, TorchRuntime.LiveTensorCount, "evaluation leaves no tensor behind (the view's 10 are freed with it)");
+        Assert.AreEqual(live - 10, LiveTensors.Settled(), "evaluation leaves no tensor behind (the view's 10 are freed with it)");
         // Same numbers as the tensor API on the 4x4 rows.
         var t = SegmentationMetrics.FromTensors(torch.stack([Mask(Pr) * 0.8, Mask(Gt) * 0.6], 0), torch.stack([Mask(Gt), Mask(Gt)], 0));
         Assert.AreEqual(t.Images[0].Classes[0].Counts, r.Images[0].Classes[0].Counts);

@@ -130,14 +130,14 @@ public class ReductionTests
         var gen = new Generator(7);
         var pred = torch.rand([6, 1, 9, 11], generator: gen);
         var gt = torch.rand([6, 1, 9, 11], generator: gen).ge(0.6).to(ScalarType.Float32);
-        long live = TorchRuntime.LiveTensorCount;
+        long live = LiveTensors.Settled();
         var ev = SegmentationEvaluator.Binary();
         using (torch.NewDisposeScope())
         {
             ev.Add(pred.narrow(0, 0, 4), gt.narrow(0, 0, 4));
             ev.Add(pred.narrow(0, 4, 2), gt.narrow(0, 4, 2));
         }
-        Assert.AreEqual(live, TorchRuntime.LiveTensorCount, "the evaluator keeps no tensor");
+        Assert.AreEqual(live, LiveTensors.Settled(), "the evaluator keeps no tensor");
         var split = ev.GetResult();
         var whole = SegmentationMetrics.FromTensors(pred, gt);
         Assert.AreEqual(6, split.ImageCount);

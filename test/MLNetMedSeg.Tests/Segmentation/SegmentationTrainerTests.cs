@@ -565,10 +565,7 @@ public sealed class SegmentationTrainerTests
             o.CheckpointFolder = folder;
             o.EpochCompleted = _ =>
             {
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-                GC.Collect(); GC.WaitForPendingFinalizers();
-                counts.Add(TorchRuntime.LiveTensorCount);
+                counts.Add(LiveTensors.Settled());
             };
             using (new SegmentationTrainer(ctx, o).Fit(train)) { }
             Assert.AreEqual(5, counts.Count);

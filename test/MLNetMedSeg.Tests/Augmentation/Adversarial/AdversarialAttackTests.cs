@@ -268,7 +268,7 @@ public sealed class AdversarialAttackTests
             GC.Collect();
             GC.WaitForPendingFinalizers();
             GC.Collect(); GC.WaitForPendingFinalizers();
-            long live = TorchRuntime.LiveTensorCount;
+            long live = LiveTensors.Settled();
             seg.Network.train();
             using (NewDisposeScope())
             {
@@ -278,7 +278,7 @@ public sealed class AdversarialAttackTests
             GC.Collect();
             GC.WaitForPendingFinalizers();
             GC.Collect(); GC.WaitForPendingFinalizers();
-            Assert.AreEqual(live, TorchRuntime.LiveTensorCount, "no tensor left behind by a 4-step DASP attack");
+            Assert.AreEqual(live, LiveTensors.Settled(), "no tensor left behind by a 4-step DASP attack");
             Assert.IsTrue(seg.Network.training && seg.Network.modules().All(m => m.training), "train mode restored");
             foreach (var (k, t) in seg.Network.StateDictInOrder()) CollectionAssert.AreEqual(before[k], Values(t), $"weight {k} unchanged");
             Assert.IsTrue(seg.Network.parameters().All(p => p.grad is null), "no gradient accumulated into the weights");

@@ -73,7 +73,7 @@ public sealed class ContractTests
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        long baseline = TorchRuntime.LiveTensorCount;
+        long baseline = LiveTensors.Settled();
         using (var scope = torch.NewDisposeScope())
         {
             var (images, masks) = Binary(6, 20, 20);
@@ -83,15 +83,15 @@ public sealed class ContractTests
             foreach (var aug in augs)
             {
                 int before = scope.DisposablesCount;
-                long live = TorchRuntime.LiveTensorCount;
+                long live = LiveTensors.Settled();
                 var (oi, om) = aug.Apply(images, masks, g);
                 Assert.AreEqual(before + 2, scope.DisposablesCount, $"{aug.Name}: exactly the two results join the caller's scope");
-                Assert.AreEqual(live + 2, TorchRuntime.LiveTensorCount, $"{aug.Name}: no temporaries survive the call");
+                Assert.AreEqual(live + 2, LiveTensors.Settled(), $"{aug.Name}: no temporaries survive the call");
                 var (oi2, om2) = aug.Apply(ci, cm, g);
-                Assert.AreEqual(live + 4, TorchRuntime.LiveTensorCount, $"{aug.Name} (class masks): no temporaries survive");
+                Assert.AreEqual(live + 4, LiveTensors.Settled(), $"{aug.Name} (class masks): no temporaries survive");
             }
         }
-        Assert.AreEqual(baseline, TorchRuntime.LiveTensorCount, "everything is freed with the scope");
+        Assert.AreEqual(baseline, LiveTensors.Settled(), "everything is freed with the scope");
     }
 
     [TestMethod]

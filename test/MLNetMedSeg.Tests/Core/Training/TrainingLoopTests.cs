@@ -270,9 +270,9 @@ public sealed class TrainingLoopTests
     {
         using var p = new LineProcess();
         new TrainingLoop(new MedSegContext(1), "Line", 1).Run(p);   // warm up lazily created state
-        long before = TorchRuntime.LiveTensorCount;
+        long before = LiveTensors.Settled();
         new TrainingLoop(new MedSegContext(1), "Line", 3).Run(p);
-        Assert.AreEqual(before, TorchRuntime.LiveTensorCount);
+        Assert.AreEqual(before, LiveTensors.Settled());
     }
 
     private sealed class SkippingProcess : TrainingProcess, IDisposable

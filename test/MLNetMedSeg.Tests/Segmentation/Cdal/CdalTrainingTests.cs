@@ -132,12 +132,12 @@ public sealed class CdalTrainingTests
         var sampler = new CdalSampler(o, gen);
         step.Step(images, masks, rng);            // creates gradients and Adam state
         sampler.PredictProbability(images, 3).Dispose();
-        long live = TorchRuntime.LiveTensorCount;
+        long live = LiveTensors.Settled();
         for (int k = 0; k < 3; k++) step.Step(images, masks, rng);
-        Assert.AreEqual(live, TorchRuntime.LiveTensorCount, "training steps leaked tensors");
+        Assert.AreEqual(live, LiveTensors.Settled(), "training steps leaked tensors");
         using (var p = sampler.PredictProbability(images, 3)) { }
         using (var p = sampler.SampleLabels(images, [rng, rng], 2)) { }
-        Assert.AreEqual(live, TorchRuntime.LiveTensorCount, "sampling leaked tensors");
+        Assert.AreEqual(live, LiveTensors.Settled(), "sampling leaked tensors");
     }
 
     [TestMethod]

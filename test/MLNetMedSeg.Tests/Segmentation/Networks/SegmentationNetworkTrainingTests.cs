@@ -132,13 +132,13 @@ public sealed class SegmentationNetworkTrainingTests
                 if (net is UNetPlusPlus pp) _ = pp.ForwardAllHeads(x);
             }
             Step(); // creates the optimizer state and gradients
-            long live = TorchRuntime.LiveTensorCount;
+            long live = LiveTensors.Settled();
             for (int k = 0; k < 3; k++) Step();
-            Assert.AreEqual(live, TorchRuntime.LiveTensorCount, $"{arch}: tensors leaked over 3 steps");
+            Assert.AreEqual(live, LiveTensors.Settled(), $"{arch}: tensors leaked over 3 steps");
             net.eval();
             using (no_grad())
             using (var s = NewDisposeScope()) net.call(x);
-            Assert.AreEqual(live, TorchRuntime.LiveTensorCount, $"{arch}: tensors leaked in evaluation");
+            Assert.AreEqual(live, LiveTensors.Settled(), $"{arch}: tensors leaked in evaluation");
         }
     }
 }
