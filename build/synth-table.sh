@@ -2,7 +2,8 @@
 # Paper 004 (Saragih et al., synthetic polyp pairs by diffusion) at CPU scale on Kvasir-SEG: Tables 1–2 (Fréchet
 # ResNet-18 distance and MS-SSIM of synthetic sets against the real training images), Table 3 (a U-Net trained on
 # synthetic pairs only, tested on real ones) and Table 6 (small real training sets plus r synthetic pairs per real
-# image, α = 0.5), written as Markdown to DOC (docs/synthesis-results.md; rows not run yet read "pending").
+# image, α = 0.5), written as Markdown to DOC (docs/synthesis-results.md; rows not run yet read "pending"; a hand-written
+# section from a "## What the numbers say" heading to the end of DOC is kept when the tables are rewritten).
 # Data: the seeded split of build/kvasir-split.py (first TRAIN_PAIRS of its 800 training pairs; 100 validation, 100
 # test), everything at SIZE px.
 # Generator rows (all RePaint: real images inpainted under their dilated masks, PER_IMAGE per image, `medseg synthesize`):
@@ -217,7 +218,13 @@ for n in small_n:
         L.append(f"| {n} | {names[t6_row]} | {k} | " + (" | ".join(str(x) for x in r) if r else f"0 | {pending(t6_row)} | | ") + " |")
 L += ["", "Not reproduced: the GAN rows (SinGAN-Seg's published images are not available here), Tables 4–5 (full-size "
       "augmentation), Table 7 (expert review); the paper's UNet++ with an se_resnext50 encoder is a plain U-Net here."]
+# Hand-written reading of the numbers (from a "## What the numbers say" heading on) survives a rewrite of the tables.
+kept = ""
+if os.path.exists(doc):
+    old = open(doc).read()
+    at = old.find("\n## What the numbers say")
+    if at >= 0: kept = old[at:]
 os.makedirs(os.path.dirname(os.path.abspath(doc)), exist_ok=True)
-open(doc, "w").write("\n".join(L) + "\n")
+open(doc, "w").write("\n".join(L) + "\n" + kept)
 print("\n".join(L))
 PY
