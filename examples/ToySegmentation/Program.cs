@@ -6,6 +6,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using Spectre.Console;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 // A first taste of the tensor engine (TorchSharp): a small CNN learns to segment bright discs in noisy synthetic images.
 // Usage: dotnet run --project examples/ToySegmentation -c Release [-- --epochs N --seed S --device cpu|cuda --out DIR]
@@ -88,9 +89,9 @@ net.eval();
 using (no_grad())
 using (NewDisposeScope())
 {
-    var pred = (net.call(vx) > 0).to(ScalarType.Float32);
+    var pred = (net.call(vx) > S(0)).to(ScalarType.Float32);
     var inter = (pred * vy).sum(new long[] { 1, 2, 3 });
-    var dice = (2 * inter + 1e-6) / (pred.sum(new long[] { 1, 2, 3 }) + vy.sum(new long[] { 1, 2, 3 }) + 1e-6);
+    var dice = (S(2) * inter + S(1e-6)) / (pred.sum(new long[] { 1, 2, 3 }) + vy.sum(new long[] { 1, 2, 3 }) + S(1e-6));
     AnsiConsole.MarkupLine($"loss {losses[0]:F4} -> {losses[^1]:F4}; held-out mean Dice [green]{dice.mean().ToDouble():F3}[/]");
 
     // one held-out case side by side: ground truth | prediction

@@ -7,6 +7,7 @@ using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Bench;
 
@@ -46,7 +47,7 @@ internal static class AttackCases
         }
         var attack = new AdversarialAttack(options, counting);
         using var x = rand([batch, 3, size, size], generator: g);
-        using var y = (rand([batch, 1, size, size], generator: g) > 0.5).to(ScalarType.Float32);
+        using var y = (rand([batch, 1, size, size], generator: g) > S(0.5)).to(ScalarType.Float32);
         int segCalls = 0;
         Tensor Logits(Tensor t)
         {

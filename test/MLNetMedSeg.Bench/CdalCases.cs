@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using MLNetMedSeg.Segmentation.Cdal;
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Bench;
 
@@ -27,7 +28,7 @@ internal static class CdalCases
     {
         using var scope = NewDisposeScope();
         var images = rand([batch, 3, size, size], generator: g);
-        var masks = (rand([batch, 1, size, size], generator: g) > 0.5).to(ScalarType.Float32);
+        var masks = (rand([batch, 1, size, size], generator: g) > S(0.5)).to(ScalarType.Float32);
         return (images.MoveToOuterDisposeScope(), masks.MoveToOuterDisposeScope());
     }
 

@@ -4,6 +4,7 @@ using MLNetMedSeg.Diffusion.Networks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Bench;
 
@@ -33,8 +34,8 @@ internal static class DiffusionCases
         using var net = DefaultNetwork(g);
         using var opt = optim.Adam(net.parameters(), lr: 1e-4);
         var diffusion = new GaussianDiffusion(NoiseSchedule.Create(BetaScheduleKind.Linear, 1000));
-        using var x0 = rand([batch, 3, size, size], generator: g) * 2 - 1;
-        using var cond = (rand([batch, 1, size, size], generator: g) > 0.5).to(ScalarType.Float32) * 2 - 1;
+        using var x0 = rand([batch, 3, size, size], generator: g) * S(2) - S(1);
+        using var cond = (rand([batch, 1, size, size], generator: g) > S(0.5)).to(ScalarType.Float32) * S(2) - S(1);
         void Step()
         {
             using var scope = NewDisposeScope();
@@ -54,7 +55,7 @@ internal static class DiffusionCases
         TrainedLike(net, g);  // trained-like, not all-zero ε̂
         net.eval();
         var diffusion = new GaussianDiffusion(NoiseSchedule.Create(BetaScheduleKind.Linear, 1000));
-        using var cond = (rand([batch, 1, size, size], generator: g) > 0.5).to(ScalarType.Float32) * 2 - 1;
+        using var cond = (rand([batch, 1, size, size], generator: g) > S(0.5)).to(ScalarType.Float32) * S(2) - S(1);
         var options = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddim, Steps = 50, Eta = 0 };
         void Sample()
         {

@@ -4,6 +4,7 @@ using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Bench;
 
@@ -75,7 +76,7 @@ internal static class TrainStepCase
         using var g = new Generator(0);
         using var x0 = rand([batch, 3, size, size], generator: g);
         using var r = rand([batch, 1, size, size], generator: g);
-        using var y0 = (r > 0.5).to(ScalarType.Float32);
+        using var y0 = (r > S(0.5)).to(ScalarType.Float32);
         using var y = y0.to(dev);
         using var x = spec.ChannelsLast ? ToChannelsLast(x0.to(dev)) : x0.to(dev);
         if (spec.ChannelsLast) ChannelsLastInPlace(net);
@@ -119,7 +120,7 @@ internal static class TrainStepCase
         using var g = new Generator(0);
         using var x0 = rand([batch, 3, size, size], generator: g);
         using var r = rand([batch, 1, size, size], generator: g);
-        using var y0 = (r > 0.5).to(ScalarType.Float32);
+        using var y0 = (r > S(0.5)).to(ScalarType.Float32);
         using var y = y0.to(dev);
         double flops = 0;
         foreach (var name in names)
@@ -221,7 +222,7 @@ internal static class TrainStepCase
     {
         var p = logits.sigmoid();
         var inter = (p * target).sum();
-        return 1 - (2 * inter + eps) / (p.sum() + target.sum() + eps);
+        return S(1) - (S(2) * inter + S(eps)) / (p.sum() + target.sum() + S(eps));
     }
 
     /// <summary>(N, C, H, W) in channels-last layout (strides H·W·C, 1, W·C, C): what TorchSharp lacks as memory_format.</summary>

@@ -3,6 +3,7 @@ using Microsoft.ML;
 using MLNetMedSeg.Cli.Commands;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;
+using static MLNetMedSeg.Core.Scalars;
 using MedSegContext = MLNetMedSeg.Pipeline.MedSegContext;
 
 namespace MLNetMedSeg.Cli.Tests;
@@ -79,8 +80,8 @@ public sealed class MLNetRunTests : CliTestBase
         var brightness = cursor.GetTensor("Image").mean([0]); // [16,16]
         var m = cursor.GetTensor("Mask")[0];           // [16,16] in {0,1}
         Assert.AreEqual(32.0, m.sum().item<float>(), "the mask's stripe: 2 of 16 columns (nearest)");
-        double inside = brightness.masked_select(m.gt(0.5)).mean().item<float>();
-        double outside = brightness.masked_select(m.lt(0.5)).mean().item<float>();
+        double inside = brightness.masked_select(m.gt(S(0.5))).mean().item<float>();
+        double outside = brightness.masked_select(m.lt(S(0.5))).mean().item<float>();
         Assert.IsTrue(inside > 0.4 && outside < 0.1, $"image brightness under the mask {inside:F3}, elsewhere {outside:F3}: image and mask are aligned");
     }
 }

@@ -13,6 +13,7 @@ using MLNetMedSeg.Evaluation;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Segmentation;
 using TorchSharp;
+using static MLNetMedSeg.Core.Scalars;
 using ITransformer = Microsoft.ML.ITransformer;
 using LibDataView = MLNetMedSeg.Data.IDataView;
 
@@ -149,7 +150,7 @@ internal static class AttackCommand
             var y = cursor.GetTensor(o.MaskColumn);
             var xa = cursor.GetTensor(o.AttackedImageColumn);
             ImageIO.WritePng(Path.Combine(images, id + ".png"), xa);
-            ImageIO.WritePng(Path.Combine(masks, id + ".png"), (y.ge(0.5).to(ScalarType.Byte) * 255).cpu());
+            ImageIO.WritePng(Path.Combine(masks, id + ".png"), (y.ge(S(0.5)).to(ScalarType.Byte) * S(255)).cpu());
             var target = y.unsqueeze(0);
             clean.Add(segmenter.PredictProbabilities(x.unsqueeze(0)), target, [id]);
             attacked.Add(segmenter.PredictProbabilities(xa.unsqueeze(0)), target, [id]);

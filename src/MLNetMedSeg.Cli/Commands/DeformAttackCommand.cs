@@ -10,6 +10,7 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Segmentation;
 using TorchSharp;
+using static MLNetMedSeg.Core.Scalars;
 using DataViewSchema = Microsoft.ML.DataViewSchema;
 using ITransformer = Microsoft.ML.ITransformer;
 using LibDataView = MLNetMedSeg.Data.IDataView;
@@ -154,7 +155,7 @@ internal static class DeformAttackCommand
                 var deformedMask = cursor.GetTensor(o.DeformedMaskColumn);
                 var d = cursor.GetTensor(o.DeformationColumn);
                 var v = cursor.GetTensor(o.IntensityColumn);
-                ImageIO.WritePng(Path.Combine(outDir, "attacked", name + ".png"), attack.clamp(0, 1));
+                ImageIO.WritePng(Path.Combine(outDir, "attacked", name + ".png"), attack.clamp(S(0), S(1)));
                 ImageIO.WritePng(Path.Combine(outDir, "deformed-masks", name + ".png"), MaskPixels(deformedMask));
                 ImageIO.WritePng(Path.Combine(outDir, "deformation", name + ".png"), AttackVisualization.Deformation(d));
                 ImageIO.WritePng(Path.Combine(outDir, "intensity", name + ".png"), AttackVisualization.Intensity(v));
@@ -187,6 +188,6 @@ internal static class DeformAttackCommand
 
     /// <summary>A mask as written: binary 0/255, or the class index as the pixel value.</summary>
     private static Tensor MaskPixels(Tensor mask) => mask.dim() == 3
-        ? mask.ge(0.5).to(ScalarType.Byte).mul(255)
-        : mask.clamp(0, 255).to(ScalarType.Byte);
+        ? mask.ge(S(0.5)).to(ScalarType.Byte).mul(S(255))
+        : mask.clamp(S(0), S(255)).to(ScalarType.Byte);
 }

@@ -9,6 +9,7 @@ using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Imaging;
 using TorchSharp;
+using static MLNetMedSeg.Core.Scalars;
 using IDataView = Microsoft.ML.IDataView;
 
 namespace MLNetMedSeg.Cli.Commands;
@@ -216,7 +217,7 @@ internal static class GenerateCommand
                 string id = cur.GetText("Id");
                 var mask = cur.GetTensor("SyntheticMask");
                 var image = cur.GetTensor("SyntheticImage");
-                ImageIO.WritePng(Path.Combine(maskDir, id + ".png"), mask.ge(0.5).to(ScalarType.Float32));
+                ImageIO.WritePng(Path.Combine(maskDir, id + ".png"), mask.ge(S(0.5)).to(ScalarType.Float32));
                 ImageIO.WritePng(Path.Combine(imageDir, id + ".png"), image);
                 if (grid.Count < 16) grid.Add(SampleGrid.Pairs(mask.unsqueeze(0), image.unsqueeze(0)).DetachFromDisposeScope());
                 done++;

@@ -4,6 +4,7 @@ using MLNetMedSeg.Core.MLNet;
 using MLNetMedSeg.Imaging;
 using TorchSharp;
 using MLNetMedSeg.Data;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Cli.Commands;
 
@@ -48,7 +49,7 @@ internal static class PredictCommand
                     if (probability.shape[^2] != original.Height || probability.shape[^1] != original.Width)
                         probability = torch.nn.functional.interpolate(probability.unsqueeze(0), size: [original.Height, original.Width],
                             mode: InterpolationMode.Bilinear, align_corners: false)[0];
-                    var mask = ((probability >= t).to(ScalarType.Byte) * 255).cpu();
+                    var mask = ((probability >= S(t)).to(ScalarType.Byte) * S(255)).cpu();
                     ImageIO.WritePng(Path.Combine(outDir, cursor.GetText(MLNetRun.Id) + ".png"), mask);
                     written++;
                 }

@@ -12,6 +12,7 @@ using MLNetMedSeg.Diffusion.Synthesis;
 using MLNetMedSeg.Evaluation;
 using MLNetMedSeg.Imaging;
 using TorchSharp;
+using static MLNetMedSeg.Core.Scalars;
 using DataViewSchema = Microsoft.ML.DataViewSchema;
 using IDataView = Microsoft.ML.IDataView;
 
@@ -390,7 +391,7 @@ internal static class SynthesizeCommand
     /// <summary>Writes one pair: images/NAME.png and masks/NAME.png (0/255); keeps it for the grid.</summary>
     private static void Write(string outDir, string name, torch.Tensor image, torch.Tensor mask, GridWriter grid)
     {
-        var binary = mask.ge(0.5).to(torch.ScalarType.Float32);
+        var binary = mask.ge(S(0.5)).to(torch.ScalarType.Float32);
         ImageIO.WritePng(Path.Combine(outDir, "masks", name + ".png"), binary);
         ImageIO.WritePng(Path.Combine(outDir, "images", name + ".png"), image);
         grid.Add(binary, image);

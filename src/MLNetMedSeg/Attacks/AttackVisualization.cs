@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Attacks;
 
@@ -24,7 +25,7 @@ public static class AttackVisualization
     {
         Check(image, "image");
         using var scope = NewDisposeScope();
-        var x = image.detach().cpu().to(ScalarType.Float32).clamp(0, 1);
+        var x = image.detach().cpu().to(ScalarType.Float32).clamp(S(0), S(1));
         if (x.size(0) == 1) x = x.expand(3, x.size(1), x.size(2));
         else if (x.size(0) != 3) throw new ArgumentException($"image must have 1 or 3 channels, got [{string.Join(",", image.shape)}]", nameof(image));
         return x.contiguous().MoveToOuterDisposeScope();
@@ -36,7 +37,7 @@ public static class AttackVisualization
         ArgumentNullException.ThrowIfNull(mask);
         using var scope = NewDisposeScope();
         var m = mask.detach().cpu();
-        m = m.dim() == 3 ? m.squeeze(0).ge(0.5).to(ScalarType.Int64) : m.to(ScalarType.Int64);
+        m = m.dim() == 3 ? m.squeeze(0).ge(S(0.5)).to(ScalarType.Int64) : m.to(ScalarType.Int64);
         if (m.dim() != 2) throw new ArgumentException($"mask must be [1,H,W] or [H,W], got [{string.Join(",", mask.shape)}]", nameof(mask));
         long h = m.size(0), w = m.size(1);
         var labels = m.contiguous().ToArray<long>();

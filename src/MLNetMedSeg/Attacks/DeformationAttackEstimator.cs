@@ -9,6 +9,7 @@ using MLNetMedSeg.Segmentation;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Attacks;
 
@@ -241,14 +242,14 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
             if (o.CriticRegularization == CriticRegularization.GradientPenalty)
             {
                 var eps = rand([real.size(0)], ScalarType.Float32, _device, generator: _noise);
-                loss = loss.add(DeformationAttackLosses.GradientPenalty(critic.call, real, fake, eps).mul(o.GradientPenaltyWeight));
+                loss = loss.add(DeformationAttackLosses.GradientPenalty(critic.call, real, fake, eps).mul(S(o.GradientPenaltyWeight)));
             }
             _criticOpt!.ZeroGrad();
             loss.backward();
             _criticOpt!.step();
             if (o.CriticRegularization == CriticRegularization.WeightClipping)
                 using (no_grad())
-                    foreach (var p in critic.parameters()) p.clamp_(-o.ClipValue, o.ClipValue);
+                    foreach (var p in critic.parameters()) p.clamp_(S(-o.ClipValue), S(o.ClipValue));
             return loss.ToDouble();
         }
 

@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Attacks;
 
@@ -59,7 +60,7 @@ public static class DeformationAttackLosses
         var ce = s0.mul(logSdv).sum([1]).neg();
         var num = mask.mul(ce).sum([1, 2]);
         var den = mask.sum([1, 2]);
-        return num.div(den.clamp(MaskEpsilon)).MoveToOuterDisposeScope();
+        return num.div(den.clamp(S(MaskEpsilon))).MoveToOuterDisposeScope();
     }
 
     /// <summary>The target term of Eq. 4, (ξ − f)², averaged over the batch.</summary>
@@ -67,7 +68,7 @@ public static class DeformationAttackLosses
     {
         ArgumentNullException.ThrowIfNull(crossEntropy);
         using var scope = NewDisposeScope();
-        return crossEntropy.neg().add(xi).pow(2).mean().MoveToOuterDisposeScope();
+        return crossEntropy.neg().add(S(xi)).pow(S(2)).mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>‖F‖² per image [N]: the mean of the squared elements of a field [N, ...] (Eq. 2 before the weight).</summary>
@@ -75,7 +76,7 @@ public static class DeformationAttackLosses
     {
         ArgumentNullException.ThrowIfNull(field);
         using var scope = NewDisposeScope();
-        return field.pow(2).flatten(1).mean([1]).MoveToOuterDisposeScope();
+        return field.pow(S(2)).flatten(1).mean([1]).MoveToOuterDisposeScope();
     }
 
     /// <summary>KL(N(μ, exp(logσ²)) ‖ N(0, 1)) per image [N]: −½ mean(1 + logσ² − μ² − σ²) over the latent elements.</summary>
@@ -108,10 +109,10 @@ public static class DeformationAttackLosses
         Array.Fill(shape, 1L);
         shape[0] = real.size(0);
         var e = epsilon.to(real.dtype).view(shape);
-        var mixed = real.detach().mul(e).add(fake.detach().mul(e.neg().add(1.0))).requires_grad_(true);
+        var mixed = real.detach().mul(e).add(fake.detach().mul(e.neg().add(S(1.0)))).requires_grad_(true);
         var scores = critic(mixed);
         var grad = Gradients.Grad(scores.sum(), [mixed], retainGraph: true, createGraph: true, what: "WGAN-GP gradient penalty")[0];
-        return grad.flatten(1).norm(1).sub(1.0).pow(2).mean().MoveToOuterDisposeScope();
+        return grad.flatten(1).norm(1).sub(S(1.0)).pow(S(2)).mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -133,12 +134,12 @@ public static class DeformationAttackLosses
         using var scope = NewDisposeScope();
         var device = fakeScores.device;
         Tensor Zero() => zeros([], ScalarType.Float32, device);
-        var adv = realScores.mean().sub(fakeScores.mean()).mul(options.AdversarialWeight);
+        var adv = realScores.mean().sub(fakeScores.mean()).mul(S(options.AdversarialWeight));
         var ce = MaskedCrossEntropy(s0, logSdv);
         var target = TargetLoss(ce, options.Xi);
-        var ld = deformation is null ? Zero() : SquaredNorm(deformation).mean().mul(options.DeformationWeight);
-        var lv = intensity is null ? Zero() : SquaredNorm(intensity).mean().mul(options.IntensityWeight);
-        var lk = kl is null ? Zero() : kl.mean().mul(options.KlWeight);
+        var ld = deformation is null ? Zero() : SquaredNorm(deformation).mean().mul(S(options.DeformationWeight));
+        var lv = intensity is null ? Zero() : SquaredNorm(intensity).mean().mul(S(options.IntensityWeight));
+        var lk = kl is null ? Zero() : kl.mean().mul(S(options.KlWeight));
         var total = adv.add(target).add(ld).add(lv).add(lk);
         var terms = new GeneratorLossTerms(total, adv, target, ce.mean(), ld, lv, lk);
         scope.MoveToOuter(terms.Total, terms.Adversarial, terms.Target, terms.CrossEntropy, terms.Deformation, terms.Intensity, terms.Kl);

@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Attacks;
 
@@ -23,10 +24,10 @@ public static class DeformationWarp
         using var scope = NewDisposeScope();
         long h = deformation.size(2), w = deformation.size(3);
         var d = deformation.to(ScalarType.Float32);
-        var xs = arange(0, w, ScalarType.Float32, d.device).view(1, 1, w);
-        var ys = arange(0, h, ScalarType.Float32, d.device).view(1, h, 1);
-        var gx = xs.add(d.narrow(1, 0, 1).squeeze(1)).mul(2.0).add(1.0).div(w).sub(1.0);
-        var gy = ys.add(d.narrow(1, 1, 1).squeeze(1)).mul(2.0).add(1.0).div(h).sub(1.0);
+        var xs = arange(S(0), S(w), ScalarType.Float32, d.device).view(1, 1, w);
+        var ys = arange(S(0), S(h), ScalarType.Float32, d.device).view(1, h, 1);
+        var gx = xs.add(d.narrow(1, 0, 1).squeeze(1)).mul(S(2.0)).add(S(1.0)).div(S(w)).sub(S(1.0));
+        var gy = ys.add(d.narrow(1, 1, 1).squeeze(1)).mul(S(2.0)).add(S(1.0)).div(S(h)).sub(S(1.0));
         return stack([gx, gy], 3).MoveToOuterDisposeScope();
     }
 

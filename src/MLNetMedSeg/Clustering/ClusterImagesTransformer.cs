@@ -5,6 +5,7 @@ using MLNetMedSeg.Evaluation;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Clustering;
 
@@ -142,7 +143,7 @@ public sealed class ClusterImagesTransformer : StageTransformer, IDisposable
         using var scope = NewDisposeScope();
         var x = features.to(ScalarType.Float64, CPU);
         var c = centroids.to(ScalarType.Float64, CPU);
-        var d = x.square().sum(1, keepdim: true) - 2 * x.matmul(c.t()) + c.square().sum(1).unsqueeze(0);
+        var d = x.square().sum(1, keepdim: true) - S(2) * x.matmul(c.t()) + c.square().sum(1).unsqueeze(0);
         return d.argmin(1).MoveToOuterDisposeScope();
     }
 
@@ -188,7 +189,7 @@ public sealed class ClusterImagesTransformer : StageTransformer, IDisposable
                 if (list.Count == imagesPerCluster) filled++;
             }
         long h = tileSize, w = withMasks ? 2 * tileSize + 2 : tileSize;
-        var blank = full([3, h, w], 0.5f);
+        var blank = full([3, h, w], S(0.5f));
         var all = new List<Tensor>();
         for (int c = 0; c < k; c++)
             for (int j = 0; j < imagesPerCluster; j++)

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Core;
 
@@ -108,12 +109,12 @@ public sealed class SeededDropout : MedSegModule<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         if (!training || P == 0) return input.alias();
-        if (P == 1) return input * 0;
+        if (P == 1) return input * S(0);
         using var scope = NewDisposeScope();
         long[] shape = Channelwise && input.dim() >= 2
             ? [.. input.shape[..2], .. Enumerable.Repeat(1L, (int)input.dim() - 2)]
             : input.shape;
-        var keep = torch.rand(shape, input.dtype, input.device, generator: generator).ge_(P).to(input.dtype);
-        return (input * keep * (1.0 / (1.0 - P))).MoveToOuterDisposeScope();
+        var keep = torch.rand(shape, input.dtype, input.device, generator: generator).ge_(S(P)).to(input.dtype);
+        return (input * keep * S(1.0 / (1.0 - P))).MoveToOuterDisposeScope();
     }
 }

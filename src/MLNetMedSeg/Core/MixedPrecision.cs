@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Core;
 
@@ -95,7 +96,7 @@ public sealed class MixedPrecision : IDisposable
     private static bool IsNormalisation(nn.Module m) => m is BatchNorm1d or BatchNorm2d or BatchNorm3d or GroupNorm or LayerNorm;
 
     /// <summary>The loss to call backward on: multiplied by the loss scale (fp16), as is (bf16).</summary>
-    public Tensor Scale(Tensor loss) => LossScale == 1.0 ? loss.alias() : loss.mul(LossScale);
+    public Tensor Scale(Tensor loss) => LossScale == 1.0 ? loss.alias() : loss.mul(S(LossScale));
 
     /// <summary>
     /// Moves the compute copy's gradients to the master's parameters as float32 (divided by the loss scale) and clears
@@ -112,7 +113,7 @@ public sealed class MixedPrecision : IDisposable
         for (int i = 0; i < _parameters.Length; i++)
         {
             var g = _parameters[i].Compute.grad;
-            grads[i] = g is null ? null : g.to(ScalarType.Float32).div_(LossScale);
+            grads[i] = g is null ? null : g.to(ScalarType.Float32).div_(S(LossScale));
         }
         if (ComputeType == ScalarType.Float16)
         {

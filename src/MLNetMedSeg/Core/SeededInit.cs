@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Core;
 
@@ -52,10 +53,10 @@ public static class SeededInit
             }
             else if (w is not null && w.dim() == 1)
             {
-                w.fill_(1.0);
-                b?.fill_(0);
+                w.fill_(S(1.0));
+                b?.fill_(S(0));
             }
-            else if (w is null && b is not null) b.fill_(0);
+            else if (w is null && b is not null) b.fill_(S(0));
         }
         foreach (var (_, m) in module.PreOrder())
             if (m is ISeededInit custom) custom.ResetParameters(generator);
@@ -85,7 +86,7 @@ public static class SeededInit
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var r = torch.rand(t.shape, ScalarType.Float32, torch.CPU, generator: generator);
-        t.copy_(r.mul_(2 * bound).sub_(bound));
+        t.copy_(r.mul_(S(2 * bound)).sub_(S(bound)));
     }
 
     /// <summary>Fills <paramref name="t"/> in place with N(mean, std²) draws from <paramref name="generator"/>.</summary>
@@ -94,7 +95,7 @@ public static class SeededInit
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var r = torch.randn(t.shape, ScalarType.Float32, torch.CPU, generator: generator);
-        t.copy_(r.mul_(std).add_(mean));
+        t.copy_(r.mul_(S(std)).add_(S(mean)));
     }
 
     /// <summary>He (kaiming) normal initialisation for ReLU: N(0, 2/fan), fan = fan-out (or fan-in).</summary>

@@ -6,6 +6,7 @@ using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Segmentation;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Dasp;
 
@@ -42,7 +43,7 @@ public static class DaspFigures
         var attack = (options.Attack ?? AdversarialAttackOptions.Dasp()).Clone();
         attack.UncertaintyColumn ??= "Uncertainty"; // computes W for display even when the attack does not weight by it
         var r = new AdversarialAttack(attack, attack.NeedsSdEditor ? sdEditor : null).Run(segmenter, x, y, seed);
-        var predicted = segmenter.PredictProbabilities(r.Attacked).ge(0.5).to(ScalarType.Float32);
+        var predicted = segmenter.PredictProbabilities(r.Attacked).ge(S(0.5)).to(ScalarType.Float32);
         var grid = Compose([x, y, r.Perturbed, r.Attacked, r.Uncertainty ?? torch.zeros_like(y), predicted]);
         string path = Path.Combine(folder, "dasp_samples.png");
         ImageIO.WritePng(path, grid.cpu());
@@ -63,7 +64,7 @@ public static class DaspFigures
         var parts = new List<Tensor>();
         for (int j = 0; j < columns.Count; j++)
         {
-            var c = columns[j].to(ScalarType.Float32, device).detach().clamp(0, 1);
+            var c = columns[j].to(ScalarType.Float32, device).detach().clamp(S(0), S(1));
             if (c.size(0) != n || c.size(2) != h || c.size(3) != w)
                 throw new ArgumentException($"column {j} is [{string.Join(",", c.shape)}]; every column must be [{n},C,{h},{w}]", nameof(columns));
             if (c.size(1) == 1) c = c.expand(n, 3, h, w);

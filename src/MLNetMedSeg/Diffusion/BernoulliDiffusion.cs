@@ -1,6 +1,7 @@
 using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -109,7 +110,7 @@ public sealed class BernoulliDiffusion
         ArgumentNullException.ThrowIfNull(y0);
         using var scope = torch.NewDisposeScope();
         var abar = PerSample(Schedule.AlphasCumprod, t, y0);
-        return (abar * y0 + (1 - abar) * 0.5).MoveToOuterDisposeScope();
+        return (abar * y0 + (S(1) - abar) * S(0.5)).MoveToOuterDisposeScope();
     }
 
     /// <summary>y_t ~ q(y_t | y_0) = B(ȳ_t·y_0 + (1 − ȳ_t)/2), drawn from <paramref name="generator"/> (float32 {0, 1}).</summary>
@@ -157,8 +158,8 @@ public sealed class BernoulliDiffusion
         using var scope = torch.NewDisposeScope();
         var a = PerSample(Schedule.Alphas, t, yt);
         var abarPrev = PerSample(Schedule.AlphasCumprodPrev, t, yt);
-        var theta2 = (a * yt + (1 - a) * 0.5) * (abarPrev * y0 + (1 - abarPrev) * 0.5);
-        var theta1 = (a * (1 - yt) + (1 - a) * 0.5) * (abarPrev * (1 - y0) + (1 - abarPrev) * 0.5);
+        var theta2 = (a * yt + (S(1) - a) * S(0.5)) * (abarPrev * y0 + (S(1) - abarPrev) * S(0.5));
+        var theta1 = (a * (S(1) - yt) + (S(1) - a) * S(0.5)) * (abarPrev * (S(1) - y0) + (S(1) - abarPrev) * S(0.5));
         return (theta2 / (theta1 + theta2)).MoveToOuterDisposeScope();
     }
 
@@ -189,7 +190,7 @@ public sealed class BernoulliDiffusion
         var truth = PosteriorMean(yt, y0, t);
         var predicted = PosteriorMean(yt, PredictedMask(yt, logits.sigmoid()), t);
         var kl = BernoulliKl(truth, predicted).mean();
-        var total = bce + kl * klWeight;
+        var total = bce + kl * S(klWeight);
         total.MoveToOuterDisposeScope();
         bce.MoveToOuterDisposeScope();
         kl.MoveToOuterDisposeScope();
@@ -206,9 +207,9 @@ public sealed class BernoulliDiffusion
         ArgumentNullException.ThrowIfNull(p);
         using var scope = torch.NewDisposeScope();
         const double eps = 1e-6;
-        var pc = p.clamp(eps, 1 - eps);
-        var q1 = 1 - q;
-        var kl = q * (q.clamp_min(1e-12).log() - pc.log()) + q1 * (q1.clamp_min(1e-12).log() - (1 - pc).log());
+        var pc = p.clamp(S(eps), S(1 - eps));
+        var q1 = S(1) - q;
+        var kl = q * (q.clamp_min(S(1e-12)).log() - pc.log()) + q1 * (q1.clamp_min(S(1e-12)).log() - (S(1) - pc).log());
         return kl.MoveToOuterDisposeScope();
     }
 
@@ -242,7 +243,7 @@ public sealed class BernoulliDiffusion
         using var mode = torch.inference_mode();
         Tensor y;
         using (var scope = torch.NewDisposeScope())
-            y = Uniforms(generators, shape, device).lt(0.5).to(ScalarType.Float32).DetachFromDisposeScope();
+            y = Uniforms(generators, shape, device).lt(S(0.5)).to(ScalarType.Float32).DetachFromDisposeScope();
         try
         {
             for (int i = Steps - 1; i >= 0; i--)
@@ -251,20 +252,20 @@ public sealed class BernoulliDiffusion
                 Tensor next;
                 using (var scope = torch.NewDisposeScope())
                 {
-                    var tOrig = torch.full([n], Schedule.Timesteps[i], ScalarType.Int64, device);
+                    var tOrig = torch.full([n], S(Schedule.Timesteps[i]), ScalarType.Int64, device);
                     var logits = denoiser(y, tOrig);
                     if (!logits.shape.SequenceEqual(y.shape))
                         throw new InvalidOperationException($"the denoiser returned [{string.Join(",", logits.shape)}] for y_t [{string.Join(",", y.shape)}]");
                     var y0Hat = PredictedMask(y, logits.to(ScalarType.Float32).sigmoid());
                     if (i > 0)
                     {
-                        var theta = PosteriorMean(y, y0Hat, torch.full([n], i, ScalarType.Int64, device));
+                        var theta = PosteriorMean(y, y0Hat, torch.full([n], S(i), ScalarType.Int64, device));
                         next = Uniforms(generators, shape, device).lt(theta).to(ScalarType.Float32);
                     }
                     else
                     {
                         // BerDiff's last step: the prediction ŷ_0, not the posterior θ (which would keep y_0's noisy pixels).
-                        next = finalStep == BernoulliFinalStep.Mean ? y0Hat.clone() : y0Hat.ge(0.5).to(ScalarType.Float32);
+                        next = finalStep == BernoulliFinalStep.Mean ? y0Hat.clone() : y0Hat.ge(S(0.5)).to(ScalarType.Float32);
                     }
                     next.DetachFromDisposeScope();
                 }

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -83,13 +84,13 @@ public sealed class GaussianDiffusion
     public NoiseSchedule Schedule { get; }
 
     /// <summary>[0, 1] → [−1, 1]: 2·x − 1.</summary>
-    public static Tensor ToModelRange(Tensor images) => images * 2.0 - 1.0;
+    public static Tensor ToModelRange(Tensor images) => images * S(2.0) - S(1.0);
 
     /// <summary>[−1, 1] → [0, 1]: (x + 1)/2, clamped to [0, 1].</summary>
     public static Tensor ToImageRange(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return ((x + 1.0) * 0.5).clamp(0.0, 1.0).MoveToOuterDisposeScope();
+        return ((x + S(1.0)) * S(0.5)).clamp(S(0.0), S(1.0)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -129,7 +130,7 @@ public sealed class GaussianDiffusion
         var cond = condition;
         if (condition is not null && conditionDropout > 0)
         {
-            var keep = rand([n], ScalarType.Float32, x0.device, generator: generator).ge(conditionDropout).to(condition.dtype);
+            var keep = rand([n], ScalarType.Float32, x0.device, generator: generator).ge(S(conditionDropout)).to(condition.dtype);
             cond = condition * keep.reshape(n, 1, 1, 1);
         }
         var eps = model(xt, t, cond);
@@ -140,7 +141,7 @@ public sealed class GaussianDiffusion
     public static Tensor Guide(Tensor epsConditional, Tensor epsUnconditional, double guidanceScale)
     {
         using var scope = NewDisposeScope();
-        return (epsConditional * (1 + guidanceScale) - epsUnconditional * guidanceScale).MoveToOuterDisposeScope();
+        return (epsConditional * S(1 + guidanceScale) - epsUnconditional * S(guidanceScale)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -154,8 +155,8 @@ public sealed class GaussianDiffusion
         using var scope = NewDisposeScope();
         long n = x.size(0);
         if (guidanceScale == 0 || condition is null)
-            return model(x, full([n], timestep, ScalarType.Int64, x.device), condition).MoveToOuterDisposeScope();
-        var both = model(cat([x, x], 0), full([2 * n], timestep, ScalarType.Int64, x.device), cat([condition, zeros_like(condition)], 0));
+            return model(x, full([n], S(timestep), ScalarType.Int64, x.device), condition).MoveToOuterDisposeScope();
+        var both = model(cat([x, x], 0), full([2 * n], S(timestep), ScalarType.Int64, x.device), cat([condition, zeros_like(condition)], 0));
         var parts = both.chunk(2, 0);
         return Guide(parts[0], parts[1], guidanceScale).MoveToOuterDisposeScope();
     }
@@ -244,22 +245,22 @@ public sealed class GaussianDiffusion
         using var scope = NewDisposeScope();
         double ab = spaced.AlphasCumprod[i], abPrev = spaced.AlphasCumprodPrev[i];
         var eps = PredictNoise(model, cur, spaced.Timesteps[i], condition, options.GuidanceScale);
-        var x0 = ((cur - eps * Math.Sqrt(1 - ab)) * (1 / Math.Sqrt(ab))).clamp(-1.0, 1.0);
+        var x0 = ((cur - eps * S(Math.Sqrt(1 - ab))) * S(1 / Math.Sqrt(ab))).clamp(S(-1.0), S(1.0));
         Tensor next;
         double sigma;
         if (options.Sampler == GaussianSamplerKind.Ddim)
         {
-            var epsClipped = (cur - x0 * Math.Sqrt(ab)) * (1 / Math.Sqrt(1 - ab));
+            var epsClipped = (cur - x0 * S(Math.Sqrt(ab))) * S(1 / Math.Sqrt(1 - ab));
             sigma = options.Eta * Math.Sqrt((1 - abPrev) / (1 - ab)) * Math.Sqrt(1 - ab / abPrev);
-            next = x0 * Math.Sqrt(abPrev) + epsClipped * Math.Sqrt(Math.Max(1 - abPrev - sigma * sigma, 0));
+            next = x0 * S(Math.Sqrt(abPrev)) + epsClipped * S(Math.Sqrt(Math.Max(1 - abPrev - sigma * sigma, 0)));
         }
         else
         {
             double beta = spaced.Betas[i], alpha = spaced.Alphas[i];
-            next = x0 * (beta * Math.Sqrt(abPrev) / (1 - ab)) + cur * ((1 - abPrev) * Math.Sqrt(alpha) / (1 - ab));
+            next = x0 * S(beta * Math.Sqrt(abPrev) / (1 - ab)) + cur * S((1 - abPrev) * Math.Sqrt(alpha) / (1 - ab));
             sigma = Math.Sqrt(beta * (1 - abPrev) / (1 - ab));
         }
-        if (i > 0 && sigma > 0) next = next + Noise(cur.shape, cur.dtype, cur.device, generators) * sigma;
+        if (i > 0 && sigma > 0) next = next + Noise(cur.shape, cur.dtype, cur.device, generators) * S(sigma);
         return next.MoveToOuterDisposeScope();
     }
 
@@ -290,7 +291,7 @@ public sealed class GaussianDiffusion
         using var grad = set_grad_enabled(differentiable && is_grad_enabled());
         var spaced = Schedule.Respace(respacedSteps);
         double ab = spaced.AlphasCumprod[depth];
-        var xt = x * Math.Sqrt(ab) + Noise(x.shape, x.dtype, x.device, generators) * Math.Sqrt(1 - ab);
+        var xt = x * S(Math.Sqrt(ab)) + Noise(x.shape, x.dtype, x.device, generators) * S(Math.Sqrt(1 - ab));
         var options = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddim, Steps = respacedSteps, Eta = 0, GuidanceScale = guidanceScale };
         var y = Denoise(model, xt, condition, spaced, depth + 1, options);
         return (differentiable ? y : y.detach()).MoveToOuterDisposeScope();

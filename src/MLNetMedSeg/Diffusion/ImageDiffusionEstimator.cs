@@ -9,6 +9,7 @@ using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -182,7 +183,7 @@ public sealed class ImageDiffusionEstimator : Microsoft.ML.IEstimator<ImageDiffu
         }
 
         protected override (Tensor X0, Tensor? Condition, double ConditionDropout) ModelInputs(DataBatch batch) =>
-            (GaussianDiffusion.ToModelRange(batch[o.ImageColumn]), batch[o.MaskColumn] * 2.0 - 1.0, o.ConditionDropout);
+            (GaussianDiffusion.ToModelRange(batch[o.ImageColumn]), batch[o.MaskColumn] * S(2.0) - S(1.0), o.ConditionDropout);
 
         private static ImageDiffusionEpochRecord Record(EpochSummary e) => new(e.Epoch, e.Loss, e.Seconds);
 

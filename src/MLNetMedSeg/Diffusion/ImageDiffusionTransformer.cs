@@ -6,6 +6,7 @@ using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -282,7 +283,7 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
     {
         using var scope = torch.NewDisposeScope();
         var m = BinarizeMask(masks.to(ScalarType.Float32, Context.Device));
-        return (m * 2.0 - 1.0).MoveToOuterDisposeScope();
+        return (m * S(2.0) - S(1.0)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -294,7 +295,7 @@ public sealed class ImageDiffusionTransformer : Core.MLNet.StageTransformer, ISd
     {
         ArgumentNullException.ThrowIfNull(masks);
         using var scope = torch.NewDisposeScope();
-        return masks.ge(0.5).to(ScalarType.Float32).MoveToOuterDisposeScope();
+        return masks.ge(S(0.5)).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     private static void CheckMasks(Tensor masks, string name)

@@ -6,6 +6,7 @@ using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -242,7 +243,7 @@ public sealed class MaskDiffusionEstimator : Microsoft.ML.IEstimator<MaskDiffusi
         private void CheckMasks(Tensor y0, int epoch, long step)
         {
             using var scope = torch.NewDisposeScope();
-            bool binary = y0.eq(0).logical_or(y0.eq(1)).all().ToBoolean();
+            bool binary = y0.eq(S(0)).logical_or(y0.eq(S(1))).all().ToBoolean();
             if (!binary)
                 throw new InvalidOperationException(
                     $"{MaskDiffusionEstimator.Name}: column '{_o.MaskColumn}' holds values other than 0 and 1 (epoch {epoch}, batch {step}); binarize the masks first (ml.MedSeg().Transforms.BinarizeMask, or LoadMasks, which binarises)");

@@ -1,6 +1,7 @@
 using MLNetMedSeg.Imaging;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -22,10 +23,10 @@ public static class SampleGrid
         ArgumentOutOfRangeException.ThrowIfLessThan(columns, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(padding);
         using var scope = torch.NewDisposeScope();
-        var x = images.detach().to(ScalarType.Float32, torch.CPU).clamp(0, 1);
+        var x = images.detach().to(ScalarType.Float32, torch.CPU).clamp(S(0), S(1));
         long n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
         long cols = Math.Min(columns, n), rows = (n + cols - 1) / cols;
-        var canvas = torch.full([c, rows * (h + padding) + padding, cols * (w + padding) + padding], background, ScalarType.Float32);
+        var canvas = torch.full([c, rows * (h + padding) + padding, cols * (w + padding) + padding], S(background), ScalarType.Float32);
         for (long i = 0; i < n; i++)
         {
             long top = padding + i / cols * (h + padding), left = padding + i % cols * (w + padding);
@@ -47,7 +48,7 @@ public static class SampleGrid
         using var scope = torch.NewDisposeScope();
         var im = images.detach().to(ScalarType.Float32, torch.CPU);
         var m = masks.detach().to(ScalarType.Float32, torch.CPU).expand(-1, im.size(1), -1, -1);
-        var gap = torch.full([im.size(0), im.size(1), im.size(2), padding], background, ScalarType.Float32);
+        var gap = torch.full([im.size(0), im.size(1), im.size(2), padding], S(background), ScalarType.Float32);
         return torch.cat([m, gap, im], 3).MoveToOuterDisposeScope();
     }
 

@@ -5,6 +5,7 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Imaging;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Evaluation;
 
@@ -129,7 +130,7 @@ public sealed partial class EvaluationResult
         width = (int)target.size(2);
         if (image.size(1) != height || image.size(2) != width || image.size(0) is not (1 or 3))
             throw new ArgumentException($"row '{row}': column '{imageColumn}' is [{string.Join(",", image.shape)}] but the masks are {height}x{width} (expected [1|3,{height},{width}])");
-        var img = image.detach().cpu().to(ScalarType.Float32).clamp(0, 1).mul(255).round().to(ScalarType.Byte).contiguous().ToArray<byte>();
+        var img = image.detach().cpu().to(ScalarType.Float32).clamp(S(0), S(1)).mul(S(255)).round().to(ScalarType.Byte).contiguous().ToArray<byte>();
         long[] tl = target.cpu().contiguous().ToArray<long>();
         long[] pl = pred.cpu().contiguous().ToArray<long>();
         int channels = (int)image.size(0), h = height, w = width, stride = 3 * w;

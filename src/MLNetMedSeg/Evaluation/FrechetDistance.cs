@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Evaluation;
 
@@ -28,7 +29,7 @@ public static class FrechetDistance
         if (!x.isfinite().all().ToBoolean()) throw new ArgumentException("features hold NaN or infinite values", nameof(features));
         var mu = x.mean([0]);
         var centred = x - mu;
-        var cov = centred.t().matmul(centred) / (x.size(0) - 1);
+        var cov = centred.t().matmul(centred) / S(x.size(0) - 1);
         return (mu.MoveToOuterDisposeScope(), cov.MoveToOuterDisposeScope());
     }
 
@@ -53,7 +54,7 @@ public static class FrechetDistance
         var inner = Symmetric(root1.matmul(s2).matmul(root1));
         var (eigen, vectors) = linalg.eigh(inner);
         vectors.Dispose();
-        double traceSqrt = eigen.clamp_min(0).sqrt().sum().ToDouble();
+        double traceSqrt = eigen.clamp_min(S(0)).sqrt().sum().ToDouble();
         double value = meanTerm + s1.trace().ToDouble() + s2.trace().ToDouble() - 2 * traceSqrt;
         return Math.Max(0, value); // rounding can make d² of identical sets −1e-12
     }
@@ -71,12 +72,12 @@ public static class FrechetDistance
         return FromStatistics(m1, c1, m2, c2);
     }
 
-    private static Tensor Symmetric(Tensor a) => (a + a.t()) * 0.5;
+    private static Tensor Symmetric(Tensor a) => (a + a.t()) * S(0.5);
 
     /// <summary>The PSD square root V·diag(√max(λ, 0))·Vᵀ of a symmetric matrix.</summary>
     private static Tensor SqrtPsd(Tensor a)
     {
         var (lambda, v) = linalg.eigh(a);
-        return v.matmul(diag(lambda.clamp_min(0).sqrt())).matmul(v.t());
+        return v.matmul(diag(lambda.clamp_min(S(0)).sqrt())).matmul(v.t());
     }
 }

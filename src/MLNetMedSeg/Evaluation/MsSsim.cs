@@ -1,6 +1,7 @@
 using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Evaluation;
 
@@ -122,7 +123,7 @@ public static class MsSsim
         for (int j = 0; j < scales; j++)
         {
             var (ssim, cs) = Ssim(x, y, window, c1, c2);
-            var term = (j < scales - 1 ? cs : ssim).relu().pow(weights[j] / wsum);
+            var term = (j < scales - 1 ? cs : ssim).relu().pow(S(weights[j] / wsum));
             result = result is null ? term : result * term;
             if (j < scales - 1)
             {
@@ -199,8 +200,8 @@ public static class MsSsim
         var s1 = Filter(x * x, window) - mu1Sq;
         var s2 = Filter(y * y, window) - mu2Sq;
         var s12 = Filter(x * y, window) - mu12;
-        var csMap = (2 * s12 + c2) / (s1 + s2 + c2);
-        var ssimMap = (2 * mu12 + c1) / (mu1Sq + mu2Sq + c1) * csMap;
+        var csMap = (S(2) * s12 + S(c2)) / (s1 + s2 + S(c2));
+        var ssimMap = (S(2) * mu12 + S(c1)) / (mu1Sq + mu2Sq + S(c1)) * csMap;
         return (ssimMap.flatten(2).mean([2]), csMap.flatten(2).mean([2]));
     }
 }

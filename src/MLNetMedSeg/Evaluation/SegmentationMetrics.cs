@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Evaluation;
 
@@ -53,15 +54,15 @@ public static class SegmentationMetrics
         var (num, den) = metric switch
         {
             SegmentationMetric.IoU => (TP, TP + FP + FN),
-            SegmentationMetric.Dice => (2.0 * TP, 2.0 * TP + FP + FN),
+            SegmentationMetric.Dice => (S(2.0) * TP, S(2.0) * TP + FP + FN),
             SegmentationMetric.Precision => (TP, TP + FP),
             SegmentationMetric.Recall => (TP, TP + FN),
             SegmentationMetric.Specificity => (TN, TN + FP),
             SegmentationMetric.Accuracy => (TP + TN, TP + FP + FN + TN),
             _ => throw new ArgumentException($"{metric} is not computed from tp/fp/fn/tn counts", nameof(metric)),
         };
-        var zero = den.eq(0.0);
-        var value = torch.where(zero, MetricFormulas.EmptyValue(policy), num / den.masked_fill(zero, 1.0));
+        var zero = den.eq(S(0.0));
+        var value = torch.where(zero, torch.tensor(MetricFormulas.EmptyValue(policy)), num / den.masked_fill(zero, S(1.0)));
         return value.MoveToOuterDisposeScope();
     }
 
@@ -104,12 +105,12 @@ public static class SegmentationMetrics
         var perClass = new List<Tensor>(classes.Length);
         foreach (int c in classes)
         {
-            var p = predLabels.eq(c);
-            var t = targetLabels.eq(c);
+            var p = predLabels.eq(S(c));
+            var t = targetLabels.eq(S(c));
             var tp = p.logical_and(t).sum([1, 2], type: ScalarType.Int64);
             var fp = p.sum([1, 2], type: ScalarType.Int64) - tp;
             var fn = t.sum([1, 2], type: ScalarType.Int64) - tp;
-            var tn = (pixels - tp) - fp - fn;
+            var tn = (S(pixels) - tp) - fp - fn;
             perClass.Add(torch.stack([tp, fp, fn, tn], 1));
         }
         return torch.stack(perClass, 1).MoveToOuterDisposeScope();
@@ -124,8 +125,8 @@ public static class SegmentationMetrics
         var p = BinaryToNHW(prediction, nameof(prediction));
         var t = BinaryToNHW(target, nameof(target));
         CheckSameShape(p, t, "prediction", "target");
-        var pl = (torch.is_floating_point(p.dtype) ? p.ge(threshold) : p.ne(0)).to(ScalarType.Int64);
-        var tl = (torch.is_floating_point(t.dtype) ? t.ge(0.5) : t.ne(0)).to(ScalarType.Int64);
+        var pl = (torch.is_floating_point(p.dtype) ? p.ge(S(threshold)) : p.ne(S(0))).to(ScalarType.Int64);
+        var tl = (torch.is_floating_point(t.dtype) ? t.ge(S(0.5)) : t.ne(S(0))).to(ScalarType.Int64);
         if (tl.device != pl.device) tl = tl.to(pl.device);
         return (pl.MoveToOuterDisposeScope(), tl.MoveToOuterDisposeScope());
     }

@@ -5,6 +5,7 @@ using BitMiracle.LibTiff.Classic;
 using SkiaSharp;
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Imaging;
 
@@ -654,7 +655,7 @@ public static partial class ImageIO
             for (int k = 0; k < f.Length; k++) f[k] = src[k] / 65535f;
             hwc = torch.tensor(f, shape);
         }
-        else hwc = torch.tensor(img.Pixels8!, shape).to(ScalarType.Float32) / 255.0;
+        else hwc = torch.tensor(img.Pixels8!, shape).to(ScalarType.Float32) / S(255.0);
         var chw = hwc.permute(2, 0, 1);
         int color = img.Channels is 2 or 4 ? img.Channels - 1 : img.Channels; // drop alpha
         if (color != img.Channels) chw = chw.narrow(0, 0, color);
@@ -864,7 +865,7 @@ public static partial class ImageIO
         using var scope = torch.NewDisposeScope();
         var t = ToChw(path, op, image, allowedChannels);
         Tensor bytes = t.dtype == ScalarType.Byte ? t
-            : torch.is_floating_point(t) ? (t.to(ScalarType.Float32).clamp(0, 1) * 255).round().to(ScalarType.Byte)
+            : torch.is_floating_point(t) ? (t.to(ScalarType.Float32).clamp(S(0), S(1)) * S(255)).round().to(ScalarType.Byte)
             : throw new ArgumentException($"{op}('{path}'): unsupported dtype {t.dtype} (use float in [0,1] or uint8)", nameof(image));
         var hwc = bytes.permute(1, 2, 0).contiguous();
         var shape = hwc.shape;
@@ -877,7 +878,7 @@ public static partial class ImageIO
         var t = ToChw(path, op, image, [1, 2, 3, 4]);
         if (!torch.is_floating_point(t))
             throw new ArgumentException($"{op}('{path}'): 16-bit output takes a float tensor in [0,1], got {t.dtype}", nameof(image));
-        var hwc = (t.to(ScalarType.Float32).clamp(0, 1) * 65535).round().to(ScalarType.Int32).permute(1, 2, 0).contiguous();
+        var hwc = (t.to(ScalarType.Float32).clamp(S(0), S(1)) * S(65535)).round().to(ScalarType.Int32).permute(1, 2, 0).contiguous();
         var shape = hwc.shape;
         var ints = hwc.data<int>().ToArray();
         var samples = new ushort[ints.Length];

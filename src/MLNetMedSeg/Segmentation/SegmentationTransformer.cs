@@ -5,6 +5,7 @@ using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Segmentation;
 
@@ -200,7 +201,7 @@ public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDiff
         {
             var ph = SegmentationNetwork.Probabilities(net.call(x.flip(3))).flip(3);
             var pv = SegmentationNetwork.Probabilities(net.call(x.flip(2))).flip(2);
-            p = p.add(ph).add(pv).div(3.0);
+            p = p.add(ph).add(pv).div(S(3.0));
         }
         return p.MoveToOuterDisposeScope();
     }
@@ -217,7 +218,7 @@ public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDiff
         return (p.MoveToOuterDisposeScope(), m.MoveToOuterDisposeScope());
     }
 
-    private Tensor Threshold(Tensor p) => IsBinary ? p.ge(Options.Threshold).to(ScalarType.Float32) : p.argmax(1);
+    private Tensor Threshold(Tensor p) => IsBinary ? p.ge(S(Options.Threshold)).to(ScalarType.Float32) : p.argmax(1);
 
     /// <summary>Writes the header, options (JSON), network weights (safetensors, "weights") and the training history (JSON text).</summary>
     internal override void Save(ModelSaveContext context)

@@ -1,5 +1,6 @@
 using MLNetMedSeg.Attacks;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Attacks;
 
@@ -58,7 +59,7 @@ public sealed class AttackVisualizationTests
         var m = AttackVisualization.Mask(tensor(new long[] { 0, 1, 2, 3 }, [2, 2]));
         CollectionAssert.AreEqual(new float[] { 0, 0, 0 }, Pixel(m, 0));
         Assert.IsTrue(Pixel(m, 1)[2] > 0.9, "class 1 is blue");
-        var img = AttackVisualization.Image(full([1, 2, 2], 0.5, ScalarType.Float32));
+        var img = AttackVisualization.Image(full([1, 2, 2], S(0.5), ScalarType.Float32));
         var grid = AttackVisualization.Grid([[img, m, img], [m, img, m]], gap: 1);
         CollectionAssert.AreEqual(new long[] { 3, 5, 8 }, grid.shape);
         Assert.AreEqual(1f, grid.narrow(1, 2, 1).min().ToSingle(), "the gap row is white");

@@ -4,6 +4,7 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Attacks;
 
@@ -99,7 +100,7 @@ public sealed class DeformationAttackLearningTests
         long h = x.size(2), w = x.size(3);
         var gy = x.narrow(2, 1, h - 1).sub(x.narrow(2, 0, h - 1)).abs().mean();
         var gx = x.narrow(3, 1, w - 1).sub(x.narrow(3, 0, w - 1)).abs().mean();
-        return gy.add(gx).div(2).ToSingle();
+        return gy.add(gx).div(S(2)).ToSingle();
     }
 
     [TestMethod]

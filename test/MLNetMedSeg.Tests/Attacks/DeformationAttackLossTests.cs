@@ -1,5 +1,6 @@
 using MLNetMedSeg.Attacks;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Attacks;
 
@@ -84,8 +85,8 @@ public sealed class DeformationAttackLossTests
         var fake = tensor(new float[] { 0.5f, 0.5f });
         double[][] s0 = [[0.2, 0.8], [0.6, 0.4]];
         double[][] sdv = [[0.5, 0.5], [0.5, 0.5]];
-        var d = full([2, 2, 1, 2], 2.0, ScalarType.Float32);       // ‖D‖² = 4
-        var v = full([2, 1, 1, 2], 0.3, ScalarType.Float32);       // ‖V‖² = 0.09
+        var d = full([2, 2, 1, 2], S(2.0), ScalarType.Float32);       // ‖D‖² = 4
+        var v = full([2, 1, 1, 2], S(0.3), ScalarType.Float32);       // ‖V‖² = 0.09
         var kl = tensor(new float[] { 0.2f, 0.4f });
         var s0t = cat([Pixels(s0), Pixels(s0)], 0);
         var sdvt = cat([Pixels(sdv), Pixels(sdv)], 0).log();
@@ -106,7 +107,7 @@ public sealed class DeformationAttackLossTests
         using var scope = NewDisposeScope();
         // f(x) = <w, x> + b has gradient w everywhere: penalty (‖w‖ − 1)², whatever the images and ε.
         var w = tensor(new float[] { 1, 2, 0, -2 }, [1, 1, 2, 2]).requires_grad_(true); // ‖w‖ = 3
-        Tensor Critic(Tensor x) => x.mul(w).sum([1, 2, 3]).add(0.7);
+        Tensor Critic(Tensor x) => x.mul(w).sum([1, 2, 3]).add(S(0.7));
         var real = rand([3, 1, 2, 2]);
         var fake = rand([3, 1, 2, 2]);
         var gp = DeformationAttackLosses.GradientPenalty(Critic, real, fake, tensor(new float[] { 0.1f, 0.5f, 0.9f }));
@@ -122,7 +123,7 @@ public sealed class DeformationAttackLossTests
     {
         using var scope = NewDisposeScope();
         // f(x) = Σ x² has gradient 2x̂ at x̂ = ε·real + (1 − ε)·fake.
-        static Tensor Critic(Tensor x) => x.pow(2).sum([1]);
+        static Tensor Critic(Tensor x) => x.pow(S(2)).sum([1]);
         var real = tensor(new float[] { 1, 0, 0, 2 }, [2, 2]);
         var fake = tensor(new float[] { 0, 1, 0, 0 }, [2, 2]);
         var gp = DeformationAttackLosses.GradientPenalty(Critic, real, fake, tensor(new float[] { 0.25f, 0.5f }));

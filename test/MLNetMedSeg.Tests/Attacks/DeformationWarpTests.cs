@@ -1,5 +1,6 @@
 using MLNetMedSeg.Attacks;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Attacks;
 
@@ -7,10 +8,10 @@ namespace MLNetMedSeg.Tests.Attacks;
 public sealed class DeformationWarpTests
 {
     private static Tensor Ramp(long n, long c, long h, long w) =>
-        arange(0, n * c * h * w, ScalarType.Float32).reshape(n, c, h, w).mul(0.37).sin();
+        arange(S(0), S(n * c * h * w), ScalarType.Float32).reshape(n, c, h, w).mul(S(0.37)).sin();
 
     private static Tensor Constant(long n, long h, long w, double dx, double dy) =>
-        cat([full([n, 1, h, w], dx, ScalarType.Float32), full([n, 1, h, w], dy, ScalarType.Float32)], 1);
+        cat([full([n, 1, h, w], S(dx), ScalarType.Float32), full([n, 1, h, w], S(dy), ScalarType.Float32)], 1);
 
     [TestMethod]
     public void ZeroDeformation_IsTheIdentity()

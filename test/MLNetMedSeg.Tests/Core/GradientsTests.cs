@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Core;
 
@@ -20,11 +21,11 @@ public sealed class GradientsTests
         // f(x, w) = Σ sin(x)·w² + x³  →  ∂f/∂x = cos(x)·w² + 3x², ∂f/∂w = 2·sin(x)·w
         var x = Leaf(0.3, -1.2, 2.0);
         var w = Leaf(1.5, 0.5, -2.0);
-        var f = (x.sin() * w.pow(2) + x.pow(3)).sum();
+        var f = (x.sin() * w.pow(S(2)) + x.pow(S(3))).sum();
         var g = Gradients.Grad(f, [x, w]);
         var xs = x.detach(); var ws = w.detach();
-        Assert.IsTrue(g[0].allclose(xs.cos() * ws.pow(2) + 3 * xs.pow(2), rtol: 0, atol: 1e-12));
-        Assert.IsTrue(g[1].allclose(2 * xs.sin() * ws, rtol: 0, atol: 1e-12));
+        Assert.IsTrue(g[0].allclose(xs.cos() * ws.pow(S(2)) + S(3) * xs.pow(S(2)), rtol: 0, atol: 1e-12));
+        Assert.IsTrue(g[1].allclose(S(2) * xs.sin() * ws, rtol: 0, atol: 1e-12));
         Assert.IsFalse(g[0].requires_grad, "without createGraph the gradient is a plain tensor");
         Assert.IsNull(x.grad, "autograd.grad does not accumulate into .grad");
 
@@ -36,7 +37,7 @@ public sealed class GradientsTests
 
         // An output of one element but not rank 0 is a scalar too (as in PyTorch).
         var one = (x * x).sum().reshape(1, 1);
-        Assert.IsTrue(Gradients.Grad(one, [x])[0].allclose(2 * xs, rtol: 0, atol: 1e-12));
+        Assert.IsTrue(Gradients.Grad(one, [x])[0].allclose(S(2) * xs, rtol: 0, atol: 1e-12));
     }
 
     [TestMethod]
@@ -46,24 +47,24 @@ public sealed class GradientsTests
         // f = Σ x³·y → ∂f/∂x = 3x²y; ∂²f/∂x² (summed) = 6xy; ∂/∂y Σ ∂f/∂x = 3x²
         var x = Leaf(0.5, -1.5, 2.0);
         var y = Leaf(2.0, 1.0, -0.5);
-        var f = (x.pow(3) * y).sum();
+        var f = (x.pow(S(3)) * y).sum();
         var gx = Gradients.Grad(f, [x], createGraph: true)[0];
         Assert.IsTrue(gx.requires_grad, "createGraph makes the gradient differentiable");
         var xs = x.detach(); var ys = y.detach();
-        Assert.IsTrue(gx.allclose(3 * xs.pow(2) * ys, rtol: 0, atol: 1e-12));
+        Assert.IsTrue(gx.allclose(S(3) * xs.pow(S(2)) * ys, rtol: 0, atol: 1e-12));
         var second = Gradients.Grad(gx.sum(), [x, y]);
-        Assert.IsTrue(second[0].allclose(6 * xs * ys, rtol: 0, atol: 1e-12));
-        Assert.IsTrue(second[1].allclose(3 * xs.pow(2), rtol: 0, atol: 1e-12));
+        Assert.IsTrue(second[0].allclose(S(6) * xs * ys, rtol: 0, atol: 1e-12));
+        Assert.IsTrue(second[1].allclose(S(3) * xs.pow(S(2)), rtol: 0, atol: 1e-12));
         // createGraph retains the graph by default (PyTorch's rule), so f can be differentiated again.
         var again = Gradients.Grad(f, [y])[0];
-        Assert.IsTrue(again.allclose(xs.pow(3), rtol: 0, atol: 1e-12));
+        Assert.IsTrue(again.allclose(xs.pow(S(3)), rtol: 0, atol: 1e-12));
         // A gradient penalty style objective: ‖∇ₓf‖² differentiated with backward() reaches the leaves.
         var h = (x.exp() * y).sum();
         var gh = Gradients.Grad(h, [x], createGraph: true)[0];
-        gh.pow(2).sum().backward();
+        gh.pow(S(2)).sum().backward();
         // ∂/∂x Σ (eˣy)² = 2e^{2x}y², ∂/∂y = 2e^{2x}y
-        Assert.IsTrue(x.grad!.allclose(2 * (2 * xs).exp() * ys.pow(2), rtol: 1e-12, atol: 1e-12));
-        Assert.IsTrue(y.grad!.allclose(2 * (2 * xs).exp() * ys, rtol: 1e-12, atol: 1e-12));
+        Assert.IsTrue(x.grad!.allclose(S(2) * (S(2) * xs).exp() * ys.pow(S(2)), rtol: 1e-12, atol: 1e-12));
+        Assert.IsTrue(y.grad!.allclose(S(2) * (S(2) * xs).exp() * ys, rtol: 1e-12, atol: 1e-12));
     }
 
     [TestMethod]
@@ -96,9 +97,9 @@ public sealed class GradientsTests
         var plain = tensor(new double[] { 1, 2, 3 });
 
         // The output does not require grad (computed from tensors that do not, or detached).
-        var e = Assert.ThrowsException<InvalidOperationException>(() => Gradients.Grad((plain * 2).sum(), [x], what: "probe"));
+        var e = Assert.ThrowsException<InvalidOperationException>(() => Gradients.Grad((plain * S(2)).sum(), [x], what: "probe"));
         StringAssert.Contains(e.Message, "probe: the output does not depend on anything that requires grad");
-        Assert.ThrowsException<InvalidOperationException>(() => Gradients.Grad((x * 2).sum().detach(), [x]));
+        Assert.ThrowsException<InvalidOperationException>(() => Gradients.Grad((x * S(2)).sum().detach(), [x]));
 
         // An input that does not require grad.
         e = Assert.ThrowsException<InvalidOperationException>(() => Gradients.Grad((x * plain).sum(), [plain]));
@@ -107,19 +108,19 @@ public sealed class GradientsTests
         StringAssert.Contains(e.Message, "input 1 does not require grad");
 
         // A non-scalar output without grad_output.
-        e = Assert.ThrowsException<InvalidOperationException>(() => Gradients.Grad(x * 2, [x]));
+        e = Assert.ThrowsException<InvalidOperationException>(() => Gradients.Grad(x * S(2), [x]));
         StringAssert.Contains(e.Message, "the output has shape [3]; a gradient needs a scalar output or a grad_output");
 
         // grad_output of another shape, dtype or (here: a scalar for a vector) rank.
-        var a = Assert.ThrowsException<ArgumentException>(() => Gradients.Grad(x * 2, [x], gradOutput: ones(new long[] { 4 }, ScalarType.Float64)));
+        var a = Assert.ThrowsException<ArgumentException>(() => Gradients.Grad(x * S(2), [x], gradOutput: ones(new long[] { 4 }, ScalarType.Float64)));
         StringAssert.Contains(a.Message, "grad_output has shape [4], the output [3]");
         Assert.AreEqual("gradOutput", a.ParamName);
-        a = Assert.ThrowsException<ArgumentException>(() => Gradients.Grad(x * 2, [x], gradOutput: ones(new long[] { 3 }, ScalarType.Float32)));
+        a = Assert.ThrowsException<ArgumentException>(() => Gradients.Grad(x * S(2), [x], gradOutput: ones(new long[] { 3 }, ScalarType.Float32)));
         StringAssert.Contains(a.Message, "grad_output is Float32");
-        Assert.ThrowsException<ArgumentException>(() => Gradients.Grad(x * 2, [x], gradOutput: tensor(1.0)));
+        Assert.ThrowsException<ArgumentException>(() => Gradients.Grad(x * S(2), [x], gradOutput: tensor(1.0)));
 
         // A complex scalar output without grad_output.
-        var z = (x.to(ScalarType.ComplexFloat64) * 2).sum();
+        var z = (x.to(ScalarType.ComplexFloat64) * S(2)).sum();
         Assert.IsTrue(z.requires_grad);
         StringAssert.Contains(Assert.ThrowsException<InvalidOperationException>(() => Gradients.Grad(z, [x])).Message, "needs a real output");
 
@@ -159,6 +160,6 @@ public sealed class GradientsTests
         var gh = Gradients.Grad(h, [x], createGraph: true)[0];
         var xs = x.detach();
         // d²/dx² (x·eˣ) = (x + 2)·eˣ
-        Assert.IsTrue(Gradients.Grad(gh.sum(), [x])[0].allclose((xs + 2) * xs.exp(), rtol: 1e-12, atol: 1e-12));
+        Assert.IsTrue(Gradients.Grad(gh.sum(), [x])[0].allclose((xs + S(2)) * xs.exp(), rtol: 1e-12, atol: 1e-12));
     }
 }

@@ -1,5 +1,6 @@
 using MLNetMedSeg.Diffusion.Networks;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Core;
 
@@ -17,7 +18,7 @@ public sealed class LayersTests
 
     private static (double sum, double sumSq, double weighted) Checksums(Tensor y)
     {
-        var idx = arange(y.numel(), ScalarType.Float64).reshape(y.shape);
+        var idx = arange(S(y.numel()), ScalarType.Float64).reshape(y.shape);
         return (y.sum().ToDouble(), (y * y).sum().ToDouble(), (y * idx).sum().ToDouble());
     }
 
@@ -123,7 +124,7 @@ public sealed class LayersTests
             foreach (var (name, m) in ours)
             {
                 var gn = (MLNetMedSeg.Core.GroupNorm)m;
-                Assert.IsTrue(gn.weight!.eq(1).all().ToBoolean() && gn.bias!.eq(0).all().ToBoolean(), $"{name} starts at weight 1, bias 0");
+                Assert.IsTrue(gn.weight!.eq(S(1)).all().ToBoolean() && gn.bias!.eq(S(0)).all().ToBoolean(), $"{name} starts at weight 1, bias 0");
             }
         }
     }
@@ -140,9 +141,9 @@ public sealed class LayersTests
         int initialised = 0;
         for (int k = 0; k < 5; k++)
         {
-            using (NewDisposeScope()) { rand(64).mul_(1e6); }   // leave non-trivial bytes in freed blocks
+            using (NewDisposeScope()) { rand(64).mul_(S(1e6)); }   // leave non-trivial bytes in freed blocks
             using var gn = nn.GroupNorm(2, 64);
-            if (gn.weight!.eq(1).all().ToBoolean() && gn.bias!.eq(0).all().ToBoolean()) initialised++;
+            if (gn.weight!.eq(S(1)).all().ToBoolean() && gn.bias!.eq(S(0)).all().ToBoolean()) initialised++;
         }
         Assert.AreNotEqual(5, initialised, "TorchSharp's nn.GroupNorm started at weight 1, bias 0 every time");
     }
@@ -213,7 +214,7 @@ public sealed class LayersTests
         var y = d.call(ones(200_000));
         var values = y.unique().Item1.ToArray<float>();
         CollectionAssert.AreEqual(new[] { 0f, 1f / 0.7f }, values, "dropped → 0, kept → x / (1 − p)");
-        double kept = y.gt(0).to(ScalarType.Float64).mean().ToDouble();
+        double kept = y.gt(S(0)).to(ScalarType.Float64).mean().ToDouble();
         Assert.AreEqual(0.7, kept, 0.005, "the keep rate is 1 − p");
         Assert.AreEqual(1.0, y.mean().ToDouble(), 0.01, "the mean is preserved");
         // Float64 inputs keep their dtype.
@@ -232,7 +233,7 @@ public sealed class LayersTests
         var mins = perChannel.amin(new long[] { 1 });
         var maxs = perChannel.amax(new long[] { 1 });
         Assert.IsTrue(mins.eq(maxs).all().ToBoolean(), "every feature map is all dropped or all kept");
-        long dropped = maxs.eq(0).sum().ToInt64();
+        long dropped = maxs.eq(S(0)).sum().ToInt64();
         Assert.IsTrue(dropped is > 30 and < 98, $"{dropped} of 128 maps dropped at p = 0.5");
         Assert.AreEqual(2.0, maxs.max().ToDouble(), 1e-6, "kept maps are scaled by 1 / (1 − p)");
         // The element-wise dropout does not: its feature maps mix kept and dropped values.

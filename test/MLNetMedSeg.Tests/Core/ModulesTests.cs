@@ -1,5 +1,6 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Core;
 
@@ -180,8 +181,8 @@ public sealed class ModulesTests
         using (no_grad())
         {
             a.StateDictInOrder()["child.bn.running_mean"].copy_(tensor(new float[] { 0.5f, -1, 2 }));
-            a.StateDictInOrder()["step"].fill_(41);
-            a.StateDictInOrder()["alpha"].fill_(3.25);
+            a.StateDictInOrder()["step"].fill_(S(41));
+            a.StateDictInOrder()["alpha"].fill_(S(3.25));
         }
         string path = Path.Combine(_dir, "root.safetensors");
         a.SaveSafetensors(path, new Dictionary<string, string> { ["arch"] = "root" });
@@ -208,7 +209,7 @@ public sealed class ModulesTests
     }
 
     private static Dictionary<string, Tensor> Filled(nn.Module m, double v) =>
-        m.StateDictInOrder().ToDictionary(e => e.Key, e => full_like(e.Value, v));
+        m.StateDictInOrder().ToDictionary(e => e.Key, e => full_like(e.Value, S(v)));
 
     private static Dictionary<string, Tensor> Snapshot(nn.Module m) =>
         m.StateDictInOrder().ToDictionary(e => e.Key, e => e.Value.detach().clone());

@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Core;
 
@@ -85,6 +86,6 @@ public sealed class OptimizerCheckpointTests
         long finalized = TorchRuntime.FinalizedTensorCount;
         opt.ZeroGrad();
         Assert.AreEqual(finalized, TorchRuntime.FinalizedTensorCount);
-        Assert.IsTrue(a.parameters().All(p => p.grad is null || p.grad.eq(0).all().ToBoolean()), "gradients cleared");
+        Assert.IsTrue(a.parameters().All(p => p.grad is null || p.grad.eq(S(0)).all().ToBoolean()), "gradients cleared");
     }
 }

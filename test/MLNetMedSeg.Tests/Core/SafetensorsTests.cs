@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Core;
 
@@ -51,7 +52,7 @@ public sealed class SafetensorsTests
             ["u8"] = torch.tensor(new byte[] { 0, 128, 255 }),
             ["bool"] = torch.tensor(new bool[] { true, false, false, true }).reshape(2, 2),
             ["scalar"] = torch.tensor(2.75, ScalarType.Float64),
-            ["scalar_i64"] = torch.full(Array.Empty<long>(), 9, ScalarType.Int64),
+            ["scalar_i64"] = torch.full(Array.Empty<long>(), S(9), ScalarType.Int64),
             ["empty"] = torch.zeros(new long[] { 0 }, ScalarType.Float32),
             ["empty_2d"] = torch.zeros(new long[] { 2, 0, 3 }, ScalarType.Int16),
             ["nested.name.weight"] = torch.ones(new long[] { 1, 1, 1, 2 }, ScalarType.Float32),
@@ -111,8 +112,8 @@ public sealed class SafetensorsTests
     {
         using var scope = torch.NewDisposeScope();
         var p = torch.tensor(new float[] { 1, 2, 3, 4 }, requires_grad: true);
-        var y = p.reshape(2, 2) * 2;   // part of a graph
-        var t = torch.arange(6, ScalarType.Float32).reshape(2, 3).t();   // non-contiguous [3, 2]
+        var y = p.reshape(2, 2) * S(2);   // part of a graph
+        var t = torch.arange(S(6), ScalarType.Float32).reshape(2, 3).t();   // non-contiguous [3, 2]
         Assert.IsFalse(t.is_contiguous());
         string path = PathOf("g.safetensors");
         Safetensors.Save(new Dictionary<string, Tensor> { ["y"] = y, ["t"] = t }, path);
@@ -330,7 +331,7 @@ public sealed class SafetensorsTests
         var disposed = torch.zeros(2);
         disposed.Dispose();
         var de = Assert.ThrowsException<ObjectDisposedException>(() =>
-            Safetensors.Save(new Dictionary<string, Tensor> { ["a"] = torch.full(new long[] { 3 }, 5f), ["b"] = disposed }, path));
+            Safetensors.Save(new Dictionary<string, Tensor> { ["a"] = torch.full(new long[] { 3 }, S(5f)), ["b"] = disposed }, path));
         StringAssert.Contains(de.Message, "tensor 'b'");
         CollectionAssert.AreEqual(before, File.ReadAllBytes(path), "the existing file is unchanged");
         CollectionAssert.AreEqual(new[] { "model.safetensors" }, Files(), "no temporary file is left");
@@ -348,7 +349,7 @@ public sealed class SafetensorsTests
         StringAssert.Contains(Assert.ThrowsException<IOException>(() => Safetensors.Save(new Dictionary<string, Tensor> { ["a"] = torch.ones(1) }, nowhere)).Message, nowhere);
 
         // A successful save replaces the file.
-        Safetensors.Save(new Dictionary<string, Tensor> { ["a"] = torch.full(new long[] { 3 }, 7f) }, path);
+        Safetensors.Save(new Dictionary<string, Tensor> { ["a"] = torch.full(new long[] { 3 }, S(7f)) }, path);
         CollectionAssert.AreEqual(new float[] { 7, 7, 7 }, Safetensors.Load(path)["a"].ToArray<float>());
         Assert.AreEqual(2, Directory.GetFileSystemEntries(_dir).Length);
     }

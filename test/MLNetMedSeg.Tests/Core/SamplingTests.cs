@@ -1,5 +1,6 @@
 using MLNetMedSeg.Attacks;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Core;
 
@@ -20,7 +21,7 @@ public sealed class SamplingTests
 
     private static (Tensor x, Tensor grid) Case()
     {
-        var x = arange(16, ScalarType.Float32).pow(2).reshape(1, 1, 4, 4);
+        var x = arange(S(16), ScalarType.Float32).pow(S(2)).reshape(1, 1, 4, 4);
         var grid = tensor(new float[] { -0.3f, 0.2f, 0.45f, -0.6f, 0.1f, 0.7f, -0.8f, -0.05f }).reshape(1, 2, 2, 2);
         return (x, grid);
     }
@@ -69,7 +70,7 @@ public sealed class SamplingTests
     {
         using var scope = NewDisposeScope();
         // DeformationWarp (through the guard): an integer displacement shifts exactly, images and masks alike.
-        var img = arange(25, ScalarType.Float32).reshape(1, 1, 5, 5);
+        var img = arange(S(25), ScalarType.Float32).reshape(1, 1, 5, 5);
         var d = zeros(1, 2, 5, 5);
         d[0, 0] = ones(5, 5);   // x + 1: every pixel takes its right neighbour (border: the last column repeats)
         var warped = DeformationWarp.Warp(img, d);
@@ -77,7 +78,7 @@ public sealed class SamplingTests
         Assert.IsTrue(warped.narrow(3, 0, 4).IsEqual(expected));
         Assert.IsTrue(warped.select(3, 4).IsEqual(img.select(3, 4)));
         var mask = tensor(new long[] { 0, 1, 2, 3, 4 }).repeat(5, 1).unsqueeze(0);
-        var wm = DeformationWarp.WarpMask(mask, d * 0.4);
+        var wm = DeformationWarp.WarpMask(mask, d * S(0.4));
         Assert.AreEqual(ScalarType.Int64, wm.dtype);
         Assert.IsTrue(wm.IsEqual(mask), "nearest: a shift under half a pixel keeps every label");
     }

@@ -1,6 +1,7 @@
 using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Segmentation.Networks;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Core;
 
@@ -74,8 +75,8 @@ public sealed class SeededInitTests
         AssertClose(FcWeight, s["fc.weight"], "fc.weight");
         AssertClose(FcBias, s["fc.bias"], "fc.bias");
         AssertClose(EmbWeight, s["emb.weight"], "emb.weight");
-        Assert.IsTrue(s["norm.weight"].eq(1).all().ToBoolean() && s["norm.bias"].eq(0).all().ToBoolean());
-        Assert.IsTrue(s["bn.weight"].eq(1).all().ToBoolean() && s["bn.bias"].eq(0).all().ToBoolean());
+        Assert.IsTrue(s["norm.weight"].eq(S(1)).all().ToBoolean() && s["norm.bias"].eq(S(0)).all().ToBoolean());
+        Assert.IsTrue(s["bn.weight"].eq(S(1)).all().ToBoolean() && s["bn.bias"].eq(S(0)).all().ToBoolean());
         Assert.IsTrue(m.parameters().All(p => p.requires_grad), "parameters stay trainable");
     }
 
@@ -143,13 +144,13 @@ public sealed class SeededInitTests
             double std = Math.Sqrt(2.0 / SeededInit.FanOut(s[key]));
             double n = w.numel();
             double mean = w.mean().ToDouble(), sd = w.std().ToDouble();
-            double kurtosis = ((w - mean).pow(4).mean() / Math.Pow(sd, 4)).ToDouble();
+            double kurtosis = ((w - S(mean)).pow(S(4)).mean() / S(Math.Pow(sd, 4))).ToDouble();
             Assert.AreEqual(0.0, mean, 5 * std / Math.Sqrt(n), $"{key}: mean 0");
             Assert.AreEqual(std, sd, std * Math.Max(0.02, 6 / Math.Sqrt(2 * n)), $"{key}: std √(2/fan_out) = {std:F4} ({n} weights)");
             if (n > 100_000) Assert.AreEqual(3.0, kurtosis, 0.1, $"{key}: normal, not uniform (kurtosis 1.8)");
         }
-        Assert.IsTrue(s["bn1.weight"].eq(1).all().ToBoolean() && s["bn1.bias"].eq(0).all().ToBoolean());
-        Assert.IsTrue(s["bn1.running_var"].eq(1).all().ToBoolean(), "buffers are left alone");
+        Assert.IsTrue(s["bn1.weight"].eq(S(1)).all().ToBoolean() && s["bn1.bias"].eq(S(0)).all().ToBoolean());
+        Assert.IsTrue(s["bn1.running_var"].eq(S(1)).all().ToBoolean(), "buffers are left alone");
     }
 
     [TestMethod]

@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Core;
 
@@ -42,7 +43,7 @@ public sealed class TensorExtensionsTests
         var wrong = Assert.ThrowsException<InvalidOperationException>(() => t.ToArray<double>());
         StringAssert.Contains(wrong.Message, "holds Float32, not Float64");
         var p = tensor(new float[] { 1, 2 }, requires_grad: true);
-        CollectionAssert.AreEqual(new float[] { 2, 4 }, (p * 2).ToArray<float>(), "a tensor in a graph");
+        CollectionAssert.AreEqual(new float[] { 2, 4 }, (p * S(2)).ToArray<float>(), "a tensor in a graph");
         Assert.AreEqual(2, TensorExtensions.ElementSize(ScalarType.BFloat16));
         Assert.AreEqual(16, TensorExtensions.ElementSize(ScalarType.ComplexFloat64));
     }

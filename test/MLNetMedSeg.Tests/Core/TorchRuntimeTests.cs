@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Core;
 
@@ -14,7 +15,7 @@ public sealed class TorchRuntimeTests
     private static void MakeAndDisposeTensors()
     {
         using var a = ones(3);
-        using var b = a + 1;
+        using var b = a + S(1);
         using (NewDisposeScope()) { _ = a * b; }
     }
 

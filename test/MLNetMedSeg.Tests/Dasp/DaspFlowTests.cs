@@ -11,6 +11,7 @@ using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Testing;
 using MLNetMedSeg.Tests.Augmentation.Adversarial;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Dasp;
 
@@ -74,7 +75,7 @@ public sealed class DaspFlowTests
             var (x, y) = model.GeneratePairs(5);
             CollectionAssert.AreEqual(new long[] { 5, 3, s, s }, x.shape);
             CollectionAssert.AreEqual(new long[] { 5, 1, s, s }, y.shape);
-            Assert.IsTrue(y.eq(0).logical_or(y.eq(1)).all().ToBoolean(), "generated masks are binary");
+            Assert.IsTrue(y.eq(S(0)).logical_or(y.eq(S(1))).all().ToBoolean(), "generated masks are binary");
             Assert.IsTrue(x.min().ToSingle() >= 0 && x.max().ToSingle() <= 1, "generated images are in [0,1]");
             var (x2, y2) = model.GeneratePairs(5);
             Assert.IsTrue(x.IsEqual(x2) && y.IsEqual(y2), "the same rows give the same pairs");
@@ -87,7 +88,7 @@ public sealed class DaspFlowTests
             net.load_state_dict(model.MaskDiffusion.Network.StateDictInOrder());
             using var meanMasks = new MaskDiffusionTransformer(ctx, meanOptions, net);
             var soft = meanMasks.Generate(5);
-            Assert.IsFalse(soft.eq(0).logical_or(soft.eq(1)).all().ToBoolean(), "Mean gives probabilities");
+            Assert.IsFalse(soft.eq(S(0)).logical_or(soft.eq(S(1))).all().ToBoolean(), "Mean gives probabilities");
             using var meanFlow = new DaspTransformer(ctx, model.Options, meanMasks, model.ImageDiffusion,
                 AdversarialTestKit.Segmenter(ctx), ownsGenerators: false);
             var (x3, y3) = meanFlow.GeneratePairs(5);

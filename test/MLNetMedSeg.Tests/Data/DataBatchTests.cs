@@ -1,6 +1,7 @@
 using MLNetMedSeg.Core;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Data;
 
@@ -11,7 +12,7 @@ public sealed class DataBatchTests
     private static InMemoryDataView Numbered(int n, Func<int, long[]>? shape = null)
     {
         using var scope = torch.NewDisposeScope();
-        var images = Enumerable.Range(0, n).Select(i => (object)torch.full(shape?.Invoke(i) ?? [1, 2, 2], i, ScalarType.Float32)).ToList();
+        var images = Enumerable.Range(0, n).Select(i => (object)torch.full(shape?.Invoke(i) ?? [1, 2, 2], S(i), ScalarType.Float32)).ToList();
         return InMemoryDataView.Create(
             ("Image", TensorColumnType.Image(1), images),
             ("Id", TextColumnType.Instance, Enumerable.Range(0, n).Select(i => (object)$"r{i}").ToList()),

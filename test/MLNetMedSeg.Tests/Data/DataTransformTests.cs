@@ -1,6 +1,7 @@
 using MLNetMedSeg.Core;
 using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Data;
 
@@ -55,7 +56,7 @@ public sealed class DataTransformTests
     {
         using var scope = torch.NewDisposeScope();
         // 4x4 → 2x2: source coordinates 0.5 and 2.5 → means of the 2x2 blocks.
-        var img = torch.arange(0, 16, ScalarType.Float32).reshape(1, 4, 4);
+        var img = torch.arange(S(0), S(16), ScalarType.Float32).reshape(1, 4, 4);
         using var data = View(img.expand(3, 4, 4).contiguous());
         var r = First(EngineTransforms.Resize(2, 2, maskColumn: null).Fit(data).Transform(data), "Image");
         CollectionAssert.AreEqual(new long[] { 3, 2, 2 }, r.shape);
@@ -90,9 +91,9 @@ public sealed class DataTransformTests
         CollectionAssert.AreEqual(new long[] { 0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 3, 3, 4, 4, 5, 5 }, c.ToArray<long>());
 
         // A bilinear-interpolated real mask would leave {0,1}; nearest keeps it binary on an odd factor.
-        using var data4 = View(torch.rand([1, 5, 5]), torch.rand([1, 5, 5]).gt(0.5).to(ScalarType.Float32));
+        using var data4 = View(torch.rand([1, 5, 5]), torch.rand([1, 5, 5]).gt(S(0.5)).to(ScalarType.Float32));
         var odd = First(EngineTransforms.Resize(7, 3).Fit(data4).Transform(data4), "Mask");
-        Assert.IsTrue(odd.eq(0).logical_or(odd.eq(1)).all().ToBoolean());
+        Assert.IsTrue(odd.eq(S(0)).logical_or(odd.eq(S(1))).all().ToBoolean());
     }
 
     [TestMethod]

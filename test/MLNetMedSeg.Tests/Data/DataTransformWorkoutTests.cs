@@ -2,6 +2,7 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Evaluation;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Testing;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Data;
 
@@ -18,7 +19,7 @@ public sealed class DataTransformWorkoutTests
         for (int i = 0; i < n; i++)
         {
             images.Add(torch.rand([3, h, w], generator: g));
-            masks.Add((torch.rand([1, h, w], generator: g) > 0.6).to(ScalarType.Float32));
+            masks.Add((torch.rand([1, h, w], generator: g) > S(0.6)).to(ScalarType.Float32));
         }
         return DataViews.LoadFromArrays(ctx, images, masks, Enumerable.Range(0, n).Select(i => $"r{i}").ToList());
     }

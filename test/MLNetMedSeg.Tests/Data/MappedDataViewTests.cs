@@ -1,5 +1,6 @@
 using MLNetMedSeg.Core;
 using MLNetMedSeg.Data;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Data;
 
@@ -23,7 +24,7 @@ public sealed class MappedDataViewTests
             int computed = 0;
             var view = new MappedDataView(src,
             [
-                new MappedColumn("X", new TensorColumnType(ScalarType.Float32, [2]), ["X"], c => { computed++; return c.GetTensor("X") * 2; }),
+                new MappedColumn("X", new TensorColumnType(ScalarType.Float32, [2]), ["X"], c => { computed++; return c.GetTensor("X") * S(2); }),
                 new MappedColumn("Sum", NumberColumnType.Instance, ["X"], c => (double)c.GetTensor("X").sum().ToSingle()),
                 new MappedColumn("Tag", TextColumnType.Instance, ["Id"], c => c.GetText("Id") + "!"),
             ]);
@@ -91,7 +92,7 @@ public sealed class MappedDataViewTests
         using var src = Source(1);
         var e = Assert.ThrowsException<SchemaException>(() => new MappedDataView(src, [new MappedColumn("Y", TextColumnType.Instance, ["Nope"], c => "")]));
         Assert.AreEqual("Nope", e.ColumnName);
-        var view = new MappedDataView(src, [new MappedColumn("Y", new TensorColumnType(ScalarType.Float32, [3]), ["X"], c => c.GetTensor("X") + 1)]);
+        var view = new MappedDataView(src, [new MappedColumn("Y", new TensorColumnType(ScalarType.Float32, [3]), ["X"], c => c.GetTensor("X") + S(1))]);
         using var cur = view.GetRowCursor("Y");
         Assert.IsTrue(cur.MoveNext());
         var ex = Assert.ThrowsException<InvalidOperationException>(() => cur.GetTensor("Y"));

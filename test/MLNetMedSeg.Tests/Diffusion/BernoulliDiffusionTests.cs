@@ -1,4 +1,5 @@
 using MLNetMedSeg.Diffusion;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Diffusion;
 
@@ -33,7 +34,7 @@ public sealed class BernoulliDiffusionTests
         CollectionAssert.AreEquivalent(new[] { 0f, 1f }, yT.unique_values());
         // BerDiff's public q_mean keeps only ȳ_T·y_0 (the "+ (1 − ȳ_T)/2" line is discarded): y_T would be all background.
         double abarT = d.Schedule.AlphasCumprod[999];
-        double buggy = (y0 * abarT).bernoulli(g).mean().ToDouble();
+        double buggy = (y0 * S(abarT)).bernoulli(g).mean().ToDouble();
         Assert.IsTrue(buggy < 0.02, $"the truncated formula gives {buggy}");
     }
 
@@ -86,9 +87,9 @@ public sealed class BernoulliDiffusionTests
         foreach (var ytv in ys)
             foreach (var y0v in y0s)
             {
-                var ytT = torch.full([s.Length, 1, 1, 1], ytv, ScalarType.Float32);
-                var y0T = torch.full([s.Length, 1, 1, 1], y0v, ScalarType.Float32);
-                var th = dc.PosteriorMean(ytT, y0T, torch.arange(0, s.Length, 1, ScalarType.Int64)).reshape(-1).ToArray<float>();
+                var ytT = torch.full([s.Length, 1, 1, 1], S(ytv), ScalarType.Float32);
+                var y0T = torch.full([s.Length, 1, 1, 1], S(y0v), ScalarType.Float32);
+                var th = dc.PosteriorMean(ytT, y0T, torch.arange(S(0), S(s.Length), S(1), ScalarType.Int64)).reshape(-1).ToArray<float>();
                 for (int t = 0; t < s.Length; t++)
                 {
                     Assert.IsTrue(th[t] >= 0 && th[t] <= 1, $"θ = {th[t]} at t = {t}, y_t = {ytv}, ŷ_0 = {y0v}");
@@ -112,7 +113,7 @@ public sealed class BernoulliDiffusionTests
         using var scope = torch.NewDisposeScope();
         var d = new BernoulliDiffusion(BetaScheduleKind.Linear, 100);
         using var g = new Generator(11);
-        var y0 = torch.rand([4, 1, 16, 16], generator: g).lt(0.4).to(ScalarType.Float32);
+        var y0 = torch.rand([4, 1, 16, 16], generator: g).lt(S(0.4)).to(ScalarType.Float32);
         var t = torch.tensor(new long[] { 0, 30, 60, 99 });
         var yt = d.ForwardSample(y0, t, g);
         var eps = BernoulliDiffusion.FlipNoise(yt, y0);
@@ -134,7 +135,7 @@ public sealed class BernoulliDiffusionTests
             BernoulliDiffusion.BernoulliKl(torch.tensor(new double[] { 0.5 }), torch.tensor(new double[] { 0.25 })).ToDouble(), 1e-12);
         var d = new BernoulliDiffusion(BetaScheduleKind.Linear, 100);
         using var g = new Generator(5);
-        var y0 = torch.rand([3, 1, 8, 8], generator: g).lt(0.5).to(ScalarType.Float32);
+        var y0 = torch.rand([3, 1, 8, 8], generator: g).lt(S(0.5)).to(ScalarType.Float32);
         var t = torch.tensor(new long[] { 0, 50, 99 });
         var yt = d.ForwardSample(y0, t, g);
         // Logits 0: BCE = ln 2 exactly.
@@ -155,7 +156,7 @@ public sealed class BernoulliDiffusionTests
         Assert.AreEqual(Math.Log(2), lh.Bce.ToDouble(), 1e-6);
         Assert.AreEqual(l1.Bce.ToDouble() + 2 * l1.Kl.ToDouble(), l1.Total.ToDouble(), 1e-6);
         // The exact flip noise as (large) logits: both terms vanish.
-        var exact = (BernoulliDiffusion.FlipNoise(yt, y0) * 2 - 1) * 30;
+        var exact = (BernoulliDiffusion.FlipNoise(yt, y0) * S(2) - S(1)) * S(30);
         var le = d.Loss(y0, yt, t, exact, klWeight: 1);
         Assert.IsTrue(le.Bce.ToDouble() < 1e-6, $"BCE {le.Bce.ToDouble()}");
         Assert.IsTrue(le.Kl!.ToDouble() < 1e-5, $"KL {le.Kl!.ToDouble()}");
@@ -179,7 +180,7 @@ public sealed class BernoulliDiffusionTests
         {
             seen.Add(ts[0].ToInt64());
             Assert.AreEqual(2L, ts.size(0));
-            return (BernoulliDiffusion.FlipNoise(yt, target.expand(2, 1, 16, 16)) * 2 - 1) * 30;
+            return (BernoulliDiffusion.FlipNoise(yt, target.expand(2, 1, 16, 16)) * S(2) - S(1)) * S(30);
         }
         using var g1 = new Generator(1);
         using var g2 = new Generator(2);
@@ -201,7 +202,7 @@ public sealed class BernoulliDiffusionTests
         var d = new BernoulliDiffusion(BetaScheduleKind.Cosine, 200).Respace(20);
         // A denoiser that depends on y_t only (ε̂ = σ(2y_t − 1)), so the samples are pure functions of the noise streams.
         // (A constant ε̂ would not do: the last step returns ŷ_0 = |y_t − ε̂|, which for a flip prediction of ½ is ½ everywhere.)
-        Tensor Flat(Tensor yt, Tensor ts) => yt * 2 - 1;
+        Tensor Flat(Tensor yt, Tensor ts) => yt * S(2) - S(1);
         Tensor Run(params ulong[] seeds)
         {
             var gens = seeds.Select(s => new Generator(s)).ToArray();
@@ -231,7 +232,7 @@ public sealed class BernoulliDiffusionTests
         var rng = new Random(4);
         var pValues = Enumerable.Range(0, 2 * 8 * 8).Select(_ => 0.05 + 0.9 * rng.NextDouble()).ToArray();
         var p = torch.tensor(pValues.Select(v => (float)v).ToArray(), [2, 1, 8, 8]);
-        static Tensor Logit(Tensor q) => (q / (1 - q)).log();
+        static Tensor Logit(Tensor q) => (q / (S(1) - q)).log();
         foreach (var param in new[] { BernoulliParameterization.Mask, BernoulliParameterization.FlipNoise })
         {
             var d = new BernoulliDiffusion(BetaScheduleKind.Cosine, 100, param).Respace(10);
@@ -243,7 +244,7 @@ public sealed class BernoulliDiffusionTests
                 try
                 {
                     var y = d.Sample(Net, gens, [1, 8, 8], final, torch.CPU);
-                    var expected = final == BernoulliFinalStep.Mean ? p : p.ge(0.5).to(ScalarType.Float32);
+                    var expected = final == BernoulliFinalStep.Mean ? p : p.ge(S(0.5)).to(ScalarType.Float32);
                     Assert.AreEqual(0.0, (y - expected).abs().max().ToDouble(), 1e-5, $"{param}, {final}: the last step returns ŷ_0");
                 }
                 finally

@@ -3,6 +3,7 @@ using MLNetMedSeg.Diffusion.Networks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Diffusion;
 
@@ -43,7 +44,7 @@ public sealed class DiffusionUNetTests
         using var _ = no_grad();
         foreach (var (name, p) in net.named_parameters())
             if (name.EndsWith("out_conv.weight") || name.EndsWith("proj.weight") || name.EndsWith("out_conv.bias") || name.EndsWith("proj.bias"))
-                p.copy_(randn(p.shape, generator: g) * 0.1);
+                p.copy_(randn(p.shape, generator: g) * S(0.1));
     }
 
     [TestMethod]
@@ -111,7 +112,7 @@ public sealed class DiffusionUNetTests
         var a = net.forward(x, tensor(new long[] { 10, 10 }), c);
         var b = net.forward(x, tensor(new long[] { 500, 500 }), c);
         var cf = net.forward(x, tensor(new float[] { 10f, 10f }), c);
-        var d = net.forward(x, tensor(new long[] { 10, 10 }), 1 - c);
+        var d = net.forward(x, tensor(new long[] { 10, 10 }), S(1) - c);
         Assert.IsTrue((a - b).abs().max().ToSingle() > 1e-3, "time conditioning changes the output");
         Assert.IsTrue((a - d).abs().max().ToSingle() > 1e-3, "the condition changes the output");
         Assert.AreEqual(0.0, (a - cf).abs().max().ToSingle(), 1e-6, "int64 and float timesteps are the same");
@@ -171,7 +172,7 @@ public sealed class DiffusionUNetTests
         using var block = new DiffusionAttentionBlock(8, 4, 2);
         block.to(ScalarType.Float64);
         using (no_grad())
-            foreach (var p in block.parameters()) p.copy_(randn(p.shape, ScalarType.Float64, generator: g) * 0.5);
+            foreach (var p in block.parameters()) p.copy_(randn(p.shape, ScalarType.Float64, generator: g) * S(0.5));
         var x = randn([1, 8, 3, 3], ScalarType.Float64, generator: g).requires_grad_(true);
         var w = randn([1, 8, 3, 3], ScalarType.Float64, generator: g);
         Tensor F(Tensor input) => (block.call(input) * w).sum();
@@ -201,7 +202,7 @@ public sealed class DiffusionUNetTests
         using var g = new Generator(6);
         using var block = new DiffusionAttentionBlock(4, 4, 1);
         using (no_grad())
-            foreach (var p in block.parameters()) p.copy_(randn(p.shape, generator: g) * 0.5);
+            foreach (var p in block.parameters()) p.copy_(randn(p.shape, generator: g) * S(0.5));
         var x = randn([1, 4, 2, 2], generator: g);
         var y = block.call(x);
         // By hand: GN(1 group) → qkv 1×1 → softmax(qᵀk/2) → v·aᵀ → proj 1×1, residual.
@@ -209,7 +210,7 @@ public sealed class DiffusionUNetTests
         var xn = nn.functional.group_norm(x, 1, sd["norm.weight"], sd["norm.bias"]).reshape(4, 4);        // [C, T]
         var qkv = sd["qkv.weight"].reshape(12, 4).matmul(xn) + sd["qkv.bias"].unsqueeze(1);                 // [3C, T]
         var q = qkv.narrow(0, 0, 4); var k = qkv.narrow(0, 4, 4); var v = qkv.narrow(0, 8, 4);
-        var att = (q.t().matmul(k) / 2.0).softmax(1);                                                        // [T, S]
+        var att = (q.t().matmul(k) / S(2.0)).softmax(1);                                                        // [T, S]
         var a = v.matmul(att.t());                                                                           // [C, T]
         var expected = x.reshape(4, 4) + sd["proj.weight"].reshape(4, 4).matmul(a) + sd["proj.bias"].unsqueeze(1);
         Assert.AreEqual(0.0, (y.reshape(4, 4) - expected).abs().max().ToSingle(), 1e-5);

@@ -4,6 +4,7 @@ using MLNetMedSeg.Diffusion;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Diffusion;
 
@@ -15,9 +16,9 @@ public sealed class EmaTests
     {
         using var scope = NewDisposeScope();
         using var net = nn.Linear(2, 1);
-        using (no_grad()) { net.weight.copy_(tensor(new float[] { 1, 2 }).reshape(1, 2)); net.bias!.fill_(0); }
+        using (no_grad()) { net.weight.copy_(tensor(new float[] { 1, 2 }).reshape(1, 2)); net.bias!.fill_(S(0)); }
         using var ema = new ExponentialMovingAverage(net, decay: 0.9);
-        using (no_grad()) { net.weight.copy_(tensor(new float[] { 11, 12 }).reshape(1, 2)); net.bias!.fill_(10); }
+        using (no_grad()) { net.weight.copy_(tensor(new float[] { 11, 12 }).reshape(1, 2)); net.bias!.fill_(S(10)); }
         ema.Update(net);
         // 0.9·1 + 0.1·11 = 2, 0.9·2 + 0.1·12 = 3, 0.9·0 + 0.1·10 = 1.
         CollectionAssert.AreEqual(new float[] { 2, 3 }, ema.State["weight"].ToArray<float>());
@@ -45,14 +46,14 @@ public sealed class EmaTests
         Assert.ThrowsException<ArgumentOutOfRangeException>(() => ExponentialMovingAverage.WarmupDecay(0.9, -1));
         using var scope = NewDisposeScope();
         using var net = nn.Linear(1, 1, hasBias: false);
-        using (no_grad()) net.weight.fill_(0);
+        using (no_grad()) net.weight.fill_(S(0));
         using var ema = new ExponentialMovingAverage(net, decay: 0.9999);
-        using (no_grad()) net.weight.fill_(10);
+        using (no_grad()) net.weight.fill_(S(10));
         ema.Update(net, warmup: true);   // decay 0.1: 0.1·0 + 0.9·10 = 9
         Assert.AreEqual(9.0, ema.State["weight"].ToSingle(), 1e-5);
         ema.Update(net, warmup: true);   // decay 2/11: 9·2/11 + 10·9/11
         Assert.AreEqual(9 * 2.0 / 11 + 10 * 9.0 / 11, ema.State["weight"].ToSingle(), 1e-5);
-        using (no_grad()) net.weight.fill_(0);
+        using (no_grad()) net.weight.fill_(S(0));
         ema.Update(net, warmup: false);  // plain decay
         Assert.AreEqual((9 * 2.0 / 11 + 10 * 9.0 / 11) * 0.9999, ema.State["weight"].ToSingle(), 1e-5);
     }
@@ -65,7 +66,7 @@ public sealed class EmaTests
         long live = LiveTensors.Settled();
         var ema = new ExponentialMovingAverage(net);
         Assert.AreEqual(net.StateDictInOrder().Count, ema.State.Count, "parameters and buffers (running stats, num_batches_tracked)");
-        using (no_grad()) net.weight!.fill_(5);
+        using (no_grad()) net.weight!.fill_(S(5));
         Assert.AreEqual(1f, ema.State["weight"].ToArray<float>()[0], "a copy, not the model's tensor");
         ema.Update(net, 0.5);
         Assert.AreEqual(3f, ema.State["weight"].ToArray<float>()[0]);

@@ -4,6 +4,7 @@ using MLNetMedSeg.Diffusion.Networks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Diffusion;
 
@@ -26,7 +27,7 @@ public sealed class GaussianDiffusionTests
         using var g = new Generator(seed + 1);
         using (no_grad())
             foreach (var (name, p) in net.named_parameters())
-                if (name.Contains("out_conv") || name.Contains("proj")) p.copy_(randn(p.shape, generator: g) * 0.05);
+                if (name.Contains("out_conv") || name.Contains("proj")) p.copy_(randn(p.shape, generator: g) * S(0.05));
         net.eval();
         return net;
     }
@@ -39,8 +40,8 @@ public sealed class GaussianDiffusionTests
         var d = new GaussianDiffusion(s);
         using var g = new Generator(1);
         const int n = 2000;
-        var x0 = full([n, 1, 8, 8], 0.5, ScalarType.Float32);
-        var t = cat([full([n / 2], 100, ScalarType.Int64), full([n / 2], 700, ScalarType.Int64)], 0);
+        var x0 = full([n, 1, 8, 8], S(0.5), ScalarType.Float32);
+        var t = cat([full([n / 2], S(100), ScalarType.Int64), full([n / 2], S(700), ScalarType.Int64)], 0);
         var xt = d.QSample(x0, t, randn([n, 1, 8, 8], generator: g));
         foreach (var (rows, step) in new[] { (xt.narrow(0, 0, n / 2), 100), (xt.narrow(0, n / 2, n / 2), 700) })
         {
@@ -56,14 +57,14 @@ public sealed class GaussianDiffusionTests
         using var scope = NewDisposeScope();
         var s = NoiseSchedule.Create(BetaScheduleKind.Cosine, 10);
         var d = new GaussianDiffusion(s);
-        var x0 = full([3000, 1, 2, 2], -0.3, ScalarType.Float32);
+        var x0 = full([3000, 1, 2, 2], S(-0.3), ScalarType.Float32);
         var seen = new List<long>();
         // The oracle recovers ε exactly from x_t and t: the loss vanishes, so q_sample used ᾱ of the drawn t.
         Tensor Oracle(Tensor xt, Tensor t, Tensor? c)
         {
             seen.AddRange(t.ToArray<long>());
             var ab = tensor(t.ToArray<long>().Select(i => s.AlphasCumprod[(int)i]).ToArray()).to(ScalarType.Float32).reshape(-1, 1, 1, 1);
-            return (xt - ab.sqrt() * x0) / (1 - ab).sqrt();
+            return (xt - ab.sqrt() * x0) / (S(1) - ab).sqrt();
         }
         using var g = new Generator(2);
         Assert.AreEqual(0.0, d.TrainingLoss(Oracle, x0, null, 0, g).ToSingle(), 1e-9);
@@ -98,7 +99,7 @@ public sealed class GaussianDiffusionTests
     public void GuidanceCombinesConditionalAndNullPredictions()
     {
         using var scope = NewDisposeScope();
-        var x = full([2, 1, 2, 2], 0.25, ScalarType.Float32);
+        var x = full([2, 1, 2, 2], S(0.25), ScalarType.Float32);
         var cond = tensor(new float[] { 1, -1, 1, 1, -1, -1, 1, -1 }).reshape(2, 1, 2, 2);
         int calls = 0;
         Tensor Model(Tensor xt, Tensor t, Tensor? c)
@@ -112,8 +113,8 @@ public sealed class GaussianDiffusionTests
         var eps = GaussianDiffusion.PredictNoise(Model, x, 7, cond, 2.0);
         Assert.AreEqual(1, calls);
         // (1 + 2)·(y + x) − 2·x = 3y + x.
-        Assert.AreEqual(0.0, (eps - (cond * 3 + x)).abs().max().ToSingle(), 1e-6);
-        Assert.IsTrue(GaussianDiffusion.Guide(full([1], 2.0, ScalarType.Float32), full([1], 1.0, ScalarType.Float32), 0.5).IsEqual(full([1], 2.5, ScalarType.Float32)));
+        Assert.AreEqual(0.0, (eps - (cond * S(3) + x)).abs().max().ToSingle(), 1e-6);
+        Assert.IsTrue(GaussianDiffusion.Guide(full([1], S(2.0), ScalarType.Float32), full([1], S(1.0), ScalarType.Float32), 0.5).IsEqual(full([1], S(2.5), ScalarType.Float32)));
         Assert.IsTrue(GaussianDiffusion.PredictNoise((xt, t, c) => c! + xt, x, 7, cond, 0).IsEqual(cond + x), "w = 0: conditional only");
     }
 
@@ -123,9 +124,9 @@ public sealed class GaussianDiffusionTests
         using var scope = NewDisposeScope();
         var d = new GaussianDiffusion(Two);
         var inputs = new List<float>();
-        Tensor Constant(Tensor x, Tensor t, Tensor? c) { inputs.Add(x.ToArray<float>()[0]); return full_like(x, 0.2); }
+        Tensor Constant(Tensor x, Tensor t, Tensor? c) { inputs.Add(x.ToArray<float>()[0]); return full_like(x, S(0.2)); }
         var opts = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddim, Steps = 2 };
-        var y = d.Denoise(Constant, full([1, 1, 1, 1], 0.5, ScalarType.Float32), null, Two, 2, opts);
+        var y = d.Denoise(Constant, full([1, 1, 1, 1], S(0.5), ScalarType.Float32), null, Two, 2, opts);
         // Step i = 1 (ᾱ = 0.72, ᾱ_prev = 0.9): x̂₀ = (0.5 − √0.28·0.2)/√0.72, x_0 = √0.9·x̂₀ + √0.1·0.2.
         double x0Hat = (0.5 - Math.Sqrt(0.28) * 0.2) / Math.Sqrt(0.72);
         double x1 = Math.Sqrt(0.9) * x0Hat + Math.Sqrt(0.1) * 0.2;
@@ -136,7 +137,7 @@ public sealed class GaussianDiffusionTests
 
         // Clipping: x = 5 gives x̂₀ = 1 and ε' recomputed from the clipped x̂₀.
         inputs.Clear();
-        d.Denoise(Constant, full([1, 1, 1, 1], 5.0, ScalarType.Float32), null, Two, 2, opts);
+        d.Denoise(Constant, full([1, 1, 1, 1], S(5.0), ScalarType.Float32), null, Two, 2, opts);
         double epsPrime = (5 - Math.Sqrt(0.72) * 1) / Math.Sqrt(0.28);
         Assert.AreEqual(Math.Sqrt(0.9) * 1 + Math.Sqrt(0.1) * epsPrime, inputs[1], 1e-5);
     }
@@ -148,16 +149,16 @@ public sealed class GaussianDiffusionTests
         var d = new GaussianDiffusion(Two);
         float[]? second = null;
         int k = 0;
-        Tensor Constant(Tensor x, Tensor t, Tensor? c) { if (k++ == 1) second = x.ToArray<float>(); return full_like(x, 0.2); }
+        Tensor Constant(Tensor x, Tensor t, Tensor? c) { if (k++ == 1) second = x.ToArray<float>(); return full_like(x, S(0.2)); }
         var opts = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddpm, Steps = 2 };
         using var g = new Generator(11);
-        d.Denoise(Constant, full([1, 1, 2, 2], 0.5, ScalarType.Float32), null, Two, 2, opts, [g]);
+        d.Denoise(Constant, full([1, 1, 2, 2], S(0.5), ScalarType.Float32), null, Two, 2, opts, [g]);
         double x0Hat = (0.5 - Math.Sqrt(0.28) * 0.2) / Math.Sqrt(0.72);
         double mean = 0.2 * Math.Sqrt(0.9) / 0.28 * x0Hat + 0.1 * Math.Sqrt(0.8) / 0.28 * 0.5;
         double sigma = Math.Sqrt(0.2 * 0.1 / 0.28);
         using var g2 = new Generator(11);
         var z = randn([1, 1, 2, 2], generator: g2);
-        Assert.AreEqual(0.0, (tensor(second!).reshape(1, 1, 2, 2) - (z * sigma + mean)).abs().max().ToSingle(), 1e-6);
+        Assert.AreEqual(0.0, (tensor(second!).reshape(1, 1, 2, 2) - (z * S(sigma) + S(mean))).abs().max().ToSingle(), 1e-6);
     }
 
     [TestMethod]
@@ -169,7 +170,7 @@ public sealed class GaussianDiffusionTests
         var spaced = d.Schedule.Respace(10);
         using var g = new Generator(21);
         var xT = randn([2, 1, 16, 16], generator: g);
-        var cond = rand([2, 1, 16, 16], generator: g).gt(0.5).to(ScalarType.Float32) * 2 - 1;
+        var cond = rand([2, 1, 16, 16], generator: g).gt(S(0.5)).to(ScalarType.Float32) * S(2) - S(1);
         var opts = new GaussianSamplingOptions { Steps = 10, Eta = 0 };
         using var _ = no_grad();
         var a = d.Denoise(net.forward, xT, cond, spaced, 10, opts, [new Generator(1)]);
@@ -199,7 +200,7 @@ public sealed class GaussianDiffusionTests
         using var scope = NewDisposeScope();
         using var net = TinyNet(30);
         var d = new GaussianDiffusion(NoiseSchedule.Create(BetaScheduleKind.Linear, 50));
-        var cond = rand([3, 1, 16, 16], generator: new Generator(31)).gt(0.5).to(ScalarType.Float32) * 2 - 1;
+        var cond = rand([3, 1, 16, 16], generator: new Generator(31)).gt(S(0.5)).to(ScalarType.Float32) * S(2) - S(1);
         var opts = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddpm, Steps = 5 };
         var all = d.Sample(net.forward, [3, 1, 16, 16], cond, opts, [new Generator(100), new Generator(101), new Generator(102)]);
         var row1 = d.Sample(net.forward, [1, 1, 16, 16], cond.narrow(0, 1, 1), opts, [new Generator(101)]);
@@ -217,7 +218,7 @@ public sealed class GaussianDiffusionTests
         using var scope = NewDisposeScope();
         using var net = TinyNet(40);
         var d = new GaussianDiffusion(NoiseSchedule.Create(BetaScheduleKind.Linear, 100));
-        var x = rand([2, 1, 16, 16], generator: new Generator(41)) * 2 - 1;
+        var x = rand([2, 1, 16, 16], generator: new Generator(41)) * S(2) - S(1);
         var cond = ones(2, 1, 16, 16);
         Assert.IsTrue(d.SdEdit(net.forward, x, cond, 10, 0, differentiable: false).IsEqual(x));
         Assert.IsTrue(d.SdEdit(net.forward, x, cond, 10, 0, differentiable: true).IsEqual(x));
@@ -239,7 +240,7 @@ public sealed class GaussianDiffusionTests
         CollectionAssert.AreEqual(new[] { 0, 111, 222, 333 }, spaced.Timesteps.Take(4).ToArray(), "respaced indices 0..3 are steps 0, 111, 222, 333");
         var steps = new List<long>();
         var firstInput = new List<float[]>();
-        var x = full([1, 1, 4, 4], 0.3, ScalarType.Float32);
+        var x = full([1, 1, 4, 4], S(0.3), ScalarType.Float32);
         d.SdEdit((xt, t, c) => { steps.Add(t.ToArray<long>()[0]); if (firstInput.Count == 0) firstInput.Add(xt.ToArray<float>()); return zeros_like(xt); },
             x, null, 10, 3, false, [new Generator(5)]);
         CollectionAssert.AreEqual(new long[] { 333, 222, 111, 0 }, steps, "depth 3 = 4 denoiser calls at respaced indices 3, 2, 1, 0");
@@ -248,18 +249,18 @@ public sealed class GaussianDiffusionTests
         for (int s = 0; s <= 333; s++) ab *= 1 - (1e-4 + (0.02 - 1e-4) * s / 999.0);
         Assert.AreEqual(ab, spaced.AlphasCumprod[3], 1e-12);
         var z = randn([1, 1, 4, 4], generator: new Generator(5));
-        Assert.AreEqual(0.0, (tensor(firstInput[0]).reshape(1, 1, 4, 4) - (x * Math.Sqrt(ab) + z * Math.Sqrt(1 - ab))).abs().max().ToSingle(), 1e-6);
+        Assert.AreEqual(0.0, (tensor(firstInput[0]).reshape(1, 1, 4, 4) - (x * S(Math.Sqrt(ab)) + z * S(Math.Sqrt(1 - ab)))).abs().max().ToSingle(), 1e-6);
         // Depth 1 by hand with ε̂ = 0: two DDIM steps (η = 0) from x_1 = √ᾱ_1·x + √(1 − ᾱ_1)·z.
         steps.Clear();
         var one = d.SdEdit((xt, t, c) => { steps.Add(t.ToArray<long>()[0]); return zeros_like(xt); }, x, null, 10, 1, false, [new Generator(5)]);
         CollectionAssert.AreEqual(new long[] { 111, 0 }, steps, "depth 1 = 2 calls");
         double ab1 = spaced.AlphasCumprod[1], ab0 = spaced.AlphasCumprod[0];
         var z1 = randn([1, 1, 4, 4], generator: new Generator(5));
-        var x1 = x * Math.Sqrt(ab1) + z1 * Math.Sqrt(1 - ab1);
-        var x0Hat = (x1 / Math.Sqrt(ab1)).clamp(-1, 1);                     // call 1 (index 1)
-        var epsClipped = (x1 - x0Hat * Math.Sqrt(ab1)) / Math.Sqrt(1 - ab1);
-        var xi0 = x0Hat * Math.Sqrt(ab0) + epsClipped * Math.Sqrt(1 - ab0);
-        var expected = (xi0 / Math.Sqrt(ab0)).clamp(-1, 1);                 // call 2 (index 0): ᾱ_{−1} = 1 gives x̂₀
+        var x1 = x * S(Math.Sqrt(ab1)) + z1 * S(Math.Sqrt(1 - ab1));
+        var x0Hat = (x1 / S(Math.Sqrt(ab1))).clamp(S(-1), S(1));                     // call 1 (index 1)
+        var epsClipped = (x1 - x0Hat * S(Math.Sqrt(ab1))) / S(Math.Sqrt(1 - ab1));
+        var xi0 = x0Hat * S(Math.Sqrt(ab0)) + epsClipped * S(Math.Sqrt(1 - ab0));
+        var expected = (xi0 / S(Math.Sqrt(ab0))).clamp(S(-1), S(1));                 // call 2 (index 0): ᾱ_{−1} = 1 gives x̂₀
         Assert.AreEqual(0.0, (one - expected).abs().max().ToSingle(), 1e-5);
     }
 
@@ -308,9 +309,9 @@ public sealed class GaussianDiffusionTests
         var k = tensor(new[] { 0.2, -0.1, 0.05, 0.3, 0.9, -0.2, 0.1, 0.15, -0.3 }, [1, 1, 3, 3]);
         return (xt, t, c) =>
         {
-            var s = t.to(ScalarType.Float64).div(100).add(0.5).reshape(-1, 1, 1, 1);
-            var e = xt.mul(0.7).add(nn.functional.conv2d(xt, k.to(xt.dtype), padding: [1, 1]).tanh().mul(0.3).mul(s));
-            return c is null ? e : e.add(c.to(xt.dtype).mul(0.1));
+            var s = t.to(ScalarType.Float64).div(S(100)).add(S(0.5)).reshape(-1, 1, 1, 1);
+            var e = xt.mul(S(0.7)).add(nn.functional.conv2d(xt, k.to(xt.dtype), padding: [1, 1]).tanh().mul(S(0.3)).mul(s));
+            return c is null ? e : e.add(c.to(xt.dtype).mul(S(0.1)));
         };
     }
 
@@ -320,7 +321,7 @@ public sealed class GaussianDiffusionTests
         using var scope = NewDisposeScope();
         using var net = TinyNet(50);
         var d = new GaussianDiffusion(NoiseSchedule.Create(BetaScheduleKind.Linear, 100));
-        var x = (rand([2, 1, 16, 16], generator: new Generator(51)) * 1.6 - 0.8).requires_grad_(true);
+        var x = (rand([2, 1, 16, 16], generator: new Generator(51)) * S(1.6) - S(0.8)).requires_grad_(true);
         var cond = ones(2, 1, 16, 16);
         var y = d.SdEdit(net.forward, x, cond, 10, 2, differentiable: true, [new Generator(2)]);
         Assert.IsTrue(y.requires_grad);

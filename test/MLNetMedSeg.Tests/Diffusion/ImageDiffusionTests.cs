@@ -10,6 +10,7 @@ using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Testing;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Diffusion;
 
@@ -100,9 +101,9 @@ public sealed class ImageDiffusionTests
         var masks = Column(test, "Mask");
         var generated = Column(model.Transform(test), "SyntheticImage");
         Assert.IsTrue(generated.min().ToSingle() >= 0 && generated.max().ToSingle() <= 1, "images in [0, 1]");
-        var pred = generated.gt(0.5).to(ScalarType.Float32);
+        var pred = generated.gt(S(0.5)).to(ScalarType.Float32);
         var inter = (pred * masks).sum([1, 2, 3]);
-        var dice = (inter * 2 + 1e-6) / (pred.sum([1, 2, 3]) + masks.sum([1, 2, 3]) + 1e-6);
+        var dice = (inter * S(2) + S(1e-6)) / (pred.sum([1, 2, 3]) + masks.sum([1, 2, 3]) + S(1e-6));
         double meanDice = dice.mean().ToSingle();
         Console.WriteLine($"held-out Dice(mask, generated > 0.5) = {meanDice:F3}; train {trained:F1} s, total {sw.Elapsed.TotalSeconds:F1} s; " +
             $"loss {model.History[0].Loss:F4} → {model.History[^1].Loss:F4}");
@@ -190,7 +191,7 @@ public sealed class ImageDiffusionTests
         using var data = Blobs(4, 6);
         using var model = new ImageDiffusionEstimator(ctx, Tiny()).Fit(data);
         var binary = Column(data, "Mask");
-        var soft = binary * 0.4 + 0.3 + (rand(binary.shape, generator: new Generator(1)) - 0.5) * 0.2; // 0.2..0.4 / 0.6..0.8
+        var soft = binary * S(0.4) + S(0.3) + (rand(binary.shape, generator: new Generator(1)) - S(0.5)) * S(0.2); // 0.2..0.4 / 0.6..0.8
         Assert.IsTrue(ImageDiffusionTransformer.BinarizeMask(soft).IsEqual(binary));
         var fromSoft = model.Sample(soft, [new Generator(2)]);
         var fromBinary = model.Sample(binary, [new Generator(2)]);

@@ -7,6 +7,7 @@ using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Testing;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Diffusion;
 
@@ -48,7 +49,7 @@ internal static class SyntheticMasks
             ("Id", TextColumnType.Instance, ids),
             ("Mask", TensorColumnType.BinaryMask(size, size), masks),
         };
-        if (withImage) cols.Add(("Image", TensorColumnType.Image(1, size, size), masks.Select(m => (m * 0.6 + 0.2).DetachFromDisposeScope()).ToList()));
+        if (withImage) cols.Add(("Image", TensorColumnType.Image(1, size, size), masks.Select(m => (m * S(0.6) + S(0.2)).DetachFromDisposeScope()).ToList()));
         return InMemoryDataView.Create(cols.ToArray());
     }
 }
@@ -214,7 +215,7 @@ public sealed class MaskDiffusionTests
     {
         using var scope = torch.NewDisposeScope();
         var ctx = new MedSegContext(seed: 7);
-        var soft = SyntheticMasks.Make(4, 16, 7, 2, 6).Select(m => (m * 0.5).DetachFromDisposeScope()).ToList();
+        var soft = SyntheticMasks.Make(4, 16, 7, 2, 6).Select(m => (m * S(0.5)).DetachFromDisposeScope()).ToList();
         using (var data = SyntheticMasks.View(soft))
         {
             var ex = Assert.ThrowsException<InvalidOperationException>(() => new MaskDiffusionEstimator(ctx, Tiny()).Fit(data));

@@ -1,6 +1,7 @@
 using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Diffusion.Synthesis;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Diffusion;
 
@@ -57,7 +58,7 @@ public sealed class RePaintSchedulerTests
     }
 
     /// <summary>A deterministic stand-in for a network: any function of x and t works for the merge's invariants.</summary>
-    private static Tensor Predictor(Tensor x, Tensor t, Tensor? c) => x * 0.4 + t.to(ScalarType.Float32).reshape(-1, 1, 1, 1) * 1e-3;
+    private static Tensor Predictor(Tensor x, Tensor t, Tensor? c) => x * S(0.4) + t.to(ScalarType.Float32).reshape(-1, 1, 1, 1) * S(1e-3);
 
     [TestMethod]
     public void EveryMergeKeepsTheKnownRegionExactly_AndTheResultIsTheKnownImageThere()
@@ -68,8 +69,8 @@ public sealed class RePaintSchedulerTests
         var spaced = diffusion.Schedule.Respace(12);
         var levels = RePaintScheduler.TimeSchedule(12, 3, 3);
         using var g0 = new Generator(5);
-        var x0 = rand([2, 4, 16, 16], generator: g0) * 2 - 1;
-        var keep = rand([2, 1, 16, 16], generator: g0).gt(0.4).expand(2, 4, 16, 16).clone();
+        var x0 = rand([2, 4, 16, 16], generator: g0) * S(2) - S(1);
+        var keep = rand([2, 1, 16, 16], generator: g0).gt(S(0.4)).expand(2, 4, 16, 16).clone();
         keep[.., 3] = ones([2, 16, 16], ScalarType.Bool);     // a fully known channel, as the joint model's mask channel
         int merges = 0, renoises = 0;
         using var g = new Generator(9);
@@ -110,12 +111,12 @@ public sealed class RePaintSchedulerTests
         var diffusion = new GaussianDiffusion(NoiseSchedule.Create(BetaScheduleKind.Linear, 200));
         var scheduler = new RePaintScheduler(diffusion);
         using var g0 = new Generator(3);
-        var x0 = (rand([1, 3, 16, 16], generator: g0) * 1.6 - 0.8).to(ScalarType.Float64);
+        var x0 = (rand([1, 3, 16, 16], generator: g0) * S(1.6) - S(0.8)).to(ScalarType.Float64);
         var ab = tensor(diffusion.Schedule.AlphasCumprod.ToArray(), ScalarType.Float64);
         Tensor Oracle(Tensor x, Tensor t, Tensor? c)
         {
             var a = ab.index_select(0, t).reshape(-1, 1, 1, 1);
-            return (x - a.sqrt() * x0) / (1 - a).sqrt();
+            return (x - a.sqrt() * x0) / (S(1) - a).sqrt();
         }
         var keep = zeros([1, 1, 16, 16], ScalarType.Bool);
         keep[.., .., ..8] = ones([1, 1, 8, 16], ScalarType.Bool);
@@ -130,14 +131,14 @@ public sealed class RePaintSchedulerTests
         using var scope = NewDisposeScope();
         var schedule = NoiseSchedule.Create(BetaScheduleKind.Linear, 100).Respace(10);
         var scheduler = new RePaintScheduler(new GaussianDiffusion(NoiseSchedule.Create(BetaScheduleKind.Linear, 100)));
-        var x = full([2, 1, 4, 4], 0.5f);
+        var x = full([2, 1, 4, 4], S(0.5f));
         using (var g1 = new Generator(11))
         using (var g2 = new Generator(11))
         {
             var up = RePaintScheduler.Renoise(x, schedule, 3, [g1]);
             var z = randn([2, 1, 4, 4], generator: g2);
             double beta = schedule.Betas[3];
-            Assert.IsTrue(up.allclose(x * Math.Sqrt(1 - beta) + z * Math.Sqrt(beta), 1e-6, 1e-6));
+            Assert.IsTrue(up.allclose(x * S(Math.Sqrt(1 - beta)) + z * S(Math.Sqrt(beta)), 1e-6, 1e-6));
         }
         using (var g1 = new Generator(12))
         using (var g2 = new Generator(12))
@@ -145,7 +146,7 @@ public sealed class RePaintSchedulerTests
             var known = scheduler.KnownSample(x, schedule, 4, [g1]);
             var z = randn([2, 1, 4, 4], generator: g2);
             double a = schedule.AlphasCumprod[3];
-            Assert.IsTrue(known.allclose(x * Math.Sqrt(a) + z * Math.Sqrt(1 - a), 1e-6, 1e-6));
+            Assert.IsTrue(known.allclose(x * S(Math.Sqrt(a)) + z * S(Math.Sqrt(1 - a)), 1e-6, 1e-6));
             Assert.IsTrue(scheduler.KnownSample(x, schedule, 0, [g1]).eq(x).all().item<bool>());
         }
         Assert.ThrowsException<ArgumentException>(() => RePaintScheduler.Merge(x, x, x));

@@ -9,6 +9,7 @@ using MLNetMedSeg.Diffusion.Synthesis;
 using MLNetMedSeg.Tests.Core.MLNet;
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 using MLDataView = Microsoft.ML.IDataView;
 
 namespace MLNetMedSeg.Tests.Diffusion;
@@ -42,7 +43,7 @@ public sealed class StylingLossTests
             double analytic = (g * v).sum().ToDouble();
             double numeric;
             using (no_grad())
-                numeric = (f(x0 + v * h).ToDouble() - f(x0 - v * h).ToDouble()) / (2 * h);
+                numeric = (f(x0 + v * S(h)).ToDouble() - f(x0 - v * S(h)).ToDouble()) / (2 * h);
             Assert.IsTrue(Math.Abs(analytic - numeric) <= tolerance * Math.Max(1, Math.Abs(numeric)),
                 $"{what}: direction {k}: autograd {analytic:G10}, finite differences {numeric:G10}");
         }
@@ -53,7 +54,7 @@ public sealed class StylingLossTests
     {
         using var scope = NewDisposeScope();
         using var gen = new Generator(3, CPU);
-        var x0 = randn([2, 3, 8, 8], ScalarType.Float64, generator: gen) * 1.5;      // partly outside [−1, 1]
+        var x0 = randn([2, 3, 8, 8], ScalarType.Float64, generator: gen) * S(1.5);      // partly outside [−1, 1]
         var reference = randn([2, 3, 8, 8], ScalarType.Float64, generator: gen);
         CheckGradient(x => StylingLosses.PixelMse(x, reference).sum(), x0, "ℓ_MSE / ℓ_L2");
         CheckGradient(x => StylingLosses.Range(x).sum(), x0, "ℓ_rng");
@@ -63,13 +64,13 @@ public sealed class StylingLossTests
         CheckGradient(e => (-StylingLosses.EmbeddingDistance(e, eRef)).sum(), e0, "ℓ_sem on the embedding");
         CheckGradient(e => StylingLosses.EmbeddingMeanSquared(eRef, e).sum(), e0, "ℓ_sty / ℓ_sem as DiffuseIT's code (mean squared)");
         using (no_grad())
-            Assert.AreEqual(((eRef - e0).square().sum(1) / 16).sum().ToDouble(), StylingLosses.EmbeddingMeanSquared(eRef, e0).sum().ToDouble(), 1e-12,
+            Assert.AreEqual(((eRef - e0).square().sum(1) / S(16)).sum().ToDouble(), StylingLosses.EmbeddingMeanSquared(eRef, e0).sum().ToDouble(), 1e-12,
                 "mean over the 16 values of the squared difference");
         var f0 = randn([2, 5, 4, 4], ScalarType.Float64, generator: gen);
         var fRef = randn([2, 5, 4, 4], ScalarType.Float64, generator: gen);
         var locations = StylingLosses.DrawLocations(2, 16, 6, [gen], CPU);
         CheckGradient(f => StylingLosses.ZeCon([f], [fRef], [locations], 0.07).sum(), f0, "ℓ_ZeCon on features");
-        CheckGradient(f => StylingLosses.Perceptual([f, f * 2], [fRef, fRef]).sum(), f0, "ℓ_perc on maps");
+        CheckGradient(f => StylingLosses.Perceptual([f, f * S(2)], [fRef, fRef]).sum(), f0, "ℓ_perc on maps");
         // Through the ResNet-18 stand-in (random float64 weights, narrow widths).
         using var resnet = StyleFeatureNetwork.Random(5, 32, CPU, ScalarType.Float64, [8, 8, 8, 16, 16]);
         var img0 = rand([1, 3, 16, 16], ScalarType.Float64, generator: gen);
@@ -90,7 +91,7 @@ public sealed class StylingLossTests
         var perm = randperm(64, generator: gen);
         var shuffled = f.flatten(2).index_select(2, perm).reshape(1, 32, 8, 8);
         double mixed = StylingLosses.ZeCon([f], [shuffled], [locations]).ToDouble();
-        double noisy = StylingLosses.ZeCon([f], [f + randn(f.shape, generator: gen) * 0.3], [locations]).ToDouble();
+        double noisy = StylingLosses.ZeCon([f], [f + randn(f.shape, generator: gen) * S(0.3)], [locations]).ToDouble();
         Assert.IsTrue(same < noisy && noisy < mixed, $"identical {same:F4} < perturbed {noisy:F4} < shuffled {mixed:F4}");
         Assert.IsTrue(same < 0.01, $"identical features: the positive dominates (τ = 0.07), loss {same:F5}");
         Assert.IsTrue(mixed > Math.Log(64) - 1, $"shuffled features: about chance, log 64 = {Math.Log(64):F2}; got {mixed:F3}");
@@ -145,7 +146,7 @@ public sealed class StylingLossTests
             InChannels = 3, OutChannels = 3,
         }, g);
         using (no_grad())
-            foreach (var p in net.parameters()) p.add_(randn(p.shape, generator: g) * 0.05);   // off the zero-initialised start
+            foreach (var p in net.parameters()) p.add_(randn(p.shape, generator: g) * S(0.05));   // off the zero-initialised start
         net.to(ScalarType.Float64);
         net.eval();
         return net;
@@ -159,9 +160,9 @@ public sealed class StylingLossTests
         using var resnet = StyleFeatureNetwork.Random(6, 32, CPU, ScalarType.Float64, [8, 8, 8, 16, 16]);
         var diffusion = new GaussianDiffusion(NoiseSchedule.Create(BetaScheduleKind.Linear, 50));
         using var gen = new Generator(8, CPU);
-        var source = rand([1, 3, 16, 16], ScalarType.Float64, generator: gen) * 2 - 1;
-        var target = rand([1, 3, 16, 16], ScalarType.Float64, generator: gen) * 2 - 1;
-        var xt = randn([1, 3, 16, 16], ScalarType.Float64, generator: gen) * 1.2;
+        var source = rand([1, 3, 16, 16], ScalarType.Float64, generator: gen) * S(2) - S(1);
+        var target = rand([1, 3, 16, 16], ScalarType.Float64, generator: gen) * S(2) - S(1);
+        var xt = randn([1, 3, 16, 16], ScalarType.Float64, generator: gen) * S(1.2);
         var previous = randn([1, 16], ScalarType.Float64, generator: gen);
         string[] names = ["ZeCon", "Perceptual", "Mse", "Style", "L2", "Semantic", "Range"];
         foreach (var name in names)
@@ -199,8 +200,8 @@ public sealed class StylingLossTests
             {
                 var v = randn(xt.shape, ScalarType.Float64, generator: dirGen);
                 double analytic = (grad * v).sum().ToDouble();
-                Total(xt + v * h, out var plus);
-                Total(xt - v * h, out var minus);
+                Total(xt + v * S(h), out var plus);
+                Total(xt - v * S(h), out var minus);
                 double numeric = (plus.Total - minus.Total) / (2 * h);
                 Assert.IsTrue(Math.Abs(analytic - numeric) <= 1e-5 * Math.Max(1, Math.Abs(numeric)),
                     $"{name}: ∇_x_t ℓ(x̂₀(x_t)) along direction {k}: autograd {analytic:G10}, finite differences {numeric:G10}");
@@ -298,8 +299,8 @@ public sealed class StyleStageTests
         var spaced = joint.Diffusion.Schedule.Respace(10);
         using var g = new Generator(MLNetMedSeg.Pipeline.MedSegContext.MixSeed(stage.SamplingSeed, "row 1", 0), CPU);
         var x0 = JointDiffusionTransformer.ToModelSpace(tgt, m, "Mask");
-        var x = JointDiffusionTransformer.ToModelSpace(src, m, "Mask") * Math.Sqrt(spaced.AlphasCumprod[5])
-            + randn([1, 4, 16, 16], generator: g) * Math.Sqrt(1 - spaced.AlphasCumprod[5]);
+        var x = JointDiffusionTransformer.ToModelSpace(src, m, "Mask") * S(Math.Sqrt(spaced.AlphasCumprod[5]))
+            + randn([1, 4, 16, 16], generator: g) * S(Math.Sqrt(1 - spaced.AlphasCumprod[5]));
         var keep = cat([zeros([1, 3, 16, 16], ScalarType.Bool), ones([1, 1, 16, 16], ScalarType.Bool)], 1);
         var ddpm = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddpm, Steps = 10 };
         var scheduler = new RePaintScheduler(joint.Diffusion);
@@ -358,7 +359,7 @@ public sealed class StyleStageTests
         var lPlain = StylingLosses.EmbeddingDistance(eTarget, Emb(plain));
         var lStyled = StylingLosses.EmbeddingDistance(eTarget, Emb(styled));
         Console.WriteLine($"ℓ_sty plain [{string.Join(", ", lPlain.data<float>().ToArray())}], style-guided [{string.Join(", ", lStyled.data<float>().ToArray())}]");
-        Assert.IsTrue(lStyled.lt(lPlain * 0.9).all().item<bool>(), "ℓ_sty to the target falls (by > 10 %) with style guidance");
+        Assert.IsTrue(lStyled.lt(lPlain * S(0.9)).all().item<bool>(), "ℓ_sty to the target falls (by > 10 %) with style guidance");
         Log("guidance", sw);
     }
 

@@ -4,6 +4,7 @@ using MLNetMedSeg.Evaluation;
 using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Testing;
 using static MLNetMedSeg.Tests.Evaluation.EvalData;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Evaluation;
 
@@ -20,7 +21,7 @@ public class CatalogAndAssertTests
         // Rows of two sizes, interleaved, so batches are cut where the size changes; batch size 2.
         var ids = new[] { "r0", "r1", "r2", "r3", "r4" };
         var masks = new[] { Mask(Gt), Mask(Gt), Mask("11100", "11100", "00000", "00000", "00000"), Mask(Gt), Mask("00000", "00000", "00000", "00000", "00000") };
-        var probs = new[] { Mask(Pr) * 0.8, Mask(Gt) * 0.6, Mask("01100", "01100", "00000", "00000", "00000") * 0.9, Mask(Pr) * 0.4, Mask("00000", "00000", "00000", "00000", "00000") };
+        var probs = new[] { Mask(Pr) * S(0.8), Mask(Gt) * S(0.6), Mask("01100", "01100", "00000", "00000", "00000") * S(0.9), Mask(Pr) * S(0.4), Mask("00000", "00000", "00000", "00000", "00000") };
         long live = LiveTensors.Settled();
         using var view = BinaryView(ids, masks, probs);
         var ctx = new MedSegContext(seed: 3);
@@ -39,7 +40,7 @@ public class CatalogAndAssertTests
         view.Dispose();
         Assert.AreEqual(live - 10, LiveTensors.Settled(), "evaluation leaves no tensor behind (the view's 10 are freed with it)");
         // Same numbers as the tensor API on the 4x4 rows.
-        var t = SegmentationMetrics.FromTensors(torch.stack([Mask(Pr) * 0.8, Mask(Gt) * 0.6], 0), torch.stack([Mask(Gt), Mask(Gt)], 0));
+        var t = SegmentationMetrics.FromTensors(torch.stack([Mask(Pr) * S(0.8), Mask(Gt) * S(0.6)], 0), torch.stack([Mask(Gt), Mask(Gt)], 0));
         Assert.AreEqual(t.Images[0].Classes[0].Counts, r.Images[0].Classes[0].Counts);
         Assert.AreEqual(t.Images[1].Classes[0].Counts, r.Images[1].Classes[0].Counts);
     }

@@ -1,4 +1,5 @@
 using MLNetMedSeg.Evaluation;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Evaluation;
 
@@ -15,9 +16,9 @@ public sealed class GeneratorMetricTests
         using var g = new Generator(seed);
         using var scope = torch.NewDisposeScope();
         // Correlated features: z·A + b, so that the covariance is not diagonal.
-        var a = torch.randn([d, d], ScalarType.Float64, generator: g) / Math.Sqrt(d);
+        var a = torch.randn([d, d], ScalarType.Float64, generator: g) / S(Math.Sqrt(d));
         var b = torch.randn([d], ScalarType.Float64, generator: g);
-        return ((torch.randn([n, d], ScalarType.Float64, generator: g).matmul(a) + b) * scale).MoveToOuterDisposeScope();
+        return ((torch.randn([n, d], ScalarType.Float64, generator: g).matmul(a) + b) * S(scale)).MoveToOuterDisposeScope();
     }
 
     [TestMethod]
@@ -35,12 +36,12 @@ public sealed class GeneratorMetricTests
         var x = RandomFeatures(400, 16, 2);
         using var g = new Generator(3);
         var noise = torch.randn(x.shape, ScalarType.Float64, generator: g);
-        var distances = new[] { 0.0, 0.1, 0.3, 1.0, 3.0 }.Select(s => FrechetDistance.Compute(x, x + s * noise)).ToArray();
+        var distances = new[] { 0.0, 0.1, 0.3, 1.0, 3.0 }.Select(s => FrechetDistance.Compute(x, x + S(s) * noise)).ToArray();
         Assert.IsTrue(distances[0] < 1e-9, $"no noise: {distances[0]}");
         for (int i = 1; i < distances.Length; i++)
             Assert.IsTrue(distances[i] > distances[i - 1], $"d² must grow with the noise: {string.Join(", ", distances)}");
         // Shifting every feature by c adds D·c² exactly (the covariance does not change).
-        Assert.AreEqual(16 * 0.25, FrechetDistance.Compute(x, x + 0.5), 1e-9);
+        Assert.AreEqual(16 * 0.25, FrechetDistance.Compute(x, x + S(0.5)), 1e-9);
     }
 
     [TestMethod]
@@ -98,7 +99,7 @@ public sealed class GeneratorMetricTests
         var yy = torch.linspace(0, 1, size).view(1, 1, size, 1);
         var xx = torch.linspace(0, 1, size).view(1, 1, 1, size);
         var c = torch.rand([n, 3, 3], generator: g);
-        var images = (c[.., .., 0].view(n, 3, 1, 1) * yy + c[.., .., 1].view(n, 3, 1, 1) * xx) * 0.7 + 0.2 * c[.., .., 2].view(n, 3, 1, 1);
+        var images = (c[.., .., 0].view(n, 3, 1, 1) * yy + c[.., .., 1].view(n, 3, 1, 1) * xx) * S(0.7) + S(0.2) * c[.., .., 2].view(n, 3, 1, 1);
         var noise = torch.randn([n, 3, size, size], generator: g);
         var f0 = features.Compute(images, batchSize: 10);
         CollectionAssert.AreEqual(new long[] { n, 512 }, f0.shape);
@@ -107,7 +108,7 @@ public sealed class GeneratorMetricTests
         double previous = 0;
         foreach (var s in new[] { 0.05, 0.15, 0.4 })
         {
-            double d = FrechetDistance.Compute(f0, features.Compute((images + s * noise).clamp(0, 1)));
+            double d = FrechetDistance.Compute(f0, features.Compute((images + S(s) * noise).clamp(S(0), S(1))));
             Assert.IsTrue(d > previous, $"noise {s}: d² {d} must exceed {previous}");
             previous = d;
         }

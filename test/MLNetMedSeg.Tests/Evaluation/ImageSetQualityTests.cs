@@ -2,6 +2,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using SchemaException = MLNetMedSeg.Data.SchemaException;
 using MLNetMedSeg.Evaluation;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Evaluation;
 
@@ -36,15 +37,15 @@ public sealed class ImageSetQualityTests
         var yy = torch.linspace(0, 1, size).view(1, 1, size, 1);
         var xx = torch.linspace(0, 1, size).view(1, 1, 1, size);
         var c = torch.rand([n, 3, 3], generator: g);
-        var centre = torch.rand([n, 2], generator: g) * 0.6 + 0.2;
-        var disc = ((yy - centre[.., 0].view(n, 1, 1, 1)).square() + (xx - centre[.., 1].view(n, 1, 1, 1)).square()).lt(0.04).to(ScalarType.Float32);
-        var images = (c[.., .., 0].view(n, 3, 1, 1) * yy + c[.., .., 1].view(n, 3, 1, 1) * xx) * 0.6 + 0.2 * c[.., .., 2].view(n, 3, 1, 1) + 0.3 * disc;
+        var centre = torch.rand([n, 2], generator: g) * S(0.6) + S(0.2);
+        var disc = ((yy - centre[.., 0].view(n, 1, 1, 1)).square() + (xx - centre[.., 1].view(n, 1, 1, 1)).square()).lt(S(0.04)).to(ScalarType.Float32);
+        var images = (c[.., .., 0].view(n, 3, 1, 1) * yy + c[.., .., 1].view(n, 3, 1, 1) * xx) * S(0.6) + S(0.2) * c[.., .., 2].view(n, 3, 1, 1) + S(0.3) * disc;
         if (noise > 0)
         {
             using var gn = new Generator(noiseSeed);
-            images = images + noise * torch.randn(images.shape, generator: gn);
+            images = images + S(noise) * torch.randn(images.shape, generator: gn);
         }
-        images = images.clamp(0, 1).contiguous();
+        images = images.clamp(S(0), S(1)).contiguous();
         return Enumerable.Range(0, n).Select(i => images[i].data<float>().ToArray()).ToArray();
     }
 

@@ -1,4 +1,5 @@
 using MLNetMedSeg.Evaluation;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Evaluation;
 
@@ -71,7 +72,7 @@ public sealed class MsSsimTests
         var same = MsSsim.Compute(a, a.clone()).ToArray<double>();
         foreach (var s in same) Assert.AreEqual(1.0, s, 1e-12);
         using var g = new Generator(1);
-        var noisy = (a + torch.randn(a.shape, generator: g) * 0.2).clamp(0, 1);
+        var noisy = (a + torch.randn(a.shape, generator: g) * S(0.2)).clamp(S(0), S(1));
         var vs = MsSsim.Compute(a, noisy).ToArray<double>();
         foreach (var s in vs) Assert.IsTrue(s is > 0 and < 0.95, $"MS-SSIM of a noisy copy {s}");
         // [C,H,W] works as a batch of one.
@@ -86,7 +87,7 @@ public sealed class MsSsimTests
         // Near-copies of one image (low diversity) vs different images (high diversity).
         using var g0 = new Generator(2);
         var basis = Pattern(1, 1, 32, 32, 0);
-        var copies = (basis.expand(8, 1, 32, 32) + torch.randn([8, 1, 32, 32], generator: g0) * 0.01).clamp(0, 1);
+        var copies = (basis.expand(8, 1, 32, 32) + torch.randn([8, 1, 32, 32], generator: g0) * S(0.01)).clamp(S(0), S(1));
         var varied = torch.cat(Enumerable.Range(0, 8).Select(k => Pattern(1, 1, 32, 32, k * 0.9)).ToArray(), 0);
         using var g1 = new Generator(9);
         double low = MsSsim.MeanPairwise(copies, 40, g1);

@@ -1,6 +1,7 @@
 using MLNetMedSeg.Core;
 using MLNetMedSeg.Evaluation;
 using static MLNetMedSeg.Tests.Evaluation.EvalData;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Evaluation;
 
@@ -23,7 +24,7 @@ public class ReductionTests
     {
         var gt = torch.stack([Labels(GtA), Labels(GtB)], 0);
         var pr = torch.stack([Labels(PrA), Labels(PrB)], 0);
-        if (scores) pr = torch.nn.functional.one_hot(pr, 3).permute(0, 3, 1, 2).to(ScalarType.Float32) * 0.8 + 0.1; // [2,3,4,4]
+        if (scores) pr = torch.nn.functional.one_hot(pr, 3).permute(0, 3, 1, 2).to(ScalarType.Float32) * S(0.8) + S(0.1); // [2,3,4,4]
         return SegmentationMetrics.FromTensors(pr, gt, numClasses: 3, new EvaluationOptions { IncludeBackground = includeBackground });
     }
 
@@ -129,7 +130,7 @@ public class ReductionTests
         using var scope = torch.NewDisposeScope();
         var gen = new Generator(7);
         var pred = torch.rand([6, 1, 9, 11], generator: gen);
-        var gt = torch.rand([6, 1, 9, 11], generator: gen).ge(0.6).to(ScalarType.Float32);
+        var gt = torch.rand([6, 1, 9, 11], generator: gen).ge(S(0.6)).to(ScalarType.Float32);
         long live = LiveTensors.Settled();
         var ev = SegmentationEvaluator.Binary();
         using (torch.NewDisposeScope())

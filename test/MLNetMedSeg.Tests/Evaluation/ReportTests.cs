@@ -1,6 +1,7 @@
 using System.Text.Json;
 using MLNetMedSeg.Evaluation;
 using static MLNetMedSeg.Tests.Evaluation.EvalData;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Evaluation;
 
@@ -107,8 +108,8 @@ public class ReportTests
         // Six predictions of decreasing quality: shifted by 0..5 pixels to the right.
         var ids = new[] { "s0", "s1", "s2", "s3", "s4", "s5" };
         var masks = ids.Select(_ => ToTensor(gt, h, w)).ToArray();
-        var probs = Enumerable.Range(0, 6).Select(k => ToTensor(Rect(h, w, 4, 4 + k, 8, 8), h, w) * 0.9).ToArray();
-        var images = ids.Select(_ => torch.full([3, h, w], 0.5, ScalarType.Float32)).ToArray();
+        var probs = Enumerable.Range(0, 6).Select(k => ToTensor(Rect(h, w, 4, 4 + k, 8, 8), h, w) * S(0.9)).ToArray();
+        var images = ids.Select(_ => torch.full([3, h, w], S(0.5), ScalarType.Float32)).ToArray();
         using var view = BinaryView(ids, masks, probs, images);
         var ctx = new MLNetMedSeg.Pipeline.MedSegContext(seed: 1);
         var r = DataViewEvaluation.EvaluateBinary(ctx, view);

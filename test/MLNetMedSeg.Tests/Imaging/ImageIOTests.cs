@@ -1,5 +1,6 @@
 using MLNetMedSeg.Imaging;
 using MLNetMedSeg.Tests.Data;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Imaging;
 
@@ -32,7 +33,7 @@ public sealed class ImageIOTests
     {
         using var scope = torch.NewDisposeScope();
         using var dir = new TempDir();
-        var t = (torch.arange(0, 3 * 4 * 5, ScalarType.Float32) * 4 % 256 / 255.0).reshape(3, 4, 5);
+        var t = (torch.arange(S(0), S(3 * 4 * 5), ScalarType.Float32) * S(4) % S(256) / S(255.0)).reshape(3, 4, 5);
         string p = Path.Combine(dir.Path, "t.png");
         ImageIO.WritePng(p, t);
         var back = ImageIO.ReadTensor(p);

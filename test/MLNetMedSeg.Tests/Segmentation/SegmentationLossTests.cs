@@ -1,5 +1,6 @@
 using MLNetMedSeg.Segmentation.Losses;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Segmentation;
 
@@ -37,7 +38,7 @@ public sealed class SegmentationLossTests
         Assert.AreNotEqual(expected, SegmentationLosses.SoftDice(x, y).ToDouble(), 1e-3);
         // Weights [0, 2]: only image 1 counts, scaled by Σw = 2.
         double only1 = 1 - (2 * 1.25 * 2 + 1) / (3.25 * 2 + 1);
-        Assert.AreEqual(2 * only1, SegmentationLosses.SoftDice(x, y, tensor(new[] { 0.0, 1.0 }).mul(2), DiceReduction.Batch).ToDouble(), 1e-12);
+        Assert.AreEqual(2 * only1, SegmentationLosses.SoftDice(x, y, tensor(new[] { 0.0, 1.0 }).mul(S(2)), DiceReduction.Batch).ToDouble(), 1e-12);
     }
 
     [TestMethod]
@@ -73,7 +74,7 @@ public sealed class SegmentationLossTests
         using var scope = NewDisposeScope();
         var g = new Generator(5);
         var x = randn([5, 1, 4, 4], ScalarType.Float64, generator: g);
-        var y = rand([5, 1, 4, 4], ScalarType.Float64, generator: g).gt(0.5).to(ScalarType.Float64);
+        var y = rand([5, 1, 4, 4], ScalarType.Float64, generator: g).gt(S(0.5)).to(ScalarType.Float64);
         bool[] aug = [false, true, false, false, true];
         var w = SampleWeights.RealAndAugmented(aug);
         CollectionAssert.AreEqual(new[] { 1f / 3, 0.5f, 1f / 3, 1f / 3, 0.5f }, w.ToArray<float>());
@@ -108,7 +109,7 @@ public sealed class SegmentationLossTests
         using var scope = NewDisposeScope();
         using var g = new Generator(11);
         var xb = randn([2, 1, 3, 3], ScalarType.Float64, generator: g);
-        var yb = rand([2, 1, 3, 3], ScalarType.Float64, generator: g).gt(0.5).to(ScalarType.Float64);
+        var yb = rand([2, 1, 3, 3], ScalarType.Float64, generator: g).gt(S(0.5)).to(ScalarType.Float64);
         var xm = randn([2, 3, 3, 3], ScalarType.Float64, generator: g);
         var ym = randint(0, 3, [2, 3, 3], generator: g);
         var w = tensor(new[] { 0.3, 0.9 });

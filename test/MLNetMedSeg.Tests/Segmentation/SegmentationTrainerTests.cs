@@ -9,6 +9,7 @@ using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Segmentation.Networks;
 using MLNetMedSeg.Testing;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Segmentation;
 
@@ -538,12 +539,12 @@ public sealed class SegmentationTrainerTests
                 var p0 = net.call(x).sigmoid();
                 var ph = net.call(x.flip(3)).sigmoid().flip(3);
                 var pv = net.call(x.flip(2)).sigmoid().flip(2);
-                expected = p0.add(ph).add(pv).div(3.0).squeeze(0);
+                expected = p0.add(ph).add(pv).div(S(3.0)).squeeze(0);
                 Assert.IsFalse(p0.allclose(ph, 1e-4, 1e-4), "the flips should differ for an untrained-ish network");
             }
             var prob = cur.GetTensor("Probability");
             Assert.IsTrue(prob.allclose(expected, 1e-5, 1e-6), "Probability = mean of identity, h-flip and v-flip");
-            Assert.IsTrue(cur.GetTensor("Predicted").IsEqual(prob.ge(0.5).to(ScalarType.Float32)));
+            Assert.IsTrue(cur.GetTensor("Predicted").IsEqual(prob.ge(S(0.5)).to(ScalarType.Float32)));
             rows++;
         }
         Assert.AreEqual(4, rows);
@@ -597,7 +598,7 @@ public sealed class SegmentationTrainerTests
             Assert.IsTrue(cur.GetTensor("Mask").IsEqual(src.GetTensor("Mask")), "masks pass through");
             var (p, m) = model.Predict(src.GetTensor("Image").unsqueeze(0));
             Assert.IsTrue(cur.GetTensor("Probability").allclose(p.squeeze(0), 1e-5, 1e-6), $"row {rows}: batched = single-row probability");
-            Assert.IsTrue(cur.GetTensor("Predicted").IsEqual(cur.GetTensor("Probability").ge(0.5).to(ScalarType.Float32)));
+            Assert.IsTrue(cur.GetTensor("Predicted").IsEqual(cur.GetTensor("Probability").ge(S(0.5)).to(ScalarType.Float32)));
             rows++;
         }
         Assert.IsFalse(src.MoveNext());

@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Attacks.Networks;
 
@@ -61,7 +62,7 @@ public sealed class DeformationGeneratorOptions
 public sealed record LatentGaussian(Tensor Mu, Tensor LogVar)
 {
     /// <summary>The reparameterised sample μ + σ·ε for standard normal <paramref name="eps"/> of μ's shape.</summary>
-    public Tensor Sample(Tensor eps) => Mu.add(LogVar.mul(0.5).exp().mul(eps));
+    public Tensor Sample(Tensor eps) => Mu.add(LogVar.mul(S(0.5)).exp().mul(eps));
 
     /// <summary>KL(N(μ, σ²) ‖ N(0, 1)) per image [N], averaged over the latent elements.</summary>
     public Tensor KlDivergence() => KlDivergence(Mu, LogVar);
@@ -72,7 +73,7 @@ public sealed record LatentGaussian(Tensor Mu, Tensor LogVar)
         ArgumentNullException.ThrowIfNull(mu);
         ArgumentNullException.ThrowIfNull(logVar);
         using var scope = NewDisposeScope();
-        return logVar.add(1.0).sub(mu.pow(2)).sub(logVar.exp()).flatten(1).mean([1]).mul(-0.5).MoveToOuterDisposeScope();
+        return logVar.add(S(1.0)).sub(mu.pow(S(2))).sub(logVar.exp()).flatten(1).mean([1]).mul(S(-0.5)).MoveToOuterDisposeScope();
     }
 }
 
@@ -153,7 +154,7 @@ public sealed class DeformationGenerator : MedSegModule
             x = level.call(x);
         }
         LatentGaussian? Head(nn.Module<Tensor, Tensor>? mu, nn.Module<Tensor, Tensor>? logVar) => mu is null ? null
-            : new LatentGaussian(mu.call(x).MoveToOuterDisposeScope(), logVar!.call(x).clamp(-10, 10).MoveToOuterDisposeScope());
+            : new LatentGaussian(mu.call(x).MoveToOuterDisposeScope(), logVar!.call(x).clamp(S(-10), S(10)).MoveToOuterDisposeScope());
         return new DeformationLatents(Head(_muD, _logVarD), Head(_muV, _logVarV), sizes);
     }
 
@@ -198,8 +199,8 @@ public sealed class DeformationGenerator : MedSegModule
         {
             using (no_grad())
             {
-                _out.weight.fill_(0);
-                _out.bias!.fill_(0);
+                _out.weight.fill_(S(0));
+                _out.bias!.fill_(S(0));
             }
         }
 

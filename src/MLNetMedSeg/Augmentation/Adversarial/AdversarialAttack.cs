@@ -6,6 +6,7 @@ using MLNetMedSeg.Segmentation;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Augmentation.Adversarial;
 
@@ -104,7 +105,7 @@ public sealed class AdversarialAttack
                 cancellationToken.ThrowIfCancellationRequested();
                 using var stepScope = NewDisposeScope();
                 var g = Gradient(logits, adv, masks, condition, lossWeights, sdGen);
-                var next = Project(adv.add(g.sign().mul(step)), x0).DetachFromDisposeScope();
+                var next = Project(adv.add(g.sign().mul(S(step))), x0).DetachFromDisposeScope();
                 adv.Dispose();
                 adv = next;
             }
@@ -118,7 +119,7 @@ public sealed class AdversarialAttack
         Tensor attacked = adv;
         if (o.NeedsSdEditor)
             using (no_grad())
-                attacked = SdEditor!.SdEdit(adv, condition!, o.SdEditRespacing, o.SdEditDepth, differentiable: false, sdGen).detach().clamp(0, 1);
+                attacked = SdEditor!.SdEdit(adv, condition!, o.SdEditRespacing, o.SdEditDepth, differentiable: false, sdGen).detach().clamp(S(0), S(1));
         return Keep(new AdversarialAttackResult(attacked, adv, w));
     }
 
@@ -173,8 +174,8 @@ public sealed class AdversarialAttack
     private Tensor Project(Tensor x, Tensor x0)
     {
         if (Options.Epsilon is double eps && Options.Method is AdversarialAttackMethod.Pgd or AdversarialAttackMethod.DiffPgd)
-            x = x.clamp(x0.sub(eps), x0.add(eps));
-        return x.clamp(0, 1);
+            x = x.clamp(x0.sub(S(eps)), x0.add(S(eps)));
+        return x.clamp(S(0), S(1));
     }
 
     /// <summary>x⁰ = Π(x + U(−r, r)), r = ε (or γ without a ball), each row from its own generator.</summary>
@@ -186,7 +187,7 @@ public sealed class AdversarialAttack
         for (int i = 0; i < keys.Length; i++)
         {
             using var g = new Generator(RowSeed(seed, "start", keys[i]), x0.device);
-            noise[i] = rand(rowShape, x0.dtype, x0.device, generator: g).mul(2 * r).sub(r);
+            noise[i] = rand(rowShape, x0.dtype, x0.device, generator: g).mul(S(2 * r)).sub(S(r));
         }
         return Project(x0.add(stack(noise, 0)), x0);
     }
@@ -199,7 +200,7 @@ public sealed class AdversarialAttack
     public static Tensor SdEditCondition(Tensor masks)
     {
         ArgumentNullException.ThrowIfNull(masks);
-        return masks.dtype == ScalarType.Int64 ? masks.ne(0).to(ScalarType.Float32).unsqueeze(1) : masks.to(ScalarType.Float32);
+        return masks.dtype == ScalarType.Int64 ? masks.ne(S(0)).to(ScalarType.Float32).unsqueeze(1) : masks.to(ScalarType.Float32);
     }
 
     private static long[] CheckBatch(Tensor images, Tensor masks, IReadOnlyList<long>? rowKeys)

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Augmentation.Adversarial;
 
@@ -27,7 +28,7 @@ public static class AdversarialLoss
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var z = logits.size(1) == 1 ? logits : Margin(logits);
-        var w = z.to(ScalarType.Float32).square().div(-2.0 * variance).exp();
+        var w = z.to(ScalarType.Float32).square().div(S(-2.0 * variance)).exp();
         return w.MoveToOuterDisposeScope();
     }
 
@@ -70,7 +71,7 @@ public static class AdversarialLoss
                 throw new ArgumentException($"a class target must be int64 [N,H,W] matching the logits [{string.Join(",", logits.shape)}], got {target.dtype} [{string.Join(",", target.shape)}]", nameof(target));
             var y = target.unsqueeze(1);
             perPixel = logits.log_softmax(1).gather(1, y).neg();
-            foreground = y.ne(0).to(logits.dtype);
+            foreground = y.ne(S(0)).to(logits.dtype);
         }
         if (weights is not null)
         {

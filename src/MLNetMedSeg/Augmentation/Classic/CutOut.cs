@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Augmentation.Classic;
 
@@ -85,7 +86,7 @@ public sealed class CutOut : IBatchAugmentation
             holes = holes is null ? box : holes | box;
         }
         Tensor img = Options.Fill == CutOutFill.Zero
-            ? images.masked_fill(holes!, 0.0)
+            ? images.masked_fill(holes!, S(0.0))
             : torch.where(holes!, images.mean([2L, 3L], keepdim: true), images);
         return BatchAug.Out(img, masks.clone());
     }

@@ -1,6 +1,7 @@
 using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Augmentation.Classic;
 
@@ -52,14 +53,14 @@ public sealed class ElasticTransform : IBatchAugmentation
         ArgumentNullException.ThrowIfNull(generator);
         device ??= generator.device;
         using var scope = torch.NewDisposeScope();
-        var d = torch.rand([n, 2, height, width], ScalarType.Float32, generator.device, generator: generator).to(device) * 2.0 - 1.0;
+        var d = torch.rand([n, 2, height, width], ScalarType.Float32, generator.device, generator: generator).to(device) * S(2.0) - S(1.0);
         if (Options.Sigma > 0)
         {
             // Separable Gaussian blur with zeros outside the image, as two matrix products with banded (Toeplitz)
             // matrices: exactly a zero-padded convolution, and much faster on CPU than a depthwise conv2d.
             d = GaussianBand(height, device).matmul(d).matmul(GaussianBand(width, device));
         }
-        return (d * Options.Alpha).MoveToOuterDisposeScope();
+        return (d * S(Options.Alpha)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -88,11 +89,11 @@ public sealed class ElasticTransform : IBatchAugmentation
         var device = images.device;
         var apply = BatchAug.Uniform(generator, n).Select(u => u < Options.Probability).ToArray();
         var disp = SampleDisplacement(n, h, w, generator, device);
-        var xs = torch.arange(w, ScalarType.Float32, device).view(1, 1, w) + disp.narrow(1, 0, 1).squeeze(1);
-        var ys = torch.arange(h, ScalarType.Float32, device).view(1, h, 1) + disp.narrow(1, 1, 1).squeeze(1);
+        var xs = torch.arange(S(w), ScalarType.Float32, device).view(1, 1, w) + disp.narrow(1, 0, 1).squeeze(1);
+        var ys = torch.arange(S(h), ScalarType.Float32, device).view(1, h, 1) + disp.narrow(1, 1, 1).squeeze(1);
         // align_corners = true: pixel centres 0 and W-1 map to -1 and +1.
-        var gx = w > 1 ? xs * (2.0 / (w - 1)) - 1.0 : xs * 0.0;
-        var gy = h > 1 ? ys * (2.0 / (h - 1)) - 1.0 : ys * 0.0;
+        var gx = w > 1 ? xs * S(2.0 / (w - 1)) - S(1.0) : xs * S(0.0);
+        var gy = h > 1 ? ys * S(2.0 / (h - 1)) - S(1.0) : ys * S(0.0);
         var grid = torch.stack([gx, gy], 3);
         var img = Sampling.GridSample(images, grid, GridSampleMode.Bilinear, GridPaddingMode.Border, alignCorners: true);
         Tensor msk;

@@ -1,6 +1,7 @@
 using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Augmentation.Classic;
 
@@ -65,7 +66,7 @@ public sealed class GaussianNoise : IBatchAugmentation
         }
         var device = images.device;
         var noise = torch.randn(images.shape, ScalarType.Float32, generator.device, generator: generator).to(device);
-        var img = (images + noise * TensorExtensions.FromArray(sig, [n, 1, 1, 1], device)).clamp(0.0, 1.0);
+        var img = (images + noise * TensorExtensions.FromArray(sig, [n, 1, 1, 1], device)).clamp(S(0.0), S(1.0));
         return BatchAug.Out(img, masks.clone());
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Augmentation.Classic;
 
@@ -97,7 +98,7 @@ public sealed class RandomErasing : IBatchAugmentation
         if (!any) return BatchAug.Out(images.clone(), masks.clone());
         var box = BatchAug.BoxMask(n, h, w, y0, y1, x0, x1, images.device);
         Tensor img = o.Fill == ErasingFill.Zero
-            ? images.masked_fill(box, 0.0)
+            ? images.masked_fill(box, S(0.0))
             : torch.where(box, torch.rand(images.shape, ScalarType.Float32, generator.device, generator: generator).to(images.device), images);
         return BatchAug.Out(img, masks.clone());
     }

@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Core.Training;
 
@@ -89,7 +90,7 @@ public sealed class ExponentialMovingAverage : IDisposable
             var s = _shadow[k];
             if (!s.shape.SequenceEqual(v.shape))
                 throw new ArgumentException($"entry '{k}' has shape [{string.Join(", ", v.shape)}], the average [{string.Join(", ", s.shape)}]", nameof(model));
-            if (is_floating_point(s.dtype) && decay != 0) s.mul_(decay).add_(v.to(s.dtype, s.device), 1 - decay);
+            if (is_floating_point(s.dtype) && decay != 0) s.mul_(S(decay)).add_(v.to(s.dtype, s.device), S(1 - decay));
             else s.copy_(v);
         }
         Updates++;

@@ -2,6 +2,7 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Data.Transforms;
 
@@ -64,7 +65,7 @@ public sealed class BinarizeMaskTransformer : Core.MLNet.StageTransformer
     public static Tensor Binarize(Tensor mask, double threshold)
     {
         using var scope = torch.NewDisposeScope();
-        return mask.gt(threshold).to(ScalarType.Float32).MoveToOuterDisposeScope();
+        return mask.gt(S(threshold)).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     internal override IDataView Transform(IDataView input)

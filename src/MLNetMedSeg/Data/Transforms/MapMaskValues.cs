@@ -3,6 +3,7 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Data.Transforms;
 
@@ -88,13 +89,13 @@ public sealed class MapMaskValuesTransformer : Core.MLNet.StageTransformer
     public static Tensor Apply(Tensor mask, IReadOnlyList<KeyValuePair<int, long>> map, double scale = 255)
     {
         using var scope = torch.NewDisposeScope();
-        var values = mask.dim() == 3 ? (mask.squeeze(0).to(ScalarType.Float64) * scale).round().to(ScalarType.Int64) : mask.to(ScalarType.Int64);
+        var values = mask.dim() == 3 ? (mask.squeeze(0).to(ScalarType.Float64) * S(scale)).round().to(ScalarType.Int64) : mask.to(ScalarType.Int64);
         var result = torch.zeros_like(values);
         var covered = torch.zeros_like(values, ScalarType.Bool);
         foreach (var (v, cls) in map)
         {
-            var hit = values.eq(v);
-            result = result.masked_fill(hit, cls);
+            var hit = values.eq(S(v));
+            result = result.masked_fill(hit, S(cls));
             covered = covered.logical_or(hit);
         }
         var unknown = covered.logical_not();

@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Diffusion.Networks;
 
@@ -226,7 +227,7 @@ public sealed class DiffusionUNet : MedSegModule, ISeededInit
         using var scope = NewDisposeScope();
         int half = Options.BaseChannels / 2;
         // Computed per call (half values): a non-persistent buffer would not follow the module across devices in TorchSharp 0.107.
-        var freqs = (arange(half, ScalarType.Float32, t.device) * (-Math.Log(10000.0) / half)).exp();
+        var freqs = (arange(S(half), ScalarType.Float32, t.device) * S(-Math.Log(10000.0) / half)).exp();
         var args = t.unsqueeze(1) * freqs.unsqueeze(0);
         return cat([args.cos(), args.sin()], 1).MoveToOuterDisposeScope();
     }
@@ -256,8 +257,8 @@ internal static class DiffusionLayers
     private static void Zero(TorchSharp.Modules.Conv2d c)
     {
         using var noGrad = torch.no_grad();
-        c.weight!.fill_(0);
-        c.bias?.fill_(0);
+        c.weight!.fill_(S(0));
+        c.bias?.fill_(S(0));
     }
 }
 
@@ -332,7 +333,7 @@ public sealed class DiffusionResBlock : MedSegModule
         using var scope = NewDisposeScope();
         var h = _inConv.call(nn.functional.silu(_inNorm.call(x)));
         var ss = _emb.call(nn.functional.silu(emb)).unsqueeze(-1).unsqueeze(-1).chunk(2, 1);
-        h = _outNorm.call(h) * (ss[0] + 1) + ss[1];
+        h = _outNorm.call(h) * (ss[0] + S(1)) + ss[1];
         h = _outConv.call(_dropout.call(nn.functional.silu(h)));
         return ((_skip is null ? x : _skip.call(x)) + h).MoveToOuterDisposeScope();
     }
@@ -375,7 +376,7 @@ public sealed class DiffusionAttentionBlock : MedSegModule<Tensor, Tensor>
         var q = qkv[0].reshape(n * Heads, d, len);
         var k = qkv[1].reshape(n * Heads, d, len);
         var v = qkv[2].reshape(n * Heads, d, len);
-        var weight = bmm(q.transpose(1, 2), k).mul(1.0 / Math.Sqrt(d)).softmax(-1);   // [NH, T(query), S(key)]
+        var weight = bmm(q.transpose(1, 2), k).mul(S(1.0 / Math.Sqrt(d))).softmax(-1);   // [NH, T(query), S(key)]
         var a = bmm(v, weight.transpose(1, 2)).reshape(n, c, h, w);                      // [NH, d, T]
         return (input + _proj.call(a)).MoveToOuterDisposeScope();
     }

@@ -5,6 +5,7 @@ using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Diffusion.Synthesis;
 
@@ -112,7 +113,7 @@ public sealed class JointDiffusionTransformer : Core.MLNet.StageTransformer, IDi
         if (masks.size(-1) != images.size(-1) || masks.size(-2) != images.size(-2))
             throw new InvalidDataException($"mask '{maskColumn}' is {masks.size(-2)}×{masks.size(-1)} but the images are {images.size(-2)}×{images.size(-1)}");
         using var scope = torch.NewDisposeScope();
-        var m = masks.to(images.dtype).ge(0.5).to(images.dtype) * 2.0 - 1.0;
+        var m = masks.to(images.dtype).ge(S(0.5)).to(images.dtype) * S(2.0) - S(1.0);
         return torch.cat([GaussianDiffusion.ToModelRange(images), m], 1).MoveToOuterDisposeScope();
     }
 
@@ -127,7 +128,7 @@ public sealed class JointDiffusionTransformer : Core.MLNet.StageTransformer, IDi
         using var scope = torch.NewDisposeScope();
         long c = x.size(1) - 1;
         var images = GaussianDiffusion.ToImageRange(x.narrow(1, 0, c)).contiguous();
-        var masks = x.narrow(1, c, 1).ge(0.0).to(ScalarType.Float32).contiguous();
+        var masks = x.narrow(1, c, 1).ge(S(0.0)).to(ScalarType.Float32).contiguous();
         return (images.MoveToOuterDisposeScope(), masks.MoveToOuterDisposeScope());
     }
 

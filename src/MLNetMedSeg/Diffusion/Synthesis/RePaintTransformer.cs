@@ -4,6 +4,7 @@ using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Diffusion.Synthesis;
 
@@ -184,7 +185,7 @@ public sealed class RePaintTransformer : Core.MLNet.StageTransformer, IDisposabl
         ArgumentOutOfRangeException.ThrowIfNegative(radius);
         if (masks.dim() != 4 || masks.size(1) != 1) throw new ArgumentException($"masks must be [N,1,H,W], got [{string.Join(",", masks.shape)}]", nameof(masks));
         using var scope = NewDisposeScope();
-        var m = masks.to(ScalarType.Float32).ge(0.5);
+        var m = masks.to(ScalarType.Float32).ge(S(0.5));
         if (radius == 0) return m.MoveToOuterDisposeScope();
         int d = 2 * radius + 1;
         var disc = new float[d * d];
@@ -193,7 +194,7 @@ public sealed class RePaintTransformer : Core.MLNet.StageTransformer, IDisposabl
                 disc[y * d + x] = (y - radius) * (y - radius) + (x - radius) * (x - radius) <= radius * radius ? 1f : 0f;
         var kernel = tensor(disc, [1, 1, d, d]).to(masks.device);
         var hits = nn.functional.conv2d(m.to(ScalarType.Float32), kernel, padding: new long[] { radius, radius });
-        return hits.gt(0.5).MoveToOuterDisposeScope();
+        return hits.gt(S(0.5)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -249,7 +250,7 @@ public sealed class RePaintTransformer : Core.MLNet.StageTransformer, IDisposabl
             {
                 var image = (ImageDiffusionTransformer)_model;
                 if (cluster is not null) throw new ArgumentException($"{Name}: the image diffusion model has no clusters (got '{cluster}')", nameof(cluster));
-                var cond = ImageDiffusionTransformer.BinarizeMask(m) * 2.0 - 1.0;
+                var cond = ImageDiffusionTransformer.BinarizeMask(m) * S(2.0) - S(1.0);
                 lock (_lock)
                     result = Scheduler.Inpaint(image.Network.forward, GaussianDiffusion.ToModelRange(x), keepImage, cond, spaced, Levels, gens,
                         image.Options.GuidanceScale, observer, Context.CancellationToken);

@@ -3,6 +3,7 @@ using MLNetMedSeg.Diffusion.Networks;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Diffusion.Synthesis;
 
@@ -233,7 +234,7 @@ public sealed class StyleTransformer : Core.MLNet.StageTransformer, IDisposable
                 if (cluster is not null) throw new ArgumentException($"{Name}: the image diffusion model has no clusters (got '{cluster}')", nameof(cluster));
                 using var inputs = new StylingScheduler.Inputs
                 {
-                    Network = image.Network, ImageChannels = c, Condition = ImageDiffusionTransformer.BinarizeMask(m) * 2.0 - 1.0,
+                    Network = image.Network, ImageChannels = c, Condition = ImageDiffusionTransformer.BinarizeMask(m) * S(2.0) - S(1.0),
                     GuidanceScale = image.Options.GuidanceScale, ZeConLayers = StylingScheduler.ZeConLayersFor(_options, image.Network),
                     Source = GaussianDiffusion.ToModelRange(src), Target = GaussianDiffusion.ToModelRange(tgt),
                     ReferenceKind = _options.ContentReference,

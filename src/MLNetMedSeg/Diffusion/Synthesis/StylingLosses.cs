@@ -1,6 +1,7 @@
 using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Diffusion.Synthesis;
 
@@ -26,15 +27,15 @@ public static class StylingLosses
             throw new ArgumentException($"query and key must both be [N,P,C]; got [{string.Join(",", query.shape)}] and [{string.Join(",", key.shape)}]", nameof(key));
         if (!(temperature > 0)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "must be > 0");
         using var scope = NewDisposeScope();
-        var q = query / (query.square().sum(-1, true).sqrt() + 1e-7);
+        var q = query / (query.square().sum(-1, true).sqrt() + S(1e-7));
         var kd = key.detach();
-        var k = kd / (kd.square().sum(-1, true).sqrt() + 1e-7);
+        var k = kd / (kd.square().sum(-1, true).sqrt() + S(1e-7));
         long p = q.size(1);
         var pos = (q * k).sum(-1, true);                                    // [N,P,1]
         var neg = matmul(q, k.transpose(1, 2));                             // [N,P,P]
         var diag = eye(p, dtype: ScalarType.Bool, device: q.device).unsqueeze(0);
-        neg = neg.masked_fill(diag, -10.0);
-        var logits = cat([pos, neg], -1) / temperature;                     // [N,P,1+P]
+        neg = neg.masked_fill(diag, S(-10.0));
+        var logits = cat([pos, neg], -1) / S(temperature);                     // [N,P,1+P]
         var ce = logits.logsumexp(-1) - logits.select(-1, 0);               // [N,P]
         return ce.mean([1]).MoveToOuterDisposeScope();
     }
@@ -133,7 +134,7 @@ public static class StylingLosses
     {
         CheckEmbeddings(a, b);
         using var scope = NewDisposeScope();
-        return ((a - b).square().sum([1]) + 1e-12).sqrt().MoveToOuterDisposeScope();
+        return ((a - b).square().sum([1]) + S(1e-12)).sqrt().MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -160,7 +161,7 @@ public static class StylingLosses
     {
         ArgumentNullException.ThrowIfNull(x);
         using var scope = NewDisposeScope();
-        return (x - x.clamp(-1.0, 1.0)).square().flatten(1).mean([1]).MoveToOuterDisposeScope();
+        return (x - x.clamp(S(-1.0), S(1.0))).square().flatten(1).mean([1]).MoveToOuterDisposeScope();
     }
 }
 

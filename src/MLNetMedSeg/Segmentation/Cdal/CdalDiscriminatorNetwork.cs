@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Segmentation.Cdal;
 
@@ -67,7 +68,7 @@ public sealed class CdalDiscriminatorNetwork : MedSegModule
         // Minibatch standard deviation over groups of up to 4 samples (the largest divisor of N that is ≤ 4).
         long group = Enumerable.Range(1, (int)Math.Min(n, 4)).Where(g => n % g == 0).Max();
         var sd = hcur.view(group, -1, 1, c, h, w);
-        sd = (sd.var(0, unbiased: false) + 1e-8).sqrt();                       // [N/g, 1, C, H, W]
+        sd = (sd.var(0, unbiased: false) + S(1e-8)).sqrt();                       // [N/g, 1, C, H, W]
         sd = sd.mean([2, 3, 4], keepdim: true).squeeze(2);                     // [N/g, 1, 1, 1]
         sd = sd.repeat(group, 1, h, w);                                        // [N, 1, H, W]
         hcur = nn.functional.leaky_relu(_finalConv.call(cat([hcur, sd], 1)), 0.2);

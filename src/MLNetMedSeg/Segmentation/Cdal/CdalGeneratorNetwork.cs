@@ -3,6 +3,7 @@ using MLNetMedSeg.Diffusion.Networks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Segmentation.Cdal;
 
@@ -148,7 +149,7 @@ public sealed class CdalGeneratorNetwork : MedSegModule, ISeededInit
             throw new ArgumentException($"timesteps must be [{n}], got [{string.Join(", ", timesteps.shape)}]", nameof(timesteps));
 
         using var scope = NewDisposeScope();
-        var zn = z / (z.square().mean([1], keepdim: true) + 1e-8).sqrt();   // pixel norm
+        var zn = z / (z.square().mean([1], keepdim: true) + S(1e-8)).sqrt();   // pixel norm
         var zemb = _zMap.call(zn);
         var temb = _timeEmbed.call(CdalLayers.SinusoidalEmbedding(timesteps, o.BaseChannels));
 

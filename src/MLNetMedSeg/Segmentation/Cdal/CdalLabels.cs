@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Segmentation.Cdal;
 
@@ -26,9 +27,9 @@ public static class CdalLabels
             if (masks.dim() != 4 || masks.size(1) != 1)
                 throw new ArgumentException($"a binary mask batch must be float [N,1,H,W] in {{0,1}}, got {masks.dtype} [{string.Join(", ", masks.shape)}]", argumentName);
             var m = masks.to(ScalarType.Float32);
-            if (m.numel() > 0 && !m.eq(0).logical_or(m.eq(1)).all().ToBoolean())
+            if (m.numel() > 0 && !m.eq(S(0)).logical_or(m.eq(S(1))).all().ToBoolean())
                 throw new ArgumentException($"a binary mask batch must hold only 0 and 1 (found values in [{m.min().ToSingle()}, {m.max().ToSingle()}]); binarise the masks first", argumentName);
-            return (m * 2 - 1).MoveToOuterDisposeScope();
+            return (m * S(2) - S(1)).MoveToOuterDisposeScope();
         }
         if (masks.dim() != 3)
             throw new ArgumentException($"a multi-class mask batch ({classes} classes) must be int64 [N,H,W] of class indices, got {masks.dtype} [{string.Join(", ", masks.shape)}]", argumentName);
@@ -42,7 +43,7 @@ public static class CdalLabels
                 throw new ArgumentException($"class indices must be in 0..{classes - 1} (Classes = {classes}), found {lo}..{hi}", argumentName);
         }
         var oh = nn.functional.one_hot(idx, classes).permute(0, 3, 1, 2).to(ScalarType.Float32).contiguous();
-        return (oh * 2 - 1).MoveToOuterDisposeScope();
+        return (oh * S(2) - S(1)).MoveToOuterDisposeScope();
     }
 
     /// <summary>The image condition 2I − 1 for images in [0, 1] (float32).</summary>
@@ -50,7 +51,7 @@ public static class CdalLabels
     {
         ArgumentNullException.ThrowIfNull(images);
         using var scope = NewDisposeScope();
-        return (images.to(ScalarType.Float32) * 2 - 1).MoveToOuterDisposeScope();
+        return (images.to(ScalarType.Float32) * S(2) - S(1)).MoveToOuterDisposeScope();
     }
 
     /// <summary>A generated label x̂ in [−1, 1] as a per-channel probability clamp((x̂ + 1)/2, 0, 1).</summary>
@@ -58,6 +59,6 @@ public static class CdalLabels
     {
         ArgumentNullException.ThrowIfNull(x);
         using var scope = NewDisposeScope();
-        return ((x + 1) * 0.5).clamp(0, 1).MoveToOuterDisposeScope();
+        return ((x + S(1)) * S(0.5)).clamp(S(0), S(1)).MoveToOuterDisposeScope();
     }
 }

@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using MLNetMedSeg.Diffusion.Networks;
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Segmentation.Cdal;
 
@@ -32,7 +33,7 @@ public static class CdalLayers
         using var scope = NewDisposeScope();
         int half = dim / 2;
         double step = half > 1 ? Math.Log(10000.0) / (half - 1) : 0;
-        var freqs = (arange(half, ScalarType.Float32, t.device) * -step).exp();
+        var freqs = (arange(S(half), ScalarType.Float32, t.device) * S(-step)).exp();
         var args = t.to(ScalarType.Float32).unsqueeze(1) * freqs.unsqueeze(0);
         var emb = cat([args.sin(), args.cos()], 1);
         if (dim % 2 == 1) emb = nn.functional.pad(emb, [0, 1]);
@@ -67,8 +68,8 @@ public sealed class AdaptiveGroupNorm : MedSegModule<Tensor, Tensor, Tensor>, IS
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        _style.bias!.narrow(0, 0, _channels).fill_(1);
-        _style.bias!.narrow(0, _channels, _channels).fill_(0);
+        _style.bias!.narrow(0, 0, _channels).fill_(S(1));
+        _style.bias!.narrow(0, _channels, _channels).fill_(S(0));
     }
 
     /// <summary><paramref name="x"/> [N, C, H, W], <paramref name="style"/> [N, styleDim] → [N, C, H, W].</summary>
@@ -121,7 +122,7 @@ public sealed class CdalResBlock : MedSegModule<Tensor, Tensor, Tensor, Tensor>,
         h = h + _temb.call(nn.functional.silu(temb)).unsqueeze(-1).unsqueeze(-1);
         h = _conv1.call(_dropout.call(nn.functional.silu(_norm1.call(h, zemb))));
         var s = _skip is null ? x : _skip.call(x);
-        return ((s + h) * (1 / Math.Sqrt(2))).MoveToOuterDisposeScope();
+        return ((s + h) * S(1 / Math.Sqrt(2))).MoveToOuterDisposeScope();
     }
 
     private Tensor Resample(Tensor t) => _resample < 0
@@ -192,6 +193,6 @@ public sealed class CdalDownBlock : MedSegModule<Tensor, Tensor, Tensor>
         h = nn.functional.leaky_relu(h + _temb.call(temb).unsqueeze(-1).unsqueeze(-1), 0.2);
         if (_down) { h = nn.functional.avg_pool2d(h, 2); x = nn.functional.avg_pool2d(x, 2); }
         h = _conv2.call(h);
-        return ((_skip.call(x) + h) * (1 / Math.Sqrt(2))).MoveToOuterDisposeScope();
+        return ((_skip.call(x) + h) * S(1 / Math.Sqrt(2))).MoveToOuterDisposeScope();
     }
 }

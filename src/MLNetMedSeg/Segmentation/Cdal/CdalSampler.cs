@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Segmentation.Cdal;
 
@@ -93,7 +94,7 @@ public sealed class CdalSampler
         var x = cat(generators.Select(g => CdalSchedule.Noise(one, g, device)).ToArray(), 0);
         for (int t = o.Timesteps; t >= 1; t--)
         {
-            var ts = full([n * samples], t, ScalarType.Int64, device);
+            var ts = full([n * samples], S(t), ScalarType.Int64, device);
             var z = o.UseLatent
                 ? cat(generators.Select(g => CdalSchedule.Noise([samples, o.LatentDim], g, device)).ToArray(), 0)
                 : zeros([n * samples, o.LatentDim], ScalarType.Float32, device);
@@ -117,8 +118,8 @@ public sealed class CdalSampler
     {
         using var scope = NewDisposeScope();
         var x = SampleLabelsDifferentiable(images, generators, Options.Samples);
-        var p = x.add(1).mul(0.5).mean([1]).clamp(LogitFloor, 1 - LogitFloor);
-        var logits = Options.Classes == 1 ? p.log().sub(p.neg().add(1).log()) : p.log();
+        var p = x.add(S(1)).mul(S(0.5)).mean([1]).clamp(S(LogitFloor), S(1 - LogitFloor));
+        var logits = Options.Classes == 1 ? p.log().sub(p.neg().add(S(1)).log()) : p.log();
         return logits.MoveToOuterDisposeScope();
     }
 
@@ -155,7 +156,7 @@ public sealed class CdalSampler
         if (probability.dim() != 4 || probability.size(1) != Options.LabelChannels)
             throw new ArgumentException($"probability must be [N, {Options.LabelChannels}, H, W], got [{string.Join(", ", probability.shape)}]", nameof(probability));
         using var scope = NewDisposeScope();
-        var m = Options.Classes == 1 ? probability.ge(Options.Threshold).to(ScalarType.Float32) : probability.argmax(1);
+        var m = Options.Classes == 1 ? probability.ge(S(Options.Threshold)).to(ScalarType.Float32) : probability.argmax(1);
         return m.MoveToOuterDisposeScope();
     }
 

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Segmentation.Cdal;
 
@@ -118,7 +119,7 @@ public sealed class CdalSchedule
         using var scope = NewDisposeScope();
         var e1 = Noise(x0.shape, generator, x0.device);
         var e2 = Noise(x0.shape, generator, x0.device);
-        var prev = SampleQ(x0, t - 1, e1);
+        var prev = SampleQ(x0, t - S(1), e1);
         var cur = SampleStep(prev, t, e2);
         return (prev.MoveToOuterDisposeScope(), cur.MoveToOuterDisposeScope());
     }

@@ -3,6 +3,7 @@ using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Segmentation.Cdal;
 
@@ -140,7 +141,7 @@ public sealed class CdalTrainingStep : IDisposable
         if (r1)
         {
             var grad = Gradients.Grad(dReal.sum(), [xPrev], createGraph: true, what: "cDAL R1 penalty")[0];
-            penalty = grad.reshape(n, -1).square().sum(1).mean() * (o.R1Gamma / 2);
+            penalty = grad.reshape(n, -1).square().sum(1).mean() * S(o.R1Gamma / 2);
         }
         else penalty = zeros([], ScalarType.Float32, device);
         var z = Latent(n, generator, device);
@@ -186,7 +187,7 @@ public sealed class CdalTrainingStep : IDisposable
             {
                 var xPrevHat = Schedule.SamplePosterior(x0Hat, xtIn, t2, CdalSchedule.Noise(x0.shape, generator, device));
                 adv = Reduce(nn.functional.softplus(-DiscriminatorNetwork.call(xPrevHat, xtIn, t2)));
-                lossG = mse + adv * o.AdversarialWeight;
+                lossG = mse + adv * S(o.AdversarialWeight);
             }
             vMse = mse.ToDouble(); vAdv = adv.ToDouble(); vG = lossG.ToDouble();
             CheckFinite("generator", vG, epoch, step);

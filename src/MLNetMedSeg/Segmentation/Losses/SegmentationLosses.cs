@@ -2,6 +2,7 @@ using MLNetMedSeg.Data;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Segmentation.Losses;
 
@@ -136,8 +137,8 @@ public sealed class SegmentationLoss
             SegmentationLossKind.GeneralizedDice => SegmentationLosses.GeneralizedDice(logits, target, sampleWeights, o.DiceReduction, o.GeneralizedDiceSmooth, o.IncludeBackground),
             SegmentationLossKind.Bce => SegmentationLosses.BinaryCrossEntropy(logits, target, sampleWeights),
             SegmentationLossKind.CrossEntropy => SegmentationLosses.CrossEntropy(logits, target, sampleWeights),
-            SegmentationLossKind.DiceBce => Dice().mul(o.DiceWeight).add(SegmentationLosses.BinaryCrossEntropy(logits, target, sampleWeights).mul(o.CrossEntropyWeight)),
-            _ => Dice().mul(o.DiceWeight).add(SegmentationLosses.CrossEntropy(logits, target, sampleWeights).mul(o.CrossEntropyWeight)),
+            SegmentationLossKind.DiceBce => Dice().mul(S(o.DiceWeight)).add(SegmentationLosses.BinaryCrossEntropy(logits, target, sampleWeights).mul(S(o.CrossEntropyWeight))),
+            _ => Dice().mul(S(o.DiceWeight)).add(SegmentationLosses.CrossEntropy(logits, target, sampleWeights).mul(S(o.CrossEntropyWeight))),
         };
         return loss.MoveToOuterDisposeScope();
     }
@@ -179,8 +180,8 @@ public static class SegmentationLosses
         {
             var inter = p.mul(y).sum([2, 3]);             // [N,K]
             var card = p.sum([2, 3]).add(y.sum([2, 3]));  // [N,K]
-            var dice = inter.mul(2).add(smooth).div(card.add(smooth));
-            var perImage = dice.mean([1]).neg().add(1);   // [N]
+            var dice = inter.mul(S(2)).add(S(smooth)).div(card.add(S(smooth)));
+            var perImage = dice.mean([1]).neg().add(S(1));   // [N]
             loss = perImage.mul(w).sum();
         }
         else
@@ -188,8 +189,8 @@ public static class SegmentationLosses
             var scale = w.div(w.mean()).reshape(n, 1, 1, 1);
             var inter = p.mul(y).mul(scale).sum([0, 2, 3]); // [K]
             var card = p.add(y).mul(scale).sum([0, 2, 3]);
-            var dice = inter.mul(2).add(smooth).div(card.add(smooth));
-            loss = dice.mean().neg().add(1).mul(w.sum());
+            var dice = inter.mul(S(2)).add(S(smooth)).div(card.add(S(smooth)));
+            loss = dice.mean().neg().add(S(1)).mul(w.sum());
         }
         return loss.MoveToOuterDisposeScope();
     }
@@ -218,8 +219,8 @@ public static class SegmentationLosses
         var (p, y) = ProbabilitiesAndTargets(logits, target, includeBackground);
         if (logits.size(1) == 1)
         {
-            p = cat([p.neg().add(1), p], 1);
-            y = cat([y.neg().add(1), y], 1);
+            p = cat([p.neg().add(S(1)), p], 1);
+            y = cat([y.neg().add(S(1)), y], 1);
         }
         long n = p.size(0);
         var w = Weights(sampleWeights, n, p);
@@ -229,8 +230,8 @@ public static class SegmentationLosses
             var inter = p.mul(y).sum([2, 3]);                       // [N,K]
             var card = p.sum([2, 3]).add(y.sum([2, 3]));            // [N,K]
             var cw = ClassWeights(y.sum([2, 3]));                   // [N,K]
-            var gd = inter.mul(cw).sum([1]).mul(2).add(smooth).div(card.mul(cw).sum([1]).add(smooth)); // [N]
-            loss = gd.neg().add(1).mul(w).sum();
+            var gd = inter.mul(cw).sum([1]).mul(S(2)).add(S(smooth)).div(card.mul(cw).sum([1]).add(S(smooth))); // [N]
+            loss = gd.neg().add(S(1)).mul(w).sum();
         }
         else
         {
@@ -238,8 +239,8 @@ public static class SegmentationLosses
             var inter = p.mul(y).mul(scale).sum([0, 2, 3]).unsqueeze(0); // [1,K]
             var card = p.add(y).mul(scale).sum([0, 2, 3]).unsqueeze(0);
             var cw = ClassWeights(y.mul(scale).sum([0, 2, 3]).unsqueeze(0));
-            var gd = inter.mul(cw).sum().mul(2).add(smooth).div(card.mul(cw).sum().add(smooth));
-            loss = gd.neg().add(1).mul(w.sum());
+            var gd = inter.mul(cw).sum().mul(S(2)).add(S(smooth)).div(card.mul(cw).sum().add(S(smooth)));
+            loss = gd.neg().add(S(1)).mul(w.sum());
         }
         return loss.MoveToOuterDisposeScope();
     }
@@ -249,10 +250,10 @@ public static class SegmentationLosses
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();   // the references carry no gradient; the weights are constants of the loss
-        var present = volumes.gt(0);
-        var w = where(present, volumes.clamp_min(1e-30).square().reciprocal(), zeros_like(volumes));
+        var present = volumes.gt(S(0));
+        var w = where(present, volumes.clamp_min(S(1e-30)).square().reciprocal(), zeros_like(volumes));
         var rowMax = w.amax([1], keepdim: true);
-        rowMax = where(rowMax.gt(0), rowMax, ones_like(rowMax));
+        rowMax = where(rowMax.gt(S(0)), rowMax, ones_like(rowMax));
         return where(present, w, rowMax.expand_as(w)).MoveToOuterDisposeScope();
     }
 
@@ -328,7 +329,7 @@ public static class SegmentationLosses
 
     private static Tensor Weights(Tensor? w, long n, Tensor like)
     {
-        if (w is null) return full([n], 1.0 / n, like.dtype, like.device);
+        if (w is null) return full([n], S(1.0 / n), like.dtype, like.device);
         if (w.dim() != 1 || w.size(0) != n)
             throw new ArgumentException($"sample weights must be [N] = [{n}], got [{string.Join(",", w.shape)}]", "sampleWeights");
         return w.to(like.dtype, like.device);

@@ -1,6 +1,7 @@
 using MLNetMedSeg.Core;
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Segmentation.Networks;
 
@@ -223,7 +224,7 @@ public static class ImageNetEncoder
         for (int j = 0; j < 3; j++)
         {
             int c = channelSource[j];
-            rgb[.., c] = w0[.., j] * (255.0 * InputStd[c]);
+            rgb[.., c] = w0[.., j] * S(255.0 * InputStd[c]);
         }
         result["conv1.weight"] = rgb;
         Bn(stemBn, "bn1", 64);
@@ -279,7 +280,7 @@ public static class ImageNetEncoder
 
         // Normalisation: mean image in RGB order and [0, 1] units; std s.
         var mean = zeros(1, 3, MeanImageSize, MeanImageSize);
-        for (int j = 0; j < 3; j++) mean[0, channelSource[j]] = meanImage[0, j] / 255.0;
+        for (int j = 0; j < 3; j++) mean[0, channelSource[j]] = meanImage[0, j] / S(255.0);
         result["normalize.mean"] = mean;
         result["normalize.std"] = tensor(InputStd.ToArray(), [1, 3, 1, 1]);
         return result;

@@ -3,6 +3,7 @@ using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Pipeline;
 using static MLNetMedSeg.Tests.Augmentation.Adversarial.AdversarialTestKit;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
 
@@ -41,8 +42,8 @@ public sealed class AdversarialAttackTests
         Assert.IsTrue(after < before * 0.9, $"Inverse FGSM lowers the loss: {before} → {after}");
         var up = new AdversarialAttack(AdversarialAttackOptions.FgsmPreset(eps)).Run(seg, x, y, 5);
         // Away from the clip, the two steps are mirror images around x.
-        var mid = up.Attacked.add(r.Attacked).div(2);
-        var inside = x.gt(eps).logical_and(x.lt(1 - eps));
+        var mid = up.Attacked.add(r.Attacked).div(S(2));
+        var inside = x.gt(S(eps)).logical_and(x.lt(S(1 - eps)));
         Assert.IsTrue(mid.sub(x).abs().masked_select(inside).max().ToSingle() < 1e-6);
     }
 
@@ -85,13 +86,13 @@ public sealed class AdversarialAttackTests
         using var scope = NewDisposeScope();
         // A small nonlinear "segmenter" in float64: z = a·x (per channel) + 0.5·(Σ_c x_c)² − 0.7.
         var a = tensor(new double[] { 1.5, -2.0 }, [1, 2, 1, 1]);
-        Tensor Logits(Tensor t) => t.mul(a).sum([1], keepdim: true).add(t.sum([1], keepdim: true).square().mul(0.5)).sub(0.7);
+        Tensor Logits(Tensor t) => t.mul(a).sum([1], keepdim: true).add(t.sum([1], keepdim: true).square().mul(S(0.5))).sub(S(0.7));
         var rng = new Random(4);
         var x = tensor(Enumerable.Range(0, 2 * 2 * 3 * 3).Select(_ => 0.2 + 0.6 * rng.NextDouble()).ToArray(), [2, 2, 3, 3]);
         var y = tensor(Enumerable.Range(0, 2 * 3 * 3).Select(i => (double)(i % 3 == 0 ? 1 : 0)).ToArray(), [2, 1, 3, 3]);
         double eps = 0.01;
         var r = new AdversarialAttack(AdversarialAttackOptions.FgsmPreset(eps)).Run(Logits, x, y, 0);
-        var step = r.Attacked.sub(x).div(eps).reshape(-1).ToArray<double>();
+        var step = r.Attacked.sub(x).div(S(eps)).reshape(-1).ToArray<double>();
         var flat = x.reshape(-1).ToArray<double>();
         double L(double[] v) => AdversarialLoss.PerImage(Logits(tensor(v, [2, 2, 3, 3])), y, null, false).sum().ToDouble();
         int checkedCount = 0;
@@ -138,7 +139,7 @@ public sealed class AdversarialAttackTests
     {
         using var scope = NewDisposeScope();
         // A linear per-pixel "segmenter" keeps rows independent and gradients far from 0.
-        static Tensor Logits(Tensor t) => t.sum([1], keepdim: true).sub(1.5);
+        static Tensor Logits(Tensor t) => t.sum([1], keepdim: true).sub(S(1.5));
         var (x, y) = Batch(3, 6);
         var o = AdversarialAttackOptions.PgdPreset();
         o.Steps = 2;
@@ -205,7 +206,7 @@ public sealed class AdversarialAttackTests
         using var scope = NewDisposeScope();
         // A noise-free SDEdit stand-in (the blur B) and the small nonlinear float64 "segmenter" of the FGSM check.
         var a = tensor(new double[] { 1.5, -2.0 }, [1, 2, 1, 1]);
-        Tensor Logits(Tensor t) => t.mul(a).sum([1], keepdim: true).add(t.sum([1], keepdim: true).square().mul(0.5)).sub(0.7);
+        Tensor Logits(Tensor t) => t.mul(a).sum([1], keepdim: true).add(t.sum([1], keepdim: true).square().mul(S(0.5))).sub(S(0.7));
         var rng = new Random(5);
         var x = tensor(Enumerable.Range(0, 2 * 2 * 4 * 4).Select(_ => 0.3 + 0.4 * rng.NextDouble()).ToArray(), [2, 2, 4, 4]);
         var y = tensor(Enumerable.Range(0, 2 * 4 * 4).Select(i => (double)(i % 3 == 0 ? 1 : 0)).ToArray(), [2, 1, 4, 4]);
@@ -232,7 +233,7 @@ public sealed class AdversarialAttackTests
         {
             o.Gradient = form;
             var r = new AdversarialAttack(o, new BlurSdEditor(2, noisePerStep: 0)).Run(Logits, x, y, 0);
-            var step = r.Perturbed.sub(x).div(o.StepSize).reshape(-1).ToArray<double>();
+            var step = r.Perturbed.sub(x).div(S(o.StepSize)).reshape(-1).ToArray<double>();
             int n = 0;
             for (int i = 0; i < fd.Length; i++)
             {

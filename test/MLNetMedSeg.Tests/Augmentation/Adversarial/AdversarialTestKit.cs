@@ -5,6 +5,7 @@ using MLNetMedSeg.Pipeline;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
 
@@ -43,8 +44,8 @@ internal sealed class BlurSdEditor(int channels = 3, double noisePerStep = 0.01)
         if (depth == 0) return images.alias();
         using var scope = NewDisposeScope();
         using var grad = set_grad_enabled(differentiable && is_grad_enabled());
-        var noisy = images.add(noise().mul(noisePerStep * depth));
-        var r = Blur(noisy).clamp(0, 1);
+        var noisy = images.add(noise().mul(S(noisePerStep * depth)));
+        var r = Blur(noisy).clamp(S(0), S(1));
         if (!differentiable) r = r.detach();
         return r.MoveToOuterDisposeScope();
     }

@@ -11,6 +11,7 @@ using MLNetMedSeg.Tests.Core.MLNet;
 using MLNetMedSeg.Tests.Segmentation.Cdal;
 using static MLNetMedSeg.Tests.Augmentation.Adversarial.AdversarialTestKit;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
 
@@ -79,9 +80,9 @@ public sealed class CdalAttackTests
 
         var d = r.Attacked.sub(x).abs();
         Assert.IsTrue(d.max().ToDouble() <= eps + 1e-6, $"no pixel moves by more than ε: {d.max().ToDouble()}");
-        var free = x.ge(eps).logical_and(x.le(1 - eps));   // pixels whose step is not clipped to [0,1]
+        var free = x.ge(S(eps)).logical_and(x.le(S(1 - eps)));   // pixels whose step is not clipped to [0,1]
         var moved = d.masked_select(free);
-        double byEps = moved.sub(eps).abs().lt(1e-5).to(ScalarType.Float64).mean().ToDouble();
+        double byEps = moved.sub(S(eps)).abs().lt(S(1e-5)).to(ScalarType.Float64).mean().ToDouble();
         Assert.IsTrue(byEps > 0.9, $"unclipped pixels move by exactly ε (gradient sign ≠ 0): {byEps:P1} do");
 
         using var noGrad = no_grad();
@@ -148,8 +149,8 @@ public sealed class CdalAttackTests
             using var s = NewDisposeScope();
             var plus = x.clone().reshape(-1);
             var minus = x.clone().reshape(-1);
-            plus[i] = plus[i].add(h);
-            minus[i] = minus[i].sub(h);
+            plus[i] = plus[i].add(S(h));
+            minus[i] = minus[i].sub(S(h));
             double fd = (F(plus.reshape(x.shape)) - F(minus.reshape(x.shape))) / (2 * h);
             double g = flat[i].ToDouble();
             string msg = $"pixel {i}: autograd {g:G6}, central difference {fd:G6}";

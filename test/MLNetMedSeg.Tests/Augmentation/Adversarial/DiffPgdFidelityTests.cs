@@ -5,6 +5,7 @@ using MLNetMedSeg.Diffusion;
 using MLNetMedSeg.Tests.Diffusion;
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Augmentation.Adversarial;
 
@@ -37,7 +38,7 @@ public sealed class DiffPgdFidelityTests
             using var g = new Generator(7);
             using var scope = NewDisposeScope();
             NoisePredictor counted = (x, t, c) => { DenoiserCalls++; return _eps(x, t, c); };
-            var y = _process.SdEdit(counted, GaussianDiffusion.ToModelRange(images), masks.mul(2).sub(1), respacedSteps, depth, differentiable, [g]);
+            var y = _process.SdEdit(counted, GaussianDiffusion.ToModelRange(images), masks.mul(S(2)).sub(S(1)), respacedSteps, depth, differentiable, [g]);
             return GaussianDiffusion.ToImageRange(y).MoveToOuterDisposeScope();
         }
 
@@ -45,7 +46,7 @@ public sealed class DiffPgdFidelityTests
             SdEdit(images, masks, respacedSteps, depth, differentiable, (Generator?)null);
     }
 
-    private static Tensor Logits(Tensor t) => t.mul(1.5).add(t.square().mul(0.5)).sub(0.7);
+    private static Tensor Logits(Tensor t) => t.mul(S(1.5)).add(t.square().mul(S(0.5))).sub(S(0.7));
 
     [TestMethod]
     public void DaspAttack_MakesTsPlusOneDenoiserCallsPerSdEdit()
@@ -103,7 +104,7 @@ public sealed class DiffPgdFidelityTests
         {
             o.Gradient = form;
             var r = new AdversarialAttack(o, new TinyDiffusionEditor()).Run(Logits, x, y, 0);
-            var step = r.Perturbed.sub(x).div(o.StepSize).reshape(-1).ToArray<double>();
+            var step = r.Perturbed.sub(x).div(S(o.StepSize)).reshape(-1).ToArray<double>();
             int n = 0;
             for (int i = 0; i < fd.Length; i++)
             {

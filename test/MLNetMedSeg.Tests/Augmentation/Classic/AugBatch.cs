@@ -1,4 +1,5 @@
 using MLNetMedSeg.Augmentation.Classic;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Augmentation.Classic;
 
@@ -54,10 +55,10 @@ internal static class AugBatch
     }
 
     /// <summary>Decodes channel 0 of a binary batch to a {0,1} mask (threshold 0.5), [N,1,H,W] float.</summary>
-    public static Tensor DecodeBinary(Tensor images) => (images.narrow(1, 0, 1) > 0.5).to(ScalarType.Float32);
+    public static Tensor DecodeBinary(Tensor images) => (images.narrow(1, 0, 1) > S(0.5)).to(ScalarType.Float32);
 
     /// <summary>Decodes channel 0 of a class batch to int64 classes [N,H,W].</summary>
-    public static Tensor DecodeClasses(Tensor images) => ((images.narrow(1, 0, 1).squeeze(1) - 0.1) / 0.2).round().to(ScalarType.Int64);
+    public static Tensor DecodeClasses(Tensor images) => ((images.narrow(1, 0, 1).squeeze(1) - S(0.1)) / S(0.2)).round().to(ScalarType.Int64);
 
     public static float[] F(Tensor t) { using var c = t.contiguous().cpu(); return c.ToArray<float>(); }
 

@@ -1,6 +1,7 @@
 using MLNetMedSeg.Core;
 using MLNetMedSeg.Augmentation.Classic;
 using static MLNetMedSeg.Tests.Augmentation.Classic.AugBatch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Augmentation.Classic;
 
@@ -63,8 +64,8 @@ public sealed class ContractTests
             Assert.AreEqual(device.ToString(), om.device.ToString(), what);
             Assert.IsFalse(ReferenceEquals(oi, images) || ReferenceEquals(om, masks), $"{what}: new tensors");
             Assert.IsTrue(images.IsEqual(keepI) && masks.IsEqual(keepM), $"{what}: inputs untouched");
-            if (classes) Assert.IsTrue((om.ge(0L) & om.le(3L)).all().ToBoolean(), $"{what}: classes kept");
-            else Assert.IsTrue((om.eq(0.0) | om.eq(1.0)).all().ToBoolean(), $"{what}: binary kept");
+            if (classes) Assert.IsTrue((om.ge(S(0L)) & om.le(S(3L))).all().ToBoolean(), $"{what}: classes kept");
+            else Assert.IsTrue((om.eq(S(0.0)) | om.eq(S(1.0))).all().ToBoolean(), $"{what}: binary kept");
         }
     }
 

@@ -1,5 +1,6 @@
 using MLNetMedSeg.Augmentation.Classic;
 using static MLNetMedSeg.Tests.Augmentation.Classic.AugBatch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Augmentation.Classic;
 
@@ -14,7 +15,7 @@ public sealed class GeometricAugmentationTests
         using var g = new Generator(7);
         var (oi, om) = new FlipAugmentation().Apply(images, masks, g);
         Assert.IsTrue(Same(DecodeBinary(oi), om), "image foreground must equal mask foreground after flips");
-        Assert.IsTrue((om.eq(0.0) | om.eq(1.0)).all().ToBoolean(), "masks stay binary");
+        Assert.IsTrue((om.eq(S(0.0)) | om.eq(S(1.0))).all().ToBoolean(), "masks stay binary");
         var seen = new HashSet<string>();
         for (long i = 0; i < 16; i++)
         {
@@ -153,7 +154,7 @@ public sealed class GeometricAugmentationTests
         var (images, masks) = Binary(8, 48, 40);
         using var g = new Generator(4);
         var (oi, om) = new ElasticTransform().Apply(images, masks, g);
-        Assert.IsTrue((om.eq(0.0) | om.eq(1.0)).all().ToBoolean(), "masks stay binary (nearest sampling)");
+        Assert.IsTrue((om.eq(S(0.0)) | om.eq(S(1.0))).all().ToBoolean(), "masks stay binary (nearest sampling)");
         double agree = DecodeBinary(oi).eq(om).to(ScalarType.Float32).mean().ToSingle();
         Assert.IsTrue(agree >= 0.99, $"image/mask agreement {agree:P2} < 99%");
         Assert.IsFalse(om.IsEqual(masks), "the warp must move some mask pixels");
@@ -168,7 +169,7 @@ public sealed class GeometricAugmentationTests
         using var g = new Generator(8);
         var (oi, om) = new ElasticTransform(new ElasticTransformOptions { Alpha = 60, Sigma = 4 }).Apply(images, masks, g);
         Assert.AreEqual(ScalarType.Int64, om.dtype);
-        Assert.IsTrue(((om >= 0L) & (om <= 3L)).all().ToBoolean());
+        Assert.IsTrue(((om >= S(0L)) & (om <= S(3L))).all().ToBoolean());
         Assert.IsFalse(om.IsEqual(masks));
         // Nearest and bilinear sampling agree except near class boundaries.
         double agree = DecodeClasses(oi).eq(om).to(ScalarType.Float32).mean().ToSingle();
@@ -200,7 +201,7 @@ public sealed class GeometricAugmentationTests
         using var g1 = new Generator(17);
         var d = new ElasticTransform(new ElasticTransformOptions { Alpha = alpha, Sigma = sigma }).SampleDisplacement(3, 11, 13, g1);
         using var g2 = new Generator(17);
-        var noise = torch.rand([3, 2, 11, 13], ScalarType.Float32, torch.CPU, generator: g2) * 2.0 - 1.0;
+        var noise = torch.rand([3, 2, 11, 13], ScalarType.Float32, torch.CPU, generator: g2) * S(2.0) - S(1.0);
         // Reference: a direct 2-D convolution with the 11x11 (radius ⌈3σ⌉ = 5) normalised Gaussian, zero padding.
         const int r = 5;
         var k = new float[2 * r + 1, 2 * r + 1];
@@ -210,7 +211,7 @@ public sealed class GeometricAugmentationTests
         for (int y = -r; y <= r; y++) for (int x = -r; x <= r; x++)
             flat[(y + r) * (2 * r + 1) + x + r] = (float)(Math.Exp(-0.5 * (x * x + y * y) / (sigma * sigma)) / sum);
         var kernel = torch.tensor(flat, [1, 1, 2 * r + 1, 2 * r + 1]).expand(2, 1, 2 * r + 1, 2 * r + 1).contiguous();
-        var expected = torch.nn.functional.conv2d(noise, kernel, padding: [r, r], groups: 2) * alpha;
+        var expected = torch.nn.functional.conv2d(noise, kernel, padding: [r, r], groups: 2) * S(alpha);
         Assert.IsTrue(d.allclose(expected, 1e-4, 1e-5), "separable banded blur = zero-padded 2-D Gaussian convolution");
     }
 

@@ -1,5 +1,6 @@
 using MLNetMedSeg.Augmentation.Classic;
 using static MLNetMedSeg.Tests.Augmentation.Classic.AugBatch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Augmentation.Classic;
 
@@ -94,7 +95,7 @@ public sealed class OcclusionAndNoiseTests
         using var g2 = new Generator(42);
         var (big, bigMasks) = Binary(400, 16, 16);
         var (hi, _) = new RandomErasing().Apply(big, bigMasks, g2);
-        var diff = (hi - big).abs().sum([1L, 2L, 3L]) > 0;
+        var diff = (hi - big).abs().sum([1L, 2L, 3L]) > S(0);
         double rate = diff.to(ScalarType.Float32).mean().ToSingle();
         Assert.AreEqual(0.5, rate, 0.07, "default erasing probability 0.5");
     }
@@ -103,32 +104,32 @@ public sealed class OcclusionAndNoiseTests
     public void GaussianNoiseHasTheConfiguredStandardDeviationAndKeepsMasks()
     {
         using var scope = torch.NewDisposeScope();
-        var images = torch.full([8, 3, 32, 32], 0.5, ScalarType.Float32);
+        var images = torch.full([8, 3, 32, 32], S(0.5), ScalarType.Float32);
         var masks = torch.ones([8, 1, 32, 32]);
         using var g = new Generator(51);
         var (oi, om) = new GaussianNoise(new GaussianNoiseOptions { Sigma = 0.1, Probability = 1 }).Apply(images, masks, g);
         Assert.IsTrue(om.IsEqual(masks));
-        var noise = oi - 0.5;
+        var noise = oi - S(0.5);
         Assert.AreEqual(0.1, noise.std().ToSingle(), 0.004, "σ = 0.1 (clamping at 5σ is negligible)");
         Assert.AreEqual(0.0, noise.mean().ToSingle(), 0.003);
 
         using var g2 = new Generator(52);
         var (ci, _) = new GaussianNoise().Apply(images, masks, g2);
         Assert.IsTrue(ci.min().ToSingle() >= 0 && ci.max().ToSingle() <= 1, "clamped to [0,1]");
-        Assert.IsTrue(ci.eq(0.0).any().ToBoolean() && ci.eq(1.0).any().ToBoolean(), "σ = 0.5 hits both clamps");
+        Assert.IsTrue(ci.eq(S(0.0)).any().ToBoolean() && ci.eq(S(1.0)).any().ToBoolean(), "σ = 0.5 hits both clamps");
 
-        var many = torch.full([400, 1, 4, 4], 0.5, ScalarType.Float32);
+        var many = torch.full([400, 1, 4, 4], S(0.5), ScalarType.Float32);
         var manyMasks = torch.zeros([400, 1, 4, 4]);
         using var g3 = new Generator(53);
         var choices = new[] { 0.05, 0.2 };
         var (mi, _) = new GaussianNoise(new GaussianNoiseOptions { SigmaChoices = choices }).Apply(many, manyMasks, g3);
-        var per = F((mi - 0.5).abs().amax([1L, 2L, 3L]));
+        var per = F((mi - S(0.5)).abs().amax([1L, 2L, 3L]));
         double noisy = per.Count(v => v > 0) / 400.0;
         Assert.AreEqual(0.5, noisy, 0.07, "default probability 0.5 (half the batch clean)");
-        var wide = torch.full([2, 1, 64, 64], 0.5, ScalarType.Float32);
+        var wide = torch.full([2, 1, 64, 64], S(0.5), ScalarType.Float32);
         using var g4 = new Generator(54);
         var (wi, _) = new GaussianNoise(new GaussianNoiseOptions { SigmaChoices = choices, Probability = 1 }).Apply(wide, torch.zeros([2, 1, 64, 64]), g4);
-        var stds = F((wi - 0.5).std([1L, 2L, 3L]));
+        var stds = F((wi - S(0.5)).std([1L, 2L, 3L]));
         foreach (var s in stds)
             Assert.IsTrue(choices.Any(c => Math.Abs(c - s) < 0.15 * c), $"per-sample std {s:F3} is one of the choices");
     }

@@ -6,6 +6,7 @@ using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
 using MLNetMedSeg.Testing;
 using TorchSharp;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Core.MLNet;
 
@@ -44,7 +45,7 @@ public sealed class MLNetPipelineTests
         var (images, masks) = TestData.SyntheticDiscs.Generate(new TestData.DiscStyle(size, 6, 5, [0.9, 0.4, 0.2], [0.2, 0.4, 0.9], 0.3), n, seed);
         for (int k = 0; k < n; k++)
         {
-            ImageIO.WritePng(Path.Combine(folder, "images", $"case{k:D3}.png"), images[k].clamp(0, 1));
+            ImageIO.WritePng(Path.Combine(folder, "images", $"case{k:D3}.png"), images[k].clamp(S(0), S(1)));
             ImageIO.WritePng(Path.Combine(folder, "masks", $"case{k:D3}.png"), masks[k]);
             images[k].Dispose();
             masks[k].Dispose();

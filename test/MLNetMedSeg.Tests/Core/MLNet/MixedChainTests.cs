@@ -6,6 +6,7 @@ using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Segmentation.Networks;
 using MLNetMedSeg.Testing;
 using MLNetMedSeg.Tests.Segmentation.Networks;
+using static MLNetMedSeg.Core.Scalars;
 using SchemaException = MLNetMedSeg.Data.SchemaException;
 using TestDiscs = MLNetMedSeg.Tests.TestData.SyntheticDiscs;
 using DiscStyle = MLNetMedSeg.Tests.TestData.DiscStyle;
@@ -34,7 +35,7 @@ public sealed class MixedChainTests
         var (images, masks) = TestDiscs.Generate(new DiscStyle(24, 4, 3, [0.9, 0.4, 0.2], [0.2, 0.4, 0.9], 0.3), 6, 21);
         for (int k = 0; k < images.Count; k++)
         {
-            ImageIO.WritePng(Path.Combine(_root, "images", $"case{k}.png"), images[k].clamp(0, 1));
+            ImageIO.WritePng(Path.Combine(_root, "images", $"case{k}.png"), images[k].clamp(S(0), S(1)));
             ImageIO.WritePng(Path.Combine(_root, "masks", $"case{k}.png"), masks[k]);
         }
         foreach (var t in images.Concat(masks)) t.Dispose();

@@ -9,6 +9,7 @@ using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Segmentation.Networks;
 using MLNetMedSeg.Tests.Segmentation.Networks;
 using TorchSharp;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Core.MLNet;
 
@@ -85,12 +86,12 @@ public sealed class PublicApiTests
             foreach (var t in m)
             {
                 CollectionAssert.AreEqual(new long[] { 1, 16, 16 }, t.shape);
-                Assert.IsTrue(t.eq(0).logical_or(t.eq(1)).all().item<bool>(), "generated masks are binary");
+                Assert.IsTrue(t.eq(S(0)).logical_or(t.eq(S(1))).all().item<bool>(), "generated masks are binary");
             }
             foreach (var t in x)
             {
                 CollectionAssert.AreEqual(new long[] { 3, 16, 16 }, t.shape);
-                Assert.IsTrue(t.ge(0).logical_and(t.le(1)).all().item<bool>(), "images in [0,1]");
+                Assert.IsTrue(t.ge(S(0)).logical_and(t.le(S(1))).all().item<bool>(), "images in [0,1]");
             }
             // Same MLContext seed, same models → the same pairs (seeded per row).
             var again = MLNetData.ReadTensors(ml.MedSeg().Generation.GeneratePairs(masks, images, ids), "SyntheticImage");

@@ -2,6 +2,7 @@ using System.Text.Json;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Cdal;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Segmentation.Cdal;
 
@@ -60,7 +61,7 @@ public sealed class CdalNetworkTests
             Assert.IsTrue(sd.ContainsKey(key), $"generator state dict lacks {key}: {string.Join(", ", sd.Keys.Take(12))}…");
         Assert.AreEqual(0, sd["out_conv.weight"].abs().sum().ToSingle(), "the output conv starts at zero");
         var style = sd["down.0.res.norm0.style.bias"];
-        Assert.IsTrue(style.narrow(0, 0, 16).eq(1).all().ToBoolean() && style.narrow(0, 16, 16).eq(0).all().ToBoolean(), "AdaGN starts as γ = 1, β = 0");
+        Assert.IsTrue(style.narrow(0, 0, 16).eq(S(1)).all().ToBoolean() && style.narrow(0, 16, 16).eq(S(0)).all().ToBoolean(), "AdaGN starts as γ = 1, β = 0");
         var dsd = disc.StateDictInOrder();
         foreach (var key in new[] { "t_embed.0.weight", "start_conv.weight", "blocks.0.conv1.weight", "blocks.2.skip.weight", "final_conv.weight", "end_linear.weight" })
             Assert.IsTrue(dsd.ContainsKey(key), $"discriminator state dict lacks {key}");
@@ -218,7 +219,7 @@ public sealed class CdalNetworkTests
         var oh = CdalLabels.Encode(idx, 3);
         CollectionAssert.AreEqual(new long[] { 1, 3, 2, 2 }, oh.shape);
         Assert.IsTrue(oh.IsEqual(tensor(new float[] { 1, -1, -1, 1, -1, 1, -1, -1, -1, -1, 1, -1 }, [1, 3, 2, 2])));
-        StringAssert.Contains(Assert.ThrowsException<ArgumentException>(() => CdalLabels.Encode(m * 0.5f, 1)).Message, "only 0 and 1");
+        StringAssert.Contains(Assert.ThrowsException<ArgumentException>(() => CdalLabels.Encode(m * S(0.5f), 1)).Message, "only 0 and 1");
         StringAssert.Contains(Assert.ThrowsException<ArgumentException>(() => CdalLabels.Encode(idx, 2)).Message, "0..1");
         Assert.AreEqual("masks", Assert.ThrowsException<ArgumentException>(() => CdalLabels.Encode(idx, 1)).ParamName);
         Assert.IsTrue(CdalLabels.ToProbability(tensor(new float[] { -2, -1, 0, 0.5f, 3 })).allclose(tensor(new float[] { 0, 0, 0.5f, 0.75f, 1 })));
@@ -277,7 +278,7 @@ public sealed class CdalNetworkTests
         Assert.AreEqual(0.256847, y[0, 0, 15, 0].ToDouble(), 1e-4, "generator: y[0,0,15,0]");
         // Inputs × 100: with these weights the logits are mostly end_linear's bias, and small inputs would hide the
         // last layers (leaving out the minibatch-stddev channel moves these by 4e-4, the unscaled ones by 1e-6).
-        var logits = d.call(xPrev * 100, xt * 100, ts).to(ScalarType.Float64);
+        var logits = d.call(xPrev * S(100), xt * S(100), ts).to(ScalarType.Float64);
         Assert.AreEqual(0.7370467, logits[0].ToDouble(), 2e-5, "discriminator: logit 0");
         Assert.AreEqual(0.7387662, logits[1].ToDouble(), 2e-5, "discriminator: logit 1");
         var att = d.AttentionMap(xPrev, xt, ts).to(ScalarType.Float64);

@@ -4,6 +4,7 @@ using MLNetMedSeg.Segmentation.Cdal;
 using MLNetMedSeg.Segmentation.Losses;
 using static MLNetMedSeg.Tests.Augmentation.Adversarial.AdversarialTestKit;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Segmentation.Cdal;
 
@@ -134,7 +135,7 @@ public sealed class CdalOnlineAttackTests
             return step.Step(images, masks, rng, 1, w);
         }
         var plain = Run(null);
-        using var equal = full([4], 0.25f);
+        using var equal = full([4], S(0.25f));
         var same = Run(equal);
         Assert.AreEqual(plain.GeneratorMse, same.GeneratorMse, 1e-6, "weights 1/N are the batch mean");
         Assert.AreEqual(plain.GeneratorAdversarial, same.GeneratorAdversarial, 1e-6);
@@ -144,7 +145,7 @@ public sealed class CdalOnlineAttackTests
         Assert.AreEqual(plain.Discriminator, weighted.Discriminator, 1e-6);
         Assert.IsTrue(weighted.GeneratorMse > plain.GeneratorMse * 1.2,
             $"Eq. 11's weights sum to 2 (mean of the real + mean of the augmented rows): {weighted.GeneratorMse} vs {plain.GeneratorMse}");
-        using var bad = full([3], 0.25f);
+        using var bad = full([3], S(0.25f));
         Assert.ThrowsException<ArgumentException>(() => Run(bad));
     }
 }

@@ -1,5 +1,6 @@
 using MLNetMedSeg.Segmentation.Cdal;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Segmentation.Cdal;
 
@@ -93,7 +94,7 @@ public sealed class CdalScheduleTests
     {
         var s = new CdalSchedule(4, 0.1, 20);
         using var g = new Generator(11);
-        using var x0 = rand([4, 2, 3, 3], generator: g) * 2 - 1;
+        using var x0 = rand([4, 2, 3, 3], generator: g) * S(2) - S(1);
         using var noise = randn([4, 2, 3, 3], generator: g);
         using var t = tensor(new long[] { 0, 1, 2, 4 });
         using var xt = s.SampleQ(x0, t, noise);
@@ -116,7 +117,7 @@ public sealed class CdalScheduleTests
         }
         // The posterior draw at t = 1 is x̂₀ whatever the noise.
         using var ones = tensor(new long[] { 1, 1, 1, 1 });
-        using var p = s.SamplePosterior(x0, noise, ones, noise * 10);
+        using var p = s.SamplePosterior(x0, noise, ones, noise * S(10));
         Assert.IsTrue(p.allclose(x0, 1e-6, 1e-6));
         Assert.ThrowsException<ArgumentOutOfRangeException>(() => s.SampleStep(x0, tensor(new long[] { 0, 1, 2, 5 }), noise).Dispose());
         Assert.ThrowsException<ArgumentException>(() => s.SampleQ(x0, tensor(new long[] { 1, 2 }), noise).Dispose());
@@ -130,8 +131,8 @@ public sealed class CdalScheduleTests
         using var g = new Generator(3);
         using var scope = NewDisposeScope();
         const int n = 20000;
-        var x0 = full([n, 1, 1, 1], 0.5f);
-        var t = full([n], 2L, ScalarType.Int64);
+        var x0 = full([n, 1, 1, 1], S(0.5f));
+        var t = full([n], S(2L), ScalarType.Int64);
         var (prev, cur) = s.SamplePair(x0, t, g);
         double ab1 = s.AlphaBar(1), ab2 = s.AlphaBar(2), a2 = s.Alpha(2);
         Assert.AreEqual(Math.Sqrt(ab1) * 0.5, prev.mean().ToDouble(), 0.02);

@@ -1,5 +1,6 @@
 using MLNetMedSeg.Segmentation.Cdal;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Segmentation.Cdal;
 
@@ -36,7 +37,7 @@ internal static class CdalTestUtil
         {
             using var scope = NewDisposeScope();
             if (p.abs().max().ToSingle() == 0)
-                p.copy_(randn(p.shape, ScalarType.Float32, generator: generator) * 0.2);
+                p.copy_(randn(p.shape, ScalarType.Float32, generator: generator) * S(0.2));
         }
     }
 

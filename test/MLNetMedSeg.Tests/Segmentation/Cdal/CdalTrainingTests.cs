@@ -3,6 +3,7 @@ using System.Diagnostics;
 using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Cdal;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Segmentation.Cdal;
 
@@ -101,7 +102,7 @@ public sealed class CdalTrainingTests
         using var _m = masks;
         using var scope = NewDisposeScope();
         Assert.AreEqual("images", Assert.ThrowsException<ArgumentException>(() => step.Step(images.narrow(1, 0, 1), masks, rng)).ParamName);
-        Assert.AreEqual("masks", Assert.ThrowsException<ArgumentException>(() => step.Step(images, masks * 3, rng)).ParamName);
+        Assert.AreEqual("masks", Assert.ThrowsException<ArgumentException>(() => step.Step(images, masks * S(3), rng)).ParamName);
         Assert.AreEqual("masks", Assert.ThrowsException<ArgumentException>(() => step.Step(images, masks.narrow(0, 0, 1), rng)).ParamName);
         var before = disc.StateDictInOrder().ToDictionary(e => e.Key, e => e.Value.clone());
         var beforeG = gen.StateDictInOrder().ToDictionary(e => e.Key, e => e.Value.clone());
@@ -213,10 +214,10 @@ public sealed class CdalTrainingTests
         CollectionAssert.AreEqual(new long[] { 3, 4, 1, 16, 16 }, labels.shape);
         var p = sampler.PredictProbability(images, 17);
         CollectionAssert.AreEqual(new long[] { 3, 1, 16, 16 }, p.shape);
-        Assert.IsTrue(p.ge(0).all().ToBoolean() && p.le(1).all().ToBoolean());
+        Assert.IsTrue(p.ge(S(0)).all().ToBoolean() && p.le(S(1)).all().ToBoolean());
         var mask = sampler.ToMask(p);
         Assert.AreEqual(ScalarType.Float32, mask.dtype);
-        Assert.IsTrue(mask.IsEqual(p.ge(0.5).to(ScalarType.Float32)));
+        Assert.IsTrue(mask.IsEqual(p.ge(S(0.5)).to(ScalarType.Float32)));
 
         // Determinism and per-image seeding: the same seed gives the same result; image 2 alone (index 2) matches.
         Assert.IsTrue(sampler.PredictProbability(images, 17).IsEqual(p));

@@ -7,6 +7,7 @@ using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Networks;
 using MLNetMedSeg.Tests.Core.MLNet;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Segmentation.Networks;
 
@@ -39,11 +40,11 @@ public sealed class ImageNetEncoderTests
         var yy = linspace(0, 1, size).view(1, 1, size, 1);
         var xx = linspace(0, 1, size).view(1, 1, 1, size);
         var coef = rand([n, 3, 3], generator: g);
-        var img = coef[.., .., 0].view(n, 3, 1, 1) * yy + coef[.., .., 1].view(n, 3, 1, 1) * xx + 0.3 * coef[.., .., 2].view(n, 3, 1, 1);
-        var centre = rand([n, 2, 1, 1], generator: g) * 0.6 + 0.2;
-        var disc = ((yy - centre[.., 0..1]).square() + (xx - centre[.., 1..2]).square()).lt(0.04).to(ScalarType.Float32);
-        img = img * 0.6 + disc * 0.4 + 0.1 * rand([n, 3, size, size], generator: g);
-        return img.clamp(0, 1).MoveToOuterDisposeScope();
+        var img = coef[.., .., 0].view(n, 3, 1, 1) * yy + coef[.., .., 1].view(n, 3, 1, 1) * xx + S(0.3) * coef[.., .., 2].view(n, 3, 1, 1);
+        var centre = rand([n, 2, 1, 1], generator: g) * S(0.6) + S(0.2);
+        var disc = ((yy - centre[.., 0..1]).square() + (xx - centre[.., 1..2]).square()).lt(S(0.04)).to(ScalarType.Float32);
+        img = img * S(0.6) + disc * S(0.4) + S(0.1) * rand([n, 3, size, size], generator: g);
+        return img.clamp(S(0), S(1)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -71,7 +72,7 @@ public sealed class ImageNetEncoderTests
         double maxDiff = 0, maxAbs = 0;
         for (int k = 0; k < n; k++)
         {
-            var pixels = images[k].mul(255).contiguous().data<float>().ToArray();
+            var pixels = images[k].mul(S(255)).contiguous().data<float>().ToArray();
             var input = new DenseTensor<float>(pixels, [1, 3, size, size]);
             using var pre = prep.Run([NamedOnnxValue.CreateFromTensor(prep.InputMetadata.Keys.Single(), input)]);
             var preprocessed = pre.Single().AsTensor<float>().ToDenseTensor();
@@ -276,7 +277,7 @@ public sealed class ImageNetEncoderTests
         using (no_grad())
         {
             dice = NetworkTestUtil.MeanDice(net.call(xt), yt);
-            allForeground = NetworkTestUtil.MeanDice(full([16, 1, 32, 32], 10f, ScalarType.Float32), yt);
+            allForeground = NetworkTestUtil.MeanDice(full([16, 1, 32, 32], S(10f), ScalarType.Float32), yt);
         }
         TestContext.WriteLine($"ImageNet U-Net: loss {firstLoss:F3} -> {lastLoss:F3}, held-out Dice {dice:F3} (all-foreground {allForeground:F3}), {sw.ElapsedMilliseconds} ms");
         Assert.IsTrue(lastLoss < firstLoss, $"loss did not decrease ({firstLoss} -> {lastLoss})");

@@ -1,5 +1,6 @@
 using MLNetMedSeg.Segmentation.Networks;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Segmentation.Networks;
 
@@ -58,10 +59,10 @@ internal static class NetworkTestUtil
     public static double MeanDice(Tensor logits, Tensor y)
     {
         using var scope = NewDisposeScope();
-        var p = (logits.sigmoid() > 0.5).to(ScalarType.Float32);
+        var p = (logits.sigmoid() > S(0.5)).to(ScalarType.Float32);
         var inter = (p * y).sum([1, 2, 3]);
         var denom = p.sum([1, 2, 3]) + y.sum([1, 2, 3]);
-        var d = (2 * inter + 1e-6) / (denom + 1e-6);
+        var d = (S(2) * inter + S(1e-6)) / (denom + S(1e-6));
         return d.mean().ToSingle();
     }
 
@@ -69,7 +70,7 @@ internal static class NetworkTestUtil
     public static Tensor Loss(Tensor logits, Tensor y)
     {
         var p = logits.sigmoid();
-        var dice = 1 - (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1);
+        var dice = S(1) - (S(2) * (p * y).sum() + S(1)) / (p.sum() + y.sum() + S(1));
         return dice + nn.functional.binary_cross_entropy_with_logits(logits, y);
     }
 }

@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using System.Diagnostics;
 using MLNetMedSeg.Segmentation.Networks;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Tests.Segmentation.Networks;
 
@@ -47,7 +48,7 @@ public sealed class SegmentationNetworkTrainingTests
         using (no_grad())
         {
             dice = NetworkTestUtil.MeanDice(net.call(xt), yt);
-            allForeground = NetworkTestUtil.MeanDice(full([16, 1, 32, 32], 10f, ScalarType.Float32), yt);
+            allForeground = NetworkTestUtil.MeanDice(full([16, 1, 32, 32], S(10f), ScalarType.Float32), yt);
         }
         TestContext.WriteLine($"{arch}: loss {firstLoss:F3} -> {lastLoss:F3}, held-out Dice {dice:F3} (all-foreground {allForeground:F3}), {sw.ElapsedMilliseconds} ms");
         Assert.IsTrue(lastLoss < firstLoss, $"{arch}: loss did not decrease ({firstLoss} -> {lastLoss})");
@@ -91,7 +92,7 @@ public sealed class SegmentationNetworkTrainingTests
         var heads = net.ForwardAllHeads(x);
         Assert.AreEqual(3, heads.Count); // X^{0,1}, X^{0,2}, X^{0,3} for 4 stages
         foreach (var h in heads) CollectionAssert.AreEqual(new long[] { 2, 1, 21, 30 }, h.shape);
-        var mean = (heads[0] + heads[1] + heads[2]) / 3;
+        var mean = (heads[0] + heads[1] + heads[2]) / S(3);
         Assert.IsTrue(net.call(x).allclose(mean, 1e-5, 1e-5), "training output is not the mean of the heads");
         Assert.IsFalse(heads[0].allclose(heads[2], 1e-3, 1e-3), "heads should differ");
 
@@ -101,7 +102,7 @@ public sealed class SegmentationNetworkTrainingTests
             var evalHeads = net.ForwardAllHeads(x);
             var y = net.call(x);
             Assert.IsTrue(y.IsEqual(evalHeads[2]), "evaluation output is not the X^{0,L} head");
-            Assert.IsFalse(y.allclose((evalHeads[0] + evalHeads[1] + evalHeads[2]) / 3, 1e-4, 1e-4));
+            Assert.IsFalse(y.allclose((evalHeads[0] + evalHeads[1] + evalHeads[2]) / S(3), 1e-4, 1e-4));
         }
 
         opts.DeepSupervision = false;
