@@ -84,7 +84,7 @@ public static class SeededInit
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var r = torch.rand(t.shape, ScalarType.Float32, torch.CPU, generator: generator);
+        var r = SeededRandom.Rand(t.shape, ScalarType.Float32, torch.CPU, generator);
         t.copy_(r.mul_(2 * bound).sub_(bound));
     }
 
@@ -93,7 +93,7 @@ public static class SeededInit
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var r = torch.randn(t.shape, ScalarType.Float32, torch.CPU, generator: generator);
+        var r = SeededRandom.Randn(t.shape, ScalarType.Float32, torch.CPU, generator);
         t.copy_(r.mul_(std).add_(mean));
     }
 
