@@ -136,7 +136,7 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
             }
             _generator.MoveTo(_device);
             _critic.MoveTo(_device);
-            _noise = new Generator(MedSegContext.MixSeed(_seed, "noise", 0), _device);
+            _noise = new Generator(MedSegContext.MixSeed(_seed, "noise", 0));   // CPU: the same draws on any device (SeededRandom)
             _genOpt = torch.optim.RMSProp(_generator.parameters(), lr: o.LearningRate, alpha: o.RmsPropDecay, eps: o.RmsPropEpsilon);
             _criticOpt = torch.optim.RMSProp(_critic.parameters(), lr: o.LearningRate, alpha: o.RmsPropDecay, eps: o.RmsPropEpsilon);
 
@@ -229,7 +229,7 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
             c.Load("rng", _noise!);
         }
 
-        private Tensor Noise(long[] shape) => randn(shape, ScalarType.Float32, _device, generator: _noise);
+        private Tensor Noise(long[] shape) => SeededRandom.Randn(shape, ScalarType.Float32, _device, _noise);
 
         private double CriticStep(Tensor real)
         {
@@ -241,7 +241,7 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
             var loss = DeformationAttackLosses.CriticLoss(critic.call(real), critic.call(fake));
             if (o.CriticRegularization == CriticRegularization.GradientPenalty)
             {
-                var eps = rand([real.size(0)], ScalarType.Float32, _device, generator: _noise);
+                var eps = SeededRandom.Rand([real.size(0)], ScalarType.Float32, _device, _noise);
                 loss = loss.add(DeformationAttackLosses.GradientPenalty(critic.call, real, fake, eps).mul(S(o.GradientPenaltyWeight)));
             }
             _criticOpt!.ZeroGrad();

@@ -210,11 +210,11 @@ public sealed class DeformationAttackTransformer : Core.MLNet.StageTransformer, 
             {
                 for (long r = 0; r < n; r++)
                     for (int s = 0; s < k; s++)
-                        seeds.Add(new Generator(MedSegContext.MixSeed(Options.Seed, $"row{firstRow + r}", s), _device));
+                        seeds.Add(new Generator(MedSegContext.MixSeed(Options.Seed, $"row{firstRow + r}", s)));
                 Tensor Noise(long[] shape)
                 {
                     long[] one = [1, .. shape[1..]];
-                    return cat(seeds.Select(g => randn(one, ScalarType.Float32, _device, generator: g)).ToArray(), 0);
+                    return cat(seeds.Select(g => SeededRandom.Randn(one, ScalarType.Float32, _device, g)).ToArray(), 0);
                 }
                 var f = DeformationSampler.Forward(_generator, x, Noise);
                 var d = f.Deformation ?? zeros([x.size(0), 2, x.size(2), x.size(3)], ScalarType.Float32, _device);

@@ -114,7 +114,7 @@ public sealed class SeededDropout : MedSegModule<Tensor, Tensor>
         long[] shape = Channelwise && input.dim() >= 2
             ? [.. input.shape[..2], .. Enumerable.Repeat(1L, (int)input.dim() - 2)]
             : input.shape;
-        var keep = torch.rand(shape, input.dtype, input.device, generator: generator).ge_(S(P)).to(input.dtype);
+        var keep = SeededRandom.Rand(shape, input.dtype, input.device, generator).ge_(S(P)).to(input.dtype);
         return (input * keep * S(1.0 / (1.0 - P))).MoveToOuterDisposeScope();
     }
 }

@@ -85,7 +85,7 @@ public static class SeededInit
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var r = torch.rand(t.shape, ScalarType.Float32, torch.CPU, generator: generator);
+        var r = SeededRandom.Rand(t.shape, ScalarType.Float32, torch.CPU, generator);
         t.copy_(r.mul_(S(2 * bound)).sub_(S(bound)));
     }
 
@@ -94,7 +94,7 @@ public static class SeededInit
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var r = torch.randn(t.shape, ScalarType.Float32, torch.CPU, generator: generator);
+        var r = SeededRandom.Randn(t.shape, ScalarType.Float32, torch.CPU, generator);
         t.copy_(r.mul_(S(std)).add_(S(mean)));
     }
 

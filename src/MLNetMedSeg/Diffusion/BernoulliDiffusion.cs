@@ -118,7 +118,7 @@ public sealed class BernoulliDiffusion
     {
         using var scope = torch.NewDisposeScope();
         var p = ForwardProbability(y0, t);
-        var u = torch.rand(p.shape, p.dtype, p.device, generator: generator);
+        var u = SeededRandom.Rand(p.shape, p.dtype, p.device, generator);
         return u.lt(p).to(y0.dtype).MoveToOuterDisposeScope();
     }
 
@@ -165,7 +165,7 @@ public sealed class BernoulliDiffusion
 
     /// <summary>Step indices t ~ U{0, …, T − 1} for a batch of <paramref name="n"/>, int64 [N] on <paramref name="device"/>.</summary>
     public Tensor SampleTimesteps(int n, Generator? generator, Device? device = null) =>
-        torch.randint(0, Steps, [n], ScalarType.Int64, device ?? generator?.device, generator: generator);
+        SeededRandom.Randint(0, Steps, [n], device ?? generator?.device ?? torch.CPU, generator);
 
     /// <summary>
     /// The loss of one batch: BCE(σ(<paramref name="logits"/>), target) (DASP Eq. 5; target ε = y_t ⊕ y_0 or y_0) plus,
@@ -290,7 +290,7 @@ public sealed class BernoulliDiffusion
         for (int k = 0; k < rows.Length; k++)
         {
             var g = generators[k] ?? throw new ArgumentException($"generator {k} is null", nameof(generators));
-            rows[k] = torch.rand(shape, ScalarType.Float32, g.device, generator: g);
+            rows[k] = SeededRandom.Rand(shape, ScalarType.Float32, torch.CPU, g);
         }
         var u = torch.stack(rows, 0);
         return (u.device == device ? u : u.to(device)).MoveToOuterDisposeScope();

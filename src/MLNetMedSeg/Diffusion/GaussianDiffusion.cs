@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -124,13 +125,13 @@ public sealed class GaussianDiffusion
             throw new ArgumentOutOfRangeException(nameof(conditionDropout), conditionDropout, "must be in [0, 1]");
         using var scope = NewDisposeScope();
         long n = x0.size(0);
-        var t = randint(0, Schedule.Length, [n], device: x0.device, generator: generator);
-        var noise = randn(x0.shape, x0.dtype, x0.device, generator: generator);
+        var t = SeededRandom.Randint(0, Schedule.Length, [n], x0.device, generator);
+        var noise = SeededRandom.Randn(x0.shape, x0.dtype, x0.device, generator);
         var xt = QSample(x0, t, noise);
         var cond = condition;
         if (condition is not null && conditionDropout > 0)
         {
-            var keep = rand([n], ScalarType.Float32, x0.device, generator: generator).ge(S(conditionDropout)).to(condition.dtype);
+            var keep = SeededRandom.Rand([n], ScalarType.Float32, x0.device, generator).ge(S(conditionDropout)).to(condition.dtype);
             cond = condition * keep.reshape(n, 1, 1, 1);
         }
         var eps = model(xt, t, cond);
@@ -300,13 +301,13 @@ public sealed class GaussianDiffusion
     /// <summary>Standard normal noise of <paramref name="shape"/>: from one generator, or row by row from one generator per row.</summary>
     internal static Tensor Noise(long[] shape, ScalarType dtype, Device device, IReadOnlyList<Generator>? generators)
     {
-        if (generators is null || generators.Count == 0) return randn(shape, dtype, device);
-        if (generators.Count == 1) return randn(shape, dtype, device, generator: generators[0]);
+        if (generators is null || generators.Count == 0) return SeededRandom.Randn(shape, dtype, device, null);
+        if (generators.Count == 1) return SeededRandom.Randn(shape, dtype, device, generators[0]);
         CheckGenerators(generators, shape[0]);
         using var scope = NewDisposeScope();
         var row = shape.ToArray();
         row[0] = 1;
-        return cat(generators.Select(g => randn(row, dtype, device, generator: g)).ToList(), 0).MoveToOuterDisposeScope();
+        return cat(generators.Select(g => SeededRandom.Randn(row, dtype, device, g)).ToList(), 0).MoveToOuterDisposeScope();
     }
 
     private static void CheckGenerators(IReadOnlyList<Generator>? generators, long n)

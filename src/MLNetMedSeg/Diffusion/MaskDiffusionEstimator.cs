@@ -148,7 +148,7 @@ public sealed class MaskDiffusionEstimator : Microsoft.ML.IEstimator<MaskDiffusi
                 _emaNet = new DiffusionUNet(netOptions, initGen);
             _emaNet.MoveTo(_device);
             _emaNet.eval();
-            _generator = new Generator(MedSegContext.MixSeed(owner._seed, "noise", 0), _device);
+            _generator = new Generator(MedSegContext.MixSeed(owner._seed, "noise", 0));
             _net.DropoutGenerator = _generator;
             _ema = new ExponentialMovingAverage(_net, o.EmaDecay);
             _optimizer = torch.optim.Adam(_net.parameters(), lr: o.LearningRate);
@@ -285,7 +285,7 @@ public sealed class MaskDiffusionEstimator : Microsoft.ML.IEstimator<MaskDiffusi
             {
                 _ema!.CopyTo(_emaNet!);
                 var sampler = _process.Respace(o.SampleSteps);
-                var gens = Enumerable.Range(0, count).Select(i => new Generator(MedSegContext.MixSeed(owner._seed, "grid", i), _device)).ToArray();
+                var gens = Enumerable.Range(0, count).Select(i => new Generator(MedSegContext.MixSeed(owner._seed, "grid", i))).ToArray();
                 try { masks = sampler.Sample((yt, ts) => _emaNet!.call(yt, ts, cond), gens, [1, _size.h, _size.w], o.FinalStep, _device, ct); }
                 finally { foreach (var g in gens) g.Dispose(); }
             }

@@ -149,8 +149,8 @@ public static class MsSsim
         if (n < 2) throw new ArgumentException($"pairwise MS-SSIM needs at least 2 images, got {n}", nameof(images));
         if (pairs < 1) throw new ArgumentOutOfRangeException(nameof(pairs), pairs, "pairs must be ≥ 1");
         using var scope = torch.NewDisposeScope();
-        var i = torch.randint(0, n, [pairs], ScalarType.Int64, generator.device, generator: generator).cpu();
-        var j = torch.randint(0, n - 1, [pairs], ScalarType.Int64, generator.device, generator: generator).cpu();
+        var i = SeededRandom.Randint(0, n, [pairs], torch.CPU, generator);
+        var j = SeededRandom.Randint(0, n - 1, [pairs], torch.CPU, generator);
         j = j + j.ge(i).to(ScalarType.Int64); // j ≠ i, uniform over the other N − 1
         var ii = i.to(images.device);
         var jj = j.to(images.device);

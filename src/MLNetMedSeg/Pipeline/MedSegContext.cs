@@ -103,7 +103,7 @@ internal sealed class MedSegContext
     public static ulong MixSeed(ulong baseSeed, string name, int index) => Seeds.Mix(baseSeed, name, index);
 
     /// <summary>A libtorch generator on this context's device for one component.</summary>
-    public Generator CreateGenerator(string component) => new(DeriveSeed(component), Device);
+    public Generator CreateGenerator(string component) => new(DeriveSeed(component));   // libtorch CPU generator: see Core.SeededRandom
 
     /// <summary>A managed random source for one component (shuffling, splits).</summary>
     public Random CreateRandom(string component) => new((int)(DeriveSeed(component) & 0x7FFFFFFF));

@@ -228,7 +228,7 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
                 _net = SegmentationNetworks.Create(o.Network, initGen);
             _hasBatchNorm = _net.modules().Any(m => m is TorchSharp.Modules.BatchNorm2d);
             _net.MoveTo(_device);
-            _generator = new Generator(MedSegContext.MixSeed(_seed, "augment", 0), _device);
+            _generator = new Generator(MedSegContext.MixSeed(_seed, "augment", 0));   // CPU: the same draws on any device
             SetDropoutGenerator(_net, _generator);
             if (o.OnlineAttack is { } online) _online = new OnlineAttackPool(online, _seed);
             if (o.Precision != TrainingPrecision.Float32)

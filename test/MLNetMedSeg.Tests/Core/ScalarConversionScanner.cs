@@ -43,7 +43,17 @@ internal static class ScalarConversionScanner
         .ToDictionary(o => (ushort)o.Value, o => o.OperandType);
 
     /// <summary>Every offending call in the assembly at <paramref name="assemblyPath"/>, in metadata order.</summary>
-    public static IReadOnlyList<ScalarConversionSite> Scan(string assemblyPath)
+    public static IReadOnlyList<ScalarConversionSite> Scan(string assemblyPath) => Scan(assemblyPath, Callee);
+
+    /// <summary>
+    /// Every seeded draw in the assembly that does not go through <see cref="MLNetMedSeg.Core.SeededRandom"/>: a call of a
+    /// TorchSharp method that takes a <c>Generator</c> (torch.rand/randn/randint/randperm/…, Tensor.uniform_/normal_/…).
+    /// TorchSharp's generators are CPU generators whatever device they are made with, so such a call fails on CUDA tensors.
+    /// </summary>
+    public static IReadOnlyList<ScalarConversionSite> ScanSeededDraws(string assemblyPath) =>
+        Scan(assemblyPath, GeneratorCallee).Where(s => !s.Method.StartsWith("MLNetMedSeg.Core.SeededRandom", StringComparison.Ordinal)).ToList();
+
+    private static IReadOnlyList<ScalarConversionSite> Scan(string assemblyPath, Func<MetadataReader, EntityHandle, string?> rule)
     {
         using var stream = File.OpenRead(assemblyPath);
         using var pe = new PEReader(stream);
@@ -59,7 +69,7 @@ internal static class ScalarConversionScanner
                 var method = md.GetMethodDefinition(methodHandle);
                 if (method.RelativeVirtualAddress == 0) continue;   // abstract, extern
                 var body = pe.GetMethodBody(method.RelativeVirtualAddress);
-                foreach (var (offset, callee) in OffendingCalls(md, body.GetILReader()))
+                foreach (var (offset, callee) in OffendingCalls(md, body.GetILReader(), rule))
                 {
                     sites.Add(new ScalarConversionSite($"{TypeName(md, typeHandle)}::{md.GetString(method.Name)}", callee, offset,
                         pdbReader is null ? null : SourceOf(pdbReader, methodHandle, offset)));
@@ -74,7 +84,7 @@ internal static class ScalarConversionScanner
         sites.GroupBy(s => s.Method).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => $"  {g.Key} ({g.Count()}): " + string.Join("; ", g.Select(s => $"{s.Callee}{(s.Source is null ? "" : $" {s.Source}")}"))));
 
-    private static IEnumerable<(int Offset, string Callee)> OffendingCalls(MetadataReader md, BlobReader il)
+    private static IEnumerable<(int Offset, string Callee)> OffendingCalls(MetadataReader md, BlobReader il, Func<MetadataReader, EntityHandle, string?> rule)
     {
         var found = new List<(int, string)>();
         while (il.RemainingBytes > 0)
@@ -87,7 +97,7 @@ internal static class ScalarConversionScanner
             switch (operand)
             {
                 case OperandType.InlineMethod:   // call, callvirt, newobj, ldftn, ldvirtftn, jmp
-                    var callee = Callee(md, MetadataTokens.EntityHandle(il.ReadInt32()));
+                    var callee = rule(md, MetadataTokens.EntityHandle(il.ReadInt32()));
                     if (callee is not null) found.Add((offset, callee));
                     break;
                 case OperandType.InlineSwitch:
@@ -127,6 +137,21 @@ internal static class ScalarConversionScanner
         var parameters = member.DecodeMethodSignature(new TypeNames(), null).ParameterTypes;
         if (tensorOperator && !parameters.Any(NumberTypes.Contains)) return null;   // Tensor ⊕ Tensor, Tensor ⊕ Scalar
         return $"{type}::{name}({string.Join(", ", parameters)})".Replace('+', '.');
+    }
+
+    /// <summary><c>Type::Name(Params)</c> when <paramref name="handle"/> is a TorchSharp method taking a Generator, else null.</summary>
+    private static string? GeneratorCallee(MetadataReader md, EntityHandle handle)
+    {
+        if (handle.Kind == HandleKind.MethodSpecification)
+            handle = md.GetMethodSpecification((MethodSpecificationHandle)handle).Method;
+        if (handle.Kind != HandleKind.MemberReference) return null;
+        var member = md.GetMemberReference((MemberReferenceHandle)handle);
+        if (member.GetKind() != MemberReferenceKind.Method || member.Parent.Kind != HandleKind.TypeReference) return null;
+        string type = TypeName(md, (TypeReferenceHandle)member.Parent);
+        if (!type.StartsWith("TorchSharp.", StringComparison.Ordinal)) return null;
+        var parameters = member.DecodeMethodSignature(new TypeNames(), null).ParameterTypes;
+        if (!parameters.Contains("TorchSharp.torch+Generator")) return null;
+        return $"{type}::{md.GetString(member.Name)}({string.Join(", ", parameters)})".Replace('+', '.');
     }
 
     private static string TypeName(MetadataReader md, TypeReferenceHandle handle)

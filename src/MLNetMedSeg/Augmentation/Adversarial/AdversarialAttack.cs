@@ -94,7 +94,7 @@ public sealed class AdversarialAttack
                 w = AdversarialLoss.UncertaintyMap(logits(x0), o.UncertaintyVariance);
         var lossWeights = o.UncertaintyWeighting ? w : null;
         // SDEdit's noise: one generator per row, so that a row's result does not depend on its batch.
-        using var sdGens = new GeneratorList(o.NeedsSdEditor ? keys.Select(k => new Generator(RowSeed(seed, "sdedit", k), x0.device)) : []);
+        using var sdGens = new GeneratorList(o.NeedsSdEditor ? keys.Select(k => new Generator(RowSeed(seed, "sdedit", k))) : []);
         var sdGen = sdGens.Items;
         double step = (o.Method == AdversarialAttackMethod.InverseFgsm ? -1 : 1) * o.EffectiveStepSize;
         var adv = (o.RandomStart ? RandomStart(x0, seed, keys) : x0.clone()).DetachFromDisposeScope();
@@ -186,8 +186,8 @@ public sealed class AdversarialAttack
         var noise = new Tensor[keys.Length];
         for (int i = 0; i < keys.Length; i++)
         {
-            using var g = new Generator(RowSeed(seed, "start", keys[i]), x0.device);
-            noise[i] = rand(rowShape, x0.dtype, x0.device, generator: g).mul(S(2 * r)).sub(S(r));
+            using var g = new Generator(RowSeed(seed, "start", keys[i]));
+            noise[i] = SeededRandom.Rand(rowShape, x0.dtype, x0.device, g).mul(S(2 * r)).sub(S(r));
         }
         return Project(x0.add(stack(noise, 0)), x0);
     }

@@ -53,7 +53,7 @@ public sealed class ElasticTransform : IBatchAugmentation
         ArgumentNullException.ThrowIfNull(generator);
         device ??= generator.device;
         using var scope = torch.NewDisposeScope();
-        var d = torch.rand([n, 2, height, width], ScalarType.Float32, generator.device, generator: generator).to(device) * S(2.0) - S(1.0);
+        var d = SeededRandom.Rand([n, 2, height, width], ScalarType.Float32, device, generator) * S(2.0) - S(1.0);
         if (Options.Sigma > 0)
         {
             // Separable Gaussian blur with zeros outside the image, as two matrix products with banded (Toeplitz)

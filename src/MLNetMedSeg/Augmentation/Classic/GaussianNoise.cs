@@ -65,7 +65,7 @@ public sealed class GaussianNoise : IBatchAugmentation
             sig[i] = (float)(Options.SigmaChoices is { } c ? c[BatchAug.Int(u[2 * i + 1], c.Length)] : Options.Sigma);
         }
         var device = images.device;
-        var noise = torch.randn(images.shape, ScalarType.Float32, generator.device, generator: generator).to(device);
+        var noise = SeededRandom.Randn(images.shape, ScalarType.Float32, device, generator);
         var img = (images + noise * TensorExtensions.FromArray(sig, [n, 1, 1, 1], device)).clamp(S(0.0), S(1.0));
         return BatchAug.Out(img, masks.clone());
     }

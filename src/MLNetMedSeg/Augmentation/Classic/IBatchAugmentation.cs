@@ -59,7 +59,7 @@ internal static class BatchAug
     public static double[] Uniform(Generator g, long count)
     {
         if (count == 0) return [];
-        using var t = torch.rand([count], ScalarType.Float64, device: g.device, generator: g);
+        using var t = SeededRandom.Rand([count], ScalarType.Float64, torch.CPU, g);
         using var c = t.cpu();
         return c.ToArray<double>();
     }
@@ -67,7 +67,7 @@ internal static class BatchAug
     /// <summary><paramref name="count"/> standard normals from the generator, read to the host.</summary>
     public static double[] Normal(Generator g, long count)
     {
-        using var t = torch.randn([count], ScalarType.Float64, device: g.device, generator: g);
+        using var t = SeededRandom.Randn([count], ScalarType.Float64, torch.CPU, g);
         using var c = t.cpu();
         return c.ToArray<double>();
     }
@@ -75,7 +75,7 @@ internal static class BatchAug
     /// <summary>A random permutation of 0..n-1 from the generator, on the host.</summary>
     public static long[] Permutation(Generator g, long n)
     {
-        using var t = torch.randperm(n, ScalarType.Int64, device: g.device, generator: g);
+        using var t = SeededRandom.Randperm(n, torch.CPU, g);
         using var c = t.cpu();
         return c.ToArray<long>();
     }

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static MLNetMedSeg.Core.Scalars;
@@ -99,7 +100,7 @@ public sealed class RandomErasing : IBatchAugmentation
         var box = BatchAug.BoxMask(n, h, w, y0, y1, x0, x1, images.device);
         Tensor img = o.Fill == ErasingFill.Zero
             ? images.masked_fill(box, S(0.0))
-            : torch.where(box, torch.rand(images.shape, ScalarType.Float32, generator.device, generator: generator).to(images.device), images);
+            : torch.where(box, SeededRandom.Rand(images.shape, ScalarType.Float32, images.device, generator), images);
         return BatchAug.Out(img, masks.clone());
     }
 }

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -54,7 +55,7 @@ public static class StylingLosses
         long p = Math.Min(patches, locations);
         var ids = new List<Tensor>();
         for (long r = 0; r < rows; r++)
-            ids.Add(randperm(locations, generator: generators[generators.Count == 1 ? 0 : (int)r], dtype: ScalarType.Int64)[TensorIndex.Slice(0, p)]);
+            ids.Add(SeededRandom.Randperm(locations, CPU, generators[generators.Count == 1 ? 0 : (int)r])[TensorIndex.Slice(0, p)]);
         return stack(ids).to(device).MoveToOuterDisposeScope();
     }
 

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using TorchSharp;
 using static TorchSharp.torch;
 using static MLNetMedSeg.Core.Scalars;
@@ -151,11 +152,7 @@ public sealed class CdalSchedule
     public static Tensor Noise(long[] shape, Generator generator, Device device)
     {
         ArgumentNullException.ThrowIfNull(generator);
-        var n = randn(shape, ScalarType.Float32, generator.device, generator: generator);
-        if (n.device_type == device.type && n.device_index == device.index) return n;
-        var moved = n.to(device);
-        n.Dispose();
-        return moved;
+        return SeededRandom.Randn(shape, ScalarType.Float32, device, generator);
     }
 
     private int Check(int t, int min)

@@ -205,7 +205,7 @@ public sealed class CdalTrainingStep : IDisposable
 
     /// <summary>t ~ U{1..T} per sample, int64 [n] on <paramref name="device"/> (drawn on the generator's device).</summary>
     internal Tensor RandomTimesteps(long n, Generator generator, Device device)
-        => randint(1, Options.Timesteps + 1, [n], ScalarType.Int64, generator.device, generator: generator).to(device);
+        => SeededRandom.Randint(1, Options.Timesteps + 1, [n], device, generator);
 
     /// <summary>z ~ N(0, I) [n, L] from <paramref name="generator"/>, or zeros (no draw) without the latent.</summary>
     internal Tensor Latent(long n, Generator generator, Device device)
