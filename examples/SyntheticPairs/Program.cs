@@ -14,6 +14,7 @@ using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
 using static TorchSharp.torch;
 using ConsoleProgressBar = MLNetMedSeg.Pipeline.ConsoleProgressBar;
+using static MLNetMedSeg.Core.Scalars;
 
 // DASP's generative half (paper 000, §3.1–3.2) on the shipped Kvasir-SEG sample (data/kvasir-seg-sample, 120 pairs),
 // on ML.NET: an 80/20 split by seed (ml.Data.TrainTestSplit); on the 80 % train split, a Bernoulli mask diffusion model
@@ -185,7 +186,7 @@ static int Run(Dictionary<string, string> opt)
     }
     double realImageMsSsim = Diversity(realImages, "real images"), genImageMsSsim = Diversity(genImages, "generated images");
     double realMaskMsSsim = Diversity(realMasks, "real masks"), genMaskMsSsim = Diversity(genMasks, "generated masks");
-    double Fraction(List<Tensor> set) => set.Average(t => t.mean().ToDouble());
+    double Fraction(List<Tensor> set) => set.Average(t => t.mean().DoubleValue());
 
     var quality = new
     {

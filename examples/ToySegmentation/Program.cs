@@ -75,7 +75,7 @@ AnsiConsole.Progress()
                     var loss = nn.functional.binary_cross_entropy_with_logits(net.call(x), y);
                     loss.backward();
                     opt.step();
-                    sum += loss.ToDouble();
+                    sum += loss.DoubleValue();
                     steps++;
                 }
             }
@@ -91,8 +91,8 @@ using (NewDisposeScope())
 {
     var pred = (net.call(vx) > S(0)).to(ScalarType.Float32);
     var inter = (pred * vy).sum(new long[] { 1, 2, 3 });
-    var dice = (S(2) * inter + S(1e-6)) / (pred.sum(new long[] { 1, 2, 3 }) + vy.sum(new long[] { 1, 2, 3 }) + S(1e-6));
-    AnsiConsole.MarkupLine($"loss {losses[0]:F4} -> {losses[^1]:F4}; held-out mean Dice [green]{dice.mean().ToDouble():F3}[/]");
+    var dice = (S(2) * inter).Plus(S(1e-6)) / pred.sum(new long[] { 1, 2, 3 }).Plus(vy.sum(new long[] { 1, 2, 3 })).Plus(S(1e-6));
+    AnsiConsole.MarkupLine($"loss {losses[0]:F4} -> {losses[^1]:F4}; held-out mean Dice [green]{dice.mean().DoubleValue():F3}[/]");
 
     // one held-out case side by side: ground truth | prediction
     var gt = vy[0, 0].cpu().ToArray<float>();

@@ -182,7 +182,7 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
             using var _ = no_grad();
             double sum = 0;
             foreach (var (k, t) in net.StateDictInOrder())
-                if (is_floating_point(t.dtype)) sum += t.to(ScalarType.Float64).abs().sum().ToDouble() * (1 + k.Length % 7);
+                if (is_floating_point(t.dtype)) sum += t.to(ScalarType.Float64).abs().sum().DoubleValue() * (1 + k.Length % 7);
             return sum.ToString("G17", CultureInfo.InvariantCulture);
         }
 
@@ -242,7 +242,7 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
             if (o.CriticRegularization == CriticRegularization.GradientPenalty)
             {
                 var eps = SeededRandom.Rand([real.size(0)], ScalarType.Float32, _device, _noise);
-                loss = loss.add(DeformationAttackLosses.GradientPenalty(critic.call, real, fake, eps).mul(S(o.GradientPenaltyWeight)));
+                loss = loss.Plus(DeformationAttackLosses.GradientPenalty(critic.call, real, fake, eps).mul(S(o.GradientPenaltyWeight)));
             }
             _criticOpt!.ZeroGrad();
             loss.backward();
@@ -250,7 +250,7 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
             if (o.CriticRegularization == CriticRegularization.WeightClipping)
                 using (no_grad())
                     foreach (var p in critic.parameters()) p.clamp_(S(-o.ClipValue), S(o.ClipValue));
-            return loss.ToDouble();
+            return loss.DoubleValue();
         }
 
         private (double Loss, double CrossEntropy) GeneratorStep(Tensor real, Tensor s0)
@@ -266,7 +266,7 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
             _genOpt!.ZeroGrad();
             terms.Total.backward();
             _genOpt!.step();
-            return (terms.Total.ToDouble(), terms.CrossEntropy.ToDouble());
+            return (terms.Total.DoubleValue(), terms.CrossEntropy.DoubleValue());
         }
 
         public void Dispose()

@@ -40,7 +40,7 @@ public static class DeformationAttackLosses
         if (logits.size(1) > 1) return logits.log_softmax(1);
         using var scope = NewDisposeScope();
         // log σ(l) = −softplus(−l), log(1 − σ(l)) = −softplus(l)
-        return cat([logits.softplus().neg(), logits.neg().softplus().neg()], 1).MoveToOuterDisposeScope();
+        return cat([Softplus(logits).neg(), Softplus(logits.neg()).neg()], 1).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -68,7 +68,7 @@ public static class DeformationAttackLosses
     {
         ArgumentNullException.ThrowIfNull(crossEntropy);
         using var scope = NewDisposeScope();
-        return crossEntropy.neg().add(S(xi)).pow(S(2)).mean().MoveToOuterDisposeScope();
+        return crossEntropy.neg().Plus(S(xi)).pow(S(2)).mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>‖F‖² per image [N]: the mean of the squared elements of a field [N, ...] (Eq. 2 before the weight).</summary>
@@ -109,7 +109,7 @@ public static class DeformationAttackLosses
         Array.Fill(shape, 1L);
         shape[0] = real.size(0);
         var e = epsilon.to(real.dtype).view(shape);
-        var mixed = real.detach().mul(e).add(fake.detach().mul(e.neg().add(S(1.0)))).requires_grad_(true);
+        var mixed = real.detach().mul(e).Plus(fake.detach().mul(e.neg().Plus(S(1.0)))).requires_grad_(true);
         var scores = critic(mixed);
         var grad = Gradients.Grad(scores.sum(), [mixed], retainGraph: true, createGraph: true, what: "WGAN-GP gradient penalty")[0];
         return grad.flatten(1).norm(1).sub(S(1.0)).pow(S(2)).mean().MoveToOuterDisposeScope();
@@ -140,7 +140,7 @@ public static class DeformationAttackLosses
         var ld = deformation is null ? Zero() : SquaredNorm(deformation).mean().mul(S(options.DeformationWeight));
         var lv = intensity is null ? Zero() : SquaredNorm(intensity).mean().mul(S(options.IntensityWeight));
         var lk = kl is null ? Zero() : kl.mean().mul(S(options.KlWeight));
-        var total = adv.add(target).add(ld).add(lv).add(lk);
+        var total = adv.Plus(target).Plus(ld).Plus(lv).Plus(lk);
         var terms = new GeneratorLossTerms(total, adv, target, ce.mean(), ld, lv, lk);
         scope.MoveToOuter(terms.Total, terms.Adversarial, terms.Target, terms.CrossEntropy, terms.Deformation, terms.Intensity, terms.Kl);
         return terms;

@@ -2,6 +2,7 @@ using MLNetMedSeg.Attacks.Networks;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Attacks;
 
@@ -23,8 +24,8 @@ internal static class DeformationSampler
         var zV = latents.Intensity is { } gv ? gv.Sample(noise(gv.Mu.shape)) : null;
         var (d, v) = generator.Decode(zD, zV, latents.Sizes);
         var kl = zeros([images.size(0)], ScalarType.Float32, images.device);
-        if (latents.Deformation is { } a) kl = kl.add(a.KlDivergence());
-        if (latents.Intensity is { } b) kl = kl.add(b.KlDivergence());
+        if (latents.Deformation is { } a) kl = kl.Plus(a.KlDivergence());
+        if (latents.Intensity is { } b) kl = kl.Plus(b.KlDivergence());
         var attacked = Compose(images, d, v);
         var fields = new AttackFields(attacked, d, v, kl);
         scope.MoveToOuter([.. new[] { attacked, d, v, kl }.OfType<Tensor>()]);
@@ -36,7 +37,7 @@ internal static class DeformationSampler
     {
         using var scope = NewDisposeScope();
         var x = deformation is null ? images.alias() : DeformationWarp.Warp(images, deformation);
-        if (intensity is not null) x = x.add(intensity);
+        if (intensity is not null) x = x.Plus(intensity);
         return x.MoveToOuterDisposeScope();
     }
 }

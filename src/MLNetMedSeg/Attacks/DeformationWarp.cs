@@ -24,10 +24,10 @@ public static class DeformationWarp
         using var scope = NewDisposeScope();
         long h = deformation.size(2), w = deformation.size(3);
         var d = deformation.to(ScalarType.Float32);
-        var xs = arange(S(0), S(w), ScalarType.Float32, d.device).view(1, 1, w);
-        var ys = arange(S(0), S(h), ScalarType.Float32, d.device).view(1, h, 1);
-        var gx = xs.add(d.narrow(1, 0, 1).squeeze(1)).mul(S(2.0)).add(S(1.0)).div(S(w)).sub(S(1.0));
-        var gy = ys.add(d.narrow(1, 1, 1).squeeze(1)).mul(S(2.0)).add(S(1.0)).div(S(h)).sub(S(1.0));
+        var xs = arange(S(0), S(w), S(1), ScalarType.Float32, d.device).view(1, 1, w);
+        var ys = arange(S(0), S(h), S(1), ScalarType.Float32, d.device).view(1, h, 1);
+        var gx = xs.Plus(d.narrow(1, 0, 1).squeeze(1)).mul(S(2.0)).Plus(S(1.0)).div(S(w)).sub(S(1.0));
+        var gy = ys.Plus(d.narrow(1, 1, 1).squeeze(1)).mul(S(2.0)).Plus(S(1.0)).div(S(h)).sub(S(1.0));
         return stack([gx, gy], 3).MoveToOuterDisposeScope();
     }
 

@@ -143,7 +143,7 @@ public sealed class ClusterImagesTransformer : StageTransformer, IDisposable
         using var scope = NewDisposeScope();
         var x = features.to(ScalarType.Float64, CPU);
         var c = centroids.to(ScalarType.Float64, CPU);
-        var d = x.square().sum(1, keepdim: true) - S(2) * x.matmul(c.t()) + c.square().sum(1).unsqueeze(0);
+        var d = (x.pow(S(2)).sum(1, keepdim: true) - S(2) * x.matmul(c.t())).Plus(c.pow(S(2)).sum(1).unsqueeze(0));
         return d.argmin(1).MoveToOuterDisposeScope();
     }
 

@@ -118,7 +118,7 @@ public sealed class MixedPrecision : IDisposable
         if (ComputeType == ScalarType.Float16)
         {
             var present = grads.Where(g => g is not null).Select(g => g!.isfinite().all()).ToList();
-            finite = present.Count == 0 || torch.stack(present).all().ToBoolean();
+            finite = present.Count == 0 || torch.stack(present).all().BooleanValue();
         }
         for (int i = 0; i < _parameters.Length; i++)
         {

@@ -95,7 +95,7 @@ public static class SeededInit
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var r = SeededRandom.Randn(t.shape, ScalarType.Float32, torch.CPU, generator);
-        t.copy_(r.mul_(S(std)).add_(S(mean)));
+        t.copy_(r.mul_(S(std)).add_(S(mean), S(1)));
     }
 
     /// <summary>He (kaiming) normal initialisation for ReLU: N(0, 2/fan), fan = fan-out (or fan-in).</summary>

@@ -110,7 +110,7 @@ public sealed class BernoulliDiffusion
         ArgumentNullException.ThrowIfNull(y0);
         using var scope = torch.NewDisposeScope();
         var abar = PerSample(Schedule.AlphasCumprod, t, y0);
-        return (abar * y0 + (S(1) - abar) * S(0.5)).MoveToOuterDisposeScope();
+        return (abar * y0).Plus(S(1).Minus(abar) * S(0.5)).MoveToOuterDisposeScope();
     }
 
     /// <summary>y_t ~ q(y_t | y_0) = B(ȳ_t·y_0 + (1 − ȳ_t)/2), drawn from <paramref name="generator"/> (float32 {0, 1}).</summary>
@@ -158,9 +158,9 @@ public sealed class BernoulliDiffusion
         using var scope = torch.NewDisposeScope();
         var a = PerSample(Schedule.Alphas, t, yt);
         var abarPrev = PerSample(Schedule.AlphasCumprodPrev, t, yt);
-        var theta2 = (a * yt + (S(1) - a) * S(0.5)) * (abarPrev * y0 + (S(1) - abarPrev) * S(0.5));
-        var theta1 = (a * (S(1) - yt) + (S(1) - a) * S(0.5)) * (abarPrev * (S(1) - y0) + (S(1) - abarPrev) * S(0.5));
-        return (theta2 / (theta1 + theta2)).MoveToOuterDisposeScope();
+        var theta2 = (a * yt).Plus(S(1).Minus(a) * S(0.5)) * (abarPrev * y0).Plus(S(1).Minus(abarPrev) * S(0.5));
+        var theta1 = (a * S(1).Minus(yt)).Plus(S(1).Minus(a) * S(0.5)) * (abarPrev * S(1).Minus(y0)).Plus(S(1).Minus(abarPrev) * S(0.5));
+        return (theta2 / theta1.Plus(theta2)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Step indices t ~ U{0, …, T − 1} for a batch of <paramref name="n"/>, int64 [N] on <paramref name="device"/>.</summary>
@@ -190,7 +190,7 @@ public sealed class BernoulliDiffusion
         var truth = PosteriorMean(yt, y0, t);
         var predicted = PosteriorMean(yt, PredictedMask(yt, logits.sigmoid()), t);
         var kl = BernoulliKl(truth, predicted).mean();
-        var total = bce + kl * S(klWeight);
+        var total = bce.Plus(kl * S(klWeight));
         total.MoveToOuterDisposeScope();
         bce.MoveToOuterDisposeScope();
         kl.MoveToOuterDisposeScope();
@@ -208,8 +208,8 @@ public sealed class BernoulliDiffusion
         using var scope = torch.NewDisposeScope();
         const double eps = 1e-6;
         var pc = p.clamp(S(eps), S(1 - eps));
-        var q1 = S(1) - q;
-        var kl = q * (q.clamp_min(S(1e-12)).log() - pc.log()) + q1 * (q1.clamp_min(S(1e-12)).log() - (S(1) - pc).log());
+        var q1 = S(1).Minus(q);
+        var kl = (q * (q.clamp_min(S(1e-12)).log() - pc.log())).Plus(q1 * (q1.clamp_min(S(1e-12)).log() - S(1).Minus(pc).log()));
         return kl.MoveToOuterDisposeScope();
     }
 

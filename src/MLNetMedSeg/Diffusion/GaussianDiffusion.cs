@@ -91,7 +91,7 @@ public sealed class GaussianDiffusion
     public static Tensor ToImageRange(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return ((x + S(1.0)) * S(0.5)).clamp(S(0.0), S(1.0)).MoveToOuterDisposeScope();
+        return (x.Plus(S(1.0)) * S(0.5)).clamp(S(0.0), S(1.0)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -108,7 +108,7 @@ public sealed class GaussianDiffusion
         using var scope = NewDisposeScope();
         var a = Gather(Schedule.AlphasCumprod.Select(Math.Sqrt), t, x0);
         var s = Gather(Schedule.AlphasCumprod.Select(v => Math.Sqrt(1 - v)), t, x0);
-        return (a * x0 + s * noise).MoveToOuterDisposeScope();
+        return (a * x0).Plus(s * noise).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -253,15 +253,15 @@ public sealed class GaussianDiffusion
         {
             var epsClipped = (cur - x0 * S(Math.Sqrt(ab))) * S(1 / Math.Sqrt(1 - ab));
             sigma = options.Eta * Math.Sqrt((1 - abPrev) / (1 - ab)) * Math.Sqrt(1 - ab / abPrev);
-            next = x0 * S(Math.Sqrt(abPrev)) + epsClipped * S(Math.Sqrt(Math.Max(1 - abPrev - sigma * sigma, 0)));
+            next = (x0 * S(Math.Sqrt(abPrev))).Plus(epsClipped * S(Math.Sqrt(Math.Max(1 - abPrev - sigma * sigma, 0))));
         }
         else
         {
             double beta = spaced.Betas[i], alpha = spaced.Alphas[i];
-            next = x0 * S(beta * Math.Sqrt(abPrev) / (1 - ab)) + cur * S((1 - abPrev) * Math.Sqrt(alpha) / (1 - ab));
+            next = (x0 * S(beta * Math.Sqrt(abPrev) / (1 - ab))).Plus(cur * S((1 - abPrev) * Math.Sqrt(alpha) / (1 - ab)));
             sigma = Math.Sqrt(beta * (1 - abPrev) / (1 - ab));
         }
-        if (i > 0 && sigma > 0) next = next + Noise(cur.shape, cur.dtype, cur.device, generators) * S(sigma);
+        if (i > 0 && sigma > 0) next = next.Plus(Noise(cur.shape, cur.dtype, cur.device, generators) * S(sigma));
         return next.MoveToOuterDisposeScope();
     }
 
@@ -292,7 +292,7 @@ public sealed class GaussianDiffusion
         using var grad = set_grad_enabled(differentiable && is_grad_enabled());
         var spaced = Schedule.Respace(respacedSteps);
         double ab = spaced.AlphasCumprod[depth];
-        var xt = x * S(Math.Sqrt(ab)) + Noise(x.shape, x.dtype, x.device, generators) * S(Math.Sqrt(1 - ab));
+        var xt = (x * S(Math.Sqrt(ab))).Plus(Noise(x.shape, x.dtype, x.device, generators) * S(Math.Sqrt(1 - ab)));
         var options = new GaussianSamplingOptions { Sampler = GaussianSamplerKind.Ddim, Steps = respacedSteps, Eta = 0, GuidanceScale = guidanceScale };
         var y = Denoise(model, xt, condition, spaced, depth + 1, options);
         return (differentiable ? y : y.detach()).MoveToOuterDisposeScope();

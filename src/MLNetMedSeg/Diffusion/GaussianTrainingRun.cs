@@ -6,6 +6,7 @@ using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Diffusion;
 
@@ -92,7 +93,7 @@ internal abstract class GaussianTrainingRun : TrainingProcess, IDisposable
         var optimizer = _optimizer!;
         optimizer.ZeroGrad();
         var loss = Diffusion.TrainingLoss(Net.forward, x0, condition, dropout, _generator);
-        double value = loss.ToDouble();
+        double value = loss.DoubleValue();
         if (!double.IsFinite(value)) return new StepResult(value, batch.Count);
         loss.backward();
         optimizer.step();

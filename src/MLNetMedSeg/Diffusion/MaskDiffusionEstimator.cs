@@ -231,9 +231,9 @@ public sealed class MaskDiffusionEstimator : Microsoft.ML.IEstimator<MaskDiffusi
             _optimizer!.ZeroGrad();
             var logits = _net!.call(yt, t, cond);
             var terms = _process.Loss(y0, yt, t, logits, o.KlWeight);
-            double value = terms.Total.ToDouble();
-            var named = new Dictionary<string, double>(StringComparer.Ordinal) { ["BCE"] = terms.Bce.ToDouble() };
-            if (terms.Kl is { } kl) named["KL"] = kl.ToDouble();
+            double value = terms.Total.DoubleValue();
+            var named = new Dictionary<string, double>(StringComparer.Ordinal) { ["BCE"] = terms.Bce.DoubleValue() };
+            if (terms.Kl is { } kl) named["KL"] = kl.DoubleValue();
             if (!double.IsFinite(value)) return new StepResult(value, n, named);
             terms.Total.backward();
             _optimizer!.step();
@@ -243,7 +243,7 @@ public sealed class MaskDiffusionEstimator : Microsoft.ML.IEstimator<MaskDiffusi
         private void CheckMasks(Tensor y0, int epoch, long step)
         {
             using var scope = torch.NewDisposeScope();
-            bool binary = y0.eq(S(0)).logical_or(y0.eq(S(1))).all().ToBoolean();
+            bool binary = y0.eq(S(0)).logical_or(y0.eq(S(1))).all().BooleanValue();
             if (!binary)
                 throw new InvalidOperationException(
                     $"{MaskDiffusionEstimator.Name}: column '{_o.MaskColumn}' holds values other than 0 and 1 (epoch {epoch}, batch {step}); binarize the masks first (ml.MedSeg().Transforms.BinarizeMask, or LoadMasks, which binarises)");

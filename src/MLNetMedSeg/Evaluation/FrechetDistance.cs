@@ -26,7 +26,7 @@ public static class FrechetDistance
         if (features.size(0) < 2) throw new ArgumentException($"a covariance needs at least 2 feature vectors, got {features.size(0)}", nameof(features));
         using var scope = NewDisposeScope();
         var x = features.detach().to(ScalarType.Float64, CPU);
-        if (!x.isfinite().all().ToBoolean()) throw new ArgumentException("features hold NaN or infinite values", nameof(features));
+        if (!x.isfinite().all().BooleanValue()) throw new ArgumentException("features hold NaN or infinite values", nameof(features));
         var mu = x.mean([0]);
         var centred = x - mu;
         var cov = centred.t().matmul(centred) / S(x.size(0) - 1);
@@ -49,13 +49,13 @@ public static class FrechetDistance
         var m2 = mean2.to(ScalarType.Float64, CPU);
         var s1 = Symmetric(cov1.to(ScalarType.Float64, CPU));
         var s2 = Symmetric(cov2.to(ScalarType.Float64, CPU));
-        double meanTerm = (m1 - m2).square().sum().ToDouble();
+        double meanTerm = (m1 - m2).pow(S(2)).sum().DoubleValue();
         var root1 = SqrtPsd(s1);
         var inner = Symmetric(root1.matmul(s2).matmul(root1));
         var (eigen, vectors) = linalg.eigh(inner);
         vectors.Dispose();
-        double traceSqrt = eigen.clamp_min(S(0)).sqrt().sum().ToDouble();
-        double value = meanTerm + s1.trace().ToDouble() + s2.trace().ToDouble() - 2 * traceSqrt;
+        double traceSqrt = eigen.clamp_min(S(0)).sqrt().sum().DoubleValue();
+        double value = meanTerm + s1.trace().DoubleValue() + s2.trace().DoubleValue() - 2 * traceSqrt;
         return Math.Max(0, value); // rounding can make d² of identical sets −1e-12
     }
 
@@ -72,7 +72,7 @@ public static class FrechetDistance
         return FromStatistics(m1, c1, m2, c2);
     }
 
-    private static Tensor Symmetric(Tensor a) => (a + a.t()) * S(0.5);
+    private static Tensor Symmetric(Tensor a) => a.Plus(a.t()) * S(0.5);
 
     /// <summary>The PSD square root V·diag(√max(λ, 0))·Vᵀ of a symmetric matrix.</summary>
     private static Tensor SqrtPsd(Tensor a)

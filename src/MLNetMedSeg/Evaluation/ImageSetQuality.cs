@@ -5,6 +5,7 @@ using MLNetMedSeg.Data;
 using MLNetMedSeg.Pipeline;
 using TorchSharp;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Evaluation;
 
@@ -183,7 +184,7 @@ public sealed class ImageSetQuality
             int len = Math.Min(chunk, ii.Count - s);
             var a = images.index_select(0, tensor(ii.GetRange(s, len).ToArray()));
             var b = images.index_select(0, tensor(jj.GetRange(s, len).ToArray()));
-            sum += Evaluation.MsSsim.Compute(a, b, options).sum().ToDouble();
+            sum += Evaluation.MsSsim.Compute(a, b, options).sum().DoubleValue();
         }
         return (sum / ii.Count, ii.Count);
     }

@@ -151,7 +151,7 @@ public static class MsSsim
         using var scope = torch.NewDisposeScope();
         var i = SeededRandom.Randint(0, n, [pairs], torch.CPU, generator);
         var j = SeededRandom.Randint(0, n - 1, [pairs], torch.CPU, generator);
-        j = j + j.ge(i).to(ScalarType.Int64); // j ≠ i, uniform over the other N − 1
+        j = j.Plus(j.ge(i).to(ScalarType.Int64)); // j ≠ i, uniform over the other N − 1
         var ii = i.to(images.device);
         var jj = j.to(images.device);
         double sum = 0;
@@ -162,7 +162,7 @@ public static class MsSsim
             int len = Math.Min(chunk, pairs - s);
             var a = images.index_select(0, ii.narrow(0, s, len));
             var b = images.index_select(0, jj.narrow(0, s, len));
-            sum += Compute(a, b, options).sum().ToDouble();
+            sum += Compute(a, b, options).sum().DoubleValue();
         }
         return sum / pairs;
     }
@@ -200,8 +200,8 @@ public static class MsSsim
         var s1 = Filter(x * x, window) - mu1Sq;
         var s2 = Filter(y * y, window) - mu2Sq;
         var s12 = Filter(x * y, window) - mu12;
-        var csMap = (S(2) * s12 + S(c2)) / (s1 + s2 + S(c2));
-        var ssimMap = (S(2) * mu12 + S(c1)) / (mu1Sq + mu2Sq + S(c1)) * csMap;
+        var csMap = (S(2) * s12).Plus(S(c2)) / s1.Plus(s2).Plus(S(c2));
+        var ssimMap = (S(2) * mu12).Plus(S(c1)) / mu1Sq.Plus(mu2Sq).Plus(S(c1)) * csMap;
         return (ssimMap.flatten(2).mean([2]), csMap.flatten(2).mean([2]));
     }
 }

@@ -53,12 +53,12 @@ public static class SegmentationMetrics
         Tensor TP = tp.to(ScalarType.Float64), FP = fp.to(ScalarType.Float64), FN = fn.to(ScalarType.Float64), TN = tn.to(ScalarType.Float64);
         var (num, den) = metric switch
         {
-            SegmentationMetric.IoU => (TP, TP + FP + FN),
-            SegmentationMetric.Dice => (S(2.0) * TP, S(2.0) * TP + FP + FN),
-            SegmentationMetric.Precision => (TP, TP + FP),
-            SegmentationMetric.Recall => (TP, TP + FN),
-            SegmentationMetric.Specificity => (TN, TN + FP),
-            SegmentationMetric.Accuracy => (TP + TN, TP + FP + FN + TN),
+            SegmentationMetric.IoU => (TP, TP.Plus(FP).Plus(FN)),
+            SegmentationMetric.Dice => (S(2.0) * TP, (S(2.0) * TP).Plus(FP).Plus(FN)),
+            SegmentationMetric.Precision => (TP, TP.Plus(FP)),
+            SegmentationMetric.Recall => (TP, TP.Plus(FN)),
+            SegmentationMetric.Specificity => (TN, TN.Plus(FP)),
+            SegmentationMetric.Accuracy => (TP.Plus(TN), TP.Plus(FP).Plus(FN).Plus(TN)),
             _ => throw new ArgumentException($"{metric} is not computed from tp/fp/fn/tn counts", nameof(metric)),
         };
         var zero = den.eq(S(0.0));
@@ -110,7 +110,7 @@ public static class SegmentationMetrics
             var tp = p.logical_and(t).sum([1, 2], type: ScalarType.Int64);
             var fp = p.sum([1, 2], type: ScalarType.Int64) - tp;
             var fn = t.sum([1, 2], type: ScalarType.Int64) - tp;
-            var tn = (S(pixels) - tp) - fp - fn;
+            var tn = S(pixels).Minus(tp) - fp - fn;
             perClass.Add(torch.stack([tp, fp, fn, tn], 1));
         }
         return torch.stack(perClass, 1).MoveToOuterDisposeScope();
@@ -179,7 +179,7 @@ public static class SegmentationMetrics
     private static void CheckRange(Tensor labels, int numClasses, string name)
     {
         if (labels.numel() == 0) return;
-        long lo = labels.min().ToInt64(), hi = labels.max().ToInt64();
+        long lo = labels.min().Int64Value(), hi = labels.max().Int64Value();
         if (lo < 0 || hi >= numClasses)
             throw new ArgumentException($"{name}: class indices must be in 0..{numClasses - 1}, found values in {lo}..{hi}", name);
     }

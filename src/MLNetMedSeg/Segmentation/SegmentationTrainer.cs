@@ -10,6 +10,7 @@ using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Segmentation.Networks;
 using TorchSharp;
 using TorchSharp.Modules;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Segmentation;
 
@@ -348,7 +349,7 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
             var logits = model.call(x);
             if (_mixed is not null) logits = logits.to(ScalarType.Float32);
             var loss = _loss.Compute(logits, y, w);
-            double value = loss.ToDouble();
+            double value = loss.DoubleValue();
             if (!double.IsFinite(value)) return new StepResult(value, batch.Count);
             if (_mixed is null)
             {

@@ -201,7 +201,7 @@ public sealed class SegmentationTransformer : Core.MLNet.StageTransformer, IDiff
         {
             var ph = SegmentationNetwork.Probabilities(net.call(x.flip(3))).flip(3);
             var pv = SegmentationNetwork.Probabilities(net.call(x.flip(2))).flip(2);
-            p = p.add(ph).add(pv).div(S(3.0));
+            p = p.Plus(ph).Plus(pv).div(S(3.0));
         }
         return p.MoveToOuterDisposeScope();
     }

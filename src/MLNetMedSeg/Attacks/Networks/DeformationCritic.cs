@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Attacks.Networks;
 
@@ -28,7 +29,7 @@ public sealed class DeformationCritic : MedSegModule<Tensor, Tensor>
         long prev = inChannels;
         foreach (var w in widths)
         {
-            _levels.append(nn.Sequential(nn.Conv2d(prev, w, 3, stride: 2, padding: 1), nn.LeakyReLU(0.2)));
+            _levels.append(nn.Sequential(nn.Conv2d(prev, w, 3, stride: 2, padding: 1), LeakyReLUModule(0.2)));
             prev = w;
         }
         RegisterModule("levels", _levels);

@@ -62,7 +62,7 @@ public sealed class DeformationGeneratorOptions
 public sealed record LatentGaussian(Tensor Mu, Tensor LogVar)
 {
     /// <summary>The reparameterised sample μ + σ·ε for standard normal <paramref name="eps"/> of μ's shape.</summary>
-    public Tensor Sample(Tensor eps) => Mu.add(LogVar.mul(S(0.5)).exp().mul(eps));
+    public Tensor Sample(Tensor eps) => Mu.Plus(LogVar.mul(S(0.5)).exp().mul(eps));
 
     /// <summary>KL(N(μ, σ²) ‖ N(0, 1)) per image [N], averaged over the latent elements.</summary>
     public Tensor KlDivergence() => KlDivergence(Mu, LogVar);
@@ -73,7 +73,7 @@ public sealed record LatentGaussian(Tensor Mu, Tensor LogVar)
         ArgumentNullException.ThrowIfNull(mu);
         ArgumentNullException.ThrowIfNull(logVar);
         using var scope = NewDisposeScope();
-        return logVar.add(S(1.0)).sub(mu.pow(S(2))).sub(logVar.exp()).flatten(1).mean([1]).mul(S(-0.5)).MoveToOuterDisposeScope();
+        return logVar.Plus(S(1.0)).sub(mu.pow(S(2))).sub(logVar.exp()).flatten(1).mean([1]).mul(S(-0.5)).MoveToOuterDisposeScope();
     }
 }
 
@@ -110,7 +110,7 @@ public sealed class DeformationGenerator : MedSegModule
         long prev = options.InChannels;
         foreach (var w in options.Widths)
         {
-            _encoder.append(nn.Sequential(nn.Conv2d(prev, w, 3, stride: 2, padding: 1, bias: false), nn.BatchNorm2d(w), nn.LeakyReLU(Slope)));
+            _encoder.append(nn.Sequential(nn.Conv2d(prev, w, 3, stride: 2, padding: 1, bias: false), nn.BatchNorm2d(w), LeakyReLUModule(Slope)));
             prev = w;
         }
         RegisterModule("encoder", _encoder);
@@ -184,7 +184,7 @@ public sealed class DeformationGenerator : MedSegModule
             long prev = latent;
             for (int i = widths.Length - 1; i >= 0; i--)
             {
-                _levels.append(nn.Sequential(nn.Conv2d(prev, widths[i], 3, padding: 1, bias: false), nn.BatchNorm2d(widths[i]), nn.LeakyReLU(Slope)));
+                _levels.append(nn.Sequential(nn.Conv2d(prev, widths[i], 3, padding: 1, bias: false), nn.BatchNorm2d(widths[i]), LeakyReLUModule(Slope)));
                 prev = widths[i];
             }
             RegisterModule("levels", _levels);

@@ -105,7 +105,7 @@ public sealed class AdversarialAttack
                 cancellationToken.ThrowIfCancellationRequested();
                 using var stepScope = NewDisposeScope();
                 var g = Gradient(logits, adv, masks, condition, lossWeights, sdGen);
-                var next = Project(adv.add(g.sign().mul(S(step))), x0).DetachFromDisposeScope();
+                var next = Project(adv.Plus(g.sign().mul(S(step))), x0).DetachFromDisposeScope();
                 adv.Dispose();
                 adv = next;
             }
@@ -174,7 +174,7 @@ public sealed class AdversarialAttack
     private Tensor Project(Tensor x, Tensor x0)
     {
         if (Options.Epsilon is double eps && Options.Method is AdversarialAttackMethod.Pgd or AdversarialAttackMethod.DiffPgd)
-            x = x.clamp(x0.sub(S(eps)), x0.add(S(eps)));
+            x = x.clamp(x0.sub(S(eps)), x0.Plus(S(eps)));
         return x.clamp(S(0), S(1));
     }
 
@@ -189,7 +189,7 @@ public sealed class AdversarialAttack
             using var g = new Generator(RowSeed(seed, "start", keys[i]));
             noise[i] = SeededRandom.Rand(rowShape, x0.dtype, x0.device, g).mul(S(2 * r)).sub(S(r));
         }
-        return Project(x0.add(stack(noise, 0)), x0);
+        return Project(x0.Plus(stack(noise, 0)), x0);
     }
 
     /// <summary>The seed of one row's (or batch's) draws: a hash of (seed, purpose, key).</summary>

@@ -28,7 +28,7 @@ public static class AdversarialLoss
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var z = logits.size(1) == 1 ? logits : Margin(logits);
-        var w = z.to(ScalarType.Float32).square().div(S(-2.0 * variance)).exp();
+        var w = z.to(ScalarType.Float32).pow(S(2)).div(S(-2.0 * variance)).exp();
         return w.MoveToOuterDisposeScope();
     }
 

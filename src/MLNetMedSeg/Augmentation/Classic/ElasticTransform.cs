@@ -89,8 +89,8 @@ public sealed class ElasticTransform : IBatchAugmentation
         var device = images.device;
         var apply = BatchAug.Uniform(generator, n).Select(u => u < Options.Probability).ToArray();
         var disp = SampleDisplacement(n, h, w, generator, device);
-        var xs = torch.arange(S(w), ScalarType.Float32, device).view(1, 1, w) + disp.narrow(1, 0, 1).squeeze(1);
-        var ys = torch.arange(S(h), ScalarType.Float32, device).view(1, h, 1) + disp.narrow(1, 1, 1).squeeze(1);
+        var xs = torch.arange(S(0), S(w), S(1), ScalarType.Float32, device).view(1, 1, w).Plus(disp.narrow(1, 0, 1).squeeze(1));
+        var ys = torch.arange(S(0), S(h), S(1), ScalarType.Float32, device).view(1, h, 1).Plus(disp.narrow(1, 1, 1).squeeze(1));
         // align_corners = true: pixel centres 0 and W-1 map to -1 and +1.
         var gx = w > 1 ? xs * S(2.0 / (w - 1)) - S(1.0) : xs * S(0.0);
         var gy = h > 1 ? ys * S(2.0 / (h - 1)) - S(1.0) : ys * S(0.0);

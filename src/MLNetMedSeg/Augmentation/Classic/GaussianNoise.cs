@@ -66,7 +66,7 @@ public sealed class GaussianNoise : IBatchAugmentation
         }
         var device = images.device;
         var noise = SeededRandom.Randn(images.shape, ScalarType.Float32, device, generator);
-        var img = (images + noise * TensorExtensions.FromArray(sig, [n, 1, 1, 1], device)).clamp(S(0.0), S(1.0));
+        var img = images.Plus(noise * TensorExtensions.FromArray(sig, [n, 1, 1, 1], device)).clamp(S(0.0), S(1.0));
         return BatchAug.Out(img, masks.clone());
     }
 }

@@ -120,8 +120,8 @@ internal static class BatchAug
     public static Tensor BoxMask(long n, long h, long w, long[] y0, long[] y1, long[] x0, long[] x1, Device device)
     {
         using var scope = torch.NewDisposeScope();
-        var rows = torch.arange(S(h), ScalarType.Int64, device).view(1, 1, h, 1);
-        var cols = torch.arange(S(w), ScalarType.Int64, device).view(1, 1, 1, w);
+        var rows = torch.arange(S(0), S(h), S(1), ScalarType.Int64, device).view(1, 1, h, 1);
+        var cols = torch.arange(S(0), S(w), S(1), ScalarType.Int64, device).view(1, 1, 1, w);
         Tensor V(long[] a) => TensorExtensions.FromArray(a, [n, 1, 1, 1], device);
         var box = (rows >= V(y0)) & (rows < V(y1)) & (cols >= V(x0)) & (cols < V(x1));
         return box.MoveToOuterDisposeScope();

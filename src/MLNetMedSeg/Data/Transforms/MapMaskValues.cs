@@ -99,10 +99,10 @@ public sealed class MapMaskValuesTransformer : Core.MLNet.StageTransformer
             covered = covered.logical_or(hit);
         }
         var unknown = covered.logical_not();
-        if (unknown.any().ToBoolean())
+        if (unknown.any().BooleanValue())
         {
             long bad = values.masked_select(unknown).ToArray<long>()[0];
-            long count = unknown.sum().ToInt64();
+            long count = unknown.sum().Int64Value();
             throw new InvalidDataException($"mask value {bad} ({count} pixel(s) with unmapped values) is not in the map (mapped values: {string.Join(", ", map.Select(kv => kv.Key))})");
         }
         return result.MoveToOuterDisposeScope();

@@ -227,7 +227,7 @@ public sealed class DiffusionUNet : MedSegModule, ISeededInit
         using var scope = NewDisposeScope();
         int half = Options.BaseChannels / 2;
         // Computed per call (half values): a non-persistent buffer would not follow the module across devices in TorchSharp 0.107.
-        var freqs = (arange(S(half), ScalarType.Float32, t.device) * S(-Math.Log(10000.0) / half)).exp();
+        var freqs = (arange(S(0), S(half), S(1), ScalarType.Float32, t.device) * S(-Math.Log(10000.0) / half)).exp();
         var args = t.unsqueeze(1) * freqs.unsqueeze(0);
         return cat([args.cos(), args.sin()], 1).MoveToOuterDisposeScope();
     }
@@ -333,9 +333,9 @@ public sealed class DiffusionResBlock : MedSegModule
         using var scope = NewDisposeScope();
         var h = _inConv.call(nn.functional.silu(_inNorm.call(x)));
         var ss = _emb.call(nn.functional.silu(emb)).unsqueeze(-1).unsqueeze(-1).chunk(2, 1);
-        h = _outNorm.call(h) * (ss[0] + S(1)) + ss[1];
+        h = (_outNorm.call(h) * ss[0].Plus(S(1))).Plus(ss[1]);
         h = _outConv.call(_dropout.call(nn.functional.silu(h)));
-        return ((_skip is null ? x : _skip.call(x)) + h).MoveToOuterDisposeScope();
+        return (_skip is null ? x : _skip.call(x)).Plus(h).MoveToOuterDisposeScope();
     }
 }
 
@@ -378,7 +378,7 @@ public sealed class DiffusionAttentionBlock : MedSegModule<Tensor, Tensor>
         var v = qkv[2].reshape(n * Heads, d, len);
         var weight = bmm(q.transpose(1, 2), k).mul(S(1.0 / Math.Sqrt(d))).softmax(-1);   // [NH, T(query), S(key)]
         var a = bmm(v, weight.transpose(1, 2)).reshape(n, c, h, w);                      // [NH, d, T]
-        return (input + _proj.call(a)).MoveToOuterDisposeScope();
+        return input.Plus(_proj.call(a)).MoveToOuterDisposeScope();
     }
 }
 

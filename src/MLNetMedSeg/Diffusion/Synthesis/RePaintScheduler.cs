@@ -123,7 +123,7 @@ public sealed class RePaintScheduler
         if (level == 0) return x0.alias();
         using var scope = NewDisposeScope();
         var eps = GaussianDiffusion.Noise(x0.shape, x0.dtype, x0.device, generators);
-        return (x0 * S(Math.Sqrt(ab)) + eps * S(Math.Sqrt(1 - ab))).MoveToOuterDisposeScope();
+        return (x0 * S(Math.Sqrt(ab))).Plus(eps * S(Math.Sqrt(1 - ab))).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -151,7 +151,7 @@ public sealed class RePaintScheduler
         using var scope = NewDisposeScope();
         double beta = spaced.Betas[level];
         var z = GaussianDiffusion.Noise(x.shape, x.dtype, x.device, generators);
-        return (x * S(Math.Sqrt(1 - beta)) + z * S(Math.Sqrt(beta))).MoveToOuterDisposeScope();
+        return (x * S(Math.Sqrt(1 - beta))).Plus(z * S(Math.Sqrt(beta))).MoveToOuterDisposeScope();
     }
 
     /// <summary>

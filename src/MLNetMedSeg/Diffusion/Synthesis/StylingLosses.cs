@@ -28,9 +28,9 @@ public static class StylingLosses
             throw new ArgumentException($"query and key must both be [N,P,C]; got [{string.Join(",", query.shape)}] and [{string.Join(",", key.shape)}]", nameof(key));
         if (!(temperature > 0)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "must be > 0");
         using var scope = NewDisposeScope();
-        var q = query / (query.square().sum(-1, true).sqrt() + S(1e-7));
+        var q = query / query.pow(S(2)).sum(-1, true).sqrt().Plus(S(1e-7));
         var kd = key.detach();
-        var k = kd / (kd.square().sum(-1, true).sqrt() + S(1e-7));
+        var k = kd / kd.pow(S(2)).sum(-1, true).sqrt().Plus(S(1e-7));
         long p = q.size(1);
         var pos = (q * k).sum(-1, true);                                    // [N,P,1]
         var neg = matmul(q, k.transpose(1, 2));                             // [N,P,P]
@@ -79,7 +79,7 @@ public static class StylingLosses
             var q = Gather(features[l], locations[l]);
             var k = Gather(referenceFeatures[l], locations[l]);
             var term = PatchNce(q, k, temperature);
-            total = total is null ? term : total + term;
+            total = total is null ? term : total.Plus(term);
         }
         return total!.MoveToOuterDisposeScope();
     }
@@ -111,7 +111,7 @@ public static class StylingLosses
         for (int i = 0; i < maps.Count; i++)
         {
             var term = PixelMse(maps[i], referenceMaps[i]);
-            total = total is null ? term : total + term;
+            total = total is null ? term : total.Plus(term);
         }
         return total!.MoveToOuterDisposeScope();
     }
@@ -124,7 +124,7 @@ public static class StylingLosses
         if (!x.shape.SequenceEqual(reference.shape))
             throw new ArgumentException($"shapes differ: [{string.Join(",", x.shape)}] and [{string.Join(",", reference.shape)}]", nameof(reference));
         using var scope = NewDisposeScope();
-        return (x - reference).square().flatten(1).mean([1]).MoveToOuterDisposeScope();
+        return (x - reference).pow(S(2)).flatten(1).mean([1]).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -135,7 +135,7 @@ public static class StylingLosses
     {
         CheckEmbeddings(a, b);
         using var scope = NewDisposeScope();
-        return ((a - b).square().sum([1]) + S(1e-12)).sqrt().MoveToOuterDisposeScope();
+        return (a - b).pow(S(2)).sum([1]).Plus(S(1e-12)).sqrt().MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -146,7 +146,7 @@ public static class StylingLosses
     {
         CheckEmbeddings(a, b);
         using var scope = NewDisposeScope();
-        return (a - b).square().mean([1]).MoveToOuterDisposeScope();
+        return (a - b).pow(S(2)).mean([1]).MoveToOuterDisposeScope();
     }
 
     private static void CheckEmbeddings(Tensor a, Tensor b)
@@ -162,7 +162,7 @@ public static class StylingLosses
     {
         ArgumentNullException.ThrowIfNull(x);
         using var scope = NewDisposeScope();
-        return (x - x.clamp(S(-1.0), S(1.0))).square().flatten(1).mean([1]).MoveToOuterDisposeScope();
+        return (x - x.clamp(S(-1.0), S(1.0))).pow(S(2)).flatten(1).mean([1]).MoveToOuterDisposeScope();
     }
 }
 

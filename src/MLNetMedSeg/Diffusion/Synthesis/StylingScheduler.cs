@@ -92,7 +92,7 @@ public sealed class StylingScheduler
 
     /// <summary>The embedding ℓ_sty and ℓ_sem compare: e/‖e‖·√D with <see cref="StyleOptions.NormalizeEmbedding"/>, else e.</summary>
     private Tensor Embedding(Tensor e) => _options.NormalizeEmbedding
-        ? e / (e.square().sum(1, true) + S(1e-12)).sqrt() * S(Math.Sqrt(e.size(1)))
+        ? e / e.pow(S(2)).sum(1, true).Plus(S(1e-12)).sqrt() * S(Math.Sqrt(e.size(1)))
         : e;
 
     private Tensor EmbeddingLoss(Tensor a, Tensor b) => _options.EmbeddingLoss == StyleEmbeddingLoss.Norm
@@ -141,7 +141,7 @@ public sealed class StylingScheduler
     private Tensor ZeroTimesteps(Tensor x) => zeros([x.size(0)], ScalarType.Int64, x.device);
 
     /// <summary>The image channels in [0, 1] without clamping (keeps the gradient): (x + 1)/2.</summary>
-    private static Tensor ToUnit(Tensor x) => (x + S(1.0)) * S(0.5);
+    private static Tensor ToUnit(Tensor x) => x.Plus(S(1.0)) * S(0.5);
 
     /// <summary>Computes the reference features (no grad) once per call.</summary>
     internal void Prepare(Inputs inputs)
@@ -193,8 +193,8 @@ public sealed class StylingScheduler
             var feats = inputs.Network.EncoderFeatures(input, ZeroTimesteps(input), inputs.Condition, inputs.ZeConLayers);
             var locs = feats.Select(f => StylingLosses.DrawLocations(f.size(0), f.size(2) * f.size(3), o.ZeConPatches, patchGenerators, f.device)).ToList();
             var term = StylingLosses.ZeCon(feats, inputs.ReferenceZeCon!, locs, o.ZeConTemperature);
-            zecon = term.sum().ToDouble();
-            total = total + term * S(o.ZeConWeight);
+            zecon = term.sum().DoubleValue();
+            total = total.Plus(term * S(o.ZeConWeight));
         }
         Tensor? emb = null;
         if (_features is not null && (o.PerceptualWeight != 0 || o.StyleWeight != 0 || o.SemanticWeight != 0))
@@ -205,42 +205,42 @@ public sealed class StylingScheduler
             if (o.PerceptualWeight != 0)
             {
                 var term = StylingLosses.Perceptual(maps, inputs.ReferenceMaps!);
-                perc = term.sum().ToDouble();
-                total = total + term * S(o.PerceptualWeight);
+                perc = term.sum().DoubleValue();
+                total = total.Plus(term * S(o.PerceptualWeight));
             }
             if (o.StyleWeight != 0)
             {
                 var term = EmbeddingLoss(inputs.TargetEmbedding!, e);
-                sty = term.sum().ToDouble();
-                total = total + term * S(o.StyleWeight);
+                sty = term.sum().DoubleValue();
+                total = total.Plus(term * S(o.StyleWeight));
             }
             if (o.SemanticWeight != 0 && previousEmbedding is not null && SemanticActive(step))
             {
                 var term = -EmbeddingLoss(e, previousEmbedding.detach());
-                sem = term.sum().ToDouble();
-                total = total + term * S(o.SemanticWeight);
+                sem = term.sum().DoubleValue();
+                total = total.Plus(term * S(o.SemanticWeight));
             }
         }
         if (o.MseWeight != 0)
         {
             var term = StylingLosses.PixelMse(img, refImg);
-            mse = term.sum().ToDouble();
-            total = total + term * S(o.MseWeight);
+            mse = term.sum().DoubleValue();
+            total = total.Plus(term * S(o.MseWeight));
         }
         if (o.L2Weight != 0)
         {
             var term = StylingLosses.PixelMse(img, tgtImg);
-            l2 = term.sum().ToDouble();
-            total = total + term * S(o.L2Weight);
+            l2 = term.sum().DoubleValue();
+            total = total.Plus(term * S(o.L2Weight));
         }
         if (o.RangeWeight != 0)
         {
             var term = StylingLosses.Range(img);
-            rng = term.sum().ToDouble();
-            total = total + term * S(o.RangeWeight);
+            rng = term.sum().DoubleValue();
+            total = total.Plus(term * S(o.RangeWeight));
         }
         var loss = total.sum();
-        double totalValue = loss.ToDouble();
+        double totalValue = loss.DoubleValue();
         Tensor gradient;
         if (loss.requires_grad)
             gradient = Gradients.Grad(loss, [xt], allowUnused: true, what: "styling guidance")[0];
@@ -271,7 +271,7 @@ public sealed class StylingScheduler
         using (no_grad())
         {
             double ab0 = Spaced.AlphasCumprod[start];
-            cur = inputs.Source * S(Math.Sqrt(ab0)) + GaussianDiffusion.Noise(inputs.Source.shape, inputs.Source.dtype, inputs.Source.device, noise) * S(Math.Sqrt(1 - ab0));
+            cur = (inputs.Source * S(Math.Sqrt(ab0))).Plus(GaussianDiffusion.Noise(inputs.Source.shape, inputs.Source.dtype, inputs.Source.device, noise) * S(Math.Sqrt(1 - ab0)));
             if (inputs.Keep is not null) keep = inputs.Keep.expand(inputs.Source.shape);
         }
         Tensor? prevEmb = null;
@@ -292,7 +292,7 @@ public sealed class StylingScheduler
                 {
                     var eps = g.Eps;
                     next = Diffusion.ReverseStep((_, _, _) => eps.detach(), cur, inputs.Condition, Spaced, i, sampling, noise) - g.Gradient * S(GradientScale(i) * resolution);
-                    double largest = next.abs().max().ToDouble();
+                    double largest = next.abs().max().DoubleValue();
                     if (!(largest <= DivergedState))
                         throw new InvalidOperationException(
                             $"styling diverged at respaced step {i} (reverse step {start - i + 1} of {count}): the guided state reached |x| = {largest:G4} " +
@@ -328,6 +328,6 @@ public sealed class StylingScheduler
         using var scope = NewDisposeScope();
         double ab = Spaced.AlphasCumprod[level - 1];
         var eps = GaussianDiffusion.Noise(target.shape, target.dtype, target.device, noise);
-        return (target * S(Math.Sqrt(ab)) + eps * S(Math.Sqrt(1 - ab))).MoveToOuterDisposeScope();
+        return (target * S(Math.Sqrt(ab))).Plus(eps * S(Math.Sqrt(1 - ab))).MoveToOuterDisposeScope();
     }
 }

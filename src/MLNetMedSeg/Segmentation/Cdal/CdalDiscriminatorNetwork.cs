@@ -37,7 +37,7 @@ public sealed class CdalDiscriminatorNetwork : MedSegModule
         var o = Options;
         int e = o.DiscriminatorTimeEmbeddingDim, ngf = o.DiscriminatorChannels;
         using var initScope = NewDisposeScope();
-        _tEmbed = RegisterModule("t_embed", nn.Sequential(nn.Linear(e, e), nn.LeakyReLU(0.2), nn.Linear(e, e)));
+        _tEmbed = RegisterModule("t_embed", nn.Sequential(nn.Linear(e, e), LeakyReLUModule(0.2), nn.Linear(e, e)));
         long ch = 2L * ngf;
         _startConv = RegisterModule("start_conv", nn.Conv2d(2L * o.LabelChannels, ch, 1));
         for (int k = 1; k <= o.DiscriminatorLevels; k++)
@@ -68,10 +68,10 @@ public sealed class CdalDiscriminatorNetwork : MedSegModule
         // Minibatch standard deviation over groups of up to 4 samples (the largest divisor of N that is ≤ 4).
         long group = Enumerable.Range(1, (int)Math.Min(n, 4)).Where(g => n % g == 0).Max();
         var sd = hcur.view(group, -1, 1, c, h, w);
-        sd = (sd.var(0, unbiased: false) + S(1e-8)).sqrt();                       // [N/g, 1, C, H, W]
+        sd = sd.var(0, unbiased: false).Plus(S(1e-8)).sqrt();                       // [N/g, 1, C, H, W]
         sd = sd.mean([2, 3, 4], keepdim: true).squeeze(2);                     // [N/g, 1, 1, 1]
         sd = sd.repeat(group, 1, h, w);                                        // [N, 1, H, W]
-        hcur = nn.functional.leaky_relu(_finalConv.call(cat([hcur, sd], 1)), 0.2);
+        hcur = _finalConv.call(cat([hcur, sd], 1)).leaky_relu(S(0.2));
         var pooled = hcur.view(n, c, -1).sum(2);
         return _endLinear.call(pooled).view(n).MoveToOuterDisposeScope();
     }
@@ -130,7 +130,7 @@ public sealed class CdalDiscriminatorNetwork : MedSegModule
         if (xPrev.size(2) % f != 0 || xPrev.size(3) % f != 0)
             throw new ArgumentException($"the label's height and width ({xPrev.size(2)}×{xPrev.size(3)}) must be divisible by 2^{o.DiscriminatorLevels} = {f} (the discriminator's levels at ImageSize {o.ImageSize})", nameof(xPrev));
         if (upTo < 0 || upTo > _blocks.Count) throw new ArgumentOutOfRangeException(nameof(upTo), upTo, $"levels are 0..{_blocks.Count}");
-        timeEmbedding = nn.functional.leaky_relu(_tEmbed.call(CdalLayers.SinusoidalEmbedding(timesteps, o.DiscriminatorTimeEmbeddingDim)), 0.2);
+        timeEmbedding = _tEmbed.call(CdalLayers.SinusoidalEmbedding(timesteps, o.DiscriminatorTimeEmbeddingDim)).leaky_relu(S(0.2));
         var feats = new List<Tensor> { _startConv.call(cat([xPrev, xt], 1)) };
         for (int k = 0; k < upTo; k++) feats.Add(_blocks[k].call(feats[^1], timeEmbedding));
         return feats;

@@ -149,14 +149,14 @@ public sealed class CdalGeneratorNetwork : MedSegModule, ISeededInit
             throw new ArgumentException($"timesteps must be [{n}], got [{string.Join(", ", timesteps.shape)}]", nameof(timesteps));
 
         using var scope = NewDisposeScope();
-        var zn = z / (z.square().mean([1], keepdim: true) + S(1e-8)).sqrt();   // pixel norm
+        var zn = z / z.pow(S(2)).mean([1], keepdim: true).Plus(S(1e-8)).sqrt();   // pixel norm
         var zemb = _zMap.call(zn);
         var temb = _timeEmbed.call(CdalLayers.SinusoidalEmbedding(timesteps, o.BaseChannels));
 
         var c = _condIn.call(image);
         foreach (var b in _condBlocks) c = b.call(c);
 
-        var hcur = _inputConv.call(xt) + c;
+        var hcur = _inputConv.call(xt).Plus(c);
         var skips = new List<Tensor> { hcur };
         foreach (var block in _down)
         {

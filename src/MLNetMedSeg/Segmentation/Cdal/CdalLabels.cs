@@ -27,18 +27,18 @@ public static class CdalLabels
             if (masks.dim() != 4 || masks.size(1) != 1)
                 throw new ArgumentException($"a binary mask batch must be float [N,1,H,W] in {{0,1}}, got {masks.dtype} [{string.Join(", ", masks.shape)}]", argumentName);
             var m = masks.to(ScalarType.Float32);
-            if (m.numel() > 0 && !m.eq(S(0)).logical_or(m.eq(S(1))).all().ToBoolean())
-                throw new ArgumentException($"a binary mask batch must hold only 0 and 1 (found values in [{m.min().ToSingle()}, {m.max().ToSingle()}]); binarise the masks first", argumentName);
+            if (m.numel() > 0 && !m.eq(S(0)).logical_or(m.eq(S(1))).all().BooleanValue())
+                throw new ArgumentException($"a binary mask batch must hold only 0 and 1 (found values in [{m.min().SingleValue()}, {m.max().SingleValue()}]); binarise the masks first", argumentName);
             return (m * S(2) - S(1)).MoveToOuterDisposeScope();
         }
         if (masks.dim() != 3)
             throw new ArgumentException($"a multi-class mask batch ({classes} classes) must be int64 [N,H,W] of class indices, got {masks.dtype} [{string.Join(", ", masks.shape)}]", argumentName);
-        if (masks.is_floating_point() && !masks.eq(masks.round()).all().ToBoolean())
+        if (masks.is_floating_point() && !masks.eq(masks.round()).all().BooleanValue())
             throw new ArgumentException("multi-class masks must hold integral class indices", argumentName);
         var idx = masks.to(ScalarType.Int64);
         if (idx.numel() > 0)
         {
-            long lo = idx.min().ToInt64(), hi = idx.max().ToInt64();
+            long lo = idx.min().Int64Value(), hi = idx.max().Int64Value();
             if (lo < 0 || hi >= classes)
                 throw new ArgumentException($"class indices must be in 0..{classes - 1} (Classes = {classes}), found {lo}..{hi}", argumentName);
         }
@@ -59,6 +59,6 @@ public static class CdalLabels
     {
         ArgumentNullException.ThrowIfNull(x);
         using var scope = NewDisposeScope();
-        return ((x + S(1)) * S(0.5)).clamp(S(0), S(1)).MoveToOuterDisposeScope();
+        return (x.Plus(S(1)) * S(0.5)).clamp(S(0), S(1)).MoveToOuterDisposeScope();
     }
 }

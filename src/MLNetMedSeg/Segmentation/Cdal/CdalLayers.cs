@@ -33,7 +33,7 @@ public static class CdalLayers
         using var scope = NewDisposeScope();
         int half = dim / 2;
         double step = half > 1 ? Math.Log(10000.0) / (half - 1) : 0;
-        var freqs = (arange(S(half), ScalarType.Float32, t.device) * S(-step)).exp();
+        var freqs = (arange(S(0), S(half), S(1), ScalarType.Float32, t.device) * S(-step)).exp();
         var args = t.to(ScalarType.Float32).unsqueeze(1) * freqs.unsqueeze(0);
         var emb = cat([args.sin(), args.cos()], 1);
         if (dim % 2 == 1) emb = nn.functional.pad(emb, [0, 1]);
@@ -77,7 +77,7 @@ public sealed class AdaptiveGroupNorm : MedSegModule<Tensor, Tensor, Tensor>, IS
     {
         using var scope = NewDisposeScope();
         var gb = _style.call(style).unsqueeze(-1).unsqueeze(-1).chunk(2, 1);
-        return (gb[0] * _norm.call(x) + gb[1]).MoveToOuterDisposeScope();
+        return (gb[0] * _norm.call(x)).Plus(gb[1]).MoveToOuterDisposeScope();
     }
 }
 
@@ -119,10 +119,10 @@ public sealed class CdalResBlock : MedSegModule<Tensor, Tensor, Tensor, Tensor>,
         var h = nn.functional.silu(_norm0.call(x, zemb));
         if (_resample != 0) { h = Resample(h); x = Resample(x); }
         h = _conv0.call(h);
-        h = h + _temb.call(nn.functional.silu(temb)).unsqueeze(-1).unsqueeze(-1);
+        h = h.Plus(_temb.call(nn.functional.silu(temb)).unsqueeze(-1).unsqueeze(-1));
         h = _conv1.call(_dropout.call(nn.functional.silu(_norm1.call(h, zemb))));
         var s = _skip is null ? x : _skip.call(x);
-        return ((s + h) * S(1 / Math.Sqrt(2))).MoveToOuterDisposeScope();
+        return (s.Plus(h) * S(1 / Math.Sqrt(2))).MoveToOuterDisposeScope();
     }
 
     private Tensor Resample(Tensor t) => _resample < 0
@@ -160,7 +160,7 @@ public sealed class CdalEncoderBlock : MedSegModule<Tensor, Tensor>, ISeededInit
         using var scope = NewDisposeScope();
         var h = _conv0.call(nn.functional.silu(_norm0.call(x)));
         h = _conv1.call(_dropout.call(nn.functional.silu(_norm1.call(h))));
-        return (x + h).MoveToOuterDisposeScope();
+        return x.Plus(h).MoveToOuterDisposeScope();
     }
 }
 
@@ -189,10 +189,10 @@ public sealed class CdalDownBlock : MedSegModule<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor x, Tensor temb)
     {
         using var scope = NewDisposeScope();
-        var h = _conv1.call(nn.functional.leaky_relu(x, 0.2));
-        h = nn.functional.leaky_relu(h + _temb.call(temb).unsqueeze(-1).unsqueeze(-1), 0.2);
+        var h = _conv1.call(x.leaky_relu(S(0.2)));
+        h = h.Plus(_temb.call(temb).unsqueeze(-1).unsqueeze(-1)).leaky_relu(S(0.2));
         if (_down) { h = nn.functional.avg_pool2d(h, 2); x = nn.functional.avg_pool2d(x, 2); }
         h = _conv2.call(h);
-        return ((_skip.call(x) + h) * S(1 / Math.Sqrt(2))).MoveToOuterDisposeScope();
+        return (_skip.call(x).Plus(h) * S(1 / Math.Sqrt(2))).MoveToOuterDisposeScope();
     }
 }

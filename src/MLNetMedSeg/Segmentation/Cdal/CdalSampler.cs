@@ -118,8 +118,8 @@ public sealed class CdalSampler
     {
         using var scope = NewDisposeScope();
         var x = SampleLabelsDifferentiable(images, generators, Options.Samples);
-        var p = x.add(S(1)).mul(S(0.5)).mean([1]).clamp(S(LogitFloor), S(1 - LogitFloor));
-        var logits = Options.Classes == 1 ? p.log().sub(p.neg().add(S(1)).log()) : p.log();
+        var p = x.Plus(S(1)).mul(S(0.5)).mean([1]).clamp(S(LogitFloor), S(1 - LogitFloor));
+        var logits = Options.Classes == 1 ? p.log().sub(p.neg().Plus(S(1)).log()) : p.log();
         return logits.MoveToOuterDisposeScope();
     }
 

@@ -97,7 +97,7 @@ public sealed class CdalSchedule
         using var scope = NewDisposeScope();
         var a = Gather(i => Math.Sqrt(_alphaBars[i]), t, x0, 0);
         var s = Gather(i => Math.Sqrt(1 - _alphaBars[i]), t, x0, 0);
-        return (a * x0 + s * noise).MoveToOuterDisposeScope();
+        return (a * x0).Plus(s * noise).MoveToOuterDisposeScope();
     }
 
     /// <summary>x_t = √α_t x_{t−1} + √β_t ε, a draw of q(x_t | x_{t−1}) for per-sample <paramref name="t"/> ∈ 1..T.</summary>
@@ -107,7 +107,7 @@ public sealed class CdalSchedule
         using var scope = NewDisposeScope();
         var a = Gather(i => Math.Sqrt(1 - _betas[i]), t, xPrev, 1);
         var s = Gather(i => Math.Sqrt(_betas[i]), t, xPrev, 1);
-        return (a * xPrev + s * noise).MoveToOuterDisposeScope();
+        return (a * xPrev).Plus(s * noise).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -133,7 +133,7 @@ public sealed class CdalSchedule
         var c0 = Gather(i => PosteriorMeanCoefficients(i).X0, t, x0, 1);
         var ct = Gather(i => PosteriorMeanCoefficients(i).Xt, t, x0, 1);
         var v = Gather(PosteriorVariance, t, x0, 1);
-        return ((c0 * x0 + ct * xt).MoveToOuterDisposeScope(), v.MoveToOuterDisposeScope());
+        return ((c0 * x0).Plus(ct * xt).MoveToOuterDisposeScope(), v.MoveToOuterDisposeScope());
     }
 
     /// <summary>
@@ -145,7 +145,7 @@ public sealed class CdalSchedule
         CheckShapes(x0, t, noise, nameof(noise));
         using var scope = NewDisposeScope();
         var (mean, variance) = Posterior(x0, xt, t);
-        return (mean + variance.sqrt() * noise).MoveToOuterDisposeScope();
+        return mean.Plus(variance.sqrt() * noise).MoveToOuterDisposeScope();
     }
 
     /// <summary>Standard normal noise of <paramref name="shape"/> drawn from <paramref name="generator"/> on its device, then moved to <paramref name="device"/>.</summary>

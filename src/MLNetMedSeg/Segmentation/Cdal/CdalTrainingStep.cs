@@ -136,12 +136,12 @@ public sealed class CdalTrainingStep : IDisposable
         bool r1 = o.R1Gamma > 0 && StepsTaken % o.R1Interval == 0;
         xPrev = xPrev.detach().requires_grad_(r1);
         var dReal = DiscriminatorNetwork.call(xPrev, xt, t);
-        var lossReal = nn.functional.softplus(-dReal).mean();
+        var lossReal = Softplus(-dReal).mean();
         Tensor penalty;
         if (r1)
         {
             var grad = Gradients.Grad(dReal.sum(), [xPrev], createGraph: true, what: "cDAL R1 penalty")[0];
-            penalty = grad.reshape(n, -1).square().sum(1).mean() * S(o.R1Gamma / 2);
+            penalty = grad.reshape(n, -1).pow(S(2)).sum(1).mean() * S(o.R1Gamma / 2);
         }
         else penalty = zeros([], ScalarType.Float32, device);
         var z = Latent(n, generator, device);
@@ -152,9 +152,9 @@ public sealed class CdalTrainingStep : IDisposable
             xPrevFake = Schedule.SamplePosterior(x0Pred, xt, t, CdalSchedule.Noise(xt.shape, generator, device));
         }
         var dFake = DiscriminatorNetwork.call(xPrevFake, xt, t);
-        var lossFake = nn.functional.softplus(dFake).mean();
-        var lossD = lossReal + lossFake + penalty;
-        double vReal = lossReal.ToDouble(), vFake = lossFake.ToDouble(), vPen = penalty.ToDouble(), vD = lossD.ToDouble();
+        var lossFake = Softplus(dFake).mean();
+        var lossD = lossReal.Plus(lossFake).Plus(penalty);
+        double vReal = lossReal.DoubleValue(), vFake = lossFake.DoubleValue(), vPen = penalty.DoubleValue(), vD = lossD.DoubleValue();
         CheckFinite("discriminator", vD, epoch, step);
         _optD.zero_grad();
         lossD.backward();
@@ -180,16 +180,16 @@ public sealed class CdalTrainingStep : IDisposable
             var w = sampleWeights?.to(ScalarType.Float32, device);
             // Batch mean (Algorithm 1), or Σ_n w_n·(row n's mean) with per-row weights.
             Tensor Reduce(Tensor perElement) => w is null ? perElement.mean() : (perElement.reshape(n, -1).mean([1]) * w).sum();
-            var mse = Reduce((x0 - x0Hat).square());
+            var mse = Reduce((x0 - x0Hat).pow(S(2)));
             var lossG = mse;
             Tensor adv = zeros([], ScalarType.Float32, device);
             if (o.AdversarialWeight > 0)
             {
                 var xPrevHat = Schedule.SamplePosterior(x0Hat, xtIn, t2, CdalSchedule.Noise(x0.shape, generator, device));
-                adv = Reduce(nn.functional.softplus(-DiscriminatorNetwork.call(xPrevHat, xtIn, t2)));
-                lossG = mse + adv * S(o.AdversarialWeight);
+                adv = Reduce(Softplus(-DiscriminatorNetwork.call(xPrevHat, xtIn, t2)));
+                lossG = mse.Plus(adv * S(o.AdversarialWeight));
             }
-            vMse = mse.ToDouble(); vAdv = adv.ToDouble(); vG = lossG.ToDouble();
+            vMse = mse.DoubleValue(); vAdv = adv.DoubleValue(); vG = lossG.DoubleValue();
             CheckFinite("generator", vG, epoch, step);
             _optG.zero_grad();
             lossG.backward();

@@ -137,8 +137,8 @@ public sealed class SegmentationLoss
             SegmentationLossKind.GeneralizedDice => SegmentationLosses.GeneralizedDice(logits, target, sampleWeights, o.DiceReduction, o.GeneralizedDiceSmooth, o.IncludeBackground),
             SegmentationLossKind.Bce => SegmentationLosses.BinaryCrossEntropy(logits, target, sampleWeights),
             SegmentationLossKind.CrossEntropy => SegmentationLosses.CrossEntropy(logits, target, sampleWeights),
-            SegmentationLossKind.DiceBce => Dice().mul(S(o.DiceWeight)).add(SegmentationLosses.BinaryCrossEntropy(logits, target, sampleWeights).mul(S(o.CrossEntropyWeight))),
-            _ => Dice().mul(S(o.DiceWeight)).add(SegmentationLosses.CrossEntropy(logits, target, sampleWeights).mul(S(o.CrossEntropyWeight))),
+            SegmentationLossKind.DiceBce => Dice().mul(S(o.DiceWeight)).Plus(SegmentationLosses.BinaryCrossEntropy(logits, target, sampleWeights).mul(S(o.CrossEntropyWeight))),
+            _ => Dice().mul(S(o.DiceWeight)).Plus(SegmentationLosses.CrossEntropy(logits, target, sampleWeights).mul(S(o.CrossEntropyWeight))),
         };
         return loss.MoveToOuterDisposeScope();
     }
@@ -179,18 +179,18 @@ public static class SegmentationLosses
         if (reduction == DiceReduction.PerImage)
         {
             var inter = p.mul(y).sum([2, 3]);             // [N,K]
-            var card = p.sum([2, 3]).add(y.sum([2, 3]));  // [N,K]
-            var dice = inter.mul(S(2)).add(S(smooth)).div(card.add(S(smooth)));
-            var perImage = dice.mean([1]).neg().add(S(1));   // [N]
+            var card = p.sum([2, 3]).Plus(y.sum([2, 3]));  // [N,K]
+            var dice = inter.mul(S(2)).Plus(S(smooth)).div(card.Plus(S(smooth)));
+            var perImage = dice.mean([1]).neg().Plus(S(1));   // [N]
             loss = perImage.mul(w).sum();
         }
         else
         {
             var scale = w.div(w.mean()).reshape(n, 1, 1, 1);
             var inter = p.mul(y).mul(scale).sum([0, 2, 3]); // [K]
-            var card = p.add(y).mul(scale).sum([0, 2, 3]);
-            var dice = inter.mul(S(2)).add(S(smooth)).div(card.add(S(smooth)));
-            loss = dice.mean().neg().add(S(1)).mul(w.sum());
+            var card = p.Plus(y).mul(scale).sum([0, 2, 3]);
+            var dice = inter.mul(S(2)).Plus(S(smooth)).div(card.Plus(S(smooth)));
+            loss = dice.mean().neg().Plus(S(1)).mul(w.sum());
         }
         return loss.MoveToOuterDisposeScope();
     }
@@ -219,8 +219,8 @@ public static class SegmentationLosses
         var (p, y) = ProbabilitiesAndTargets(logits, target, includeBackground);
         if (logits.size(1) == 1)
         {
-            p = cat([p.neg().add(S(1)), p], 1);
-            y = cat([y.neg().add(S(1)), y], 1);
+            p = cat([p.neg().Plus(S(1)), p], 1);
+            y = cat([y.neg().Plus(S(1)), y], 1);
         }
         long n = p.size(0);
         var w = Weights(sampleWeights, n, p);
@@ -228,19 +228,19 @@ public static class SegmentationLosses
         if (reduction == DiceReduction.PerImage)
         {
             var inter = p.mul(y).sum([2, 3]);                       // [N,K]
-            var card = p.sum([2, 3]).add(y.sum([2, 3]));            // [N,K]
+            var card = p.sum([2, 3]).Plus(y.sum([2, 3]));            // [N,K]
             var cw = ClassWeights(y.sum([2, 3]));                   // [N,K]
-            var gd = inter.mul(cw).sum([1]).mul(S(2)).add(S(smooth)).div(card.mul(cw).sum([1]).add(S(smooth))); // [N]
-            loss = gd.neg().add(S(1)).mul(w).sum();
+            var gd = inter.mul(cw).sum([1]).mul(S(2)).Plus(S(smooth)).div(card.mul(cw).sum([1]).Plus(S(smooth))); // [N]
+            loss = gd.neg().Plus(S(1)).mul(w).sum();
         }
         else
         {
             var scale = w.div(w.mean()).reshape(n, 1, 1, 1);
             var inter = p.mul(y).mul(scale).sum([0, 2, 3]).unsqueeze(0); // [1,K]
-            var card = p.add(y).mul(scale).sum([0, 2, 3]).unsqueeze(0);
+            var card = p.Plus(y).mul(scale).sum([0, 2, 3]).unsqueeze(0);
             var cw = ClassWeights(y.mul(scale).sum([0, 2, 3]).unsqueeze(0));
-            var gd = inter.mul(cw).sum().mul(S(2)).add(S(smooth)).div(card.mul(cw).sum().add(S(smooth)));
-            loss = gd.neg().add(S(1)).mul(w.sum());
+            var gd = inter.mul(cw).sum().mul(S(2)).Plus(S(smooth)).div(card.mul(cw).sum().Plus(S(smooth)));
+            loss = gd.neg().Plus(S(1)).mul(w.sum());
         }
         return loss.MoveToOuterDisposeScope();
     }
@@ -251,7 +251,7 @@ public static class SegmentationLosses
         using var scope = NewDisposeScope();
         using var _ = no_grad();   // the references carry no gradient; the weights are constants of the loss
         var present = volumes.gt(S(0));
-        var w = where(present, volumes.clamp_min(S(1e-30)).square().reciprocal(), zeros_like(volumes));
+        var w = where(present, volumes.clamp_min(S(1e-30)).pow(S(2)).reciprocal(), zeros_like(volumes));
         var rowMax = w.amax([1], keepdim: true);
         rowMax = where(rowMax.gt(S(0)), rowMax, ones_like(rowMax));
         return where(present, w, rowMax.expand_as(w)).MoveToOuterDisposeScope();

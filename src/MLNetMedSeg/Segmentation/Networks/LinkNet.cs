@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Segmentation.Networks;
 
@@ -60,7 +61,7 @@ public sealed class LinkNet : SegmentationNetwork
         using var scope = NewDisposeScope();
         int n = f.Count - 1;
         var x = f[n];
-        for (int k = 0; k < n; k++) x = _blocks[k].call(x) + f[n - 1 - k];
+        for (int k = 0; k < n; k++) x = _blocks[k].call(x).Plus(f[n - 1 - k]);
         x = _blocks[n].call(x);
         return Blocks.Resize(_head.call(x), h, w).MoveToOuterDisposeScope();
     }

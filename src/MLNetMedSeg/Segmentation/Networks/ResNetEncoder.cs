@@ -2,6 +2,7 @@ using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static MLNetMedSeg.Core.Scalars;
 
 namespace MLNetMedSeg.Segmentation.Networks;
 
@@ -33,7 +34,7 @@ public sealed class BasicBlock : MedSegModule<Tensor, Tensor>
         var o = _bn1.call(_conv1.call(input)).relu_();
         o = _bn2.call(_conv2.call(o));
         var identity = _downsample is null ? input : _downsample.call(input);
-        return o.add_(identity).relu_().MoveToOuterDisposeScope();
+        return o.add_(identity, S(1)).relu_().MoveToOuterDisposeScope();
     }
 }
 
