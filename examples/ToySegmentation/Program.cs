@@ -42,13 +42,13 @@ trainX.Dispose(); trainY.Dispose(); testX.Dispose(); testY.Dispose();
 // TorchSharp's constructors draw their initial weights from the global generator; SeededInit re-initialises them
 // (PyTorch's default rules) from this run's generator, so the seed alone fixes the run.
 using var net = ModuleExtensions.Build(() => nn.Sequential(
-    nn.Conv2d(1, 16, 3, padding: 1), nn.BatchNorm2d(16), nn.ReLU(),
-    nn.Conv2d(16, 16, 3, padding: 2, dilation: 2), nn.BatchNorm2d(16), nn.ReLU(),
-    nn.Conv2d(16, 16, 3, padding: 4, dilation: 4), nn.BatchNorm2d(16), nn.ReLU(),
+    nn.Conv2d(1, 16, 3, padding: 1), Layers.BatchNorm2d(16), nn.ReLU(),
+    nn.Conv2d(16, 16, 3, padding: 2, dilation: 2), Layers.BatchNorm2d(16), nn.ReLU(),
+    nn.Conv2d(16, 16, 3, padding: 4, dilation: 4), Layers.BatchNorm2d(16), nn.ReLU(),
     nn.Conv2d(16, 1, 1)));
 SeededInit.Apply(net, gen);
 net.MoveTo(device);
-using var opt = optim.Adam(net.parameters(), lr: 3e-3);
+using var opt = Optimizers.Adam(net.parameters(), lr: 3e-3);
 AnsiConsole.MarkupLine($"network: {net.ParameterCount():N0} parameters; data: {trainImages} train / 32 test images of {size}x{size}");
 
 var losses = new List<double>();

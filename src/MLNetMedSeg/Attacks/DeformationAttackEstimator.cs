@@ -137,8 +137,8 @@ public sealed class DeformationAttackEstimator : Microsoft.ML.IEstimator<Deforma
             _generator.MoveTo(_device);
             _critic.MoveTo(_device);
             _noise = new Generator(MedSegContext.MixSeed(_seed, "noise", 0));   // CPU: the same draws on any device (SeededRandom)
-            _genOpt = torch.optim.RMSProp(_generator.parameters(), lr: o.LearningRate, alpha: o.RmsPropDecay, eps: o.RmsPropEpsilon);
-            _criticOpt = torch.optim.RMSProp(_critic.parameters(), lr: o.LearningRate, alpha: o.RmsPropDecay, eps: o.RmsPropEpsilon);
+            _genOpt = Optimizers.RMSProp(_generator.parameters(), lr: o.LearningRate, alpha: o.RmsPropDecay, eps: o.RmsPropEpsilon);
+            _criticOpt = Optimizers.RMSProp(_critic.parameters(), lr: o.LearningRate, alpha: o.RmsPropDecay, eps: o.RmsPropEpsilon);
 
             var segNet = _segmenter.Network;
             var frozen = segNet.parameters().Select(p => (p, p.requires_grad)).ToList();

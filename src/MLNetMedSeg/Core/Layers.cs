@@ -17,6 +17,15 @@ public static class Layers
     public static GroupNorm GroupNorm(long numGroups, long numChannels, double eps = 1e-5, bool affine = true)
         => new(numGroups, numChannels, eps, affine);
 
+    /// <summary>
+    /// Batch normalisation as <c>nn.BatchNorm2d</c> (TorchSharp's module, <see cref="KeptScalarBatchNorm2d"/>) whose
+    /// training-mode forward keeps its Scalars alive. Same parameters and buffers (weight, bias, running_mean,
+    /// running_var, num_batches_tracked), same outputs and statistics.
+    /// </summary>
+    public static BatchNorm BatchNorm2d(long numFeatures, double eps = 1e-05, double momentum = 0.1, bool affine = true,
+        bool trackRunningStats = true, Device? device = null, ScalarType? dtype = null)
+        => new KeptScalarBatchNorm2d(numFeatures, eps, momentum, affine, trackRunningStats, device, dtype);
+
     /// <summary>Dropout that draws its masks from a settable generator (seeded runs), else from the global one.</summary>
     public static SeededDropout Dropout(double p = 0.5) => new(p, channelwise: false);
 
@@ -116,5 +125,57 @@ public sealed class SeededDropout : MedSegModule<Tensor, Tensor>
             : input.shape;
         var keep = SeededRandom.Rand(shape, input.dtype, input.device, generator).ge_(S(P)).to(input.dtype);
         return (input * keep * S(1.0 / (1.0 - P))).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// TorchSharp 0.107's <c>BatchNorm2d</c> with its training-mode forward written with kept Scalars (see <see cref="Scalars"/>).
+/// </summary>
+/// <remarks>
+/// TorchSharp's <c>BatchNorm2d</c> is sealed and its constructor internal; its forward is <c>BatchNorm.forward</c>,
+/// which in training mode runs <c>num_batches_tracked.add_(1)</c> (an implicit int Scalar, plus add_'s implicit alpha
+/// of 1) and, without a momentum, <c>(double)num_batches_tracked</c> (a Scalar nobody disposes). This derives from the
+/// same public base (<c>BatchNorm</c> → <c>NormBase</c>, which owns and registers weight, bias, running_mean,
+/// running_var and num_batches_tracked: state dicts and saved models are unchanged), checks the input as
+/// <c>BatchNorm2d</c> does, and overrides forward with <c>BatchNorm.forward</c> statement for statement, the two numbers
+/// as kept Scalars: the same <c>functional.batch_norm</c> call, hence the same outputs and running statistics.
+/// </remarks>
+public sealed class KeptScalarBatchNorm2d : BatchNorm
+{
+    /// <summary>As <c>nn.BatchNorm2d(numFeatures, eps, momentum, affine, trackRunningStats, device, dtype)</c>.</summary>
+    public KeptScalarBatchNorm2d(long numFeatures, double eps = 1e-05, double momentum = 0.1, bool affine = true,
+        bool trackRunningStats = true, Device? device = null, ScalarType? dtype = null)
+        // TorchSharp's BatchNorm2d names itself nameof(BatchNorm1d) (sic); the name is kept so that nothing differs.
+        : base(numFeatures, eps, momentum, affine, trackRunningStats, device, dtype, nameof(BatchNorm1d))
+    {
+    }
+
+    /// <summary>As <c>BatchNorm2d</c>: 4-D input (N, C, H, W) only.</summary>
+    protected override void ValidateInputDimensions(Tensor input)
+    {
+        if (input.ndim != 4)
+            throw new ArgumentException($"expected 4D input, but got {input.ndim}D input.");
+    }
+
+    /// <summary>TorchSharp 0.107's <c>BatchNorm.forward</c>, each number a kept Scalar.</summary>
+    public override Tensor forward(Tensor input)
+    {
+        ValidateInputDimensions(input);
+
+        double exponential_average_factor = momentum is null ? 0.0 : momentum.Value;
+
+        if (training && track_running_stats)
+        {
+            if (num_batches_tracked is not null)
+            {
+                num_batches_tracked.add_(S(1), S(1));
+                exponential_average_factor = momentum is null ? 1.0 / num_batches_tracked.DoubleValue() : momentum.Value;
+            }
+        }
+
+        var bn_training = training ? true : running_mean is null && running_var is null;
+        var pr = !training || track_running_stats;
+
+        return nn.functional.batch_norm(input, pr ? running_mean : null, pr ? running_var : null, weight, bias, bn_training, exponential_average_factor, eps);
     }
 }

@@ -93,7 +93,7 @@ public sealed class MixedPrecision : IDisposable
         }
     }
 
-    private static bool IsNormalisation(nn.Module m) => m is BatchNorm1d or BatchNorm2d or BatchNorm3d or GroupNorm or LayerNorm;
+    private static bool IsNormalisation(nn.Module m) => m is BatchNorm or GroupNorm or LayerNorm;
 
     /// <summary>The loss to call backward on: multiplied by the loss scale (fp16), as is (bf16).</summary>
     public Tensor Scale(Tensor loss) => LossScale == 1.0 ? loss.alias() : loss.mul(S(LossScale));

@@ -54,7 +54,7 @@ internal abstract class GaussianTrainingRun : TrainingProcess, IDisposable
         _generator = new Generator(MedSegContext.MixSeed(seed, "noise", 0), Device);
         _net.DropoutGenerator = _generator;
         Ema = new ExponentialMovingAverage(_net, emaDecay);
-        _optimizer = optim.Adam(_net.parameters(), lr: learningRate);
+        _optimizer = Optimizers.Adam(_net.parameters(), lr: learningRate);
     }
 
     protected MedSegContext Context { get; }

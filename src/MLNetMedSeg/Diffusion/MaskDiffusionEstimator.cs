@@ -151,7 +151,7 @@ public sealed class MaskDiffusionEstimator : Microsoft.ML.IEstimator<MaskDiffusi
             _generator = new Generator(MedSegContext.MixSeed(owner._seed, "noise", 0));
             _net.DropoutGenerator = _generator;
             _ema = new ExponentialMovingAverage(_net, o.EmaDecay);
-            _optimizer = torch.optim.Adam(_net.parameters(), lr: o.LearningRate);
+            _optimizer = Optimizers.Adam(_net.parameters(), lr: o.LearningRate);
 
             _rows = input.GetRowCount() ?? input.CountRows();
             if (_rows == 0) throw new InvalidOperationException($"{MaskDiffusionEstimator.Name}: the training data has no rows");

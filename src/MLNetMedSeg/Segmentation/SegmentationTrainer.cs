@@ -227,7 +227,7 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
             var o = _o;
             using (var initGen = new Generator(MedSegContext.MixSeed(_seed, "init", 0)))
                 _net = SegmentationNetworks.Create(o.Network, initGen);
-            _hasBatchNorm = _net.modules().Any(m => m is TorchSharp.Modules.BatchNorm2d);
+            _hasBatchNorm = _net.modules().Any(m => m is TorchSharp.Modules.BatchNorm);
             _net.MoveTo(_device);
             _generator = new Generator(MedSegContext.MixSeed(_seed, "augment", 0));   // CPU: the same draws on any device
             SetDropoutGenerator(_net, _generator);
@@ -243,8 +243,8 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
             }
             var parameters = _net.parameters().ToList();
             _optimizer = o.Optimizer == SegmentationOptimizer.AdamW
-                ? torch.optim.AdamW(parameters, lr: o.LearningRate, weight_decay: o.WeightDecay)
-                : torch.optim.Adam(parameters, lr: o.LearningRate, weight_decay: o.WeightDecay);
+                ? Optimizers.AdamW(parameters, lr: o.LearningRate, weight_decay: o.WeightDecay)
+                : Optimizers.Adam(parameters, lr: o.LearningRate, weight_decay: o.WeightDecay);
             _scheduler = CreateScheduler(_optimizer, o);
             _ratesAtStart = _optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
 

@@ -57,19 +57,6 @@ internal static class ScalarConversionScanner
     /// </summary>
     public static readonly IReadOnlyList<AllowedTemporary> Allowlist =
     [
-        // BatchNorm2d: its forward runs `num_batches_tracked.add_(1)` (an implicit int Scalar) in training mode only
-        // (TorchSharp's BatchNorm.forward: `if (training && track_running_stats)`); in eval mode, which is how every
-        // prediction runs (the transformers call eval() on their network), it makes none. The module stays TorchSharp's:
-        // its parameters and buffers (weight, bias, running_mean, running_var, num_batches_tracked) are what every saved
-        // model holds, and our own module would have to re-implement BatchNorm's training statistics.
-        new("TorchSharp.torch.nn::BatchNorm2d(", null, "training-mode forward: num_batches_tracked.add_(1)"),
-        // The optimizers: constructing one is flagged because its step() (called through Optimizer.step) makes
-        // temporaries, e.g. Adam/AdamW `exp_avg.mul_(beta1).add_(grad, alpha: 1 - beta1)` and RMSProp
-        // `square_avg.mul_(alpha).addcmul_(grad, grad, value: 1 - alpha)`. step() runs in training only; keeping its
-        // Scalars would mean re-implementing TorchSharp's update rules (weight decay, amsgrad, maximize, …) ourselves.
-        new("TorchSharp.torch.optim::Adam(", null, "step(): per-parameter update with implicit Scalars (training only)"),
-        new("TorchSharp.torch.optim::AdamW(", null, "step(): per-parameter update with implicit Scalars (training only)"),
-        new("TorchSharp.torch.optim::RMSProp(", null, "step(): per-parameter update with implicit Scalars (training only)"),
         // Scalars.Softplus calls TorchSharp's private Scalar overload softplus1(Scalar, Scalar) with kept Scalars; it
         // falls back to the public double overload only where a TorchSharp release lacks that private method
         // (ScalarLifetimeTests.HelpersMatchTheOriginalCalls asserts that 0.107 has it).
@@ -108,7 +95,9 @@ internal static class ScalarConversionScanner
                 var method = md.GetMethodDefinition(methodHandle);
                 if (method.RelativeVirtualAddress == 0) continue;   // abstract, extern
                 var body = pe.GetMethodBody(method.RelativeVirtualAddress);
-                foreach (var (offset, (callee, inside)) in OffendingCalls(md, body.GetILReader(), rule))
+                bool isConstructor = md.GetString(method.Name) == ".ctor";
+                foreach (var (offset, (callee, inside)) in OffendingCalls(md, body.GetILReader(), rule,
+                             instruction => isConstructor && IsBaseConstructorCallOfOverridingType(md, type, instruction)))
                 {
                     sites.Add(new ScalarConversionSite($"{Names.Of(md, typeHandle)}::{md.GetString(method.Name)}", callee, offset,
                         pdbReader is null ? null : SourceOf(pdbReader, methodHandle, offset), inside));
@@ -125,13 +114,37 @@ internal static class ScalarConversionScanner
                 $"{s.Callee}{(s.Source is null ? "" : $" {s.Source}")}{(s.Inside is null ? "" : $" [inside TorchSharp: {s.Inside}]")}"))));
 
     private static IEnumerable<(int Offset, (string Callee, string? Inside) Call)> OffendingCalls(MetadataReader md, BlobReader il,
-        Func<MetadataReader, EntityHandle, (string Callee, string? Inside)?> rule)
+        Func<MetadataReader, EntityHandle, (string Callee, string? Inside)?> rule, Func<TorchSharpScalarTemporaries.IL.Instruction, bool> exempt)
     {
         foreach (var instruction in TorchSharpScalarTemporaries.IL.Decode(il))
         {
             // call, callvirt, newobj, ldftn, ldvirtftn, jmp
-            if (instruction.Token is { } token && rule(md, token) is { } call) yield return (instruction.Offset, call);
+            if (instruction.Token is { } token && rule(md, token) is { } call && !exempt(instruction)) yield return (instruction.Offset, call);
         }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="instruction"/>, in a constructor of <paramref name="type"/>, is its <c>: base(…)</c> call
+    /// to a TorchSharp constructor that is in <see cref="TorchSharpScalarTemporaries"/> only because that TorchSharp
+    /// type's own <c>forward</c>/<c>step</c> override makes a temporary, while <paramref name="type"/> overrides that
+    /// method itself (our kept-Scalar <c>KeptScalarAdam : Adam</c>, <c>KeptScalarBatchNorm2d : BatchNorm</c>, …).
+    /// </summary>
+    /// <remarks>
+    /// A TorchSharp constructor is flagged for its type's forward/step because constructing the type is what later runs
+    /// that method through the base class's virtual call. That holds for <c>newobj</c> of the TorchSharp type (the
+    /// object <em>is</em> one) and for a <c>: base(…)</c> call from a subclass that inherits the method; it does not for
+    /// a subclass that overrides it: the object's forward/step is then the subclass's own, scanned here like every other
+    /// method of ours. So only <c>call</c> (never <c>newobj</c>) of such a constructor, from a constructor of a type that
+    /// declares its own override of that very method, is exempt; a base constructor that makes a temporary in its own
+    /// body (<see cref="TorchSharpScalarTemporaries.ConstructorEntry"/> is null for it) is still reported.
+    /// </remarks>
+    private static bool IsBaseConstructorCallOfOverridingType(MetadataReader md, TypeDefinition type, TorchSharpScalarTemporaries.IL.Instruction instruction)
+    {
+        if (instruction.Code != TorchSharpScalarTemporaries.IL.Call || instruction.Token is not { } token) return false;
+        if (TorchSharpScalarTemporaries.KeyOfReference(md, token) is not { } key
+            || TorchSharpScalarTemporaries.ForLoadedTorchSharp.ConstructorEntry(key) is not { } entry) return false;
+        return type.GetMethods().Select(md.GetMethodDefinition).Any(m =>
+            m.RelativeVirtualAddress != 0 && md.GetString(m.Name) == entry && TorchSharpScalarTemporaries.IsOverride(m));
     }
 
     /// <summary>

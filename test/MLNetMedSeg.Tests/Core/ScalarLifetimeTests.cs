@@ -65,7 +65,20 @@ public sealed class ScalarLifetimeTests
         public static Tensor LeakyRelu(Tensor t) => nn.functional.leaky_relu(t, 0.2);
         public static nn.Module<Tensor, Tensor> LeakyReluModule() => nn.LeakyReLU(0.2);
         public static Tensor Softplus(Tensor t) => nn.functional.softplus(t);
-        public static nn.Module<Tensor, Tensor> Norm() => nn.BatchNorm2d(4);   // allowlisted: Scan leaves it out
+        public static nn.Module<Tensor, Tensor> Norm() => nn.BatchNorm2d(4);
+        public static optim.Optimizer NewAdam(Tensor p) => optim.Adam([new TorchSharp.Modules.Parameter(p)]);
+        // Constructing our kept-Scalar subclasses (newobj of our types; their ctors' base(…) calls are exempt).
+        public static object KeptModules(Tensor p) => (Layers.BatchNorm2d(4), MLNetMedSeg.Core.Optimizers.Adam([new TorchSharp.Modules.Parameter(p)]),
+            new OverridesStep([new TorchSharp.Modules.Parameter(p)]));
+
+        // A subclass that inherits TorchSharp's step: its base(…) call is what exposes Adam.step, so it is reported.
+        public sealed class InheritsStep(IEnumerable<TorchSharp.Modules.Parameter> parameters) : TorchSharp.Modules.Adam(parameters);
+
+        // A subclass with its own step: its base(…) call is not reported; its step is scanned as ours.
+        public sealed class OverridesStep(IEnumerable<TorchSharp.Modules.Parameter> parameters) : TorchSharp.Modules.Adam(parameters)
+        {
+            public override Tensor step(Func<Tensor>? closure = null) => _step<ParamGroup>(_ => { }, closure);
+        }
         public static Tensor KeptForms(Tensor a, Tensor b) =>
             a.Plus(b).Plus(S(1)).add_(b, S(1)).add_(S(2), S(1)).pow(S(2)).leaky_relu(S(0.2))
                 .mul(S(1).Minus(a)).mul(arange(S(0), S(4), S(1), ScalarType.Float32)).mul(S(a.DoubleValue()))
@@ -76,7 +89,9 @@ public sealed class ScalarLifetimeTests
     public void ScanReportsEveryKindOfTemporaryScalar()
     {
         var sites = ScalarConversionScanner.Scan(typeof(ScalarLifetimeTests).Assembly.Location);
-        string Of(string method) => $"MLNetMedSeg.Tests.Core.ScalarLifetimeTests+Offenders::{method}";
+        string Of(string method) => method.Contains("::", StringComparison.Ordinal)
+            ? $"MLNetMedSeg.Tests.Core.ScalarLifetimeTests+Offenders+{method}"
+            : $"MLNetMedSeg.Tests.Core.ScalarLifetimeTests+Offenders::{method}";
         string[] Callees(string method) => sites.Where(s => s.Method == Of(method)).Select(s => s.Callee).ToArray();
 
         CollectionAssert.AreEqual(new[] { "TorchSharp.torch.Tensor::op_Multiply(TorchSharp.torch.Tensor, Int32)" }, Callees("TimesInt"));
@@ -109,7 +124,15 @@ public sealed class ScalarLifetimeTests
         CollectionAssert.AreEqual(new[] { $"TorchSharp.torch.nn.functional::leaky_relu({T}, Double, Boolean)" }, Callees("LeakyRelu"));
         CollectionAssert.AreEqual(new[] { "TorchSharp.torch.nn::LeakyReLU(Double, Boolean)" }, Callees("LeakyReluModule"));
         CollectionAssert.AreEqual(new[] { $"TorchSharp.torch.nn.functional::softplus({T}, Double, Double)" }, Callees("Softplus"));
-        Assert.AreEqual(0, Callees("Norm").Length, "BatchNorm2d is allowlisted");
+        CollectionAssert.AreEqual(new[] { "TorchSharp.torch.nn::BatchNorm2d(Int64, Double, Double, Boolean, Boolean, TorchSharp.torch.Device, System.Nullable`1<TorchSharp.torch.ScalarType>)" },
+            Callees("Norm"), "BatchNorm2d's training-mode forward makes a temporary (Layers.BatchNorm2d keeps it)");
+        Assert.AreEqual(1, Callees("NewAdam").Length, "Adam's step makes temporaries (Optimizers.Adam keeps them)");
+        StringAssert.StartsWith(Callees("NewAdam")[0], "TorchSharp.torch.optim::Adam(");
+        StringAssert.Contains(sites.Single(s => s.Method == Of("NewAdam")).Inside, "Adam::step(");
+        Assert.AreEqual(0, Callees("KeptModules").Length, "our kept-Scalar BatchNorm and optimizers make none");
+        CollectionAssert.AreEqual(new[] { "TorchSharp.Modules.Adam::.ctor(System.Collections.Generic.IEnumerable`1<TorchSharp.Modules.Parameter>, Double, Double, Double, Double, Double, Boolean, Boolean)" },
+            Callees("InheritsStep::.ctor"), "a subclass inheriting step exposes it through its base(…) call");
+        Assert.AreEqual(0, Callees("OverridesStep::.ctor").Length, "a subclass overriding step: its base(…) call is no exposure");
         Assert.AreEqual(0, Callees("KeptForms").Length, "the kept-Scalar forms make no temporary Scalar");
         var plus = sites.Single(s => s.Method == Of("PlusTensors"));
         StringAssert.Contains(plus.Inside, "Tensor::add(Tensor)");
@@ -119,7 +142,7 @@ public sealed class ScalarLifetimeTests
 
         var all = ScalarConversionScanner.ScanWithoutAllowlist(typeof(ScalarLifetimeTests).Assembly.Location);
         Assert.IsTrue(all.Any(s => s.Method == Of("Norm") && s.Callee.StartsWith("TorchSharp.torch.nn::BatchNorm2d(", StringComparison.Ordinal)),
-            "without the allowlist, making a BatchNorm2d is reported (its training-mode forward makes a temporary)");
+            "making a BatchNorm2d is reported (its training-mode forward makes a temporary)");
     }
 
     /// <summary>The set read from TorchSharp.dll holds the methods known to make a temporary and none of their kept-Scalar forms.</summary>

@@ -40,7 +40,10 @@ internal sealed class TorchSharpScalarTemporaries
     /// <summary>Method key (<see cref="Key"/>) → why it is in the set: the chain of calls down to the temporary.</summary>
     private readonly Dictionary<string, string> _why;
 
-    private TorchSharpScalarTemporaries(Dictionary<string, string> why) => _why = why;
+    /// <summary>Constructor key → the name of its type's override (<c>forward</c>, <c>step</c>) that put it in the set.</summary>
+    private readonly Dictionary<string, string> _entries;
+
+    private TorchSharpScalarTemporaries(Dictionary<string, string> why, Dictionary<string, string> entries) => (_why, _entries) = (why, entries);
 
     /// <summary>How many TorchSharp methods are in the set.</summary>
     public int Count => _why.Count;
@@ -50,6 +53,12 @@ internal sealed class TorchSharpScalarTemporaries
 
     /// <summary>Why <paramref name="key"/> is in the set (a call chain), or null when it is not.</summary>
     public string? Why(string key) => _why.GetValueOrDefault(key);
+
+    /// <summary>
+    /// For a constructor in the set only because its type's own <c>forward</c> or <c>step</c> override is (a module or
+    /// optimizer whose body makes no temporary): that override's name; else null (not in the set, or its body makes one).
+    /// </summary>
+    public string? ConstructorEntry(string key) => _entries.GetValueOrDefault(key);
 
     private static readonly Lazy<TorchSharpScalarTemporaries> Shipped = new(() => Load(typeof(TorchSharp.Scalar).Assembly.Location));
 
@@ -135,6 +144,7 @@ internal sealed class TorchSharpScalarTemporaries
 
         // Per method: does it make a temporary itself (and with which call), and which TorchSharp methods does it call.
         var why = new Dictionary<MethodDefinitionHandle, string>();
+        var entries = new Dictionary<MethodDefinitionHandle, string>();
         var callers = new Dictionary<MethodDefinitionHandle, List<MethodDefinitionHandle>>();
         foreach (var methodHandle in keys.Keys)
         {
@@ -189,15 +199,18 @@ internal sealed class TorchSharpScalarTemporaries
                     why.ContainsKey(m) && IsOverride(md.GetMethodDefinition(m)) && md.GetString(md.GetMethodDefinition(m).Name) is "forward" or "step");
                 if (entry.IsNil) continue;
                 foreach (var ctor in type.GetMethods().Where(m => md.GetString(md.GetMethodDefinition(m).Name) == ".ctor" && !why.ContainsKey(m)))
+                {
                     why[ctor] = $"its {Short(keys[entry])} is called through the base class: {why[entry]}";
+                    entries[ctor] = md.GetString(md.GetMethodDefinition(entry).Name);
+                }
             }
         }
         while (why.Count != before);
-        return new TorchSharpScalarTemporaries(why.ToDictionary(p => keys[p.Key], p => p.Value));
+        return new TorchSharpScalarTemporaries(why.ToDictionary(p => keys[p.Key], p => p.Value), entries.ToDictionary(p => keys[p.Key], p => p.Value));
     }
 
     /// <summary>Virtual and not a new slot: it overrides a base class's method (Module.forward, Optimizer.step).</summary>
-    private static bool IsOverride(MethodDefinition method) =>
+    internal static bool IsOverride(MethodDefinition method) =>
         (method.Attributes & MethodAttributes.Virtual) != 0 && (method.Attributes & MethodAttributes.NewSlot) == 0
         && (method.Attributes & MethodAttributes.Abstract) == 0;
 

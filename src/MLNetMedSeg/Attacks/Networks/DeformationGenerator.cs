@@ -110,7 +110,7 @@ public sealed class DeformationGenerator : MedSegModule
         long prev = options.InChannels;
         foreach (var w in options.Widths)
         {
-            _encoder.append(nn.Sequential(nn.Conv2d(prev, w, 3, stride: 2, padding: 1, bias: false), nn.BatchNorm2d(w), LeakyReLUModule(Slope)));
+            _encoder.append(nn.Sequential(nn.Conv2d(prev, w, 3, stride: 2, padding: 1, bias: false), Layers.BatchNorm2d(w), LeakyReLUModule(Slope)));
             prev = w;
         }
         RegisterModule("encoder", _encoder);
@@ -184,7 +184,7 @@ public sealed class DeformationGenerator : MedSegModule
             long prev = latent;
             for (int i = widths.Length - 1; i >= 0; i--)
             {
-                _levels.append(nn.Sequential(nn.Conv2d(prev, widths[i], 3, padding: 1, bias: false), nn.BatchNorm2d(widths[i]), LeakyReLUModule(Slope)));
+                _levels.append(nn.Sequential(nn.Conv2d(prev, widths[i], 3, padding: 1, bias: false), Layers.BatchNorm2d(widths[i]), LeakyReLUModule(Slope)));
                 prev = widths[i];
             }
             RegisterModule("levels", _levels);

@@ -61,8 +61,8 @@ public sealed class CdalTrainingStep : IDisposable
         GeneratorNetwork = generator;
         DiscriminatorNetwork = discriminator;
         Schedule = new CdalSchedule(Options);
-        _optG = optim.Adam(generator.parameters(), lr: Options.GeneratorLearningRate, beta1: Options.AdamBeta1, beta2: Options.AdamBeta2);
-        _optD = optim.Adam(discriminator.parameters(), lr: Options.DiscriminatorLearningRate, beta1: Options.AdamBeta1, beta2: Options.AdamBeta2);
+        _optG = Optimizers.Adam(generator.parameters(), lr: Options.GeneratorLearningRate, beta1: Options.AdamBeta1, beta2: Options.AdamBeta2);
+        _optD = Optimizers.Adam(discriminator.parameters(), lr: Options.DiscriminatorLearningRate, beta1: Options.AdamBeta1, beta2: Options.AdamBeta2);
     }
 
     /// <summary>The options (a copy).</summary>

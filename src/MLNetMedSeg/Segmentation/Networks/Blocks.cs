@@ -1,3 +1,4 @@
+using MLNetMedSeg.Core;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,12 +10,12 @@ internal static class Blocks
 {
     /// <summary>k×k conv (no bias) + BatchNorm + ReLU, state-dict names 0/1 (conv, bn).</summary>
     public static Sequential ConvBnRelu(long inC, long outC, long kernel = 3, long padding = 1, long dilation = 1) => nn.Sequential(
-        nn.Conv2d(inC, outC, kernel, padding: padding, dilation: dilation, bias: false), nn.BatchNorm2d(outC), nn.ReLU(inplace: true));
+        nn.Conv2d(inC, outC, kernel, padding: padding, dilation: dilation, bias: false), Layers.BatchNorm2d(outC), nn.ReLU(inplace: true));
 
     /// <summary>U-Net's block: two 3×3 conv (no bias) + BatchNorm + ReLU (state-dict names 0, 1, 3, 4).</summary>
     public static Sequential DoubleConv(long inC, long outC) => nn.Sequential(
-        nn.Conv2d(inC, outC, 3, padding: 1, bias: false), nn.BatchNorm2d(outC), nn.ReLU(inplace: true),
-        nn.Conv2d(outC, outC, 3, padding: 1, bias: false), nn.BatchNorm2d(outC), nn.ReLU(inplace: true));
+        nn.Conv2d(inC, outC, 3, padding: 1, bias: false), Layers.BatchNorm2d(outC), nn.ReLU(inplace: true),
+        nn.Conv2d(outC, outC, 3, padding: 1, bias: false), Layers.BatchNorm2d(outC), nn.ReLU(inplace: true));
 
     /// <summary>Bilinear (align_corners = false) resize of (N, C, H, W) to <paramref name="h"/> × <paramref name="w"/>.</summary>
     public static Tensor Resize(Tensor x, long h, long w)

@@ -25,7 +25,7 @@ public sealed class Aspp : MedSegModule<Tensor, Tensor>
         RegisterModule("convs", _convs);
         _pool = RegisterModule("pool", nn.Conv2d(inChannels, outChannels, 1));
         _project = RegisterModule("project", nn.Sequential(
-            nn.Conv2d(outChannels * (rates.Count + 2), outChannels, 1, bias: false), nn.BatchNorm2d(outChannels), nn.ReLU(inplace: true),
+            nn.Conv2d(outChannels * (rates.Count + 2), outChannels, 1, bias: false), Layers.BatchNorm2d(outChannels), nn.ReLU(inplace: true),
             Layers.Dropout(dropout)));
     }
 

@@ -21,7 +21,7 @@ public sealed class LinkNetDecoderBlock : MedSegModule<Tensor, Tensor>
         _reduce = RegisterModule("0", Blocks.ConvBnRelu(inChannels, mid, 1, 0));
         _up = RegisterModule("1", nn.Sequential(
             nn.ConvTranspose2d(mid, mid, 3, stride: 2, padding: 1, output_padding: 1, bias: false),
-            nn.BatchNorm2d(mid), nn.ReLU(inplace: true)));
+            Layers.BatchNorm2d(mid), nn.ReLU(inplace: true)));
         _expand = RegisterModule("2", Blocks.ConvBnRelu(mid, outChannels, 1, 0));
     }
 

@@ -19,13 +19,13 @@ public sealed class BasicBlock : MedSegModule<Tensor, Tensor>
     public BasicBlock(long inplanes, long planes, long stride, long dilation, bool downsample) : base(nameof(BasicBlock))
     {
         _conv1 = RegisterModule("conv1", nn.Conv2d(inplanes, planes, 3, stride: stride, padding: dilation, dilation: dilation, bias: false));
-        _bn1 = RegisterModule("bn1", nn.BatchNorm2d(planes));
+        _bn1 = RegisterModule("bn1", Layers.BatchNorm2d(planes));
         RegisterModule("relu", nn.ReLU(inplace: true));
         _conv2 = RegisterModule("conv2", nn.Conv2d(planes, planes, 3, padding: dilation, dilation: dilation, bias: false));
-        _bn2 = RegisterModule("bn2", nn.BatchNorm2d(planes));
+        _bn2 = RegisterModule("bn2", Layers.BatchNorm2d(planes));
         if (downsample)
             _downsample = RegisterModule("downsample", nn.Sequential(
-                nn.Conv2d(inplanes, planes, 1, stride: stride, bias: false), nn.BatchNorm2d(planes)));
+                nn.Conv2d(inplanes, planes, 1, stride: stride, bias: false), Layers.BatchNorm2d(planes)));
     }
 
     public override Tensor forward(Tensor input)
@@ -79,7 +79,7 @@ public sealed class ResNetEncoder : SegmentationEncoder, ISeededInit
         if (inputNormalization) Normalization = RegisterModule("normalize", new ImageNormalization(inChannels, ImageNetEncoder.MeanImageSize, ImageNetEncoder.MeanImageSize));
         _blocks = blocks.ToArray();
         _conv1 = RegisterModule("conv1", nn.Conv2d(inChannels, _channels[0], 7, stride: 2, padding: 3, bias: false));
-        _bn1 = RegisterModule("bn1", nn.BatchNorm2d(_channels[0]));
+        _bn1 = RegisterModule("bn1", Layers.BatchNorm2d(_channels[0]));
         RegisterModule("relu", nn.ReLU(inplace: true));
         RegisterModule("maxpool", nn.MaxPool2d(3, stride: 2, padding: 1));
 
