@@ -13,8 +13,8 @@ namespace MLNetMedSeg.Core;
 /// <para>
 /// TorchSharp 0.107's <c>step()</c> hands every hyperparameter to libtorch through an implicit Scalar
 /// (<c>exp_avg.mul_(beta1).add_(grad, alpha: 1 - beta1)</c>, <c>denom.add_(eps)</c>, …): temporaries a garbage
-/// collection on another thread may free while libtorch reads them. Each class of <c>Core/KeptScalarOptimizers/</c>
-/// derives from TorchSharp's own and has its name (so it <em>is</em> an <c>Adam</c>/<c>AdamW</c>/<c>RMSProp</c>: same options, same param groups, same per-parameter
+/// collection on another thread may free while libtorch reads them. Each class of <see cref="KeptScalarOptimizers"/>
+/// (nested, so the name is TorchSharp's) derives from TorchSharp's own and has its name (so it <em>is</em> an <c>Adam</c>/<c>AdamW</c>/<c>RMSProp</c>: same options, same param groups, same per-parameter
 /// <c>State</c>, same <c>state_dict</c>/<c>load_state_dict</c> format — the saved state starts with the optimizer's
 /// <c>GetType().Name</c>, checked on load, hence the same class names —, same learning-rate schedulers) and overrides
 /// <c>step</c> with TorchSharp's update statement for statement, each number as <c>S(v)</c> of the very value and type
