@@ -59,10 +59,11 @@ public static partial class Scalars
     /// </summary>
     public static nn.Module<Tensor, Tensor> LeakyReLUModule(double negativeSlope) => new KeptLeakyReLU(negativeSlope);
 
-    /// <summary><c>t.ToDouble()</c> with the Scalar TorchSharp reads the value through disposed here, after the read.</summary>
+    /// <summary><c>t.ToDouble()</c> with the Scalar TorchSharp reads the value through disposed here, after the read (and <paramref name="t"/> kept alive until then).</summary>
     public static double DoubleValue(this Tensor t)
     {
         using var value = t.ToScalar();
+        GC.KeepAlive(t);   // t is often a temporary (x.sum().DoubleValue()): its finalizer must not free it during the read
         return value.ToDouble();
     }
 
@@ -70,6 +71,7 @@ public static partial class Scalars
     public static float SingleValue(this Tensor t)
     {
         using var value = t.ToScalar();
+        GC.KeepAlive(t);   // t is often a temporary (x.sum().DoubleValue()): its finalizer must not free it during the read
         return value.ToSingle();
     }
 
@@ -77,6 +79,7 @@ public static partial class Scalars
     public static long Int64Value(this Tensor t)
     {
         using var value = t.ToScalar();
+        GC.KeepAlive(t);   // t is often a temporary (x.sum().DoubleValue()): its finalizer must not free it during the read
         return value.ToInt64();
     }
 
@@ -84,6 +87,7 @@ public static partial class Scalars
     public static bool BooleanValue(this Tensor t)
     {
         using var value = t.ToScalar();
+        GC.KeepAlive(t);   // t is often a temporary (x.sum().DoubleValue()): its finalizer must not free it during the read
         return value.ToBoolean();
     }
 
