@@ -65,6 +65,53 @@ public sealed class TrainPredictCliTests : CliTestBase
     }
 
     [TestMethod]
+    public void PredictionEnginesOnFourThreadsUnderForcedCollections_GiveTheQuietRunsMasks()
+    {
+        // An enterprise app: one loaded model, a PredictionEngine per request thread, and garbage collections at any
+        // moment from other threads. TorchSharp frees Scalars and tensors in finalizers, so a temporary the library left
+        // to the GC would be freed while libtorch reads it (README, "Numbers as Scalars"): wrong numbers, an exception
+        // or an aborted process. Every prediction must equal the quiet single-threaded one.
+        string data = Path.Combine(_dir, "data");
+        MakeData(data, 6, seed: 8);
+        string model = Path.Combine(_dir, "model.zip");
+        var (code, _, stderr) = Medseg("train", "--data", data, "--size", "16", "--epochs", "1", "--batch", "3",
+            "--val-fraction", "0", "--seed", "2", "--out", model);
+        Assert.AreEqual(0, code, stderr);
+        var ml = new MLContext();
+        var loaded = ml.Model.Load(model, out _);
+        var images = Directory.GetFiles(Path.Combine(data, "images")).Order().ToArray();
+        var quiet = ml.Model.CreatePredictionEngine<ImageInput, MaskPrediction>(loaded);
+        var expected = images.Select(i => quiet.Predict(new ImageInput { ImagePath = i }).Probability).ToArray();
+
+        using var stop = new CancellationTokenSource();
+        long collections = 0;
+        var collector = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                GC.KeepAlive(new byte[32 * 1024]);
+                if ((Interlocked.Increment(ref collections) & 63) == 0) GC.Collect(0);
+            }
+        });
+        var mismatches = new System.Collections.Concurrent.ConcurrentBag<string>();
+        Parallel.For(0, 4, new ParallelOptions { MaxDegreeOfParallelism = 4 }, t =>
+        {
+            var engine = ml.Model.CreatePredictionEngine<ImageInput, MaskPrediction>(loaded);
+            for (int round = 0; round < 25; round++)
+                for (int k = 0; k < images.Length; k++)
+                {
+                    var p = engine.Predict(new ImageInput { ImagePath = images[k] }).Probability;
+                    int bad = Enumerable.Range(0, p.Length).Count(i => Math.Abs(p[i] - expected[k][i]) > 1e-6f);
+                    if (bad > 0) mismatches.Add($"thread {t} round {round} {Path.GetFileName(images[k])}: {bad} pixels differ");
+                }
+        });
+        stop.Cancel();
+        collector.Wait();
+        Console.WriteLine($"{4 * 25 * images.Length} predictions under {GC.CollectionCount(0)} gen-0 collections");
+        Assert.AreEqual(0, mismatches.Count, string.Join(Environment.NewLine, mismatches.Take(10)));
+    }
+
+    [TestMethod]
     public void TrainInfoPredictEvaluate()
     {
         string data = Path.Combine(_dir, "data");
