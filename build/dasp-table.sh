@@ -7,7 +7,9 @@
 # Usage: build/dasp-table.sh [DATA_DIR]. Environment: PAIRS (200: pairs drawn from the data), SIZE (64), EPOCHS (15),
 # DIFFUSION_EPOCHS (30), DIFFUSION_WIDTH (16), WIDTHS (16,32,64,128: the U-Net's encoder), ATTACK_EVERY (5), METHODS, SEED (1), DEVICE (cpu),
 # OUT (runs/dasp-table), MEDSEG_BIN (a folder holding a built medseg, e.g. on a machine with a .NET runtime but no SDK:
-# skips the set-up and the build).
+# skips the set-up and the build, and runs it in place), GENERATORS, ENCODER, ENCODER_WEIGHTS, SEEDS (below).
+# build/parallel-tables.sh runs it once per (method, seed) as parallel jobs on one GPU and joins the parts with
+# 'medseg dasp-summary' (each method trains from its own seed, so the parts give the joint run's rows).
 # With the shipped generators (GENERATORS, default data/models/kvasir-64-generators.zip when it exists; GENERATORS=none
 # trains them in the run): the training subset is drawn from the pairs the generators were trained on (Kvasir-SEG
 # without the shipped sample's 120 stems) and the held-out set is the sample's 120 pairs in their original files, so no
@@ -29,9 +31,10 @@ if [ -z "${MEDSEG_BIN:-}" ]; then
   bash build/setup.sh >/dev/null
   dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
 fi
-# A private copy of the tool, so that rebuilding the tree while this runs does not pull the binaries away.
-rm -rf "$out/bin" "$out/subset" "$out/heldout"; mkdir -p "$out/bin" "$out/subset/images" "$out/subset/masks"
-cp -r "$bin"/. "$out/bin/"
+# A private copy of the tool, so that rebuilding the tree while this runs does not pull the binaries away (a given
+# MEDSEG_BIN is run where it is).
+rm -rf "$out/bin" "$out/subset" "$out/heldout"; mkdir -p "$out/subset/images" "$out/subset/masks"
+if [ -z "${MEDSEG_BIN:-}" ]; then mkdir -p "$out/bin"; cp -r "$bin"/. "$out/bin/"; tool="$out/bin"; else tool="$MEDSEG_BIN"; fi
 link() { ln -s "$(realpath "$data"/images/"$1".*)" "$2/images/"; ln -s "$(realpath "$data"/masks/"$1".*)" "$2/masks/"; }
 sample_stems() { ls data/kvasir-seg-sample/images | sed 's/\.[^.]*$//' | sort; }
 if [ "$generators" != none ]; then
@@ -52,7 +55,7 @@ else
   extra=(--widths "$widths" --diffusion-epochs "$diffusion_epochs" --diffusion-width "$diffusion_width")
 fi
 start=$(date +%s)
-dotnet "$out/bin/medseg.dll" dasp --data "$out/subset" --size "$size" --epochs "$epochs" "${extra[@]}" \
+dotnet "$tool/medseg.dll" dasp --data "$out/subset" --size "$size" --epochs "$epochs" "${extra[@]}" \
   --attack-every "$every" --methods "$methods" --seed "$seed" --device "$device" --out "$out" 2> "$out/log.txt"
 echo "total: $(( ($(date +%s) - start) / 60 )) min on $(nproc) cores"
 [ -f "$out/seeds.md" ] && cat "$out/seeds.md"

@@ -12,7 +12,10 @@
 # with per-row mean ± sd over seeds and the mean train time; OUT/results.tsv has every run.
 # Usage: build/imagenet-table.sh [DATA_DIR] — environment: SIZE (128), EPOCHS (30), BATCH (16), SEEDS ("1 2 3"),
 # OTHER_SEEDS ("1"), BACKBONES ("unet unetpp linknet deeplabv3plus"), WEIGHTS ("none imagenet"), AUGMENTS ("none basic"),
-# SPLIT_SEED (1), TRAIN_PAIRS (800; fewer for a quick check), DEVICE (cpu), OUT (runs/imagenet-table).
+# SPLIT_SEED (1), TRAIN_PAIRS (800; fewer for a quick check), DEVICE (cpu), OUT (runs/imagenet-table), MODELS (OUT: where the
+# models and checkpoints go), MEDSEG_BIN (a folder with a built medseg.dll: no build), TABLE_ONLY (1: only rebuild the
+# table from OUT's JSONs), DEVICE_NAME (the device as the table's caption names it; default DEVICE).
+# build/parallel-tables.sh runs these runs (one call per run, sharing OUT) as parallel jobs on one GPU.
 # Quick check: SIZE=32 EPOCHS=1 BACKBONES=unet SEEDS=1 TRAIN_PAIRS=64 OUT=runs/imagenet-table-check build/imagenet-table.sh
 # Long run in the background: nohup build/imagenet-table.sh > runs/imagenet-table.log 2>&1 &
 set -euo pipefail
@@ -25,15 +28,20 @@ size=${SIZE:-128}; epochs=${EPOCHS:-30}; batch=${BATCH:-16}; seeds=${SEEDS:-"1 2
 backbones=${BACKBONES:-"unet unetpp linknet deeplabv3plus"}; weights=${WEIGHTS:-"none imagenet"}; augments=${AUGMENTS:-"none basic"}
 split_seed=${SPLIT_SEED:-1}; train_pairs=${TRAIN_PAIRS:-800}; device=${DEVICE:-cpu}; out=${OUT:-runs/imagenet-table}
 precision=${PRECISION:-float32}
-mkdir -p "$out"
-dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
-medseg="nice -n 19 dotnet src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64/medseg.dll"
+models=${MODELS:-$out}
+mkdir -p "$out" "$models"
+if [ -n "${MEDSEG_BIN:-}" ]; then
+  medseg="nice -n 19 dotnet $MEDSEG_BIN/medseg.dll"
+elif [ "${TABLE_ONLY:-0}" != 1 ]; then
+  dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
+  medseg="nice -n 19 dotnet src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64/medseg.dll"
+fi
 
 # The seeded split: pairs sorted by name, shuffled with SPLIT_SEED; 800 train, 100 validation, 100 test (symlinks).
 split="$out/split"
-python3 build/kvasir-split.py "$data" "$split" "$split_seed" "$train_pairs"
+[ "${TABLE_ONLY:-0}" = 1 ] || python3 build/kvasir-split.py "$data" "$split" "$split_seed" "$train_pairs"
 
-for b in $backbones; do
+[ "${TABLE_ONLY:-0}" = 1 ] || for b in $backbones; do
   if [ "$b" = unet ]; then run_seeds=$seeds; else run_seeds=$other_seeds; fi
   for w in $weights; do
     for a in $augments; do
@@ -42,11 +50,11 @@ for b in $backbones; do
         if [ -f "$out/$name.json" ]; then echo "$name: done before, skipped"; continue; fi
         $medseg train --data "$split/train" --val "$split/val" --backbone "$b" --encoder resnet18 --encoder-weights "$w" \
           --augment "$a" --size "$size" --epochs "$epochs" --batch "$batch" --seed "$s" --device "$device" \
-          --precision "$precision" --checkpoints "$out/$name.ckpt" --out "$out/$name.zip" >> "$out/$name.train.log" 2>&1
+          --precision "$precision" --checkpoints "$models/$name.ckpt" --out "$models/$name.zip" >> "$out/$name.train.log" 2>&1
         # Train time over every session the run took: the epochs' own seconds in its log (the last line per epoch).
         secs=$(python3 -c "import re,sys; e={}; [e.__setitem__(m[1], float(m[2])) for m in re.finditer(r'epoch (\d+): loss.*?\(([\d.]+) s\)', open(sys.argv[1]).read())]; print(round(sum(e.values())))" "$out/$name.train.log")
         echo "$secs" > "$out/$name.seconds"
-        $medseg evaluate --model "$out/$name.zip" --data "$split/test" --device "$device" --out "$out/$name.json.tmp" > "$out/$name.eval.log" 2>&1
+        $medseg evaluate --model "$models/$name.zip" --data "$split/test" --device "$device" --out "$out/$name.json.tmp" > "$out/$name.eval.log" 2>&1
         mv "$out/$name.json.tmp" "$out/$name.json"
         echo "$name: $(python3 -c "import json; d=json.load(open('$out/$name.json')); print(f\"mIoU {d['mIoU']:.4f} mDice {d['mDice']:.4f}\")") ($secs s)"
       done
@@ -54,9 +62,9 @@ for b in $backbones; do
   done
 done
 
-python3 - "$out" "$size" "$epochs" "$train_pairs" <<'PY'
+python3 - "$out" "$size" "$epochs" "$train_pairs" "${DEVICE_NAME:-$device}" <<'PY'
 import glob, json, os, re, statistics as st, sys
-out, size, epochs, ntrain = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+out, size, epochs, ntrain, device = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 rows = []
 for path in sorted(glob.glob(os.path.join(out, "*-seed*.json"))):
     m = re.match(r"(.+)-(none|imagenet)-(\w+)-seed(\d+)\.json$", os.path.basename(path))
@@ -69,11 +77,12 @@ with open(os.path.join(out, "results.tsv"), "w") as f:
     f.write("backbone\tweights\taugment\tseed\tmIoU\tmDice\ttrain_seconds\n")
     for r in rows: f.write("\t".join(str(x) for x in r) + "\n")
 def ms(v): return f"{st.mean(v):.4f} ± {st.stdev(v):.4f}" if len(v) > 1 else f"{v[0]:.4f}"
-lines = [f"Kvasir-SEG, {ntrain} training pairs, 100 validation, 100 test (seeded split), {size} px, {epochs} epochs, CPU.",
+lines = [f"Kvasir-SEG, {ntrain} training pairs, 100 validation, 100 test (seeded split), {size} px, {epochs} epochs, on {device}.",
          "", "| backbone | encoder weights | augmentation | seeds | test mIoU | test mDice | train time (mean) |",
          "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
 names = {"none": "scratch", "imagenet": "ImageNet"}
-for key in dict.fromkeys((r[0], r[1], r[2]) for r in rows):
+order = ({"unet": 0, "unetpp": 1, "linknet": 2, "deeplabv3plus": 3}, {"none": 0, "imagenet": 1}, {"none": 0, "basic": 1})
+for key in sorted(dict.fromkeys((r[0], r[1], r[2]) for r in rows), key=lambda k: tuple(o.get(x, 9) for o, x in zip(order, k)) + k):
     g = [r for r in rows if (r[0], r[1], r[2]) == key]
     t = st.mean(r[6] for r in g)
     lines.append(f"| {key[0]} | {names[key[1]]} | {key[2]} | {len(g)} | {ms([r[4] for r in g])} | {ms([r[5] for r in g])} | {int(t // 60)} min {int(t % 60)} s |")

@@ -20,6 +20,7 @@ public static class MedsegCli
             InfoCommand.Create(console),
             AttackCommand.Create(console),
             DaspCommand.Create(console),
+            DaspSummaryCommand.Create(console),
             GenerateCommand.Create(console),
             DeformAttackCommand.Create(console),
             QualityCommand.Create(console),

@@ -42,6 +42,36 @@ public sealed class DaspCliTests : CliTestBase
         var first = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json"))).RootElement;
         Assert.AreEqual(0.0, first.GetProperty("generator_seconds").GetDouble(), "no diffusion model was trained");
 
+        // The same comparison split over processes (seed 1 whole; seed 2's methods one each) and joined with
+        // dasp-summary gives the joint run's scores, per-image Dice and paired line.
+        string[] common = ["dasp", "--data", data, "--size", "16", "--widths", "4,8", "--epochs", "2", "--batch", "4", "--lr", "0.03",
+            "--generators", gen, "--synthetic", "2", "--robustness", "false", "--test-fraction", "0.2"];
+        string[] parts = [Path.Combine(_dir, "p1"), Path.Combine(_dir, "p2a"), Path.Combine(_dir, "p2b")];
+        foreach (var (dir, s, m) in new[] { (parts[0], "1", "noaug,generated"), (parts[1], "2", "noaug"), (parts[2], "2", "generated") })
+        {
+            (code, _, stderr) = Medseg([.. common, "--seeds", s, "--methods", m, "--out", dir]);
+            Assert.AreEqual(0, code, stderr);
+        }
+        string joinedDir = Path.Combine(_dir, "joined");
+        (code, stdout, stderr) = Medseg(["dasp-summary", .. parts, "--out", joinedDir]);
+        Assert.AreEqual(0, code, stderr);
+        StringAssert.Contains(stdout, "over 2 training seeds (1, 2)");
+        var joined = JsonDocument.Parse(File.ReadAllText(Path.Combine(joinedDir, "seeds.json"))).RootElement;
+        foreach (var (a, b) in summary.GetProperty("methods").EnumerateArray().Zip(joined.GetProperty("methods").EnumerateArray()))
+        {
+            Assert.AreEqual(a.GetProperty("method").GetString(), b.GetProperty("method").GetString());
+            Assert.AreEqual(a.GetProperty("mDice").GetDouble(), b.GetProperty("mDice").GetDouble(), 1e-9, a.GetProperty("method").GetString());
+            Assert.AreEqual(a.GetProperty("mDice_sd").GetDouble(), b.GetProperty("mDice_sd").GetDouble(), 1e-9);
+        }
+        Assert.AreEqual(paired.GetProperty("line").GetString(), joined.GetProperty("paired").EnumerateArray().Single().GetProperty("line").GetString());
+        // Joining a part twice names the clash; a folder without runs.json is named.
+        (code, _, stderr) = Medseg("dasp-summary", parts[0], parts[0], "--out", Path.Combine(_dir, "bad"));
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "seed 1: method 'noaug' appears in more than one run");
+        (code, _, stderr) = Medseg("dasp-summary", data, "--out", Path.Combine(_dir, "bad"));
+        Assert.AreEqual(1, code);
+        StringAssert.Contains(stderr, "no runs.json there");
+
         // A separate held-out folder: every --data pair trains, the --test pairs are scored.
         string held = Path.Combine(_dir, "held");
         MakeData(held, 3, seed: 9, Small16);

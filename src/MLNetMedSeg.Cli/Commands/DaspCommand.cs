@@ -210,7 +210,9 @@ internal static class DaspCommand
                 {
                     // Each seed trains every method anew on the same split, from its own MLContext seed; the first seed's
                     // figures and DASP model are kept.
-                    var seedMl = seedList.Count == 1 ? ml : MLNetRun.CreateContext(console, trainingSeed, parse.GetValue(device)!);
+                    // (With --seeds, even one seed: the training seed's own context, so that runs split over processes
+                    // — one seed each — train exactly as one run over all the seeds does; 'medseg dasp-summary' joins them.)
+                    var seedMl = parse.GetValue(seeds) is null ? ml : MLNetRun.CreateContext(console, trainingSeed, parse.GetValue(device)!);
                     if (!ReferenceEquals(seedMl, ml)) seedMl.MedSeg().Progress = ml.MedSeg().Progress;
                     var seedCtx = ReferenceEquals(seedMl, ml) ? ctx : MLContextBridge.ContextFor(seedMl, "Dasp");
                     var seedFlow = flow.Clone();
@@ -221,10 +223,18 @@ internal static class DaspCommand
                         seedFlow.ImageDiffusion.SampleGridFolder = null;
                     }
                     if (seedList.Count > 1) console.Err.WriteLine($"training seed {trainingSeed} ({runs.Count + 1} of {seedList.Count})");
+                    // runs.json grows with every finished row, so a run cut off mid-way keeps what it scored
+                    // ('medseg dasp-summary' merges such files).
+                    var done = new List<DaspComparisonRow>();
                     using var result = DaspExperiment.Run(seedCtx, train, test, seedFlow, methodList,
-                        robustnessEpsilons: parse.GetValue(robustness) ? AdversarialRobustness.PaperEpsilons : null, rowDone: r => console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{r.Method}: mIoU {r.MeanIoU:F4} mDice {r.MeanDice:F4} ({r.Seconds:F0} s)")), cancellationToken: ct, generators: pretrained);
+                        robustnessEpsilons: parse.GetValue(robustness) ? AdversarialRobustness.PaperEpsilons : null, rowDone: r =>
+                        {
+                            console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r.Method}: mIoU {r.MeanIoU:F4} mDice {r.MeanDice:F4} ({r.Seconds:F0} s)"));
+                            done.Add(r);
+                            EvaluateCommand.WriteAtomic(Path.Combine(run, "runs.json"), DaspSeedSummary.RunsToJson([.. runs, (trainingSeed, done.ToList())]));
+                        }, cancellationToken: ct, generators: pretrained);
                     runs.Add((trainingSeed, result.Rows));
+                    EvaluateCommand.WriteAtomic(Path.Combine(run, "runs.json"), DaspSeedSummary.RunsToJson(runs));
                     if (runs.Count > 1) continue;
                     EvaluateCommand.WriteAtomic(Path.Combine(run, "metrics.json"), result.ToJson());
                     EvaluateCommand.WriteAtomic(Path.Combine(run, "comparison.md"), result.ToMarkdown());
@@ -244,7 +254,7 @@ internal static class DaspCommand
                 EvaluateCommand.WriteAtomic(Path.Combine(run, "seeds.md"), summary.ToMarkdown());
                 if (seedList.Count > 1) console.Out.Write(summary.ToMarkdown());
                 else foreach (var d in summary.Differences) console.Out.WriteLine("- " + d);
-                console.Out.WriteLine($"written to {run}: metrics.json, comparison.md, seeds.md, seeds.json, figures/" + (methodList.Contains("dasp") ? ", dasp_evaluation.json, model.zip" : ""));
+                console.Out.WriteLine($"written to {run}: metrics.json, comparison.md, seeds.md, seeds.json, runs.json, figures/" + (methodList.Contains("dasp") ? ", dasp_evaluation.json, model.zip" : ""));
             }
             finally
             {

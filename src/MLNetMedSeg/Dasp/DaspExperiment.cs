@@ -179,6 +179,9 @@ public static class DaspExperiment
                 cancellationToken.ThrowIfCancellationRequested();
                 context.WriteLog(LogLevel.Info, "DASP comparison", $"method '{method}': {Methods[method]}");
                 var clock = Stopwatch.StartNew();
+                // Each method trains from its own seed (the context's seed and the method's name), so its row is the
+                // same whichever methods run beside it: a comparison split over processes joins into the joint run's.
+                var mctx = context.Fork("method:" + method);
                 IDifferentiableSegmenter? segmenter = null;
                 DaspTransformer? dasp = null;
                 try
@@ -187,31 +190,32 @@ public static class DaspExperiment
                     {
                         case "noaug":
                         case "basic":
-                            segmenter = DaspEstimator.TrainOn(context, flow, train, null, null, cancellationToken,
+                            segmenter = DaspEstimator.TrainOn(mctx, flow, train, null, null, cancellationToken,
                                 method == "basic" ? ClassicAugmentationKind.Basic : ClassicAugmentationKind.None);
                             break;
                         case "fgsm":
                         case "ifgsm":
                             if (noAug is null)
                             {
-                                noAug = DaspEstimator.TrainOn(context, flow, train, null, null, cancellationToken, ClassicAugmentationKind.None);
+                                // The No-Aug model the attack runs against is the noaug row's (same seed).
+                                noAug = DaspEstimator.TrainOn(context.Fork("method:noaug"), flow, train, null, null, cancellationToken, ClassicAugmentationKind.None);
                             }
                             var attack = method == "fgsm" ? AdversarialAttackOptions.FgsmPreset(fgsmEpsilon) : AdversarialAttackOptions.InverseFgsmPreset(fgsmEpsilon);
                             attack.ImageColumn = flow.ImageColumn;
                             attack.MaskColumn = flow.MaskColumn;
-                            using (var pairs = AdversarialPairs.Generate(context, train, noAug, attack, null,
+                            using (var pairs = AdversarialPairs.Generate(mctx, train, noAug, attack, null,
                                        new AdversarialPairsOptions { Copies = 1, IdColumn = null }, cancellationToken))
                             {
-                                segmenter = DaspEstimator.TrainOn(context, flow, pairs, "IsAugmented", null, cancellationToken);
+                                segmenter = DaspEstimator.TrainOn(mctx, flow, pairs, "IsAugmented", null, cancellationToken);
                             }
                             break;
                         default:
                             var variant = Variant(flow, method);
-                            var estimator = new DaspEstimator(context, variant);
+                            var estimator = new DaspEstimator(mctx, variant);
                             if (!given && (images is null || (variant.GeneratedMasks && masks is null)))
                             {
                                 var g = Stopwatch.StartNew();
-                                var fit = new DaspEstimator(context, WithGeneratedMasks(flow, methods)).FitGenerators(train, cancellationToken);
+                                var fit = new DaspEstimator(context.Fork("generators"), WithGeneratedMasks(flow, methods)).FitGenerators(train, cancellationToken);
                                 masks?.Dispose();
                                 images?.Dispose();
                                 (masks, images) = fit;
@@ -222,7 +226,7 @@ public static class DaspExperiment
                             segmenter = dasp.Segmenter;
                             break;
                     }
-                    var eval = DataViewEvaluation.EvaluateBinary(context, ((ITransformer)segmenter).Transform(test), flow.MaskColumn);
+                    var eval = DataViewEvaluation.EvaluateBinary(mctx, ((ITransformer)segmenter).Transform(test), flow.MaskColumn);
                     double seconds = clock.Elapsed.TotalSeconds;
                     var robustness = robustnessEpsilons is null ? null
                         : AdversarialRobustness.UnderFgsm(segmenter, test, robustnessEpsilons, flow.ImageColumn, flow.MaskColumn, cancellationToken: cancellationToken);

@@ -1,8 +1,18 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using MLNetMedSeg.Augmentation.Adversarial;
 
 namespace MLNetMedSeg.Dasp;
+
+/// <summary>One FGSM strength over several training seeds: held-out mIoU/mDice as mean ± sample sd (NaN with one seed).</summary>
+/// <param name="Epsilon">The FGSM ε in [0,1] pixel units (0: clean).</param>
+/// <param name="MeanIoU">Mean over seeds of the held-out mIoU under that attack.</param>
+/// <param name="SdIoU">Sample standard deviation over seeds (NaN with one seed).</param>
+/// <param name="MeanDice">Mean over seeds of the held-out mDice under that attack.</param>
+/// <param name="SdDice">Sample standard deviation over seeds (NaN with one seed).</param>
+public sealed record RobustnessSummary(double Epsilon, double MeanIoU, double SdIoU, double MeanDice, double SdDice);
 
 /// <summary>One method over several training seeds: held-out mIoU/mDice as mean ± sample standard deviation.</summary>
 /// <param name="Method">The method's short name.</param>
@@ -132,7 +142,121 @@ public sealed class DaspSeedSummary
             sb.AppendLine();
             foreach (var d in Differences) sb.AppendLine("- " + d);
         }
+        var robust = Robustness;
+        if (robust.Count > 0)
+        {
+            var eps = robust[0].Points.Select(p => p.Epsilon).ToList();
+            sb.AppendLine().AppendLine("Held-out mDice (%) under FGSM of strength ε (paper 001, Table 2), mean ± sd over seeds:").AppendLine();
+            sb.AppendLine("| Method | " + string.Join(" | ", eps.Select(e => string.Create(CultureInfo.InvariantCulture, $"ε = {e:G3}"))) + " |");
+            sb.AppendLine("| --- |" + string.Concat(eps.Select(_ => " ---: |")));
+            foreach (var (method, points) in robust)
+                sb.AppendLine($"| {method} | " + string.Join(" | ", points.Select(p => Pm(p.MeanDice, p.SdDice))) + " |");
+        }
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// Per method that was scored under FGSM in every seed (paper 001's Table 2, <see cref="DaspComparisonRow.Robustness"/>),
+    /// each ε's held-out mIoU/mDice as mean ± sample sd over the seeds, in <see cref="Methods"/>' order. Empty when no
+    /// row carries robustness scores.
+    /// </summary>
+    public IReadOnlyList<(string Method, IReadOnlyList<RobustnessSummary> Points)> Robustness
+    {
+        get
+        {
+            var list = new List<(string, IReadOnlyList<RobustnessSummary>)>();
+            foreach (var m in Methods)
+            {
+                var rows = Runs.SelectMany(r => r.Rows.Where(x => x.Method == m.Method)).ToList();
+                if (rows.Any(r => r.Robustness is null)) continue;
+                var eps = rows[0].Robustness!.Select(p => p.Epsilon).ToList();
+                if (rows.Any(r => !r.Robustness!.Select(p => p.Epsilon).SequenceEqual(eps)))
+                    throw new ArgumentException($"method '{m.Method}': the seeds were scored under different FGSM strengths");
+                list.Add((m.Method, eps.Select((e, i) => new RobustnessSummary(e,
+                    rows.Average(r => r.Robustness![i].MeanIoU), Sd(rows.Select(r => r.Robustness![i].MeanIoU)),
+                    rows.Average(r => r.Robustness![i].MeanDice), Sd(rows.Select(r => r.Robustness![i].MeanDice)))).ToList()));
+            }
+            return list;
+        }
+    }
+
+    /// <summary>
+    /// The seeds' rows as JSON (what <see cref="RunsFromJson"/> reads back; <c>medseg dasp</c> writes it as
+    /// <c>runs.json</c>): <c>[{"seed": 1, "rows": [{"method", "description", "mIoU", "mDice", "seconds",
+    /// "fgsm_robustness": [{"epsilon", "mIoU", "mDice"}] or null, "image_dice": {id: Dice} or null}]}]</c>.
+    /// </summary>
+    public static string RunsToJson(IReadOnlyList<(int Seed, IReadOnlyList<DaspComparisonRow> Rows)> runs)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        var array = new JsonArray();
+        foreach (var (seed, rows) in runs)
+        {
+            var jr = new JsonArray();
+            foreach (var r in rows)
+                jr.Add(new JsonObject
+                {
+                    ["method"] = r.Method, ["description"] = r.Description, ["mIoU"] = r.MeanIoU, ["mDice"] = r.MeanDice, ["seconds"] = r.Seconds,
+                    ["fgsm_robustness"] = r.Robustness is null ? null
+                        : new JsonArray(r.Robustness.Select(p => (JsonNode)new JsonObject { ["epsilon"] = p.Epsilon, ["mIoU"] = p.MeanIoU, ["mDice"] = p.MeanDice }).ToArray()),
+                    ["image_dice"] = r.ImageDice is null ? null
+                        : new JsonObject(r.ImageDice.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+                });
+            array.Add(new JsonObject { ["seed"] = seed, ["rows"] = jr });
+        }
+        return array.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>Reads what <see cref="RunsToJson"/> wrote; <paramref name="source"/> (a file name) names the input in errors.</summary>
+    public static List<(int Seed, IReadOnlyList<DaspComparisonRow> Rows)> RunsFromJson(string json, string source = "runs.json")
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        JsonNode? root;
+        try { root = JsonNode.Parse(json); }
+        catch (JsonException e) { throw new InvalidDataException($"{source}: not JSON ({e.Message})", e); }
+        if (root is not JsonArray array) throw new InvalidDataException($"{source}: expected a JSON array of seeds' runs (as 'medseg dasp' writes runs.json)");
+        try
+        {
+            return array.Select(run =>
+            {
+                int seed = run!["seed"]!.GetValue<int>();
+                var rows = run["rows"]!.AsArray().Select(r => new DaspComparisonRow(
+                    r!["method"]!.GetValue<string>(), r["description"]!.GetValue<string>(), r["mIoU"]!.GetValue<double>(),
+                    r["mDice"]!.GetValue<double>(), r["seconds"]!.GetValue<double>(),
+                    r["fgsm_robustness"] is JsonArray rob
+                        ? rob.Select(p => new RobustnessPoint(p!["epsilon"]!.GetValue<double>(), p["mIoU"]!.GetValue<double>(), p["mDice"]!.GetValue<double>())).ToList()
+                        : null,
+                    r["image_dice"] is JsonObject dice
+                        ? dice.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<double>(), StringComparer.Ordinal)
+                        : null)).ToList();
+                return (seed, (IReadOnlyList<DaspComparisonRow>)rows);
+            }).ToList();
+        }
+        catch (Exception e) when (e is NullReferenceException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{source}: not a runs.json of 'medseg dasp' (a seed, method, score or image Dice is missing or mistyped)", e);
+        }
+    }
+
+    /// <summary>
+    /// Joins runs made in parts (e.g. one process per seed, or the methods split over processes on one split): the rows of
+    /// each seed are concatenated in the order given. A method scored twice for the same seed is an error.
+    /// </summary>
+    public static List<(int Seed, IReadOnlyList<DaspComparisonRow> Rows)> Merge(IEnumerable<(int Seed, IReadOnlyList<DaspComparisonRow> Rows)> parts)
+    {
+        ArgumentNullException.ThrowIfNull(parts);
+        var bySeed = new List<(int Seed, List<DaspComparisonRow> Rows)>();
+        foreach (var (seed, rows) in parts)
+        {
+            var entry = bySeed.FirstOrDefault(x => x.Seed == seed);
+            if (entry.Rows is null) { entry = (seed, []); bySeed.Add(entry); }
+            foreach (var r in rows)
+            {
+                if (entry.Rows.Any(x => x.Method == r.Method))
+                    throw new ArgumentException($"seed {seed}: method '{r.Method}' appears in more than one run; give each (seed, method) once");
+                entry.Rows.Add(r);
+            }
+        }
+        return bySeed.Select(x => (x.Seed, (IReadOnlyList<DaspComparisonRow>)x.Rows)).ToList();
     }
 
     private static string Pm(double mean, double sd) => double.IsNaN(sd)
@@ -150,6 +274,11 @@ public sealed class DaspSeedSummary
             ["mIoU"] = m.MeanIoU, ["mIoU_sd"] = double.IsNaN(m.SdIoU) ? null : m.SdIoU,
             ["mDice"] = m.MeanDice, ["mDice_sd"] = double.IsNaN(m.SdDice) ? null : m.SdDice,
             ["seconds"] = Math.Round(m.Seconds, 1),
+            ["fgsm_robustness"] = Robustness.FirstOrDefault(x => x.Method == m.Method).Points?.Select(p => new Dictionary<string, object?>
+            {
+                ["epsilon"] = p.Epsilon, ["mIoU"] = p.MeanIoU, ["mIoU_sd"] = double.IsNaN(p.SdIoU) ? null : p.SdIoU,
+                ["mDice"] = p.MeanDice, ["mDice_sd"] = double.IsNaN(p.SdDice) ? null : p.SdDice,
+            }).ToList(),
         }).ToList(),
         ["paired"] = Differences.Select(d => new Dictionary<string, object>
         {

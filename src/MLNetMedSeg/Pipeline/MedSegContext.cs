@@ -102,6 +102,24 @@ internal sealed class MedSegContext
     /// <summary>A deterministic 64-bit seed from a base seed, a name and an index (see <see cref="Seeds.Mix"/>).</summary>
     public static ulong MixSeed(ulong baseSeed, string name, int index) => Seeds.Mix(baseSeed, name, index);
 
+    /// <summary>
+    /// A context for one independent part of a run (e.g. one method of a comparison): its seed comes from this
+    /// context's seed and <paramref name="name"/> only, not from what was created before, so the part gives the same
+    /// result whichever other parts run beside it and in whatever order (and so in separate processes). Device,
+    /// progress, log and cancellation are this context's.
+    /// </summary>
+    public MedSegContext Fork(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var child = new MedSegContext((int)(MixSeed((ulong)Seed, "fork:" + name, 0) & 0x7FFFFFFF), Device)
+        {
+            Progress = Progress,
+            CancellationTokenSource = () => CancellationToken,
+        };
+        child.Log += (sender, e) => Log?.Invoke(sender, e);
+        return child;
+    }
+
     /// <summary>A libtorch generator on this context's device for one component.</summary>
     public Generator CreateGenerator(string component) => new(DeriveSeed(component));   // libtorch CPU generator: see Core.SeededRandom
 

@@ -1,3 +1,4 @@
+using MLNetMedSeg.Augmentation.Adversarial;
 using MLNetMedSeg.Dasp;
 
 namespace MLNetMedSeg.Tests.Dasp;
@@ -71,5 +72,46 @@ public sealed class DaspSeedSummaryTests
         var noImages = new DaspComparisonRow("noaug", "x", 0.5, 0.5, 1);
         var e = Assert.ThrowsException<ArgumentException>(() => new DaspSeedSummary([(1, [noImages, Row("dasp", [0.5])])]));
         StringAssert.Contains(e.Message, "'noaug' has no per-image Dice");
+    }
+
+    [TestMethod]
+    public void RunsJson_RoundTrips_PartsMergeIntoTheWhole_AndRobustnessIsAveragedOverSeeds()
+    {
+        static DaspComparisonRow Robust(string method, double[] dice, double[] underFgsm) => Row(method, dice) with
+        {
+            Robustness = underFgsm.Select((d, i) => new RobustnessPoint(0.05 * i, d * 0.8, d)).ToList(),
+        };
+        var whole = new List<(int, IReadOnlyList<DaspComparisonRow>)>
+        {
+            (1, [Robust("noaug", [0.5, 0.7], [0.6, 0.4]), Robust("dasp", [0.6, 0.8], [0.7, 0.6])]),
+            (2, [Robust("noaug", [0.7, 0.9], [0.8, 0.2]), Robust("dasp", [0.6, 0.8], [0.7, 0.4])]),
+        };
+        // One part per (seed, method), as parallel processes write them, in another order.
+        var parts = new List<(int, IReadOnlyList<DaspComparisonRow>)>
+        {
+            (1, [whole[0].Item2[0]]), (2, [whole[1].Item2[0]]), (1, [whole[0].Item2[1]]), (2, [whole[1].Item2[1]]),
+        };
+        var read = DaspSeedSummary.RunsFromJson(DaspSeedSummary.RunsToJson(parts));
+        var merged = DaspSeedSummary.Merge(read);
+        var a = new DaspSeedSummary(whole);
+        var b = new DaspSeedSummary(merged);
+        Assert.AreEqual(a.ToMarkdown(), b.ToMarkdown());
+        Assert.AreEqual(a.ToJson(), b.ToJson());
+        Assert.AreEqual(0.7, read[0].Rows[0].ImageDice!["img01"], 1e-12, "image Dice survives the round trip");
+
+        var noaug = b.Robustness.Single(r => r.Method == "noaug").Points;
+        Assert.AreEqual(0.7, noaug[0].MeanDice, 1e-12);            // ε = 0: 0.6 and 0.8
+        Assert.AreEqual(Math.Sqrt(0.02), noaug[0].SdDice, 1e-12);  // sample sd of {0.6, 0.8}
+        Assert.AreEqual(0.3, noaug[1].MeanDice, 1e-12);            // ε = 0.05: 0.4 and 0.2
+        StringAssert.Contains(b.ToMarkdown(), "| noaug | 70.00 ± 14.14 | 30.00 ± 14.14 |");
+        StringAssert.Contains(b.ToJson(), "\"fgsm_robustness\"");
+
+        var clash = Assert.ThrowsException<ArgumentException>(() => DaspSeedSummary.Merge([.. parts, (2, [whole[1].Item2[1]])]));
+        StringAssert.Contains(clash.Message, "seed 2: method 'dasp' appears in more than one run");
+        var foreign = Assert.ThrowsException<InvalidDataException>(() => DaspSeedSummary.RunsFromJson("{\"mDice\": 1}", "x/runs.json"));
+        StringAssert.Contains(foreign.Message, "x/runs.json");
+        var broken = Assert.ThrowsException<InvalidDataException>(() => DaspSeedSummary.RunsFromJson("[{\"seed\": 1, \"rows\": [{\"method\": \"a\"}]}]", "y.json"));
+        StringAssert.Contains(broken.Message, "y.json");
+        Assert.ThrowsException<InvalidDataException>(() => DaspSeedSummary.RunsFromJson("[{", "z.json"));
     }
 }
