@@ -2,7 +2,7 @@
 # Runs the runs of build/imagenet-table.sh (backbone × encoder weights × augmentation × seed) and build/dasp-table.sh
 # (method × training seed) as parallel jobs on one device, then builds both tables from what finished. Meant for a GPU:
 # each run is a small process that keeps a big GPU far from busy, so many run side by side (MEDSEG_NUM_THREADS=1 each).
-# Jobs start in priority order (seed 1 of everything first, the longest jobs first within a seed); no job starts after
+# Jobs start longest first (DASP's generative rows, the U-Net rows, DASP's classic rows, the other backbones); no job starts after
 # DEADLINE seconds, and a job still running at HARD seconds is stopped (its row is missing from the tables, which say
 # how many seeds each row has). Every DASP job is one `medseg dasp` process for one (method, seed); each method trains
 # from its own seed, so `medseg dasp-summary` joins the parts into exactly what one run over all of them reports.
@@ -16,7 +16,7 @@
 #   IMAGENET_EPOCHS (30), IMAGENET_SIZE (128), IMAGENET_TRAIN_PAIRS (800), BACKBONES ("unet unetpp linknet deeplabv3plus"),
 #   DASP (1: run DASP's tables), GENERATORS (required with DASP=1), DASP_SEEDS ("1 2 3"), DASP_METHODS
 #   ("dasp diffpgd pgd generated fgsm ifgsm noaug basic"), DASP_PAIRS (200), DASP_SIZE (64), DASP_EPOCHS (15),
-#   ATTACK_EVERY (5), DEVICE_NAME (the device as the tables name it).
+#   ATTACK_EVERY (5), DEVICE_NAME (the device as the tables name it), DRY_RUN (1: print the jobs in their order and stop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=$(realpath "$1"); out=$(mkdir -p "$2" && realpath "$2")
@@ -34,26 +34,29 @@ d_seeds=${DASP_SEEDS:-"1 2 3"}; d_methods=${DASP_METHODS:-"dasp diffpgd pgd gene
 backbones=${BACKBONES:-"unet unetpp linknet deeplabv3plus"}
 imagenet_env="EPOCHS=${IMAGENET_EPOCHS:-30} SIZE=${IMAGENET_SIZE:-128} TRAIN_PAIRS=${IMAGENET_TRAIN_PAIRS:-800} OUT=$out/imagenet MODELS=$work/imagenet-models"
 dasp_env="PAIRS=${DASP_PAIRS:-200} SIZE=${DASP_SIZE:-64} EPOCHS=${DASP_EPOCHS:-15} ATTACK_EVERY=${ATTACK_EVERY:-5} SEED=1 GENERATORS=${GENERATORS:-}"
-all_seeds=$(printf '%s\n' $in_seeds $in_other $d_seeds | sort -nu)
-for s in $all_seeds; do
-  if [ "${DASP:-1}" = 1 ] && [[ " $d_seeds " == *" $s "* ]]; then
-    for m in $d_methods; do
-      echo "dasp $m-seed$s env $dasp_env METHODS=$m SEEDS=$s OUT=$work/dasp/$m-seed$s bash build/dasp-table.sh $data" >> "$list"
-    done
-  fi
-  if [ "${IMAGENET:-1}" = 1 ]; then
-    for b in $backbones; do
-      if [ "$b" = unet ]; then ss=$in_seeds; else ss=$in_other; fi
-      [[ " $ss " == *" $s "* ]] || continue
-      for w in imagenet none; do for a in none basic; do
-        echo "imagenet $b-$w-$a-seed$s env $imagenet_env BACKBONES=$b WEIGHTS=$w AUGMENTS=$a SEEDS=$s OTHER_SEEDS=$s bash build/imagenet-table.sh $data" >> "$list"
-      done; done
-    done
-  fi
-done
+# Longest first (the makespan is what the deadline cuts): DASP's generative rows, the U-Net rows (3 seeds), DASP's
+# classic rows, then the other backbones.
+dasp_job() { echo "dasp $1-seed$2 env $dasp_env METHODS=$1 SEEDS=$2 OUT=$work/dasp/$1-seed$2 bash build/dasp-table.sh $data" >> "$list"; }
+imagenet_job() {
+  for w in imagenet none; do for a in none basic; do
+    echo "imagenet $1-$w-$a-seed$2 env $imagenet_env BACKBONES=$1 WEIGHTS=$w AUGMENTS=$a SEEDS=$2 OTHER_SEEDS=$2 bash build/imagenet-table.sh $data" >> "$list"
+  done; done
+}
+generative=" dasp diffpgd pgd generated generated-y "
+if [ "${DASP:-1}" = 1 ]; then
+  for m in $d_methods; do [[ $generative == *" $m "* ]] && for s in $d_seeds; do dasp_job "$m" "$s"; done; done
+fi
+if [ "${IMAGENET:-1}" = 1 ] && [[ " $backbones " == *" unet "* ]]; then for s in $in_seeds; do imagenet_job unet "$s"; done; fi
+if [ "${DASP:-1}" = 1 ]; then
+  for m in $d_methods; do [[ $generative == *" $m "* ]] || for s in $d_seeds; do dasp_job "$m" "$s"; done; done
+fi
+if [ "${IMAGENET:-1}" = 1 ]; then
+  for b in $backbones; do [ "$b" = unet ] || for s in $in_other; do imagenet_job "$b" "$s"; done; done
+fi
 if [ "${DASP:-1}" = 1 ]; then
   [ -f "${GENERATORS:-}" ] || { echo "parallel-tables: GENERATORS='${GENERATORS:-}' is not a file (the DASP jobs need the trained generators)" >&2; exit 1; }
 fi
+if [ "${DRY_RUN:-0}" = 1 ]; then cut -d' ' -f1,2 "$list"; exit 0; fi
 # The ImageNet split once, before the jobs that share it start.
 [ "${IMAGENET:-1}" = 1 ] && python3 build/kvasir-split.py "$data" "$out/imagenet/split" "${SPLIT_SEED:-1}" "${IMAGENET_TRAIN_PAIRS:-800}"
 log "parallel-tables: $(wc -l < "$list") jobs, $jobs at a time on $device; no start after ${deadline} s, stop at ${hard} s"

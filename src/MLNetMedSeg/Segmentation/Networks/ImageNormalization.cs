@@ -37,7 +37,13 @@ public sealed class ImageNormalization : MedSegModule<Tensor, Tensor>
         var mean = Mean;
         long h = input.size(2), w = input.size(3);
         if (mean.size(2) * mean.size(3) != 1 && (mean.size(2) != h || mean.size(3) != w))
-            mean = nn.functional.interpolate(mean, [h, w], mode: InterpolationMode.Bilinear, align_corners: false, antialias: true);
+        {
+            // Resized in float32: libtorch's CPU kernel of antialiased bilinear resizing has no bfloat16/float16 version
+            // ("compute_index_ranges_weights" not implemented), which mixed-precision training would reach.
+            var dtype = mean.dtype;
+            mean = nn.functional.interpolate(dtype == ScalarType.Float32 || dtype == ScalarType.Float64 ? mean : mean.to(ScalarType.Float32),
+                [h, w], mode: InterpolationMode.Bilinear, align_corners: false, antialias: true).to(dtype);
+        }
         return input.sub(mean).div_(Std).MoveToOuterDisposeScope();
     }
 }

@@ -229,4 +229,23 @@ public sealed class ResNetEncoderTests
         layer4.1.bn2.running_var 512
         layer4.1.bn2.num_batches_tracked -
         """;
+
+    [TestMethod]
+    public void ImageNormalization_WithAMeanImage_RunsInBFloat16AsInFloat32()
+    {
+        // Mixed-precision training casts the network to bfloat16; the mean image (the ImageNet preprocessing's, 224 px)
+        // is then resized to a 64 px input in bfloat16, which libtorch's CPU antialiased resize does not implement.
+        using var scope = NewDisposeScope();
+        using var gen = new Generator(5);
+        using var norm = new ImageNormalization(3, 224, 224);
+        norm.Mean.copy_(rand([1, 3, 224, 224], generator: gen));
+        norm.Std.copy_(tensor(new[] { 0.2f, 0.3f, 0.4f }).view(1, 3, 1, 1));
+        var x = rand([2, 3, 64, 64], generator: gen);
+        var fp32 = norm.forward(x);
+        norm.to(ScalarType.BFloat16);
+        var bf16 = norm.forward(x.to(ScalarType.BFloat16));
+        Assert.AreEqual(ScalarType.BFloat16, bf16.dtype);
+        double maxDiff = (bf16.to(ScalarType.Float32) - fp32).abs().max().item<float>();
+        Assert.IsTrue(maxDiff < 0.05, $"bf16 differs from float32 by {maxDiff} (bf16 keeps 8 bits of mantissa; values up to 5)");
+    }
 }
