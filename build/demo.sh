@@ -10,8 +10,12 @@ cd "$(dirname "$0")/.."
 bash build/setup.sh
 dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q
 defaults=(--data data/kvasir-seg-sample --out runs/dasp --size 64 --epochs 20 --sample-steps 10 --synthetic 1 --attack-every 10)
-generators=data/models/kvasir-64-generators.zip
-if [ -f "$generators" ]; then
+# GENERATORS=none trains the diffusion models in the run instead of using the shipped ones (or give another model file).
+generators=${GENERATORS:-data/models/kvasir-64-generators.zip}
+if [ "$generators" != none ] && [ ! -f "$generators" ] && [ -n "${GENERATORS:-}" ]; then
+  echo "demo: GENERATORS='$generators' is not a file (give a 'medseg generate --save-model' zip, or none)" >&2; exit 1
+fi
+if [ "$generators" != none ] && [ -f "$generators" ]; then
   # The shipped generators (trained on Kvasir-SEG without the sample's pairs, data/models/README.md) and the ImageNet
   # ResNet-18 encoder: four methods over three training seeds, with the paired verdict against No-Aug.
   defaults+=(--generators "$generators" --encoder resnet18 --encoder-weights imagenet --seeds 1,2,3
