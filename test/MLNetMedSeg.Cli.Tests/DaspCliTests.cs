@@ -43,7 +43,8 @@ public sealed class DaspCliTests : CliTestBase
         Assert.AreEqual(0.0, first.GetProperty("generator_seconds").GetDouble(), "no diffusion model was trained");
 
         // The same comparison split over processes (seed 1 whole; seed 2's methods one each) and joined with
-        // dasp-summary gives the joint run's scores, per-image Dice and paired line.
+        // dasp-summary gives the joint run's scores, per-image Dice and paired line (the joint run drew the generated
+        // pairs once for both seeds; each part draws its own).
         string[] common = ["dasp", "--data", data, "--size", "16", "--widths", "4,8", "--epochs", "2", "--batch", "4", "--lr", "0.03",
             "--generators", gen, "--synthetic", "2", "--robustness", "false", "--test-fraction", "0.2"];
         string[] parts = [Path.Combine(_dir, "p1"), Path.Combine(_dir, "p2a"), Path.Combine(_dir, "p2b")];

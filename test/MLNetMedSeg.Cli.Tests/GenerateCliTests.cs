@@ -52,6 +52,48 @@ public sealed class GenerateCliTests : OneThreadCliTestBase
         }
     }
 
+    [TestMethod]
+    public void TheShippedGenerators_LoadInMLNet_AndDrawPolypSizedMasksWithEndoscopyImages()
+    {
+        // data/models/kvasir-64-generators.zip (data/models/README.md): an ML.NET model file that ml.Model.Load and
+        // 'medseg generate --model' accept, drawing 64×64 pairs.
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "MLNetMedSeg.sln"))) dir = dir.Parent;
+        Assert.IsNotNull(dir, "the repository root (MLNetMedSeg.sln) above the test binaries");
+        string model = Path.Combine(dir.FullName, "data", "models", "kvasir-64-generators.zip");
+        Assert.IsTrue(File.Exists(model), $"{model} is shipped");
+        var loaded = new MLContext().Model.Load(model, out var inputSchema);
+        CollectionAssert.AreEqual(new[] { "MaskDiffusionTransformer", "ImageDiffusionTransformer" },
+            ((IEnumerable<ITransformer>)loaded).Select(t => t.GetType().Name).ToArray());
+        Assert.AreEqual("Id", string.Join(",", inputSchema.Select(c => c.Name)));
+        (loaded as IDisposable)?.Dispose();
+
+        string drawn = Path.Combine(_dir, "drawn");
+        var (code, stdout, stderr) = Medseg("generate", "--model", model, "--count", "4", "--out", drawn);
+        Assert.AreEqual(0, code, stderr);
+        StringAssert.Contains(stdout, "generated 4 pairs");
+        int polypSized = 0;
+        foreach (var n in Enumerable.Range(0, 4).Select(i => $"pair{i:D4}.png"))
+        {
+            var mask = ImageIO.Read(Path.Combine(drawn, "masks", n));
+            var image = ImageIO.Read(Path.Combine(drawn, "images", n));
+            Assert.AreEqual((64, 64, 64, 64), (mask.Width, mask.Height, image.Width, image.Height), n);
+            Assert.IsTrue(mask.Pixels8!.All(v => v is 0 or 255), $"{n}: binary mask");
+            double fraction = mask.Pixels8!.Count(v => v == 255) / (64.0 * 64);
+            if (fraction is > 0.005 and < 0.6) polypSized++;
+            // Not noise: an endoscopy frame has a dark border (the scope's field of view) around a brighter centre, and
+            // neighbouring pixels agree far more than in noise.
+            var px = image.Pixels8!;
+            double Lum(int x, int y) => (px[(y * 64 + x) * 3] + px[(y * 64 + x) * 3 + 1] + px[(y * 64 + x) * 3 + 2]) / 3.0;
+            double corners = new[] { Lum(1, 1), Lum(62, 1), Lum(1, 62), Lum(62, 62) }.Min();
+            double centre = Enumerable.Range(24, 16).SelectMany(y => Enumerable.Range(24, 16).Select(x => Lum(x, y))).Average();
+            Assert.IsTrue(centre > corners + 20, $"{n}: centre {centre:F0} vs darkest corner {corners:F0}");
+            double neighbour = Enumerable.Range(0, 64).SelectMany(y => Enumerable.Range(0, 63).Select(x => Math.Abs(Lum(x + 1, y) - Lum(x, y)))).Average();
+            Assert.IsTrue(neighbour < 20, $"{n}: mean neighbour difference {neighbour:F1} grey levels (noise: ~40)");
+        }
+        Assert.IsTrue(polypSized >= 3, $"{polypSized} of 4 masks cover 0.5–60 % of the image");
+    }
+
     /// <summary>The safetensors entries of a model zip (name → bytes): the weights, without the options and training history.</summary>
     private static SortedDictionary<string, byte[]> Weights(string zip)
     {

@@ -203,6 +203,8 @@ internal static class DaspCommand
                 pretrained = (gm, gi);
                 console.Err.WriteLine($"using the generators of '{generatorPath}' (not training diffusion models)");
             }
+            // With given generators every seed's generative methods train on the same drawn pairs: draw them once.
+            using var drawnPairs = pretrained is null ? null : new GeneratedPairsCache();
             try
             {
                 var runs = new List<(int Seed, IReadOnlyList<DaspComparisonRow> Rows)>();
@@ -232,7 +234,7 @@ internal static class DaspCommand
                             console.Err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r.Method}: mIoU {r.MeanIoU:F4} mDice {r.MeanDice:F4} ({r.Seconds:F0} s)"));
                             done.Add(r);
                             EvaluateCommand.WriteAtomic(Path.Combine(run, "runs.json"), DaspSeedSummary.RunsToJson([.. runs, (trainingSeed, done.ToList())]));
-                        }, cancellationToken: ct, generators: pretrained);
+                        }, cancellationToken: ct, generators: pretrained, drawnPairs: drawnPairs);
                     runs.Add((trainingSeed, result.Rows));
                     EvaluateCommand.WriteAtomic(Path.Combine(run, "runs.json"), DaspSeedSummary.RunsToJson(runs));
                     if (runs.Count > 1) continue;

@@ -146,7 +146,7 @@ public static class DaspExperiment
     internal static DaspExperimentResult Run(MedSegContext context, IDataView train, IDataView test, DaspOptions flow,
         IReadOnlyList<string> methods, double fgsmEpsilon = 0.1, IReadOnlyList<double>? robustnessEpsilons = null,
         Action<DaspComparisonRow>? rowDone = null, CancellationToken cancellationToken = default,
-        (MaskDiffusionTransformer? Masks, ImageDiffusionTransformer Images)? generators = null)
+        (MaskDiffusionTransformer? Masks, ImageDiffusionTransformer Images)? generators = null, GeneratedPairsCache? drawnPairs = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(train);
@@ -172,6 +172,10 @@ public static class DaspExperiment
         DaspTransformer? daspModel = null;
         EvaluationResult? daspEval = null;
         double generatorSeconds = 0;
+        // With given generators the generated pairs depend only on them and the training rows: draw them once for every
+        // generative method (and, with a caller's cache, every training seed).
+        var ownCache = given && drawnPairs is null ? new GeneratedPairsCache() : null;
+        var cache = given ? drawnPairs ?? ownCache : null;
         try
         {
             foreach (var method in methods)
@@ -222,7 +226,9 @@ public static class DaspExperiment
                                 generatorSeconds += g.Elapsed.TotalSeconds;
                                 clock.Restart();
                             }
-                            dasp = estimator.FitWithGenerators(train, masks, images!, ownsGenerators: false, cancellationToken);
+                            var drawn = cache?.GetOrDraw(train, variant, masks, images!,
+                                () => estimator.Generate(train, variant.GeneratedMasks ? masks : null, images!, cancellationToken));
+                            dasp = estimator.FitWithGenerators(train, masks, images!, ownsGenerators: false, cancellationToken, drawn);
                             segmenter = dasp.Segmenter;
                             break;
                     }
@@ -273,6 +279,7 @@ public static class DaspExperiment
         }
         finally
         {
+            ownCache?.Dispose();
             daspModel?.Dispose();
             (noAug as IDisposable)?.Dispose();
             if (!given)
@@ -324,5 +331,28 @@ public static class DaspExperiment
         var o = flow.Clone();
         o.GeneratedMasks = methods.Any(m => m is "generated" or "pgd" or "diffpgd" or "dasp");
         return o;
+    }
+}
+
+/// <summary>
+/// Generated pairs drawn once and reused (DASP's comparison with given generators): keyed by the training rows, the
+/// generators and the options the draw depends on. Owns the pairs: dispose it after the runs that use it.
+/// </summary>
+internal sealed class GeneratedPairsCache : IDisposable
+{
+    private readonly Dictionary<(IDataView Input, object? Masks, object Images, bool GeneratedMasks, int PerImage, string Image, string Mask), InMemoryDataView> _pairs = [];
+
+    /// <summary>The pairs for this draw, drawn with <paramref name="draw"/> the first time.</summary>
+    public InMemoryDataView GetOrDraw(IDataView input, DaspOptions options, MaskDiffusionTransformer? masks, ImageDiffusionTransformer images, Func<InMemoryDataView> draw)
+    {
+        var key = (input, options.GeneratedMasks ? (object?)masks : null, (object)images, options.GeneratedMasks, options.SyntheticPerImage, options.ImageColumn, options.MaskColumn);
+        if (!_pairs.TryGetValue(key, out var pairs)) _pairs[key] = pairs = draw();
+        return pairs;
+    }
+
+    public void Dispose()
+    {
+        foreach (var p in _pairs.Values) p.Dispose();
+        _pairs.Clear();
     }
 }
