@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The main job on the shipped sample data: sets the machine up (idempotent), builds the medseg tool and runs the whole
-# DASP flow on the Kvasir-SEG sample (data/kvasir-seg-sample) with live progress bars: mask diffusion → image diffusion
-# → Diff-PGD with the uncertainty map W → U-Net on real + attacked generated pairs, compared with No-Aug and Basic on
-# the same held-out split. Writes runs/dasp/ (metrics.json, comparison.md, dasp_evaluation.json, figures/, model.zip).
-# The settings below are sized for 2 CPU cores; any option given on the command line replaces its default here, e.g.
-#   bash build/demo.sh --epochs 40 --diffusion-epochs 100 --synthetic 2 --device cuda   (see 'medseg dasp --help').
+# The main job on the shipped sample data: sets the machine up (idempotent), builds the medseg tool and runs DASP's
+# comparison on the Kvasir-SEG sample (data/kvasir-seg-sample) with live progress bars: a U-Net with the ImageNet
+# ResNet-18 encoder trained as No-Aug, Basic, Generated (the shipped generators' pairs) and DASP (those pairs attacked
+# with Diff-PGD and the uncertainty map W), scored on the same 24 held-out pairs, with a paired bootstrap verdict
+# against No-Aug. Writes runs/dasp/ (seeds.md, seeds.json, metrics.json, comparison.md, runs.json, figures/, model.zip).
+# The settings below are sized for 2 CPU cores (about 11 minutes); any option given on the command line replaces its
+# default here, e.g. --seeds 1,2,3 (three training seeds, about 30 minutes) or --epochs 40 --device cuda
+# (see 'medseg dasp --help'). GENERATORS=none trains the diffusion models in the run instead (the flow before the
+# shipped generators: small models, noise-like pairs at CPU budgets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash build/setup.sh
@@ -17,11 +20,11 @@ if [ "$generators" != none ] && [ ! -f "$generators" ] && [ -n "${GENERATORS:-}"
 fi
 if [ "$generators" != none ] && [ -f "$generators" ]; then
   # The shipped generators (trained on Kvasir-SEG without the sample's pairs, data/models/README.md) and the ImageNet
-  # ResNet-18 encoder: four methods over three training seeds, with the paired verdict against No-Aug.
-  defaults+=(--generators "$generators" --encoder resnet18 --encoder-weights imagenet --seeds 1,2,3
+  # ResNet-18 encoder: four methods, one training seed, with the paired verdict against No-Aug.
+  defaults+=(--generators "$generators" --encoder resnet18 --encoder-weights imagenet --seeds 1
              --methods noaug,basic,generated,dasp)
 else
-  # No shipped generators yet: the flow trains small diffusion models itself (one seed).
+  # Without generators (GENERATORS=none, or none shipped): the flow trains small diffusion models itself (one seed).
   defaults+=(--widths 16,32,64,128 --diffusion-epochs 15 --diffusion-width 16 --methods noaug,basic,dasp)
 fi
 args=("$@")

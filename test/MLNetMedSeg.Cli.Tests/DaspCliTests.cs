@@ -27,6 +27,9 @@ public sealed class DaspCliTests : CliTestBase
         Assert.AreEqual(0, code, stderr);
         StringAssert.Contains(stderr, "using the generators of");
         StringAssert.Contains(stderr, "training seed 2 (2 of 2)");
+        // Every seed's steps are shown; the second seed reuses the pairs the first one drew from the same generators.
+        StringAssert.Contains(stderr, "[DASP] 3/4 generating 2 pairs per real image");
+        StringAssert.Contains(stderr, "[DASP] 3/4 reusing the 16 pairs drawn before");
         StringAssert.Contains(stdout, "over 2 training seeds (1, 2)");
         StringAssert.Contains(stdout, "| generated |");
         StringAssert.Contains(stdout, "generated − noaug:");

@@ -11,6 +11,7 @@ using MLNetMedSeg.Segmentation;
 using MLNetMedSeg.Segmentation.Cdal;
 using MLNetMedSeg.Segmentation.Losses;
 using MLNetMedSeg.Segmentation.Networks;
+using LogEventArgs = MLNetMedSeg.Pipeline.LogEventArgs;
 using LogLevel = MLNetMedSeg.Pipeline.LogLevel;
 
 namespace MLNetMedSeg.Cli.Commands;
@@ -95,10 +96,11 @@ internal static class DaspCommand
             // The flow runs on the library's views (DaspExperiment); its context takes seed, device, log and progress
             // from the MLContext. Warnings reach stderr through ml.Log; the flow's own progress lines are shown too.
             var ctx = MLContextBridge.ContextFor(ml, "Dasp");
-            ctx.Log += (_, e) =>
+            EventHandler<LogEventArgs> showSteps = (_, e) =>
             {
                 if (e.Level < LogLevel.Warning && e.Source is "DASP" or "DASP comparison") console.Err.WriteLine($"[{e.Source}] {e.Message}");
             };
+            ctx.Log += showSteps;
             int n = parse.GetValue(size);
             if (n < 16 || n % 8 != 0) throw new ArgumentOutOfRangeException("--size", n, "--size must be a multiple of 8, at least 16");
             double tf = parse.GetValue(testFraction);
@@ -217,6 +219,7 @@ internal static class DaspCommand
                     var seedMl = parse.GetValue(seeds) is null ? ml : MLNetRun.CreateContext(console, trainingSeed, parse.GetValue(device)!);
                     if (!ReferenceEquals(seedMl, ml)) seedMl.MedSeg().Progress = ml.MedSeg().Progress;
                     var seedCtx = ReferenceEquals(seedMl, ml) ? ctx : MLContextBridge.ContextFor(seedMl, "Dasp");
+                    if (!ReferenceEquals(seedCtx, ctx)) seedCtx.Log += showSteps;
                     var seedFlow = flow.Clone();
                     if (runs.Count > 0)
                     {

@@ -120,7 +120,7 @@ public sealed class DaspEstimator : Microsoft.ML.IEstimator<DaspTransformer>, Pi
     /// outlive it). <paramref name="masks"/> may be null only when <see cref="DaspOptions.GeneratedMasks"/> is false.
     /// </summary>
     internal DaspTransformer FitWithGenerators(IDataView input, MaskDiffusionTransformer? masks, ImageDiffusionTransformer images,
-        bool ownsGenerators, CancellationToken cancellationToken = default, InMemoryDataView? drawn = null)
+        bool ownsGenerators, CancellationToken cancellationToken = default, GeneratedPairsCache? drawnPairs = null)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(images);
@@ -130,9 +130,11 @@ public sealed class DaspEstimator : Microsoft.ML.IEstimator<DaspTransformer>, Pi
             throw new ArgumentException("GeneratedMasks is set: a fitted mask diffusion is required", nameof(masks));
         var clock = Stopwatch.StartNew();
         // Pairs drawn earlier from the same generators for the same rows (the draws depend on those only) are reused.
-        Log(drawn is null ? $"3/4 generating {o.SyntheticPerImage} pairs per real image" : $"3/4 reusing the {drawn.RowCount} pairs drawn before from these generators for these rows");
-        using var owned = drawn is null ? Generate(input, o.GeneratedMasks ? masks : null, images, cancellationToken) : null;
-        var synthetic = drawn ?? owned!;
+        var genMasks = o.GeneratedMasks ? masks : null;
+        var reused = drawnPairs?.Find(input, o, genMasks, images);
+        Log(reused is null ? $"3/4 generating {o.SyntheticPerImage} pairs per real image" : $"3/4 reusing the {reused.RowCount} pairs drawn before from these generators for these rows");
+        using var owned = drawnPairs is null ? Generate(input, genMasks, images, cancellationToken) : null;
+        var synthetic = owned ?? reused ?? drawnPairs!.Add(input, o, genMasks, images, Generate(input, genMasks, images, cancellationToken));
         Log($"4/4 training the segmenter on {input.GetRowCount()} real + {synthetic.RowCount} generated pairs"
             + (o.Attack is null ? " (no attack)" : $" attacked with {Describe(o.Attack)}"));
         var segmenter = TrainSegmenter(input, synthetic, images, cancellationToken);

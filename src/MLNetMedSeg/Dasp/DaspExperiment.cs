@@ -167,7 +167,9 @@ public static class DaspExperiment
         if (given && methods.Any(m => m is "generated" or "pgd" or "diffpgd" or "dasp") && masks is null)
             throw new ArgumentException("the generators given have no mask diffusion, and a method asked for needs generated masks (generated, pgd, diffpgd, dasp)", nameof(generators));
         if (masks is not null && given && masks.Options.SamplesPerRow != flow.SyntheticPerImage)
-            masks = resampled = masks.WithSamplesPerRow(flow.SyntheticPerImage);
+            masks = drawnPairs is not null
+                ? drawnPairs.Resampled(masks, flow.SyntheticPerImage)   // the caller's cache keeps it (and its pairs) across runs
+                : resampled = masks.WithSamplesPerRow(flow.SyntheticPerImage);
         IDifferentiableSegmenter? noAug = null;
         DaspTransformer? daspModel = null;
         EvaluationResult? daspEval = null;
@@ -226,9 +228,7 @@ public static class DaspExperiment
                                 generatorSeconds += g.Elapsed.TotalSeconds;
                                 clock.Restart();
                             }
-                            var drawn = cache?.GetOrDraw(train, variant, masks, images!,
-                                () => estimator.Generate(train, variant.GeneratedMasks ? masks : null, images!, cancellationToken));
-                            dasp = estimator.FitWithGenerators(train, masks, images!, ownsGenerators: false, cancellationToken, drawn);
+                            dasp = estimator.FitWithGenerators(train, masks, images!, ownsGenerators: false, cancellationToken, cache);
                             segmenter = dasp.Segmenter;
                             break;
                     }
@@ -336,17 +336,33 @@ public static class DaspExperiment
 
 /// <summary>
 /// Generated pairs drawn once and reused (DASP's comparison with given generators): keyed by the training rows, the
-/// generators and the options the draw depends on. Owns the pairs: dispose it after the runs that use it.
+/// generators and the options the draw depends on. Owns the pairs and the copies of the mask model that draw another
+/// number of masks per row (which the DASP models of the runs use): dispose it after those runs and their models.
 /// </summary>
 internal sealed class GeneratedPairsCache : IDisposable
 {
+    private readonly Dictionary<(MaskDiffusionTransformer, int), MaskDiffusionTransformer> _resampled = [];
+
+    /// <summary>The given mask model drawing <paramref name="samplesPerRow"/> masks per row: one copy per model and count.</summary>
+    public MaskDiffusionTransformer Resampled(MaskDiffusionTransformer masks, int samplesPerRow)
+    {
+        if (!_resampled.TryGetValue((masks, samplesPerRow), out var copy)) _resampled[(masks, samplesPerRow)] = copy = masks.WithSamplesPerRow(samplesPerRow);
+        return copy;
+    }
+
     private readonly Dictionary<(IDataView Input, object? Masks, object Images, bool GeneratedMasks, int PerImage, string Image, string Mask), InMemoryDataView> _pairs = [];
 
-    /// <summary>The pairs for this draw, drawn with <paramref name="draw"/> the first time.</summary>
-    public InMemoryDataView GetOrDraw(IDataView input, DaspOptions options, MaskDiffusionTransformer? masks, ImageDiffusionTransformer images, Func<InMemoryDataView> draw)
+    private static (IDataView, object?, object, bool, int, string, string) Key(IDataView input, DaspOptions options, MaskDiffusionTransformer? masks, ImageDiffusionTransformer images)
+        => (input, masks, images, options.GeneratedMasks, options.SyntheticPerImage, options.ImageColumn, options.MaskColumn);
+
+    /// <summary>The pairs drawn before for these rows, generators (<paramref name="masks"/> null: the real masks) and options, or null.</summary>
+    public InMemoryDataView? Find(IDataView input, DaspOptions options, MaskDiffusionTransformer? masks, ImageDiffusionTransformer images)
+        => _pairs.GetValueOrDefault(Key(input, options, masks, images));
+
+    /// <summary>Keeps <paramref name="pairs"/> (now owned by the cache) for these rows, generators and options; returns them.</summary>
+    public InMemoryDataView Add(IDataView input, DaspOptions options, MaskDiffusionTransformer? masks, ImageDiffusionTransformer images, InMemoryDataView pairs)
     {
-        var key = (input, options.GeneratedMasks ? (object?)masks : null, (object)images, options.GeneratedMasks, options.SyntheticPerImage, options.ImageColumn, options.MaskColumn);
-        if (!_pairs.TryGetValue(key, out var pairs)) _pairs[key] = pairs = draw();
+        _pairs.Add(Key(input, options, masks, images), pairs);
         return pairs;
     }
 
@@ -354,5 +370,7 @@ internal sealed class GeneratedPairsCache : IDisposable
     {
         foreach (var p in _pairs.Values) p.Dispose();
         _pairs.Clear();
+        foreach (var m in _resampled.Values) m.Dispose();
+        _resampled.Clear();
     }
 }
