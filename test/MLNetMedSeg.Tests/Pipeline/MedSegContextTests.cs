@@ -34,6 +34,25 @@ public class MedSegContextTests
     }
 
     [TestMethod]
+    public void Fork_SeedsFromTheNameOnly_NotFromWhatRanBefore_AndForwardsTheLog()
+    {
+        var a = new MedSegContext(seed: 7);
+        var b = new MedSegContext(seed: 7);
+        b.DeriveSeed("Trainer");
+        b.Fork("method:noaug").DeriveSeed("Trainer");   // another part ran first in b
+        var fa = a.Fork("method:dasp");
+        var fb = b.Fork("method:dasp");
+        Assert.AreEqual(fa.Seed, fb.Seed);
+        Assert.AreEqual(fa.DeriveSeed("Trainer"), fb.DeriveSeed("Trainer"));
+        Assert.AreNotEqual(a.Fork("method:noaug").Seed, fa.Seed, "parts with other names get other seeds");
+        Assert.AreNotEqual(new MedSegContext(seed: 8).Fork("method:dasp").Seed, fa.Seed, "and other runs' seeds too");
+        var seen = new List<string>();
+        a.Log += (_, e) => seen.Add(e.Message);
+        a.Fork("x").WriteLog(LogLevel.Info, "t", "from the part");
+        CollectionAssert.AreEqual(new[] { "from the part" }, seen);
+    }
+
+    [TestMethod]
     public void Generators_AreReproducible_AndLeaveTheGlobalGeneratorAlone()
     {
         using var scope = torch.NewDisposeScope();
