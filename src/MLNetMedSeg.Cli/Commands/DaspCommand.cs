@@ -238,8 +238,7 @@ internal static class DaspCommand
                             done.Add(r);
                             EvaluateCommand.WriteAtomic(Path.Combine(run, "runs.json"), DaspSeedSummary.RunsToJson([.. runs, (trainingSeed, done.ToList())]));
                         }, cancellationToken: ct, generators: pretrained, drawnPairs: drawnPairs);
-                    runs.Add((trainingSeed, result.Rows));
-                    EvaluateCommand.WriteAtomic(Path.Combine(run, "runs.json"), DaspSeedSummary.RunsToJson(runs));
+                    runs.Add((trainingSeed, result.Rows));   // (runs.json already holds them: written with the seed's last row)
                     if (runs.Count > 1) continue;
                     EvaluateCommand.WriteAtomic(Path.Combine(run, "metrics.json"), result.ToJson());
                     EvaluateCommand.WriteAtomic(Path.Combine(run, "comparison.md"), result.ToMarkdown());

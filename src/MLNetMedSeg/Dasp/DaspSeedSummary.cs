@@ -76,6 +76,7 @@ public sealed class DaspSeedSummary
         Differences = methods.Contains(baseline)
             ? methods.Where(m => m != baseline).Select(m => Paired(runs, m, baseline, bootstrapSeed)).ToList()
             : [];
+        Robustness = SummariseRobustness();
     }
 
     /// <summary>The seeds' rows, as given.</summary>
@@ -160,24 +161,23 @@ public sealed class DaspSeedSummary
     /// each ε's held-out mIoU/mDice as mean ± sample sd over the seeds, in <see cref="Methods"/>' order. Empty when no
     /// row carries robustness scores.
     /// </summary>
-    public IReadOnlyList<(string Method, IReadOnlyList<RobustnessSummary> Points)> Robustness
+    public IReadOnlyList<(string Method, IReadOnlyList<RobustnessSummary> Points)> Robustness { get; }
+
+    private List<(string, IReadOnlyList<RobustnessSummary>)> SummariseRobustness()
     {
-        get
+        var list = new List<(string, IReadOnlyList<RobustnessSummary>)>();
+        foreach (var m in Methods)
         {
-            var list = new List<(string, IReadOnlyList<RobustnessSummary>)>();
-            foreach (var m in Methods)
-            {
-                var rows = Runs.SelectMany(r => r.Rows.Where(x => x.Method == m.Method)).ToList();
-                if (rows.Any(r => r.Robustness is null)) continue;
-                var eps = rows[0].Robustness!.Select(p => p.Epsilon).ToList();
-                if (rows.Any(r => !r.Robustness!.Select(p => p.Epsilon).SequenceEqual(eps)))
-                    throw new ArgumentException($"method '{m.Method}': the seeds were scored under different FGSM strengths");
-                list.Add((m.Method, eps.Select((e, i) => new RobustnessSummary(e,
-                    rows.Average(r => r.Robustness![i].MeanIoU), Sd(rows.Select(r => r.Robustness![i].MeanIoU)),
-                    rows.Average(r => r.Robustness![i].MeanDice), Sd(rows.Select(r => r.Robustness![i].MeanDice)))).ToList()));
-            }
-            return list;
+            var rows = Runs.SelectMany(r => r.Rows.Where(x => x.Method == m.Method)).ToList();
+            if (rows.Any(r => r.Robustness is null)) continue;
+            var eps = rows[0].Robustness!.Select(p => p.Epsilon).ToList();
+            if (rows.Any(r => !r.Robustness!.Select(p => p.Epsilon).SequenceEqual(eps)))
+                throw new ArgumentException($"method '{m.Method}': the seeds were scored under different FGSM strengths");
+            list.Add((m.Method, eps.Select((e, i) => new RobustnessSummary(e,
+                rows.Average(r => r.Robustness![i].MeanIoU), Sd(rows.Select(r => r.Robustness![i].MeanIoU)),
+                rows.Average(r => r.Robustness![i].MeanDice), Sd(rows.Select(r => r.Robustness![i].MeanDice)))).ToList()));
         }
+        return list;
     }
 
     /// <summary>
