@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Both result tables on the CPU, one run after another, resumable across sessions: DASP's Table 2 ablation with paper
+# 001's robustness table (build/dasp-table.sh with the shipped generators and the ImageNet encoder, SEEDS training seeds)
+# and the ImageNet table (build/imagenet-table.sh). For a machine without a GPU, where the tables take many hours
+# (build/parallel-tables.sh is the GPU way: all runs side by side within minutes).
+#
+# Resuming: an ImageNet run whose metrics exist is skipped and one cut off mid-way resumes from its last finished
+# epoch; a DASP method runs as one process over the seeds it still lacks (its drawn pairs are made once per process),
+# each process in its own part folder (OUT/dasp/METHOD-partN) whose runs.json grows with every finished row, so a cut
+# process keeps the seeds it finished and the next call runs only the others. Each method trains from its own seed, so
+# the parts join into exactly what one run over all methods and seeds reports (`medseg dasp-summary`).
+# Stop it with `kill -- -PGID` (or end the session) and call it again to continue; the tables are rebuilt from what
+# has finished at the end of every call, and by TABLES_ONLY=1.
+#
+# Usage: build/cpu-tables.sh OUT
+# Environment: KVASIR (../shared/data/kvasir-seg: the 1000 original pairs, for the ImageNet table), DASP_DATA (the same
+#   pairs at 128 × 128 as the shipped generators were trained on: RUN/all-128 of build/train-generators.sh; default
+#   KVASIR), GENERATORS (data/models/kvasir-64-generators.zip), ORDER (the order of the work: "imagenet:unet:1"
+#   items and "dasp:METHOD" items; default below), SEEDS ("1 2 3": DASP's seeds and the ImageNet U-Net rows' seeds),
+#   OTHER_SEEDS ("1": the other backbones), PRECISION (bfloat16: the ImageNet runs' --precision; DASP trains in float32),
+#   MEDSEG_BIN (a folder with a built medseg.dll; default: build it here and copy it to OUT/bin), DRY_RUN (1: print
+#   what is left, in order), TABLES_ONLY (1: only rebuild the tables). The other settings are the two scripts'
+#   defaults (ImageNet: 128 px, 800 training pairs, 30 epochs; DASP: 64 px, 200 pairs, 15 epochs, attacks every 5).
+# Writes OUT/imagenet/table.md, OUT/dasp/summary/seeds.md (+ seeds.json, runs.json) and OUT/progress.log.
+set -euo pipefail
+echo 19 > /proc/self/autogroup 2>/dev/null || true   # a background job: let the foreground have the CPU first
+cd "$(dirname "$0")/.."
+out=$(mkdir -p "$1" && realpath "$1")
+kvasir=$(realpath "${KVASIR:-../shared/data/kvasir-seg}"); dasp_data=$(realpath "${DASP_DATA:-$kvasir}")
+generators=$(realpath "${GENERATORS:-data/models/kvasir-64-generators.zip}")
+seeds=${SEEDS:-"1 2 3"}; other_seeds=${OTHER_SEEDS:-"1"}; precision=${PRECISION:-bfloat16}
+default_order="imagenet:unet:imagenet:1 dasp:noaug dasp:basic dasp:generated dasp:dasp imagenet:unet:imagenet:2 imagenet:unet:imagenet:3
+  dasp:diffpgd dasp:pgd dasp:fgsm dasp:ifgsm imagenet:unet:none:1 imagenet:unet:none:2 imagenet:unet:none:3
+  imagenet:linknet imagenet:deeplabv3plus imagenet:unetpp"
+order=${ORDER:-$default_order}
+log() { echo "[$(date -u +%FT%TZ)] $*" | tee -a "$out/progress.log"; }
+
+bin=$out/bin; [ -z "${MEDSEG_BIN:-}" ] || bin=$(realpath "$MEDSEG_BIN")
+if [ "${TABLES_ONLY:-0}" != 1 ] && [ "${DRY_RUN:-0}" != 1 ]; then
+  if [ -z "${MEDSEG_BIN:-}" ]; then
+    bash build/setup.sh >/dev/null
+    dotnet build src/MLNetMedSeg.Cli -c Release --nologo -v q >/dev/null
+    rm -rf "$out/bin"; mkdir -p "$out/bin"; cp -r src/MLNetMedSeg.Cli/bin/Release/net10.0/linux-x64/. "$out/bin/"
+  fi
+fi
+
+# The DASP seeds a method still lacks: those without its row in any part's runs.json.
+dasp_missing() {
+  python3 - "$out/dasp" "$1" "$seeds" <<'PY'
+import glob, json, sys
+folder, method, seeds = sys.argv[1], sys.argv[2], sys.argv[3].split()
+done = set()
+for path in glob.glob(f"{folder}/{method}-part*/runs.json"):
+    for run in json.load(open(path)):
+        if any(r["method"] == method for r in run["rows"]): done.add(str(run["seed"]))
+print(",".join(s for s in seeds if s not in done))
+PY
+}
+imagenet_run() {   # backbone weights augment seed
+  local name="$1-$2-$3-seed$4"
+  if [ -f "$out/imagenet/$name.json" ]; then return; fi
+  if [ "${DRY_RUN:-0}" = 1 ]; then echo "imagenet $name"; return; fi
+  log "start imagenet $name"
+  BACKBONES=$1 WEIGHTS=$2 AUGMENTS=$3 SEEDS=$4 OTHER_SEEDS=$4 PRECISION=$precision OUT=$out/imagenet MEDSEG_BIN=$bin \
+    bash build/imagenet-table.sh "$kvasir" > "$out/imagenet/last-call.log" 2>&1 || { log "imagenet $name failed: $(tail -1 "$out/imagenet/last-call.log")"; return; }
+  log "done $(grep -E "^$name:" "$out/imagenet/last-call.log" || echo "$name")"
+}
+dasp_method() {
+  local missing; missing=$(dasp_missing "$1")
+  [ -n "$missing" ] || return 0
+  if [ "${DRY_RUN:-0}" = 1 ]; then echo "dasp $1 seeds $missing"; return; fi
+  local k=1; while [ -e "$out/dasp/$1-part$k" ]; do k=$((k + 1)); done
+  log "start dasp $1 seeds $missing (part $k)"
+  METHODS=$1 SEEDS=$missing GENERATORS=$generators OUT=$out/dasp/$1-part$k MEDSEG_BIN=$bin \
+    nice -n 19 bash build/dasp-table.sh "$dasp_data" > "$out/dasp/$1-part$k.log" 2>&1 || { log "dasp $1 failed: $(tail -1 "$out/dasp/$1-part$k.log")"; return; }
+  log "done dasp $1 seeds $missing: $(grep -E "^\| $1 " "$out/dasp/$1-part$k/seeds.md" | head -1 || true)"
+}
+
+mkdir -p "$out/imagenet" "$out/dasp"
+if [ "${TABLES_ONLY:-0}" != 1 ]; then
+  [ "${DRY_RUN:-0}" = 1 ] || python3 build/kvasir-split.py "$kvasir" "$out/imagenet/split" 1 800
+  for item in $order; do
+    IFS=: read -r kind a b c <<< "$item"
+    if [ "$kind" = dasp ]; then dasp_method "$a"; continue; fi
+    # imagenet:BACKBONE[:WEIGHTS[:SEED]] — the weights' and augmentations' runs for that seed (or the backbone's seeds).
+    if [ -n "$c" ]; then run_seeds=$c; elif [ "$a" = unet ]; then run_seeds=$seeds; else run_seeds=$other_seeds; fi
+    for s in $run_seeds; do for w in ${b:-imagenet none}; do for aug in none basic; do imagenet_run "$a" "$w" "$aug" "$s"; done; done; done
+  done
+  [ "${DRY_RUN:-0}" = 1 ] && exit 0
+fi
+
+# The tables from what has finished.
+TABLE_ONLY=1 OUT=$out/imagenet DEVICE_NAME="cpu ($(nproc) cores), $precision" bash build/imagenet-table.sh "$kvasir" > /dev/null 2>&1 || true
+parts=()
+for m in noaug basic fgsm ifgsm generated pgd diffpgd dasp; do
+  for d in "$out"/dasp/"$m"-part*/; do [ -f "$d/runs.json" ] && parts+=("${d%/}"); done
+done
+if [ ${#parts[@]} -gt 0 ]; then
+  dotnet "$bin/medseg.dll" dasp-summary "${parts[@]}" --out "$out/dasp/summary" > "$out/dasp/summary.log" 2>&1 || true
+fi
+log "tables: $out/imagenet/table.md, $out/dasp/summary/seeds.md"
