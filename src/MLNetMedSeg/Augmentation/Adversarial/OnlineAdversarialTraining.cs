@@ -99,6 +99,9 @@ public sealed class OnlineAdversarialOptions : ISourcedOnlineAugmentation
 internal sealed class OnlineAdversarialAugmenter : IOnlineAugmenter
 {
     private const string Name = "OnlineAdversarialAugmenter";
+
+    /// <summary>The stage of the progress an attack round reports (one step per attacked batch).</summary>
+    internal const string ProgressStage = "OnlineAttack";
     private readonly OnlineAdversarialOptions _options;
     private readonly AdversarialAttack _attack;
     private readonly ulong _seed;
@@ -124,9 +127,13 @@ internal sealed class OnlineAdversarialAugmenter : IOnlineAugmenter
         _attacked = null;
         ulong seed = MedSegContext.MixSeed(_seed, "epoch", r.Epoch);
         var input = _options.Source ?? r.TrainingData;
+        // A round can take minutes (Diff-PGD runs K SDEdit passes per batch): each attacked batch is a progress step of
+        // stage ProgressStage (the round's summary below is this augmenter's log line).
+        long batches = input.GetRowCount() is long n ? (n + r.BatchSize - 1) / r.BatchSize : 0;
+        var tracker = new ProgressTracker(r.Context, ProgressStage, 1, batches * _options.Copies, r.CancellationToken);
         using (ModuleModeScope.Eval(r.Network))
         using (var pairs = AdversarialPairs.Collect(input, r.ImageColumn, r.MaskColumn, null, r.BatchSize, r.Device, _options.Copies, includeReal: false, seed,
-                   (x, y, s, keys) => _attack.Run(r.Logits, x, y, s, keys, r.CancellationToken), r.CancellationToken, storage: r.Device))
+                   (x, y, s, keys) => _attack.Run(r.Logits, x, y, s, keys, r.CancellationToken), r.CancellationToken, tracker, storage: r.Device))
             _attacked = pairs.ToView(r.ImageColumn, input.Schema[r.ImageColumn].Type, r.MaskColumn, input.Schema[r.MaskColumn].Type, null, null);
         r.Context.WriteLog(LogLevel.Info, Name, string.Create(CultureInfo.InvariantCulture,
             $"epoch {r.Epoch}: {_attacked.RowCount} attacked rows ({_options.Attack.Method}) against the current network in {clock.Elapsed.TotalSeconds:F1} s"));

@@ -148,8 +148,31 @@ public sealed class AdversarialTrainingTests
         var options = TrainerOptions();
         options.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.FgsmPreset(8.0 / 255), Copies = 2 };
         using var model = new SegmentationTrainer(ctx, options).Fit(data);
-        Assert.AreEqual(5, steps.Count, "⌈(6 + 12) / 4⌉ steps");
-        Assert.IsTrue(steps.All(p => p.StepsPerEpoch == 5), "the ETA counts the pool's steps");
+        var training = steps.Where(p => p.Stage == "SegmentationTrainer").ToList();
+        Assert.AreEqual(5, training.Count, "⌈(6 + 12) / 4⌉ steps");
+        Assert.IsTrue(training.All(p => p.StepsPerEpoch == 5), "the ETA counts the pool's steps");
+    }
+
+    [TestMethod]
+    public void Online_AttackRound_ReportsAProgressStepPerAttackedBatch()
+    {
+        // A round of Diff-PGD can take minutes on a CPU: it reports progress (and an ETA) like a training epoch, before the
+        // epoch's training steps. 6 real rows in batches of 4, 2 copies: 2 × 2 attacked batches, then 5 training steps.
+        using var scope = NewDisposeScope();
+        using var data = Discs(6, 8);
+        var ctx = new MedSegContext(seed: 8);
+        var steps = new List<TrainingProgress>();
+        ctx.Progress = new Reporter(steps.Add);
+        var options = TrainerOptions();
+        options.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.FgsmPreset(8.0 / 255), Copies = 2 };
+        using var model = new SegmentationTrainer(ctx, options).Fit(data);
+        CollectionAssert.AreEqual(new[] { "OnlineAttack", "OnlineAttack", "OnlineAttack", "OnlineAttack",
+            "SegmentationTrainer", "SegmentationTrainer", "SegmentationTrainer", "SegmentationTrainer", "SegmentationTrainer" },
+            steps.Select(p => p.Stage).ToArray(), "the round's steps come first");
+        var round = steps.Take(4).ToList();
+        CollectionAssert.AreEqual(new long[] { 1, 2, 3, 4 }, round.Select(p => p.Step).ToArray());
+        Assert.IsTrue(round.All(p => p.StepsPerEpoch == 4), "the round's ETA counts its attacked batches");
+        Assert.AreEqual(1.0, round[^1].Fraction, 1e-12, "the round ends complete");
     }
 
     private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
