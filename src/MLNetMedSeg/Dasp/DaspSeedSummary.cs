@@ -99,9 +99,15 @@ public sealed class DaspSeedSummary
         return Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / (v.Count - 1));
     }
 
-    /// <summary>Per image (ids every seed of both methods scored), Dice averaged over seeds; a percentile bootstrap of the mean difference.</summary>
+    /// <summary>
+    /// Per image (ids every seed of both methods scored), Dice averaged over the seeds both methods ran with (a method
+    /// that lacks some seeds, e.g. a table still being filled, is compared on the seeds it has); a percentile bootstrap
+    /// of the mean difference.
+    /// </summary>
     internal static PairedDifference Paired(IReadOnlyList<(int Seed, IReadOnlyList<DaspComparisonRow> Rows)> runs, string method, string baseline, int seed)
     {
+        runs = runs.Where(r => r.Rows.Any(x => x.Method == method) && r.Rows.Any(x => x.Method == baseline)).ToList();
+        if (runs.Count == 0) throw new ArgumentException($"methods '{method}' and '{baseline}' share no training seed");
         Dictionary<string, double> MeanOverSeeds(string m)
         {
             var maps = runs.Select(r => r.Rows.FirstOrDefault(x => x.Method == m)?.ImageDice).Where(d => d is not null).Select(d => d!).ToList();
@@ -131,13 +137,16 @@ public sealed class DaspSeedSummary
     {
         var sb = new StringBuilder();
         int seeds = Runs.Count;
-        sb.AppendLine(string.Create(CultureInfo.InvariantCulture, $"Held-out scores over {seeds} training seed{(seeds == 1 ? "" : "s")} ({string.Join(", ", Runs.Select(r => r.Seed))}), mean ± sd:"));
+        // Methods that ran with fewer seeds than others (parts of a table still running) say how many in a column.
+        bool uneven = Methods.Any(m => m.Seeds != seeds);
+        sb.AppendLine(string.Create(CultureInfo.InvariantCulture, $"Held-out scores over {seeds} training seed{(seeds == 1 ? "" : "s")} ({string.Join(", ", Runs.Select(r => r.Seed))})")
+            + (uneven ? "; not every method has run with all of them (see Seeds)" : "") + ", mean ± sd:");
         sb.AppendLine();
-        sb.AppendLine("| Method | Trained on | mIoU (%) | mDice (%) | Time per seed (s) |");
-        sb.AppendLine("| --- | --- | ---: | ---: | ---: |");
+        sb.AppendLine(uneven ? "| Method | Trained on | Seeds | mIoU (%) | mDice (%) | Time per seed (s) |" : "| Method | Trained on | mIoU (%) | mDice (%) | Time per seed (s) |");
+        sb.AppendLine(uneven ? "| --- | --- | ---: | ---: | ---: | ---: |" : "| --- | --- | ---: | ---: | ---: |");
         foreach (var m in Methods)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {m.Method} | {m.Description} | {Pm(m.MeanIoU, m.SdIoU)} | {Pm(m.MeanDice, m.SdDice)} | {m.Seconds:F0} |"));
+                $"| {m.Method} | {m.Description} |{(uneven ? $" {m.Seeds} |" : "")} {Pm(m.MeanIoU, m.SdIoU)} | {Pm(m.MeanDice, m.SdDice)} | {m.Seconds:F0} |"));
         if (Differences.Count > 0)
         {
             sb.AppendLine();

@@ -34,6 +34,28 @@ public sealed class DaspSeedSummaryTests
     }
 
     [TestMethod]
+    public void AMethodWithFewerSeeds_IsComparedOnTheSeedsItHas_AndTheTableSaysHowMany()
+    {
+        // A table still being filled: dasp has run with seed 1 only. Its paired difference is against seed 1's No-Aug
+        // (0.5, 0.7 → +0.1 per image), not against No-Aug averaged over all three seeds (0.6, 0.8 → 0.0).
+        var runs = new List<(int, IReadOnlyList<DaspComparisonRow>)>
+        {
+            (1, [Row("noaug", [0.5, 0.7]), Row("dasp", [0.6, 0.8])]),
+            (2, [Row("noaug", [0.7, 0.9])]),
+            (3, [Row("noaug", [0.6, 0.8])]),
+        };
+        var s = new DaspSeedSummary(runs);
+        var d = s.Differences.Single();
+        Assert.AreEqual(0.1, d.Difference, 1e-12, "compared on seed 1, the only seed both ran with");
+        Assert.IsTrue(d.BeyondNoise);
+        string md = s.ToMarkdown();
+        StringAssert.Contains(md, "not every method has run with all of them (see Seeds)");
+        StringAssert.Contains(md, "| Method | Trained on | Seeds | mIoU (%) | mDice (%) | Time per seed (s) |");
+        StringAssert.Contains(md, "| noaug | noaug rows | 3 | 56.00 ± 8.00 | 70.00 ± 10.00 | 10 |");
+        StringAssert.Contains(md, "| dasp | dasp rows | 1 | 56.00 | 70.00 | 10 |");
+    }
+
+    [TestMethod]
     public void PairedBootstrap_ConsistentGainIsBeyondTheNoise_ASymmetricOneIsNot()
     {
         var rand = new Random(4);
