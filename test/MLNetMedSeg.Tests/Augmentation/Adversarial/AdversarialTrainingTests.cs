@@ -140,15 +140,7 @@ public sealed class AdversarialTrainingTests
         // Paper 000 §3.4 / Eq. 11: DASP trains with batch 16 on real + augmented rows in either mode. 6 real rows with
         // 2 attacked copies each make a pool of 18 rows: batches of 4 → 5 steps an epoch (4, 4, 4, 4, 2 rows), each
         // with both kinds of rows weighted 1/N_real and 1/N_aug.
-        using var scope = NewDisposeScope();
-        using var data = Discs(6, 8);
-        var ctx = new MedSegContext(seed: 8);
-        var steps = new List<TrainingProgress>();
-        ctx.Progress = new Reporter(steps.Add);
-        var options = TrainerOptions();
-        options.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.FgsmPreset(8.0 / 255), Copies = 2 };
-        using var model = new SegmentationTrainer(ctx, options).Fit(data);
-        var training = steps.Where(p => p.Stage == "SegmentationTrainer").ToList();
+        var training = ProgressOfOnlineFgsmWithTwoCopies().Where(p => p.Stage == "SegmentationTrainer").ToList();
         Assert.AreEqual(5, training.Count, "⌈(6 + 12) / 4⌉ steps");
         Assert.IsTrue(training.All(p => p.StepsPerEpoch == 5), "the ETA counts the pool's steps");
     }
@@ -158,6 +150,19 @@ public sealed class AdversarialTrainingTests
     {
         // A round of Diff-PGD can take minutes on a CPU: it reports progress (and an ETA) like a training epoch, before the
         // epoch's training steps. 6 real rows in batches of 4, 2 copies: 2 × 2 attacked batches, then 5 training steps.
+        var steps = ProgressOfOnlineFgsmWithTwoCopies();
+        CollectionAssert.AreEqual(new[] { "OnlineAttack", "OnlineAttack", "OnlineAttack", "OnlineAttack",
+            "SegmentationTrainer", "SegmentationTrainer", "SegmentationTrainer", "SegmentationTrainer", "SegmentationTrainer" },
+            steps.Select(p => p.Stage).ToArray(), "the round's steps come first");
+        var round = steps.Take(4).ToList();
+        CollectionAssert.AreEqual(new long[] { 1, 2, 3, 4 }, round.Select(p => p.Step).ToArray());
+        Assert.IsTrue(round.All(p => p.StepsPerEpoch == 4), "the round's ETA counts its attacked batches");
+        Assert.AreEqual(1.0, round[^1].Fraction, 1e-12, "the round ends complete");
+    }
+
+    /// <summary>The progress reports of one epoch of online FGSM training: 6 real rows, 2 attacked copies, batch 4.</summary>
+    private static List<TrainingProgress> ProgressOfOnlineFgsmWithTwoCopies()
+    {
         using var scope = NewDisposeScope();
         using var data = Discs(6, 8);
         var ctx = new MedSegContext(seed: 8);
@@ -166,13 +171,7 @@ public sealed class AdversarialTrainingTests
         var options = TrainerOptions();
         options.OnlineAttack = new OnlineAdversarialOptions { Attack = AdversarialAttackOptions.FgsmPreset(8.0 / 255), Copies = 2 };
         using var model = new SegmentationTrainer(ctx, options).Fit(data);
-        CollectionAssert.AreEqual(new[] { "OnlineAttack", "OnlineAttack", "OnlineAttack", "OnlineAttack",
-            "SegmentationTrainer", "SegmentationTrainer", "SegmentationTrainer", "SegmentationTrainer", "SegmentationTrainer" },
-            steps.Select(p => p.Stage).ToArray(), "the round's steps come first");
-        var round = steps.Take(4).ToList();
-        CollectionAssert.AreEqual(new long[] { 1, 2, 3, 4 }, round.Select(p => p.Step).ToArray());
-        Assert.IsTrue(round.All(p => p.StepsPerEpoch == 4), "the round's ETA counts its attacked batches");
-        Assert.AreEqual(1.0, round[^1].Fraction, 1e-12, "the round ends complete");
+        return steps;
     }
 
     private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
