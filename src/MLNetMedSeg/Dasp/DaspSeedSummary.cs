@@ -166,7 +166,7 @@ public sealed class DaspSeedSummary
     }
 
     /// <summary>
-    /// Per method that was scored under FGSM in every seed (paper 001's Table 2, <see cref="DaspComparisonRow.Robustness"/>),
+    /// Per method that was scored under FGSM in every seed it ran with (paper 001's Table 2, <see cref="DaspComparisonRow.Robustness"/>),
     /// each ε's held-out mIoU/mDice as mean ± sample sd over the seeds, in <see cref="Methods"/>' order. Empty when no
     /// row carries robustness scores.
     /// </summary>
