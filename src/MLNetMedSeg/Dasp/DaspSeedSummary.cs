@@ -142,8 +142,8 @@ public sealed class DaspSeedSummary
         sb.AppendLine(string.Create(CultureInfo.InvariantCulture, $"Held-out scores over {seeds} training seed{(seeds == 1 ? "" : "s")} ({string.Join(", ", Runs.Select(r => r.Seed))})")
             + (uneven ? "; not every method has run with all of them (see Seeds)" : "") + ", mean ± sd:");
         sb.AppendLine();
-        sb.AppendLine(uneven ? "| Method | Trained on | Seeds | mIoU (%) | mDice (%) | Time per seed (s) |" : "| Method | Trained on | mIoU (%) | mDice (%) | Time per seed (s) |");
-        sb.AppendLine(uneven ? "| --- | --- | ---: | ---: | ---: | ---: |" : "| --- | --- | ---: | ---: | ---: |");
+        sb.AppendLine($"| Method | Trained on |{(uneven ? " Seeds |" : "")} mIoU (%) | mDice (%) | Time per seed (s) |");
+        sb.AppendLine($"| --- | --- |{(uneven ? " ---: |" : "")} ---: | ---: | ---: |");
         foreach (var m in Methods)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {m.Method} | {m.Description} |{(uneven ? $" {m.Seeds} |" : "")} {Pm(m.MeanIoU, m.SdIoU)} | {Pm(m.MeanDice, m.SdDice)} | {m.Seconds:F0} |"));
