@@ -26,8 +26,14 @@ set -euo pipefail
 echo 19 > /proc/self/autogroup 2>/dev/null || true   # a background job: let the foreground have the CPU first
 cd "$(dirname "$0")/.."
 out=$(mkdir -p "$1" && realpath "$1")
-kvasir=$(realpath "${KVASIR:-../shared/data/kvasir-seg}"); dasp_data=$(realpath "${DASP_DATA:-$kvasir}")
-generators=$(realpath "${GENERATORS:-data/models/kvasir-64-generators.zip}")
+# The inputs, which only the runs need (TABLES_ONLY rebuilds the tables from OUT alone).
+need() {   # NAME PATH: PATH's absolute form, or a clear error naming the variable
+  if [ "${TABLES_ONLY:-0}" = 1 ]; then echo "$2"; return; fi
+  [ -e "$2" ] || { echo "cpu-tables.sh: $1: no such file or folder: $2 (set $1)" >&2; exit 1; }
+  realpath "$2"
+}
+kvasir=$(need KVASIR "${KVASIR:-../shared/data/kvasir-seg}"); dasp_data=$(need DASP_DATA "${DASP_DATA:-$kvasir}")
+generators=$(need GENERATORS "${GENERATORS:-data/models/kvasir-64-generators.zip}")
 seeds=${SEEDS:-"1 2 3"}; other_seeds=${OTHER_SEEDS:-"1"}; precision=${PRECISION:-bfloat16}
 default_order="imagenet:unet:imagenet:1 dasp:noaug dasp:basic dasp:generated dasp:dasp imagenet:unet:imagenet:2 imagenet:unet:imagenet:3
   dasp:diffpgd dasp:pgd dasp:fgsm dasp:ifgsm imagenet:unet:none:1 imagenet:unet:none:2 imagenet:unet:none:3
