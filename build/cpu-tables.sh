@@ -21,7 +21,8 @@
 #   MEDSEG_BIN (a folder with a built medseg.dll; default: build it here and copy it to OUT/bin), DRY_RUN (1: print
 #   what is left, in order), TABLES_ONLY (1: only rebuild the tables). The other settings are the two scripts'
 #   defaults (ImageNet: 128 px, 800 training pairs, 30 epochs; DASP: 64 px, 200 pairs, 15 epochs, attacks every 5).
-# Writes OUT/imagenet/table.md, OUT/dasp/summary/seeds.md (+ seeds.json, runs.json) and OUT/progress.log.
+# Writes OUT/imagenet/table.md, OUT/dasp/summary/seeds.md (+ seeds.json, runs.json; each method against No-Aug),
+# OUT/dasp/summary-vs-B/seeds.md (against B = generated, diffpgd, pgd, once B has rows) and OUT/progress.log.
 set -euo pipefail
 echo 19 > /proc/self/autogroup 2>/dev/null || true   # a background job: let the foreground have the CPU first
 cd "$(dirname "$0")/.."
@@ -103,5 +104,11 @@ for m in noaug basic fgsm ifgsm generated pgd diffpgd dasp; do
 done
 if [ ${#parts[@]} -gt 0 ]; then
   dotnet "$bin/medseg.dll" dasp-summary "${parts[@]}" --out "$out/dasp/summary" > "$out/dasp/summary.log" 2>&1 || true
+  # The papers' orderings on the same images: DASP against Generated (No-Aug < Generated < DASP), against Diff-PGD
+  # without W (W helps) and against PGD + W (SDEdit helps), once those methods have rows.
+  for b in generated diffpgd pgd; do
+    ls "$out"/dasp/"$b"-part*/runs.json > /dev/null 2>&1 || continue
+    dotnet "$bin/medseg.dll" dasp-summary "${parts[@]}" --baseline "$b" --out "$out/dasp/summary-vs-$b" > "$out/dasp/summary-vs-$b.log" 2>&1 || true
+  done
 fi
 log "tables: $out/imagenet/table.md, $out/dasp/summary/seeds.md"
