@@ -22,7 +22,7 @@
 #   what is left, in order), TABLES_ONLY (1: only rebuild the tables). The other settings are the two scripts'
 #   defaults (ImageNet: 128 px, 800 training pairs, 30 epochs; DASP: 64 px, 200 pairs, 15 epochs, attacks every 5).
 # Writes OUT/imagenet/table.md, OUT/dasp/summary/seeds.md (+ seeds.json, runs.json; each method against No-Aug),
-# OUT/dasp/summary-vs-B/seeds.md (against B = generated, diffpgd, pgd, once B has rows) and OUT/progress.log.
+# OUT/dasp/summary-vs-B/seeds.md (against B = generated, diffpgd, pgd, sdedit, once B has rows) and OUT/progress.log.
 set -euo pipefail
 echo 19 > /proc/self/autogroup 2>/dev/null || true   # a background job: let the foreground have the CPU first
 cd "$(dirname "$0")/.."
@@ -37,7 +37,7 @@ kvasir=$(need KVASIR "${KVASIR:-../shared/data/kvasir-seg}"); dasp_data=$(need D
 generators=$(need GENERATORS "${GENERATORS:-data/models/kvasir-64-generators.zip}")
 seeds=${SEEDS:-"1 2 3"}; other_seeds=${OTHER_SEEDS:-"1"}; precision=${PRECISION:-bfloat16}
 default_order="imagenet:unet:imagenet:1 dasp:noaug dasp:basic dasp:generated dasp:dasp imagenet:unet:imagenet:2 imagenet:unet:imagenet:3
-  dasp:diffpgd dasp:pgd dasp:fgsm dasp:ifgsm imagenet:unet:none:1 imagenet:unet:none:2 imagenet:unet:none:3
+  dasp:diffpgd dasp:pgd dasp:sdedit dasp:fgsm dasp:ifgsm imagenet:unet:none:1 imagenet:unet:none:2 imagenet:unet:none:3
   imagenet:linknet imagenet:deeplabv3plus imagenet:unetpp"
 order=${ORDER:-$default_order}
 log() { echo "[$(date -u +%FT%TZ)] $*" | tee -a "$out/progress.log"; }
@@ -99,14 +99,15 @@ fi
 # The tables from what has finished.
 TABLE_ONLY=1 OUT=$out/imagenet DEVICE_NAME="cpu ($(nproc) cores), $precision" bash build/imagenet-table.sh "$kvasir" > /dev/null 2>&1 || true
 parts=()
-for m in noaug basic fgsm ifgsm generated pgd diffpgd dasp; do
+for m in noaug basic fgsm ifgsm generated pgd sdedit diffpgd dasp; do
   for d in "$out"/dasp/"$m"-part*/; do [ -f "$d/runs.json" ] && parts+=("${d%/}"); done
 done
 if [ ${#parts[@]} -gt 0 ]; then
   dotnet "$bin/medseg.dll" dasp-summary "${parts[@]}" --out "$out/dasp/summary" > "$out/dasp/summary.log" 2>&1 || true
   # The papers' orderings on the same images: DASP against Generated (No-Aug < Generated < DASP), against Diff-PGD
-  # without W (W helps) and against PGD + W (SDEdit helps), once those methods have rows.
-  for b in generated diffpgd pgd; do
+  # without W (W helps) and against PGD + W (SDEdit helps), once those methods have rows; and against the SDEdit-only
+  # control (what Diff-PGD's steps add to SDEdit's change of the pairs).
+  for b in generated diffpgd pgd sdedit; do
     ls "$out"/dasp/"$b"-part*/runs.json > /dev/null 2>&1 || continue
     dotnet "$bin/medseg.dll" dasp-summary "${parts[@]}" --baseline "$b" --out "$out/dasp/summary-vs-$b" > "$out/dasp/summary-vs-$b.log" 2>&1 || true
   done

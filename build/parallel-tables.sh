@@ -42,7 +42,7 @@ imagenet_job() {
     echo "imagenet $1-$w-$a-seed$2 env $imagenet_env BACKBONES=$1 WEIGHTS=$w AUGMENTS=$a SEEDS=$2 OTHER_SEEDS=$2 bash build/imagenet-table.sh $data" >> "$list"
   done; done
 }
-generative=" dasp diffpgd pgd generated generated-y "
+generative=" dasp diffpgd sdedit pgd generated generated-y "
 if [ "${DASP:-1}" = 1 ]; then
   for m in $d_methods; do [[ $generative == *" $m "* ]] && for s in $d_seeds; do dasp_job "$m" "$s"; done; done
 fi
@@ -85,7 +85,7 @@ if [ "${DASP:-1}" = 1 ]; then
   mkdir -p "$out/dasp"
   parts=()
   # Table 2's order: the classic rows, then the generative ones (dasp-summary keeps the order of its parts).
-  for m in noaug basic fgsm ifgsm generated-y generated pgd diffpgd dasp; do for s in $d_seeds; do
+  for m in noaug basic fgsm ifgsm generated-y generated pgd sdedit diffpgd dasp; do for s in $d_seeds; do
     d="$work/dasp/$m-seed$s"; [ -d "$d" ] || continue
     n=$(basename "$d"); mkdir -p "$out/dasp/$n"
     for f in runs.json comparison.md metrics.json log.txt; do [ -f "$d/$f" ] && cp "$d/$f" "$out/dasp/$n/"; done

@@ -102,7 +102,7 @@ public sealed class DaspCliTests : CliTestBase
         string run = Path.Combine(_dir, "run");
         var (code, stdout, stderr) = Medseg("dasp", "--data", data, "--size", "16", "--widths", "4,8", "--epochs", "3", "--batch", "4", "--lr", "0.03",
             "--diffusion-epochs", "1", "--diffusion-width", "8", "--timesteps", "20", "--sample-steps", "4", "--attack-steps", "2", "--sdedit-steps", "10",
-            "--sdedit-depth", "2", "--attack-every", "1", "--methods", "noaug,dasp", "--test-fraction", "0.2", "--out", run);
+            "--sdedit-depth", "2", "--attack-every", "1", "--methods", "noaug,sdedit,dasp", "--test-fraction", "0.2", "--out", run);
         Assert.AreEqual(0, code, stderr);
         StringAssert.Contains(stdout, "| dasp |");
 
@@ -110,7 +110,7 @@ public sealed class DaspCliTests : CliTestBase
         Assert.IsTrue(metrics.GetProperty("mDice").GetDouble() is >= 0 and <= 1);
         Assert.IsTrue(metrics.GetProperty("mIoU").GetDouble() is >= 0 and <= 1);
         var rows = metrics.GetProperty("methods").EnumerateArray().Select(r => r.GetProperty("method").GetString()).ToArray();
-        CollectionAssert.AreEqual(new[] { "noaug", "dasp" }, rows);
+        CollectionAssert.AreEqual(new[] { "noaug", "sdedit", "dasp" }, rows);
         Assert.IsTrue(metrics.GetProperty("generator_seconds").GetDouble() > 0);
         var table = File.ReadAllText(Path.Combine(run, "comparison.md"));
         StringAssert.Contains(table, "| noaug |");

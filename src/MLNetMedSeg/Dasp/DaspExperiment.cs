@@ -132,6 +132,7 @@ public static class DaspExperiment
         ["generated"] = "real + generated pairs (ỹ, x̃), no attack",
         ["pgd"] = "real + generated pairs, PGD with W (online)",
         ["diffpgd"] = "real + generated pairs, Diff-PGD without W (online)",
+        ["sdedit"] = "real + generated pairs through SDEdit, no attack (online; a control)",
         ["dasp"] = "real + generated pairs, Diff-PGD with W (online): DASP",
     };
 
@@ -164,8 +165,8 @@ public static class DaspExperiment
         MaskDiffusionTransformer? masks = generators?.Masks;
         ImageDiffusionTransformer? images = generators?.Images;
         MaskDiffusionTransformer? resampled = null; // the given mask model drawing SyntheticPerImage masks per row (owned here)
-        if (given && methods.Any(m => m is "generated" or "pgd" or "diffpgd" or "dasp") && masks is null)
-            throw new ArgumentException("the generators given have no mask diffusion, and a method asked for needs generated masks (generated, pgd, diffpgd, dasp)", nameof(generators));
+        if (given && methods.Any(NeedsGeneratedMasks) && masks is null)
+            throw new ArgumentException("the generators given have no mask diffusion, and a method asked for needs generated masks (generated, pgd, diffpgd, sdedit, dasp)", nameof(generators));
         if (masks is not null && given && masks.Options.SamplesPerRow != flow.SyntheticPerImage)
             masks = drawnPairs is not null
                 ? drawnPairs.Resampled(masks, flow.SyntheticPerImage)   // the caller's cache keeps it (and its pairs) across runs
@@ -315,6 +316,13 @@ public static class DaspExperiment
             case "diffpgd":
                 o.Attack = dasp.Ablation(sdEdit: true, uncertaintyWeighting: false);
                 break;
+            case "sdedit":
+                // Not a row of Table 2: DASP's SDEdit of the generated pairs (same T^s, respacing, noise) without the
+                // attack, to tell what SDEdit alone does to the pairs from what Diff-PGD's steps do.
+                o.Attack = dasp.Ablation(sdEdit: true, uncertaintyWeighting: false);
+                o.Attack.Steps = 0;
+                o.Attack.RandomStart = false;
+                break;
             case "dasp":
                 o.Attack = dasp.Clone();
                 break;
@@ -325,11 +333,14 @@ public static class DaspExperiment
         return o;
     }
 
+    /// <summary>The methods trained on generated masks ỹ.</summary>
+    private static bool NeedsGeneratedMasks(string method) => method is "generated" or "pgd" or "diffpgd" or "sdedit" or "dasp";
+
     /// <summary>Generators are trained once: with the mask diffusion whenever any method needs generated masks.</summary>
     private static DaspOptions WithGeneratedMasks(DaspOptions flow, IReadOnlyList<string> methods)
     {
         var o = flow.Clone();
-        o.GeneratedMasks = methods.Any(m => m is "generated" or "pgd" or "diffpgd" or "dasp");
+        o.GeneratedMasks = methods.Any(NeedsGeneratedMasks);
         return o;
     }
 }

@@ -72,7 +72,11 @@ public sealed class AdversarialAttackOptions
     /// </summary>
     public double? Epsilon { get; set; }
 
-    /// <summary>PGD / Diff-PGD: the number of steps K (default 10, DASP §4.1). FGSM takes one step.</summary>
+    /// <summary>
+    /// PGD / Diff-PGD: the number of steps K (default 10, DASP §4.1). FGSM takes one step. Diff-PGD also takes K = 0: no
+    /// attack, only SDEdit of the (randomly started, when <see cref="RandomStart"/>) image — the control that tells what
+    /// SDEdit alone does to the pairs from what the attack does.
+    /// </summary>
     public int Steps { get; set; } = 10;
 
     /// <summary>
@@ -231,7 +235,8 @@ public sealed class AdversarialAttackOptions
         if (Epsilon is double e && (!double.IsFinite(e) || e <= 0)) throw new ArgumentException($"Epsilon must be > 0 or null, got {e}", nameof(Epsilon));
         if (!oneStep)
         {
-            if (Steps < 1) throw new ArgumentException($"Steps must be ≥ 1, got {Steps}", nameof(Steps));
+            int fewest = Method == AdversarialAttackMethod.DiffPgd ? 0 : 1;   // Diff-PGD with K = 0: SDEdit only
+            if (Steps < fewest) throw new ArgumentException($"Steps must be ≥ {fewest} for {Method}, got {Steps}", nameof(Steps));
             if (!double.IsFinite(StepSize) || StepSize <= 0) throw new ArgumentException($"StepSize must be > 0, got {StepSize}", nameof(StepSize));
         }
         if (!double.IsFinite(UncertaintyVariance) || UncertaintyVariance <= 0)

@@ -149,6 +149,30 @@ public sealed class DiffPgdFidelityTests
     }
 
     [TestMethod]
+    public void SdEditControl_IsDaspsSdEditWithoutAnAttackStep()
+    {
+        using var scope = NewDisposeScope();
+        var (x, y) = Data();
+        var flow = new DaspOptions();
+        var control = DaspExperiment.Variant(flow, "sdedit").Attack!;
+        Assert.AreEqual((AdversarialAttackMethod.DiffPgd, 0, false), (control.Method, control.Steps, control.RandomStart));
+        control.Validate();
+        control.SdEditRespacing = 10;
+        var editor = new TinyDiffusionEditor();
+        // What the segmenter says does not matter: the result is SDEdit of the clean image (one edit, T^s + 1 calls).
+        var a = new AdversarialAttack(control, editor).Run(Logits, x, y, 0);
+        var b = new AdversarialAttack(control, editor).Run(t => t.neg().mul(S(3)), x, y, 0);
+        Assert.AreEqual((2, 2 * (3 + 1)), (editor.Edits, editor.DenoiserCalls));
+        Assert.IsTrue(a.Perturbed.allclose(x, 0, 0), "no step moves the image before SDEdit");
+        Assert.IsTrue(a.Attacked.allclose(b.Attacked, 0, 0), "the segmenter plays no part");
+        Assert.IsTrue(a.Attacked.sub(x).abs().max().item<double>() > 1e-3, "SDEdit changes the image");
+        // Only Diff-PGD takes K = 0.
+        var pgd = DaspExperiment.Variant(flow, "pgd").Attack!;
+        pgd.Steps = 0;
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(pgd.Validate).Message, "Steps");
+    }
+
+    [TestMethod]
     public void SdEditDepth_MustBeARespacedIndex()
     {
         var o = AdversarialAttackOptions.Dasp();
