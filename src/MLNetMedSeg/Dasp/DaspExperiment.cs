@@ -166,7 +166,7 @@ public static class DaspExperiment
         ImageDiffusionTransformer? images = generators?.Images;
         MaskDiffusionTransformer? resampled = null; // the given mask model drawing SyntheticPerImage masks per row (owned here)
         if (given && methods.Any(NeedsGeneratedMasks) && masks is null)
-            throw new ArgumentException("the generators given have no mask diffusion, and a method asked for needs generated masks (generated, pgd, diffpgd, sdedit, dasp)", nameof(generators));
+            throw new ArgumentException($"the generators given have no mask diffusion, and a method asked for needs generated masks ({string.Join(", ", Methods.Keys.Where(NeedsGeneratedMasks))})", nameof(generators));
         if (masks is not null && given && masks.Options.SamplesPerRow != flow.SyntheticPerImage)
             masks = drawnPairs is not null
                 ? drawnPairs.Resampled(masks, flow.SyntheticPerImage)   // the caller's cache keeps it (and its pairs) across runs
