@@ -1,17 +1,35 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using MLNetMedSeg.Cli.Commands;
 
 namespace MLNetMedSeg.Cli;
 
 /// <summary>
 /// The <c>medseg</c> tool. <see cref="Run"/> parses and runs one command line, writing to the given writers, and returns
-/// the exit code: 0 on success, 1 when the command failed (the reason is printed as "error: ..."), 2 for usage errors.
+/// the exit code: 0 on success, 1 when the command failed (the reason is printed as "error: ..."), 2 for usage errors,
+/// 130 when it was cancelled (Ctrl+C, SIGINT or SIGTERM, or <c>cancellationToken</c>).
 /// </summary>
 public static class MedsegCli
 {
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    /// <summary>
+    /// Parses and runs one command line. The first Ctrl+C (SIGINT) or SIGTERM cancels the command: its loops stop at
+    /// their next step (a checkpoint folder keeps the last finished epoch) and it exits with 130; a second one ends the
+    /// process at once, as the signal's default does.
+    /// </summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken = default)
     {
         var console = new CliConsole(stdout, stderr);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        void OnSignal(PosixSignalContext signal)
+        {
+            if (cancel.IsCancellationRequested) return;   // the second: the signal's default ends the process
+            signal.Cancel = true;
+            stderr.WriteLine($"{signal.Signal}: stopping at the next step (once more to stop at once)");
+            cancel.Cancel();
+        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+
         var root = new RootCommand("medseg: train, apply and evaluate medical image segmentation models (MLNetMedSeg)")
         {
             TrainCommand.Create(console),
@@ -33,7 +51,14 @@ public static class MedsegCli
             stderr.WriteLine("run 'medseg --help' (or 'medseg <command> --help') for usage");
             return 2;
         }
-        return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+        var config = new InvocationConfiguration
+        {
+            Output = stdout,
+            Error = stderr,
+            EnableDefaultExceptionHandler = false,
+            ProcessTerminationTimeout = null,   // signals are handled above
+        };
+        return parse.InvokeAsync(config, cancel.Token).GetAwaiter().GetResult();
     }
 }
 
@@ -43,17 +68,26 @@ internal sealed class CliConsole(TextWriter output, TextWriter error)
     public TextWriter Out { get; } = output;
     public TextWriter Err { get; } = error;
 
-    /// <summary>Runs a verb's body: any exception becomes "error: message" on stderr and exit code 1.</summary>
+    /// <summary>Exit code of a cancelled command (128 + SIGINT, as shells report an interrupted one).</summary>
+    public const int CancelledExitCode = 130;
+
+    /// <summary>A verb's action: <see cref="Guard"/> run on the calling thread, as the task System.CommandLine takes.</summary>
+    public Task<int> Invoke(Func<int> body, CancellationToken cancellationToken) => Task.FromResult(Guard(body, cancellationToken));
+
+    /// <summary>
+    /// Runs a verb's body: cancellation through <paramref name="cancellationToken"/> becomes "error: cancelled" and
+    /// <see cref="CancelledExitCode"/>, any other exception "error: message" on stderr and exit code 1.
+    /// </summary>
     public int Guard(Func<int> body, CancellationToken cancellationToken = default)
     {
         try
         {
             return body();
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             Err.WriteLine("error: cancelled");
-            return 1;
+            return CancelledExitCode;
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {

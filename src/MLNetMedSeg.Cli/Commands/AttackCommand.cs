@@ -55,9 +55,9 @@ internal static class AttackCommand
         {
             model, data, method, eps, steps, stepSize, generator, depth, respacing, gradient, batch, seed, device, output,
         };
-        cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
+        cmd.SetAction((parse, ct) => console.Invoke(() =>
         {
-            var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!);
+            var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!, ct);
             string name = parse.GetRequiredValue(method);
             var options = AdversarialAttackOptions.Preset(name);
             if (parse.GetValue(eps) is { } e) options.Epsilon = ParseAmount(e, "--eps");
@@ -119,7 +119,7 @@ internal static class AttackCommand
                 (loaded as IDisposable)?.Dispose();
                 (generatorModel as IDisposable)?.Dispose();
             }
-        }, ct)));
+        }, ct));
         return cmd;
     }
 

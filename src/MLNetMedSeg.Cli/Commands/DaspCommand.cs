@@ -88,10 +88,10 @@ internal static class DaspCommand
             respacing, gradient, loss, every, methods, gridEvery, robustness, testFraction, testData, seed, seeds, generators, encoder, encoderWeights, device, output,
             cdalTimesteps, samples, attentionScale, latentDim,
         };
-        cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
+        cmd.SetAction((parse, ct) => console.Invoke(() =>
         {
             int seedValue = parse.GetValue(seed);
-            var ml = MLNetRun.CreateContext(console, seedValue, parse.GetValue(device)!);
+            var ml = MLNetRun.CreateContext(console, seedValue, parse.GetValue(device)!, ct);
             var bar = MLNetRun.AttachProgressBar(ml, console);
             // The flow runs on the library's views (DaspExperiment); its context takes seed, device, log and progress
             // from the MLContext. Warnings reach stderr through ml.Log; the flow's own progress lines are shown too.
@@ -216,7 +216,7 @@ internal static class DaspCommand
                     // figures and DASP model are kept.
                     // (With --seeds, even one seed: the training seed's own context, so that runs split over processes
                     // — one seed each — train exactly as one run over all the seeds does; 'medseg dasp-summary' joins them.)
-                    var seedMl = parse.GetValue(seeds) is null ? ml : MLNetRun.CreateContext(console, trainingSeed, parse.GetValue(device)!);
+                    var seedMl = parse.GetValue(seeds) is null ? ml : MLNetRun.CreateContext(console, trainingSeed, parse.GetValue(device)!, ct);
                     if (!ReferenceEquals(seedMl, ml)) seedMl.MedSeg().Progress = ml.MedSeg().Progress;
                     var seedCtx = ReferenceEquals(seedMl, ml) ? ctx : MLContextBridge.ContextFor(seedMl, "Dasp");
                     if (!ReferenceEquals(seedCtx, ctx)) seedCtx.Log += showSteps;
@@ -266,7 +266,7 @@ internal static class DaspCommand
                 (generatorModel as IDisposable)?.Dispose();
             }
             return 0;
-        }, ct)));
+        }, ct));
         return cmd;
     }
 

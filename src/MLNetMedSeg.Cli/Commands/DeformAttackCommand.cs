@@ -53,9 +53,9 @@ internal static class DeformAttackCommand
         {
             model, data, eval, xi, epochs, samples, size, variant, lr, advWeight, criticIterations, batch, figureRows, seed, device, output,
         };
-        cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
+        cmd.SetAction((parse, ct) => console.Invoke(() =>
         {
-            var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!);
+            var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!, ct);
             var bar = MLNetRun.AttachProgressBar(ml, console);
             string modelPath = parse.GetRequiredValue(model);
             var loaded = MLNetRun.LoadModel(ml, modelPath, out var modelInput);
@@ -107,7 +107,7 @@ internal static class DeformAttackCommand
             {
                 (loaded as IDisposable)?.Dispose();
             }
-        }, ct)));
+        }, ct));
         return cmd;
     }
 

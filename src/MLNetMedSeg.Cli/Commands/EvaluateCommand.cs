@@ -41,7 +41,7 @@ internal static class EvaluateCommand
         {
             model, data, pred, gt, device, output, threshold, policy, csv,
         };
-        cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
+        cmd.SetAction((parse, ct) => console.Invoke(() =>
         {
             var options = new EvaluationOptions
             {
@@ -66,12 +66,12 @@ internal static class EvaluateCommand
             }
             else
             {
-                var ml = MLNetRun.CreateContext(console, seed: 0, parse.GetValue(device)!);
+                var ml = MLNetRun.CreateContext(console, seed: 0, parse.GetValue(device)!, ct);
                 result = EvaluateModel(ml, modelPath!, dataDir!, options);
             }
             WriteResult(console, result, parse.GetRequiredValue(output), parse.GetValue(csv));
             return 0;
-        }, ct)));
+        }, ct));
         return cmd;
     }
 

@@ -67,7 +67,7 @@ internal static class GenerateCommand
         {
             data, size, epochs, maskSteps, imageSteps, sampler, sampleSteps, count, batch, seed, device, output, saveModel, model, checkpoints, gridEvery, maskLr, imageLr,
         };
-        cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
+        cmd.SetAction((parse, ct) => console.Invoke(() =>
         {
             int k = parse.GetValue(count);
             if (k < 1) throw new ArgumentOutOfRangeException("--count", k, "--count must be at least 1");
@@ -80,10 +80,9 @@ internal static class GenerateCommand
                 throw new ArgumentException("--checkpoints and --sample-grid-every are training options; with --model nothing is trained");
             if (checkpointDir is "") throw new ArgumentException("--checkpoints must name a folder");
             if (every < 0) throw new ArgumentOutOfRangeException("--sample-grid-every", every, "--sample-grid-every must be ≥ 0");
-            var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!);
+            var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!, ct);
             // Ctrl-C / SIGTERM stop training at the next step (an ML.NET Fit takes no token); with --checkpoints the
             // last finished epoch is kept and the same command resumes from it.
-            ml.MedSeg().CancellationToken = ct;
             var clock = Stopwatch.StartNew();
 
             ITransformer generator;
@@ -117,7 +116,7 @@ internal static class GenerateCommand
             {
                 (generator as IDisposable)?.Dispose();
             }
-        }, ct)));
+        }, ct));
         return cmd;
     }
 

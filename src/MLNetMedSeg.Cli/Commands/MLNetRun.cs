@@ -31,12 +31,14 @@ internal static class MLNetRun
     /// <summary>
     /// The MLContext of one command: <paramref name="seed"/>, the device of <paramref name="device"/> ("cpu", "cuda",
     /// "cuda:N") as <see cref="MLContext.GpuDeviceId"/> (no silent fallback to the CPU: a missing CUDA device is an
-    /// error here, before any work), and ML.NET's warnings as "warning: ..." lines on stderr.
+    /// error here, before any work), ML.NET's warnings as "warning: ..." lines on stderr, and
+    /// <paramref name="cancellationToken"/> (the command's: Ctrl+C, SIGTERM) as every stage's cancellation.
     /// </summary>
-    public static MLContext CreateContext(CliConsole console, int seed, string device)
+    public static MLContext CreateContext(CliConsole console, int seed, string device, CancellationToken cancellationToken)
     {
         var d = Devices.Parse(device);
         var ml = new MLContext(seed);
+        ml.MedSeg().CancellationToken = cancellationToken;   // Ctrl+C / SIGTERM stop every stage's loop at its next step
         if (d.type == DeviceType.CUDA)
         {
             ml.GpuDeviceId = Math.Max(0, (int)d.index);

@@ -24,9 +24,9 @@ internal static class PredictCommand
         var threshold = new Option<double>("--threshold") { Description = "probability threshold", DefaultValueFactory = _ => 0.5 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         var cmd = new Command("predict", "segment a folder of images with a trained model") { model, images, output, threshold, device };
-        cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
+        cmd.SetAction((parse, ct) => console.Invoke(() =>
         {
-            var ml = MLNetRun.CreateContext(console, seed: 0, parse.GetValue(device)!);
+            var ml = MLNetRun.CreateContext(console, seed: 0, parse.GetValue(device)!, ct);
             string modelPath = parse.GetRequiredValue(model);
             var loaded = MLNetRun.LoadModel(ml, modelPath, out _);
             try
@@ -60,7 +60,7 @@ internal static class PredictCommand
             {
                 (loaded as IDisposable)?.Dispose();
             }
-        }, ct)));
+        }, ct));
         return cmd;
     }
 

@@ -33,10 +33,9 @@ internal static class QualityCommand
         {
             real, generated, output, size, featureSize, pairs, seed, device,
         };
-        cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
+        cmd.SetAction((parse, ct) => console.Invoke(() =>
         {
-            var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!);
-            ml.MedSeg().CancellationToken = ct;
+            var ml = MLNetRun.CreateContext(console, parse.GetValue(seed), parse.GetValue(device)!, ct);
             string realDir = parse.GetRequiredValue(real), generatedDir = parse.GetRequiredValue(generated);
             var realFiles = ImageFiles(realDir, "real");
             var generatedFiles = ImageFiles(generatedDir, "generated");
@@ -66,7 +65,7 @@ internal static class QualityCommand
             console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"MS-SSIM diversity (lower = more diverse): generated {result.MsSsim:F4} ({result.MsSsimPairs} pairs), real {result.RealMsSsim:F4} ({result.RealMsSsimPairs} pairs) → {outPath}"));
             return 0;
-        }, ct)));
+        }, ct));
         return cmd;
     }
 

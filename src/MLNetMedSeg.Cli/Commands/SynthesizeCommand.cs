@@ -87,7 +87,7 @@ internal static class SynthesizeCommand
             data, method, perImage, clusters, noClusters, size, epochs, trainSteps, batch, lr, width, steps, sampleSteps, repaintSteps, styleSteps, styleSkip, jumpLength, jumps, dilation,
             featureSize, pairs, seed, device, checkpoints, saveModel, model, output,
         };
-        cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
+        cmd.SetAction((parse, ct) => console.Invoke(() =>
         {
             var s = new Settings
             {
@@ -103,10 +103,9 @@ internal static class SynthesizeCommand
             if (parse.GetValue(noClusters) && parse.GetValue(clusters) is not null)
                 throw new ArgumentException("use either --clusters N (one model per cluster) or --no-clusters (one model), not both");
             s.Validate();
-            var ml = MLNetRun.CreateContext(console, s.Seed, parse.GetValue(device)!);
-            ml.MedSeg().CancellationToken = ct;
+            var ml = MLNetRun.CreateContext(console, s.Seed, parse.GetValue(device)!, ct);
             return Run(ml, console, s, ct);
-        }, ct)));
+        }, ct));
         return cmd;
     }
 

@@ -110,7 +110,7 @@ internal static class TrainCommand
             data, val, valFraction, backbone, encoder, encoderWeights, imagenetModel, size, epochs, batch, augment, lr, seed, device, precision, checkpoints,
             timesteps, samples, attentionScale, latentDim, noLatent, noAttention, output,
         };
-        cmd.SetAction((parse, ct) => Task.FromResult(console.Guard(() =>
+        cmd.SetAction((parse, ct) => console.Invoke(() =>
         {
             int n = parse.GetValue(size);
             if (n < 8) throw new ArgumentOutOfRangeException("--size", n, "--size must be at least 8");
@@ -133,7 +133,7 @@ internal static class TrainCommand
                 network = NetworkOptions(parse.GetValue(backbone)!, parse.GetValue(encoder), parse.GetValue(encoderWeights)!, parse.GetValue(imagenetModel));
             }
             int seedValue = parse.GetValue(seed);
-            var ml = MLNetRun.CreateContext(console, seedValue, parse.GetValue(device)!);
+            var ml = MLNetRun.CreateContext(console, seedValue, parse.GetValue(device)!, ct);
             var bar = MLNetRun.AttachProgressBar(ml, console);
 
             var all = MLNetRun.LoadPairs(ml, parse.GetRequiredValue(data));
@@ -192,7 +192,7 @@ internal static class TrainCommand
             console.Out.WriteLine($"trained {segmenter.History.Count} epochs in {clock.Elapsed.TotalSeconds:F0} s" +
                 (best is null ? "" : $"; best validation mDice {best.ValidationDice:F4} at epoch {best.Epoch}") + $"; model written to {outPath}");
             return 0;
-        }, ct)));
+        }, ct));
         return cmd;
     }
 
