@@ -38,6 +38,11 @@ try
 {
     return Run(opt);
 }
+catch (OperationCanceledException) when (Cancel.IsCancellationRequested)
+{
+    Console.Error.WriteLine("cancelled");
+    return 130;
+}
 catch (Exception ex) when (ex is not OutOfMemoryException)
 {
     Console.Error.WriteLine($"error: {ex.Message}");
@@ -74,6 +79,10 @@ static int Run(Dictionary<string, string> opt)
     ml.Log += (_, e) => { if (e.Kind == ChannelMessageKind.Warning) Console.Error.WriteLine($"warning: {e.RawMessage}"); };
     var bar = new ConsoleProgressBar();
     ml.MedSeg().Progress = bar;
+    // Ctrl+C stops the training and sampling loops at their next step (an OperationCanceledException, caught below)
+    // rather than ending the process in the middle of one; a second Ctrl+C ends it at once.
+    Console.CancelKeyPress += (_, e) => { if (!Cancel.IsCancellationRequested) { e.Cancel = true; Cancel.Cancel(); } };
+    ml.MedSeg().CancellationToken = Cancel.Token;
     TorchRuntime.Initialize(); // allocator policy and MEDSEG_NUM_THREADS, before the thread count is printed
     Console.WriteLine($"MLNetMedSeg polyp segmentation: {opt["backbone"]}, {size}x{size}, {epochs} epochs, augmentation {ClassicAugmentations.ToName(augmentation)}, " +
                       $"device {MLContextBridge.DeviceFor(ml)}, {torch.get_num_threads()} threads, libtorch {torch.__version__}");
@@ -88,8 +97,9 @@ static int Run(Dictionary<string, string> opt)
         .Append(ml.Transforms.ResizeImages("Image", size, size, resizing: ImageResizingEstimator.ResizingKind.Fill));
     var masks = ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", size, size);
 
-    // The trainer's per-epoch validation: the validation pairs are decoded once (ML.NET's cache).
-    var validation = ml.Data.Cache(images.Append(masks).Fit(split.Validation).Transform(split.Validation));
+    // The trainer's per-epoch validation: the validation pairs through the same transforms, which the trainer decodes
+    // into memory once (not ml.Data.Cache: ML.NET's cache leaves the image column out).
+    var validation = images.Append(masks).Fit(split.Validation).Transform(split.Validation);
     Console.WriteLine($"data: {CountRows(pairs)} pairs from {opt["data"]} → train {CountRows(split.Train)}, validation {CountRows(split.Validation)}, test {CountRows(split.Test)}");
 
     var options = new SegmentationTrainerOptions
@@ -151,4 +161,10 @@ static long CountRows(IDataView data)
     using var cursor = data.GetRowCursor([]);
     while (cursor.MoveNext()) count++;
     return count;
+}
+
+static partial class Program
+{
+    /// <summary>Cancelled by Ctrl+C; every stage of the run's MLContext watches it.</summary>
+    internal static readonly CancellationTokenSource Cancel = new();
 }

@@ -45,6 +45,11 @@ try
 {
     return Run(opt);
 }
+catch (OperationCanceledException) when (Cancel.IsCancellationRequested)
+{
+    Console.Error.WriteLine("cancelled");
+    return 130;
+}
 catch (Exception ex) when (ex is not OutOfMemoryException)
 {
     Console.Error.WriteLine($"error: {ex.Message}");
@@ -79,6 +84,10 @@ static int Run(Dictionary<string, string> opt)
     }
     var bar = new ConsoleProgressBar();
     ml.MedSeg().Progress = bar;
+    // Ctrl+C stops the training and sampling loops at their next step (an OperationCanceledException, caught below)
+    // rather than ending the process in the middle of one; a second Ctrl+C ends it at once.
+    Console.CancelKeyPress += (_, e) => { if (!Cancel.IsCancellationRequested) { e.Cancel = true; Cancel.Cancel(); } };
+    ml.MedSeg().CancellationToken = Cancel.Token;
     ml.Log += (_, e) =>
     {
         if (e.Kind == ChannelMessageKind.Warning) Console.Error.WriteLine($"warning: {e.RawMessage}");
@@ -235,4 +244,10 @@ internal sealed class GeneratedPair
     public string Id { get; set; } = "";
     public float[] Image { get; set; } = [];
     public float[] Mask { get; set; } = [];
+}
+
+static partial class Program
+{
+    /// <summary>Cancelled by Ctrl+C; every stage of the run's MLContext watches it.</summary>
+    internal static readonly CancellationTokenSource Cancel = new();
 }

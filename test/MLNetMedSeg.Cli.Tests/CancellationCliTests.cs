@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using System.Runtime.InteropServices;
-using System.Text;
-
 namespace MLNetMedSeg.Cli.Tests;
 
 /// <summary>
@@ -52,9 +48,6 @@ public sealed class CancellationCliTests : OneThreadCliTestBase
         Assert.IsTrue(Directory.EnumerateFileSystemEntries(checkpoints).Any(), "the finished epoch's checkpoint stays to resume from");
     }
 
-    [DllImport("libc", SetLastError = true)]
-    private static extern int kill(int pid, int sig);
-
     [TestMethod]
     [DataRow(2, DisplayName = "SIGINT (Ctrl+C)")]
     [DataRow(15, DisplayName = "SIGTERM")]
@@ -63,43 +56,12 @@ public sealed class CancellationCliTests : OneThreadCliTestBase
         if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) Assert.Inconclusive("POSIX signals only");
         string data = Path.Combine(_dir, "data"), model = Path.Combine(_dir, "model.zip"), checkpoints = Path.Combine(_dir, "ckpt");
         MakeData(data, 6, seed: 5);
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "medseg.dll"));
-        foreach (var a in TrainArgs(data, model, checkpoints)) start.ArgumentList.Add(a);
-        start.Environment["MEDSEG_NUM_THREADS"] = "1";
-
-        using var process = Process.Start(start)!;
-        var err = new StringBuilder();
-        using var firstEpoch = new ManualResetEventSlim();
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (err) err.AppendLine(e.Data);
-            if (e.Data.StartsWith("epoch 1:", StringComparison.Ordinal)) firstEpoch.Set();
-        };
-        process.OutputDataReceived += (_, _) => { };
-        process.BeginErrorReadLine();
-        process.BeginOutputReadLine();
-        try
-        {
-            bool started = firstEpoch.Wait(TimeSpan.FromMinutes(3));
-            Assert.IsTrue(started, "the first epoch did not finish: " + err);
-            Assert.AreEqual(0, kill(process.Id, signal), $"kill({signal}) failed: errno {Marshal.GetLastPInvokeError()}");
-            Assert.IsTrue(process.WaitForExit(TimeSpan.FromSeconds(60)), "the signalled process did not exit within a minute: " + err);
-        }
-        finally
-        {
-            if (!process.HasExited) process.Kill(entireProcessTree: true);
-        }
-        process.WaitForExit();
-        string text;
-        lock (err) text = err.ToString();
-        Assert.AreEqual(130, process.ExitCode, text);
+        using var medseg = new ChildProcess("medseg.dll", TrainArgs(data, model, checkpoints));
+        Assert.IsTrue(medseg.WaitForLine("epoch 1:", TimeSpan.FromMinutes(3)), "the first epoch did not finish: " + medseg.Output);
+        medseg.Signal(signal);
+        Assert.IsTrue(medseg.WaitForExit(TimeSpan.FromSeconds(60)), "the signalled process did not exit within a minute: " + medseg.Output);
+        string text = medseg.Output;
+        Assert.AreEqual(130, medseg.ExitCode, text);
         StringAssert.Contains(text, (signal == 2 ? "SIGINT" : "SIGTERM") + ": stopping at the next step");
         StringAssert.Contains(text, "error: cancelled", "the loop saw the cancellation and said so (not a forced exit)");
         Assert.IsFalse(File.Exists(model), "a cancelled train writes no model");

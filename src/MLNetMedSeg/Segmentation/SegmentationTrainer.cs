@@ -166,7 +166,7 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
         if (o.ValidationData is null && o.ValidationSet is { } set)
         {
             // The ML.NET validation set of the options (a chain's trainer): checked, then read once into memory.
-            Core.MLNet.MLNetData.CheckSchema(set.Schema, s => { CheckTrainingSchema(s, o); return s; });
+            Core.MLNet.MLNetData.CheckValidationSet(set.Schema, Name, s => { CheckTrainingSchema(s, o); return s; });
             validationSet = CachedDataView.Create(Core.MLNet.MLNetData.AsLibraryView(set), cancellationToken);
             o = o.Clone();
             o.ValidationData = validationSet;

@@ -55,6 +55,28 @@ public static class MLNetData
         return ExplainUnreadable(() => schemaCheck(inner), name => UnreadableType(schema, inner, name));
     }
 
+    /// <summary>
+    /// <see cref="CheckSchema"/> for a trainer's ML.NET validation set (its options' <c>ValidationSet</c>): a schema
+    /// error names the validation set, and a missing column says that ML.NET's cache leaves image columns out.
+    /// </summary>
+    internal static void CheckValidationSet(Microsoft.ML.DataViewSchema schema, string stage, Func<Data.DataViewSchema, Data.DataViewSchema> schemaCheck)
+    {
+        try
+        {
+            CheckSchema(schema, schemaCheck);
+        }
+        catch (Data.SchemaException e)
+        {
+            bool missing = !schema.Any(c => c.Name == e.ColumnName);
+            throw new Data.SchemaException(missing
+                    ? $"{stage}: the options' ValidationSet has no column '{e.ColumnName}'; its columns: " +
+                      $"{(schema.Count == 0 ? "(none)" : string.Join(", ", schema.Select(c => c.Name)))} (ml.Data.Cache leaves image " +
+                      "columns out: pass the transformed view itself, which the trainer reads into memory once)"
+                    : $"the options' ValidationSet: {e.Message}",
+                e.ColumnName, e);
+        }
+    }
+
     /// <summary>The columns of <paramref name="input"/> the library can read, converted lazily, in the input's order.</summary>
     internal static Data.IDataView AsLibraryView(MLDataView input)
     {

@@ -167,7 +167,7 @@ public sealed class CdalTrainer : Microsoft.ML.IEstimator<CdalTransformer>, Pipe
     {
         if (options.ValidationData is not null || options.ValidationSet is not { } set) return FitWith(options, input, cancellationToken);
         // The ML.NET validation set of the options (a chain's trainer): checked, then read once into memory.
-        Core.MLNet.MLNetData.CheckSchema(set.Schema, s => { CheckTrainingSchema(s, options); return s; });
+        Core.MLNet.MLNetData.CheckValidationSet(set.Schema, Name, s => { CheckTrainingSchema(s, options); return s; });
         using var validation = CachedDataView.Create(Core.MLNet.MLNetData.AsLibraryView(set), cancellationToken);
         var o = options.Clone();
         o.ValidationData = validation;

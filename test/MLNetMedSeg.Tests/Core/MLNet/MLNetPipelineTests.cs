@@ -165,6 +165,33 @@ public sealed class MLNetPipelineTests
     }
 
     [TestMethod]
+    public void ValidationSet_ThroughMLNetsCache_LosesItsImages_TheErrorSaysSo_TheViewItselfValidates()
+    {
+        var ml = new MLContext(seed: 2);
+        var loading = ml.Transforms.LoadImages("Image", null, "ImagePath")
+            .Append(ml.Transforms.ResizeImages("Image", Size, Size, resizing: Microsoft.ML.Transforms.Image.ImageResizingEstimator.ResizingKind.Fill))
+            .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", Size, Size));
+        var test = Pairs(ml, _test);
+        var validation = loading.Fit(test).Transform(test);
+
+        // ML.NET's cache keeps only the columns it can cache: the MLImage column is left out.
+        var cached = ml.Data.Cache(validation);
+        Assert.IsNull(cached.Schema.GetColumnOrNull("Image"), "ml.Data.Cache left the image column in: the hint below is wrong");
+        var o = TinyOptions(1);
+        o.ValidationSet = cached;
+        var e = Assert.ThrowsException<SchemaException>(() => loading.Append(ml.MedSeg().Trainers.Segmentation(o)).Fit(Pairs(ml, _train)));
+        Assert.AreEqual("Image", e.ColumnName);
+        StringAssert.Contains(e.Message, "ValidationSet has no column 'Image'");
+        StringAssert.Contains(e.Message, "ml.Data.Cache");
+
+        // The transformed view itself validates (the trainer reads it into memory once).
+        var o2 = TinyOptions(1);
+        o2.ValidationSet = validation;
+        using var model = loading.Append(ml.MedSeg().Trainers.Segmentation(o2)).Fit(Pairs(ml, _train));
+        Assert.IsTrue(model.LastTransformer.History.Single().ValidationDice is double d && d >= 0 && d <= 1);
+    }
+
+    [TestMethod]
     public void Fit_MissingMaskColumn_FailsBeforeTraining_NamingIt()
     {
         var ml = new MLContext(seed: 1);

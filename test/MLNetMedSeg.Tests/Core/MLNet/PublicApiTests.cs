@@ -161,5 +161,6 @@ public sealed class PublicApiTests
         o2.ValidationSet = ml.Transforms.DropColumns("Mask").Fit(validation).Transform(validation);
         var e = Assert.ThrowsException<MLNetMedSeg.Data.SchemaException>(() => ml.MedSeg().Trainers.Segmentation(o2).Fit(train));
         Assert.AreEqual("Mask", e.ColumnName);
+        StringAssert.Contains(e.Message, "ValidationSet", "the error says which data lacks the column");
     }
 }
