@@ -49,6 +49,26 @@ public sealed class CancellationCliTests : OneThreadCliTestBase
     }
 
     [TestMethod]
+    public void CancelledDasp_StopsInItsAttackRound_WritesNoModel()
+    {
+        string data = Path.Combine(_dir, "data"), run = Path.Combine(_dir, "run");
+        MakeData(data, 12, seed: 6);
+        var stdout = new StringWriter();
+        var stderr = new CancellingWriter("OnlineAttack");   // the first progress report of DASP's attack on the generated pairs
+        int code = MedsegCli.Run(["dasp", "--data", data, "--size", "16", "--widths", "4,8", "--epochs", "50", "--batch", "4",
+            "--diffusion-epochs", "1", "--diffusion-width", "8", "--timesteps", "20", "--sample-steps", "4", "--attack-steps", "2",
+            "--sdedit-steps", "10", "--sdedit-depth", "2", "--attack-every", "1", "--methods", "dasp", "--robustness", "false",
+            "--test-fraction", "0.2", "--out", run], stdout, stderr, stderr.Source.Token);
+
+        string err = stderr.ToString();
+        Assert.AreEqual(130, code, err);
+        StringAssert.Contains(err, "error: cancelled");
+        StringAssert.Contains(err, "OnlineAttack epoch 1/1", "cancelled in the attack round");
+        Assert.IsFalse(err.Contains("SegmentationTrainer epoch 2/", StringComparison.Ordinal), "the segmenter's training did not go on: " + err);
+        Assert.IsFalse(File.Exists(Path.Combine(run, "model.zip")), "a cancelled comparison writes no model");
+    }
+
+    [TestMethod]
     [DataRow(2, DisplayName = "SIGINT (Ctrl+C)")]
     [DataRow(15, DisplayName = "SIGTERM")]
     public void SignalledTrainProcess_ExitsCancelled(int signal)
