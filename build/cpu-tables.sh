@@ -10,7 +10,10 @@
 # process keeps the seeds it finished and the next call runs only the others. Each method trains from its own seed, so
 # the parts join into exactly what one run over all methods and seeds reports (`medseg dasp-summary`).
 # Stop it with `kill -- -PGID` (or end the session) and call it again to continue; the tables are rebuilt from what
-# has finished at the end of every call, and by TABLES_ONLY=1.
+# has finished at the end of every call, and by TABLES_ONLY=1. With DEADLINE (when the session ends), a DASP method runs
+# one seed per process and starts no seed that would not finish before then (its time estimated from the method's
+# finished seeds, else DASP_SEED_MINUTES, default 40): the work goes on with the next items in the order, and an
+# ImageNet run cut by the deadline resumes from its last epoch, so little of a session's end is lost.
 #
 # Usage: build/cpu-tables.sh OUT
 # Environment: KVASIR (../shared/data/kvasir-seg: the 1000 original pairs, for the ImageNet table), DASP_DATA (the same
@@ -19,7 +22,8 @@
 #   items and "dasp:METHOD" items; default below), SEEDS ("1 2 3": DASP's seeds and the ImageNet U-Net rows' seeds),
 #   OTHER_SEEDS ("1": the other backbones), PRECISION (bfloat16: the ImageNet runs' --precision; DASP trains in float32),
 #   MEDSEG_BIN (a folder with a built medseg.dll; default: build it here and copy it to OUT/bin), DRY_RUN (1: print
-#   what is left, in order), TABLES_ONLY (1: only rebuild the tables). The other settings are the two scripts'
+#   what is left, in order), TABLES_ONLY (1: only rebuild the tables), DEADLINE (a time `date -d` reads: see above),
+#   DASP_SEED_MINUTES (40). The other settings are the two scripts'
 #   defaults (ImageNet: 128 px, 800 training pairs, 30 epochs; DASP: 64 px, 200 pairs, 15 epochs, attacks every 5).
 # Writes OUT/imagenet/table.md, OUT/dasp/summary/seeds.md (+ seeds.json, runs.json; each method against No-Aug),
 # OUT/dasp/summary-vs-B/seeds.md (against B = generated, diffpgd, pgd, sdedit, once B has rows) and OUT/progress.log.
@@ -36,6 +40,7 @@ need() {   # NAME PATH: PATH's absolute form, or a clear error naming the variab
 kvasir=$(need KVASIR "${KVASIR:-../shared/data/kvasir-seg}"); dasp_data=$(need DASP_DATA "${DASP_DATA:-$kvasir}")
 generators=$(need GENERATORS "${GENERATORS:-data/models/kvasir-64-generators.zip}")
 seeds=${SEEDS:-"1 2 3"}; other_seeds=${OTHER_SEEDS:-"1"}; precision=${PRECISION:-bfloat16}
+deadline=""; [ -z "${DEADLINE:-}" ] || deadline=$(date -d "$DEADLINE" +%s) || { echo "cpu-tables.sh: DEADLINE='$DEADLINE' is not a time" >&2; exit 1; }
 default_order="imagenet:unet:imagenet:1 dasp:noaug dasp:basic dasp:generated dasp:dasp imagenet:unet:imagenet:2 imagenet:unet:imagenet:3
   dasp:diffpgd dasp:pgd dasp:sdedit dasp:fgsm dasp:ifgsm imagenet:unet:none:1 imagenet:unet:none:2 imagenet:unet:none:3
   imagenet:linknet imagenet:deeplabv3plus imagenet:unetpp"
@@ -72,15 +77,38 @@ imagenet_run() {   # backbone weights augment seed
     bash build/imagenet-table.sh "$kvasir" > "$out/imagenet/last-call.log" 2>&1 || { log "imagenet $name failed: $(tail -1 "$out/imagenet/last-call.log")"; return; }
   log "done $(grep -E "^$name:" "$out/imagenet/last-call.log" || echo "$name")"
 }
+# Seconds one more seed of a DASP method is expected to take: its slowest finished seed's time with a margin (and the
+# drawing of the generated pairs), else DASP_SEED_MINUTES.
+dasp_seed_seconds() {
+  python3 - "$out/dasp" "$1" "${DASP_SEED_MINUTES:-40}" <<'PY'
+import glob, json, sys
+folder, method, minutes = sys.argv[1], sys.argv[2], float(sys.argv[3])
+times = [r["seconds"] for p in glob.glob(f"{folder}/{method}-part*/runs.json") for run in json.load(open(p))
+         for r in run["rows"] if r["method"] == method]
+print(int(max(times) * 1.2 + 300) if times else int(minutes * 60))
+PY
+}
+dasp_part() {   # method seeds: one process in a new part folder
+  local k=1; while [ -e "$out/dasp/$1-part$k" ]; do k=$((k + 1)); done
+  log "start dasp $1 seeds $2 (part $k)"
+  METHODS=$1 SEEDS=$2 GENERATORS=$generators OUT=$out/dasp/$1-part$k MEDSEG_BIN=$bin \
+    nice -n 19 bash build/dasp-table.sh "$dasp_data" > "$out/dasp/$1-part$k.log" 2>&1 || { log "dasp $1 failed: $(tail -1 "$out/dasp/$1-part$k.log")"; return; }
+  log "done dasp $1 seeds $2: $(grep -E "^\| $1 " "$out/dasp/$1-part$k/seeds.md" | head -1 || true)"
+}
 dasp_method() {
   local missing; missing=$(dasp_missing "$1")
   [ -n "$missing" ] || return 0
   if [ "${DRY_RUN:-0}" = 1 ]; then echo "dasp $1 seeds $missing"; return; fi
-  local k=1; while [ -e "$out/dasp/$1-part$k" ]; do k=$((k + 1)); done
-  log "start dasp $1 seeds $missing (part $k)"
-  METHODS=$1 SEEDS=$missing GENERATORS=$generators OUT=$out/dasp/$1-part$k MEDSEG_BIN=$bin \
-    nice -n 19 bash build/dasp-table.sh "$dasp_data" > "$out/dasp/$1-part$k.log" 2>&1 || { log "dasp $1 failed: $(tail -1 "$out/dasp/$1-part$k.log")"; return; }
-  log "done dasp $1 seeds $missing: $(grep -E "^\| $1 " "$out/dasp/$1-part$k/seeds.md" | head -1 || true)"
+  if [ -z "$deadline" ]; then dasp_part "$1" "$missing"; return; fi
+  local s need
+  for s in ${missing//,/ }; do
+    need=$(dasp_seed_seconds "$1")
+    if [ $(( $(date +%s) + need )) -gt "$deadline" ]; then
+      log "dasp $1 seed $s not started: it needs about $((need / 60)) min, the deadline is in $(( (deadline - $(date +%s)) / 60 )) min"
+      return
+    fi
+    dasp_part "$1" "$s"
+  done
 }
 
 mkdir -p "$out/imagenet" "$out/dasp"
