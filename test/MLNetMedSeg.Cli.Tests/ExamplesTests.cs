@@ -27,13 +27,19 @@ public sealed class ExamplesTests : CliTestBase
         AssertFiles(_dir, "predictions.png");
     }
 
-    [TestMethod]
-    public void PolypSegmentation_TrainsEvaluatesAndSavesAnMLNetModel()
+    /// <summary>PolypSegmentation on 20 synthetic pairs at 16 px, writing _dir/run/.</summary>
+    private ChildProcess StartPolypSegmentation(int epochs)
     {
         string data = Path.Combine(_dir, "data");
         MakeData(data, 20, seed: 7);
-        using var program = new ChildProcess("PolypSegmentation.dll", "--data", data, "--size", "16", "--epochs", "2", "--batch", "4",
+        return new ChildProcess("PolypSegmentation.dll", "--data", data, "--size", "16", "--epochs", $"{epochs}", "--batch", "4",
             "--out", _dir, "--name", "run");
+    }
+
+    [TestMethod]
+    public void PolypSegmentation_TrainsEvaluatesAndSavesAnMLNetModel()
+    {
+        using var program = StartPolypSegmentation(epochs: 2);
         RunToTheEnd(program);
         StringAssert.Contains(program.Output, "test mIoU");
         string run = Path.Combine(_dir, "run");
@@ -46,10 +52,7 @@ public sealed class ExamplesTests : CliTestBase
     [TestMethod]
     public void PolypSegmentation_CtrlC_StopsTraining_Exit130()
     {
-        string data = Path.Combine(_dir, "data");
-        MakeData(data, 20, seed: 7);
-        using var program = new ChildProcess("PolypSegmentation.dll", "--data", data, "--size", "16", "--epochs", "500", "--batch", "4",
-            "--out", _dir, "--name", "run");
+        using var program = StartPolypSegmentation(epochs: 500);
         Assert.IsTrue(program.WaitForLine("epoch   1:", TimeSpan.FromMinutes(3)), "the first epoch did not finish: " + program.Output);
         program.Signal(2);
         Assert.IsTrue(program.WaitForExit(TimeSpan.FromSeconds(60)), "Ctrl+C did not stop it within a minute: " + program.Output);

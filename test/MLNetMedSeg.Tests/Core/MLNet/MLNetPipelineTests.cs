@@ -59,11 +59,14 @@ public sealed class MLNetPipelineTests
         Epochs = epochs, BatchSize = 8, LearningRate = 1e-2,
     };
 
-    internal static IEstimator<TransformerChain<SegmentationTransformer>> Pipeline(MLContext ml, int epochs) =>
+    /// <summary>ImagePath → Image (Size × Size), MaskPath → Mask.</summary>
+    private static EstimatorChain<LoadMaskTransformer> Loading(MLContext ml) =>
         ml.Transforms.LoadImages("Image", null, "ImagePath")
             .Append(ml.Transforms.ResizeImages("Image", Size, Size, resizing: Microsoft.ML.Transforms.Image.ImageResizingEstimator.ResizingKind.Fill))
-            .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", Size, Size))
-            .Append(ml.MedSeg().Trainers.Segmentation(TinyOptions(epochs)));
+            .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", Size, Size));
+
+    internal static IEstimator<TransformerChain<SegmentationTransformer>> Pipeline(MLContext ml, int epochs) =>
+        Loading(ml).Append(ml.MedSeg().Trainers.Segmentation(TinyOptions(epochs)));
 
     private static IDataView Pairs(MLContext ml, string folder) =>
         ml.MedSeg().Data.LoadImageMaskPairs(Path.Combine(folder, "images"), Path.Combine(folder, "masks"));
@@ -152,9 +155,7 @@ public sealed class MLNetPipelineTests
     public void Trainer_FitWithValidationData_ScoresEveryEpoch()
     {
         var ml = new MLContext(seed: 2);
-        var loading = ml.Transforms.LoadImages("Image", null, "ImagePath")
-            .Append(ml.Transforms.ResizeImages("Image", Size, Size, resizing: Microsoft.ML.Transforms.Image.ImageResizingEstimator.ResizingKind.Fill))
-            .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", Size, Size));
+        var loading = Loading(ml);
         var train = Pairs(ml, _train);
         var prep = loading.Fit(train);
         var o = TinyOptions(3);
@@ -168,9 +169,7 @@ public sealed class MLNetPipelineTests
     public void ValidationSet_ThroughMLNetsCache_LosesItsImages_TheErrorSaysSo_TheViewItselfValidates()
     {
         var ml = new MLContext(seed: 2);
-        var loading = ml.Transforms.LoadImages("Image", null, "ImagePath")
-            .Append(ml.Transforms.ResizeImages("Image", Size, Size, resizing: Microsoft.ML.Transforms.Image.ImageResizingEstimator.ResizingKind.Fill))
-            .Append(ml.MedSeg().Transforms.LoadMasks("Mask", null, "MaskPath", Size, Size));
+        var loading = Loading(ml);
         var test = Pairs(ml, _test);
         var validation = loading.Fit(test).Transform(test);
 
