@@ -26,7 +26,7 @@
 #   DASP_SEED_MINUTES (40). The other settings are the two scripts'
 #   defaults (ImageNet: 128 px, 800 training pairs, 30 epochs; DASP: 64 px, 200 pairs, 15 epochs, attacks every 5).
 # Writes OUT/imagenet/table.md, OUT/dasp/summary/seeds.md (+ seeds.json, runs.json; each method against No-Aug),
-# OUT/dasp/summary-vs-B/seeds.md (against B = generated, diffpgd, pgd, sdedit, once B has rows) and OUT/progress.log.
+# OUT/dasp/summary-vs-B/seeds.md (against B = generated, diffpgd, pgd, sdedit, fgsm, once B has rows) and OUT/progress.log.
 set -euo pipefail
 echo 19 > /proc/self/autogroup 2>/dev/null || true   # a background job: let the foreground have the CPU first
 cd "$(dirname "$0")/.."
@@ -134,8 +134,9 @@ if [ ${#parts[@]} -gt 0 ]; then
   dotnet "$bin/medseg.dll" dasp-summary "${parts[@]}" --out "$out/dasp/summary" > "$out/dasp/summary.log" 2>&1 || true
   # The papers' orderings on the same images: DASP against Generated (No-Aug < Generated < DASP), against Diff-PGD
   # without W (W helps) and against PGD + W (SDEdit helps), once those methods have rows; and against the SDEdit-only
-  # control (what Diff-PGD's steps add to SDEdit's change of the pairs).
-  for b in generated diffpgd pgd sdedit; do
+  # control (what Diff-PGD's steps add to SDEdit's change of the pairs); and against FGSM (paper 001's ordering
+  # No-Aug < FGSM < Inverse-FGSM).
+  for b in generated diffpgd pgd sdedit fgsm; do
     ls "$out"/dasp/"$b"-part*/runs.json > /dev/null 2>&1 || continue
     dotnet "$bin/medseg.dll" dasp-summary "${parts[@]}" --baseline "$b" --out "$out/dasp/summary-vs-$b" > "$out/dasp/summary-vs-$b.log" 2>&1 || true
   done
