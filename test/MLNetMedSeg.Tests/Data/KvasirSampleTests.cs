@@ -7,13 +7,7 @@ namespace MLNetMedSeg.Tests.Data;
 [TestClass]
 public sealed class KvasirSampleTests
 {
-    private static string SampleDir()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "MLNetMedSeg.sln")))
-                return Path.Combine(d.FullName, "data", "kvasir-seg-sample");
-        throw new DirectoryNotFoundException($"no MLNetMedSeg.sln above {AppContext.BaseDirectory}");
-    }
+    private static string SampleDir() => Path.Combine(TestPaths.RepositoryRoot(), "data", "kvasir-seg-sample");
 
     [TestMethod]
     public void SampleHas120MatchedBinaryPairsOf128()
