@@ -16,6 +16,7 @@ internal static partial class MarkdownLinks
     public static IEnumerable<string> Broken(string root, string markdownFile)
     {
         string name = Path.GetRelativePath(root, markdownFile);
+        var headingIds = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);   // each linked file read once
         foreach (var (line, target) in Links(markdownFile))
         {
             if (UrlScheme().IsMatch(target)) continue;
@@ -24,7 +25,7 @@ internal static partial class MarkdownLinks
             string path = file.Length == 0 ? markdownFile : Path.GetFullPath(Path.Combine(Path.GetDirectoryName(markdownFile)!, Uri.UnescapeDataString(file)));
             if (!File.Exists(path) && !Directory.Exists(path))
                 yield return $"{name}:{line}: links to {target}, but {Path.GetRelativePath(root, path)} does not exist";
-            else if (anchor.Length > 0 && path.EndsWith(".md", StringComparison.OrdinalIgnoreCase) && !HeadingIds(path).Contains(anchor))
+            else if (anchor.Length > 0 && path.EndsWith(".md", StringComparison.OrdinalIgnoreCase) && !(headingIds.TryGetValue(path, out var ids) ? ids : headingIds[path] = HeadingIds(path)).Contains(anchor))
                 yield return $"{name}:{line}: links to {target}, but {Path.GetRelativePath(root, path)} has no heading with the id '{anchor}'";
         }
     }

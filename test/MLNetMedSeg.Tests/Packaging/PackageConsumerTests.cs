@@ -284,11 +284,10 @@ public sealed class PackageConsumerTests
 
     private static string RepositoryRoot()
     {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "MLNetMedSeg.sln")) && Directory.Exists(Path.Combine(dir.FullName, "examples", "EnterpriseApp")))
-                return dir.FullName;
-        Assert.Fail("the repository's sources are not above " + AppContext.BaseDirectory + " (a copied test binary): run the tests from the repository (bash build/test.sh), which packs and builds the examples");
-        return "";
+        string repo = TestPaths.RepositoryRoot();
+        Assert.IsTrue(Directory.Exists(Path.Combine(repo, "examples", "EnterpriseApp")),
+            "the repository's sources are not above " + AppContext.BaseDirectory + " (a copied test binary): run the tests from the repository (bash build/test.sh), which packs and builds the examples");
+        return repo;
     }
 
     private static string VersionPrefix(string repo)
