@@ -31,7 +31,8 @@ public enum TrainingPrecision
 /// gradients to the master as float32 (unscaled, checked for overflow), the optimizer updates the master, and
 /// <see cref="PushWeights"/> copies the new weights back. Normalisation layers (BatchNorm, GroupNorm) stay float32 in the
 /// compute copy, so running statistics are accumulated in float32; their buffers are copied back to the master after
-/// every step. The master stays what is saved, evaluated and loaded.
+/// every step. Convolutions with fewer than <see cref="NarrowChannels"/> input or output channels stay float32 too
+/// (libtorch's CPU bf16 kernels are wrong for them: see there). The master stays what is saved, evaluated and loaded.
 /// </summary>
 public sealed class MixedPrecision : IDisposable
 {
@@ -73,7 +74,17 @@ public sealed class MixedPrecision : IDisposable
             _compute.to(device);
             _compute.to(ComputeType);
             foreach (var (_, m) in _compute.PreOrder())
+            {
                 if (IsNormalisation(m)) m.to(ScalarType.Float32);
+                else if (m is Convolution conv && IsNarrow(conv))
+                {
+                    conv.to(ScalarType.Float32);
+                    conv.register_forward_pre_hook((_, x) => x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32));
+                    var type = ComputeType;
+                    conv.register_forward_hook((_, _, y) => y.to(type));
+                    Float32Convolutions++;
+                }
+            }
         }
         var masterState = master.StateDictInOrder();
         var computeState = _compute.StateDictInOrder();
@@ -94,6 +105,27 @@ public sealed class MixedPrecision : IDisposable
     }
 
     private static bool IsNormalisation(nn.Module m) => m is BatchNorm or GroupNorm or LayerNorm;
+
+    /// <summary>
+    /// Convolutions with fewer than this many input or output channels per group stay float32 in the compute copy.
+    /// libtorch 2.10's CPU bfloat16 convolutions (oneDNN, measured on an AVX-512 BF16 CPU) are wrong for such
+    /// layers: the forward pass of a 3×3 convolution with 1–8 output channels (cosine 0.83–0.97 to float64), and the
+    /// input gradient with 1–15 input or some 1–5 output channels (cosine 0.67–0.97; 3×3 with 1–8 outputs: NaN), while
+    /// float32 matches float64 exactly. A segmentation head (→ 1 channel) and an RGB stem (3 →) are such layers; in
+    /// bfloat16 the head's wrong input gradient reached every layer below it, and LinkNet diverged to a NaN loss.
+    /// The kept layers are cheap (a 1×1 head, one stem convolution) and get float32 input through a forward pre-hook;
+    /// their output is cast back to the compute type.
+    /// </summary>
+    public const int NarrowChannels = 16;
+
+    private static bool IsNarrow(Convolution conv)
+    {
+        long groups = Math.Max(1, conv.groups);
+        return conv.in_channels / groups < NarrowChannels || conv.out_channels / groups < NarrowChannels;
+    }
+
+    /// <summary>How many convolutions of the compute copy stay float32 (see <see cref="NarrowChannels"/>).</summary>
+    public int Float32Convolutions { get; private set; }
 
     /// <summary>The loss to call backward on: multiplied by the loss scale (fp16), as is (bf16).</summary>
     public Tensor Scale(Tensor loss) => LossScale == 1.0 ? loss.alias() : loss.mul(S(LossScale));
