@@ -12,10 +12,7 @@ namespace MLNetMedSeg.Core;
 /// </summary>
 public static class CuDnn
 {
-    private const string Lib = "torch_cpu";   // libtorch_cpu.so / .dylib, loaded by TorchSharp before any call here
-
-    [DllImport(Lib, EntryPoint = "_ZN2at13globalContextEv")]
-    private static extern IntPtr GlobalContext();
+    private const string Lib = LibTorchContext.Lib;
 
     [DllImport(Lib, EntryPoint = "_ZNK2at7Context18deterministicCuDNNEv")]
     [return: MarshalAs(UnmanagedType.U1)]
@@ -31,28 +28,21 @@ public static class CuDnn
     [DllImport(Lib, EntryPoint = "_ZN2at7Context17setBenchmarkCuDNNEb")]
     private static extern void SetBenchmark(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool value);
 
-    private static readonly Lazy<IntPtr> Context = new(() =>
-    {
-        _ = torch.cuda.is_available();   // makes TorchSharp load libtorch first
-        try { return GlobalContext(); }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return IntPtr.Zero; }
-    });
-
     /// <summary>Whether the switches can be read and set on this platform.</summary>
-    public static bool IsSupported => Context.Value != IntPtr.Zero;
+    public static bool IsSupported => LibTorchContext.Pointer != IntPtr.Zero;
 
     /// <summary>cuDNN uses only deterministic algorithms (PyTorch's <c>torch.backends.cudnn.deterministic</c>).</summary>
     public static bool Deterministic
     {
-        get => IsSupported && GetDeterministic(Context.Value);
-        set { Require(); SetDeterministic(Context.Value, value); }
+        get => IsSupported && GetDeterministic(LibTorchContext.Pointer);
+        set { Require(); SetDeterministic(LibTorchContext.Pointer, value); }
     }
 
     /// <summary>cuDNN benchmarks algorithms per input shape and keeps the fastest (<c>torch.backends.cudnn.benchmark</c>).</summary>
     public static bool Benchmark
     {
-        get => IsSupported && GetBenchmark(Context.Value);
-        set { Require(); SetBenchmark(Context.Value, value); }
+        get => IsSupported && GetBenchmark(LibTorchContext.Pointer);
+        set { Require(); SetBenchmark(LibTorchContext.Pointer, value); }
     }
 
     private static void Require()

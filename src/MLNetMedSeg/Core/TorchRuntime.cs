@@ -67,7 +67,8 @@ public static class TorchRuntime
     /// and the resident size creeps up step after step. Keeping blocks up to 32 MiB on the heap (M_MMAP_THRESHOLD)
     /// and up to 1 GiB of freed memory in the process (M_TRIM_THRESHOLD), as jemalloc/tcmalloc would, makes the
     /// resident size flat at its peak. Opt out with MEDSEG_MALLOC_TUNING=0; explicit glibc settings in the
-    /// environment (GLIBC_TUNABLES glibc.malloc.*, MALLOC_*_ variables) always win.
+    /// environment (GLIBC_TUNABLES glibc.malloc.*, MALLOC_*_ variables) always win. Where libtorch's oneDNN
+    /// convolutions compute wrong gradients (<see cref="OneDnn.Check"/>) it turns oneDNN off (MEDSEG_ONEDNN=on|off|auto).
     /// </summary>
     public static void Initialize()
     {
@@ -79,6 +80,12 @@ public static class TorchRuntime
             if (!int.TryParse(n, out int threads) || threads < 1)
                 throw new InvalidOperationException($"MEDSEG_NUM_THREADS='{n}' is not a positive number of threads");
             torch.set_num_threads(threads);
+        }
+        // oneDNN's convolutions are wrong on some CPUs (see OneDnn): off there, unless MEDSEG_ONEDNN says otherwise.
+        if (OneDnn.IsSupported && !OneDnn.Wanted(Environment.GetEnvironmentVariable("MEDSEG_ONEDNN"), () => OneDnn.Check))
+        {
+            OneDnn.Enabled = false;
+            OneDnn.TurnedOff = true;
         }
     }
 

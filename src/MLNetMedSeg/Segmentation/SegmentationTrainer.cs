@@ -345,24 +345,26 @@ public sealed class SegmentationTrainer : Microsoft.ML.IEstimator<SegmentationTr
             opt.ZeroGrad();
             if (o.ChannelsLast && x.dim() == 4) x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
             var model = (SegmentationNetwork?)_mixed?.Compute ?? net;
-            if (_mixed is not null) x = x.to(_mixed.ComputeType);
-            var logits = model.call(x);
-            if (_mixed is not null) logits = logits.to(ScalarType.Float32);
-            var loss = _loss.Compute(logits, y, w);
-            double value = loss.DoubleValue();
-            if (!double.IsFinite(value)) return new StepResult(value, batch.Count);
             if (_mixed is null)
             {
+                var loss = _loss.Compute(model.call(x), y, w);
+                double value = loss.DoubleValue();
+                if (!double.IsFinite(value)) return new StepResult(value, batch.Count);
                 loss.backward();
                 opt.step();
+                return new StepResult(value, batch.Count);
             }
-            else
+            using (_mixed.ComputeScope())
             {
+                var logits = model.call(x.to(_mixed.ComputeType)).to(ScalarType.Float32);
+                var loss = _loss.Compute(logits, y, w);
+                double value = loss.DoubleValue();
+                if (!double.IsFinite(value)) return new StepResult(value, batch.Count);
                 _mixed.Scale(loss).backward();
                 if (_mixed.TakeGradients()) opt.step();
                 _mixed.PushWeights();
+                return new StepResult(value, batch.Count);
             }
-            return new StepResult(value, batch.Count);
         }
 
         public override void OnEpochCompleted(TrainingState state, EpochSummary epoch) => _scheduler?.step();
