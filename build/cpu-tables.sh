@@ -12,8 +12,10 @@
 # Stop it with `kill -- -PGID` (or end the session) and call it again to continue; the tables are rebuilt from what
 # has finished at the end of every call, and by TABLES_ONLY=1. With DEADLINE (when the session ends), a DASP method runs
 # one seed per process and starts no seed that would not finish before then (its time estimated from the method's
-# finished seeds, else DASP_SEED_MINUTES, default 40): the work goes on with the next items in the order, and an
-# ImageNet run cut by the deadline resumes from its last epoch, so little of a session's end is lost.
+# finished seeds, else DASP_SEED_MINUTES, default 40), and starts no ImageNet run that would not finish (its time from
+# the backbone's finished runs, else IMAGENET_RUN_MINUTES, default 40): the work goes on with the next items in the
+# order. A session's machine may be gone by the next one: each finished ImageNet run is also recorded in
+# IMAGENET_RECORDS (default docs/runs/imagenet-table, to commit), which later calls count as done and the table reads.
 #
 # Usage: build/cpu-tables.sh OUT
 # Environment: KVASIR (../shared/data/kvasir-seg: the 1000 original pairs, for the ImageNet table), DASP_DATA (the same
@@ -23,7 +25,7 @@
 #   OTHER_SEEDS ("1": the other backbones), PRECISION (bfloat16: the ImageNet runs' --precision; DASP trains in float32),
 #   MEDSEG_BIN (a folder with a built medseg.dll; default: build it here and copy it to OUT/bin), DRY_RUN (1: print
 #   what is left, in order), TABLES_ONLY (1: only rebuild the tables), DEADLINE (a time `date -d` reads: see above),
-#   DASP_SEED_MINUTES (40). The other settings are the two scripts'
+#   DASP_SEED_MINUTES (40), IMAGENET_RUN_MINUTES (40), IMAGENET_RECORDS (docs/runs/imagenet-table). The other settings are the two scripts'
 #   defaults (ImageNet: 128 px, 800 training pairs, 30 epochs; DASP: 64 px, 200 pairs, 15 epochs, attacks every 5).
 # Writes OUT/imagenet/table.md, OUT/dasp/summary/seeds.md (+ seeds.json, runs.json; each method against No-Aug),
 # OUT/dasp/summary-vs-B/seeds.md (against B = generated, diffpgd, pgd, sdedit, fgsm, once B has rows) and OUT/progress.log.
@@ -40,6 +42,7 @@ need() {   # NAME PATH: PATH's absolute form, or a clear error naming the variab
 kvasir=$(need KVASIR "${KVASIR:-../shared/data/kvasir-seg}"); dasp_data=$(need DASP_DATA "${DASP_DATA:-$kvasir}")
 generators=$(need GENERATORS "${GENERATORS:-data/models/kvasir-64-generators.zip}")
 seeds=${SEEDS:-"1 2 3"}; other_seeds=${OTHER_SEEDS:-"1"}; precision=${PRECISION:-bfloat16}
+mkdir -p "${IMAGENET_RECORDS:-docs/runs/imagenet-table}"; records=$(realpath "${IMAGENET_RECORDS:-docs/runs/imagenet-table}")
 deadline=""; [ -z "${DEADLINE:-}" ] || deadline=$(date -d "$DEADLINE" +%s) || { echo "cpu-tables.sh: DEADLINE='$DEADLINE' is not a time" >&2; exit 1; }
 default_order="imagenet:unet:imagenet:1 dasp:noaug dasp:basic dasp:generated dasp:dasp imagenet:unet:imagenet:2 imagenet:unet:imagenet:3
   dasp:diffpgd dasp:pgd dasp:sdedit dasp:fgsm dasp:ifgsm imagenet:unet:none:1 imagenet:unet:none:2 imagenet:unet:none:3
@@ -68,12 +71,29 @@ for path in glob.glob(f"{folder}/{method}-part*/runs.json"):
 print(",".join(s for s in seeds if s not in done))
 PY
 }
+# Seconds one more ImageNet-table run of a backbone is expected to take: its slowest finished run's train time with a
+# margin (and the evaluation), else IMAGENET_RUN_MINUTES.
+imagenet_run_seconds() {
+  python3 - "$records" "$out/imagenet" "$1" "${IMAGENET_RUN_MINUTES:-40}" <<'PY'
+import glob, os, sys
+records, folder, backbone, minutes = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+times = [int(open(p).read()) for f in (records, folder) for p in glob.glob(os.path.join(f, f"{backbone}-*-seed*.seconds"))]
+print(int(max(times) * 1.2 + 120) if times else int(minutes * 60))
+PY
+}
 imagenet_run() {   # backbone weights augment seed
-  local name="$1-$2-$3-seed$4"
-  if [ -f "$out/imagenet/$name.json" ]; then return; fi
+  local name="$1-$2-$3-seed$4" need
+  if [ -f "$out/imagenet/$name.json" ] || [ -f "$records/$name.json" ]; then return; fi
   if [ "${DRY_RUN:-0}" = 1 ]; then echo "imagenet $name"; return; fi
+  if [ -n "$deadline" ]; then
+    need=$(imagenet_run_seconds "$1")
+    if [ $(( $(date +%s) + need )) -gt "$deadline" ]; then
+      log "imagenet $name not started: it needs about $((need / 60)) min, the deadline is in $(( (deadline - $(date +%s)) / 60 )) min"
+      return
+    fi
+  fi
   log "start imagenet $name"
-  BACKBONES=$1 WEIGHTS=$2 AUGMENTS=$3 SEEDS=$4 OTHER_SEEDS=$4 PRECISION=$precision OUT=$out/imagenet MEDSEG_BIN=$bin \
+  RECORDS=$records BACKBONES=$1 WEIGHTS=$2 AUGMENTS=$3 SEEDS=$4 OTHER_SEEDS=$4 PRECISION=$precision OUT=$out/imagenet MEDSEG_BIN=$bin \
     bash build/imagenet-table.sh "$kvasir" > "$out/imagenet/last-call.log" 2>&1 || { log "imagenet $name failed: $(tail -1 "$out/imagenet/last-call.log")"; return; }
   log "done $(grep -E "^$name:" "$out/imagenet/last-call.log" || echo "$name")"
 }
@@ -125,7 +145,7 @@ if [ "${TABLES_ONLY:-0}" != 1 ]; then
 fi
 
 # The tables from what has finished.
-TABLE_ONLY=1 OUT=$out/imagenet DEVICE_NAME="cpu ($(nproc) cores), $precision" bash build/imagenet-table.sh "$kvasir" > /dev/null 2>&1 || true
+RECORDS=$records TABLE_ONLY=1 OUT=$out/imagenet DEVICE_NAME="cpu ($(nproc) cores), $precision" bash build/imagenet-table.sh "$kvasir" > /dev/null 2>&1 || true
 parts=()
 for m in noaug basic fgsm ifgsm generated pgd sdedit diffpgd dasp; do
   for d in "$out"/dasp/"$m"-part*/; do [ -f "$d/runs.json" ] && parts+=("${d%/}"); done

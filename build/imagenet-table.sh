@@ -5,13 +5,16 @@
 # for best-epoch selection / test) and scored with `medseg evaluate` on the 100 test pairs (per-image mIoU/mDice at 0.5).
 # The U-Net rows run over several seeds (SEEDS), the others over OTHER_SEEDS. Note: the package's ImageNet ResNet-18 has
 # three blocks in layer4 ([2,2,2,3]); the scratch encoder is torchvision's resnet18 ([2,2,2,2]).
+# RECORDS (a folder, e.g. docs/runs/imagenet-table, committed): each finished run's metrics JSON, train seconds and the
+# commit it ran at are copied there too, a run with a record there is not run again, and the table reads both folders
+# (so the table survives the machine: a later session on a new machine goes on from the records).
 # Background-friendly: each run writes its own log and metrics JSON under OUT; a run whose JSON exists is not run again,
 # and a run cut off mid-way resumes from its last finished epoch (`medseg train --checkpoints OUT/NAME.ckpt`), so
 # re-running the script after an interruption (or in a later session) continues where it stopped. Train seconds add up
 # over the sessions a run took. PRECISION (float32) is passed to `--precision` (bfloat16 halves the time on this CPU). The table (OUT/table.md) is rebuilt from the JSONs at the end,
 # with per-row mean ± sd over seeds and the mean train time; OUT/results.tsv has every run.
 # Usage: build/imagenet-table.sh [DATA_DIR] — environment: SIZE (128), EPOCHS (30), BATCH (16), SEEDS ("1 2 3"),
-# OTHER_SEEDS ("1"), BACKBONES ("unet unetpp linknet deeplabv3plus"), WEIGHTS ("none imagenet"), AUGMENTS ("none basic"),
+# OTHER_SEEDS ("1"), RECORDS (see above), BACKBONES ("unet unetpp linknet deeplabv3plus"), WEIGHTS ("none imagenet"), AUGMENTS ("none basic"),
 # SPLIT_SEED (1), TRAIN_PAIRS (800; fewer for a quick check), DEVICE (cpu), OUT (runs/imagenet-table), MODELS (OUT: where the
 # models and checkpoints go), MEDSEG_BIN (a folder with a built medseg.dll: no build), TABLE_ONLY (1: only rebuild the
 # table from OUT's JSONs), DEVICE_NAME (the device as the table's caption names it; default DEVICE).
@@ -28,8 +31,9 @@ size=${SIZE:-128}; epochs=${EPOCHS:-30}; batch=${BATCH:-16}; seeds=${SEEDS:-"1 2
 backbones=${BACKBONES:-"unet unetpp linknet deeplabv3plus"}; weights=${WEIGHTS:-"none imagenet"}; augments=${AUGMENTS:-"none basic"}
 split_seed=${SPLIT_SEED:-1}; train_pairs=${TRAIN_PAIRS:-800}; device=${DEVICE:-cpu}; out=${OUT:-runs/imagenet-table}
 precision=${PRECISION:-float32}
-models=${MODELS:-$out}
-mkdir -p "$out" "$models"
+models=${MODELS:-$out}; records=${RECORDS:-}
+mkdir -p "$out" "$models"; [ -z "$records" ] || mkdir -p "$records"
+commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 if [ -n "${MEDSEG_BIN:-}" ]; then
   medseg="nice -n 19 dotnet $MEDSEG_BIN/medseg.dll"
 elif [ "${TABLE_ONLY:-0}" != 1 ]; then
@@ -47,7 +51,7 @@ split="$out/split"
     for a in $augments; do
       for s in $run_seeds; do
         name="$b-$w-$a-seed$s"
-        if [ -f "$out/$name.json" ]; then echo "$name: done before, skipped"; continue; fi
+        if [ -f "$out/$name.json" ] || { [ -n "$records" ] && [ -f "$records/$name.json" ]; }; then echo "$name: done before, skipped"; continue; fi
         $medseg train --data "$split/train" --val "$split/val" --backbone "$b" --encoder resnet18 --encoder-weights "$w" \
           --augment "$a" --size "$size" --epochs "$epochs" --batch "$batch" --seed "$s" --device "$device" \
           --precision "$precision" --checkpoints "$models/$name.ckpt" --out "$models/$name.zip" >> "$out/$name.train.log" 2>&1
@@ -56,25 +60,32 @@ split="$out/split"
         echo "$secs" > "$out/$name.seconds"
         $medseg evaluate --model "$models/$name.zip" --data "$split/test" --device "$device" --out "$out/$name.json.tmp" > "$out/$name.eval.log" 2>&1
         mv "$out/$name.json.tmp" "$out/$name.json"
+        echo "$commit" > "$out/$name.commit"
+        if [ -n "$records" ]; then
+          for ext in json seconds commit; do cp "$out/$name.$ext" "$records/$name.$ext.tmp" && mv "$records/$name.$ext.tmp" "$records/$name.$ext"; done
+        fi
         echo "$name: $(python3 -c "import json; d=json.load(open('$out/$name.json')); print(f\"mIoU {d['mIoU']:.4f} mDice {d['mDice']:.4f}\")") ($secs s)"
       done
     done
   done
 done
 
-python3 - "$out" "$size" "$epochs" "$train_pairs" "${DEVICE_NAME:-$device}" <<'PY'
+python3 - "$out" "$size" "$epochs" "$train_pairs" "${DEVICE_NAME:-$device}" "$records" <<'PY'
 import glob, json, os, re, statistics as st, sys
-out, size, epochs, ntrain, device = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+out, size, epochs, ntrain, device, records = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 rows = []
-for path in sorted(glob.glob(os.path.join(out, "*-seed*.json"))):
+paths = {os.path.basename(p): p for folder in ([records] if records else []) + [out] for p in glob.glob(os.path.join(folder, "*-seed*.json"))}
+for path in sorted(paths.values()):
     m = re.match(r"(.+)-(none|imagenet)-(\w+)-seed(\d+)\.json$", os.path.basename(path))
     if not m: continue
     d = json.load(open(path))
     secs_file = path[:-5] + ".seconds"
     secs = int(open(secs_file).read()) if os.path.exists(secs_file) else 0
-    rows.append((m[1], m[2], m[3], int(m[4]), d["mIoU"], d["mDice"], secs))
+    commit_file = path[:-5] + ".commit"
+    commit = open(commit_file).read().strip() if os.path.exists(commit_file) else "unknown"
+    rows.append((m[1], m[2], m[3], int(m[4]), d["mIoU"], d["mDice"], secs, commit))
 with open(os.path.join(out, "results.tsv"), "w") as f:
-    f.write("backbone\tweights\taugment\tseed\tmIoU\tmDice\ttrain_seconds\n")
+    f.write("backbone\tweights\taugment\tseed\tmIoU\tmDice\ttrain_seconds\tcommit\n")
     for r in rows: f.write("\t".join(str(x) for x in r) + "\n")
 def ms(v): return f"{st.mean(v):.4f} ± {st.stdev(v):.4f}" if len(v) > 1 else f"{v[0]:.4f}"
 lines = [f"Kvasir-SEG, {ntrain} training pairs, 100 validation, 100 test (seeded split), {size} px, {epochs} epochs, on {device}.",
