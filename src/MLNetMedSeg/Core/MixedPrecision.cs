@@ -40,6 +40,7 @@ public sealed class MixedPrecision : IDisposable
     private readonly (Tensor Master, Tensor Compute)[] _parameters;
     private readonly (Tensor Master, Tensor Compute)[] _buffers;
     private int _cleanSteps;
+    private readonly bool _oneDnnSafe;
 
     /// <summary>The compute dtype (BFloat16 or Float16).</summary>
     public ScalarType ComputeType { get; }
@@ -86,6 +87,7 @@ public sealed class MixedPrecision : IDisposable
                 }
             }
         }
+        _oneDnnSafe = !OneDnn.HasFaultProneLayer(_compute);
         var masterState = master.StateDictInOrder();
         var computeState = _compute.StateDictInOrder();
         if (!masterState.Keys.SequenceEqual(computeState.Keys))
@@ -133,7 +135,7 @@ public sealed class MixedPrecision : IDisposable
     /// when the compute copy has no layer oneDNN gets wrong (without oneDNN, bf16 convolutions are about 10× slower);
     /// elsewhere it changes nothing.
     /// </summary>
-    public IDisposable ComputeScope() => OneDnn.EnableFor(_compute);
+    public IDisposable ComputeScope() => _oneDnnSafe ? OneDnn.EnableIfTurnedOff() : OneDnn.NoScope.Instance;
 
     /// <summary>The loss to call backward on: multiplied by the loss scale (fp16), as is (bf16).</summary>
     public Tensor Scale(Tensor loss) => LossScale == 1.0 ? loss.alias() : loss.mul(S(LossScale));

@@ -121,17 +121,16 @@ public static class OneDnn
     public static bool TurnedOff { get; internal set; }
 
     /// <summary>
-    /// Turns oneDNN on for the returned scope's lifetime when the process turned it off because of <see cref="Check"/>
-    /// and <paramref name="network"/> has no convolution oneDNN gets wrong (see <see cref="IsFaultProne"/>); otherwise
-    /// changes nothing. Nested and concurrent scopes count: oneDNN goes back off when the last one ends.
+    /// Turns oneDNN on for the returned scope's lifetime when the process turned it off because of <see cref="Check"/>;
+    /// otherwise changes nothing. For networks without a layer oneDNN gets wrong (<see cref="HasFaultProneLayer"/>).
+    /// Nested and concurrent scopes count: oneDNN goes back off when the last one ends.
     /// </summary>
-    internal static IDisposable EnableFor(nn.Module network)
-    {
-        if (!TurnedOff || Check.Passed || !IsSupported) return NoScope.Instance;
-        foreach (var (_, m) in network.named_modules())
-            if (m is Convolution c && IsFaultProne(c)) return NoScope.Instance;
-        return new EnabledScope();
-    }
+    internal static IDisposable EnableIfTurnedOff()
+        => TurnedOff && !Check.Passed && IsSupported ? new EnabledScope() : NoScope.Instance;
+
+    /// <summary>Whether <paramref name="network"/> has a convolution oneDNN gets wrong on faulty CPUs (<see cref="IsFaultProne"/>).</summary>
+    internal static bool HasFaultProneLayer(nn.Module network)
+        => network.modules().Any(m => m is Convolution c && IsFaultProne(c));
 
     /// <summary>
     /// A convolution whose kernels are more than 1×1 with fewer than <see cref="MixedPrecision.NarrowChannels"/> output
@@ -164,7 +163,7 @@ public static class OneDnn
         }
     }
 
-    private sealed class NoScope : IDisposable
+    internal sealed class NoScope : IDisposable
     {
         public static readonly NoScope Instance = new();
         public void Dispose() { }
