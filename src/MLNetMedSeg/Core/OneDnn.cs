@@ -17,7 +17,8 @@ namespace MLNetMedSeg.Core;
 /// 3×3 layer (diffusion models' output convolutions, small test networks) then trains on wrong gradients, and some
 /// diverge. libtorch's other CPU convolution kernels are exact there. <see cref="Check"/> finds out (a few
 /// milliseconds, once per process): it compares a float32 convolution's gradients with oneDNN against float64's, which
-/// never uses oneDNN. <see cref="TorchRuntime.Initialize"/> runs it and turns oneDNN off where it fails (float32
+/// never uses oneDNN. <see cref="TorchRuntime.Initialize"/> runs it and turns oneDNN (and NNPACK, see
+/// <see cref="NnpackEnabled"/>) off where it fails (float32
 /// convolutions are then about 20 % slower on the CPU; bf16 ones much slower, so <see cref="MixedPrecision"/> turns it
 /// back on for its compute passes when its network has no layer oneDNN gets wrong). MEDSEG_ONEDNN=on or off overrides
 /// the decision.
@@ -32,6 +33,13 @@ public static class OneDnn
 
     [DllImport(Lib, EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")]
     private static extern void SetEnabled(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool value);
+
+    [DllImport(Lib, EntryPoint = "_ZNK2at7Context17userEnabledNNPACKEv")]
+    [return: MarshalAs(UnmanagedType.U1)]
+    private static extern bool GetNnpackEnabled(IntPtr context);
+
+    [DllImport(Lib, EntryPoint = "_ZN2at7Context20setUserEnabledNNPACKEb")]
+    private static extern void SetNnpackEnabled(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool value);
 
     private static readonly Lazy<OneDnnCheck> CheckResult = new(RunCheck);
 
@@ -50,6 +58,21 @@ public static class OneDnn
     }
 
     /// <summary>
+    /// Whether libtorch may use NNPACK's convolutions (<c>torch.backends.nnpack.enabled</c>). Turned off with oneDNN:
+    /// without oneDNN libtorch tries NNPACK for every float32 convolution, and where NNPACK cannot start (the CPUs seen
+    /// with the oneDNN fault) it logs a warning each time and falls back to its exact BLAS-based kernel anyway.
+    /// </summary>
+    public static bool NnpackEnabled
+    {
+        get => IsSupported && GetNnpackEnabled(LibTorchContext.Pointer);
+        set
+        {
+            if (!IsSupported) throw new PlatformNotSupportedException("libtorch's NNPACK switch cannot be reached through this libtorch build (its C++ names are not the Itanium ABI's)");
+            SetNnpackEnabled(LibTorchContext.Pointer, value);
+        }
+    }
+
+    /// <summary>
     /// Whether oneDNN's convolution gradients are right on this machine (computed once per process, with oneDNN on,
     /// whatever <see cref="Enabled"/> is now).
     /// </summary>
@@ -63,10 +86,11 @@ public static class OneDnn
     private static OneDnnCheck RunCheck()
     {
         if (!IsSupported) return new OneDnnCheck(true, "not checked: the oneDNN switch is not reachable in this libtorch build");
-        bool was = Enabled;
+        bool was = Enabled, nnpack = NnpackEnabled;
         try
         {
             Enabled = true;
+            NnpackEnabled = false;   // not what is checked; where it cannot start it would log a warning per call
             using var scope = NewDisposeScope();
             using var gen = new Generator(20261205);
             foreach (var (cin, cout, k) in new[] { (8, 1, 3), (8, 8, 3), (4, 4, 3), (32, 1, 3) })
@@ -80,7 +104,7 @@ public static class OneDnn
             }
             return new OneDnnCheck(true, "oneDNN's convolution gradients match float64's");
         }
-        finally { Enabled = was; }
+        finally { Enabled = was; NnpackEnabled = nnpack; }
     }
 
     private static Tensor InputGradient(Tensor x, Tensor w, Tensor g, ScalarType dtype)

@@ -85,6 +85,7 @@ public static class TorchRuntime
         if (OneDnn.IsSupported && !OneDnn.Wanted(Environment.GetEnvironmentVariable("MEDSEG_ONEDNN"), () => OneDnn.Check))
         {
             OneDnn.Enabled = false;
+            OneDnn.NnpackEnabled = false;
             OneDnn.TurnedOff = true;
         }
     }

@@ -55,6 +55,14 @@ public sealed class OneDnnTests
         Assert.AreEqual(was, OneDnn.Enabled);
         // Initialize turned it off exactly where the check failed (MEDSEG_ONEDNN unset in the test run).
         if (Environment.GetEnvironmentVariable("MEDSEG_ONEDNN") is null) Assert.AreEqual(!OneDnn.Check.Passed, OneDnn.TurnedOff);
+        if (OneDnn.TurnedOff) Assert.IsFalse(OneDnn.NnpackEnabled, "NNPACK goes off with oneDNN");
+        bool nnpack = OneDnn.NnpackEnabled;
+        try
+        {
+            OneDnn.NnpackEnabled = !nnpack;
+            Assert.AreEqual(!nnpack, OneDnn.NnpackEnabled);
+        }
+        finally { OneDnn.NnpackEnabled = nnpack; }
     }
 
     [TestMethod]
