@@ -18,10 +18,9 @@ namespace MLNetMedSeg.Core;
 /// diverge. libtorch's other CPU convolution kernels are exact there. <see cref="Check"/> finds out (a few
 /// milliseconds, once per process): it compares a float32 convolution's gradients with oneDNN against float64's, which
 /// never uses oneDNN. <see cref="TorchRuntime.Initialize"/> runs it and turns oneDNN (and NNPACK, see
-/// <see cref="NnpackEnabled"/>) off where it fails (float32
-/// convolutions are then about 20 % slower on the CPU; bf16 ones much slower, so <see cref="MixedPrecision"/> turns it
-/// back on for its compute passes when its network has no layer oneDNN gets wrong). MEDSEG_ONEDNN=on or off overrides
-/// the decision.
+/// <see cref="NnpackEnabled"/>) off where it fails: float32 convolutions are then about 20 % slower on the CPU, bf16
+/// ones about 10× slower, so <see cref="MixedPrecision"/> turns oneDNN back on for its compute passes when its network
+/// has no layer oneDNN gets wrong. MEDSEG_ONEDNN=on or off overrides the decision.
 /// </remarks>
 public static class OneDnn
 {
@@ -79,9 +78,9 @@ public static class OneDnn
     public static OneDnnCheck Check => CheckResult.Value;
 
     /// <summary>
-    /// The probe's layers: the 3×3 convolutions with few output channels that fail where oneDNN is faulty, plus the
-    /// 1-channel 1×1 head that does not. Each is compared in float32 against float64 by the cosine of the input
-    /// gradient; below 0.9999 (float32 rounding gives 1.0000) is a failure.
+    /// The probe: 3×3 convolutions with few output channels (8 → 1, 8 → 8, 4 → 4, 32 → 1), the shapes that fail where
+    /// oneDNN is faulty. Each input gradient is compared in float32 with oneDNN against float64's by the cosine; below
+    /// 0.9999 (float32 rounding alone gives 1.0000) is a failure.
     /// </summary>
     private static OneDnnCheck RunCheck()
     {
