@@ -12,7 +12,8 @@
 # and a run cut off mid-way resumes from its last finished epoch (`medseg train --checkpoints OUT/NAME.ckpt`), so
 # re-running the script after an interruption (or in a later session) continues where it stopped. Train seconds add up
 # over the sessions a run took. PRECISION (float32) is passed to `--precision` (bfloat16 halves the time on this CPU). The table (OUT/table.md) is rebuilt from the JSONs at the end,
-# with per-row mean ± sd over seeds and the mean train time; OUT/results.tsv has every run.
+# with per-row mean ± sd over seeds and the mean train time, then paired differences on the same test images
+# (ImageNet − scratch, flips − none; per-image Dice, 95 % paired bootstrap interval); OUT/results.tsv has every run.
 # Usage: build/imagenet-table.sh [DATA_DIR] — environment: SIZE (128), EPOCHS (30), BATCH (16), SEEDS ("1 2 3"),
 # OTHER_SEEDS ("1"), RECORDS (see above), BACKBONES ("unet unetpp linknet deeplabv3plus"), WEIGHTS ("none imagenet"), AUGMENTS ("none basic"),
 # SPLIT_SEED (1), TRAIN_PAIRS (800; fewer for a quick check), DEVICE (cpu), OUT (runs/imagenet-table), MODELS (OUT: where the
@@ -97,6 +98,32 @@ for key in sorted(dict.fromkeys((r[0], r[1], r[2]) for r in rows), key=lambda k:
     g = [r for r in rows if (r[0], r[1], r[2]) == key]
     t = st.mean(r[6] for r in g)
     lines.append(f"| {key[0]} | {names[key[1]]} | {key[2]} | {len(g)} | {ms([r[4] for r in g])} | {ms([r[5] for r in g])} | {int(t // 60)} min {int(t % 60)} s |")
+# Paired differences on the same test images (same seed and split): ImageNet − scratch per backbone and augmentation,
+# and flips − none per backbone and weights. Per-image Dice from the records' "images"; 95 % interval from a paired
+# bootstrap over the images (2000 resamples, fixed seed); "beyond the noise" when it excludes 0.
+import random
+def per_image(path):
+    return {im["id"]: im["mean"]["dice"] for im in json.load(open(path))["images"]}
+def paired(a, b):
+    ids = sorted(set(a) & set(b))
+    d = [a[i] - b[i] for i in ids]
+    rng = random.Random(0)
+    boots = sorted(sum(d[rng.randrange(len(d))] for _ in d) / len(d) for _ in range(2000))
+    return sum(d) / len(d), boots[49], boots[1949], len(d)
+runs = {(m[1], m[2], m[3], int(m[4])): p for p in paths.values()
+        for m in [re.match(r"(.+)-(none|imagenet)-(\w+)-seed(\d+)\.json$", os.path.basename(p))] if m}
+diffs = []
+for (b, w, a, s), p in sorted(runs.items()):
+    if w == "imagenet" and (b, "none", a, s) in runs:
+        diffs.append((f"{b}, {a}, seed {s}", "ImageNet − scratch", paired(per_image(p), per_image(runs[(b, "none", a, s)]))))
+for (b, w, a, s), p in sorted(runs.items()):
+    if a == "basic" and (b, w, "none", s) in runs:
+        diffs.append((f"{b}, {names[w]}, seed {s}", "flips − none", paired(per_image(p), per_image(runs[(b, w, "none", s)]))))
+if diffs:
+    lines += ["", "Paired differences in test Dice on the same 100 images (mean over images; 95 % paired bootstrap interval over the images: the spread between training seeds is not in it):", "",
+              "| runs | difference | mean Δ mDice | 95 % interval | beyond the noise |", "| --- | --- | ---: | ---: | --- |"]
+    for key, what, (m, lo, hi, n) in diffs:
+        lines.append(f"| {key} | {what} | {m:+.4f} | {lo:+.4f} … {hi:+.4f} | {'yes' if lo > 0 or hi < 0 else 'no'} |")
 open(os.path.join(out, "table.md"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
