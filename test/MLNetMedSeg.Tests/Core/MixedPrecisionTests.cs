@@ -110,4 +110,27 @@ public sealed class MixedPrecisionTests
             Assert.AreEqual(before, OneDnn.Enabled, "the scope restores the setting");
         }
     }
+
+    [TestMethod]
+    public void KeptLayersHooks_LeaveNoTensorToTheCollector()
+    {
+        long before = TorchRuntime.FinalizedTensorCount;
+        nn.Module<Tensor, Tensor> master, copy;
+        using (NewDisposeScope()) { master = Net(); copy = Net(); }   // layer initialisation's temporaries go now
+        using (var mixed = new MixedPrecision(master, copy, TrainingPrecision.BFloat16))
+        {
+            Assert.AreEqual(1, mixed.Float32Convolutions, "the head is kept float32 (hooked)");
+            for (int i = 0; i < 3; i++)
+            {
+                using var scope = NewDisposeScope();
+                using var compute = mixed.ComputeScope();
+                var y = ((nn.Module<Tensor, Tensor>)mixed.Compute).call(torch.randn(2, 32, 8, 8).to(ScalarType.BFloat16));
+                y.to(ScalarType.Float32).sigmoid().mean().backward();
+                Assert.IsTrue(mixed.TakeGradients());
+                mixed.PushWeights();
+            }
+        }
+        master.Dispose();
+        Assert.AreEqual(before, TorchRuntime.FinalizedTensorCount, "tensors left to the garbage collector");
+    }
 }
