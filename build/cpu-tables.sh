@@ -25,8 +25,8 @@
 #   OTHER_SEEDS ("1": the other backbones), PRECISION (bfloat16: the ImageNet runs' --precision; DASP trains in float32),
 #   MEDSEG_BIN (a folder with a built medseg.dll; default: build it here and copy it to OUT/bin), DRY_RUN (1: print
 #   what is left, in order), TABLES_ONLY (1: only rebuild the tables), DEADLINE (a time `date -d` reads: see above),
-#   DASP_SEED_MINUTES (40), IMAGENET_RUN_MINUTES (40), IMAGENET_RECORDS (docs/runs/imagenet-table). The other settings are the two scripts'
-#   defaults (ImageNet: 128 px, 800 training pairs, 30 epochs; DASP: 64 px, 200 pairs, 15 epochs, attacks every 5).
+#   DASP_SEED_MINUTES (40), IMAGENET_RUN_MINUTES (40), IMAGENET_RECORDS (docs/runs/imagenet-table). The other
+#   settings are the two scripts' defaults (ImageNet: 128 px, 800 training pairs, 30 epochs; DASP: 64 px, 200 pairs, 15 epochs, attacks every 5).
 # Writes OUT/imagenet/table.md, OUT/dasp/summary/seeds.md (+ seeds.json, runs.json; each method against No-Aug),
 # OUT/dasp/summary-vs-B/seeds.md (against B = generated, diffpgd, pgd, sdedit, fgsm, once B has rows) and OUT/progress.log.
 set -euo pipefail

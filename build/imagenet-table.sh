@@ -6,8 +6,8 @@
 # The U-Net rows run over several seeds (SEEDS), the others over OTHER_SEEDS. Note: the package's ImageNet ResNet-18 has
 # three blocks in layer4 ([2,2,2,3]); the scratch encoder is torchvision's resnet18 ([2,2,2,2]).
 # RECORDS (a folder, e.g. docs/runs/imagenet-table, committed): each finished run's metrics JSON, train seconds and the
-# commit it ran at are copied there too, a run with a record there is not run again, and the table reads both folders
-# (so the table survives the machine: a later session on a new machine goes on from the records).
+# commit it ran at are copied there too (the JSON last), a run with a record there is not run again, and the table
+# reads both folders (so the table survives the machine: a later session on a new machine goes on from the records).
 # Background-friendly: each run writes its own log and metrics JSON under OUT; a run whose JSON exists is not run again,
 # and a run cut off mid-way resumes from its last finished epoch (`medseg train --checkpoints OUT/NAME.ckpt`), so
 # re-running the script after an interruption (or in a later session) continues where it stopped. Train seconds add up
@@ -15,7 +15,8 @@
 # with per-row mean ± sd over seeds and the mean train time, then paired differences on the same test images
 # (ImageNet − scratch, flips − none; per-image Dice, 95 % paired bootstrap interval); OUT/results.tsv has every run.
 # Usage: build/imagenet-table.sh [DATA_DIR] — environment: SIZE (128), EPOCHS (30), BATCH (16), SEEDS ("1 2 3"),
-# OTHER_SEEDS ("1"), RECORDS (see above), BACKBONES ("unet unetpp linknet deeplabv3plus"), WEIGHTS ("none imagenet"), AUGMENTS ("none basic"),
+# OTHER_SEEDS ("1"), RECORDS (see above), BACKBONES ("unet unetpp linknet deeplabv3plus"), WEIGHTS ("none imagenet"),
+# AUGMENTS ("none basic"),
 # SPLIT_SEED (1), TRAIN_PAIRS (800; fewer for a quick check), DEVICE (cpu), OUT (runs/imagenet-table), MODELS (OUT: where the
 # models and checkpoints go), MEDSEG_BIN (a folder with a built medseg.dll: no build), TABLE_ONLY (1: only rebuild the
 # table from OUT's JSONs), DEVICE_NAME (the device as the table's caption names it; default DEVICE).
@@ -63,7 +64,7 @@ split="$out/split"
         mv "$out/$name.json.tmp" "$out/$name.json"
         echo "$commit" > "$out/$name.commit"
         if [ -n "$records" ]; then
-          for ext in json seconds commit; do cp "$out/$name.$ext" "$records/$name.$ext.tmp" && mv "$records/$name.$ext.tmp" "$records/$name.$ext"; done
+          for ext in seconds commit json; do cp "$out/$name.$ext" "$records/$name.$ext.tmp" && mv "$records/$name.$ext.tmp" "$records/$name.$ext"; done
         fi
         echo "$name: $(python3 -c "import json; d=json.load(open('$out/$name.json')); print(f\"mIoU {d['mIoU']:.4f} mDice {d['mDice']:.4f}\")") ($secs s)"
       done
