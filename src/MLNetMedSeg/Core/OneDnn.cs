@@ -140,8 +140,25 @@ public static class OneDnn
         };
     }
 
-    /// <summary>Whether the process turned oneDNN off at start (see <see cref="TorchRuntime.Initialize"/>).</summary>
-    public static bool TurnedOff { get; internal set; }
+    /// <summary>
+    /// Whether the process turned oneDNN off at start because <see cref="Check"/> failed (see
+    /// <see cref="TorchRuntime.Initialize"/>); false where MEDSEG_ONEDNN=off forced it off.
+    /// </summary>
+    public static bool TurnedOff { get; private set; }
+
+    /// <summary>
+    /// <see cref="TorchRuntime.Initialize"/>'s step: oneDNN and NNPACK off unless <see cref="Wanted"/> says on;
+    /// <see cref="TurnedOff"/> when the check decided it.
+    /// </summary>
+    internal static void Apply(string? setting)
+    {
+        if (!IsSupported) return;
+        bool checkDecided = false;
+        if (Wanted(setting, () => { checkDecided = true; return Check; })) return;
+        Enabled = false;
+        NnpackEnabled = false;
+        TurnedOff = checkDecided;
+    }
 
     /// <summary>
     /// Turns oneDNN on for the returned scope's lifetime when the process turned it off because of <see cref="Check"/>;
@@ -149,7 +166,7 @@ public static class OneDnn
     /// Nested and concurrent scopes count: oneDNN goes back off when the last one ends.
     /// </summary>
     internal static IDisposable EnableIfTurnedOff()
-        => TurnedOff && !Check.Passed && IsSupported ? new EnabledScope() : NoScope.Instance;
+        => TurnedOff ? new EnabledScope() : NoScope.Instance;
 
     /// <summary>Whether <paramref name="network"/> has a convolution oneDNN gets wrong on faulty CPUs (<see cref="IsFaultProne"/>).</summary>
     internal static bool HasFaultProneLayer(nn.Module network)

@@ -82,12 +82,7 @@ public static class TorchRuntime
             torch.set_num_threads(threads);
         }
         // oneDNN's convolutions are wrong on some CPUs (see OneDnn): off there, unless MEDSEG_ONEDNN says otherwise.
-        if (OneDnn.IsSupported && !OneDnn.Wanted(Environment.GetEnvironmentVariable("MEDSEG_ONEDNN"), () => OneDnn.Check))
-        {
-            OneDnn.Enabled = false;
-            OneDnn.NnpackEnabled = false;
-            OneDnn.TurnedOff = true;
-        }
+        OneDnn.Apply(Environment.GetEnvironmentVariable("MEDSEG_ONEDNN"));
     }
 
     /// <summary>
