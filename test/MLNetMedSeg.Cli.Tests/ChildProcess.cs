@@ -16,12 +16,17 @@ internal sealed class ChildProcess : IDisposable
 
     public ChildProcess(string assembly, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
+        // A test run started as a background job of a non-interactive shell ignores SIGINT, and the child would inherit
+        // that (a process that starts with SIGINT ignored keeps it ignored, .NET's handlers included): coreutils' env
+        // restores the default before starting the child, so Ctrl+C's handling is tested wherever the tests run.
+        bool resetSigint = SigintIgnored();
+        var start = new ProcessStartInfo(resetSigint ? "env" : "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (resetSigint) { start.ArgumentList.Add("--default-signal=INT"); start.ArgumentList.Add("dotnet"); }
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, assembly));
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["MEDSEG_NUM_THREADS"] = "1";
@@ -30,6 +35,15 @@ internal sealed class ChildProcess : IDisposable
         _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
+    }
+
+    /// <summary>Whether this process ignores SIGINT (Linux: bit 2 of /proc/self/status's SigIgn mask).</summary>
+    internal static bool SigintIgnored()
+    {
+        const string status = "/proc/self/status";
+        if (!File.Exists(status)) return false;
+        var line = File.ReadLines(status).FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+        return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << (2 - 1))) != 0;
     }
 
     /// <summary>Everything it wrote so far, stdout and stderr interleaved by line.</summary>
