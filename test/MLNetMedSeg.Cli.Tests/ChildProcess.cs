@@ -37,7 +37,7 @@ internal sealed class ChildProcess : IDisposable
         _process.BeginErrorReadLine();
     }
 
-    /// <summary>Whether this process ignores SIGINT (Linux: bit 2 of /proc/self/status's SigIgn mask).</summary>
+    /// <summary>Whether this process ignores SIGINT (Linux: /proc/self/status's SigIgn mask, where signal n is bit n − 1).</summary>
     internal static bool SigintIgnored()
     {
         const string status = "/proc/self/status";
